@@ -1,0 +1,61 @@
+"""Assets, scales and rounding: the one place where a Decimal becomes a booked amount."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+
+# Decimal places per asset (RISK.md "Money"); the policy may override them.
+DEFAULT_SCALES: dict[str, int] = {"USD": 2, "HKD": 2, "USDT": 6, "BTC": 8, "ETH": 8}
+SECURITY_SCALE = 0
+REPORTING_ASSET = "USD"
+DERIVED_FIGURE_SCALE = 8  # ratios and derived prices: margin_level, ltv, liquidation_price
+
+# Wide enough that no product of two amounts below 10^18 with 18 places loses a digit.
+DECIMAL_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, Emin=-999999, Emax=999999)
+
+_SECURITY_CODE = re.compile(r"^[A-Z]{2,8}:[0-9A-Z]{1,12}$")
+_PLAIN_DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+def is_security(asset: str) -> bool:
+    """A listed security is written `VENUE:CODE`, as in `SEHK:0700`."""
+    return _SECURITY_CODE.match(asset) is not None
+
+
+def quantize(amount: Decimal, scale: int) -> Decimal:
+    """Round a booked amount to `scale` decimal places, half to even."""
+    return amount.quantize(
+        Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT
+    )
+
+
+def format_decimal(value: Decimal) -> str:
+    """Fixed-point text for JSON: `0.00000001`, never `1E-8`; `-0` is written `0`."""
+    if value.is_zero():
+        value = abs(value)
+    return format(value, "f")
+
+
+def parse_decimal_text(text: str) -> Decimal:
+    """Parse a decimal written as plain text (optional sign, digits, optional fraction).
+
+    Raises ValueError for exponents, NaN, Infinity, spaces, a leading `+` or leading zeros.
+    """
+    if _PLAIN_DECIMAL.match(text) is None:
+        msg = f"{text!r} is not a plain decimal number"
+        raise ValueError(msg)
+    try:
+        return Decimal(text)
+    except InvalidOperation as error:  # pragma: no cover - the pattern already excludes it
+        raise ValueError(str(error)) from error
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many decimal places the text of `value` carried (`1.50` has 2)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int), "finite decimals only"
+    return max(0, -exponent)

@@ -1,0 +1,51 @@
+"""The closed list of reasons for which the ledger refuses an input."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    # Found by decoding alone (ledger/inbox.py).
+    RECORD_TOO_LARGE = "record_too_large"
+    INVALID_ENCODING = "invalid_encoding"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_FIELD = "missing_field"
+    UNKNOWN_FIELD = "unknown_field"
+    INVALID_FIELD = "invalid_field"
+    INVALID_EVENT_ID = "invalid_event_id"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    NUMBER_NOT_STRING = "number_not_string"
+    INVALID_DECIMAL = "invalid_decimal"
+    NOT_POSITIVE = "not_positive"
+    AMOUNT_TOO_LARGE = "amount_too_large"
+    TOO_MANY_DECIMALS = "too_many_decimals"
+    UNKNOWN_ASSET = "unknown_asset"
+    UNKNOWN_MARKET = "unknown_market"
+    INVALID_SYMBOL = "invalid_symbol"
+    # Found against the ledger's state (ledger/decisions.py).
+    EVENT_ID_CONFLICT = "event_id_conflict"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    ACCOUNT_ALREADY_EXISTS = "account_already_exists"
+    NOT_PROFESSIONAL_INVESTOR = "not_professional_investor"
+    NO_MARK_PRICE = "no_mark_price"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    BELOW_INITIAL_REQUIREMENT = "below_initial_requirement"
+    CREDIT_LIMIT_EXCEEDED = "credit_limit_exceeded"
+    LENDING_VALUE_EXCEEDED = "lending_value_exceeded"
+    FIRM_LENDING_LIMIT_EXCEEDED = "firm_lending_limit_exceeded"
+    CLIENT_LOAN_LIMIT_EXCEEDED = "client_loan_limit_exceeded"
+    REPAYMENT_EXCEEDS_LOAN = "repayment_exceeds_loan"
+    ACCOUNT_LIQUIDATING = "account_liquidating"
+    RESERVED_ACCOUNT = "reserved_account"
+
+
+class Refusal(Exception):
+    """An input the ledger will not book: a stable code and a sentence a person can act on."""
+
+    def __init__(self, reason_code: ReasonCode, detail: str) -> None:
+        super().__init__(f"{reason_code}: {detail}")
+        self.reason_code = reason_code
+        self.detail = detail
