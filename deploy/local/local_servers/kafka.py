@@ -1,0 +1,346 @@
+"""A single-node Apache Kafka broker (KRaft, broker and controller in one JVM) on 127.0.0.1.
+
+The jars come from Maven Central through `deploy/kafka-runtime/pom.xml` into
+`<cache>/kafka-<version>/lib`; `start` formats the storage once, starts `kafka.Kafka` in the
+background and returns when the broker answers a Metadata request with itself in it.
+
+Broker settings are for tests and local runs: automatic topic creation is OFF (the code
+creates its topics, so a typo in a topic name fails instead of creating a topic), every
+replication factor and min ISR is 1, consumer groups start without the initial rebalance
+delay, and both listeners bind 127.0.0.1 only.
+"""
+
+import base64
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_servers.process import (
+    ServerError,
+    cache_root,
+    env_path,
+    env_port,
+    log_tail,
+    pid_runs,
+    port_accepts,
+    read_pid,
+    repository_root,
+    stop_pid,
+    wait_for,
+)
+
+kafka_version = "4.1.1"
+java_major_min = 17
+main_class = "kafka.Kafka"
+broker_ready_timeout_s = 120.0
+broker_ready_poll_s = 0.2
+broker_stop_grace_s = 30.0
+maven_resolve_timeout_s = 900.0
+storage_format_timeout_s = 120.0
+# A 2-core machine: small heap, serial GC, few threads.
+jvm_options = (
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:MaxDirectMemorySize=256m",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    port: int
+    controller_port: int
+    data_dir: Path
+    lib_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def log_dirs(self) -> Path:
+        return self.data_dir / "kraft-logs"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+
+def settings_from_env() -> KafkaSettings:
+    port = env_port("LEDGER_KAFKA_PORT", 9092)
+    controller_port = env_port("LEDGER_KAFKA_CONTROLLER_PORT", port + 1)
+    if controller_port == port:
+        raise ServerError("LEDGER_KAFKA_CONTROLLER_PORT must differ from LEDGER_KAFKA_PORT.")
+    return KafkaSettings(
+        port=port,
+        controller_port=controller_port,
+        data_dir=env_path("LEDGER_KAFKA_DATA", cache_root() / "kafka-data"),
+        lib_dir=cache_root() / f"kafka-{kafka_version}" / "lib",
+    )
+
+
+def server_properties(settings: KafkaSettings) -> str:
+    voters = f"1@127.0.0.1:{settings.controller_port}"
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": voters,
+        "listeners": (
+            f"PLAINTEXT://127.0.0.1:{settings.port},CONTROLLER://127.0.0.1:{settings.controller_port}"
+        ),
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{settings.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(settings.log_dirs),
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "background.threads": "4",
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME", "")
+    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    java = str(candidate) if candidate and candidate.is_file() else shutil.which("java")
+    needed = f"Java {java_major_min} or newer is needed to run Kafka"
+    if java is None:
+        raise ServerError(
+            f"{needed}: install it (Debian: apt-get install -y openjdk-17-jre-headless)."
+        )
+    result = subprocess.run(
+        [java, "-version"], capture_output=True, text=True, check=False, timeout=60
+    )
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr)
+    major = 0 if match is None else int(match.group(1))
+    if major == 1 and match is not None and match.group(2):
+        major = int(match.group(2))
+    if major < java_major_min:
+        raise ServerError(
+            f"{needed}, but {java} is version {major or 'unknown'}: install a newer one."
+        )
+    return java
+
+
+def pom_file() -> Path:
+    return repository_root() / "deploy" / "kafka-runtime" / "pom.xml"
+
+
+def runtime_fingerprint() -> str:
+    return hashlib.sha256(pom_file().read_bytes()).hexdigest()
+
+
+def ensure_runtime_jars(lib_dir: Path) -> None:
+    """Resolve the broker's jars with Maven once per pom.xml content; later starts reuse them."""
+    stamp = lib_dir.parent / "lib.sha256"
+    fingerprint = runtime_fingerprint()
+    lib_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (lib_dir.parent / "resolve.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+            return
+        resolve_jars(lib_dir)
+        stamp.write_text(fingerprint + "\n")
+
+
+def resolve_jars(lib_dir: Path) -> None:
+    maven = shutil.which("mvn")
+    if maven is None:
+        raise ServerError(
+            "Maven is needed once to fetch the Kafka jars: install it "
+            "(Debian: apt-get install -y maven)."
+        )
+    staging = lib_dir.parent / "lib.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        maven, "--batch-mode", "--quiet", "--file", str(pom_file()),
+        "dependency:copy-dependencies", "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]  # fmt: skip
+    print(f"Resolving Kafka {kafka_version} jars with Maven into {lib_dir}", file=sys.stderr)
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=maven_resolve_timeout_s
+    )
+    if result.returncode != 0:
+        output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise ServerError(f"Maven could not resolve the Kafka jars:\n{output}")
+    shutil.rmtree(lib_dir, ignore_errors=True)
+    staging.rename(lib_dir)
+
+
+def java_command(java: str, settings: KafkaSettings, main: str, *arguments: str) -> list[str]:
+    log4j_config = repository_root() / "deploy" / "kafka-runtime" / "log4j2.properties"
+    return [
+        java,
+        *jvm_options,
+        f"-Dlog4j2.configurationFile={log4j_config}",
+        "-cp",
+        str(settings.lib_dir / "*"),
+        main,
+        *arguments,
+    ]
+
+
+def format_storage(java: str, settings: KafkaSettings) -> None:
+    if (settings.log_dirs / "meta.properties").is_file():
+        return
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    command = java_command(
+        java, settings, "kafka.tools.StorageTool", "format",
+        "--cluster-id", cluster_id, "--config", str(settings.properties_file),
+    )  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, timeout=storage_format_timeout_s
+    )
+    if result.returncode != 0:
+        raise ServerError(f"Formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+
+def metadata_brokers(port: int, timeout_s: float = 2.0) -> int:
+    """Number of brokers in a Metadata (v4) response from 127.0.0.1:port; -1 if no answer."""
+    client_id = b"ledger-local"
+    # Header v1: api_key 3 (Metadata), version 4, correlation id, client id. Body: all topics
+    # (null array), allow_auto_topic_creation false.
+    body = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id + struct.pack(">ib", -1, 0)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as connection:
+            connection.sendall(struct.pack(">i", len(body)) + body)
+            response = receive_exactly(connection, 4)
+            (size,) = struct.unpack(">i", response)
+            payload = receive_exactly(connection, size)
+    except OSError:
+        return -1
+    correlation_id, _throttle_ms, broker_count = struct.unpack_from(">iii", payload)
+    return broker_count if correlation_id == 7 else -1
+
+
+def receive_exactly(connection: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = connection.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def running_pid(settings: KafkaSettings) -> int | None:
+    pid = read_pid(settings.pid_file)
+    return pid if pid is not None and pid_runs(pid, main_class) else None
+
+
+def start(settings: KafkaSettings) -> str:
+    if running_pid(settings) is not None:
+        if wait_for(lambda: metadata_brokers(settings.port) > 0, 30.0, broker_ready_poll_s):
+            return settings.bootstrap
+        raise ServerError(f"Kafka runs but does not answer.\n{log_tail(settings.log_file)}")
+    for port in (settings.port, settings.controller_port):
+        if port_accepts(port):
+            raise ServerError(f"Port {port} on 127.0.0.1 is in use by another program.")
+    java = find_java()
+    ensure_runtime_jars(settings.lib_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.properties_file.write_text(server_properties(settings))
+    format_storage(java, settings)
+    command = java_command(java, settings, main_class, str(settings.properties_file))
+    with settings.log_file.open("ab") as log:
+        broker = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.data_dir,
+            start_new_session=True,
+        )
+    settings.pid_file.write_text(f"{broker.pid}\n")
+    answered = wait_for(
+        lambda: broker.poll() is not None or metadata_brokers(settings.port) > 0,
+        broker_ready_timeout_s,
+        broker_ready_poll_s,
+    )
+    if broker.poll() is not None:
+        settings.pid_file.unlink(missing_ok=True)
+        raise ServerError(
+            f"Kafka exited with code {broker.returncode} while starting.\n"
+            f"{log_tail(settings.log_file)}"
+        )
+    if not answered:
+        stop_pid(broker.pid, main_class, broker_stop_grace_s)
+        settings.pid_file.unlink(missing_ok=True)
+        raise ServerError(
+            f"Kafka did not answer within {broker_ready_timeout_s:.0f} s.\n"
+            f"{log_tail(settings.log_file)}"
+        )
+    return settings.bootstrap
+
+
+def stop(settings: KafkaSettings) -> bool:
+    """Stop the broker; False when none was running."""
+    pid = running_pid(settings)
+    if pid is not None:
+        stop_pid(pid, main_class, broker_stop_grace_s)
+    settings.pid_file.unlink(missing_ok=True)
+    return pid is not None
+
+
+def main(argv: list[str]) -> int:
+    usage = "usage: deploy/local/kafka start|stop|status"
+    if len(argv) != 1 or argv[0] not in {"start", "stop", "status"}:
+        print(usage, file=sys.stderr)
+        return 2
+    try:
+        settings = settings_from_env()
+        if argv[0] == "start":
+            began = time.monotonic()
+            bootstrap = start(settings)
+            elapsed_s = time.monotonic() - began
+            print(f"Kafka answers on {bootstrap} ({elapsed_s:.1f} s)", file=sys.stderr)
+            print(bootstrap)
+            return 0
+        if argv[0] == "stop":
+            was_running = stop(settings)
+            print("Kafka stopped." if was_running else "Kafka was not running.", file=sys.stderr)
+            return 0
+        pid = running_pid(settings)
+        if pid is None:
+            print(f"Kafka is not running (data: {settings.data_dir}).")
+            return 3
+        print(f"Kafka is running on {settings.bootstrap} (pid {pid}, data: {settings.data_dir}).")
+        return 0
+    except ServerError as error:
+        print(error, file=sys.stderr)
+        return 1
