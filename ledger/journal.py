@@ -1,0 +1,222 @@
+"""The journal's bytes: canonical JSON, the hash chain (`seal`) and `verify_journal`.
+
+EVENTS.md is the contract: a record's `hash` is the lowercase hex SHA-256 of its
+`prev_hash` (ASCII) followed by the canonical JSON of the record without `hash`, and
+canonical JSON is what `json.dumps(obj, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)` writes. `canonical_json` writes the same bytes with msgspec (a
+property test holds the two together) and refuses anything outside the JSON-native value
+space the journal uses: no floats, no Decimal, no datetime, no non-string keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import cast
+
+import msgspec
+
+from ledger.invariants import require
+
+GENESIS_HASH = "0" * 64
+
+# Fields that sealing owns: a body handed to `seal` must not carry them.
+SEALED_FIELDS = frozenset({"seq", "prev_hash", "hash"})
+
+_HASH_TEXT = re.compile(r"^[0-9a-f]{64}$")
+# Deep enough for any record the ledger writes; a deeper value is a bug, not data.
+_canonical_depth_max = 32
+
+_encode_sorted = msgspec.json.Encoder(order="sorted").encode
+
+
+class NotCanonical(ValueError):
+    """A value outside the journal's JSON value space (a float, a Decimal, a non-str key)."""
+
+
+def _check_value(value: object, depth: int) -> None:
+    """Refuse what `json.dumps` and msgspec would write differently, or that has no place
+    in the journal: floats (money never touches float), and any non-JSON-native type."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if depth >= _canonical_depth_max:
+        raise NotCanonical("value nested deeper than the journal allows")
+    if kind is dict:
+        _check_mapping(value, depth + 1)  # type: ignore[arg-type]  # kind is dict
+    elif kind is list or kind is tuple:
+        for item in value:  # type: ignore[attr-defined]  # kind is list or tuple
+            _check_value(item, depth + 1)
+    elif isinstance(value, float):
+        raise NotCanonical(f"float {value!r} in a journal value: write decimals as strings")
+    elif isinstance(value, str | int):  # StrEnum, IntEnum: both encoders write the value
+        return
+    else:
+        raise NotCanonical(f"{kind.__name__} is not a JSON-native journal value")
+
+
+def _check_mapping(mapping: Mapping[str, object], depth: int) -> None:
+    for key, value in mapping.items():
+        if type(key) is not str:
+            raise NotCanonical(f"key {key!r} is not a string")
+        kind = type(value)
+        if kind is str or kind is int or value is None or kind is bool:
+            continue
+        _check_value(value, depth)
+
+
+def canonical_json(obj: object) -> bytes:
+    """The canonical JSON of `obj`, byte-identical to EVENTS.md's `json.dumps` form.
+
+    Raises NotCanonical for floats and any value outside dict/list/str/int/bool/None.
+    """
+    if type(obj) is dict:
+        _check_mapping(obj, 0)
+    else:
+        _check_value(obj, 0)
+    return _encode_sorted(obj)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC RFC 3339 with `Z`: `2026-11-24T03:12:00Z`, `.ffffff` only when non-zero."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        msg = f"naive datetime {moment!r}: journal timestamps need a time zone"
+        raise ValueError(msg)
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    timespec = "microseconds" if utc.microsecond else "seconds"
+    return utc.isoformat(timespec=timespec) + "Z"
+
+
+def chain_hash(prev_hash: str, unsealed_record: bytes) -> str:
+    """EVENTS.md: sha256 hex of `prev_hash` (ASCII) then the record's JSON without `hash`."""
+    return hashlib.sha256(prev_hash.encode("ascii") + unsealed_record).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """A journal record as stored and published: canonical JSON with `hash`, and the hash."""
+
+    record: bytes
+    hash: str
+
+
+def seal(body: Mapping[str, object], seq: int, prev_hash: str) -> SealedRecord:
+    """Add `seq`, `prev_hash` and `hash` to `body` and write the record's canonical JSON.
+
+    `body` is every other field of the record (JSON-native values, decimals as strings);
+    for a `journal_events` Struct, `msgspec.to_builtins(event)` is its body (the Struct
+    omits its unset `seq`, `prev_hash` and `hash`).
+    """
+    require(type(seq) is int and seq >= 1, f"journal seq must be a positive int, got {seq!r}")
+    require(_HASH_TEXT.match(prev_hash) is not None, f"prev_hash {prev_hash!r} is not sha256 hex")
+    require(SEALED_FIELDS.isdisjoint(body), "a body to seal must not carry seq/prev_hash/hash")
+    record: dict[str, object] = dict(body)
+    _check_mapping(record, 0)
+    record["seq"] = seq
+    record["prev_hash"] = prev_hash
+    digest = chain_hash(prev_hash, _encode_sorted(record))
+    record["hash"] = digest
+    return SealedRecord(record=_encode_sorted(record), hash=digest)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of `verify_journal`: `count` records verified before any bad one."""
+
+    ok: bool
+    count: int
+    first_bad_seq: int | None
+    reason: str | None
+    last_hash: str
+
+
+def _parse_record(raw: bytes) -> dict[str, object] | str:
+    """The record as a JSON object, or why it is not one."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return f"unparsable record: {error}"
+    if type(record) is not dict:
+        return "record is not a JSON object"
+    return cast(dict[str, object], record)
+
+
+def _link_fault(record: dict[str, object], seq: int, prev_hash: str) -> str | None:
+    found_seq = record.get("seq")
+    if type(found_seq) is not int or found_seq != seq:
+        return f"seq {found_seq!r} where {seq} was expected"
+    if record.get("prev_hash") != prev_hash:
+        return f"prev_hash {record.get('prev_hash')!r} does not link to the previous record"
+    if type(record.get("hash")) is not str:
+        return "hash missing or not a string"
+    return None
+
+
+def _hash_fault(record: dict[str, object], raw: bytes, prev_hash: str) -> str | None:
+    unsealed = {key: value for key, value in record.items() if key != "hash"}
+    try:
+        if chain_hash(prev_hash, canonical_json(unsealed)) != record["hash"]:
+            return "hash does not recompute"
+        if canonical_json(record) != raw:
+            return "record is not in canonical JSON form"
+    except NotCanonical as error:
+        return f"record holds a value outside the journal's: {error}"
+    return None
+
+
+def _record_fault(raw: bytes, seq: int, prev_hash: str) -> tuple[str | None, str]:
+    """Why `raw` is not the journal record at `seq` after `prev_hash` (None: it is), and
+    its hash."""
+    record = _parse_record(raw)
+    if isinstance(record, str):
+        return record, ""
+    fault = _link_fault(record, seq, prev_hash) or _hash_fault(record, raw, prev_hash)
+    return fault, cast(str, record["hash"]) if fault is None else ""
+
+
+def verify_journal(
+    records: Iterable[bytes], *, start_seq: int = 1, start_prev_hash: str = GENESIS_HASH
+) -> VerifyReport:
+    """Check a run of journal records: each parses, is canonical JSON, has the next `seq`,
+    links to the previous `hash`, and its `hash` recomputes. Names the first bad seq (the
+    position where it was expected, whatever the record says).
+
+    Anyone can do the same with a few lines and no part of the ledger (a test runs this
+    example against `verify_journal` on the same data):
+
+    ```python
+    import hashlib
+    import json
+
+
+    def verify(raw_records):  # -> the first bad seq, or None when the chain verifies
+        def dumps(value):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+        prev = "0" * 64
+        for seq, raw in enumerate(raw_records, start=1):
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                unsealed = {k: v for k, v in record.items() if k != "hash"}
+                digest = hashlib.sha256((prev + dumps(unsealed)).encode()).hexdigest()
+                good = record["seq"] == seq and record["prev_hash"] == prev
+                good = good and record["hash"] == digest and dumps(record).encode() == raw
+            except (ValueError, KeyError, TypeError, AttributeError):
+                good = False
+            if not good:
+                return seq
+            prev = record["hash"]
+        return None
+    ```
+    """
+    seq, prev_hash, count = start_seq, start_prev_hash, 0
+    for raw in records:
+        fault, digest = _record_fault(raw, seq, prev_hash)
+        if fault is not None:
+            return VerifyReport(False, count, seq, fault, prev_hash)
+        seq, prev_hash, count = seq + 1, digest, count + 1
+    return VerifyReport(True, count, None, None, prev_hash)
