@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-kafka test test-fast lint bench clean
+.PHONY: install demo demo-kafka test test-fast lint bench clean check-tools kafka-runtime lint-local-servers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: install it and run make again.")'
@@ -27,9 +27,27 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Every test, against a real Kafka broker and a real PostgreSQL server that the
-# test fixtures start on 127.0.0.1 and stop.
-test: lint
+# test fixtures start on 127.0.0.1 and stop (deploy/local/kafka and deploy/local/postgres:
+# the Kafka jars come from Maven Central into .cache, PostgreSQL from apt-get when missing).
+test: check-tools lint lint-local-servers
 	$(BIN)/pytest -q
+
+# One sentence and a failure when Java 17+ (or Maven, while the Kafka jars are not cached)
+# is missing, before anything is installed.
+check-tools:
+	@$(PYTHON) deploy/local/kafka check
+
+# Only fetch the Kafka broker's jars (deploy/kafka-runtime/pom.xml) into .cache.
+kafka-runtime:
+	$(PYTHON) deploy/local/kafka resolve
+
+# The local server scripts: standard library only, outside the packages `mypy` checks.
+lint-local-servers: $(STAMP)
+	$(BIN)/ruff check deploy/local/kafka deploy/local/postgres deploy/local/local_servers
+	$(BIN)/ruff format --check deploy/local/kafka deploy/local/postgres deploy/local/local_servers
+	MYPYPATH=deploy/local $(BIN)/mypy -p local_servers
+	MYPYPATH=deploy/local $(BIN)/mypy deploy/local/kafka
+	MYPYPATH=deploy/local $(BIN)/mypy deploy/local/postgres
 
 # Pure logic only: no Java, no PostgreSQL.
 test-fast: $(STAMP)

@@ -171,7 +171,7 @@ def ensure_runtime_jars(lib_dir: Path) -> None:
     lib_dir.parent.mkdir(parents=True, exist_ok=True)
     with (lib_dir.parent / "resolve.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if lib_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        if runtime_jars_cached(lib_dir):
             return
         resolve_jars(lib_dir)
         stamp.write_text(fingerprint + "\n")
@@ -317,30 +317,73 @@ def stop(settings: KafkaSettings) -> bool:
     return pid is not None
 
 
+def runtime_jars_cached(lib_dir: Path) -> bool:
+    stamp = lib_dir.parent / "lib.sha256"
+    return (
+        lib_dir.is_dir() and stamp.is_file() and stamp.read_text().strip() == runtime_fingerprint()
+    )
+
+
+def check_tools(settings: KafkaSettings) -> None:
+    """Java 17+ always; Maven only while the jars are not cached yet."""
+    find_java()
+    if not runtime_jars_cached(settings.lib_dir) and shutil.which("mvn") is None:
+        raise ServerError(
+            "Maven is needed once to fetch the Kafka jars: install it "
+            "(Debian: apt-get install -y maven)."
+        )
+
+
+def command_start(settings: KafkaSettings) -> int:
+    began = time.monotonic()
+    bootstrap = start(settings)
+    elapsed_s = time.monotonic() - began
+    print(f"Kafka answers on {bootstrap} ({elapsed_s:.1f} s)", file=sys.stderr)
+    print(bootstrap)
+    return 0
+
+
+def command_stop(settings: KafkaSettings) -> int:
+    was_running = stop(settings)
+    print("Kafka stopped." if was_running else "Kafka was not running.", file=sys.stderr)
+    return 0
+
+
+def command_status(settings: KafkaSettings) -> int:
+    pid = running_pid(settings)
+    if pid is None:
+        print(f"Kafka is not running (data: {settings.data_dir}).")
+        return 3
+    print(f"Kafka is running on {settings.bootstrap} (pid {pid}, data: {settings.data_dir}).")
+    return 0
+
+
+def command_resolve(settings: KafkaSettings) -> int:
+    ensure_runtime_jars(settings.lib_dir)
+    print(settings.lib_dir)
+    return 0
+
+
+def command_check(settings: KafkaSettings) -> int:
+    check_tools(settings)
+    return 0
+
+
+commands = {
+    "start": command_start,
+    "stop": command_stop,
+    "status": command_status,
+    "resolve": command_resolve,  # only fetch the jars (make kafka-runtime)
+    "check": command_check,  # Java 17+ present, and Maven if the jars are not cached
+}
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: deploy/local/kafka start|stop|status"
-    if len(argv) != 1 or argv[0] not in {"start", "stop", "status"}:
-        print(usage, file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in commands:
+        print(f"usage: deploy/local/kafka {'|'.join(commands)}", file=sys.stderr)
         return 2
     try:
-        settings = settings_from_env()
-        if argv[0] == "start":
-            began = time.monotonic()
-            bootstrap = start(settings)
-            elapsed_s = time.monotonic() - began
-            print(f"Kafka answers on {bootstrap} ({elapsed_s:.1f} s)", file=sys.stderr)
-            print(bootstrap)
-            return 0
-        if argv[0] == "stop":
-            was_running = stop(settings)
-            print("Kafka stopped." if was_running else "Kafka was not running.", file=sys.stderr)
-            return 0
-        pid = running_pid(settings)
-        if pid is None:
-            print(f"Kafka is not running (data: {settings.data_dir}).")
-            return 3
-        print(f"Kafka is running on {settings.bootstrap} (pid {pid}, data: {settings.data_dir}).")
-        return 0
+        return commands[argv[0]](settings_from_env())
     except ServerError as error:
         print(error, file=sys.stderr)
         return 1

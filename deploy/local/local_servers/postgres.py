@@ -268,7 +268,7 @@ def main(argv: list[str]) -> int:
             message = "PostgreSQL stopped." if was_running else "PostgreSQL was not running."
             print(message, file=sys.stderr)
             return 0
-        bin_dir = find_bin_dir()
+        bin_dir = find_bin_dir() if settings.cluster_dir.is_dir() else None
         port = None if bin_dir is None else running_port(bin_dir, settings, server_user())
         if port is None:
             print(f"PostgreSQL is not running (data: {settings.data_dir}).")
