@@ -5,3 +5,7 @@ event_id_chars_max = 128
 amount_exclusive_max = 10**18
 inbox_batch_records_max = 2_000
 journal_read_batch_events_max = 5_000
+account_id_chars_max = 128
+trade_id_chars_max = 128
+perp_quantity_decimal_places_max = 8  # perpetual sizes: venues trade down to 10^-8 of a coin
+price_decimal_places_max = 18  # prices and rates keep full precision, up to this many places
