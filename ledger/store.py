@@ -1,0 +1,413 @@
+"""`LedgerStore`: the journal, the rejects and the Kafka positions in one store transaction.
+
+Built on eventsourcing's process recorders (SQLite and PostgreSQL), used directly: no
+mapper, transcoder, cipher or compressor touches a record, so a row's `state` is the
+journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one journal":
+
+- the journal is one stream, `JOURNAL_STREAM_ID`, with `originator_version` = `seq` and
+  `topic` = the journal event type; the unique key on (originator_id, originator_version)
+  makes a repeated `seq` impossible whatever the database;
+- rejects are a second stream, `REJECTS_STREAM_ID`, with version = the reject `number`;
+- a `Tracking` (input partition name, Kafka offset) is recorded in the same transaction,
+  so a redelivered input books nothing: `append` raises `TrackingConflict`.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeAlias
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import msgspec
+from eventsourcing.persistence import (
+    IntegrityError,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.postgres import PostgresFactory
+from eventsourcing.sqlite import SQLiteFactory
+from psycopg import sql
+
+from ledger import limits
+from ledger.invariants import InvariantViolation, require
+
+JOURNAL_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:journal")
+REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
+REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
+# eventsourcing keeps its tracking-table migration marker under this name.
+_RESERVED_TRACKING_NAME = "__migration__"
+_SQLITE_SYNCHRONOUS_FULL = 2
+_POSTGRES_DEFAULT_PORT = 5432
+_SCHEMA_NAME_CHARS_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
+
+StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal record as stored: its `seq`, its event type, its canonical JSON."""
+
+    seq: int
+    type: str
+    record: bytes
+
+
+class StoreUrlError(ValueError):
+    """A store URL this module cannot open (wrong scheme, missing part, unknown option)."""
+
+
+class TrackingConflict(Exception):
+    """The input position was already recorded: the batch was applied before, nothing was
+    written now. Not a failure: acknowledge the input and move on."""
+
+    def __init__(self, tracking: Tracking, recorded_id: int) -> None:
+        super().__init__(
+            f"{tracking.application_name} position {tracking.notification_id} already "
+            f"applied (recorded up to {recorded_id})"
+        )
+        self.tracking = tracking
+        self.recorded_id = recorded_id
+
+
+class JournalConflict(InvariantViolation):
+    """A journal `seq` or reject number was already recorded: two writers, or a sequencer
+    bug. Nothing was written; the writer must stop."""
+
+
+class _RecordHead(msgspec.Struct, frozen=True):
+    seq: int
+    type: str
+
+
+class _RejectHead(msgspec.Struct, frozen=True):
+    number: int
+
+
+_decode_record_head = msgspec.json.Decoder(_RecordHead).decode
+_decode_reject_head = msgspec.json.Decoder(_RejectHead).decode
+
+
+class LedgerStore:
+    """The ledger's store: open with `LedgerStore.open(url)`, one writer per journal."""
+
+    def __init__(self, factory: StoreFactory, recorder: ProcessRecorder, description: str) -> None:
+        self._factory = factory
+        self._recorder = recorder
+        self._description = description
+
+    @classmethod
+    def open(cls, url: str) -> LedgerStore:
+        """Open (and create when missing) the store at `url`:
+
+        `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`
+        (private to this instance), `postgresql://user[:password]@host[:port]/dbname`
+        with an optional `?schema=name` (created when missing; default `public`).
+        """
+        factory, description = open_factory(url)
+        try:
+            recorder = factory.process_recorder()
+        except BaseException:
+            factory.close()
+            raise
+        return cls(factory, recorder, description)
+
+    def describe(self) -> str:
+        """The store's URL for logs, without any password."""
+        return self._description
+
+    def append(
+        self,
+        journal: Sequence[JournalEntry],
+        rejects: Sequence[bytes],
+        tracking: Tracking | None,
+    ) -> None:
+        """Record journal entries, rejects and the input position in ONE transaction.
+
+        `journal` continues the journal without a gap; `rejects` are reject records whose
+        `number` continues the rejects. Raises `TrackingConflict` when `tracking` is at or
+        below the position already recorded for its name (nothing is written), and
+        `JournalConflict` when a `seq` or reject number is already taken.
+        """
+        if tracking is not None:
+            require(
+                tracking.application_name != _RESERVED_TRACKING_NAME,
+                f"tracking name {_RESERVED_TRACKING_NAME!r} is eventsourcing's own",
+            )
+        stored = self._journal_rows(journal) + self._reject_rows(rejects)
+        if not stored and tracking is None:
+            return
+        try:
+            self._recorder.insert_events(stored, tracking=tracking)
+        except IntegrityError as error:
+            raise self._conflict(error, tracking) from error
+
+    def _journal_rows(self, journal: Sequence[JournalEntry]) -> list[StoredEvent]:
+        if not journal:
+            return []
+        first_seq = journal[0].seq
+        # A gap is a sequencer bug the database cannot see; a repeat it refuses itself,
+        # which lets a redelivered batch surface as TrackingConflict.
+        last_seq = self.last_seq()
+        require(first_seq <= last_seq + 1, f"seq {first_seq} would leave a gap after {last_seq}")
+        rows = []
+        for offset, entry in enumerate(journal):
+            head = _decode_record_head(entry.record)
+            require(
+                entry.seq == first_seq + offset and head.seq == entry.seq,
+                f"journal entry seq {entry.seq} (record says {head.seq}) breaks the batch's "
+                f"run from {first_seq}",
+            )
+            require(head.type == entry.type, f"seq {entry.seq}: type differs from its record")
+            rows.append(StoredEvent(JOURNAL_STREAM_ID, entry.seq, entry.type, entry.record))
+        return rows
+
+    def _reject_rows(self, rejects: Sequence[bytes]) -> list[StoredEvent]:
+        if not rejects:
+            return []
+        first_number = _decode_reject_head(rejects[0]).number
+        last_number = self.reject_count()
+        require(
+            first_number <= last_number + 1,
+            f"reject number {first_number} would leave a gap after {last_number}",
+        )
+        rows = []
+        for offset, record in enumerate(rejects):
+            number = _decode_reject_head(record).number
+            require(
+                number == first_number + offset,
+                f"reject number {number} breaks the batch's run from {first_number}",
+            )
+            rows.append(StoredEvent(REJECTS_STREAM_ID, number, REJECT_TOPIC, record))
+        return rows
+
+    def _conflict(self, error: IntegrityError, tracking: Tracking | None) -> Exception:
+        """Tell "already applied" (the position is recorded) from a sequencer bug."""
+        if tracking is not None:
+            recorded = self._recorder.max_tracking_id(tracking.application_name)
+            if recorded is not None and recorded >= tracking.notification_id:
+                return TrackingConflict(tracking, recorded)
+        return JournalConflict(f"journal seq or reject number already recorded: {error}")
+
+    def read_journal(
+        self, after_seq: int = 0, limit: int = limits.journal_read_batch_events_max
+    ) -> list[JournalEntry]:
+        """Up to `limit` journal entries after `after_seq`, in seq order, gap-free."""
+        require(
+            0 < limit <= limits.journal_read_batch_events_max,
+            f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
+        )
+        rows = self._recorder.select_events(JOURNAL_STREAM_ID, gt=after_seq, limit=limit)
+        entries = [JournalEntry(row.originator_version, row.topic, row.state) for row in rows]
+        for offset, entry in enumerate(entries):
+            require(
+                entry.seq == after_seq + 1 + offset,
+                f"journal gap: seq {entry.seq} read where {after_seq + 1 + offset} belongs",
+            )
+        return entries
+
+    def iter_journal(self, after_seq: int = 0) -> Iterator[JournalEntry]:
+        """Every journal entry after `after_seq`, read a bounded page at a time."""
+        while entries := self.read_journal(after_seq):
+            yield from entries
+            after_seq = entries[-1].seq
+
+    def last_seq(self) -> int:
+        """The journal's last `seq`; 0 when it is empty."""
+        rows = self._recorder.select_events(JOURNAL_STREAM_ID, desc=True, limit=1)
+        return rows[0].originator_version if rows else 0
+
+    def read_rejects(
+        self, after: int = 0, limit: int = limits.journal_read_batch_events_max
+    ) -> list[bytes]:
+        """Up to `limit` reject records after reject number `after`, in number order."""
+        require(
+            0 < limit <= limits.journal_read_batch_events_max,
+            f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
+        )
+        rows = self._recorder.select_events(REJECTS_STREAM_ID, gt=after, limit=limit)
+        return [row.state for row in rows]
+
+    def reject_count(self) -> int:
+        """How many rejects are recorded (they are numbered 1, 2, … without gaps)."""
+        rows = self._recorder.select_events(REJECTS_STREAM_ID, desc=True, limit=1)
+        return rows[0].originator_version if rows else 0
+
+    def max_tracking_id(self, name: str) -> int | None:
+        """The last input position recorded under `name` (`ledger.inbox:0`); None if none."""
+        return self._recorder.max_tracking_id(name)
+
+    def close(self) -> None:
+        self._factory.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_factory(url: str) -> tuple[StoreFactory, str]:
+    """The eventsourcing factory for `url`, every setting spelled out, and the URL as it
+    may be logged. Used by `LedgerStore.open` and the recorder benchmark."""
+    if url.startswith("sqlite:///"):
+        return _sqlite_factory(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres_factory(url)
+    scheme = url.split(":", maxsplit=1)[0]
+    msg = f"store URL must start with sqlite:/// or postgresql://, got {scheme!r}"
+    raise StoreUrlError(msg)
+
+
+def _sqlite_factory(path_text: str) -> tuple[SQLiteFactory, str]:
+    if not path_text:
+        raise StoreUrlError("sqlite:/// needs a path or :memory:")
+    if path_text == ":memory:":
+        # A named shared-cache memory database: every pooled connection of this store
+        # sees the same data (a bare ":memory:" would give each connection its own).
+        database = f"file:ledger-{uuid4().hex}?mode=memory&cache=shared"
+        description = "sqlite:///:memory:"
+    else:
+        path = Path(path_text).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
+        # `:memory:` in a file name from being read as URI syntax.
+        database = "file:" + urllib.parse.quote(str(path))
+        description = f"sqlite:///{path}"
+    factory = SQLiteFactory(
+        {
+            # Documents the adapter; the factory class is chosen here, not by topic.
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": database,
+            # Seconds a statement waits for another connection's write lock (sqlite3
+            # `timeout`); only a second writer holds it that long, so then fail loudly.
+            "SQLITE_LOCK_TIMEOUT": "5",
+            # One row per input partition, ids strictly increasing: a redelivered or
+            # older offset raises IntegrityError, which `append` turns into
+            # TrackingConflict. Stated, never left to the default.
+            "SINGLE_ROW_TRACKING": "y",
+            "ORIGINATOR_ID_TYPE": "uuid",  # stream ids are UUIDs (stored as hex text)
+            "CREATE_TABLE": "y",  # a new store creates its tables on open
+            "PROCESS_RECORDER_TOPIC": "",  # eventsourcing's own SQLiteProcessRecorder
+        }
+    )
+    if database.startswith("file:/"):
+        _require_full_sync(factory)
+    return factory, description
+
+
+def _require_full_sync(factory: SQLiteFactory) -> None:
+    """A committed batch must survive power loss: its journal may already be published."""
+    with factory.datastore.transaction(commit=False) as cursor:
+        cursor.execute("PRAGMA synchronous")
+        level = cursor.fetchone()[0]
+    require(
+        level >= _SQLITE_SYNCHRONOUS_FULL,
+        f"SQLite synchronous={level}: this build does not fsync every commit (FULL=2 needed)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _PostgresLocation:
+    user: str
+    password: str
+    host: str
+    port: int
+    dbname: str
+    schema: str
+
+    def describe(self) -> str:
+        return (
+            f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}?schema={self.schema}"
+        )
+
+
+def _parse_postgres_url(url: str) -> _PostgresLocation:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or _POSTGRES_DEFAULT_PORT
+    except ValueError as error:
+        raise StoreUrlError(f"invalid port in the PostgreSQL URL: {error}") from None
+    dbname = urllib.parse.unquote(parts.path.removeprefix("/"))
+    if not parts.username or not parts.hostname or not dbname or "/" in dbname:
+        raise StoreUrlError("a PostgreSQL URL needs user@host and one database name")
+    options = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+    if set(options) - {"schema"} or any(len(values) != 1 for values in options.values()):
+        raise StoreUrlError(f"the only PostgreSQL URL option is one schema=, got {parts.query!r}")
+    schema = options.get("schema", ["public"])[0]
+    if not (0 < len(schema) <= _SCHEMA_NAME_CHARS_MAX and schema.isidentifier()):
+        raise StoreUrlError(f"schema {schema!r} is not a plain identifier of 1..63 chars")
+    return _PostgresLocation(
+        user=urllib.parse.unquote(parts.username),
+        password=urllib.parse.unquote(parts.password or ""),
+        host=parts.hostname,
+        port=port,
+        dbname=dbname,
+        schema=schema,
+    )
+
+
+def _postgres_factory(url: str) -> tuple[PostgresFactory, str]:
+    location = _parse_postgres_url(url)
+    factory = PostgresFactory(
+        {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",  # documents the adapter
+            "POSTGRES_DBNAME": location.dbname,
+            "POSTGRES_HOST": location.host,
+            "POSTGRES_PORT": str(location.port),
+            "POSTGRES_USER": location.user,
+            "POSTGRES_PASSWORD": location.password,  # "" with trust or peer auth
+            "POSTGRES_GET_PASSWORD_TOPIC": "",  # the password comes from the URL
+            "POSTGRES_SCHEMA": location.schema,  # tables live in this schema alone
+            # Seconds to wait for a pooled connection: fail loudly, never hang a writer.
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # Two connections: the writer, and one reader (a replay or a CLI query).
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "2",  # short bursts of extra readers, bounded
+            "POSTGRES_MAX_WAITING": "8",  # bounded queue for a connection (0 = unbounded)
+            "POSTGRES_CONN_MAX_AGE": "3600",  # seconds; recycle connections hourly
+            # Check a pooled connection before use, so a server restart costs one
+            # reconnect rather than a failed batch.
+            "POSTGRES_PRE_PING": "y",
+            # Seconds an insert waits for the events table's EXCLUSIVE lock. The ledger
+            # is the single writer, so waiting longer means a second writer: fail. (The
+            # recorder retries OperationalError up to 10 times, 0.2 s apart.)
+            "POSTGRES_LOCK_TIMEOUT": "5",
+            # Seconds before the server ends a session idle inside a transaction.
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",
+            # One row per input partition, strictly increasing ids: a redelivered or
+            # older offset raises IntegrityError (TrackingConflict).
+            "SINGLE_ROW_TRACKING": "y",
+            "ORIGINATOR_ID_TYPE": "uuid",  # stream ids are UUIDs (native uuid column)
+            # OFF: the stored-function insert path skips the tracking row and the table
+            # lock (notes/exactly-once.md), which would break exactly-once.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "CREATE_TABLE": "y",  # a new schema gets its tables on open
+            "PROCESS_RECORDER_TOPIC": "",  # eventsourcing's own PostgresProcessRecorder
+        }
+    )
+    try:
+        _create_schema(factory, location.schema)
+    except BaseException:
+        factory.close()
+        raise
+    return factory, location.describe()
+
+
+def _create_schema(factory: PostgresFactory, schema: str) -> None:
+    statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+    try:
+        with factory.datastore.transaction(commit=True) as cursor:
+            cursor.execute(statement)
+    except IntegrityError:
+        # Two processes created it at once; IF NOT EXISTS does not cover that race.
+        pass

@@ -1,0 +1,73 @@
+"""The shared store suite on SQLite, and what opening a store URL accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eventsourcing.persistence import Tracking
+
+from ledger.journal import GENESIS_HASH
+from ledger.store import LedgerStore, StoreUrlError, _parse_postgres_url, open_factory
+from tests.store_suite import *  # noqa: F403  # the shared suite's tests run here
+from tests.store_suite import INBOX, journal_entries
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+def test_the_suite_is_collected_here() -> None:
+    assert "test_a_large_batch_in_one_append" in globals()
+
+
+def test_a_memory_store_is_private_to_its_instance() -> None:
+    with (
+        LedgerStore.open("sqlite:///:memory:") as first,
+        LedgerStore.open("sqlite:///:memory:") as second,
+    ):
+        first.append(journal_entries(1, 2, GENESIS_HASH), [], Tracking(INBOX, 0))
+        assert first.last_seq() == 2
+        assert second.last_seq() == 0
+        assert first.describe() == "sqlite:///:memory:"
+
+
+def test_a_relative_path_is_created_under_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with LedgerStore.open("sqlite:///state/with space?#/ledger.db") as store:
+        store.append(journal_entries(1, 1, GENESIS_HASH), [], None)
+        assert store.describe() == f"sqlite:///{tmp_path}/state/with space?#/ledger.db"
+    assert (tmp_path / "state" / "with space?#" / "ledger.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://user@host/db",
+        "sqlite://relative.db",
+        "sqlite:///",
+        "postgresql://host/db",
+        "postgresql://user@host",
+        "postgresql://user@host/db/extra",
+        "postgresql://user@host:notaport/db",
+        "postgresql://user@host/db?sslmode=disable",
+        "postgresql://user@host/db?schema=a&schema=b",
+        "postgresql://user@host/db?schema=drop table",
+    ],
+)
+def test_urls_refused(url: str) -> None:
+    with pytest.raises(StoreUrlError):
+        open_factory(url)
+
+
+def test_postgres_url_parts_and_their_description() -> None:
+    location = _parse_postgres_url("postgresql://led%40ger:s3cr%2Ft@DB.example:6543/book?schema=q1")
+    assert (location.user, location.password, location.host) == ("led@ger", "s3cr/t", "db.example")
+    assert (location.port, location.dbname, location.schema) == (6543, "book", "q1")
+    assert "s3cr" not in location.describe()
+    assert location.describe() == "postgresql://led@ger@db.example:6543/book?schema=q1"
+    defaults = _parse_postgres_url("postgres://postgres@127.0.0.1/ledger")
+    assert (defaults.password, defaults.port, defaults.schema) == ("", 5432, "public")
