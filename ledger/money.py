@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 DEFAULT_SCALES: dict[str, int] = {"USD": 2, "HKD": 2, "USDT": 6, "BTC": 8, "ETH": 8}
 SECURITY_SCALE = 0
 REPORTING_ASSET = "USD"
+USD_SCALE = DEFAULT_SCALES[REPORTING_ASSET]
 DERIVED_FIGURE_SCALE = 8  # ratios and derived prices: margin_level, ltv, liquidation_price
 
 # Wide enough that no product of two amounts below 10^18 with 18 places loses a digit.

@@ -1,0 +1,177 @@
+"""The ledger application: replay the journal into a book, then decide batches of inbox records.
+
+`ledger ingest` (a file) and `ledger run` (Kafka) both call `LedgerApplication.process`,
+so the decisions are one code path whatever the inbox comes from. A batch is decided in
+memory and recorded in one store transaction with its rejects and its inbox position; if
+that transaction fails, the book is rebuilt from the store, so memory never holds a
+decision the store does not.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from eventsourcing.persistence import Tracking
+
+from ledger import journal_events as je
+from ledger.book import Book
+from ledger.decisions import decide
+from ledger.desk import Desk
+from ledger.inbox import decode_inbox, inbox_digest
+from ledger.invariants import require
+from ledger.journal import canonical_json, format_timestamp
+from ledger.limits import inbox_batch_records_max
+from ledger.margin import watch_all
+from ledger.policy import Policy
+from ledger.rejections import ReasonCode, Refusal
+from ledger.store import JournalEntry, LedgerStore
+from ledger.watchlist import Watchlist
+
+log = logging.getLogger("ledger.application")
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One inbox record as it arrived, with where it came from."""
+
+    value: bytes
+    key: bytes | None
+    topic: str
+    partition: int | None
+    offset: int | None
+
+
+@dataclass
+class BatchOutcome:
+    accepted: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    journal: list[JournalEntry] = field(default_factory=list)
+    rejects: list[bytes] = field(default_factory=list)
+    refused_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+class LedgerApplication:
+    def __init__(self, store: LedgerStore, policy: Policy) -> None:
+        self.store = store
+        self.policy = policy
+        self.desk = self._replay()
+        self.reject_count = store.reject_count()
+
+    @property
+    def book(self) -> Book:
+        return self.desk.book
+
+    def process(self, items: Sequence[InboxItem], tracking: Tracking | None = None) -> BatchOutcome:
+        """Decide `items` in order and record the outcome in one store transaction."""
+        require(len(items) <= inbox_batch_records_max, "an inbox batch exceeds its bound")
+        outcome = BatchOutcome()
+        self.desk.pending = []
+        for item in items:
+            self._process_one(item, outcome)
+        outcome.journal = self.desk.pending
+        try:
+            self.store.append(outcome.journal, outcome.rejects, tracking)
+        except BaseException:
+            self.desk = self._replay()
+            self.reject_count = self.store.reject_count()
+            raise
+        return outcome
+
+    def _process_one(self, item: InboxItem, outcome: BatchOutcome) -> None:
+        try:
+            record = decode_inbox(item.value, self.policy)
+        except Refusal as refusal:
+            self._reject(item, refusal, None, outcome)
+            return
+        digest = inbox_digest(record)
+        seen = self.book.seen_inputs.get(record.event_id)
+        if seen is not None:
+            if seen == digest:
+                outcome.duplicates += 1
+                return
+            conflict = Refusal(
+                ReasonCode.EVENT_ID_CONFLICT,
+                f"event_id {record.event_id!r} was already booked with different content: "
+                "give a new fact a new event_id",
+            )
+            self._reject(item, conflict, record.event_id, outcome)
+            return
+        self.desk.begin(record.event_id, record.occurred_at, digest)
+        self._adopt_policy()
+        recorded_before = len(self.desk.pending)
+        try:
+            rejected = decide(self.desk, record)
+        except Refusal as refused:
+            require(
+                len(self.desk.pending) == recorded_before, "a refused input recorded journal events"
+            )
+            self._reject(item, refused, record.event_id, outcome)
+            return
+        if rejected is not None:
+            self._reject(item, rejected, record.event_id, outcome)
+        else:
+            outcome.accepted += 1
+
+    def _adopt_policy(self) -> None:
+        """Record the policy in the journal the first time a decision is taken under it."""
+        if self.book.policy_digest == self.policy.digest:
+            return
+        self.desk.record(
+            je.PolicyAdopted(
+                recorded_at=self.desk.now_text,
+                causation_id=self.desk.cause,
+                version=self.policy.version,
+                digest=self.policy.digest,
+            )
+        )
+
+    def _reject(
+        self, item: InboxItem, refusal: Refusal, event_id: str | None, outcome: BatchOutcome
+    ) -> None:
+        self.reject_count += 1
+        clock = self.book.clock
+        try:
+            value, encoding = item.value.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            value, encoding = base64.b64encode(item.value).decode("ascii"), "base64"
+        key = None if item.key is None else item.key.decode("utf-8", errors="replace")
+        outcome.rejects.append(
+            canonical_json(
+                {
+                    "number": self.reject_count,
+                    "recorded_at": None if clock is None else format_timestamp(clock),
+                    "reason_code": str(refusal.reason_code),
+                    "detail": refusal.detail,
+                    "event_id": event_id,
+                    "topic": item.topic,
+                    "partition": item.partition,
+                    "offset": item.offset,
+                    "key": key,
+                    "value": value,
+                    "value_encoding": encoding,
+                }
+            )
+        )
+        outcome.refused += 1
+        outcome.refused_by_reason[str(refusal.reason_code)] += 1
+        log.info(
+            "refused reason_code=%s topic=%s partition=%s offset=%s event_id=%s",
+            refusal.reason_code,
+            item.topic,
+            item.partition,
+            item.offset,
+            event_id,
+        )
+
+    def _replay(self) -> Desk:
+        book = Book()
+        for entry in self.store.iter_journal():
+            book.apply(je.decode_journal_record(entry.record))
+        desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
+        watch_all(desk)
+        return desk

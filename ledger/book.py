@@ -1,0 +1,298 @@
+"""The book: every account's state in memory, changed only by applying journal events.
+
+Decisions and replay call the same `Book.apply`, so a replayed book equals the live one.
+Every booking is a balanced set of postings: for each asset the balances of all ledger
+accounts, the external custody account included, sum to zero at all times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import assert_never
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.invariants import require
+from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, quantize
+
+HOUSE = "platform:house"
+LIQUIDATION = "platform:liquidation"
+INSURANCE_FUND = "platform:insurance"
+FEES = "platform:fees"
+LENDING = "platform:lending"
+INTEREST_INCOME = "platform:interest_income"
+PERP_SETTLEMENT = "platform:perp_settlement"
+BAD_DEBT = "platform:bad_debt"
+CUSTODY = "external:custody"
+PLATFORM_ACCOUNTS = (
+    HOUSE,
+    LIQUIDATION,
+    INSURANCE_FUND,
+    FEES,
+    LENDING,
+    INTEREST_INCOME,
+    PERP_SETTLEMENT,
+    BAD_DEBT,
+    CUSTODY,
+)
+# Upstream may fund these platform accounts with deposits; every other use is the ledger's.
+DEPOSITABLE_PLATFORM_ACCOUNTS = frozenset({HOUSE, INSURANCE_FUND})
+RESERVED_PREFIXES = ("platform:", "external:")
+
+
+def is_reserved(account_id: str) -> bool:
+    return account_id.startswith(RESERVED_PREFIXES)
+
+
+@dataclass
+class Position:
+    size: Decimal
+    entry_price: Decimal
+
+
+@dataclass
+class OpenMarginCall:
+    call_id: str
+    issued_at: str
+    deadline: datetime
+    amount: Decimal
+
+
+@dataclass
+class Account:
+    account_id: str
+    investor_class: str
+    credit_limit: Decimal = ZERO
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    loan_principal: Decimal = ZERO
+    loan_interest: Decimal = ZERO
+    positions: dict[str, Position] = field(default_factory=dict)
+    margin_call: OpenMarginCall | None = None
+
+    @property
+    def is_client(self) -> bool:
+        return not is_reserved(self.account_id)
+
+    @property
+    def loan(self) -> Decimal:
+        return self.loan_principal + self.loan_interest
+
+    def balance(self, asset: str) -> Decimal:
+        return self.balances.get(asset, ZERO)
+
+    def holdings(self) -> risk.AccountHoldings:
+        return risk.AccountHoldings(
+            balances=self.balances,
+            loan=self.loan,
+            positions=tuple(
+                risk.PositionHolding(market=market, size=p.size, entry_price=p.entry_price)
+                for market, p in sorted(self.positions.items())
+            ),
+        )
+
+
+@dataclass
+class Book:
+    """The whole ledger's state; `apply` is the only way to change it."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
+    clock: datetime | None = None
+    seen_inputs: dict[str, str] = field(default_factory=dict)
+    last_seq: int = 0
+    last_hash: str = "0" * 64
+    policy_version: str = ""
+    policy_digest: str = ""
+    total_loans: Decimal = ZERO
+    business_date: str = ""
+
+    def __post_init__(self) -> None:
+        for account_id in PLATFORM_ACCOUNTS:
+            self.accounts.setdefault(account_id, Account(account_id, "platform"))
+
+    def account(self, account_id: str) -> Account:
+        return self.accounts[account_id]
+
+    def clients(self) -> list[Account]:
+        return [a for a in self.accounts.values() if a.is_client]
+
+    # -- postings -------------------------------------------------------------
+
+    def post(self, asset: str, amount: Decimal, debit: str, credit: str) -> None:
+        """Move `amount` of `asset` from `debit` to `credit`: one balanced posting pair."""
+        source = self.accounts[debit].balances
+        target = self.accounts[credit].balances
+        source[asset] = source.get(asset, ZERO) - amount
+        target[asset] = target.get(asset, ZERO) + amount
+
+    def reduce_loan(self, account: Account, amount: Decimal) -> tuple[Decimal, Decimal]:
+        """Settle accrued interest first, then principal; returns (interest, principal)."""
+        interest = min(amount, account.loan_interest)
+        principal = amount - interest
+        require(principal <= account.loan_principal, "a loan reduction exceeds the loan")
+        account.loan_interest -= interest
+        account.loan_principal -= principal
+        self.total_loans -= principal
+        return interest, principal
+
+    def repay_loan(self, account: Account, amount: Decimal) -> None:
+        interest, principal = self.reduce_loan(account, amount)
+        self.post(REPORTING_ASSET, interest, account.account_id, INTEREST_INCOME)
+        self.post(REPORTING_ASSET, principal, account.account_id, LENDING)
+
+    def trade_position(
+        self, account_id: str, market: str, quantity: Decimal, price: Decimal
+    ) -> Decimal:
+        """Change a position by a signed quantity at a price; returns the realised PnL booked."""
+        account = self.accounts[account_id]
+        held = account.positions.get(market)
+        effect = risk.trade_realisation(
+            held.size if held else ZERO, held.entry_price if held else ZERO, quantity, price
+        )
+        self.set_position(account, market, effect.new_size, effect.new_entry_price)
+        realised = quantize(effect.realised_pnl, USD_SCALE)
+        self.post(REPORTING_ASSET, realised, PERP_SETTLEMENT, account_id)
+        return realised
+
+    @staticmethod
+    def set_position(account: Account, market: str, size: Decimal, entry_price: Decimal) -> None:
+        if size.is_zero():
+            account.positions.pop(market, None)
+        else:
+            account.positions[market] = Position(size, entry_price)
+
+    # -- apply ------------------------------------------------------------------
+
+    def apply(self, event: je.JournalEventType) -> None:
+        require(event.seq == self.last_seq + 1, f"journal seq {event.seq} follows {self.last_seq}")
+        require(event.prev_hash == self.last_hash, f"journal seq {event.seq} breaks the chain")
+        self._apply_body(event)
+        if event.input_digest is not None:
+            self.seen_inputs[event.causation_id] = event.input_digest
+        self.last_seq = event.seq
+        self.last_hash = event.hash
+
+    def _apply_body(self, event: je.JournalEventType) -> None:  # noqa: PLR0912
+        match event:
+            case je.PolicyAdopted():
+                self.policy_version, self.policy_digest = event.version, event.digest
+            case je.AccountOpened():
+                require(event.account_id not in self.accounts, "account opened twice")
+                assert event.account_id is not None
+                self.accounts[event.account_id] = Account(
+                    event.account_id, event.investor_class, Decimal(event.credit_limit)
+                )
+            case je.CreditLimitSet():
+                self._client(event).credit_limit = Decimal(event.credit_limit)
+            case je.DepositCredited():
+                self.post(event.asset, Decimal(event.amount), CUSTODY, self._id(event))
+            case je.WithdrawalApproved():
+                self.post(event.asset, Decimal(event.amount), self._id(event), CUSTODY)
+            case je.WithdrawalRejected() | je.LoanDrawRejected() | je.LiquidationTriggered():
+                pass
+            case je.LoanDrawn():
+                amount = Decimal(event.amount)
+                self._client(event).loan_principal += amount
+                self.total_loans += amount
+                self.post(REPORTING_ASSET, amount, LENDING, self._id(event))
+            case je.LoanRepaid():
+                self.repay_loan(self._client(event), Decimal(event.amount))
+            case je.InterestAccrued():
+                self._client(event).loan_interest += Decimal(event.amount)
+            case je.SpotTradeBooked():
+                self._apply_spot_trade(event)
+            case je.PerpTradeBooked():
+                self._apply_perp_trade(event)
+            case je.MarkPriceApplied():
+                self.marks[event.instrument] = Decimal(event.price)
+            case je.FundingSettled():
+                for payment in event.payments:
+                    self.post(REPORTING_ASSET, Decimal(payment.amount), payment.account_id, HOUSE)
+            case je.DayClosed():
+                self.business_date = event.business_date
+            case je.MarginCallIssued():
+                self._client(event).margin_call = OpenMarginCall(
+                    event.call_id,
+                    event.recorded_at,
+                    _parse_time(event.deadline),
+                    Decimal(event.amount),
+                )
+            case je.MarginCallCleared():
+                self._client(event).margin_call = None
+            case je.LiquidationCompleted():
+                for step in event.steps:
+                    self._apply_liquidation_step(self._client(event), step)
+            case je.InsuranceFundDrawn():
+                self.post(REPORTING_ASSET, Decimal(event.amount), INSURANCE_FUND, self._id(event))
+            case je.AutoDeleveraged():
+                self._apply_auto_deleveraging(event)
+            case je.BadDebtRecorded():
+                _, principal = self.reduce_loan(
+                    self._client(event), Decimal(event.loan_written_off)
+                )
+                self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
+                self.post(
+                    REPORTING_ASSET, Decimal(event.cash_written_off), BAD_DEBT, self._id(event)
+                )
+            case _:
+                assert_never(event)
+
+    def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
+        base = event.symbol.split("/")[0]
+        account_id = self._id(event)
+        quantity, quote = Decimal(event.quantity), Decimal(event.quote_amount)
+        if event.side == "buy":
+            self.post(base, quantity, HOUSE, account_id)
+            self.post(REPORTING_ASSET, quote, account_id, HOUSE)
+        else:
+            self.post(base, quantity, account_id, HOUSE)
+            self.post(REPORTING_ASSET, quote, HOUSE, account_id)
+        self.post(REPORTING_ASSET, Decimal(event.fee), account_id, FEES)
+
+    def _apply_perp_trade(self, event: je.PerpTradeBooked) -> None:
+        account = self.accounts[self._id(event)]
+        self.set_position(
+            account, event.market, Decimal(event.size_after), Decimal(event.entry_price_after)
+        )
+        self.post(REPORTING_ASSET, Decimal(event.realized_pnl), PERP_SETTLEMENT, account.account_id)
+        self.post(REPORTING_ASSET, Decimal(event.fee), account.account_id, FEES)
+
+    def _apply_liquidation_step(self, account: Account, step: je.LiquidationStep) -> None:
+        quantity, price = Decimal(step.quantity), Decimal(step.price)
+        if step.kind == "close_position":
+            # The platform's liquidation account takes the position over at the mark.
+            realised = self.trade_position(account.account_id, step.instrument, -quantity, price)
+            require(realised == Decimal(step.proceeds), "a liquidation close realised other PnL")
+            self.trade_position(LIQUIDATION, step.instrument, quantity, price)
+            self.post(REPORTING_ASSET, Decimal(step.fee), account.account_id, INSURANCE_FUND)
+        elif step.kind == "sell_collateral":
+            self.post(step.instrument, quantity, account.account_id, LIQUIDATION)
+            self.post(REPORTING_ASSET, Decimal(step.proceeds), LIQUIDATION, account.account_id)
+        else:
+            require(step.kind == "cash_to_loan", f"unknown liquidation step {step.kind}")
+        self.repay_loan(account, Decimal(step.loan_repaid))
+
+    def _apply_auto_deleveraging(self, event: je.AutoDeleveraged) -> None:
+        winner = self._id(event)
+        # `size_reduced` is the signed change of the winner's position (+ buys back a short).
+        reduced, price = Decimal(event.size_reduced), Decimal(event.bankruptcy_price)
+        # The winner's position shrinks toward zero at the bankruptcy price; the liquidation
+        # account, which holds the bankrupt side, takes the other side of that trade.
+        self.trade_position(winner, event.market, reduced, price)
+        self.trade_position(LIQUIDATION, event.market, -reduced, price)
+        self.post(REPORTING_ASSET, Decimal(event.absorbed), LIQUIDATION, event.bankrupt_account_id)
+
+    def _id(self, event: je.JournalEvent) -> str:
+        require(event.account_id is not None, f"{type(event).__name__} without an account")
+        assert event.account_id is not None
+        require(event.account_id in self.accounts, f"unknown account {event.account_id}")
+        return event.account_id
+
+    def _client(self, event: je.JournalEvent) -> Account:
+        return self.accounts[self._id(event)]
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)

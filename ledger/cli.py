@@ -1,0 +1,79 @@
+"""The `ledger` command (INTERFACE.md): settings, sub-commands, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger import commands
+from ledger.policy import PolicyError
+
+DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--store", default=env("LEDGER_STORE", DEFAULT_STORE), help="event store URL"
+    )
+    parser.add_argument(
+        "--bootstrap", default=env("LEDGER_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), help="Kafka"
+    )
+    parser.add_argument("--topic-prefix", default=env("LEDGER_TOPIC_PREFIX", "ledger"))
+    parser.add_argument("--policy", type=Path, default=_optional_path(env("LEDGER_POLICY")))
+    parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "WARNING"))
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def registrars() -> list[Callable[[Any], None]]:
+    """Every module that adds sub-commands; each imports its heavy parts only when run."""
+    found: list[Callable[[Any], None]] = list(commands.REGISTRY)
+    for module_name in ("projections.commands", "consumers.commands", "ledger.demo"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            if missing.name != module_name:
+                raise
+            continue
+        found.append(module.register)
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    _settings(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (commands.CommandError, PolicyError) as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,215 @@
+"""The embedded-mode commands: ingest, query, simulate, schema, rejects, journal export, verify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from ledger import reporting
+from ledger.application import BatchOutcome, InboxItem, LedgerApplication
+from ledger.inbox import inbox_json_schema
+from ledger.limits import inbox_batch_records_max
+from ledger.policy import Policy, load_policy
+from ledger.progress import Progress
+from ledger.store import LedgerStore, StoreUrlError
+
+
+class CommandError(Exception):
+    """A user's mistake: printed as one line, exit status 2."""
+
+
+def policy_of(args: argparse.Namespace) -> Policy:
+    path: Path | None = args.policy
+    if path is not None and not path.is_file():
+        raise CommandError(f"policy file {path} does not exist")
+    return load_policy(path)
+
+
+@contextmanager
+def open_store(args: argparse.Namespace) -> Iterator[LedgerStore]:
+    try:
+        store = LedgerStore.open(args.store)
+    except (StoreUrlError, ValueError) as error:
+        raise CommandError(f"cannot open the store {args.store}: {error}") from error
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# -- ingest ---------------------------------------------------------------------
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(stream, start=1):
+        stripped = line.rstrip(b"\r\n")
+        if stripped.strip():
+            yield number, stripped
+
+
+def ingest_stream(app: LedgerApplication, stream: IO[bytes], name: str) -> BatchOutcome:
+    """Decide every JSON line of `stream` in bounded batches; returns the totals."""
+    total = BatchOutcome()
+    batch: list[InboxItem] = []
+    progress = Progress("ingest", unit="records")
+
+    def flush() -> None:
+        outcome = app.process(batch)
+        total.accepted += outcome.accepted
+        total.duplicates += outcome.duplicates
+        total.refused += outcome.refused
+        total.refused_by_reason.update(outcome.refused_by_reason)
+        progress.advance(len(batch))
+        batch.clear()
+
+    for number, line in _lines(stream):
+        batch.append(InboxItem(value=line, key=None, topic=name, partition=None, offset=number))
+        if len(batch) >= inbox_batch_records_max:
+            flush()
+    if batch:
+        flush()
+    progress.close()
+    return total
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    with open_store(args) as store:
+        app = LedgerApplication(store, policy)
+        if args.file == "-":
+            total = ingest_stream(app, sys.stdin.buffer, "stdin")
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise CommandError(f"inbox file {path} does not exist")
+            with path.open("rb") as stream:
+                total = ingest_stream(app, stream, f"file:{path.name}")
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(total.refused_by_reason.items()))
+        print(
+            f"ingested: {total.accepted} accepted, {total.duplicates} duplicates, "
+            f"{total.refused} refused{f' ({reasons})' if reasons else ''}; "
+            f"journal seq {app.book.last_seq}",
+            file=sys.stderr,
+        )
+    return 1 if total.refused else 0
+
+
+# -- query ----------------------------------------------------------------------
+
+
+def _query(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    with open_store(args) as store:
+        try:
+            book = reporting.book_as_of(store, args.as_of)
+        except reporting.AsOfError as error:
+            raise CommandError(str(error)) from error
+    if args.account not in book.accounts:
+        raise CommandError(f"account {args.account} is not in the ledger")
+    build: Callable[..., dict[str, Any]] = (
+        reporting.margin_view if args.what == "margin" else reporting.balances_view
+    )
+    document = build(book, policy, args.account)
+    emit(document, args.format, sys.stdout)
+    return 0
+
+
+def emit(document: dict[str, Any], form: str, out: IO[str]) -> None:
+    if form == "json":
+        out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    else:
+        out.write(reporting.as_table(document) + "\n")
+
+
+# -- the rest -------------------------------------------------------------------
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ledger.simulation import simulate  # noqa: PLC0415 - only this command needs it
+
+    out = sys.stdout.buffer
+    for record in simulate(args.seed, args.accounts, args.days):
+        out.write(record + b"\n")
+    out.flush()
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    del args
+    sys.stdout.write(json.dumps(inbox_json_schema(), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def _rejects(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        records = [msgspec.json.decode(r) for r in store.read_rejects(0, args.limit)]
+    if args.format == "json":
+        sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
+        return 0
+    counts = Counter(r["reason_code"] for r in records)
+    for record in records:
+        where = f"{record['topic']}:{record['partition']}@{record['offset']}"
+        print(f"{record['number']:>6} {record['reason_code']:<28} {where:<28} {record['detail']}")
+    print(", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "no rejects")
+    return 0
+
+
+def _journal_export(args: argparse.Namespace) -> int:
+    out = sys.stdout.buffer if args.out in (None, "-") else Path(args.out).open("wb")  # noqa: SIM115
+    progress = Progress("export", unit="events")
+    try:
+        with open_store(args) as store:
+            for entry in store.iter_journal():
+                out.write(entry.record + b"\n")
+                progress.advance(1)
+    finally:
+        progress.close()
+        out.flush()
+        if out is not sys.stdout.buffer:
+            out.close()
+    return 0
+
+
+def register(sub: Any) -> None:
+    ingest = sub.add_parser("ingest", help="decide JSON-lines inbox records from a file or -")
+    ingest.add_argument("file")
+    ingest.set_defaults(handler=_ingest)
+
+    query = sub.add_parser("query", help="an account's margin figures or balances")
+    query.add_argument("what", choices=["margin", "balances"])
+    query.add_argument("account")
+    query.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
+    query.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    query.set_defaults(handler=_query)
+
+    sim = sub.add_parser("simulate", help="write a realistic seeded inbox stream to stdout")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--accounts", type=int, default=200)
+    sim.add_argument("--days", type=int, default=3)
+    sim.set_defaults(handler=_simulate)
+
+    schema = sub.add_parser("schema", help="the JSON Schema of inbox records")
+    schema.add_argument("which", choices=["inbox"])
+    schema.set_defaults(handler=_schema)
+
+    rejects = sub.add_parser("rejects", help="the refused inputs and why")
+    rejects.add_argument("--format", choices=["table", "json"], default="table")
+    rejects.add_argument("--limit", type=int, default=10_000)
+    rejects.set_defaults(handler=_rejects)
+
+    journal = sub.add_parser("journal", help="the journal")
+    journal_sub = journal.add_subparsers(dest="journal_command", required=True)
+    export = journal_sub.add_parser("export", help="write the journal as JSON lines")
+    export.add_argument("--out", default=None)
+    export.set_defaults(handler=_journal_export)
+
+
+REGISTRY = [register]

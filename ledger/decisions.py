@@ -1,0 +1,404 @@
+"""What the ledger does with each inbox record (EVENTS.md, RISK.md "Rules").
+
+`decide` runs one decoded record against the desk: it records the journal events the
+record causes, then reviews the margin of every account the record touched. A request
+the rules refuse is recorded as a `*_rejected` journal event and returned as a Refusal
+for the rejects topic; an input that cannot be booked at all raises Refusal and leaves
+the book untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import assert_never
+
+from ledger import inbox, risk
+from ledger import journal_events as je
+from ledger.book import (
+    DEPOSITABLE_PLATFORM_ACCOUNTS,
+    HOUSE,
+    Account,
+    is_reserved,
+)
+from ledger.desk import Desk
+from ledger.journal import format_timestamp
+from ledger.margin import review, review_due_calls
+from ledger.money import USD_SCALE, ZERO, format_decimal, quantize
+from ledger.rejections import ReasonCode, Refusal
+
+Touched = Iterable[str]
+
+
+def decide(desk: Desk, record: inbox.InboxRecordType) -> Refusal | None:
+    """Decide one record; returns the refusal of a well-formed request, recorded as such."""
+    touched, refusal = _dispatch(desk, record)
+    review(desk, touched)
+    review_due_calls(desk)
+    return refusal
+
+
+def _dispatch(desk: Desk, record: inbox.InboxRecordType) -> tuple[Touched, Refusal | None]:
+    match record:
+        case inbox.AccountOpened():
+            return _account_opened(desk, record)
+        case inbox.CreditLimitSet():
+            return _credit_limit_set(desk, record)
+        case inbox.Deposit():
+            return _deposit(desk, record)
+        case inbox.WithdrawalRequested():
+            return _withdrawal(desk, record)
+        case inbox.LoanDrawRequested():
+            return _loan_draw(desk, record)
+        case inbox.LoanRepayment():
+            return _loan_repayment(desk, record)
+        case inbox.SpotTrade():
+            return _spot_trade(desk, record)
+        case inbox.PerpTrade():
+            return _perp_trade(desk, record)
+        case inbox.MarkPrice():
+            return _mark_price(desk, record)
+        case inbox.FundingRate():
+            return _funding_rate(desk, record)
+        case inbox.DayClosed():
+            return _day_closed(desk, record)
+        case _:
+            assert_never(record)
+
+
+def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, None]:
+    if is_reserved(record.account_id):
+        raise Refusal(
+            ReasonCode.RESERVED_ACCOUNT,
+            f"{record.account_id!r} is reserved for the platform: choose another account_id",
+        )
+    if record.account_id in desk.book.accounts:
+        raise Refusal(
+            ReasonCode.ACCOUNT_ALREADY_EXISTS,
+            f"account {record.account_id} is already open: send credit_limit_set to change it",
+        )
+    desk.record(
+        je.AccountOpened(
+            **desk.common(record.account_id),
+            investor_class=record.investor_class,
+            credit_limit=format_decimal(record.credit_limit),
+        )
+    )
+    return (), None
+
+
+def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> tuple[Touched, None]:
+    account = desk.client(record.account_id)
+    desk.record(
+        je.CreditLimitSet(
+            **desk.common(record.account_id),
+            credit_limit=format_decimal(record.credit_limit),
+            previous_credit_limit=format_decimal(account.credit_limit),
+        )
+    )
+    return (), None
+
+
+def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
+    if record.account_id not in DEPOSITABLE_PLATFORM_ACCOUNTS:
+        desk.client(record.account_id)
+    desk.record(
+        je.DepositCredited(
+            **desk.common(record.account_id),
+            asset=record.asset,
+            amount=format_decimal(record.amount),
+            reference=record.reference,
+        )
+    )
+    return (record.account_id,), None
+
+
+def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched, Refusal | None]:
+    account = desk.client(record.account_id)
+    common = desk.common(record.account_id)
+    balance = account.balance(record.asset)
+    refusal: Refusal | None = None
+    if balance < record.amount:
+        refusal = Refusal(
+            ReasonCode.INSUFFICIENT_BALANCE,
+            f"{record.account_id} holds {format_decimal(balance)} {record.asset}, "
+            f"less than the {format_decimal(record.amount)} asked for",
+        )
+        figures = None
+    else:
+        account.balances[record.asset] = balance - record.amount
+        try:
+            figures = desk.figures(account)
+        finally:
+            account.balances[record.asset] = balance
+        if figures.equity < figures.initial_requirement:
+            refusal = Refusal(
+                ReasonCode.BELOW_INITIAL_REQUIREMENT,
+                f"after it, equity {format_decimal(figures.equity)} USD would fall below the "
+                f"initial requirement {format_decimal(figures.initial_requirement)} USD: "
+                "withdraw less, or deposit collateral first",
+            )
+    if refusal is None:
+        assert figures is not None
+        account.balances[record.asset] = balance - record.amount
+        inputs = desk.inputs(account, figures)
+        account.balances[record.asset] = balance
+        desk.record(
+            je.WithdrawalApproved(
+                **common,
+                asset=record.asset,
+                amount=format_decimal(record.amount),
+                inputs_after=inputs,
+            )
+        )
+        return (record.account_id,), None
+    desk.record(
+        je.WithdrawalRejected(
+            **common,
+            asset=record.asset,
+            amount=format_decimal(record.amount),
+            reason_code=str(refusal.reason_code),
+            detail=refusal.detail,
+        )
+    )
+    return (), refusal
+
+
+def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Refusal | None]:
+    account = desk.client(record.account_id)
+    common = desk.common(record.account_id)
+    policy = desk.policy
+    loan_after = account.loan + record.amount
+    firm_after = desk.book.total_loans + record.amount
+    limits = je.LoanLimits(
+        loan_before=format_decimal(account.loan),
+        loan_after=format_decimal(loan_after),
+        credit_limit=format_decimal(account.credit_limit),
+        lending_value=format_decimal(_lending_value(desk, account)),
+        firm_loans_after=format_decimal(firm_after),
+        firm_loans_max=format_decimal(policy.shareholders_funds * policy.max_total_loans_multiple),
+        client_loan_max=format_decimal(policy.shareholders_funds * policy.max_client_loan_share),
+    )
+    refusal = _loan_limit_refusal(limits)
+    marks = desk.inputs(account, desk.figures(account)).marks
+    if refusal is None:
+        desk.record(
+            je.LoanDrawn(
+                **common,
+                amount=format_decimal(record.amount),
+                limits=limits,
+                marks=marks,
+                policy_version=policy.version,
+            )
+        )
+        return (record.account_id,), None
+    desk.record(
+        je.LoanDrawRejected(
+            **common,
+            amount=format_decimal(record.amount),
+            reason_code=str(refusal.reason_code),
+            detail=refusal.detail,
+            limits=limits,
+            marks=marks,
+            policy_version=policy.version,
+        )
+    )
+    return (), refusal
+
+
+def _lending_value(desk: Desk, account: Account) -> Decimal:
+    try:
+        return risk.lending_value(account.balances, desk.book.marks, desk.policy)
+    except risk.MissingMark as missing:
+        raise Refusal(
+            ReasonCode.NO_MARK_PRICE,
+            f"{missing.args[0]} has no mark_price yet: the lending value cannot be computed",
+        ) from missing
+
+
+def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, Decimal, str]]:
+    """(reason, figure, bound, what) for every lending limit of RISK.md, in the order checked."""
+    after = Decimal(limits.loan_after)
+    return [
+        (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, Decimal(limits.credit_limit), "credit limit"),
+        (ReasonCode.LENDING_VALUE_EXCEEDED, after, Decimal(limits.lending_value), "lending value"),
+        (
+            ReasonCode.FIRM_LENDING_LIMIT_EXCEEDED,
+            Decimal(limits.firm_loans_after),
+            Decimal(limits.firm_loans_max),
+            "firm's total margin lending limit",
+        ),
+        (
+            ReasonCode.CLIENT_LOAN_LIMIT_EXCEEDED,
+            after,
+            Decimal(limits.client_loan_max),
+            "per-client share of shareholders' funds",
+        ),
+    ]
+
+
+def _loan_limit_refusal(limits: je.LoanLimits) -> Refusal | None:
+    for reason, figure, bound, what in loan_limit_checks(limits):
+        if figure > bound:
+            return Refusal(
+                reason,
+                f"the loan would reach {format_decimal(figure)} USD, above the {what} of "
+                f"{format_decimal(quantize(bound, USD_SCALE))} USD: ask for less",
+            )
+    return None
+
+
+def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, None]:
+    account = desk.client(record.account_id)
+    if record.amount > account.loan:
+        raise Refusal(
+            ReasonCode.REPAYMENT_EXCEEDS_LOAN,
+            f"{record.account_id} owes {format_decimal(account.loan)} USD (interest included), "
+            f"less than the {format_decimal(record.amount)} repaid: repay at most that",
+        )
+    interest = min(record.amount, account.loan_interest)
+    desk.record(
+        je.LoanRepaid(
+            **desk.common(record.account_id),
+            amount=format_decimal(record.amount),
+            interest_paid=format_decimal(interest),
+            principal_paid=format_decimal(record.amount - interest),
+        )
+    )
+    return (record.account_id,), None
+
+
+def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
+    desk.client(record.account_id)
+    desk.record(
+        je.SpotTradeBooked(
+            **desk.common(record.account_id),
+            trade_id=record.trade_id,
+            symbol=record.symbol,
+            side=record.side,
+            quantity=format_decimal(record.quantity),
+            price=format_decimal(record.price),
+            fee=format_decimal(record.fee),
+            quote_amount=format_decimal(quantize(record.quantity * record.price, USD_SCALE)),
+        )
+    )
+    return (record.account_id,), None
+
+
+def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
+    account = desk.client(record.account_id)
+    signed = record.quantity if record.side == "buy" else -record.quantity
+    held = account.positions.get(record.market)
+    size = held.size if held else ZERO
+    if account.investor_class != "professional" and abs(size + signed) > abs(size):
+        raise Refusal(
+            ReasonCode.NOT_PROFESSIONAL_INVESTOR,
+            f"{record.account_id} is a retail account: perpetual exposure may only be reduced, "
+            "and this trade increases it",
+        )
+    _book_perp(desk, account=account, record=record, signed=signed, fee=record.fee)
+    # The platform's house is the counterparty of every client trade.
+    house_side = "sell" if record.side == "buy" else "buy"
+    _book_perp(
+        desk,
+        account=desk.book.accounts[HOUSE],
+        record=record,
+        signed=-signed,
+        fee=ZERO,
+        side=house_side,
+    )
+    return (record.account_id,), None
+
+
+def _book_perp(
+    desk: Desk,
+    *,
+    account: Account,
+    record: inbox.PerpTrade,
+    signed: Decimal,
+    fee: Decimal,
+    side: str | None = None,
+) -> None:
+    held = account.positions.get(record.market)
+    effect = risk.trade_realisation(
+        held.size if held else ZERO, held.entry_price if held else ZERO, signed, record.price
+    )
+    desk.record(
+        je.PerpTradeBooked(
+            **desk.common(account.account_id),
+            trade_id=record.trade_id,
+            market=record.market,
+            side=side or record.side,
+            quantity=format_decimal(record.quantity),
+            price=format_decimal(record.price),
+            fee=format_decimal(fee),
+            size_after=format_decimal(effect.new_size),
+            entry_price_after=format_decimal(effect.new_entry_price),
+            realized_pnl=format_decimal(quantize(effect.realised_pnl, USD_SCALE)),
+            liquidation_id=record.liquidation_id,
+        )
+    )
+
+
+def _mark_price(desk: Desk, record: inbox.MarkPrice) -> tuple[Touched, None]:
+    desk.record(
+        je.MarkPriceApplied(
+            **desk.common(), instrument=record.instrument, price=format_decimal(record.price)
+        )
+    )
+    return desk.watchlist.crossed(record.instrument, record.price), None
+
+
+def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]:
+    mark = desk.book.marks.get(record.market)
+    if mark is None:
+        raise Refusal(
+            ReasonCode.NO_MARK_PRICE,
+            f"{record.market} has no mark_price yet: funding is settled at the mark",
+        )
+    sizes = {
+        account_id: account.positions[record.market].size
+        for account_id, account in desk.book.accounts.items()
+        if record.market in account.positions
+    }
+    payments, residue = risk.funding_payments(sizes, mark, record.rate, USD_SCALE)
+    desk.record(
+        je.FundingSettled(
+            **desk.common(),
+            market=record.market,
+            rate=format_decimal(record.rate),
+            mark_price=format_decimal(mark),
+            funding_time=format_timestamp(record.funding_time),
+            payments=[
+                je.FundingPayment(
+                    account_id=a, size=format_decimal(sizes[a]), amount=format_decimal(amount)
+                )
+                for a, amount in payments.items()
+            ],
+            residue=format_decimal(-residue),
+        )
+    )
+    return payments.keys(), None
+
+
+def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
+    business_date = record.business_date.isoformat()
+    desk.record(je.DayClosed(**desk.common(), business_date=business_date))
+    charged: list[str] = []
+    for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
+        if account.loan_principal <= ZERO:
+            continue
+        amount = risk.daily_interest(account.loan_principal, desk.policy)
+        if amount > ZERO:
+            desk.record(
+                je.InterestAccrued(
+                    **desk.common(account.account_id),
+                    business_date=business_date,
+                    principal=format_decimal(account.loan_principal),
+                    annual_rate=format_decimal(desk.policy.loan_annual_rate),
+                    day_count=desk.policy.loan_day_count,
+                    amount=format_decimal(amount),
+                )
+            )
+            charged.append(account.account_id)
+    return charged, None

@@ -1,0 +1,146 @@
+"""The decision context: the book, the policy, the clock, and the journal being written.
+
+Every decision records events through `Desk.record`, which seals the event into the
+hash chain and applies it to the book at once, so the next decision (in the same input
+or the next) sees its effect exactly as a replay would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TypedDict
+
+import msgspec
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import Account, Book
+from ledger.journal import format_timestamp, seal
+from ledger.money import format_decimal
+from ledger.policy import Policy
+from ledger.rejections import ReasonCode, Refusal
+from ledger.store import JournalEntry
+from ledger.watchlist import Watchlist
+
+
+class Common(TypedDict):
+    """The fields of `je.JournalEvent` that depend on the input being decided."""
+
+    recorded_at: str
+    causation_id: str
+    account_id: str | None
+    input_digest: str | None
+
+
+@dataclass
+class Desk:
+    book: Book
+    policy: Policy
+    watchlist: Watchlist
+    pending: list[JournalEntry] = field(default_factory=list)
+    cause: str = ""
+    now: datetime | None = None
+    now_text: str = ""
+    digest: str | None = None  # of the input being decided, until its first event
+
+    def begin(self, event_id: str, occurred_at: datetime, digest: str) -> None:
+        """Start deciding one input: the ledger clock never goes backwards."""
+        clock = self.book.clock
+        self.now = occurred_at if clock is None or occurred_at > clock else clock
+        self.book.clock = self.now
+        self.now_text = format_timestamp(self.now)
+        self.cause = event_id
+        self.digest = digest
+
+    def record(self, body: je.JournalEventType) -> je.JournalEventType:
+        """Seal `body` as the next journal event and apply it to the book."""
+        book = self.book
+        seq = book.last_seq + 1
+        sealed = seal(msgspec.to_builtins(body), seq, book.last_hash)
+        event = msgspec.structs.replace(body, seq=seq, prev_hash=book.last_hash, hash=sealed.hash)
+        book.apply(event)
+        self.pending.append(JournalEntry(seq=seq, type=_tag(event), record=sealed.record))
+        return event
+
+    def common(self, account_id: str | None = None) -> Common:
+        """The fields every event of the current input carries; the first takes the digest."""
+        digest, self.digest = self.digest, None
+        return Common(
+            recorded_at=self.now_text,
+            causation_id=self.cause,
+            account_id=account_id,
+            input_digest=digest,
+        )
+
+    def client(self, account_id: str) -> Account:
+        account = self.book.accounts.get(account_id)
+        if account is None or not account.is_client:
+            raise Refusal(
+                ReasonCode.UNKNOWN_ACCOUNT,
+                f"account {account_id!r} is not open: publish its account_opened first",
+            )
+        return account
+
+    def figures(self, account: Account) -> risk.MarginFigures:
+        """The account's risk figures at the current marks; refuses when a mark is missing."""
+        try:
+            return risk.margin_figures(account.holdings(), self.book.marks, self.policy)
+        except risk.MissingMark as missing:
+            raise Refusal(
+                ReasonCode.NO_MARK_PRICE,
+                f"{missing.args[0]} has no mark_price yet, so account "
+                f"{account.account_id} cannot be valued: publish a mark first",
+            ) from missing
+
+    def inputs(self, account: Account, figures: risk.MarginFigures) -> je.DecisionInputs:
+        """What a decision on `account` was taken on, for the journal."""
+        holdings = account.holdings()
+        held = [a for a in holdings.balances if a != "USD"] + [p.market for p in holdings.positions]
+        return je.DecisionInputs(
+            holdings=je.Holdings(
+                balances={a: format_decimal(b) for a, b in sorted(holdings.balances.items())},
+                loan=format_decimal(holdings.loan),
+                positions=[
+                    je.PositionHolding(
+                        market=p.market,
+                        size=format_decimal(p.size),
+                        entry_price=format_decimal(p.entry_price),
+                    )
+                    for p in holdings.positions
+                ],
+            ),
+            marks={
+                i: format_decimal(self.book.marks[i]) for i in sorted(held) if i in self.book.marks
+            },
+            policy_version=self.policy.version,
+            figures=figures_record(figures),
+        )
+
+
+def figures_record(figures: risk.MarginFigures) -> je.Figures:
+    return je.Figures(
+        market_value=format_decimal(figures.market_value),
+        unrealized_pnl=format_decimal(figures.unrealized_pnl),
+        loan=format_decimal(figures.loan),
+        equity=format_decimal(figures.equity),
+        initial_requirement=format_decimal(figures.initial_requirement),
+        maintenance_requirement=format_decimal(figures.maintenance_requirement),
+        liquidation_requirement=format_decimal(figures.liquidation_requirement),
+        excess=format_decimal(figures.excess),
+        available=format_decimal(figures.available),
+        margin_level=_optional(figures.margin_level),
+        ltv=_optional(figures.ltv),
+        status=str(figures.status),
+    )
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+def _tag(event: je.JournalEventType) -> str:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

@@ -1,0 +1,283 @@
+"""The journal event contract: every event the ledger records, as msgspec Structs.
+
+Decimal figures are JSON strings written by `money.format_decimal`; timestamps are
+written by `journal.format_timestamp`. A record read back from the store or the journal
+topic decodes into the same Structs, tolerating fields a newer ledger added.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class JournalEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    """Fields every journal record has; `seq`, `prev_hash` and `hash` are set by sealing."""
+
+    recorded_at: str
+    causation_id: str
+    account_id: str | None = None
+    # Set on the first event an inbox record caused: lets a replay rebuild the
+    # event_id index that makes a redelivered record a no-op.
+    input_digest: str | None = None
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+
+class PositionHolding(msgspec.Struct, frozen=True, kw_only=True):
+    market: str
+    size: str
+    entry_price: str
+
+
+class Holdings(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's balances, loan and positions: the inputs of the risk model."""
+
+    balances: dict[str, str]
+    loan: str
+    positions: list[PositionHolding]
+
+
+class Figures(msgspec.Struct, frozen=True, kw_only=True):
+    """The risk model's figures for one account (RISK.md "Valuation")."""
+
+    market_value: str
+    unrealized_pnl: str
+    loan: str
+    equity: str
+    initial_requirement: str
+    maintenance_requirement: str
+    liquidation_requirement: str
+    excess: str
+    available: str
+    margin_level: str | None
+    ltv: str | None
+    status: str
+
+
+class DecisionInputs(msgspec.Struct, frozen=True, kw_only=True):
+    """What a decision was taken on, so that `audit explain` can recompute it."""
+
+    holdings: Holdings
+    marks: dict[str, str]
+    policy_version: str
+    figures: Figures
+
+
+class PolicyAdopted(JournalEvent, tag="policy_adopted", frozen=True):
+    version: str
+    digest: str
+
+
+class AccountOpened(JournalEvent, tag="account_opened", frozen=True):
+    investor_class: str
+    credit_limit: str
+
+
+class CreditLimitSet(JournalEvent, tag="credit_limit_set", frozen=True):
+    credit_limit: str
+    previous_credit_limit: str
+
+
+class DepositCredited(JournalEvent, tag="deposit_credited", frozen=True):
+    asset: str
+    amount: str
+    reference: str | None = None
+
+
+class WithdrawalApproved(JournalEvent, tag="withdrawal_approved", frozen=True):
+    asset: str
+    amount: str
+    inputs_after: DecisionInputs
+
+
+class WithdrawalRejected(JournalEvent, tag="withdrawal_rejected", frozen=True):
+    asset: str
+    amount: str
+    reason_code: str
+    detail: str
+    inputs: DecisionInputs | None = None
+
+
+class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """The lending figures a loan draw is decided on (RISK.md "Rules")."""
+
+    loan_before: str
+    loan_after: str
+    credit_limit: str
+    lending_value: str
+    firm_loans_after: str
+    firm_loans_max: str
+    client_loan_max: str
+
+
+class LoanDrawn(JournalEvent, tag="loan_drawn", frozen=True):
+    amount: str
+    limits: LoanLimits
+    marks: dict[str, str]
+    policy_version: str
+
+
+class LoanDrawRejected(JournalEvent, tag="loan_draw_rejected", frozen=True):
+    amount: str
+    reason_code: str
+    detail: str
+    limits: LoanLimits | None = None
+    marks: dict[str, str] = {}
+    policy_version: str = ""
+
+
+class LoanRepaid(JournalEvent, tag="loan_repaid", frozen=True):
+    amount: str
+    interest_paid: str
+    principal_paid: str
+
+
+class InterestAccrued(JournalEvent, tag="interest_accrued", frozen=True):
+    business_date: str
+    principal: str
+    annual_rate: str
+    day_count: int
+    amount: str
+
+
+class SpotTradeBooked(JournalEvent, tag="spot_trade_booked", frozen=True):
+    trade_id: str
+    symbol: str
+    side: str
+    quantity: str
+    price: str
+    fee: str
+    quote_amount: str
+
+
+class PerpTradeBooked(JournalEvent, tag="perp_trade_booked", frozen=True):
+    trade_id: str
+    market: str
+    side: str
+    quantity: str
+    price: str
+    fee: str
+    size_after: str
+    entry_price_after: str
+    realized_pnl: str
+    liquidation_id: str | None = None
+
+
+class MarkPriceApplied(JournalEvent, tag="mark_price_applied", frozen=True):
+    instrument: str
+    price: str
+
+
+class FundingPayment(msgspec.Struct, frozen=True, kw_only=True):
+    account_id: str
+    size: str
+    amount: str  # paid by the account; negative when it receives
+
+
+class FundingSettled(JournalEvent, tag="funding_settled", frozen=True):
+    market: str
+    rate: str
+    mark_price: str
+    funding_time: str
+    payments: list[FundingPayment]
+    residue: str  # credited to the house so that funding sums to zero
+
+
+class DayClosed(JournalEvent, tag="day_closed", frozen=True):
+    business_date: str
+
+
+class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
+    call_id: str
+    amount: str
+    deadline: str
+    inputs: DecisionInputs
+
+
+class MarginCallCleared(JournalEvent, tag="margin_call_cleared", frozen=True):
+    call_id: str
+    outcome: str  # "met" when the account is healthy again, "liquidated" when closed by one
+    inputs: DecisionInputs
+
+
+class LiquidationTriggered(JournalEvent, tag="liquidation_triggered", frozen=True):
+    liquidation_id: str
+    trigger: str  # "below_liquidation_requirement" or "margin_call_deadline"
+    inputs: DecisionInputs
+
+
+class LiquidationStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a liquidation, booked against the platform's liquidation account."""
+
+    kind: str  # "close_position", "cash_to_loan", "sell_collateral"
+    instrument: str
+    quantity: str  # signed: what left the account (positions: the size closed)
+    price: str
+    proceeds: str  # USD credited to the account (realised PnL for a position)
+    fee: str  # to the insurance fund
+    loan_repaid: str
+
+
+class LiquidationCompleted(JournalEvent, tag="liquidation_completed", frozen=True):
+    liquidation_id: str
+    steps: list[LiquidationStep]
+    figures_after: Figures
+
+
+class InsuranceFundDrawn(JournalEvent, tag="insurance_fund_drawn", frozen=True):
+    liquidation_id: str
+    amount: str
+    fund_balance_after: str
+
+
+class AutoDeleveraged(JournalEvent, tag="auto_deleveraged", frozen=True):
+    """A profitable opposite position reduced at the bankrupt account's bankruptcy price."""
+
+    liquidation_id: str
+    bankrupt_account_id: str
+    market: str
+    size_reduced: str
+    bankruptcy_price: str
+    mark_price: str
+    absorbed: str
+
+
+class BadDebtRecorded(JournalEvent, tag="bad_debt_recorded", frozen=True):
+    """What neither collateral, the insurance fund nor auto-deleveraging could cover."""
+
+    liquidation_id: str
+    loan_written_off: str  # the margin loan's shortfall: the broker's credit loss
+    cash_written_off: str  # a perpetuals deficit no profitable position could absorb
+
+
+JournalEventType = (
+    PolicyAdopted
+    | AccountOpened
+    | CreditLimitSet
+    | DepositCredited
+    | WithdrawalApproved
+    | WithdrawalRejected
+    | LoanDrawn
+    | LoanDrawRejected
+    | LoanRepaid
+    | InterestAccrued
+    | SpotTradeBooked
+    | PerpTradeBooked
+    | MarkPriceApplied
+    | FundingSettled
+    | DayClosed
+    | MarginCallIssued
+    | MarginCallCleared
+    | LiquidationTriggered
+    | LiquidationCompleted
+    | InsuranceFundDrawn
+    | AutoDeleveraged
+    | BadDebtRecorded
+)
+
+journal_decoder: msgspec.json.Decoder[JournalEventType] = msgspec.json.Decoder(JournalEventType)
+
+
+def decode_journal_record(record: bytes) -> JournalEventType:
+    return journal_decoder.decode(record)

@@ -1,0 +1,295 @@
+"""Liquidation (RISK.md "Rules"): what is closed and sold, in what order, and who bears a loss.
+
+1. Perpetual positions are closed first (largest notional first) at the mark against the
+   platform's liquidation account; a fee of `liquidation_fee_rate * closed notional`
+   goes to the insurance fund.
+2. The account's USD cash repays the margin loan (accrued interest first).
+3. Collateral is sold at the mark to the liquidation account in the policy's sale order,
+   only as much as brings equity back to the initial requirement; proceeds repay the loan.
+   Sales of collateral carry no fee: the policy's fee rate belongs to the perpetual markets.
+Steps stop as soon as `E >= initial_requirement`, or when nothing is left.
+
+A negative equity left over is a perpetuals deficit (negative USD cash) and a loan
+shortfall. The insurance fund covers the perpetuals deficit as far as it goes; what it
+cannot cover is absorbed by auto-deleveraging the most profitable opposite positions in
+the largest market closed, at the bankrupt account's bankruptcy price. The margin loan's
+shortfall is the broker's own credit loss: bad debt, like any perpetuals deficit that no
+profitable position was left to absorb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import INSURANCE_FUND, LIQUIDATION, Account, Position
+from ledger.desk import Desk, figures_record
+from ledger.invariants import require
+from ledger.money import (
+    DECIMAL_CONTEXT,
+    DERIVED_FIGURE_SCALE,
+    REPORTING_ASSET,
+    USD_SCALE,
+    ZERO,
+    format_decimal,
+    quantize,
+)
+
+
+@dataclass(frozen=True)
+class _Closed:
+    market: str
+    size: Decimal
+    notional: Decimal
+
+
+def liquidate(desk: Desk, account: Account, figures: risk.MarginFigures, trigger: str) -> None:
+    liquidation_id = f"{desk.cause}:liquidation:{account.account_id}"
+    desk.record(
+        je.LiquidationTriggered(
+            **desk.common(account.account_id),
+            liquidation_id=liquidation_id,
+            trigger=trigger,
+            inputs=desk.inputs(account, figures),
+        )
+    )
+    scratch = _copy(account)
+    steps, closed = _plan(desk, scratch)
+    planned = desk.figures(scratch)
+    desk.record(
+        je.LiquidationCompleted(
+            **desk.common(account.account_id),
+            liquidation_id=liquidation_id,
+            steps=steps,
+            figures_after=figures_record(planned),
+        )
+    )
+    after = desk.figures(account)
+    require(after == planned, f"liquidation {liquidation_id} booked other figures than planned")
+    if after.equity < ZERO:
+        _cover_deficit(desk, account, liquidation_id, closed)
+
+
+def _plan(desk: Desk, scratch: Account) -> tuple[list[je.LiquidationStep], list[_Closed]]:
+    steps: list[je.LiquidationStep] = []
+    closed: list[_Closed] = []
+    marks = desk.book.marks
+    by_notional = sorted(
+        scratch.positions.items(), key=lambda item: (-abs(item[1].size) * marks[item[0]], item[0])
+    )
+    for market, position in by_notional:
+        if _restored(desk, scratch):
+            return steps, closed
+        steps.append(_close_position(desk, scratch, market, position))
+        closed.append(_Closed(market, position.size, abs(position.size) * marks[market]))
+    if not _restored(desk, scratch):
+        cash = scratch.balance(REPORTING_ASSET)
+        if cash > ZERO and scratch.loan > ZERO:
+            repaid = min(cash, scratch.loan)
+            scratch.balances[REPORTING_ASSET] = cash - repaid
+            _repay(scratch, repaid)
+            steps.append(
+                _step(
+                    "cash_to_loan",
+                    instrument=REPORTING_ASSET,
+                    quantity=repaid,
+                    price=Decimal(1),
+                    proceeds=ZERO,
+                    fee=ZERO,
+                    loan_repaid=repaid,
+                )
+            )
+    for asset in sorted(
+        (a for a, b in scratch.balances.items() if a != REPORTING_ASSET and b > ZERO),
+        key=lambda a: (desk.policy.sale_rank(a), a),
+    ):
+        if _restored(desk, scratch):
+            break
+        steps.append(_sell_collateral(desk, scratch, asset))
+    return steps, closed
+
+
+def _close_position(
+    desk: Desk, scratch: Account, market: str, position: Position
+) -> je.LiquidationStep:
+    mark = desk.book.marks[market]
+    effect = risk.trade_realisation(position.size, position.entry_price, -position.size, mark)
+    realised = quantize(effect.realised_pnl, USD_SCALE)
+    fee = quantize(
+        abs(position.size) * mark * desk.policy.markets[market].liquidation_fee_rate, USD_SCALE
+    )
+    del scratch.positions[market]
+    scratch.balances[REPORTING_ASSET] = scratch.balance(REPORTING_ASSET) + realised - fee
+    return _step(
+        "close_position",
+        instrument=market,
+        quantity=position.size,
+        price=mark,
+        proceeds=realised,
+        fee=fee,
+        loan_repaid=ZERO,
+    )
+
+
+def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.LiquidationStep:
+    figures = desk.figures(scratch)
+    mark = desk.book.marks[asset]
+    asset_policy = desk.policy.asset(asset)
+    held = scratch.balances[asset]
+    reduction_per_unit = mark * asset_policy.haircut.initial
+    quantity = held
+    if reduction_per_unit > ZERO:
+        shortfall = figures.initial_requirement - figures.equity
+        needed = DECIMAL_CONTEXT.divide(shortfall, reduction_per_unit).quantize(
+            Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
+        )
+        quantity = min(held, needed)
+    proceeds = quantize(quantity * mark, USD_SCALE)
+    repaid = min(proceeds, scratch.loan)
+    scratch.balances[asset] = held - quantity
+    scratch.balances[REPORTING_ASSET] = scratch.balance(REPORTING_ASSET) + proceeds - repaid
+    _repay(scratch, repaid)
+    return _step(
+        "sell_collateral",
+        instrument=asset,
+        quantity=quantity,
+        price=mark,
+        proceeds=proceeds,
+        fee=ZERO,
+        loan_repaid=repaid,
+    )
+
+
+def _cover_deficit(
+    desk: Desk, account: Account, liquidation_id: str, closed: list[_Closed]
+) -> None:
+    cash = account.balance(REPORTING_ASSET)
+    perps_deficit = max(ZERO, -cash)
+    fund = desk.book.accounts[INSURANCE_FUND].balance(REPORTING_ASSET)
+    drawn = min(perps_deficit, max(fund, ZERO))
+    if drawn > ZERO:
+        desk.record(
+            je.InsuranceFundDrawn(
+                **desk.common(account.account_id),
+                liquidation_id=liquidation_id,
+                amount=format_decimal(drawn),
+                fund_balance_after=format_decimal(fund - drawn),
+            )
+        )
+    remaining = perps_deficit - drawn
+    if remaining > ZERO and closed:
+        largest = max(closed, key=lambda c: (c.notional, c.market))
+        remaining -= _auto_deleverage(desk, account, liquidation_id, largest, remaining)
+    loan_shortfall = account.loan if account.balance(REPORTING_ASSET) <= ZERO else ZERO
+    if remaining > ZERO or loan_shortfall > ZERO:
+        desk.record(
+            je.BadDebtRecorded(
+                **desk.common(account.account_id),
+                liquidation_id=liquidation_id,
+                loan_written_off=format_decimal(loan_shortfall),
+                cash_written_off=format_decimal(remaining),
+            )
+        )
+
+
+def _auto_deleverage(
+    desk: Desk, bankrupt: Account, liquidation_id: str, closed: _Closed, deficit: Decimal
+) -> Decimal:
+    """Reduce profitable opposite positions at the bankruptcy price; returns what they absorbed."""
+    mark = desk.book.marks[closed.market]
+    bankruptcy_price = (mark + DECIMAL_CONTEXT.divide(deficit, closed.size)).quantize(
+        Decimal(1).scaleb(-DERIVED_FIGURE_SCALE)
+    )
+    give_up_per_unit = abs(bankruptcy_price - mark)
+    if give_up_per_unit.is_zero() or bankruptcy_price <= ZERO:
+        return ZERO
+    absorbed_total = ZERO
+    units_left = abs(closed.size)
+    for winner, size in _ranked_winners(desk, bankrupt, closed):
+        if units_left <= ZERO or absorbed_total >= deficit:
+            break
+        units = min(abs(size), units_left)
+        units_left -= units
+        absorbed = min(deficit - absorbed_total, quantize(units * give_up_per_unit, USD_SCALE))
+        if units_left <= ZERO:
+            absorbed = deficit - absorbed_total
+        absorbed_total += absorbed
+        change = units if size < ZERO else -units
+        desk.record(
+            je.AutoDeleveraged(
+                **desk.common(winner),
+                liquidation_id=liquidation_id,
+                bankrupt_account_id=bankrupt.account_id,
+                market=closed.market,
+                size_reduced=format_decimal(change),
+                bankruptcy_price=format_decimal(bankruptcy_price),
+                mark_price=format_decimal(mark),
+                absorbed=format_decimal(absorbed),
+            )
+        )
+    return absorbed_total
+
+
+def _ranked_winners(desk: Desk, bankrupt: Account, closed: _Closed) -> list[tuple[str, Decimal]]:
+    """Opposite positions in profit, highest profit per unit of initial margin first."""
+    mark = desk.book.marks[closed.market]
+    rate = desk.policy.markets[closed.market].initial_margin_rate
+    ranked: list[tuple[Decimal, str, Decimal]] = []
+    for account_id, account in desk.book.accounts.items():
+        position = account.positions.get(closed.market)
+        if account_id in (bankrupt.account_id, LIQUIDATION) or position is None:
+            continue
+        if (position.size > ZERO) == (closed.size > ZERO):
+            continue
+        profit = position.size * (mark - position.entry_price)
+        if profit > ZERO:
+            margin = abs(position.size) * mark * rate
+            ranked.append((-DECIMAL_CONTEXT.divide(profit, margin), account_id, position.size))
+    ranked.sort()
+    return [(account_id, size) for _, account_id, size in ranked]
+
+
+def _copy(account: Account) -> Account:
+    return Account(
+        account_id=account.account_id,
+        investor_class=account.investor_class,
+        credit_limit=account.credit_limit,
+        balances=dict(account.balances),
+        loan_principal=account.loan_principal,
+        loan_interest=account.loan_interest,
+        positions={m: Position(p.size, p.entry_price) for m, p in account.positions.items()},
+    )
+
+
+def _repay(scratch: Account, amount: Decimal) -> None:
+    interest = min(amount, scratch.loan_interest)
+    scratch.loan_interest -= interest
+    scratch.loan_principal -= amount - interest
+
+
+def _restored(desk: Desk, scratch: Account) -> bool:
+    figures = desk.figures(scratch)
+    return figures.equity >= figures.initial_requirement
+
+
+def _step(
+    kind: str,
+    *,
+    instrument: str,
+    quantity: Decimal,
+    price: Decimal,
+    proceeds: Decimal,
+    fee: Decimal,
+    loan_repaid: Decimal,
+) -> je.LiquidationStep:
+    return je.LiquidationStep(
+        kind=kind,
+        instrument=instrument,
+        quantity=format_decimal(quantity),
+        price=format_decimal(price),
+        proceeds=format_decimal(proceeds),
+        fee=format_decimal(fee),
+        loan_repaid=format_decimal(loan_repaid),
+    )

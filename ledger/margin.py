@@ -1,0 +1,129 @@
+"""When a margin call is issued, cleared, or turns into a liquidation (RISK.md "Rules").
+
+After every input that changes an account's equity or requirements, `review` compares
+equity with the three requirements:
+
+- `E >= maintenance_requirement`: healthy; an open margin call is cleared as met.
+- `liquidation_requirement <= E < maintenance_requirement`: a margin call is issued once,
+  for `maintenance_requirement - E`, due `deadline_hours` after the ledger clock.
+- `E < liquidation_requirement`: liquidation at once.
+
+The first input at or after a call's deadline that finds it still open (checked after
+that input is applied, so a deposit that arrives with it counts) triggers liquidation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import Account
+from ledger.desk import Desk
+from ledger.journal import format_timestamp
+from ledger.liquidation import liquidate
+from ledger.money import format_decimal
+from ledger.rejections import Refusal
+
+
+def review(desk: Desk, account_ids: Iterable[str]) -> None:
+    """Revalue each client account (in account order) and take the decisions it calls for."""
+    for account_id in sorted(set(account_ids)):
+        account = desk.book.accounts[account_id]
+        if account.is_client:
+            _review_one(desk, account)
+
+
+def review_due_calls(desk: Desk) -> None:
+    """Liquidate every account whose margin call deadline has passed and is still open."""
+    assert desk.now is not None
+    for account_id, call_id in desk.watchlist.due(desk.now):
+        account = desk.book.accounts[account_id]
+        call = account.margin_call
+        if call is None or call.call_id != call_id:
+            continue
+        figures = _figures_or_none(desk, account)
+        if figures is None:
+            continue
+        if figures.status is risk.MarginStatus.HEALTHY:
+            _clear(desk, account, figures, "met")
+        else:
+            liquidate(desk, account, figures, "margin_call_deadline")
+            _after_liquidation(desk, account)
+
+
+def watch_all(desk: Desk) -> None:
+    """After a replay: give every client account its bands and every open call its deadline."""
+    for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
+        figures = _figures_or_none(desk, account)
+        if figures is not None:
+            desk.watchlist.watch(account, figures, desk.book.marks)
+        if account.margin_call is not None:
+            call = account.margin_call
+            desk.watchlist.expect_deadline(call.deadline, account.account_id, call.call_id)
+
+
+def _review_one(desk: Desk, account: Account) -> None:
+    figures = _figures_or_none(desk, account)
+    if figures is None:
+        desk.watchlist.forget(account.account_id)
+        return
+    status = figures.status
+    if status is risk.MarginStatus.HEALTHY:
+        if account.margin_call is not None:
+            _clear(desk, account, figures, "met")
+    elif status is risk.MarginStatus.MARGIN_CALL:
+        if account.margin_call is None:
+            _issue(desk, account, figures)
+    else:
+        liquidate(desk, account, figures, "below_liquidation_requirement")
+        _after_liquidation(desk, account)
+        return
+    desk.watchlist.watch(account, figures, desk.book.marks)
+
+
+def _issue(desk: Desk, account: Account, figures: risk.MarginFigures) -> None:
+    assert desk.now is not None
+    deadline = desk.now + timedelta(hours=desk.policy.deadline_hours)
+    call_id = f"{desk.cause}:call:{account.account_id}"
+    desk.record(
+        je.MarginCallIssued(
+            **desk.common(account.account_id),
+            call_id=call_id,
+            amount=format_decimal(risk.margin_call_amount(figures)),
+            deadline=format_timestamp(deadline),
+            inputs=desk.inputs(account, figures),
+        )
+    )
+    desk.watchlist.expect_deadline(deadline, account.account_id, call_id)
+
+
+def _clear(desk: Desk, account: Account, figures: risk.MarginFigures, outcome: str) -> None:
+    call = account.margin_call
+    assert call is not None
+    desk.record(
+        je.MarginCallCleared(
+            **desk.common(account.account_id),
+            call_id=call.call_id,
+            outcome=outcome,
+            inputs=desk.inputs(account, figures),
+        )
+    )
+
+
+def _after_liquidation(desk: Desk, account: Account) -> None:
+    figures = _figures_or_none(desk, account)
+    if figures is None:
+        return
+    if account.margin_call is not None:
+        _clear(desk, account, figures, "liquidated")
+    desk.watchlist.watch(account, figures, desk.book.marks)
+
+
+def _figures_or_none(desk: Desk, account: Account) -> risk.MarginFigures | None:
+    """Figures, or None while an asset the account holds has no mark to be valued at."""
+    try:
+        return desk.figures(account)
+    except Refusal:
+        return None

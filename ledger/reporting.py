@@ -1,0 +1,139 @@
+"""An account's figures and balances as documents, from a book replayed to any point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import Book
+from ledger.money import ONE, REPORTING_ASSET, format_decimal
+from ledger.policy import Policy
+from ledger.store import LedgerStore
+
+
+class AsOfError(ValueError):
+    """An --as-of that is neither a journal seq nor an RFC 3339 timestamp."""
+
+
+def parse_as_of(text: str | None) -> int | datetime | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise AsOfError(f"--as-of {text!r} is neither a journal seq nor a timestamp") from error
+    if moment.tzinfo is None:
+        raise AsOfError(f"--as-of {text!r} needs a UTC offset, such as Z or +08:00")
+    return moment
+
+
+def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
+    """The book right after journal position `as_of` (a seq or a timestamp), or now."""
+    bound = parse_as_of(as_of)
+    book = Book()
+    for entry in store.iter_journal():
+        event = je.decode_journal_record(entry.record)
+        if isinstance(bound, int) and event.seq > bound:
+            break
+        if isinstance(bound, datetime) and datetime.fromisoformat(event.recorded_at) > bound:
+            break
+        book.apply(event)
+    return book
+
+
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return value
+    return format_decimal(value)
+
+
+def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
+    account = book.accounts[account_id]
+    figures = risk.margin_figures(account.holdings(), book.marks, policy)
+    positions = []
+    for position in figures.positions:
+        liquidation_price = risk.liquidation_price(
+            account.holdings(), book.marks, policy, position.market
+        )
+        positions.append(
+            {
+                "market": position.market,
+                "size": _text(position.size),
+                "entry_price": _text(position.entry_price),
+                "mark_price": _text(position.mark_price),
+                "unrealized_pnl": _text(position.unrealized_pnl),
+                "notional": _text(position.notional),
+                "initial_margin": _text(position.initial_margin),
+                "maintenance_margin": _text(position.maintenance_margin),
+                "liquidation_price": _text(liquidation_price),
+            }
+        )
+    return {
+        "account_id": account_id,
+        "as_of_seq": book.last_seq,
+        "equity": _text(figures.equity),
+        "market_value": _text(figures.market_value),
+        "loan": _text(figures.loan),
+        "unrealized_pnl": _text(figures.unrealized_pnl),
+        "initial_requirement": _text(figures.initial_requirement),
+        "maintenance_requirement": _text(figures.maintenance_requirement),
+        "liquidation_requirement": _text(figures.liquidation_requirement),
+        "excess": _text(figures.excess),
+        "available": _text(figures.available),
+        "margin_level": _text(figures.margin_level),
+        "ltv": _text(figures.ltv),
+        "status": str(figures.status),
+        "margin_call": None
+        if account.margin_call is None
+        else {
+            "call_id": account.margin_call.call_id,
+            "issued_at": account.margin_call.issued_at,
+            "amount": _text(account.margin_call.amount),
+        },
+        "positions": positions,
+    }
+
+
+def balances_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
+    del policy
+    account = book.accounts[account_id]
+    rows = []
+    for asset, balance in sorted(account.balances.items()):
+        mark = ONE if asset == REPORTING_ASSET else book.marks.get(asset)
+        rows.append(
+            {
+                "asset": asset,
+                "balance": _text(balance),
+                "mark_price": _text(mark),
+                "market_value": None if mark is None else _text(balance * mark),
+            }
+        )
+    return {"account_id": account_id, "as_of_seq": book.last_seq, "balances": rows}
+
+
+def as_table(document: dict[str, Any]) -> str:
+    """A plain-text rendering: scalars as `name  value` lines, lists of rows as columns."""
+    lines: list[str] = []
+    for name, value in document.items():
+        if isinstance(value, list):
+            lines.append(f"{name}:")
+            lines.extend(_rows(value))
+        elif isinstance(value, dict):
+            lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            lines.append(f"{name:<26}{'' if value is None else value}")
+    return "\n".join(lines)
+
+
+def _rows(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return ["  (none)"]
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r.get(c) or "")) for r in rows)) for c in columns}
+    header = "  " + "  ".join(c.ljust(widths[c]) for c in columns)
+    body = ["  " + "  ".join(str(r.get(c) or "").ljust(widths[c]) for c in columns) for r in rows]
+    return [header, *body]

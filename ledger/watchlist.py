@@ -1,0 +1,152 @@
+"""Which accounts a new mark can move across a margin boundary, without revaluing them all.
+
+After each evaluation an account gets, for every instrument it holds, a price band within
+which its status cannot change: the distance to the nearest boundary (`slack`, in USD)
+is split evenly between the instruments it holds, and each instrument's share divided by
+the most the account's slack can move per unit of that price. Moves inside every band
+change the slack by less than the whole, so a mark inside its band needs no
+revaluation; a mark outside it revalues the account. The result equals revaluing every
+holder on every mark, at the cost of a heap operation per mark. Open margin calls are
+kept by deadline, so the first input at or after a deadline finds them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from ledger import risk
+from ledger.book import Account
+from ledger.invariants import InvariantViolation
+from ledger.money import DECIMAL_CONTEXT, ONE, REPORTING_ASSET, ZERO
+from ledger.policy import MarketPolicy, Policy
+
+# Stale heap entries (superseded bands) are dropped once they outnumber live ones by this.
+stale_band_entries_ratio_max = 4
+_UNBOUNDED = Decimal("Infinity")
+
+
+@dataclass
+class _Bands:
+    below: list[tuple[Decimal, int, str]] = field(default_factory=list)  # (-low, gen, account)
+    above: list[tuple[Decimal, int, str]] = field(default_factory=list)  # (high, gen, account)
+
+
+@dataclass
+class Watchlist:
+    policy: Policy
+    bands: dict[str, _Bands] = field(default_factory=dict)
+    generation: dict[str, int] = field(default_factory=dict)
+    deadlines: list[tuple[datetime, str, str]] = field(default_factory=list)
+
+    def watch(
+        self, account: Account, figures: risk.MarginFigures, marks: dict[str, Decimal]
+    ) -> None:
+        """Record the bands of an account just evaluated at `marks`."""
+        account_id = account.account_id
+        generation = self.generation.get(account_id, 0) + 1
+        self.generation[account_id] = generation
+        exposures = self._exposures(account, marks)
+        if not exposures:
+            return
+        slack = _slack(figures)
+        share = DECIMAL_CONTEXT.divide(slack, Decimal(len(exposures)))
+        for instrument, sensitivity, bracket in exposures:
+            mark = marks[instrument]
+            width = DECIMAL_CONTEXT.divide(share, sensitivity)
+            low, high = mark - width, mark + width
+            if bracket is not None:
+                low, high = max(low, bracket[0]), min(high, bracket[1])
+            bands = self.bands.setdefault(instrument, _Bands())
+            heapq.heappush(bands.below, (-low, generation, account_id))
+            heapq.heappush(bands.above, (high, generation, account_id))
+            self._compact(bands)
+
+    def forget(self, account_id: str) -> None:
+        self.generation[account_id] = self.generation.get(account_id, 0) + 1
+
+    def crossed(self, instrument: str, price: Decimal) -> list[str]:
+        """Accounts whose band for `instrument` no longer holds `price`, in account order."""
+        bands = self.bands.get(instrument)
+        if bands is None:
+            return []
+        found: set[str] = set()
+        while bands.below and -bands.below[0][0] > price:
+            _, generation, account_id = heapq.heappop(bands.below)
+            if self.generation.get(account_id) == generation:
+                found.add(account_id)
+        while bands.above and bands.above[0][0] < price:
+            _, generation, account_id = heapq.heappop(bands.above)
+            if self.generation.get(account_id) == generation:
+                found.add(account_id)
+        return sorted(found)
+
+    def expect_deadline(self, deadline: datetime, account_id: str, call_id: str) -> None:
+        heapq.heappush(self.deadlines, (deadline, account_id, call_id))
+
+    def due(self, now: datetime) -> list[tuple[str, str]]:
+        """(account, call) pairs whose deadline is at or before `now`, oldest first."""
+        due: list[tuple[str, str]] = []
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, account_id, call_id = heapq.heappop(self.deadlines)
+            due.append((account_id, call_id))
+        return due
+
+    def _exposures(
+        self, account: Account, marks: dict[str, Decimal]
+    ) -> list[tuple[str, Decimal, tuple[Decimal, Decimal] | None]]:
+        """(instrument, most |d slack / d price|, price bracket of the current tier)."""
+        exposures: list[tuple[str, Decimal, tuple[Decimal, Decimal] | None]] = []
+        for asset, balance in sorted(account.balances.items()):
+            if asset != REPORTING_ASSET and not balance.is_zero():
+                exposures.append((asset, abs(balance), None))
+        for market, position in sorted(account.positions.items()):
+            market_policy = self.policy.markets[market]
+            steepest = max(tier.maintenance_rate for tier in market_policy.tiers)
+            size = abs(position.size)
+            bracket = _tier_bracket(market_policy, size, marks[market])
+            exposures.append((market, size * (ONE + steepest), bracket))
+        return exposures
+
+    def _compact(self, bands: _Bands) -> None:
+        live = sum(1 for _, g, a in bands.above if self.generation.get(a) == g)
+        if len(bands.above) > stale_band_entries_ratio_max * max(live, 64):
+            bands.above = [e for e in bands.above if self.generation.get(e[2]) == e[1]]
+            bands.below = [e for e in bands.below if self.generation.get(e[2]) == e[1]]
+            heapq.heapify(bands.above)
+            heapq.heapify(bands.below)
+
+
+def _slack(figures: risk.MarginFigures) -> Decimal:
+    """How far the equity is from the nearest boundary that would change the status."""
+    equity = figures.equity
+    if figures.status is risk.MarginStatus.HEALTHY:
+        return max(ZERO, equity - figures.maintenance_requirement)
+    if figures.status is risk.MarginStatus.MARGIN_CALL:
+        return max(
+            ZERO,
+            min(equity - figures.liquidation_requirement, figures.maintenance_requirement - equity),
+        )
+    return ZERO
+
+
+def _tier_bracket(
+    market_policy: MarketPolicy, size: Decimal, mark: Decimal
+) -> tuple[Decimal, Decimal]:
+    """Prices between which the position's notional stays in its current maintenance tier.
+
+    Within a tier the maintenance margin is linear in the price; a policy whose tiers are
+    not continuous may jump at a boundary, so a band never crosses one.
+    """
+    notional = size * mark
+    floor = ZERO
+    for tier in market_policy.tiers:
+        if tier.up_to is None or notional <= tier.up_to:
+            ceiling = tier.up_to
+            low = DECIMAL_CONTEXT.divide(floor, size)
+            high = DECIMAL_CONTEXT.divide(ceiling, size) if ceiling is not None else _UNBOUNDED
+            return low, high
+        floor = tier.up_to
+    raise InvariantViolation(f"{market_policy.market} has no tier for notional {notional}")
