@@ -11,6 +11,7 @@ delay, and both listeners bind 127.0.0.1 only.
 """
 
 import base64
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -22,9 +23,11 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_servers import class_archive
 from local_servers.process import (
     ServerError,
     cache_root,
@@ -164,17 +167,22 @@ def runtime_fingerprint() -> str:
     return hashlib.sha256(pom_file().read_bytes()).hexdigest()
 
 
+@contextlib.contextmanager
+def cache_lock(lib_dir: Path) -> Iterator[None]:
+    """One process at a time resolves jars or chooses the class archive of this cache."""
+    lib_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (lib_dir.parent / "cache.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_runtime_jars(lib_dir: Path) -> None:
     """Resolve the broker's jars with Maven once per pom.xml content; later starts reuse them."""
-    stamp = lib_dir.parent / "lib.sha256"
-    fingerprint = runtime_fingerprint()
-    lib_dir.parent.mkdir(parents=True, exist_ok=True)
-    with (lib_dir.parent / "resolve.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(lib_dir):
         if runtime_jars_cached(lib_dir):
             return
         resolve_jars(lib_dir)
-        stamp.write_text(fingerprint + "\n")
+        (lib_dir.parent / "lib.sha256").write_text(runtime_fingerprint() + "\n")
 
 
 def resolve_jars(lib_dir: Path) -> None:
@@ -202,26 +210,35 @@ def resolve_jars(lib_dir: Path) -> None:
     staging.rename(lib_dir)
 
 
-def java_command(java: str, settings: KafkaSettings, main: str, *arguments: str) -> list[str]:
+def java_command(
+    java: str, settings: KafkaSettings, main: str, *arguments: str, extra: tuple[str, ...] = ()
+) -> list[str]:
     log4j_config = repository_root() / "deploy" / "kafka-runtime" / "log4j2.properties"
     return [
         java,
         *jvm_options,
+        *extra,
         f"-Dlog4j2.configurationFile={log4j_config}",
         "-cp",
-        str(settings.lib_dir / "*"),
+        class_path(settings),
         main,
         *arguments,
     ]
+
+
+def class_path(settings: KafkaSettings) -> str:
+    return str(settings.lib_dir / "*")
 
 
 def format_storage(java: str, settings: KafkaSettings) -> None:
     if (settings.log_dirs / "meta.properties").is_file():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    archive = class_archive.archive_path(java, settings.lib_dir, runtime_fingerprint())
     command = java_command(
         java, settings, "kafka.tools.StorageTool", "format",
         "--cluster-id", cluster_id, "--config", str(settings.properties_file),
+        extra=tuple(class_archive.read_only_options(archive)),
     )  # fmt: skip
     result = subprocess.run(
         command, capture_output=True, text=True, check=False, timeout=storage_format_timeout_s
@@ -276,17 +293,7 @@ def start(settings: KafkaSettings) -> str:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.properties_file.write_text(server_properties(settings))
     format_storage(java, settings)
-    command = java_command(java, settings, main_class, str(settings.properties_file))
-    with settings.log_file.open("ab") as log:
-        broker = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=settings.data_dir,
-            start_new_session=True,
-        )
-    settings.pid_file.write_text(f"{broker.pid}\n")
+    broker = launch_broker(java, settings)
     answered = wait_for(
         lambda: broker.poll() is not None or metadata_brokers(settings.port) > 0,
         broker_ready_timeout_s,
@@ -306,6 +313,30 @@ def start(settings: KafkaSettings) -> str:
             f"{log_tail(settings.log_file)}"
         )
     return settings.bootstrap
+
+
+def launch_broker(java: str, settings: KafkaSettings) -> "subprocess.Popen[bytes]":
+    with cache_lock(settings.lib_dir):
+        archive = class_archive.archive_path(java, settings.lib_dir, runtime_fingerprint())
+        archive_options, writes_archive = class_archive.jvm_options(
+            java, archive, class_path(settings), main_class
+        )
+        command = java_command(
+            java, settings, main_class, str(settings.properties_file), extra=tuple(archive_options)
+        )
+        with settings.log_file.open("ab") as log:
+            broker = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=settings.data_dir,
+                start_new_session=True,
+            )
+        if writes_archive:
+            class_archive.record_claim(archive, broker.pid)
+    settings.pid_file.write_text(f"{broker.pid}\n")
+    return broker
 
 
 def stop(settings: KafkaSettings) -> bool:
