@@ -66,6 +66,13 @@ def _dispatch(desk: Desk, record: inbox.InboxRecordType) -> tuple[Touched, Refus
             assert_never(record)
 
 
+def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> str:
+    """A booked amount written at its asset's scale: `15000` is booked as `15000.00`."""
+    scale = desk.policy.asset_scale(asset)
+    assert scale is not None, "decoding admits known assets only"
+    return format_decimal(quantize(amount, scale))
+
+
 def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, None]:
     if is_reserved(record.account_id):
         raise Refusal(
@@ -81,7 +88,7 @@ def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, N
         je.AccountOpened(
             **desk.common(record.account_id),
             investor_class=record.investor_class,
-            credit_limit=format_decimal(record.credit_limit),
+            credit_limit=_amount(desk, record.credit_limit),
         )
     )
     return (), None
@@ -92,7 +99,7 @@ def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> tuple[Touched
     desk.record(
         je.CreditLimitSet(
             **desk.common(record.account_id),
-            credit_limit=format_decimal(record.credit_limit),
+            credit_limit=_amount(desk, record.credit_limit),
             previous_credit_limit=format_decimal(account.credit_limit),
         )
     )
@@ -106,7 +113,7 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
         je.DepositCredited(
             **desk.common(record.account_id),
             asset=record.asset,
-            amount=format_decimal(record.amount),
+            amount=_amount(desk, record.amount, record.asset),
             reference=record.reference,
         )
     )
@@ -147,7 +154,7 @@ def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched,
             je.WithdrawalApproved(
                 **common,
                 asset=record.asset,
-                amount=format_decimal(record.amount),
+                amount=_amount(desk, record.amount, record.asset),
                 inputs_after=inputs,
             )
         )
@@ -156,7 +163,7 @@ def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched,
         je.WithdrawalRejected(
             **common,
             asset=record.asset,
-            amount=format_decimal(record.amount),
+            amount=_amount(desk, record.amount, record.asset),
             reason_code=str(refusal.reason_code),
             detail=refusal.detail,
         )
@@ -185,7 +192,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
         desk.record(
             je.LoanDrawn(
                 **common,
-                amount=format_decimal(record.amount),
+                amount=_amount(desk, record.amount),
                 limits=limits,
                 marks=marks,
                 policy_version=policy.version,
@@ -195,7 +202,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
     desk.record(
         je.LoanDrawRejected(
             **common,
-            amount=format_decimal(record.amount),
+            amount=_amount(desk, record.amount),
             reason_code=str(refusal.reason_code),
             detail=refusal.detail,
             limits=limits,
@@ -260,9 +267,9 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
     desk.record(
         je.LoanRepaid(
             **desk.common(record.account_id),
-            amount=format_decimal(record.amount),
+            amount=_amount(desk, record.amount),
             interest_paid=format_decimal(interest),
-            principal_paid=format_decimal(record.amount - interest),
+            principal_paid=_amount(desk, record.amount - interest),
         )
     )
     return (record.account_id,), None
@@ -278,7 +285,7 @@ def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
             side=record.side,
             quantity=format_decimal(record.quantity),
             price=format_decimal(record.price),
-            fee=format_decimal(record.fee),
+            fee=_amount(desk, record.fee),
             quote_amount=format_decimal(quantize(record.quantity * record.price, USD_SCALE)),
         )
     )

@@ -37,6 +37,8 @@ from ledger.money import (
     quantize,
 )
 
+_HALF_CENT = Decimal(1).scaleb(-USD_SCALE) / 2
+
 
 @dataclass(frozen=True)
 class _Closed:
@@ -141,7 +143,8 @@ def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.Liquidation
     reduction_per_unit = mark * asset_policy.haircut.initial
     quantity = held
     if reduction_per_unit > ZERO:
-        shortfall = figures.initial_requirement - figures.equity
+        # Half a cent more than the shortfall: rounding the proceeds may cost that much equity.
+        shortfall = figures.initial_requirement - figures.equity + _HALF_CENT
         needed = DECIMAL_CONTEXT.divide(shortfall, reduction_per_unit).quantize(
             Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
         )

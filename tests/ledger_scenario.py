@@ -1,0 +1,75 @@
+"""A small language for ledger scenarios: inbox records by name, journal events by type."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger.application import BatchOutcome, InboxItem, LedgerApplication
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
+
+START = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+class Scenario:
+    """Feeds records to a ledger on an in-memory store, one record per batch by default."""
+
+    def __init__(self, url: str = "sqlite:///:memory:") -> None:
+        self.store = LedgerStore.open(url)
+        self.app = LedgerApplication(self.store, load_policy(None))
+        self.minutes = 0
+        self.counter = 0
+        self.outcomes: list[BatchOutcome] = []
+
+    def at(self, hours: float) -> None:
+        self.minutes = int(hours * 60)
+
+    def send(self, type_: str, **fields: Any) -> BatchOutcome:
+        self.counter += 1
+        record = {
+            "event_id": fields.pop("event_id", f"e{self.counter}"),
+            "type": type_,
+            "occurred_at": (START + timedelta(minutes=self.minutes)).isoformat(),
+            **fields,
+        }
+        item = InboxItem(
+            value=json.dumps(record).encode(),
+            key=None,
+            topic="test",
+            partition=0,
+            offset=self.counter,
+        )
+        outcome = self.app.process([item])
+        self.outcomes.append(outcome)
+        return outcome
+
+    def mark(self, instrument: str, price: str) -> BatchOutcome:
+        return self.send("mark_price", instrument=instrument, price=price)
+
+    def open(
+        self, account: str, investor_class: str = "professional", credit: str = "1000000"
+    ) -> None:
+        self.send(
+            "account_opened", account_id=account, investor_class=investor_class, credit_limit=credit
+        )
+
+    def deposit(self, account: str, asset: str, amount: str) -> BatchOutcome:
+        return self.send("deposit", account_id=account, asset=asset, amount=amount)
+
+    def journal(self) -> list[dict[str, Any]]:
+        return [json.loads(entry.record) for entry in self.store.iter_journal()]
+
+    def events(self, type_: str) -> list[dict[str, Any]]:
+        return [event for event in self.journal() if event["type"] == type_]
+
+    def rejects(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.store.read_rejects(0, 5_000)]
+
+
+def balances_by_asset(app: LedgerApplication) -> Iterator[tuple[str, Any]]:
+    assets = sorted({a for acc in app.book.accounts.values() for a in acc.balances})
+    for asset in assets:
+        yield asset, sum(acc.balance(asset) for acc in app.book.accounts.values())
