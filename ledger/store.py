@@ -157,12 +157,12 @@ class LedgerStore:
         rows = []
         for offset, entry in enumerate(journal):
             head = _decode_record_head(entry.record)
-            require(
-                entry.seq == first_seq + offset and head.seq == entry.seq,
-                f"journal entry seq {entry.seq} (record says {head.seq}) breaks the batch's "
-                f"run from {first_seq}",
-            )
-            require(head.type == entry.type, f"seq {entry.seq}: type differs from its record")
+            if not (entry.seq == first_seq + offset == head.seq and head.type == entry.type):
+                # Built only on failure: an f-string per record costs the hot path.
+                raise InvariantViolation(
+                    f"journal entry seq {entry.seq}, type {entry.type!r} (record says "
+                    f"{head.seq}, {head.type!r}) breaks the batch's run from {first_seq}"
+                )
             rows.append(StoredEvent(JOURNAL_STREAM_ID, entry.seq, entry.type, entry.record))
         return rows
 
@@ -178,10 +178,10 @@ class LedgerStore:
         rows = []
         for offset, record in enumerate(rejects):
             number = _decode_reject_head(record).number
-            require(
-                number == first_number + offset,
-                f"reject number {number} breaks the batch's run from {first_number}",
-            )
+            if number != first_number + offset:
+                raise InvariantViolation(
+                    f"reject number {number} breaks the batch's run from {first_number}"
+                )
             rows.append(StoredEvent(REJECTS_STREAM_ID, number, REJECT_TOPIC, record))
         return rows
 
