@@ -1,0 +1,925 @@
+"""The risk officer's report: one self-contained HTML file with inline SVG charts.
+
+One pass over the journal (`collect_facts`) replays a `Book` and notes what a risk officer
+looks at: the BTC mark, every margin call and liquidation with its insurance-fund draw and
+bad debt, and every half hour the distribution of client margin levels. `render_report`
+draws that as SVG built here (no script, no network, no font download) with the
+regulatory views as tables. The same facts feed `ledger demo`'s printed summary and the
+interim views of `ledger api` (`journal_views`) until `projections/` serves them.
+
+Every figure is a `Decimal`; chart coordinates too (one decimal place of a pixel).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import msgspec
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import LIQUIDATION, Account, Book
+from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.policy import Policy
+from ledger.store import JournalEntry, LedgerStore
+
+SAMPLE_INTERVAL = timedelta(minutes=30)
+MARK_INSTRUMENT = "BTC"
+# Margin level bands of the distribution chart, lowest first: (label, lower bound, colour).
+HEALTHY_BANDS: tuple[tuple[str, Decimal, str], ...] = (
+    ("1.00-1.25", Decimal("1.00"), "#f2c14e"),
+    ("1.25-1.50", Decimal("1.25"), "#c9d86a"),
+    ("1.50-2.00", Decimal("1.50"), "#8cc17a"),
+    (">= 2.00", Decimal("2.00"), "#3f8f5f"),
+)
+MARGIN_CALL_COLOUR = "#e07b39"
+LIQUIDATING_COLOUR = "#c0392b"
+BAND_LABELS = ("liquidating", "margin call", *(band[0] for band in HEALTHY_BANDS))
+BAND_COLOURS = (LIQUIDATING_COLOUR, MARGIN_CALL_COLOUR, *(band[2] for band in HEALTHY_BANDS))
+LTV_BUCKET_EDGES = tuple(Decimal(n) / 10 for n in range(1, 11))  # upper bounds 0.1 ... 1.0
+LTV_BUCKET_LABELS = (*(f"<{int(e * 100)}%" for e in LTV_BUCKET_EDGES), ">=100%")
+CRASH_LOOKBACK = timedelta(hours=12)  # "before the fall": BTC's high in this window before its low
+TABLE_ROWS_MAX = 40  # rows of a view shown in the report; the API returns them all
+
+
+@dataclass
+class MarginCallRow:
+    call_id: str
+    account_id: str
+    issued_at: str
+    amount: Decimal
+    deadline: str
+    outcome: str = "open"  # "met" or "liquidated" once cleared
+    cleared_at: str | None = None
+
+
+@dataclass
+class LiquidationRow:
+    liquidation_id: str
+    account_id: str
+    triggered_at: str
+    trigger: str
+    equity_before: Decimal
+    btc_mark: Decimal | None
+    steps: int = 0
+    closed_notional: Decimal = ZERO
+    collateral_sold: Decimal = ZERO
+    insurance_drawn: Decimal = ZERO
+    auto_deleveraged: Decimal = ZERO
+    bad_debt: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class MarginSample:
+    """Client accounts per margin level band (`BAND_LABELS` order) and per LTV bucket
+    (`LTV_BUCKET_LABELS` order, borrowers only) at one moment."""
+
+    at: datetime
+    bands: tuple[int, ...]
+    ltv: tuple[int, ...]
+
+
+@dataclass
+class JournalFacts:
+    book: Book = field(default_factory=Book)
+    type_counts: Counter[str] = field(default_factory=Counter)
+    marks: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    samples: list[MarginSample] = field(default_factory=list)
+    margin_calls: dict[str, MarginCallRow] = field(default_factory=dict)
+    liquidations: dict[str, LiquidationRow] = field(default_factory=dict)
+
+
+def parse_moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def collect_facts(
+    entries: Iterable[JournalEntry],
+    policy: Policy,
+    until: int | datetime | None = None,
+    sample_interval: timedelta | None = SAMPLE_INTERVAL,
+) -> JournalFacts:
+    """Replay `entries` (up to seq or time `until`) and note what the report shows.
+
+    With a `sample_interval`, the margin level distribution is sampled at every multiple
+    of it, from the state right before the first event at or after that moment.
+    """
+    facts = JournalFacts()
+    next_sample: datetime | None = None
+    for entry in entries:
+        event = je.decode_journal_record(entry.record)
+        at = parse_moment(event.recorded_at)
+        if (isinstance(until, int) and event.seq > until) or (
+            isinstance(until, datetime) and at > until
+        ):
+            break
+        if sample_interval is not None:
+            if next_sample is None:
+                next_sample = _floor(at, sample_interval) + sample_interval
+            while at >= next_sample:
+                facts.samples.append(sample_margin_levels(facts.book, policy, next_sample))
+                next_sample += sample_interval
+        facts.book.apply(event)
+        facts.type_counts[entry.type] += 1
+        _note(facts, event, at)
+    if sample_interval is not None and facts.marks:
+        facts.samples.append(sample_margin_levels(facts.book, policy, facts.marks[-1][0]))
+    return facts
+
+
+def _floor(moment: datetime, interval: timedelta) -> datetime:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + ((moment - day) // interval) * interval
+
+
+def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None:
+    match event:
+        case je.MarkPriceApplied(instrument=instrument) if instrument == MARK_INSTRUMENT:
+            facts.marks.append((at, Decimal(event.price)))
+        case je.MarginCallIssued():
+            facts.margin_calls[event.call_id] = MarginCallRow(
+                call_id=event.call_id,
+                account_id=event.account_id or "",
+                issued_at=event.recorded_at,
+                amount=Decimal(event.amount),
+                deadline=event.deadline,
+            )
+        case je.MarginCallCleared():
+            call = facts.margin_calls[event.call_id]
+            call.outcome, call.cleared_at = event.outcome, event.recorded_at
+        case je.LiquidationTriggered():
+            facts.liquidations[event.liquidation_id] = LiquidationRow(
+                liquidation_id=event.liquidation_id,
+                account_id=event.account_id or "",
+                triggered_at=event.recorded_at,
+                trigger=event.trigger,
+                equity_before=Decimal(event.inputs.figures.equity),
+                btc_mark=facts.book.marks.get(MARK_INSTRUMENT),
+            )
+        case je.LiquidationCompleted():
+            _note_steps(facts.liquidations[event.liquidation_id], event.steps)
+        case je.InsuranceFundDrawn():
+            facts.liquidations[event.liquidation_id].insurance_drawn += Decimal(event.amount)
+        case je.AutoDeleveraged():
+            facts.liquidations[event.liquidation_id].auto_deleveraged += Decimal(event.absorbed)
+        case je.BadDebtRecorded():
+            row = facts.liquidations[event.liquidation_id]
+            row.bad_debt += Decimal(event.loan_written_off) + Decimal(event.cash_written_off)
+        case _:
+            pass
+
+
+def _note_steps(row: LiquidationRow, steps: Sequence[je.LiquidationStep]) -> None:
+    row.steps += len(steps)
+    for step in steps:
+        if step.kind == "close_position":
+            row.closed_notional += abs(Decimal(step.quantity)) * Decimal(step.price)
+        elif step.kind == "sell_collateral":
+            row.collateral_sold += Decimal(step.proceeds)
+
+
+def client_figures(book: Book, policy: Policy) -> list[tuple[Account, risk.MarginFigures]]:
+    """Every client account that can be valued now, with its figures, in account order."""
+    valued = []
+    for account in sorted(book.clients(), key=lambda a: a.account_id):
+        try:
+            figures = risk.margin_figures(account.holdings(), book.marks, policy)
+        except risk.MissingMark:
+            continue
+        valued.append((account, figures))
+    return valued
+
+
+def margin_band(figures: risk.MarginFigures) -> int | None:
+    """The index in `BAND_LABELS` of an account's margin level; None without a requirement."""
+    if figures.status is risk.MarginStatus.LIQUIDATING:
+        return 0
+    if figures.status is risk.MarginStatus.MARGIN_CALL:
+        return 1
+    level = figures.margin_level
+    if level is None:
+        return None
+    band = 0
+    for index, (_, lower, _) in enumerate(HEALTHY_BANDS):
+        if level >= lower:
+            band = index
+    return 2 + band
+
+
+def ltv_bucket(ltv: Decimal) -> int:
+    """The index in `LTV_BUCKET_LABELS` of a loan-to-value ratio."""
+    for index, edge in enumerate(LTV_BUCKET_EDGES):
+        if ltv < edge:
+            return index
+    return len(LTV_BUCKET_EDGES)
+
+
+def sample_margin_levels(book: Book, policy: Policy, at: datetime) -> MarginSample:
+    bands = [0] * len(BAND_LABELS)
+    ltv = [0] * len(LTV_BUCKET_LABELS)
+    for _, figures in client_figures(book, policy):
+        band = margin_band(figures)
+        if band is not None:
+            bands[band] += 1
+        if figures.ltv is not None and figures.loan > 0:
+            ltv[ltv_bucket(figures.ltv)] += 1
+    return MarginSample(at=at, bands=tuple(bands), ltv=tuple(ltv))
+
+
+# -- the summary -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures `ledger demo` prints and the report shows first."""
+
+    accounts: int
+    professional_accounts: int
+    borrowers: int
+    loans_outstanding: Decimal
+    open_interest: dict[str, Decimal]  # market -> long size, all accounts
+    margin_calls_issued: int
+    margin_calls_met: int
+    margin_calls_liquidated: int
+    margin_calls_open: int
+    liquidations: int
+    insurance_drawn: Decimal
+    auto_deleveraged: Decimal
+    bad_debt: Decimal
+    rejects_by_reason: dict[str, int]
+    journal_seq: int
+    journal_events: int
+    last_hash: str
+    first_at: str
+    last_at: str
+
+
+def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summary:
+    book = facts.book
+    clients = book.clients()
+    calls = list(facts.margin_calls.values())
+    liquidations = list(facts.liquidations.values())
+    open_interest: dict[str, Decimal] = {}
+    for account in book.accounts.values():
+        for market, position in account.positions.items():
+            long_size = position.size if position.size > 0 else ZERO
+            open_interest[market] = open_interest.get(market, ZERO) + long_size
+    return Summary(
+        accounts=len(clients),
+        professional_accounts=sum(1 for a in clients if a.investor_class == "professional"),
+        borrowers=sum(1 for a in clients if a.loan > 0),
+        loans_outstanding=sum((a.loan for a in clients), ZERO),
+        open_interest=dict(sorted(open_interest.items())),
+        margin_calls_issued=len(calls),
+        margin_calls_met=sum(1 for c in calls if c.outcome == "met"),
+        margin_calls_liquidated=sum(1 for c in calls if c.outcome == "liquidated"),
+        margin_calls_open=sum(1 for c in calls if c.outcome == "open"),
+        liquidations=len(liquidations),
+        insurance_drawn=sum((r.insurance_drawn for r in liquidations), ZERO),
+        auto_deleveraged=sum((r.auto_deleveraged for r in liquidations), ZERO),
+        bad_debt=sum((r.bad_debt for r in liquidations), ZERO),
+        rejects_by_reason=dict(sorted(rejects_by_reason.items())),
+        journal_seq=book.last_seq,
+        journal_events=sum(facts.type_counts.values()),
+        last_hash=book.last_hash,
+        first_at=_text_at(facts.marks[0][0]) if facts.marks else "",
+        last_at=_text_at(facts.marks[-1][0]) if facts.marks else "",
+    )
+
+
+def _text_at(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def usd(amount: Decimal) -> str:
+    """A USD figure for people: rounded to cents, thousands separated."""
+    return f"{quantize(amount, USD_SCALE):,}"
+
+
+# -- the regulatory views (interim: from the replayed book until projections/ has them) --
+
+Row = dict[str, str | int | None]
+VIEW_NAMES = (
+    "margin-clients",
+    "collateral-concentration",
+    "margin-calls",
+    "liquidations",
+    "perps-exposure",
+    "client-assets",
+    "lending-limits",
+    "daily-statement",
+)
+
+
+def _figure(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+def journal_views(facts: JournalFacts, policy: Policy) -> dict[str, list[Row]]:
+    """Every view of INTERFACE.md `ledger report` as rows, decimals as strings."""
+    valued = client_figures(facts.book, policy)
+    return {
+        "margin-clients": margin_clients_view(valued),
+        "collateral-concentration": concentration_view(facts.book, valued),
+        "margin-calls": [_call_row(c) for c in facts.margin_calls.values()],
+        "liquidations": [_liquidation_row(r) for r in facts.liquidations.values()],
+        "perps-exposure": perps_exposure_view(facts.book),
+        "client-assets": client_assets_view(facts.book),
+        "lending-limits": lending_limits_view(facts.book, policy),
+        "daily-statement": daily_statement_view(facts.book, valued),
+    }
+
+
+def margin_clients_view(valued: Sequence[tuple[Account, risk.MarginFigures]]) -> list[Row]:
+    """Clients with a margin loan or a perpetual position, weakest margin level first."""
+    rows: list[tuple[Decimal | None, Row]] = [
+        (
+            figures.margin_level,
+            {
+                "account_id": account.account_id,
+                "investor_class": account.investor_class,
+                "equity": format_decimal(quantize(figures.equity, USD_SCALE)),
+                "loan": format_decimal(figures.loan),
+                "ltv": _figure(figures.ltv),
+                "maintenance_requirement": format_decimal(
+                    quantize(figures.maintenance_requirement, USD_SCALE)
+                ),
+                "margin_level": _figure(figures.margin_level),
+                "status": str(figures.status),
+                "margin_call": None if account.margin_call is None else "open",
+            },
+        )
+        for account, figures in valued
+        if account.loan > 0 or account.positions
+    ]
+    rows.sort(key=lambda pair: (pair[0] is None, pair[0] or ZERO, pair[1]["account_id"] or ""))
+    return [row for _, row in rows]
+
+
+def _call_row(call: MarginCallRow) -> Row:
+    return {
+        "call_id": call.call_id,
+        "account_id": call.account_id,
+        "issued_at": call.issued_at,
+        "amount": format_decimal(quantize(call.amount, USD_SCALE)),
+        "deadline": call.deadline,
+        "outcome": call.outcome,
+        "cleared_at": call.cleared_at,
+    }
+
+
+def _liquidation_row(row: LiquidationRow) -> Row:
+    return {
+        "liquidation_id": row.liquidation_id,
+        "account_id": row.account_id,
+        "triggered_at": row.triggered_at,
+        "trigger": row.trigger,
+        "equity_before": format_decimal(quantize(row.equity_before, USD_SCALE)),
+        "btc_mark": _figure(row.btc_mark),
+        "closed_notional": format_decimal(quantize(row.closed_notional, USD_SCALE)),
+        "collateral_sold": format_decimal(row.collateral_sold),
+        "insurance_drawn": format_decimal(row.insurance_drawn),
+        "auto_deleveraged": format_decimal(row.auto_deleveraged),
+        "bad_debt": format_decimal(row.bad_debt),
+    }
+
+
+def _asset_value(book: Book, asset: str, quantity: Decimal) -> Decimal | None:
+    mark = Decimal(1) if asset == REPORTING_ASSET else book.marks.get(asset)
+    return None if mark is None else quantity * mark
+
+
+def concentration_view(
+    book: Book, valued: Sequence[tuple[Account, risk.MarginFigures]]
+) -> list[Row]:
+    """Per asset: the value clients hold, its share of all client collateral, the top holder."""
+    totals: dict[str, Decimal] = {}
+    holders: Counter[str] = Counter()
+    largest: dict[str, tuple[Decimal, str]] = {}
+    for account, _ in valued:
+        for asset, balance in account.balances.items():
+            value = _asset_value(book, asset, balance)
+            if balance <= 0 or value is None:
+                continue
+            totals[asset] = totals.get(asset, ZERO) + value
+            holders[asset] += 1
+            largest[asset] = max(largest.get(asset, (ZERO, "")), (value, account.account_id))
+    grand_total = sum(totals.values(), ZERO)
+    rows: list[Row] = []
+    for asset, total in sorted(totals.items(), key=lambda item: -item[1]):
+        top_value, top_holder = largest[asset]
+        rows.append(
+            {
+                "asset": asset,
+                "holders": holders[asset],
+                "market_value": format_decimal(quantize(total, USD_SCALE)),
+                "share_of_collateral": _ratio(total, grand_total),
+                "largest_holder": top_holder,
+                "largest_holder_share": _ratio(top_value, total),
+            }
+        )
+    return rows
+
+
+def _ratio(part: Decimal, whole: Decimal) -> str | None:
+    if whole.is_zero():
+        return None
+    with_context = DECIMAL_CONTEXT.divide(part, whole)
+    return format_decimal(with_context.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN))
+
+
+def perps_exposure_view(book: Book) -> list[Row]:
+    """Per market: client longs and shorts, positions, notional at the mark, the platform's own."""
+    markets = sorted({m for a in book.accounts.values() for m in a.positions})
+    rows: list[Row] = []
+    for market in markets:
+        long_size = short_size = unrealized = ZERO
+        positions = 0
+        for account in book.clients():
+            position = account.positions.get(market)
+            if position is None:
+                continue
+            positions += 1
+            if position.size > 0:
+                long_size += position.size
+            else:
+                short_size -= position.size
+            price = book.marks.get(market, position.entry_price)
+            unrealized += position.size * (price - position.entry_price)
+        platform = book.accounts[LIQUIDATION].positions.get(market)
+        mark = book.marks.get(market)
+        rows.append(
+            {
+                "market": market,
+                "mark_price": _figure(mark),
+                "client_positions": positions,
+                "client_long_size": format_decimal(long_size),
+                "client_short_size": format_decimal(short_size),
+                "long_notional": None
+                if mark is None
+                else format_decimal(quantize(long_size * mark, USD_SCALE)),
+                "client_unrealized_pnl": format_decimal(quantize(unrealized, USD_SCALE)),
+                "platform_position": format_decimal(platform.size if platform else ZERO),
+            }
+        )
+    return rows
+
+
+def client_assets_view(book: Book) -> list[Row]:
+    """Per asset: what clients hold in total (client money and client virtual assets)."""
+    totals: dict[str, Decimal] = {}
+    for account in book.clients():
+        for asset, balance in account.balances.items():
+            totals[asset] = totals.get(asset, ZERO) + balance
+    rows: list[Row] = []
+    for asset, total in sorted(totals.items()):
+        value = _asset_value(book, asset, total)
+        rows.append(
+            {
+                "asset": asset,
+                "client_balance": format_decimal(total),
+                "mark_price": _figure(
+                    Decimal(1) if asset == REPORTING_ASSET else book.marks.get(asset)
+                ),
+                "market_value": None
+                if value is None
+                else format_decimal(quantize(value, USD_SCALE)),
+            }
+        )
+    return rows
+
+
+def lending_limits_view(book: Book, policy: Policy) -> list[Row]:
+    """The firm's lending limits (RISK.md "Rules") against the loans outstanding."""
+    clients = book.clients()
+    total = sum((a.loan_principal for a in clients), ZERO)
+    largest = max(clients, key=lambda a: (a.loan_principal, a.account_id), default=None)
+    firm_max = policy.shareholders_funds * policy.max_total_loans_multiple
+    client_max = policy.shareholders_funds * policy.max_client_loan_share
+    largest_loan = largest.loan_principal if largest is not None else ZERO
+    return [
+        {
+            "limit": "total margin loans",
+            "used": format_decimal(total),
+            "limit_amount": format_decimal(firm_max),
+            "utilisation": _ratio(total, firm_max),
+            "holder": None,
+        },
+        {
+            "limit": "largest client loan",
+            "used": format_decimal(largest_loan),
+            "limit_amount": format_decimal(client_max),
+            "utilisation": _ratio(largest_loan, client_max),
+            "holder": None if largest is None or largest_loan.is_zero() else largest.account_id,
+        },
+    ]
+
+
+def daily_statement_view(
+    book: Book, valued: Sequence[tuple[Account, risk.MarginFigures]]
+) -> list[Row]:
+    """One line per client as of the last closed business day's journal position."""
+    return [
+        {
+            "business_date": book.business_date or None,
+            "account_id": account.account_id,
+            "cash_usd": format_decimal(account.balance(REPORTING_ASSET)),
+            "market_value": format_decimal(quantize(figures.market_value, USD_SCALE)),
+            "loan": format_decimal(account.loan),
+            "accrued_interest": format_decimal(account.loan_interest),
+            "equity": format_decimal(quantize(figures.equity, USD_SCALE)),
+            "status": str(figures.status),
+        }
+        for account, figures in valued
+    ]
+
+
+# -- drawing ------------------------------------------------------------------------
+
+CHART_WIDTH = 1300
+PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 80, 1280, 20, 40  # margins in pixels
+MARK_POINTS_MAX = 1_500  # points of the mark line; the crash minutes are always kept
+PIXEL = Decimal("0.1")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A linear map from a value range onto a pixel range (either may run backwards)."""
+
+    low: Decimal
+    high: Decimal
+    start: Decimal
+    end: Decimal
+
+    def __call__(self, value: Decimal) -> Decimal:
+        span = self.high - self.low
+        if span.is_zero():
+            return (self.start + self.end) / 2
+        return self.start + (value - self.low) * (self.end - self.start) / span
+
+
+def px(value: Decimal) -> str:
+    return format_decimal(value.quantize(PIXEL, rounding=ROUND_HALF_EVEN))
+
+
+def _seconds(moment: datetime, origin: datetime) -> Decimal:
+    return Decimal((moment - origin) // timedelta(seconds=1))
+
+
+def _time_scale(first: datetime, last: datetime) -> Scale:
+    return Scale(ZERO, _seconds(last, first), Decimal(PLOT_LEFT), Decimal(PLOT_RIGHT))
+
+
+def _time_ticks(first: datetime, last: datetime, x: Scale, height: int) -> list[str]:
+    """A vertical grid line and a label every 12 hours of the ledger clock."""
+    parts = []
+    tick = _floor(first, timedelta(hours=12)) + timedelta(hours=12)
+    while tick < last:
+        left = px(x(_seconds(tick, first)))
+        label = tick.strftime("%d %b %H:%M")
+        parts.append(
+            f'<line x1="{left}" y1="{PLOT_TOP}" x2="{left}" y2="{height - PLOT_BOTTOM}" '
+            'class="grid"/>'
+            f'<text x="{left}" y="{height - PLOT_BOTTOM + 16}" class="tick" '
+            f'text-anchor="middle">{label}</text>'
+        )
+        tick += timedelta(hours=12)
+    return parts
+
+
+def _value_ticks(y: Scale, count: int, label: str) -> list[str]:
+    parts = []
+    for index in range(count + 1):
+        value = y.low + (y.high - y.low) * index / count
+        top = px(y(value))
+        text = f"{quantize(value, 0):,}{label}"
+        parts.append(
+            f'<line x1="{PLOT_LEFT}" y1="{top}" x2="{PLOT_RIGHT}" y2="{top}" class="grid"/>'
+            f'<text x="{PLOT_LEFT - 6}" y="{top}" class="tick" text-anchor="end" '
+            f'dominant-baseline="middle">{text}</text>'
+        )
+    return parts
+
+
+def _thin(marks: Sequence[tuple[datetime, Decimal]]) -> list[tuple[datetime, Decimal]]:
+    """At most about MARK_POINTS_MAX points: the first, last, lowest and highest of each run."""
+    step = max(1, -(-len(marks) // (MARK_POINTS_MAX // 2)))
+    kept: list[tuple[datetime, Decimal]] = []
+    for start in range(0, len(marks), step):
+        run = marks[start : start + step]
+        extremes = {min(run, key=lambda m: m[1]), max(run, key=lambda m: m[1])}
+        kept.extend(sorted(extremes))
+    if marks and kept[-1] != marks[-1]:
+        kept.append(marks[-1])
+    return kept
+
+
+def _mark_at(marks: Sequence[tuple[datetime, Decimal]], moment: datetime) -> Decimal | None:
+    """The last mark at or before `moment` (marks are in time order)."""
+    low, high = 0, len(marks)
+    while low < high:
+        middle = (low + high) // 2
+        if marks[middle][0] <= moment:
+            low = middle + 1
+        else:
+            high = middle
+    return marks[low - 1][1] if low else None
+
+
+def _group_by_minute(moments: Iterable[str]) -> list[tuple[datetime, int]]:
+    counts: Counter[datetime] = Counter()
+    for text in moments:
+        counts[parse_moment(text).replace(second=0, microsecond=0)] += 1
+    return sorted(counts.items())
+
+
+def _marker_radius(count: int) -> Decimal:
+    return Decimal(3) + Decimal(count).sqrt(DECIMAL_CONTEXT) * Decimal("1.6")
+
+
+def mark_chart(facts: JournalFacts) -> str:
+    """The BTC mark over time, margin calls (orange) and liquidations (red) on it."""
+    height = 420
+    marks = facts.marks
+    if not marks:
+        return '<p class="empty">No BTC mark in the journal.</p>'
+    first, last = marks[0][0], marks[-1][0]
+    x = _time_scale(first, last)
+    low, high = min(m[1] for m in marks), max(m[1] for m in marks)
+    pad = (high - low) / 10 or Decimal(1)
+    y = Scale(low - pad, high + pad, Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
+    points = " ".join(f"{px(x(_seconds(t, first)))},{px(y(p))}" for t, p in _thin(marks))
+    parts = [*_value_ticks(y, 5, ""), *_time_ticks(first, last, x, height)]
+    parts.append(f'<polyline class="mark-line" points="{points}" data-points="{len(marks)}"/>')
+    layers = (
+        ("margin-call", [c.issued_at for c in facts.margin_calls.values()], "margin calls"),
+        ("liquidation", [r.triggered_at for r in facts.liquidations.values()], "liquidations"),
+    )
+    for kind, moments, noun in layers:
+        for moment, count in _group_by_minute(moments):
+            mark = _mark_at(marks, moment + timedelta(minutes=1))
+            if mark is None:
+                continue
+            parts.append(
+                f'<circle class="marker {kind}" cx="{px(x(_seconds(moment, first)))}" '
+                f'cy="{px(y(mark))}" r="{px(_marker_radius(count))}" data-count="{count}" '
+                f'data-at="{moment.isoformat()}"><title>{count} {noun} at '
+                f"{_text_at(moment)}, BTC {usd(mark)}</title></circle>"
+            )
+    return _svg("btc-mark", height, parts)
+
+
+def _svg(name: str, height: int, parts: Sequence[str]) -> str:
+    return (
+        f'<svg data-chart="{name}" viewBox="0 0 {CHART_WIDTH} {height}" width="{CHART_WIDTH}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg" role="img">'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+def margin_level_chart(facts: JournalFacts) -> str:
+    """Stacked bars: the share of client accounts in each margin level band over time."""
+    height = 340
+    samples = facts.samples
+    if len(samples) < 2:
+        return '<p class="empty">Too short a journal for a distribution over time.</p>'
+    first, last = samples[0].at, samples[-1].at
+    x = _time_scale(first, last + SAMPLE_INTERVAL)
+    y = Scale(ZERO, Decimal(100), Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
+    parts = [*_value_ticks(y, 4, "%"), *_time_ticks(first, last, x, height)]
+    for sample in samples:
+        total = sum(sample.bands)
+        if total == 0:
+            continue
+        left = x(_seconds(sample.at, first))
+        width = x(_seconds(sample.at + SAMPLE_INTERVAL, first)) - left - Decimal("0.5")
+        below = ZERO
+        for band, count in enumerate(sample.bands):
+            if count == 0:
+                continue
+            share = Decimal(100 * count) / total
+            top = y(below + share)
+            parts.append(
+                f'<rect class="band" x="{px(left)}" y="{px(top)}" width="{px(width)}" '
+                f'height="{px(y(below) - top)}" fill="{BAND_COLOURS[band]}" '
+                f'data-band="{BAND_LABELS[band]}" data-count="{count}">'
+                f"<title>{_text_at(sample.at)}: {count} of {total} accounts "
+                f"{BAND_LABELS[band]}</title></rect>"
+            )
+            below += share
+    return _svg("margin-levels", height, parts)
+
+
+def _sample_at(samples: Sequence[MarginSample], moment: datetime) -> MarginSample:
+    return next((s for s in samples if s.at >= moment), samples[-1])
+
+
+def ltv_series(facts: JournalFacts) -> list[tuple[str, str, MarginSample]]:
+    """Before the crash (BTC's high before its low), at BTC's low, and at the end."""
+    samples, marks = facts.samples, facts.marks
+    if not samples or not marks:
+        return []
+    low_at, low = min(marks, key=lambda m: (m[1], m[0]))
+    before = [m for m in marks if low_at - CRASH_LOOKBACK <= m[0] <= low_at]
+    high_at, high = max(before, key=lambda m: (m[1], m[0]))
+    return [
+        (f"before the fall (BTC {usd(high)})", "#6c8ebf", _sample_at(samples, high_at)),
+        (f"at BTC's low ({usd(low)})", LIQUIDATING_COLOUR, _sample_at(samples, low_at)),
+        ("at the end", "#444444", samples[-1]),
+    ]
+
+
+def ltv_chart(facts: JournalFacts) -> str:
+    """Grouped bars: borrowers per LTV bucket before the fall, at the low, and now."""
+    height = 320
+    series = ltv_series(facts)
+    if not series:
+        return '<p class="empty">No borrowers to show.</p>'
+    most = max(max(sample.ltv) for _, _, sample in series) or 1
+    y = Scale(ZERO, Decimal(most), Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
+    slot = Decimal(PLOT_RIGHT - PLOT_LEFT) / len(LTV_BUCKET_LABELS)
+    bar = (slot - 12) / len(series)
+    parts = _value_ticks(y, 4, "")
+    for bucket, label in enumerate(LTV_BUCKET_LABELS):
+        left = PLOT_LEFT + slot * bucket + 6
+        parts.append(
+            f'<text x="{px(left + slot / 2 - 6)}" y="{height - PLOT_BOTTOM + 16}" '
+            f'class="tick" text-anchor="middle">{html.escape(label)}</text>'
+        )
+        for index, (name, colour, sample) in enumerate(series):
+            count = sample.ltv[bucket]
+            top = y(Decimal(count))
+            parts.append(
+                f'<rect class="ltv-bar" x="{px(left + bar * index)}" y="{px(top)}" '
+                f'width="{px(bar - 1)}" height="{px(y(ZERO) - top)}" fill="{colour}" '
+                f'data-series="{index}" data-bucket="{html.escape(label)}" '
+                f'data-count="{count}"><title>{html.escape(name)}: {count} borrowers, LTV '
+                f"{html.escape(label)}</title></rect>"
+            )
+    return _svg("ltv", height, parts)
+
+
+# -- the page -----------------------------------------------------------------------
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px 40px;color:#222}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 6px}
+.sub{color:#666;margin:0 0 16px}.sub code{font-size:12px}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{border:1px solid #ddd;border-radius:6px;padding:8px 14px;min-width:150px}
+.card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
+.card.alert b{color:#c0392b}
+svg{display:block;max-width:100%;height:auto;background:#fcfcfc;border:1px solid #eee}
+.grid{stroke:#e6e6e6;stroke-width:1}.tick{font-size:11px;fill:#777}
+.mark-line{fill:none;stroke:#1f4e79;stroke-width:1.5}
+.marker.margin-call{fill:#e07b39;fill-opacity:.75;stroke:#fff}
+.marker.liquidation{fill:#c0392b;fill-opacity:.8;stroke:#fff}
+.legend{margin:4px 0 6px;font-size:12px;color:#444}
+.legend i{display:inline-block;width:11px;height:11px;margin:0 4px 0 12px;vertical-align:-1px}
+table{border-collapse:collapse;font-size:12px;margin-top:4px}
+th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
+.note{color:#777;font-size:12px}
+"""
+
+
+def _card(name: str, label: str, value: str, alert: bool = False) -> str:
+    return (
+        f'<div class="card{" alert" if alert else ""}"><b data-figure="{name}">'
+        f"{html.escape(value)}</b><span>{html.escape(label)}</span></div>"
+    )
+
+
+def summary_cards(summary: Summary) -> str:
+    open_interest = (
+        ", ".join(f"{m} {quantize(v, 2):,}" for m, v in summary.open_interest.items()) or "none"
+    )
+    cards = [
+        _card("accounts", "client accounts", f"{summary.accounts:,}"),
+        _card(
+            "loans_outstanding", "margin loans outstanding (USD)", usd(summary.loans_outstanding)
+        ),
+        _card("borrowers", "borrowers", f"{summary.borrowers:,}"),
+        _card("open_interest", "open interest (long size)", open_interest),
+        _card("margin_calls_issued", "margin calls issued", f"{summary.margin_calls_issued:,}"),
+        _card("margin_calls_met", "margin calls met", f"{summary.margin_calls_met:,}"),
+        _card(
+            "liquidations", "liquidations", f"{summary.liquidations:,}", summary.liquidations > 0
+        ),
+        _card("insurance_drawn", "insurance fund drawn (USD)", usd(summary.insurance_drawn)),
+        _card("bad_debt", "bad debt (USD)", usd(summary.bad_debt), summary.bad_debt > 0),
+        _card("rejects", "inputs refused", f"{sum(summary.rejects_by_reason.values()):,}"),
+        _card("journal_seq", "journal seq", f"{summary.journal_seq}"),
+    ]
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _legend(items: Iterable[tuple[str, str]]) -> str:
+    return (
+        '<div class="legend">'
+        + "".join(f'<i style="background:{c}"></i>{html.escape(t)}' for t, c in items)
+        + "</div>"
+    )
+
+
+def view_table(name: str, rows: Sequence[Row], rows_max: int = TABLE_ROWS_MAX) -> str:
+    if not rows:
+        return f'<p class="note" data-view="{name}" data-rows="0">No rows.</p>'
+    columns = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows[:rows_max]:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            numeric = isinstance(value, int) or (
+                isinstance(value, str) and value.lstrip("-").replace(".", "", 1).isdigit()
+            )
+            text = "" if value is None else html.escape(str(value))
+            cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    shown = "" if len(rows) <= rows_max else f" (first {rows_max} shown)"
+    return (
+        f'<p class="note">{len(rows):,} rows{shown}</p>'
+        f'<table data-view="{name}" data-rows="{len(rows)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def render_report(summary: Summary, facts: JournalFacts, views: Mapping[str, Sequence[Row]]) -> str:
+    """The whole report as one HTML document: no script, no external resource."""
+    rejects: list[Row] = [
+        {"reason_code": r, "count": n} for r, n in summary.rejects_by_reason.items()
+    ]
+    sections = [
+        "<h2>BTC mark, margin calls and liquidations</h2>",
+        _legend(
+            [
+                ("BTC mark", "#1f4e79"),
+                ("margin calls issued", MARGIN_CALL_COLOUR),
+                ("liquidations", LIQUIDATING_COLOUR),
+            ]
+        ),
+        '<p class="note">A marker\'s area grows with the number of accounts in that minute.</p>',
+        mark_chart(facts),
+        "<h2>Client margin levels over time (equity / maintenance requirement)</h2>",
+        _legend(zip(BAND_LABELS, BAND_COLOURS, strict=True)),
+        margin_level_chart(facts),
+        "<h2>Loan-to-value of borrowers</h2>",
+        _legend((name, colour) for name, colour, _ in ltv_series(facts)),
+        ltv_chart(facts),
+    ]
+    for name, rows in views.items():
+        sections.append(f"<h2>{html.escape(name)}</h2>")
+        sections.append(view_table(name, rows))
+    sections.append("<h2>Refused inputs by reason</h2>")
+    sections.append(view_table("rejects", rejects))
+    title = "Collateral ledger: risk report"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{title}</h1>"
+        f'<p class="sub">{summary.first_at} to {summary.last_at} (ledger clock, UTC); '
+        f"{summary.journal_events:,} journal events, last seq {summary.journal_seq}, "
+        f'last hash <code data-figure="last_hash">{summary.last_hash}</code></p>'
+        + summary_cards(summary)
+        + "".join(sections)
+        + "</body></html>"
+    )
+
+
+def rejects_by_reason(store: LedgerStore) -> Counter[str]:
+    """How many inputs were refused, per reason code, from the store's rejects."""
+    counts: Counter[str] = Counter()
+    after = 0
+    while records := store.read_rejects(after):
+        for record in records:
+            head = _reject_head(record)
+            counts[head.reason_code] += 1
+            after = head.number
+    return counts
+
+
+class _RejectHead(msgspec.Struct, frozen=True):
+    number: int
+    reason_code: str
+
+
+_reject_head = msgspec.json.Decoder(_RejectHead).decode
+
+
+def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:
+    """Replay the store's journal, write the HTML report to `path`, return the summary."""
+    facts = collect_facts(store.iter_journal(), policy)
+    summary = summarise(facts, rejects_by_reason(store))
+    document = render_report(summary, facts, journal_views(facts, policy))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    return summary
