@@ -1,0 +1,262 @@
+"""The view tables in SQLite or PostgreSQL, through the DB-API directly (sqlite3, psycopg).
+
+The views live next to the journal: the same SQLite file or PostgreSQL schema as the store
+(`sqlite:///:memory:` gets a private in-memory database). One transaction per batch
+writes the rows the batch changed *and* the projection's position (`last_seq`), with a
+compare-and-set on the position, so a view change is recorded exactly once and a second
+writer is refused rather than interleaved.
+
+Statements name tables and columns with f-strings (ruff's S608 is silenced there): those
+names are the constants of `projections.tables`, never input; values are always bound
+parameters.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from projections.tables import TABLES, Row, Table
+
+POSITION_TABLE = "projection_position"
+DEFAULT_PROJECTION = "views"
+sqlite_lock_timeout_s = 5.0  # a second writer holding the lock longer is an error
+postgres_connect_timeout_s = 10
+
+
+class ProjectionConflict(RuntimeError):
+    """The recorded position moved under this writer: another projector runs."""
+
+
+class ViewsUrlError(ValueError):
+    """A views database URL this module cannot open."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    last_seq: int
+    last_hash: str
+    recorded_at: str  # the ledger clock at last_seq ("" before any event)
+
+
+@dataclass(frozen=True, slots=True)
+class TableWrite:
+    """Replace the rows of `table` whose scope column holds one of `scopes` (every row
+    when `scopes` is None) by `rows`."""
+
+    table: Table
+    scopes: Sequence[str] | None
+    rows: Sequence[Row]
+
+
+class _Cursor(Protocol):
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]], /) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def _column_sql(table: Table) -> str:
+    kinds = {"text": "TEXT", "decimal": "TEXT", "integer": "BIGINT"}
+    columns = [f'"{c.name}" {kinds[c.kind]}' for c in table.columns]
+    columns.append(f"PRIMARY KEY ({', '.join(_quoted(table.key))})")
+    return ", ".join(columns)
+
+
+def _sort_key(row: Row, positions: Sequence[int]) -> tuple[str, ...]:
+    """Key cells (text, or integers never negative) as text that sorts like the values."""
+    return tuple(
+        cell if isinstance(cell, str) else f"{cell:020d}"
+        for cell in (row[i] for i in positions)
+        if cell is not None
+    )
+
+
+def _quoted(names: Sequence[str]) -> list[str]:
+    """Column names in double quotes: `trigger` and `check` are SQL keywords."""
+    return [f'"{name}"' for name in names]
+
+
+class ViewDatabase:
+    """The view tables of one database: created on open, written one batch at a time."""
+
+    def __init__(self, connection: Any, placeholder: str, description: str) -> None:
+        self._connection = connection
+        self._placeholder = placeholder
+        self.description = description
+        self._create()
+
+    @classmethod
+    def open(cls, url: str) -> ViewDatabase:
+        """`sqlite:///path`, `sqlite:///:memory:` or `postgresql://…[?schema=name]`."""
+        if url.startswith("sqlite:///"):
+            return cls._open_sqlite(url.removeprefix("sqlite:///"))
+        if url.startswith(("postgresql://", "postgres://")):
+            return cls._open_postgres(url)
+        raise ViewsUrlError(f"views URL must start with sqlite:/// or postgresql://: {url!r}")
+
+    @classmethod
+    def _open_sqlite(cls, path_text: str) -> ViewDatabase:
+        if path_text in ("", ":memory:"):
+            connection = sqlite3.connect(":memory:", isolation_level=None)
+            return cls(connection, "?", "sqlite:///:memory:")
+        path = Path(path_text).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=sqlite_lock_timeout_s, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")  # readers never block the projector
+        connection.execute("PRAGMA synchronous=FULL")  # a committed position survives a crash
+        return cls(connection, "?", f"sqlite:///{path}")
+
+    @classmethod
+    def _open_postgres(cls, url: str) -> ViewDatabase:
+        import psycopg  # noqa: PLC0415 (only the PostgreSQL mode needs the driver)
+
+        parts = urllib.parse.urlsplit(url)
+        options = urllib.parse.parse_qs(parts.query)
+        schema = options.get("schema", ["public"])[0]
+        if not schema.isidentifier():
+            raise ViewsUrlError(f"schema {schema!r} is not a plain identifier")
+        conninfo = urllib.parse.urlunsplit(parts._replace(query=""))
+        connection = psycopg.connect(
+            conninfo,
+            autocommit=True,  # transactions are explicit: `with connection.transaction()`
+            connect_timeout=postgres_connect_timeout_s,
+            options=f"-c search_path={schema}",
+        )
+        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        safe = parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port or 5432}")
+        return cls(connection, "%s", urllib.parse.urlunsplit(safe))
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", self._placeholder)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[_Cursor]:
+        if self._placeholder == "?":
+            cursor = self._connection.cursor()
+            # IMMEDIATE takes the write lock at once: a second writer waits, then fails.
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cursor
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        else:
+            with self._connection.transaction(), self._connection.cursor() as cursor:
+                yield cursor
+
+    def _create(self) -> None:
+        with self.transaction() as cursor:
+            for table in TABLES:
+                cursor.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table.sql_name} ({_column_sql(table)})"
+                )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} (projection TEXT PRIMARY KEY, "
+                "last_seq BIGINT NOT NULL, last_hash TEXT NOT NULL, recorded_at TEXT NOT NULL)"
+            )
+
+    def position(self, projection: str = DEFAULT_PROJECTION) -> Position:
+        with self.transaction(write=False) as cursor:
+            cursor.execute(
+                self._sql(
+                    f"SELECT last_seq, last_hash, recorded_at FROM {POSITION_TABLE} "  # noqa: S608
+                    "WHERE projection = ?"
+                ),
+                (projection,),
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return Position(0, "0" * 64, "")
+        last_seq, last_hash, recorded_at = rows[0]
+        return Position(int(last_seq), str(last_hash), str(recorded_at))
+
+    def commit_batch(
+        self,
+        writes: Sequence[TableWrite],
+        before: Position,
+        after: Position,
+        projection: str = DEFAULT_PROJECTION,
+    ) -> None:
+        """Write the batch's rows and move the position from `before` to `after`, at once."""
+        with self.transaction() as cursor:
+            self._move_position(cursor, before, after, projection)
+            for write in writes:
+                self._write(cursor, write)
+
+    def _move_position(
+        self, cursor: _Cursor, before: Position, after: Position, projection: str
+    ) -> None:
+        if before.last_seq == 0:
+            cursor.execute(
+                self._sql(f"SELECT last_seq FROM {POSITION_TABLE} WHERE projection = ?"),  # noqa: S608
+                (projection,),
+            )
+            if cursor.fetchall():
+                raise ProjectionConflict(f"projection {projection!r} was started by another writer")
+            cursor.execute(
+                self._sql(f"INSERT INTO {POSITION_TABLE} VALUES (?, ?, ?, ?)"),  # noqa: S608
+                (projection, after.last_seq, after.last_hash, after.recorded_at),
+            )
+            return
+        cursor.execute(
+            self._sql(
+                f"UPDATE {POSITION_TABLE} SET last_seq = ?, last_hash = ?, recorded_at = ? "  # noqa: S608
+                "WHERE projection = ? AND last_seq = ?"
+            ),
+            (after.last_seq, after.last_hash, after.recorded_at, projection, before.last_seq),
+        )
+        if cursor.rowcount != 1:
+            raise ProjectionConflict(
+                f"projection {projection!r} is no longer at seq {before.last_seq}: "
+                "another writer moved it"
+            )
+
+    def _write(self, cursor: _Cursor, write: TableWrite) -> None:
+        table = write.table
+        if write.scopes is None:
+            cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
+        elif write.scopes:
+            cursor.executemany(
+                self._sql(f'DELETE FROM {table.sql_name} WHERE "{table.scope}" = ?'),  # noqa: S608
+                [(scope,) for scope in write.scopes],
+            )
+        if write.rows:
+            marks = ", ".join("?" for _ in table.columns)
+            insert = f"INSERT INTO {table.sql_name} VALUES ({marks})"  # noqa: S608
+            cursor.executemany(self._sql(insert), list(write.rows))
+
+    def reset(self, projection: str = DEFAULT_PROJECTION) -> None:
+        """Empty every view and forget the position: the next batch starts at seq 1."""
+        with self.transaction() as cursor:
+            for table in TABLES:
+                cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
+            forget = f"DELETE FROM {POSITION_TABLE} WHERE projection = ?"  # noqa: S608
+            cursor.execute(self._sql(forget), (projection,))
+
+    def rows(self, table: Table) -> list[Row]:
+        """Every row of `table`, ordered by its key in code point order (sorted here, not by
+        the database, whose text collation may follow a locale)."""
+        names = ", ".join(_quoted(table.column_names))
+        with self.transaction(write=False) as cursor:
+            cursor.execute(f"SELECT {names} FROM {table.sql_name}")  # noqa: S608
+            rows: list[Row] = [tuple(row) for row in cursor.fetchall()]
+        positions = [table.column_names.index(name) for name in table.key]
+        rows.sort(key=lambda row: _sort_key(row, positions))
+        return rows
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> ViewDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

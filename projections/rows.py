@@ -1,0 +1,526 @@
+"""The rows of every view, computed from the projection state with `ledger.risk`.
+
+Pure functions of the state: the same state gives the same rows, byte for byte. Figures
+are written by `money.format_decimal`; ratios (shares, utilisation, LTV, margin level) are
+rounded half-even to 8 places, ages to 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from ledger import risk
+from ledger.book import CUSTODY, Account, Book
+from ledger.journal import canonical_json, format_timestamp
+from ledger.money import (
+    DECIMAL_CONTEXT,
+    DERIVED_FIGURE_SCALE,
+    ONE,
+    REPORTING_ASSET,
+    ZERO,
+    format_decimal,
+    quantize,
+)
+from ledger.policy import Policy, is_virtual_asset
+from projections.tables import Row
+
+if TYPE_CHECKING:
+    from projections.state import CallRecord, LiquidationRecord, ProjectionState
+
+top_holders_count = 5  # the concentration view's "top clients"
+largest_loans_count = 5  # the lending-limits view lists this many client loans
+_MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
+
+
+def text(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> str | None:
+    """`numerator / denominator` to 8 places; None when the denominator is 0."""
+    if denominator.is_zero():
+        return None
+    return format_decimal(
+        quantize(DECIMAL_CONTEXT.divide(numerator, denominator), DERIVED_FIGURE_SCALE)
+    )
+
+
+def mark_of(book: Book, instrument: str) -> Decimal | None:
+    return ONE if instrument == REPORTING_ASSET else book.marks.get(instrument)
+
+
+def figures_of(account: Account, book: Book, policy: Policy) -> risk.MarginFigures | None:
+    """The account's figures at the book's marks; None while a held asset has no mark."""
+    try:
+        return risk.margin_figures(account.holdings(), book.marks, policy)
+    except risk.MissingMark:
+        return None
+
+
+def hours_between(start: str, end: str) -> str | None:
+    if not start or not end:
+        return None
+    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    microseconds = Decimal(elapsed.days * 86_400_000_000 + elapsed.seconds * 1_000_000)
+    microseconds += elapsed.microseconds
+    return format_decimal(quantize(microseconds / _MICROSECONDS_PER_HOUR, 2))
+
+
+# -- per account ------------------------------------------------------------------------
+
+
+def balance_rows(account: Account, book: Book) -> list[Row]:
+    rows: list[Row] = []
+    for asset, balance in sorted(account.balances.items()):
+        mark = mark_of(book, asset)
+        value = None if mark is None else balance * mark
+        rows.append((account.account_id, asset, text(balance), text(mark), text(value)))
+    return rows
+
+
+def position_rows(account: Account, figures: risk.MarginFigures | None, book: Book) -> list[Row]:
+    if figures is None:
+        return [
+            (
+                account.account_id,
+                market,
+                text(p.size),
+                text(p.entry_price),
+                text(book.marks.get(market)),
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
+            for market, p in sorted(account.positions.items())
+        ]
+    return [
+        (
+            account.account_id,
+            p.market,
+            text(p.size),
+            text(p.entry_price),
+            text(p.mark_price),
+            text(p.unrealized_pnl),
+            text(p.notional),
+            text(p.initial_margin),
+            text(p.maintenance_margin),
+            text(p.liquidation_price),
+        )
+        for p in figures.positions
+    ]
+
+
+def _positive_value(account: Account, book: Book) -> Decimal | None:
+    total = ZERO
+    for asset, balance in account.balances.items():
+        if balance > ZERO:
+            mark = mark_of(book, asset)
+            if mark is None:
+                return None
+            total += balance * mark
+    return total
+
+
+def margin_client_row(
+    account: Account, figures: risk.MarginFigures | None, book: Book, policy: Policy, clock: str
+) -> Row:
+    call = account.margin_call
+    call_cells: Row = (
+        (None, None, None, None, None)
+        if call is None
+        else (
+            call.call_id,
+            text(call.amount),
+            call.issued_at,
+            format_timestamp(call.deadline),
+            hours_between(call.issued_at, clock),
+        )
+    )
+    head: Row = (account.account_id, account.investor_class, text(account.credit_limit))
+    loan_cells: Row = (
+        text(account.loan),
+        text(account.loan_principal),
+        text(account.loan_interest),
+    )
+    if figures is None:
+        empty: Row = (None,) * 5
+        return head + empty + loan_cells + (None,) * 8 + ("unvalued",) + call_cells
+    positive = _positive_value(account, book)
+    haircut_value = None if positive is None else positive - figures.haircut_initial
+    lending = risk.lending_value(account.balances, book.marks, policy)
+    return (
+        *head,
+        text(figures.market_value),
+        text(figures.eligible_collateral_value),
+        text(haircut_value),
+        text(lending),
+        text(figures.unrealized_pnl),
+        *loan_cells,
+        text(figures.ltv),
+        text(figures.equity),
+        text(figures.initial_requirement),
+        text(figures.maintenance_requirement),
+        text(figures.liquidation_requirement),
+        text(figures.excess),
+        text(figures.available),
+        text(figures.margin_level),
+        str(figures.status),
+        *call_cells,
+    )
+
+
+# -- registers ------------------------------------------------------------------------
+
+
+def call_row(record: CallRecord) -> Row:
+    figures = record.figures
+    return (
+        record.call_id,
+        record.account_id,
+        record.issued_seq,
+        record.issued_at,
+        record.amount,
+        record.deadline,
+        figures.equity,
+        figures.maintenance_requirement,
+        figures.liquidation_requirement,
+        record.outcome,
+        record.closed_seq,
+        record.closed_at,
+        record.liquidation_id,
+    )
+
+
+def liquidation_row(record: LiquidationRecord) -> Row:
+    figures = record.inputs.figures
+    closed_notional = proceeds = fees = repaid = ZERO
+    for step in record.steps:
+        if step.kind == "close_position":
+            closed_notional += abs(Decimal(step.quantity)) * Decimal(step.price)
+        proceeds += Decimal(step.proceeds)
+        fees += Decimal(step.fee)
+        repaid += Decimal(step.loan_repaid)
+    after = record.figures_after
+    return (
+        record.liquidation_id,
+        record.account_id,
+        record.triggered_seq,
+        record.triggered_at,
+        record.trigger,
+        figures.equity,
+        figures.initial_requirement,
+        figures.maintenance_requirement,
+        figures.liquidation_requirement,
+        figures.loan,
+        figures.market_value,
+        len(record.steps),
+        text(closed_notional),
+        text(proceeds),
+        text(fees),
+        text(repaid),
+        None if after is None else after.equity,
+        None if after is None else after.status,
+        text(record.insurance_fund_drawn),
+        text(record.auto_deleveraged),
+        text(record.bad_debt_loan),
+        text(record.bad_debt_cash),
+    )
+
+
+def liquidation_step_rows(record: LiquidationRecord) -> list[Row]:
+    return [
+        (
+            record.liquidation_id,
+            number,
+            record.account_id,
+            step.kind,
+            step.instrument,
+            step.quantity,
+            step.price,
+            step.proceeds,
+            step.fee,
+            step.loan_repaid,
+        )
+        for number, step in enumerate(record.steps, start=1)
+    ]
+
+
+# -- aggregates -----------------------------------------------------------------------
+
+
+def concentration_rows(book: Book) -> list[Row]:
+    """Per asset, the clients' positive holdings: total, share of all client collateral
+    (valued), and the top-5 clients' share of the asset."""
+    holdings: dict[str, list[tuple[Decimal, str]]] = {}
+    for account in book.clients():
+        for asset, balance in account.balances.items():
+            if balance > ZERO:
+                holdings.setdefault(asset, []).append((balance, account.account_id))
+    values: dict[str, Decimal | None] = {}
+    for asset, held in holdings.items():
+        mark = mark_of(book, asset)
+        values[asset] = None if mark is None else sum((b for b, _ in held), ZERO) * mark
+    total = sum((v for v in values.values() if v is not None), ZERO)
+    rows: list[Row] = []
+    for asset in sorted(holdings):
+        held = sorted(holdings[asset], key=lambda item: (-item[0], item[1]))
+        quantity = sum((b for b, _ in held), ZERO)
+        top = sum((b for b, _ in held[:top_holders_count]), ZERO)
+        mark, value = mark_of(book, asset), values[asset]
+        rows.append(
+            (
+                asset,
+                len(held),
+                text(quantity),
+                text(mark),
+                text(value),
+                None if value is None else ratio(value, total),
+                None if mark is None else text(top * mark),
+                ratio(top, quantity),
+                held[0][1],
+                ratio(held[0][0], quantity),
+            )
+        )
+    return rows
+
+
+def perps_rows(state: ProjectionState) -> list[Row]:
+    book = state.book
+    markets = set(state.policy.markets) | set(state.funding)
+    for account in book.accounts.values():
+        markets.update(account.positions)
+    return [_perps_row(state, market) for market in sorted(markets)]
+
+
+def _perps_row(state: ProjectionState, market: str) -> Row:
+    client_long = client_short = platform_long = platform_short = ZERO
+    long_accounts = short_accounts = retail = 0
+    for account in state.book.accounts.values():
+        position = account.positions.get(market)
+        if position is None or position.size.is_zero():
+            continue
+        size = position.size
+        if account.is_client:
+            if size > ZERO:
+                client_long, long_accounts = client_long + size, long_accounts + 1
+            else:
+                client_short, short_accounts = client_short - size, short_accounts + 1
+            retail += account.investor_class != "professional"
+        elif size > ZERO:
+            platform_long += size
+        else:
+            platform_short -= size
+    long_oi, short_oi = client_long + platform_long, client_short + platform_short
+    funding = state.funding.get(market)
+    problems = [] if long_oi == short_oi else ["open_interest_mismatch"]
+    problems += ["retail_exposure"] if retail else []
+    return (
+        market,
+        text(state.book.marks.get(market)),
+        text(long_oi),
+        text(short_oi),
+        text(long_oi - short_oi),
+        text(client_long),
+        text(client_short),
+        text(platform_long),
+        text(platform_short),
+        long_accounts,
+        short_accounts,
+        text(funding.paid if funding else ZERO),
+        text(funding.received if funding else ZERO),
+        text(funding.residue if funding else ZERO),
+        retail,
+        ",".join(problems) or "ok",
+    )
+
+
+def client_asset_rows(state: ProjectionState) -> list[Row]:
+    """Per asset: client and platform balances against what custody took in and paid out.
+    Double entry makes `client + platform - (custody_in - custody_out)` zero."""
+    clients: dict[str, Decimal] = {}
+    negative: dict[str, Decimal] = {}
+    platform: dict[str, Decimal] = {}
+    for account in state.book.accounts.values():
+        if account.account_id == CUSTODY:
+            continue
+        target = clients if account.is_client else platform
+        for asset, balance in account.balances.items():
+            target[asset] = target.get(asset, ZERO) + balance
+            if account.is_client and balance < ZERO:
+                negative[asset] = negative.get(asset, ZERO) + balance
+    custody = state.book.accounts[CUSTODY]
+    assets = set(clients) | set(platform) | set(state.custody_in) | set(custody.balances)
+    rows: list[Row] = []
+    for asset in sorted(assets):
+        client, house = clients.get(asset, ZERO), platform.get(asset, ZERO)
+        taken_in, paid_out = state.custody_in.get(asset, ZERO), state.custody_out.get(asset, ZERO)
+        net = taken_in - paid_out
+        difference = client + house - net
+        held = custody.balance(asset)
+        tied = difference.is_zero() and held == -net
+        rows.append(
+            (
+                asset,
+                text(client),
+                text(negative.get(asset, ZERO)),
+                text(house),
+                text(taken_in),
+                text(paid_out),
+                text(net),
+                text(held),
+                text(difference),
+                "tied" if tied else "break",
+            )
+        )
+    return rows
+
+
+def _limit_row(item: str, account_id: str | None, amount: Decimal, limit: Decimal) -> Row:
+    status = "within" if amount <= limit else "exceeded"
+    return (
+        item,
+        account_id,
+        text(amount),
+        text(limit),
+        ratio(amount, limit),
+        text(limit - amount),
+        status,
+    )
+
+
+def lending_rows(book: Book, policy: Policy) -> list[Row]:
+    funds = policy.shareholders_funds
+    rows: list[Row] = [("shareholders_funds", None, text(funds), None, None, None, None)]
+    rows.append(
+        _limit_row(
+            "firm_total_loans", None, book.total_loans, funds * policy.max_total_loans_multiple
+        )
+    )
+    client_max = funds * policy.max_client_loan_share
+    borrowers = sorted(
+        ((a.loan, a.account_id) for a in book.clients() if a.loan > ZERO),
+        key=lambda item: (-item[0], item[1]),
+    )
+    for rank, (loan, account_id) in enumerate(borrowers[:largest_loans_count], start=1):
+        rows.append(_limit_row(f"largest_client_loan_{rank}", account_id, loan, client_max))
+    market_value, cover = _client_collateral(book, policy)
+    loans = sum((a.loan for a in book.clients()), ZERO)
+    rows.append(("client_collateral_market_value", None, text(market_value)) + (None,) * 4)
+    rows.append(
+        (
+            "client_collateral_va_full_haircut",
+            None,
+            text(cover),
+            text(loans),
+            ratio(loans, cover),
+            text(cover - loans),
+            "covered" if cover >= loans else "uncovered",
+        )
+    )
+    return rows
+
+
+def _client_collateral(book: Book, policy: Policy) -> tuple[Decimal, Decimal]:
+    """(market value of the clients' positive holdings, their value after the initial
+    haircut with every virtual asset at a 100% haircut); unmarked holdings count nothing."""
+    market_value = cover = ZERO
+    for account in book.clients():
+        for asset, balance in account.balances.items():
+            mark = mark_of(book, asset)
+            if balance <= ZERO or mark is None:
+                continue
+            value = balance * mark
+            market_value += value
+            asset_policy = policy.asset(asset)
+            if asset_policy.eligible and not is_virtual_asset(asset):
+                cover += value * (ONE - asset_policy.haircut.initial)
+    return market_value, cover
+
+
+# -- statements -----------------------------------------------------------------------
+
+
+def statement_rows(
+    book: Book,
+    policy: Policy,
+    interest: Mapping[tuple[str, str], Decimal],
+    closing: tuple[str, int, str],
+) -> list[Row]:
+    """Every client's statement for the business date `closing` = (date, seq, recorded_at)."""
+    return [
+        _statement_row(account, book, policy, interest, closing)
+        for account in sorted(book.clients(), key=lambda a: a.account_id)
+    ]
+
+
+def _statement_row(
+    account: Account,
+    book: Book,
+    policy: Policy,
+    interest: Mapping[tuple[str, str], Decimal],
+    closing: tuple[str, int, str],
+) -> Row:
+    business_date, closed_seq, closed_at = closing
+    figures = figures_of(account, book, policy)
+    balances = {asset: format_decimal(b) for asset, b in sorted(account.balances.items())}
+    positions = [
+        {"market": m, "size": format_decimal(p.size), "entry_price": format_decimal(p.entry_price)}
+        for m, p in sorted(account.positions.items())
+    ]
+    figure_cells: Row = (
+        (None, None)
+        if figures is None
+        else (text(figures.market_value), text(figures.unrealized_pnl))
+    ) + (
+        text(account.loan_principal),
+        text(account.loan_interest),
+        text(account.loan),
+        text(interest.get((business_date, account.account_id), ZERO)),
+    )
+    tail: Row = (
+        (None, None, None, None, "unvalued")
+        if figures is None
+        else (
+            text(figures.equity),
+            text(figures.initial_requirement),
+            text(figures.maintenance_requirement),
+            text(figures.margin_level),
+            str(figures.status),
+        )
+    )
+    call = account.margin_call
+    return (
+        business_date,
+        account.account_id,
+        closed_seq,
+        closed_at,
+        account.investor_class,
+        canonical_json(balances).decode(),
+        canonical_json(positions).decode(),
+        *figure_cells,
+        *tail,
+        None if call is None else call.call_id,
+    )
+
+
+def accounts_rows(
+    book: Book, policy: Policy, account_ids: Iterable[str], clock: str
+) -> tuple[list[str], list[Row], list[Row], list[Row]]:
+    """(the accounts, their balance rows, position rows, and margin-clients rows)."""
+    scopes = sorted(a for a in set(account_ids) if a in book.accounts)
+    balances: list[Row] = []
+    positions: list[Row] = []
+    margin: list[Row] = []
+    for account_id in scopes:
+        account = book.accounts[account_id]
+        figures = figures_of(account, book, policy)
+        balances.extend(balance_rows(account, book))
+        positions.extend(position_rows(account, figures, book))
+        if account.is_client:
+            margin.append(margin_client_row(account, figures, book, policy, clock))
+    return scopes, balances, positions, margin

@@ -1,0 +1,174 @@
+"""The projection runner: follows the journal into the view tables, each event exactly once.
+
+Embedded mode reads the journal from the store (`follow`); service mode hands it journal
+records from the topic (`apply_records`). Either way one call is one batch: the events are
+applied to the in-memory state (the ledger's `Book` and the registers of
+`projections.state`), then the rows of everything the batch touched and the new position
+(`last_seq`) are written in ONE transaction. Events at or below the recorded position only
+bring the in-memory state up to it (after a restart) and write nothing, so a redelivered
+record is never applied twice, and a record that skips ahead is refused.
+
+The same journal gives the same rows whatever the batch sizes: every row is a function of
+the state at the end of its batch, and every row whose inputs a batch changed is
+rewritten at its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ledger import journal_events as je
+from ledger.invariants import require
+from ledger.limits import journal_read_batch_events_max
+from ledger.policy import Policy
+from ledger.progress import Progress
+from ledger.store import LedgerStore
+from projections import rows, tables
+from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
+from projections.state import ProjectionState, Touched
+
+projection_batch_events_max = journal_read_batch_events_max
+
+
+class ProjectionGap(ValueError):
+    """A journal record arrived that does not follow the projection's state."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    applied: int  # events written into the views by this batch
+    last_seq: int  # the views' position after it
+
+
+class ProjectionRunner:
+    """One projection of the journal into a `ViewDatabase`, valued with one policy."""
+
+    def __init__(
+        self, database: ViewDatabase, policy: Policy, name: str = DEFAULT_PROJECTION
+    ) -> None:
+        self.database = database
+        self.policy = policy
+        self.name = name
+        self.state = ProjectionState(policy)
+        self.position = database.position(name)
+
+    @property
+    def last_seq(self) -> int:
+        """The views' recorded position: every event up to it is in the views."""
+        return self.position.last_seq
+
+    def apply_records(self, records: Iterable[bytes]) -> BatchResult:
+        """Project journal records (canonical JSON, in seq order) as one batch.
+
+        Records at or below the state's seq are skipped (redelivery); records up to the
+        recorded position rebuild the state only; the rest are written in one transaction.
+        Raises ProjectionGap when a record does not follow the previous one."""
+        return self.apply_events(je.decode_journal_record(record) for record in records)
+
+    def apply_events(self, events: Iterable[je.JournalEventType]) -> BatchResult:
+        applied = 0
+        for event in events:
+            if event.seq <= self.state.last_seq:
+                continue
+            if event.seq != self.state.last_seq + 1:
+                raise ProjectionGap(
+                    f"journal seq {event.seq} arrived where {self.state.last_seq + 1} belongs"
+                )
+            self.state.apply(event)
+            if event.seq <= self.position.last_seq:
+                self.state.forget_touched()  # already in the views: rebuild memory only
+            else:
+                applied += 1
+        if applied:
+            self._commit()
+        return BatchResult(applied, self.position.last_seq)
+
+    def _commit(self) -> None:
+        state = self.state
+        after = Position(state.last_seq, state.book.last_hash, state.recorded_at)
+        writes = batch_writes(state, state.end_batch())
+        self.database.commit_batch(writes, self.position, after, self.name)
+        self.position = after
+
+    def follow(
+        self,
+        store: LedgerStore,
+        *,
+        until_seq: int | None = None,
+        batch_events: int = projection_batch_events_max,
+        progress: Progress | None = None,
+    ) -> int:
+        """Project the store's journal up to `until_seq` (default: its end), a batch of at
+        most `batch_events` at a time; returns how many events were written."""
+        written = 0
+        for batch in _pages(store, self.state.last_seq, until_seq, batch_events):
+            result = self.apply_events(batch)
+            written += result.applied
+            if progress is not None:
+                progress.advance(len(batch))
+        return written
+
+    def rebuild(self, store: LedgerStore, *, until_seq: int | None = None) -> int:
+        """Forget every view row and project the journal again from seq 1."""
+        self.database.reset(self.name)
+        self.state = ProjectionState(self.policy)
+        self.position = self.database.position(self.name)
+        return self.follow(store, until_seq=until_seq)
+
+
+def _pages(
+    store: LedgerStore, after_seq: int, until_seq: int | None, batch_events: int
+) -> Iterator[list[je.JournalEventType]]:
+    require(0 < batch_events <= journal_read_batch_events_max, "batch size out of bounds")
+    while until_seq is None or after_seq < until_seq:
+        limit = batch_events if until_seq is None else min(batch_events, until_seq - after_seq)
+        entries = store.read_journal(after_seq, limit)
+        if not entries:
+            return
+        yield [je.decode_journal_record(entry.record) for entry in entries]
+        after_seq = entries[-1].seq
+
+
+def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
+    """The table writes of one batch: the touched scopes' rows, the aggregates whole."""
+    book, policy = state.book, state.policy
+    scopes, balances, positions, margin = rows.accounts_rows(
+        book, policy, touched.accounts, state.recorded_at
+    )
+    calls = sorted(touched.calls)
+    liquidations = sorted(touched.liquidations)
+    liquidation_records = [state.liquidations[i] for i in liquidations]
+    dates = sorted(touched.statements)
+    writes = [
+        TableWrite(tables.BALANCES, scopes, balances),
+        TableWrite(tables.POSITIONS, scopes, positions),
+        TableWrite(tables.MARGIN_CLIENTS, scopes, margin),
+        TableWrite(tables.MARGIN_CALLS, calls, [rows.call_row(state.calls[c]) for c in calls]),
+        TableWrite(
+            tables.LIQUIDATIONS,
+            liquidations,
+            [rows.liquidation_row(r) for r in liquidation_records],
+        ),
+        TableWrite(
+            tables.LIQUIDATION_STEPS,
+            liquidations,
+            [row for r in liquidation_records for row in rows.liquidation_step_rows(r)],
+        ),
+        TableWrite(
+            tables.DAILY_STATEMENT,
+            dates,
+            [row for d in dates for row in state.statement_rows.pop(d)],
+        ),
+        TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book)),
+        TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(state)),
+        TableWrite(tables.CLIENT_ASSETS, None, rows.client_asset_rows(state)),
+        TableWrite(tables.LENDING_LIMITS, None, rows.lending_rows(book, policy)),
+    ]
+    for write in writes:
+        width = len(write.table.columns)
+        require(
+            all(len(row) == width for row in write.rows),
+            f"a {write.table.view} row does not have its {width} columns",
+        )
+    return writes

@@ -1,0 +1,276 @@
+"""The projection's state: the ledger's own `Book`, plus the registers the views need that
+the book does not keep (calls, liquidations, funding totals, custody flows, statements),
+and what the current batch touched.
+
+The book is changed only by `Book.apply`, the function the ledger itself replays with, so
+the views show the state the ledger decided on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import assert_never
+
+from ledger import journal_events as je
+from ledger.book import PLATFORM_ACCOUNTS, Account, Book
+from ledger.money import ZERO
+from ledger.policy import Policy
+from projections import rows
+from projections.tables import Row
+
+
+class PolicyMismatch(ValueError):
+    """The journal adopted another policy than the one the projection values with."""
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    account_id: str
+    issued_seq: int
+    issued_at: str
+    amount: str
+    deadline: str
+    figures: je.Figures
+    outcome: str = "open"
+    closed_seq: int | None = None
+    closed_at: str | None = None
+    liquidation_id: str | None = None
+
+
+@dataclass
+class LiquidationRecord:
+    liquidation_id: str
+    account_id: str
+    triggered_seq: int
+    triggered_at: str
+    trigger: str
+    inputs: je.DecisionInputs
+    steps: list[je.LiquidationStep] = field(default_factory=list)
+    figures_after: je.Figures | None = None
+    insurance_fund_drawn: Decimal = ZERO
+    auto_deleveraged: Decimal = ZERO
+    bad_debt_loan: Decimal = ZERO
+    bad_debt_cash: Decimal = ZERO
+
+
+@dataclass
+class FundingTotals:
+    paid: Decimal = ZERO
+    received: Decimal = ZERO
+    residue: Decimal = ZERO
+
+
+@dataclass
+class PendingStatement:
+    """A `day_closed` whose input may still record events (interest) after it."""
+
+    business_date: str
+    causation_id: str
+    closed_seq: int
+    closed_at: str
+
+
+@dataclass
+class Touched:
+    """What the batch being projected changed: the scopes its writes cover."""
+
+    accounts: set[str] = field(default_factory=set)
+    marked: set[str] = field(default_factory=set)
+    calls: set[str] = field(default_factory=set)
+    liquidations: set[str] = field(default_factory=set)
+    statements: set[str] = field(default_factory=set)  # business dates finalised
+    any_event: bool = False
+
+
+@dataclass
+class ProjectionState:
+    policy: Policy
+    book: Book = field(default_factory=Book)
+    recorded_at: str = ""
+    calls: dict[str, CallRecord] = field(default_factory=dict)
+    liquidations: dict[str, LiquidationRecord] = field(default_factory=dict)
+    last_liquidation: dict[str, str] = field(default_factory=dict)  # account -> id
+    funding: dict[str, FundingTotals] = field(default_factory=dict)
+    custody_in: dict[str, Decimal] = field(default_factory=dict)
+    custody_out: dict[str, Decimal] = field(default_factory=dict)
+    interest: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (date, account)
+    # Statement rows of the business dates closed since the last batch was written.
+    statement_rows: dict[str, list[Row]] = field(default_factory=dict)
+    pending_statement: PendingStatement | None = None
+    touched: Touched = field(default_factory=Touched)
+
+    @property
+    def last_seq(self) -> int:
+        return self.book.last_seq
+
+    def apply(self, event: je.JournalEventType) -> None:
+        """Apply one journal event (the book checks seq and hash chain)."""
+        pending = self.pending_statement
+        if pending is not None and event.causation_id != pending.causation_id:
+            self._write_statements(pending)
+            self.pending_statement = None
+        self.book.apply(event)
+        self.recorded_at = event.recorded_at
+        self.touched.any_event = True
+        if event.account_id is not None:
+            self.touched.accounts.add(event.account_id)
+        self._register(event)
+
+    def _write_statements(self, closing: PendingStatement) -> None:
+        """Every client's statement for the closing: the state after its input's events."""
+        date = closing.business_date
+        self.statement_rows[date] = rows.statement_rows(
+            self.book, self.policy, self.interest, (date, closing.closed_seq, closing.closed_at)
+        )
+        self.touched.statements.add(date)
+
+    def _register(self, event: je.JournalEventType) -> None:  # noqa: PLR0912  # one arm per type
+        match event:
+            case je.PolicyAdopted():
+                self._check_policy(event)
+            case je.DepositCredited():
+                _add(self.custody_in, event.asset, Decimal(event.amount))
+            case je.WithdrawalApproved():
+                _add(self.custody_out, event.asset, Decimal(event.amount))
+            case je.MarkPriceApplied():
+                self.touched.marked.add(event.instrument)
+            case je.FundingSettled():
+                self._funding(event)
+            case je.InterestAccrued():
+                assert event.account_id is not None
+                key = (event.business_date, event.account_id)
+                self.interest[key] = self.interest.get(key, ZERO) + Decimal(event.amount)
+            case je.DayClosed():
+                self.pending_statement = PendingStatement(
+                    event.business_date, event.causation_id, event.seq, event.recorded_at
+                )
+            case je.MarginCallIssued():
+                self._call_issued(event)
+            case je.MarginCallCleared():
+                self._call_cleared(event)
+            case je.LiquidationTriggered():
+                self._liquidation_triggered(event)
+            case je.LiquidationCompleted():
+                record = self._liquidation(event.liquidation_id)
+                record.steps = list(event.steps)
+                record.figures_after = event.figures_after
+            case je.InsuranceFundDrawn():
+                self._liquidation(event.liquidation_id).insurance_fund_drawn += Decimal(
+                    event.amount
+                )
+            case je.AutoDeleveraged():
+                self.touched.accounts.add(event.bankrupt_account_id)
+                self._liquidation(event.liquidation_id).auto_deleveraged += Decimal(event.absorbed)
+            case je.BadDebtRecorded():
+                record = self._liquidation(event.liquidation_id)
+                record.bad_debt_loan += Decimal(event.loan_written_off)
+                record.bad_debt_cash += Decimal(event.cash_written_off)
+            case (
+                je.AccountOpened()
+                | je.CreditLimitSet()
+                | je.WithdrawalRejected()
+                | je.LoanDrawn()
+                | je.LoanDrawRejected()
+                | je.LoanRepaid()
+                | je.SpotTradeBooked()
+                | je.PerpTradeBooked()
+            ):
+                pass
+            case _:
+                assert_never(event)
+
+    def _check_policy(self, event: je.PolicyAdopted) -> None:
+        if (event.version, event.digest) != (self.policy.version, self.policy.digest):
+            raise PolicyMismatch(
+                f"journal seq {event.seq} adopted policy {event.version} (sha256 "
+                f"{event.digest[:12]}…), but the views are valued with policy "
+                f"{self.policy.version} (sha256 {self.policy.digest[:12]}…): load the "
+                "journal's policy with --policy"
+            )
+
+    def _funding(self, event: je.FundingSettled) -> None:
+        totals = self.funding.setdefault(event.market, FundingTotals())
+        for payment in event.payments:
+            amount = Decimal(payment.amount)
+            if amount > ZERO:
+                totals.paid += amount
+            else:
+                totals.received -= amount
+            self.touched.accounts.add(payment.account_id)
+        totals.residue += Decimal(event.residue)
+
+    def _call_issued(self, event: je.MarginCallIssued) -> None:
+        assert event.account_id is not None
+        self.calls[event.call_id] = CallRecord(
+            call_id=event.call_id,
+            account_id=event.account_id,
+            issued_seq=event.seq,
+            issued_at=event.recorded_at,
+            amount=event.amount,
+            deadline=event.deadline,
+            figures=event.inputs.figures,
+        )
+        self.touched.calls.add(event.call_id)
+
+    def _call_cleared(self, event: je.MarginCallCleared) -> None:
+        record = self.calls[event.call_id]
+        record.outcome = event.outcome
+        record.closed_seq = event.seq
+        record.closed_at = event.recorded_at
+        if event.outcome == "liquidated":
+            record.liquidation_id = self.last_liquidation.get(record.account_id)
+        self.touched.calls.add(event.call_id)
+
+    def _liquidation_triggered(self, event: je.LiquidationTriggered) -> None:
+        assert event.account_id is not None
+        self.liquidations[event.liquidation_id] = LiquidationRecord(
+            liquidation_id=event.liquidation_id,
+            account_id=event.account_id,
+            triggered_seq=event.seq,
+            triggered_at=event.recorded_at,
+            trigger=event.trigger,
+            inputs=event.inputs,
+        )
+        self.last_liquidation[event.account_id] = event.liquidation_id
+        self.touched.liquidations.add(event.liquidation_id)
+
+    def _liquidation(self, liquidation_id: str) -> LiquidationRecord:
+        self.touched.liquidations.add(liquidation_id)
+        return self.liquidations[liquidation_id]
+
+    def forget_touched(self) -> None:
+        """Drop what was touched so far: those events are already in the views."""
+        self.touched = Touched()
+        self.statement_rows.clear()
+
+    def end_batch(self) -> Touched:
+        """What the batch touched, with the accounts revalued by new marks, the platform's
+        accounts (every booking moves one of them) and accounts with an open call (its age
+        grows with the clock); the next batch starts afresh."""
+        touched = self.touched
+        if touched.any_event:
+            touched.accounts.update(PLATFORM_ACCOUNTS)
+        for account in self.book.accounts.values():
+            if (account.margin_call is not None and touched.any_event) or _holds(
+                account, touched.marked
+            ):
+                touched.accounts.add(account.account_id)
+        if self.pending_statement is not None and touched.any_event:
+            # Provisional until the closing input's last event: rewritten if more come.
+            self._write_statements(self.pending_statement)
+        self.touched = Touched()
+        return touched
+
+
+def _holds(account: Account, instruments: set[str]) -> bool:
+    """Whether the account holds any of `instruments` (a balance or a position)."""
+    return bool(instruments) and (
+        not instruments.isdisjoint(account.positions)
+        or any(not account.balance(i).is_zero() for i in instruments)
+    )
+
+
+def _add(totals: dict[str, Decimal], asset: str, amount: Decimal) -> None:
+    totals[asset] = totals.get(asset, ZERO) + amount

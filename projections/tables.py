@@ -1,0 +1,180 @@
+"""The view tables: their names, columns and keys (docs/views.md describes each column).
+
+Every figure is a decimal written as text by `money.format_decimal` (so no float ever
+touches money and a view's bytes are deterministic); journal positions are integers.
+A table is rewritten per batch by *scope*: the rows of each scope value that a batch
+touched (an account, a call, a liquidation, a business date) are deleted and written
+again; a table without a scope is small (one row per asset or market) and rewritten whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+ColumnKind = Literal["text", "decimal", "integer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: ColumnKind
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    view: str  # the name `ledger report VIEW` takes
+    sql_name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    scope: str | None  # the column a batch rewrites by; None: rewritten whole
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+
+def _columns(spec: str) -> tuple[Column, ...]:
+    """`name:kind` words; a bare name is a decimal, `#name` an integer, `$name` text."""
+    columns = []
+    for word in spec.split():
+        if word.startswith("#"):
+            columns.append(Column(word[1:], "integer"))
+        elif word.startswith("$"):
+            columns.append(Column(word[1:], "text"))
+        else:
+            columns.append(Column(word, "decimal"))
+    return tuple(columns)
+
+
+BALANCES = Table(
+    "balances",
+    "view_balances",
+    _columns("$account_id $asset balance mark_price market_value"),
+    ("account_id", "asset"),
+    "account_id",
+)
+POSITIONS = Table(
+    "positions",
+    "view_positions",
+    _columns(
+        "$account_id $market size entry_price mark_price unrealized_pnl notional "
+        "initial_margin maintenance_margin liquidation_price"
+    ),
+    ("account_id", "market"),
+    "account_id",
+)
+MARGIN_CLIENTS = Table(
+    "margin-clients",
+    "view_margin_clients",
+    _columns(
+        "$account_id $investor_class credit_limit market_value eligible_collateral_value "
+        "haircut_value lending_value unrealized_pnl loan loan_principal loan_interest ltv "
+        "equity initial_requirement maintenance_requirement liquidation_requirement excess "
+        "available margin_level $status $call_id call_amount $call_issued_at $call_deadline "
+        "call_age_hours"
+    ),
+    ("account_id",),
+    "account_id",
+)
+COLLATERAL_CONCENTRATION = Table(
+    "collateral-concentration",
+    "view_collateral_concentration",
+    _columns(
+        "$asset #clients quantity mark_price market_value share top5_market_value top5_share "
+        "$largest_client largest_client_share"
+    ),
+    ("asset",),
+    None,
+)
+MARGIN_CALLS = Table(
+    "margin-calls",
+    "view_margin_calls",
+    _columns(
+        "$call_id $account_id #issued_seq $issued_at amount $deadline equity_at_issue "
+        "maintenance_requirement_at_issue liquidation_requirement_at_issue $outcome "
+        "#closed_seq $closed_at $liquidation_id"
+    ),
+    ("call_id",),
+    "call_id",
+)
+LIQUIDATIONS = Table(
+    "liquidations",
+    "view_liquidations",
+    _columns(
+        "$liquidation_id $account_id #triggered_seq $triggered_at $trigger equity "
+        "initial_requirement maintenance_requirement liquidation_requirement loan "
+        "market_value #steps closed_notional proceeds fees loan_repaid equity_after "
+        "$status_after insurance_fund_drawn auto_deleveraged bad_debt_loan bad_debt_cash"
+    ),
+    ("liquidation_id",),
+    "liquidation_id",
+)
+LIQUIDATION_STEPS = Table(
+    "liquidation-steps",
+    "view_liquidation_steps",
+    _columns(
+        "$liquidation_id #step $account_id $kind $instrument quantity price proceeds fee "
+        "loan_repaid"
+    ),
+    ("liquidation_id", "step"),
+    "liquidation_id",
+)
+PERPS_EXPOSURE = Table(
+    "perps-exposure",
+    "view_perps_exposure",
+    _columns(
+        "$market mark_price long_open_interest short_open_interest open_interest_difference "
+        "client_long client_short platform_long platform_short #long_accounts #short_accounts "
+        "funding_paid funding_received funding_residue #retail_accounts_exposed $check"
+    ),
+    ("market",),
+    None,
+)
+CLIENT_ASSETS = Table(
+    "client-assets",
+    "view_client_assets",
+    _columns(
+        "$asset client_balances client_negative_balances platform_balances custody_in "
+        "custody_out custody_net custody_account_balance difference $status"
+    ),
+    ("asset",),
+    None,
+)
+LENDING_LIMITS = Table(
+    "lending-limits",
+    "view_lending_limits",
+    _columns("$item $account_id amount limit_amount utilisation headroom $status"),
+    ("item",),
+    None,
+)
+DAILY_STATEMENT = Table(
+    "daily-statement",
+    "view_daily_statement",
+    _columns(
+        "$business_date $account_id #closed_seq $closed_at $investor_class $balances "
+        "$positions market_value unrealized_pnl loan_principal loan_interest loan "
+        "interest_accrued equity initial_requirement maintenance_requirement margin_level "
+        "$status $call_id"
+    ),
+    ("business_date", "account_id"),
+    "business_date",
+)
+
+TABLES: tuple[Table, ...] = (
+    BALANCES,
+    POSITIONS,
+    MARGIN_CLIENTS,
+    COLLATERAL_CONCENTRATION,
+    MARGIN_CALLS,
+    LIQUIDATIONS,
+    LIQUIDATION_STEPS,
+    PERPS_EXPOSURE,
+    CLIENT_ASSETS,
+    LENDING_LIMITS,
+    DAILY_STATEMENT,
+)
+TABLES_BY_VIEW: dict[str, Table] = {table.view: table for table in TABLES}
+
+Cell: TypeAlias = str | int | None
+Row: TypeAlias = tuple[Cell, ...]
