@@ -1,0 +1,102 @@
+"""`ledger run` and `ledger publish`: the commands that talk to Kafka.
+
+Registered by `ledger.cli` (it discovers `consumers.commands.register`). aiokafka is
+imported inside the handlers only, so every other command starts without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ledger.commands import CommandError, policy_of
+
+health_port_env = "LEDGER_HEALTH_PORT"
+health_host_env = "LEDGER_HEALTH_HOST"
+health_host_default = "0.0.0.0"  # noqa: S104 (a container's probe reaches the pod's address)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from consumers.service import ServiceSettings, run_service  # noqa: PLC0415
+    from consumers.topics import TopicNames  # noqa: PLC0415
+
+    if not 0 <= args.health_port <= 65_535:
+        raise CommandError(f"--health-port {args.health_port} is not a port (0 disables)")
+    if args.inbox_partitions < 1 or args.replication_factor < 1:
+        raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")
+    settings = ServiceSettings(
+        store_url=args.store,
+        bootstrap=args.bootstrap,
+        names=TopicNames(args.topic_prefix),
+        policy=policy_of(args),
+        health_host=args.health_host,
+        health_port=args.health_port,
+        inbox_partitions=args.inbox_partitions,
+        replication_factor=args.replication_factor,
+    )
+    return asyncio.run(run_service(settings))
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from consumers.publish import publish_records, read_lines  # noqa: PLC0415
+    from consumers.topics import TopicNames, ensure_topics  # noqa: PLC0415
+
+    names = TopicNames(args.topic_prefix)
+
+    async def publish(stream: Any) -> int:
+        await ensure_topics(
+            args.bootstrap,
+            names,
+            inbox_partitions=args.inbox_partitions,
+            replication_factor=args.replication_factor,
+        )
+        return await publish_records(args.bootstrap, names.inbox, read_lines(stream))
+
+    if args.file == "-":
+        sent = asyncio.run(publish(sys.stdin.buffer))
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CommandError(f"inbox file {path} does not exist")
+        with path.open("rb") as stream:
+            sent = asyncio.run(publish(stream))
+    print(f"published {sent} records to {names.inbox}")
+    return 0
+
+
+def _topic_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inbox-partitions",
+        type=int,
+        default=1,
+        help="partitions of a new inbox topic (1: byte-identical re-runs; docs/pipeline.md)",
+    )
+    parser.add_argument(
+        "--replication-factor", type=int, default=1, help="of new topics (3 in production)"
+    )
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="the service: inbox from Kafka, journal to Kafka")
+    run.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get(health_port_env) or 8081),
+        help=f"GET /health on this port (0 disables; ${health_port_env})",
+    )
+    run.add_argument(
+        "--health-host",
+        default=os.environ.get(health_host_env) or health_host_default,
+        help=f"address the health endpoint binds (${health_host_env})",
+    )
+    _topic_options(run)
+    run.set_defaults(handler=_run)
+
+    publish = sub.add_parser("publish", help="send JSON-lines inbox records to the inbox topic")
+    publish.add_argument("file", help="a JSON-lines file, or - for stdin")
+    _topic_options(publish)
+    publish.set_defaults(handler=_publish)

@@ -1,0 +1,296 @@
+"""Journal publication: the store's journal to `<prefix>.events`, its rejects to
+`<prefix>.rejects`, each record exactly once and in order.
+
+Each relay owns a transactional producer (`<prefix>.journal-relay`, `<prefix>.rejects-relay`).
+Starting it fences any older instance (its transactions are aborted, its sends refused
+with `ProducerFenced`); only then does the relay read the topic's tail with a
+`read_committed` consumer (the last record's position header, `seq` or `number`) and resume
+right after it. A batch is one transaction: a crash mid-batch leaves nothing a
+`read_committed` reader sees, and the next life republishes the batch whole. Any Kafka
+error restarts this cycle (new producer, tail read again), so a commit whose answer was
+lost is never published twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+
+from consumers.inbox import backoff_retry
+from consumers.topics import (
+    kafka_connections_max_idle_ms,
+    kafka_metadata_max_age_ms,
+    kafka_request_timeout_ms,
+    kafka_retry_backoff_ms,
+    topic_partitions,
+)
+from ledger.invariants import require
+from ledger.limits import journal_read_batch_events_max
+from ledger.store import LedgerStore
+
+log = logging.getLogger("consumers.journal_relay")
+
+relay_batch_records_max = 2_000  # one Kafka transaction, at most
+relay_idle_poll_s = 0.25  # re-read the store this often when nothing woke the relay
+relay_transaction_timeout_ms = 60_000  # the coordinator aborts a transaction older than this
+relay_linger_ms = 2  # a short wait to fill batches: the whole transaction is sent at once
+relay_batch_bytes_max = 512 * 1024
+relay_request_bytes_max = 1_048_576
+relay_error_backoff_initial_s = 0.5
+relay_error_backoff_max_s = 5.0
+relay_kafka_failures_max = 120  # consecutive failed cycles before the service gives up
+tail_window_records_initial = 64  # read back this far for the tail, doubling when needed
+tail_read_timeout_s = 60.0
+tail_poll_timeout_ms = 500
+require(relay_batch_records_max <= journal_read_batch_events_max, "a relay batch exceeds a read")
+
+
+class RelayFenced(Exception):
+    """A newer instance with the same transactional id took over: this one must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to publish: its position (`seq` or reject `number`), key, value, headers."""
+
+    position: int
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class _JournalKeyFields(msgspec.Struct, frozen=True):
+    account_id: str | None = None
+    instrument: str | None = None
+    market: str | None = None
+
+
+class _RejectFields(msgspec.Struct, frozen=True):
+    number: int
+    reason_code: str
+    key: str | None = None
+
+
+_decode_journal_key = msgspec.json.Decoder(_JournalKeyFields).decode
+_decode_reject = msgspec.json.Decoder(_RejectFields).decode
+
+
+def read_journal_batch(store: LedgerStore, after: int) -> list[Outgoing]:
+    """Journal entries after `after`, keyed by account, instrument or market (else by
+    type), with headers `seq`, `type` and `hash`; values exactly as stored."""
+    batch = []
+    for entry in store.read_journal(after, relay_batch_records_max):
+        fields = _decode_journal_key(entry.record)
+        key_text = fields.account_id or fields.instrument or fields.market or entry.type
+        digest = msgspec.json.decode(entry.record, type=dict[str, Any]).get("hash", "")
+        headers = [
+            ("seq", str(entry.seq).encode("ascii")),
+            ("type", entry.type.encode("utf-8")),
+            ("hash", str(digest).encode("ascii")),
+        ]
+        batch.append(Outgoing(entry.seq, key_text.encode("utf-8"), entry.record, headers))
+    return batch
+
+
+def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
+    """Reject records after number `after`, keyed as the refused input was, with headers
+    `number` and `reason_code`."""
+    batch = []
+    for record in store.read_rejects(after, relay_batch_records_max):
+        fields = _decode_reject(record)
+        headers = [
+            ("number", str(fields.number).encode("ascii")),
+            ("reason_code", fields.reason_code.encode("utf-8")),
+        ]
+        key = None if fields.key is None else fields.key.encode("utf-8")
+        batch.append(Outgoing(fields.number, key, record, headers))
+    return batch
+
+
+def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=transactional_id,  # names this client in broker logs
+        transactional_id=transactional_id,  # fences an older instance of this relay
+        transaction_timeout_ms=relay_transaction_timeout_ms,  # see the constant
+        acks="all",  # a record counts once every in-sync replica has it (transactions need it)
+        enable_idempotence=True,  # no duplicate from a retried batch (transactions need it)
+        linger_ms=relay_linger_ms,  # see the constant
+        max_batch_size=relay_batch_bytes_max,  # bounded producer batches
+        max_request_size=relay_request_bytes_max,  # the broker's default message limit
+        compression_type=None,  # small JSON, local network: CPU over bytes
+        request_timeout_ms=kafka_request_timeout_ms,  # a lost broker fails the transaction
+        retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
+        metadata_max_age_ms=kafka_metadata_max_age_ms,  # notice a leader change soon
+        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
+    )
+
+
+def tail_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="ledger-relay-tail",  # names this client in broker logs
+        group_id=None,  # a one-off read of assigned partitions: no group, no commits
+        enable_auto_commit=False,  # nothing to commit without a group; stated
+        auto_offset_reset="earliest",  # seeks are explicit; the safe direction if not
+        isolation_level="read_committed",  # an aborted transaction is not published
+        max_poll_records=tail_window_records_initial,  # small reads near the tail
+        fetch_max_wait_ms=tail_poll_timeout_ms,  # see the constant
+        request_timeout_ms=kafka_request_timeout_ms,  # see the constant
+        retry_backoff_ms=kafka_retry_backoff_ms,  # stated
+        metadata_max_age_ms=kafka_metadata_max_age_ms,  # stated
+        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
+        check_crcs=True,  # a corrupted record is an error
+    )
+
+
+def _header(headers: Any, name: str) -> int | None:
+    for header_name, value in headers or ():
+        if header_name == name:
+            return int(value.decode("ascii"))
+    return None
+
+
+async def _partition_tail(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, header: str
+) -> int:
+    """The largest `header` among the last committed records of `partition`; 0 if none."""
+    beginning = (await consumer.beginning_offsets([partition]))[partition]
+    end = (await consumer.end_offsets([partition]))[partition]  # read_committed: the LSO
+    window = tail_window_records_initial
+    while end > beginning:
+        start = max(end - window, beginning)
+        consumer.seek(partition, start)
+        found: int | None = None
+        while await consumer.position(partition) < end:
+            batches = await consumer.getmany(partition, timeout_ms=tail_poll_timeout_ms)
+            for record in batches.get(partition, []):
+                if record.offset < end:
+                    found = _header(record.headers, header) or found
+        if found is not None:
+            return found
+        if start == beginning:
+            return 0
+        window *= 2
+    return 0
+
+
+async def read_tail(bootstrap: str, topic: str, header: str) -> int:
+    """The last published position on `topic`: max over partitions of the last committed
+    record's `header`; 0 when the topic holds no committed record."""
+    consumer = tail_consumer(bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+        consumer.assign(partitions)
+        async with asyncio.timeout(tail_read_timeout_s):
+            tails = [await _partition_tail(consumer, p, header) for p in partitions]
+    finally:
+        await consumer.stop()
+    return max(tails, default=0)
+
+
+@dataclass
+class RelayProgress:
+    """What a relay has published, for /health and the progress logs."""
+
+    published: int = 0
+    healthy: bool = True
+
+
+class Relay:
+    """Publishes one store stream (journal or rejects) to its topic, in order, once."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        bootstrap: str,
+        topic: str,
+        transactional_id: str,
+        header: str,
+        read_batch: Callable[[int], list[Outgoing]],
+        wake: asyncio.Event,
+    ) -> None:
+        self.name = name
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._transactional_id = transactional_id
+        self._header = header
+        self._read_batch = read_batch  # blocking: runs in a thread
+        self._wake = wake
+        self.progress = RelayProgress()
+
+    async def run(self, stopping: asyncio.Event, last: Callable[[], int]) -> None:
+        """Publish until `stopping` is set and everything up to `last()` is published."""
+        failures = 0
+        delay_s = relay_error_backoff_initial_s
+        while True:
+            try:
+                await self._cycle(stopping, last)
+                return
+            except ProducerFenced as fenced:
+                raise RelayFenced(
+                    f"{self._transactional_id} fenced by a newer instance"
+                ) from fenced
+            except KafkaError as error:
+                failures += 1
+                self.progress.healthy = False
+                if failures >= relay_kafka_failures_max:
+                    raise
+                log.warning(
+                    "relay_kafka_error relay=%s topic=%s published=%d retry_in_s=%.1f error=%r",
+                    self.name, self._topic, self.progress.published, delay_s, error,
+                )  # fmt: skip
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, relay_error_backoff_max_s)
+
+    async def _cycle(self, stopping: asyncio.Event, last: Callable[[], int]) -> None:
+        producer = relay_producer(self._bootstrap, self._transactional_id)
+        await producer.start()  # InitProducerId: fences and aborts an older instance first
+        try:
+            published = await read_tail(self._bootstrap, self._topic, self._header)
+            self.progress.published = published
+            self.progress.healthy = True
+            log.info("relay_resume relay=%s topic=%s after=%d", self.name, self._topic, published)
+            while True:
+                batch = await backoff_retry(
+                    lambda: self._read_batch(self.progress.published), f"read_{self.name}"
+                )
+                if batch:
+                    await self._publish(producer, batch)
+                    continue
+                if stopping.is_set() and self.progress.published >= last():
+                    return
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), relay_idle_poll_s)
+        finally:
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+
+    async def _publish(self, producer: AIOKafkaProducer, batch: list[Outgoing]) -> None:
+        expected = self.progress.published + 1
+        if batch[0].position != expected:
+            raise RuntimeError(
+                f"{self.name}: store gave position {batch[0].position} where {expected} belongs"
+            )
+        async with producer.transaction():
+            sent = [
+                await producer.send(self._topic, item.value, key=item.key, headers=item.headers)
+                for item in batch
+            ]
+            await asyncio.gather(*sent)
+        self.progress.published = batch[-1].position
+        log.debug(
+            "relay_published relay=%s topic=%s first=%d last=%d",
+            self.name, self._topic, batch[0].position, batch[-1].position,
+        )  # fmt: skip

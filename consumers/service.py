@@ -1,0 +1,254 @@
+"""`ledger run`: the sequencer service. One process: the inbox ingest, the journal and
+rejects relays, the health endpoint and the progress logs, until SIGTERM or SIGINT.
+
+Shutdown finishes the inbox batch in hand, then lets the relays publish everything the
+store holds, then closes the clients. A crash at any moment loses and duplicates nothing:
+the store records each batch with its inbox position, and the relays resume after what
+their topic already holds (docs/pipeline.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from consumers.health import start_health_server
+from consumers.inbox import (
+    InboxIngest,
+    IngestState,
+    backoff_retry,
+    inbox_consumer,
+)
+from consumers.journal_relay import (
+    Relay,
+    RelayFenced,
+    read_journal_batch,
+    read_rejects_batch,
+)
+from consumers.topics import TopicNames, ensure_topics
+from ledger.application import LedgerApplication
+from ledger.invariants import InvariantViolation
+from ledger.policy import Policy
+from ledger.store import LedgerStore
+
+log = logging.getLogger("consumers.service")
+
+progress_log_interval_s = 5.0
+shutdown_drain_timeout_s = 30.0  # the relays' time to publish what the store holds
+startup_kafka_attempts_max = 30  # topic creation while the broker is starting
+startup_kafka_backoff_s = 1.0
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_FENCED = 3  # another instance took over, or two writers met in the store
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings:
+    store_url: str
+    bootstrap: str
+    names: TopicNames
+    policy: Policy
+    health_host: str
+    health_port: int  # 0: no health endpoint
+    inbox_partitions: int
+    replication_factor: int
+
+
+@dataclass
+class _Parts:
+    store: LedgerStore
+    state: IngestState
+    ingest: InboxIngest
+    journal: Relay
+    rejects: Relay
+
+
+async def _create_topics(settings: ServiceSettings) -> None:
+    for attempt in range(1, startup_kafka_attempts_max + 1):
+        try:
+            await ensure_topics(
+                settings.bootstrap,
+                settings.names,
+                inbox_partitions=settings.inbox_partitions,
+                replication_factor=settings.replication_factor,
+            )
+            return
+        except KafkaError as error:
+            if attempt == startup_kafka_attempts_max:
+                raise
+            log.warning("kafka_unavailable attempt=%d error=%r", attempt, error)
+            await asyncio.sleep(startup_kafka_backoff_s)
+
+
+def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication) -> _Parts:
+    state = IngestState()
+    ingest = InboxIngest(
+        consumer=inbox_consumer(settings.bootstrap, settings.names),
+        app=app,
+        build_app=lambda: LedgerApplication(store, settings.policy),
+        names=settings.names,
+        state=state,
+        bootstrap=settings.bootstrap,
+    )
+    journal = Relay(
+        name="journal",
+        bootstrap=settings.bootstrap,
+        topic=settings.names.events,
+        transactional_id=settings.names.journal_transactional_id,
+        header="seq",
+        read_batch=lambda after: read_journal_batch(store, after),
+        wake=state.journal_recorded,
+    )
+    rejects = Relay(
+        name="rejects",
+        bootstrap=settings.bootstrap,
+        topic=settings.names.rejects,
+        transactional_id=settings.names.rejects_transactional_id,
+        header="number",
+        read_batch=lambda after: read_rejects_batch(store, after),
+        wake=state.rejects_recorded,
+    )
+    return _Parts(store, state, ingest, journal, rejects)
+
+
+def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
+    def document() -> dict[str, Any]:
+        healthy = (
+            parts.state.store_healthy
+            and parts.journal.progress.healthy
+            and parts.rejects.progress.healthy
+        )
+        return {
+            "status": "ok" if healthy else "degraded",
+            "journal_seq": parts.state.journal_seq,
+            "published_seq": parts.journal.progress.published,
+            "rejects": parts.state.reject_count,
+            "rejects_published": parts.rejects.progress.published,
+            "inbox_lag": sum(parts.state.lag.values()),
+        }
+
+    return document
+
+
+async def _log_progress(parts: _Parts) -> None:
+    """Every few seconds: position, lag and rate per inbox partition, as key=value."""
+    records_before, before_s = parts.state.records, time.monotonic()
+    while True:
+        await asyncio.sleep(progress_log_interval_s)
+        now_s = time.monotonic()
+        rate = (parts.state.records - records_before) / max(now_s - before_s, 1e-9)
+        records_before, before_s = parts.state.records, now_s
+        for (topic, partition), offset in sorted(parts.state.positions.items()):
+            log.info(
+                "progress topic=%s partition=%d offset=%d lag=%d seq=%d published_seq=%d "
+                "rejects=%d rejects_published=%d records_per_s=%.0f",
+                topic, partition, offset, parts.state.lag.get((topic, partition), 0),
+                parts.state.journal_seq, parts.journal.progress.published,
+                parts.state.reject_count, parts.rejects.progress.published, rate,
+            )  # fmt: skip
+
+
+def _install_signals(stopping: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+
+async def run_service(settings: ServiceSettings) -> int:
+    """Run until SIGTERM/SIGINT; the exit status of `ledger run`."""
+    stopping = asyncio.Event()
+    _install_signals(stopping)
+    store = await backoff_retry(lambda: LedgerStore.open(settings.store_url), "open_store")
+    try:
+        app = await backoff_retry(
+            lambda: LedgerApplication(store, settings.policy), "replay_journal"
+        )
+        log.info("replayed store=%s journal_seq=%d", store.describe(), app.book.last_seq)
+        await _create_topics(settings)
+        parts = _build(settings, store, app)
+        return await _serve(settings, parts, stopping)
+    finally:
+        store.close()
+
+
+async def _serve(settings: ServiceSettings, parts: _Parts, stopping: asyncio.Event) -> int:
+    server = None
+    if settings.health_port:
+        server = await start_health_server(
+            settings.health_host, settings.health_port, _snapshot(parts)
+        )
+    consumer = parts.ingest.consumer
+    await consumer.start()
+    try:
+        await parts.ingest.assign_all()
+        return await _supervise(parts, stopping)
+    finally:
+        with contextlib.suppress(KafkaError):
+            await consumer.stop()
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+
+async def _supervise(parts: _Parts, stopping: asyncio.Event) -> int:
+    """Run the tasks; stop all when one fails. The relays drain after the ingest ends."""
+    ingest_done = asyncio.Event()
+
+    async def ingest() -> None:
+        try:
+            await parts.ingest.run(stopping)
+        finally:
+            ingest_done.set()
+
+    tasks = {
+        asyncio.create_task(ingest(), name="ingest"),
+        asyncio.create_task(
+            parts.journal.run(ingest_done, lambda: parts.state.journal_seq), name="journal"
+        ),
+        asyncio.create_task(
+            parts.rejects.run(ingest_done, lambda: parts.state.reject_count), name="rejects"
+        ),
+    }
+    progress = asyncio.create_task(_log_progress(parts), name="progress")
+    status = EXIT_OK
+    try:
+        pending = tasks
+        while pending:
+            timeout = shutdown_drain_timeout_s if ingest_done.is_set() else None
+            done, pending = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
+            )
+            if not done:
+                log.error("shutdown_timeout unpublished=%s", sorted(t.get_name() for t in pending))
+                status = EXIT_FAILED
+                break
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            if failed:
+                status = _failure_status(failed[0])
+                break
+    finally:
+        stopping.set()
+        for task in [*tasks, progress]:
+            task.cancel()
+        await asyncio.gather(*tasks, progress, return_exceptions=True)
+    log.info(
+        "stopped status=%d journal_seq=%d published_seq=%d",
+        status, parts.state.journal_seq, parts.journal.progress.published,
+    )  # fmt: skip
+    return status
+
+
+def _failure_status(task: asyncio.Task[None]) -> int:
+    error = task.exception()
+    log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
+    if isinstance(error, RelayFenced | InvariantViolation):
+        return EXIT_FENCED
+    return EXIT_FAILED

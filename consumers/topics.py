@@ -1,0 +1,148 @@
+"""The ledger's three topics (EVENTS.md), created when missing, and the bounds of talking to
+Kafka that every module of `consumers/` shares.
+
+`<prefix>.inbox` (upstream facts and requests), `<prefix>.events` (the journal, one
+partition, kept forever) and `<prefix>.rejects` (refused inputs, kept forever). Production
+clusters create them with their own settings (deploy/k8s/topics.yaml); `ensure_topics` only
+creates the ones that are missing, so a local broker or a test works out of the box.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("consumers.topics")
+
+# -- bounds shared by every Kafka client of the ledger (units last) -----------------------
+# A request the broker has not answered in this time failed; the client retries it.
+kafka_request_timeout_ms = 30_000
+# Wait between retries of a failed request (aiokafka's default, stated).
+kafka_retry_backoff_ms = 100
+# Refresh topic metadata at least this often, so a leader change is noticed quickly.
+kafka_metadata_max_age_ms = 60_000
+# Close connections idle this long (aiokafka's default, stated).
+kafka_connections_max_idle_ms = 540_000
+# Create-topics request: the broker waits this long for the topics to exist.
+topic_create_timeout_ms = 30_000
+inbox_partitions_default = 1  # docs/pipeline.md: one partition, byte-identical re-runs
+events_partitions = 1  # the journal's total order is the topic's order
+rejects_partitions = 1  # rejects are numbered 1, 2, … in one order too
+replication_factor_default = 1  # one local broker; production uses 3 (deploy/k8s)
+_TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another process created it first
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """The topic names for one prefix (`ledger` gives `ledger.inbox`, ...)."""
+
+    prefix: str
+
+    @property
+    def base(self) -> str:
+        # A prefix given with its trailing dot (`test.x.`) names the same topics.
+        return self.prefix.rstrip(".")
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.base}.inbox"
+
+    @property
+    def events(self) -> str:
+        return f"{self.base}.events"
+
+    @property
+    def rejects(self) -> str:
+        return f"{self.base}.rejects"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.base}.sequencer"
+
+    @property
+    def journal_transactional_id(self) -> str:
+        return f"{self.base}.journal-relay"
+
+    @property
+    def rejects_transactional_id(self) -> str:
+        return f"{self.base}.rejects-relay"
+
+
+def _forever() -> dict[str, str]:
+    return {
+        # Keys repeat (one per account): compaction would drop history.
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",  # kept forever: the journal is the books of record
+        "retention.bytes": "-1",  # never dropped for size either
+    }
+
+
+def _admin(bootstrap: str) -> Any:
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
+
+    return AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="ledger-admin",  # names this client in broker logs
+        request_timeout_ms=kafka_request_timeout_ms,  # bounded wait for the controller
+        retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
+        metadata_max_age_ms=kafka_metadata_max_age_ms,  # see the constant
+        connections_max_idle_ms=kafka_connections_max_idle_ms,  # see the constant
+    )
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of `topic`, ascending; raises KafkaError when it is missing."""
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    admin = _admin(bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for entry in described:
+        if entry["topic"] == topic and entry["error_code"] == 0 and entry["partitions"]:
+            return sorted(int(p["partition"]) for p in entry["partitions"])
+    raise KafkaError(f"topic {topic} does not exist")
+
+
+async def ensure_topics(
+    bootstrap: str,
+    names: TopicNames,
+    *,
+    inbox_partitions: int = inbox_partitions_default,
+    replication_factor: int = replication_factor_default,
+) -> list[str]:
+    """Create whichever of the three topics is missing; returns the names created."""
+    from aiokafka.admin import NewTopic  # noqa: PLC0415
+
+    wanted = {
+        names.inbox: NewTopic(
+            names.inbox, inbox_partitions, replication_factor, topic_configs=_forever()
+        ),
+        names.events: NewTopic(
+            names.events, events_partitions, replication_factor, topic_configs=_forever()
+        ),
+        names.rejects: NewTopic(
+            names.rejects, rejects_partitions, replication_factor, topic_configs=_forever()
+        ),
+    }
+    admin = _admin(bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [topic for name, topic in wanted.items() if name not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(missing, timeout_ms=topic_create_timeout_ms)
+    finally:
+        await admin.close()
+    created = []
+    for name, code, *_rest in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise RuntimeError(f"cannot create topic {name}: Kafka error code {code}")
+        if code == 0:
+            created.append(name)
+            log.info("topic_created topic=%s", name)
+    return created
