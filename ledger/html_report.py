@@ -42,8 +42,10 @@ MARGIN_CALL_COLOUR = "#e07b39"
 LIQUIDATING_COLOUR = "#c0392b"
 BAND_LABELS = ("liquidating", "margin call", *(band[0] for band in HEALTHY_BANDS))
 BAND_COLOURS = (LIQUIDATING_COLOUR, MARGIN_CALL_COLOUR, *(band[2] for band in HEALTHY_BANDS))
-LTV_BUCKET_EDGES = tuple(Decimal(n) / 10 for n in range(1, 11))  # upper bounds 0.1 ... 1.0
-LTV_BUCKET_LABELS = (*(f"<{int(e * 100)}%" for e in LTV_BUCKET_EDGES), ">=100%")
+# Upper bounds 5%, 10%, ... 60%: the demonstration policy lends at most 30% of BTC's value
+# and liquidates a BTC-only account near 50%, so finer buckets below 60% say more.
+LTV_BUCKET_EDGES = tuple(Decimal(n) / 100 for n in range(5, 65, 5))
+LTV_BUCKET_LABELS = (*(f"<{int(e * 100)}%" for e in LTV_BUCKET_EDGES), ">=60%")
 CRASH_LOOKBACK = timedelta(hours=12)  # "before the fall": BTC's high in this window before its low
 TABLE_ROWS_MAX = 40  # rows of a view shown in the report; the API returns them all
 
@@ -786,7 +788,7 @@ svg{display:block;max-width:100%;height:auto;background:#fcfcfc;border:1px solid
 table{border-collapse:collapse;font-size:12px;margin-top:4px}
 th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
-.note{color:#777;font-size:12px}
+.note{color:#777;font-size:12px}.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -847,9 +849,9 @@ def view_table(name: str, rows: Sequence[Row], rows_max: int = TABLE_ROWS_MAX) -
         body.append("<tr>" + "".join(cells) + "</tr>")
     shown = "" if len(rows) <= rows_max else f" (first {rows_max} shown)"
     return (
-        f'<p class="note">{len(rows):,} rows{shown}</p>'
+        f'<p class="note">{len(rows):,} rows{shown}</p><div class="scroll">'
         f'<table data-view="{name}" data-rows="{len(rows)}"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
