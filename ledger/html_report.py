@@ -4,8 +4,8 @@ One pass over the journal (`collect_facts`) replays a `Book` and notes what a ri
 looks at: the BTC mark, every margin call and liquidation with its insurance-fund draw and
 bad debt, and every half hour the distribution of client margin levels. `render_report`
 draws that as SVG built here (no script, no network, no font download) with the
-regulatory views as tables. The same facts feed `ledger demo`'s printed summary and the
-interim views of `ledger api` (`journal_views`) until `projections/` serves them.
+regulatory views of `projections/` as tables. The same facts feed `ledger demo`'s printed
+summary.
 
 Every figure is a `Decimal`; chart coordinates too (one decimal place of a pixel).
 """
@@ -24,10 +24,12 @@ import msgspec
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import LIQUIDATION, Account, Book
-from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.book import Account, Book
+from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
 from ledger.store import JournalEntry, LedgerStore
+from projections.tables import TABLES_BY_VIEW
+from projections.views import document, views_at
 
 SAMPLE_INTERVAL = timedelta(minutes=30)
 MARK_INSTRUMENT = "BTC"
@@ -304,242 +306,91 @@ def usd(amount: Decimal) -> str:
     return f"{quantize(amount, USD_SCALE):,}"
 
 
-# -- the regulatory views (interim: from the replayed book until projections/ has them) --
+# -- the regulatory views (from projections/, as `ledger report VIEW` shows them) ----
 
 Row = dict[str, str | int | None]
-VIEW_NAMES = (
-    "margin-clients",
-    "collateral-concentration",
-    "margin-calls",
-    "liquidations",
-    "perps-exposure",
-    "client-assets",
-    "lending-limits",
-    "daily-statement",
-)
+# The views the report shows, with the columns a page has room for (the API has them all).
+REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "margin-clients": (
+        "account_id",
+        "investor_class",
+        "equity",
+        "loan",
+        "ltv",
+        "maintenance_requirement",
+        "margin_level",
+        "status",
+        "call_amount",
+        "call_age_hours",
+    ),
+    "margin-calls": (
+        "account_id",
+        "issued_at",
+        "amount",
+        "deadline",
+        "equity_at_issue",
+        "maintenance_requirement_at_issue",
+        "outcome",
+        "closed_at",
+    ),
+    "liquidations": (
+        "account_id",
+        "triggered_at",
+        "trigger",
+        "equity",
+        "loan",
+        "closed_notional",
+        "proceeds",
+        "fees",
+        "equity_after",
+        "status_after",
+        "insurance_fund_drawn",
+        "auto_deleveraged",
+        "bad_debt_loan",
+        "bad_debt_cash",
+    ),
+    "collateral-concentration": (),
+    "perps-exposure": (
+        "market",
+        "mark_price",
+        "long_open_interest",
+        "short_open_interest",
+        "client_long",
+        "client_short",
+        "platform_long",
+        "platform_short",
+        "long_accounts",
+        "short_accounts",
+        "funding_paid",
+        "funding_received",
+        "check",
+    ),
+    "client-assets": (),
+    "lending-limits": (),
+}
 
 
-def _figure(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
+def projection_views(store: LedgerStore, policy: Policy, seq: int) -> dict[str, list[Row]]:
+    """The report's views right after journal position `seq`, built by projections/."""
+    database = views_at(store, policy, seq)
+    try:
+        views = {}
+        for name, columns in REPORT_COLUMNS.items():
+            rows = document(database, TABLES_BY_VIEW[name])["rows"]
+            views[name] = [{c: row[c] for c in columns or row} for row in rows]
+    finally:
+        database.close()
+    views["margin-clients"].sort(key=_weakest_first)
+    return views
 
 
-def journal_views(facts: JournalFacts, policy: Policy) -> dict[str, list[Row]]:
-    """Every view of INTERFACE.md `ledger report` as rows, decimals as strings."""
-    valued = client_figures(facts.book, policy)
-    return {
-        "margin-clients": margin_clients_view(valued),
-        "collateral-concentration": concentration_view(facts.book, valued),
-        "margin-calls": [_call_row(c) for c in facts.margin_calls.values()],
-        "liquidations": [_liquidation_row(r) for r in facts.liquidations.values()],
-        "perps-exposure": perps_exposure_view(facts.book),
-        "client-assets": client_assets_view(facts.book),
-        "lending-limits": lending_limits_view(facts.book, policy),
-        "daily-statement": daily_statement_view(facts.book, valued),
-    }
-
-
-def margin_clients_view(valued: Sequence[tuple[Account, risk.MarginFigures]]) -> list[Row]:
-    """Clients with a margin loan or a perpetual position, weakest margin level first."""
-    rows: list[tuple[Decimal | None, Row]] = [
-        (
-            figures.margin_level,
-            {
-                "account_id": account.account_id,
-                "investor_class": account.investor_class,
-                "equity": format_decimal(quantize(figures.equity, USD_SCALE)),
-                "loan": format_decimal(figures.loan),
-                "ltv": _figure(figures.ltv),
-                "maintenance_requirement": format_decimal(
-                    quantize(figures.maintenance_requirement, USD_SCALE)
-                ),
-                "margin_level": _figure(figures.margin_level),
-                "status": str(figures.status),
-                "margin_call": None if account.margin_call is None else "open",
-            },
-        )
-        for account, figures in valued
-        if account.loan > 0 or account.positions
-    ]
-    rows.sort(key=lambda pair: (pair[0] is None, pair[0] or ZERO, pair[1]["account_id"] or ""))
-    return [row for _, row in rows]
-
-
-def _call_row(call: MarginCallRow) -> Row:
-    return {
-        "call_id": call.call_id,
-        "account_id": call.account_id,
-        "issued_at": call.issued_at,
-        "amount": format_decimal(quantize(call.amount, USD_SCALE)),
-        "deadline": call.deadline,
-        "outcome": call.outcome,
-        "cleared_at": call.cleared_at,
-    }
-
-
-def _liquidation_row(row: LiquidationRow) -> Row:
-    return {
-        "liquidation_id": row.liquidation_id,
-        "account_id": row.account_id,
-        "triggered_at": row.triggered_at,
-        "trigger": row.trigger,
-        "equity_before": format_decimal(quantize(row.equity_before, USD_SCALE)),
-        "btc_mark": _figure(row.btc_mark),
-        "closed_notional": format_decimal(quantize(row.closed_notional, USD_SCALE)),
-        "collateral_sold": format_decimal(row.collateral_sold),
-        "insurance_drawn": format_decimal(row.insurance_drawn),
-        "auto_deleveraged": format_decimal(row.auto_deleveraged),
-        "bad_debt": format_decimal(row.bad_debt),
-    }
-
-
-def _asset_value(book: Book, asset: str, quantity: Decimal) -> Decimal | None:
-    mark = Decimal(1) if asset == REPORTING_ASSET else book.marks.get(asset)
-    return None if mark is None else quantity * mark
-
-
-def concentration_view(
-    book: Book, valued: Sequence[tuple[Account, risk.MarginFigures]]
-) -> list[Row]:
-    """Per asset: the value clients hold, its share of all client collateral, the top holder."""
-    totals: dict[str, Decimal] = {}
-    holders: Counter[str] = Counter()
-    largest: dict[str, tuple[Decimal, str]] = {}
-    for account, _ in valued:
-        for asset, balance in account.balances.items():
-            value = _asset_value(book, asset, balance)
-            if balance <= 0 or value is None:
-                continue
-            totals[asset] = totals.get(asset, ZERO) + value
-            holders[asset] += 1
-            largest[asset] = max(largest.get(asset, (ZERO, "")), (value, account.account_id))
-    grand_total = sum(totals.values(), ZERO)
-    rows: list[Row] = []
-    for asset, total in sorted(totals.items(), key=lambda item: -item[1]):
-        top_value, top_holder = largest[asset]
-        rows.append(
-            {
-                "asset": asset,
-                "holders": holders[asset],
-                "market_value": format_decimal(quantize(total, USD_SCALE)),
-                "share_of_collateral": _ratio(total, grand_total),
-                "largest_holder": top_holder,
-                "largest_holder_share": _ratio(top_value, total),
-            }
-        )
-    return rows
-
-
-def _ratio(part: Decimal, whole: Decimal) -> str | None:
-    if whole.is_zero():
-        return None
-    with_context = DECIMAL_CONTEXT.divide(part, whole)
-    return format_decimal(with_context.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN))
-
-
-def perps_exposure_view(book: Book) -> list[Row]:
-    """Per market: client longs and shorts, positions, notional at the mark, the platform's own."""
-    markets = sorted({m for a in book.accounts.values() for m in a.positions})
-    rows: list[Row] = []
-    for market in markets:
-        long_size = short_size = unrealized = ZERO
-        positions = 0
-        for account in book.clients():
-            position = account.positions.get(market)
-            if position is None:
-                continue
-            positions += 1
-            if position.size > 0:
-                long_size += position.size
-            else:
-                short_size -= position.size
-            price = book.marks.get(market, position.entry_price)
-            unrealized += position.size * (price - position.entry_price)
-        platform = book.accounts[LIQUIDATION].positions.get(market)
-        mark = book.marks.get(market)
-        rows.append(
-            {
-                "market": market,
-                "mark_price": _figure(mark),
-                "client_positions": positions,
-                "client_long_size": format_decimal(long_size),
-                "client_short_size": format_decimal(short_size),
-                "long_notional": None
-                if mark is None
-                else format_decimal(quantize(long_size * mark, USD_SCALE)),
-                "client_unrealized_pnl": format_decimal(quantize(unrealized, USD_SCALE)),
-                "platform_position": format_decimal(platform.size if platform else ZERO),
-            }
-        )
-    return rows
-
-
-def client_assets_view(book: Book) -> list[Row]:
-    """Per asset: what clients hold in total (client money and client virtual assets)."""
-    totals: dict[str, Decimal] = {}
-    for account in book.clients():
-        for asset, balance in account.balances.items():
-            totals[asset] = totals.get(asset, ZERO) + balance
-    rows: list[Row] = []
-    for asset, total in sorted(totals.items()):
-        value = _asset_value(book, asset, total)
-        rows.append(
-            {
-                "asset": asset,
-                "client_balance": format_decimal(total),
-                "mark_price": _figure(
-                    Decimal(1) if asset == REPORTING_ASSET else book.marks.get(asset)
-                ),
-                "market_value": None
-                if value is None
-                else format_decimal(quantize(value, USD_SCALE)),
-            }
-        )
-    return rows
-
-
-def lending_limits_view(book: Book, policy: Policy) -> list[Row]:
-    """The firm's lending limits (RISK.md "Rules") against the loans outstanding."""
-    clients = book.clients()
-    total = sum((a.loan_principal for a in clients), ZERO)
-    largest = max(clients, key=lambda a: (a.loan_principal, a.account_id), default=None)
-    firm_max = policy.shareholders_funds * policy.max_total_loans_multiple
-    client_max = policy.shareholders_funds * policy.max_client_loan_share
-    largest_loan = largest.loan_principal if largest is not None else ZERO
-    return [
-        {
-            "limit": "total margin loans",
-            "used": format_decimal(total),
-            "limit_amount": format_decimal(firm_max),
-            "utilisation": _ratio(total, firm_max),
-            "holder": None,
-        },
-        {
-            "limit": "largest client loan",
-            "used": format_decimal(largest_loan),
-            "limit_amount": format_decimal(client_max),
-            "utilisation": _ratio(largest_loan, client_max),
-            "holder": None if largest is None or largest_loan.is_zero() else largest.account_id,
-        },
-    ]
-
-
-def daily_statement_view(
-    book: Book, valued: Sequence[tuple[Account, risk.MarginFigures]]
-) -> list[Row]:
-    """One line per client as of the last closed business day's journal position."""
-    return [
-        {
-            "business_date": book.business_date or None,
-            "account_id": account.account_id,
-            "cash_usd": format_decimal(account.balance(REPORTING_ASSET)),
-            "market_value": format_decimal(quantize(figures.market_value, USD_SCALE)),
-            "loan": format_decimal(account.loan),
-            "accrued_interest": format_decimal(account.loan_interest),
-            "equity": format_decimal(quantize(figures.equity, USD_SCALE)),
-            "status": str(figures.status),
-        }
-        for account, figures in valued
-    ]
+def _weakest_first(row: Row) -> tuple[bool, Decimal, str]:
+    level = row.get("margin_level")
+    return (
+        level is None,
+        Decimal(str(level)) if level is not None else ZERO,
+        str(row["account_id"]),
+    )
 
 
 # -- drawing ------------------------------------------------------------------------
@@ -921,7 +772,7 @@ def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:
     """Replay the store's journal, write the HTML report to `path`, return the summary."""
     facts = collect_facts(store.iter_journal(), policy)
     summary = summarise(facts, rejects_by_reason(store))
-    document = render_report(summary, facts, journal_views(facts, policy))
+    page = render_report(summary, facts, projection_views(store, policy, summary.journal_seq))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(document, encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return summary

@@ -208,7 +208,14 @@ def test_the_report_renders_its_charts_with_the_journal_figures(tmp_path: Path) 
     met = dom.figure("margin_calls_met")
     assert int(met) <= counts["margin_call_cleared"]
 
+    assert view_rows(dom, "margin-calls") == counts["margin_call_issued"]
+    assert view_rows(dom, "liquidations") == counts["liquidation_triggered"]
     check_margin_clients_table(dom, store_url)
+
+
+def view_rows(dom: DomReader, view: str) -> int:
+    (table,) = [e for e in dom.elements if e.attributes.get("data-view") == view]
+    return int(table.attributes["data-rows"])
 
 
 def check_margin_clients_table(dom: DomReader, store_url: str) -> None:
