@@ -1,0 +1,187 @@
+"""`ledger report VIEW` and `ledger audit verify|replay|explain` (INTERFACE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ledger.commands import CommandError, open_store, policy_of
+from ledger.invariants import InvariantViolation
+from ledger.progress import Progress
+from ledger.store import LedgerStore
+from projections import audit, explain, render, views
+from projections.database import ProjectionConflict, ViewDatabase, ViewsUrlError
+from projections.runner import ProjectionGap, projection_batch_events_max
+from projections.state import PolicyMismatch
+from projections.tables import TABLES, TABLES_BY_VIEW
+
+_USER_ERRORS = (views.AsOfError, PolicyMismatch, ProjectionConflict, ViewsUrlError, ProjectionGap)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn what a user can cause into one-line errors (exit 2)."""
+    try:
+        yield
+    except (*_USER_ERRORS, explain.ExplainError, render.RenderError) as error:
+        raise CommandError(str(error)) from error
+
+
+def _views(
+    store: LedgerStore, args: argparse.Namespace, progress: Progress | None = None
+) -> ViewDatabase:
+    """The live views (caught up first), or the views as of `--as-of` in a scratch database."""
+    policy = policy_of(args)
+    if args.as_of is None:
+        return views.live_views(store, args.store, policy, progress)
+    seq = views.as_of_seq(store, args.as_of)
+    return views.views_at(store, policy, seq, progress)
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def _report(args: argparse.Namespace) -> int:
+    table = TABLES_BY_VIEW[args.view]
+    with _user_errors(), open_store(args) as store:
+        progress = Progress("project", unit="events")
+        try:
+            database = _views(store, args, progress)
+        finally:
+            progress.close()
+        with database:
+            document = views.document(database, table)
+        if args.format == "parquet":
+            if args.out in (None, "-") and sys.stdout.isatty():
+                raise CommandError("--format parquet is binary: give --out FILE, or pipe it")
+            target: Any = sys.stdout.buffer if args.out in (None, "-") else Path(args.out)
+            render.write_parquet(document, table, target)
+            return 0
+        text = render.render_text(document, table, args.format)
+    if args.out in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if args.from_kafka:
+        raise CommandError(
+            "--from-kafka is not built: export the journal (ledger journal export) and pass --file"
+        )
+    if args.file is not None:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CommandError(f"journal file {path} does not exist")
+        outcome = audit.verify_records(audit.file_records(path))
+    else:
+        with open_store(args) as store:
+            outcome = audit.verify_store(store)
+    print(outcome.describe())
+    return 0 if outcome.ok else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    with _user_errors(), open_store(args) as store:
+        live = ViewDatabase.open(args.store)
+        with live:
+            position = live.position()
+            seq = position.last_seq
+            if args.as_of is not None and views.as_of_seq(store, args.as_of) != seq:
+                raise CommandError(
+                    f"the live views stand at seq {seq}, not at --as-of {args.as_of}: "
+                    "replay compares at the live views' position"
+                )
+            progress = Progress("replay", unit="events")
+            try:
+                if args.file is None:
+                    replayed = views.views_at(store, policy, seq, progress)
+                else:
+                    records = _records_up_to(Path(args.file), seq)
+                    replayed = views.views_from_records(
+                        records, policy, projection_batch_events_max, progress
+                    )
+            finally:
+                progress.close()
+            with replayed:
+                found = views.differences(live, replayed)
+    for difference in found:
+        print("\n".join(views.describe_difference(TABLES_BY_VIEW[difference.view], difference)))
+    total = sum(d.count for d in found)
+    print(
+        f"replay of seq 1..{seq} into a scratch store: "
+        + (f"{total} rows differ in {len(found)} views" if found else "every view is identical")
+    )
+    return 1 if found else 0
+
+
+def _records_up_to(path: Path, seq: int) -> Iterator[bytes]:
+    if not path.is_file():
+        raise CommandError(f"journal file {path} does not exist")
+    for number, record in enumerate(audit.file_records(path), start=1):
+        if number > seq:
+            return
+        yield record
+
+
+def _explain(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    with _user_errors(), open_store(args) as store:
+        found = explain.explain(store, args.id, policy)
+    for explanation in found:
+        print("\n".join(explanation.lines))
+        verdict = (
+            "recomputed figures equal the recorded ones"
+            if explanation.consistent
+            else f"{len(explanation.differences)} recomputed figures differ from the recorded"
+        )
+        print(f"=> seq {explanation.seq}: {verdict}\n")
+    return 0 if all(e.consistent for e in found) else 1
+
+
+def register(sub: Any) -> None:
+    report = sub.add_parser("report", help="a regulatory view (docs/views.md)")
+    report.add_argument("view", choices=[table.view for table in TABLES])
+    report.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
+    report.add_argument("--format", choices=render.FORMATS, default="table")
+    report.add_argument("--out", default=None, help="write to FILE instead of stdout")
+    report.set_defaults(handler=_guarded(_report))
+
+    audit_parser = sub.add_parser("audit", help="verify, replay and explain the journal")
+    audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="seq continuity and the hash chain")
+    verify.add_argument("--file", default=None, help="an exported journal (JSON lines)")
+    verify.add_argument("--from-kafka", action="store_true", help="read the journal topic")
+    verify.set_defaults(handler=_guarded(_verify))
+
+    replay = audit_sub.add_parser("replay", help="rebuild every view and compare with the live")
+    replay.add_argument("--file", default=None, help="replay an exported journal instead")
+    replay.add_argument("--as-of", default=None, help="the seq the live views must stand at")
+    replay.set_defaults(handler=_guarded(_replay))
+
+    explain_parser = audit_sub.add_parser("explain", help="recompute one decision")
+    explain_parser.add_argument("id", help="a seq, causation id, call id or liquidation id")
+    explain_parser.set_defaults(handler=_guarded(_explain))
+
+
+def _guarded(handler: Any) -> Any:
+    """A broken journal is not a traceback for the person running an audit."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            result: int = handler(args)
+        except InvariantViolation as violation:
+            print(f"ledger: the journal is inconsistent: {violation}", file=sys.stderr)
+            return 1
+        return result
+
+    return run

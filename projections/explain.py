@@ -1,0 +1,472 @@
+"""`ledger audit explain ID`: recompute one decision from the inputs recorded with it, and
+show the arithmetic line by line.
+
+The figures are recomputed with `ledger.risk.margin_figures` (the function the ledger
+decided with) from the holdings, marks and policy version the event recorded; the lending
+limits with `ledger.decisions.loan_limit_checks`. The policy must be the one whose version
+the event recorded: another is refused, since other haircuts would give other figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import Book
+from ledger.decisions import loan_limit_checks
+from ledger.desk import figures_record
+from ledger.journal import format_timestamp
+from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, quantize
+from ledger.policy import Policy
+from ledger.store import LedgerStore
+
+_FIGURE_NAMES = tuple(je.Figures.__struct_fields__)
+
+
+class ExplainError(ValueError):
+    """Nothing to explain under that id, or the wrong policy to explain it with."""
+
+
+@dataclass
+class Explanation:
+    seq: int
+    type: str
+    lines: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)  # empty: recomputed == recorded
+
+    @property
+    def consistent(self) -> bool:
+        return not self.differences
+
+    def check(self, what: str, recorded: object, recomputed: object) -> None:
+        """Record one comparison, as a line and (when it fails) as a difference."""
+        if recorded == recomputed:
+            self.lines.append(f"  {what}: recorded {recorded} = recomputed ✓")
+        else:
+            self.lines.append(f"  {what}: recorded {recorded} ≠ recomputed {recomputed} ✗")
+            self.differences.append(f"{what}: recorded {recorded}, recomputed {recomputed}")
+
+
+def _tag(event: je.JournalEventType) -> str:
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+def _n(value: Decimal | None) -> str:
+    """A figure as the journal writes it (full precision, fixed point)."""
+    if value is None:
+        return "null"
+    return format(abs(value) if value.is_zero() else value, "f")
+
+
+def _events(store: LedgerStore) -> Iterator[je.JournalEventType]:
+    for entry in store.iter_journal():
+        yield je.decode_journal_record(entry.record)
+
+
+_IDENTIFIERS = ("causation_id", "call_id", "liquidation_id", "trade_id")
+
+
+def find_events(store: LedgerStore, identifier: str) -> list[je.JournalEventType]:
+    """The journal events `identifier` names: a seq, or every event whose causation id,
+    call id, liquidation id or trade id it is."""
+    if identifier.isdigit():
+        seq = int(identifier)
+        entries = store.read_journal(seq - 1, 1) if seq >= 1 else []
+        if not entries:
+            raise ExplainError(f"journal seq {seq} does not exist (last is {store.last_seq()})")
+        return [je.decode_journal_record(entries[0].record)]
+    found = [
+        event
+        for event in _events(store)
+        if any(getattr(event, name, None) == identifier for name in _IDENTIFIERS)
+    ]
+    if not found:
+        raise ExplainError(
+            f"no journal event has seq, causation id, call id or liquidation id {identifier!r}"
+        )
+    return found
+
+
+def _require_policy(recorded_version: str, policy: Policy, seq: int) -> None:
+    if recorded_version != policy.version:
+        raise ExplainError(
+            f"seq {seq} was decided under policy {recorded_version}, but policy "
+            f"{policy.version} is loaded: pass that version's file with --policy"
+        )
+
+
+# -- the risk model's figures -----------------------------------------------------------
+
+
+def _holdings(inputs: je.DecisionInputs) -> tuple[risk.AccountHoldings, dict[str, Decimal]]:
+    recorded = inputs.holdings
+    holdings = risk.AccountHoldings(
+        balances={a: Decimal(b) for a, b in recorded.balances.items()},
+        loan=Decimal(recorded.loan),
+        positions=tuple(
+            risk.PositionHolding(p.market, Decimal(p.size), Decimal(p.entry_price))
+            for p in recorded.positions
+        ),
+    )
+    return holdings, {i: Decimal(m) for i, m in inputs.marks.items()}
+
+
+def _balance_lines(
+    holdings: risk.AccountHoldings, marks: Mapping[str, Decimal], policy: Policy
+) -> list[str]:
+    lines = []
+    for asset, amount in sorted(holdings.balances.items()):
+        if amount.is_zero():
+            continue
+        mark = Decimal(1) if asset == REPORTING_ASSET else marks[asset]
+        haircut = policy.asset(asset).haircut
+        with_haircuts = (
+            f"; haircuts {_n(haircut.initial)} / {_n(haircut.maintenance)} / "
+            f"{_n(haircut.liquidation)}"
+            if amount > ZERO
+            else " (negative: no haircut)"
+        )
+        lines.append(
+            f"  {asset}: {_n(amount)} * {_n(mark)} = {_n(amount * mark)}"
+            + with_haircuts
+            + ("" if policy.asset(asset).eligible else " (not eligible collateral)")
+        )
+    return lines
+
+
+def _position_lines(figures: risk.MarginFigures, policy: Policy) -> list[str]:
+    lines = []
+    for p in figures.positions:
+        market = policy.market(p.market)
+        tier = market.tier(p.notional)
+        bracket = "last tier" if tier.up_to is None else f"tier up to {_n(tier.up_to)}"
+        lines += [
+            f"  {p.market}: size s = {_n(p.size)}, entry e = {_n(p.entry_price)}, "
+            f"mark M = {_n(p.mark_price)}",
+            f"    U = s * (M - e) = {_n(p.size)} * ({_n(p.mark_price)} - {_n(p.entry_price)})"
+            f" = {_n(p.unrealized_pnl)}",
+            f"    N = |s| * M = {_n(p.notional)}",
+            f"    IM = N * {_n(market.initial_margin_rate)} = {_n(p.initial_margin)}",
+            f"    MM = N * {_n(tier.maintenance_rate)} - {_n(tier.maintenance_amount)} "
+            f"({bracket}) = {_n(p.maintenance_margin)}",
+            f"    liquidation price = {_n(p.liquidation_price)}",
+        ]
+    return lines
+
+
+def _requirement_lines(figures: risk.MarginFigures) -> list[str]:
+    positions = figures.positions
+    im = sum((p.initial_margin for p in positions), ZERO)
+    mm = sum((p.maintenance_margin for p in positions), ZERO)
+    return [
+        f"initial requirement = H_initial + ΣIM = {_n(figures.haircut_initial)} + {_n(im)}"
+        f" = {_n(figures.initial_requirement)}",
+        f"maintenance requirement = H_maintenance + ΣMM = {_n(figures.haircut_maintenance)}"
+        f" + {_n(mm)} = {_n(figures.maintenance_requirement)}",
+        f"liquidation requirement = H_liquidation + ΣMM = {_n(figures.haircut_liquidation)}"
+        f" + {_n(mm)} = {_n(figures.liquidation_requirement)}",
+        f"excess = E - maintenance requirement = {_n(figures.excess)}",
+        f"available = E - initial requirement = {_n(figures.available)}",
+        f"margin level = E / maintenance requirement = {_n(figures.margin_level)}",
+        f"LTV = L / eligible collateral value {_n(figures.eligible_collateral_value)}"
+        f" = {_n(figures.ltv)}",
+    ]
+
+
+def figure_lines(
+    inputs: je.DecisionInputs, policy: Policy, explanation: Explanation
+) -> risk.MarginFigures:
+    """Recompute the figures of `inputs`, show how, and compare them with the recorded."""
+    holdings, marks = _holdings(inputs)
+    figures = risk.margin_figures(holdings, marks, policy)
+    values = [
+        _n(Decimal(b) * (Decimal(1) if a == REPORTING_ASSET else marks[a]))
+        for a, b in sorted(holdings.balances.items())
+        if not Decimal(b).is_zero()
+    ]
+    explanation.lines += [
+        f"policy {policy.version}; balances b * mark m:",
+        *_balance_lines(holdings, marks, policy),
+        f"market value = {' + '.join(values) or '0'} = {_n(figures.market_value)}",
+        *(["positions:", *_position_lines(figures, policy)] if figures.positions else []),
+        f"unrealised PnL = ΣU = {_n(figures.unrealized_pnl)}",
+        f"loan L = {_n(figures.loan)}",
+        f"equity E = market value + unrealised PnL - L = {_n(figures.market_value)} + "
+        f"({_n(figures.unrealized_pnl)}) - {_n(figures.loan)} = {_n(figures.equity)}",
+        f"H_initial = Σ b * m * haircut_initial (b > 0) = {_n(figures.haircut_initial)}",
+        f"H_maintenance = {_n(figures.haircut_maintenance)}, "
+        f"H_liquidation = {_n(figures.haircut_liquidation)}",
+        *_requirement_lines(figures),
+        f"status = {figures.status} ("
+        + (
+            "E ≥ maintenance requirement)"
+            if figures.status is risk.MarginStatus.HEALTHY
+            else "liquidation requirement ≤ E < maintenance requirement)"
+            if figures.status is risk.MarginStatus.MARGIN_CALL
+            else "E < liquidation requirement)"
+        ),
+        "recorded against recomputed:",
+    ]
+    recomputed = figures_record(figures)
+    for name in _FIGURE_NAMES:
+        explanation.check(name, getattr(inputs.figures, name), getattr(recomputed, name))
+    return figures
+
+
+# -- per decision -----------------------------------------------------------------------
+
+
+def _explain_inputs(
+    event: je.JournalEventType, inputs: je.DecisionInputs, policy: Policy, out: Explanation
+) -> None:
+    _require_policy(inputs.policy_version, policy, event.seq)
+    figures = figure_lines(inputs, policy, out)
+    match event:
+        case je.WithdrawalApproved():
+            out.lines.append("rule: approved only if, after it, E ≥ initial requirement")
+            out.check("E ≥ initial requirement", True, figures.available >= ZERO)
+        case je.WithdrawalRejected():
+            out.lines.append(f"refused: {event.reason_code}: {event.detail}")
+            if event.reason_code == "below_initial_requirement":
+                out.check("E < initial requirement after it", True, figures.available < ZERO)
+        case je.MarginCallIssued():
+            _explain_call(event, figures, policy, out)
+        case je.MarginCallCleared():
+            if event.outcome == "met":
+                out.check("healthy again (E ≥ maintenance requirement)", True, figures.excess >= 0)
+            else:
+                out.lines.append(f"cleared: {event.outcome} (closed by the liquidation)")
+        case je.LiquidationTriggered():
+            if event.trigger == "below_liquidation_requirement":
+                out.check(
+                    "E < liquidation requirement",
+                    True,
+                    figures.equity < figures.liquidation_requirement,
+                )
+            else:
+                out.check("still not healthy at the call's deadline", True, figures.excess < 0)
+        case _:
+            pass
+
+
+def _explain_call(
+    event: je.MarginCallIssued, figures: risk.MarginFigures, policy: Policy, out: Explanation
+) -> None:
+    out.lines.append("rule: a call when liquidation requirement ≤ E < maintenance requirement")
+    out.check("status", "margin_call", str(figures.status))
+    amount = risk.margin_call_amount(figures)
+    out.lines.append(
+        f"amount = maintenance requirement - E = {_n(figures.maintenance_requirement)} - "
+        f"{_n(figures.equity)} = {_n(amount)}"
+    )
+    out.check("amount", event.amount, _n(amount))
+    deadline = datetime.fromisoformat(event.recorded_at) + timedelta(hours=policy.deadline_hours)
+    out.lines.append(f"deadline = {event.recorded_at} + {policy.deadline_hours} h")
+    out.check("deadline", event.deadline, format_timestamp(deadline))
+
+
+def _explain_loan(
+    event: je.LoanDrawn | je.LoanDrawRejected,
+    policy: Policy,
+    book: Book | None,
+    out: Explanation,
+) -> None:
+    _require_policy(event.policy_version, policy, event.seq)
+    limits = event.limits
+    if limits is None:
+        reason = event.reason_code if isinstance(event, je.LoanDrawRejected) else "none"
+        out.lines.append(f"refused before any limit was computed: {reason}")
+        return
+    loan_after = Decimal(limits.loan_before) + Decimal(event.amount)
+    out.lines.append(f"loan after = {limits.loan_before} + {event.amount} = {_n(loan_after)}")
+    out.check("loan after", limits.loan_after, _n(loan_after))
+    funds = policy.shareholders_funds
+    firm_max = funds * policy.max_total_loans_multiple
+    client_max = funds * policy.max_client_loan_share
+    out.lines.append(f"firm max = {_n(funds)} * {_n(policy.max_total_loans_multiple)}")
+    out.check("firm loans max", limits.firm_loans_max, _n(firm_max))
+    out.lines.append(f"client max = {_n(funds)} * {_n(policy.max_client_loan_share)}")
+    out.check("client loan max", limits.client_loan_max, _n(client_max))
+    if book is not None and event.account_id in book.accounts:
+        marks = {i: Decimal(m) for i, m in event.marks.items()}
+        balances = book.accounts[event.account_id].balances
+        lending = risk.lending_value(balances, marks, policy)
+        out.lines.append(
+            "lending value = Σ non-cash eligible b * m * (1 - haircut_initial), balances "
+            f"from the journal before seq {event.seq}, recorded marks = {_n(lending)}"
+        )
+        out.check("lending value", limits.lending_value, _n(lending))
+    failed = None
+    for reason, figure, bound, what in loan_limit_checks(limits):
+        holds = figure <= bound
+        out.lines.append(f"{what}: {_n(figure)} ≤ {_n(bound)}: {'holds' if holds else 'FAILS'}")
+        failed = failed or (None if holds else str(reason))
+    decided = event.reason_code if isinstance(event, je.LoanDrawRejected) else None
+    out.check("decision (first failing limit)", decided, failed)
+
+
+def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanation) -> None:
+    principal = Decimal(event.principal)
+    out.check("annual rate (policy)", event.annual_rate, _n(policy.loan_annual_rate))
+    amount = risk.daily_interest(principal, policy)
+    out.lines.append(
+        f"interest = {event.principal} * {event.annual_rate} / {event.day_count}, rounded "
+        f"half-even to {USD_SCALE} places = {_n(amount)}"
+    )
+    out.check("amount", event.amount, _n(amount))
+
+
+def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
+    mark, rate = Decimal(event.mark_price), Decimal(event.rate)
+    total = ZERO
+    for payment in event.payments:
+        amount = quantize(DECIMAL_CONTEXT.multiply(Decimal(payment.size) * mark, rate), USD_SCALE)
+        out.lines.append(
+            f"{payment.account_id}: s * M * f = {payment.size} * {event.mark_price} * "
+            f"{event.rate} = {_n(amount)}"
+        )
+        out.check(f"{payment.account_id} pays", payment.amount, _n(amount))
+        total += Decimal(payment.amount)
+    out.lines.append(f"payments sum to {_n(total)}; residue to the house {event.residue}")
+    out.check("payments sum to the residue", event.residue, _n(total))
+
+
+def _step_line(step: je.LiquidationStep, number: int) -> str:
+    return (
+        f"  step {number} {step.kind} {step.instrument}: quantity {step.quantity} at "
+        f"{step.price}, proceeds {step.proceeds}, fee {step.fee}, loan repaid {step.loan_repaid}"
+    )
+
+
+def _apply_steps(
+    trigger: je.LiquidationTriggered,
+    steps: list[je.LiquidationStep],
+    policy: Policy,
+    out: Explanation,
+) -> risk.AccountHoldings:
+    """The trigger's holdings after the steps, each step's proceeds and fee recomputed."""
+    holdings, _ = _holdings(trigger.inputs)
+    balances = dict(holdings.balances)
+    positions = {p.market: p for p in holdings.positions}
+    loan = holdings.loan
+    cash = balances.get(REPORTING_ASSET, ZERO)
+    for number, step in enumerate(steps, start=1):
+        out.lines.append(_step_line(step, number))
+        quantity, price = Decimal(step.quantity), Decimal(step.price)
+        if step.kind == "close_position":
+            held = positions.pop(step.instrument)
+            realised = quantize(quantity * (price - held.entry_price), USD_SCALE)
+            rate = policy.market(step.instrument).liquidation_fee_rate
+            fee = quantize(abs(quantity) * price * rate, USD_SCALE)
+            out.check(f"step {number} realised = s * (price - e)", step.proceeds, _n(realised))
+            out.check(f"step {number} fee = |s| * price * {_n(rate)}", step.fee, _n(fee))
+            cash += Decimal(step.proceeds) - Decimal(step.fee)
+        elif step.kind == "sell_collateral":
+            balances[step.instrument] = balances[step.instrument] - quantity
+            proceeds = quantize(quantity * price, USD_SCALE)
+            out.check(f"step {number} proceeds = q * price", step.proceeds, _n(proceeds))
+            cash += Decimal(step.proceeds) - Decimal(step.loan_repaid)
+        else:
+            cash -= Decimal(step.loan_repaid)
+        loan -= Decimal(step.loan_repaid)
+    balances[REPORTING_ASSET] = cash
+    return risk.AccountHoldings(balances, loan, tuple(positions.values()))
+
+
+def _explain_completed(
+    event: je.LiquidationCompleted,
+    trigger: je.LiquidationTriggered | None,
+    policy: Policy,
+    out: Explanation,
+) -> None:
+    if trigger is None:
+        out.lines.extend(_step_line(s, n) for n, s in enumerate(event.steps, start=1))
+        out.lines.append("(its liquidation_triggered is not in the journal read)")
+        return
+    _require_policy(trigger.inputs.policy_version, policy, trigger.seq)
+    out.lines.append(
+        f"from the holdings recorded at liquidation_triggered (seq {trigger.seq}), the steps:"
+    )
+    after = _apply_steps(trigger, event.steps, policy, out)
+    marks = {i: Decimal(m) for i, m in trigger.inputs.marks.items()}
+    recomputed = figures_record(risk.margin_figures(after, marks, policy))
+    out.lines.append("figures after, recorded against recomputed:")
+    for name in _FIGURE_NAMES:
+        out.check(name, getattr(event.figures_after, name), getattr(recomputed, name))
+
+
+def explain_event(
+    event: je.JournalEventType,
+    policy: Policy,
+    *,
+    book_before: Book | None = None,
+    trigger: je.LiquidationTriggered | None = None,
+) -> Explanation:
+    """Recompute one decision: `book_before` (the book right before the event) lets a loan
+    draw's lending value be recomputed; `trigger` is a completion's liquidation_triggered."""
+    out = Explanation(event.seq, _tag(event))
+    out.lines.append(
+        f"seq {event.seq} {out.type} at {event.recorded_at}, caused by {event.causation_id}"
+        + (f", account {event.account_id}" if event.account_id else "")
+    )
+    match event:
+        case je.WithdrawalApproved():
+            _explain_inputs(event, event.inputs_after, policy, out)
+        case je.WithdrawalRejected() if event.inputs is not None:
+            _explain_inputs(event, event.inputs, policy, out)
+        case je.MarginCallIssued() | je.MarginCallCleared() | je.LiquidationTriggered():
+            _explain_inputs(event, event.inputs, policy, out)
+        case je.LoanDrawn() | je.LoanDrawRejected():
+            _explain_loan(event, policy, book_before, out)
+        case je.InterestAccrued():
+            _explain_interest(event, policy, out)
+        case je.FundingSettled():
+            _explain_funding(event, out)
+        case je.LiquidationCompleted():
+            _explain_completed(event, trigger, policy, out)
+        case _:
+            out.lines.append("not a decision taken on figures: nothing to recompute")
+    return out
+
+
+DECISION_TYPES = (
+    je.WithdrawalApproved,
+    je.WithdrawalRejected,
+    je.MarginCallIssued,
+    je.MarginCallCleared,
+    je.LiquidationTriggered,
+    je.LiquidationCompleted,
+    je.LoanDrawn,
+    je.LoanDrawRejected,
+    je.InterestAccrued,
+    je.FundingSettled,
+)
+
+
+def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explanation]:
+    """Explain every event `identifier` names, replaying the journal once for the context
+    (the book before each loan draw, the trigger of each liquidation)."""
+    wanted = {event.seq: event for event in find_events(store, identifier)}
+    triggers: dict[str, je.LiquidationTriggered] = {}
+    book = Book()
+    found: list[Explanation] = []
+    for event in _events(store):
+        if event.seq > max(wanted):
+            break
+        if isinstance(event, je.LiquidationTriggered):
+            triggers[event.liquidation_id] = event
+        if event.seq in wanted:
+            trigger = (
+                triggers.get(event.liquidation_id)
+                if isinstance(event, je.LiquidationCompleted)
+                else None
+            )
+            found.append(explain_event(event, policy, book_before=book, trigger=trigger))
+        book.apply(event)
+    return found

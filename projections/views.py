@@ -1,0 +1,186 @@
+"""Reading views: the live views caught up, the views as of a journal position, snapshots
+and differences between two sets of views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ledger.journal import canonical_json
+from ledger.policy import Policy
+from ledger.progress import Progress
+from ledger.store import LedgerStore
+from projections.database import ViewDatabase
+from projections.runner import ProjectionRunner
+from projections.tables import TABLES, Row, Table
+
+differences_shown_max = 20  # per view, in `audit replay`'s output
+
+
+class AsOfError(ValueError):
+    """An --as-of that is neither a journal seq nor a timestamp with an offset, or that lies
+    beyond the journal."""
+
+
+class _Head(msgspec.Struct, frozen=True):
+    seq: int
+    recorded_at: str
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+
+def as_of_seq(store: LedgerStore, as_of: str | None) -> int:
+    """The journal seq right after which `as_of` (a seq or an RFC 3339 time) stands."""
+    last = store.last_seq()
+    if as_of is None:
+        return last
+    if as_of.isdigit():
+        seq = int(as_of)
+        if seq > last:
+            raise AsOfError(f"--as-of {seq} is beyond the journal, which ends at seq {last}")
+        return seq
+    try:
+        moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise AsOfError(f"--as-of {as_of!r} is neither a journal seq nor a timestamp") from error
+    if moment.tzinfo is None:
+        raise AsOfError(f"--as-of {as_of!r} needs a UTC offset, such as Z or +08:00")
+    found = 0
+    for entry in store.iter_journal():
+        head = _decode_head(entry.record)
+        if datetime.fromisoformat(head.recorded_at) > moment:
+            break
+        found = head.seq
+    return found
+
+
+def live_views(
+    store: LedgerStore, url: str, policy: Policy, progress: Progress | None = None
+) -> ViewDatabase:
+    """The views kept next to the store at `url`, brought up to the journal's end first."""
+    database = ViewDatabase.open(url)
+    try:
+        ProjectionRunner(database, policy).follow(store, progress=progress)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+def views_at(
+    store: LedgerStore, policy: Policy, seq: int, progress: Progress | None = None
+) -> ViewDatabase:
+    """The views right after journal position `seq`, built in a scratch in-memory database."""
+    scratch = ViewDatabase.open("sqlite:///:memory:")
+    ProjectionRunner(scratch, policy).follow(store, until_seq=seq, progress=progress)
+    return scratch
+
+
+def views_from_records(
+    records: Iterable[bytes], policy: Policy, batch_records: int, progress: Progress | None = None
+) -> ViewDatabase:
+    """The views of an exported journal (JSON lines), in a scratch in-memory database."""
+    scratch = ViewDatabase.open("sqlite:///:memory:")
+    runner = ProjectionRunner(scratch, policy)
+    for batch in _chunks(records, batch_records):
+        runner.apply_records(batch)
+        if progress is not None:
+            progress.advance(len(batch))
+    return scratch
+
+
+def _chunks(records: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def document(database: ViewDatabase, table: Table) -> dict[str, Any]:
+    """One view as a JSON-ready document: its position, its columns, its rows."""
+    position = database.position()
+    names = table.column_names
+    return {
+        "view": table.view,
+        "as_of_seq": position.last_seq,
+        "as_of_recorded_at": position.recorded_at or None,
+        "columns": list(names),
+        "rows": [dict(zip(names, row, strict=True)) for row in database.rows(table)],
+    }
+
+
+def snapshot(database: ViewDatabase) -> bytes:
+    """Every view's rows in key order, as canonical JSON: equal views, equal bytes."""
+    return canonical_json(
+        {table.view: [list(row) for row in database.rows(table)] for table in TABLES}
+    )
+
+
+@dataclass
+class ViewDifference:
+    view: str
+    only_live: list[Row] = field(default_factory=list)
+    only_replayed: list[Row] = field(default_factory=list)
+    changed: list[tuple[Row, Row]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.only_live) + len(self.only_replayed) + len(self.changed)
+
+
+def differences(live: ViewDatabase, replayed: ViewDatabase) -> list[ViewDifference]:
+    """Per view, the rows that differ between two sets of views (matched by key)."""
+    found = []
+    for table in TABLES:
+        key = [table.column_names.index(name) for name in table.key]
+        left = {tuple(row[i] for i in key): row for row in live.rows(table)}
+        right = {tuple(row[i] for i in key): row for row in replayed.rows(table)}
+        difference = ViewDifference(table.view)
+        difference.only_live = [left[k] for k in left.keys() - right.keys()]
+        difference.only_replayed = [right[k] for k in right.keys() - left.keys()]
+        difference.changed = [(left[k], right[k]) for k in left.keys() & right.keys()]
+        difference.changed = [(a, b) for a, b in difference.changed if a != b]
+        if difference.count:
+            found.append(difference)
+    return found
+
+
+def describe_difference(table: Table, difference: ViewDifference) -> list[str]:
+    """Lines a person can read: what each differing row holds on each side."""
+    names = table.column_names
+    lines = [f"{table.view}: {difference.count} rows differ"]
+    shown = 0
+    for row in sorted(difference.only_live, key=str):
+        if shown < differences_shown_max:
+            lines.append(f"  only in the live views: {_row_text(names, row)}")
+        shown += 1
+    for row in sorted(difference.only_replayed, key=str):
+        if shown < differences_shown_max:
+            lines.append(f"  only in the replay: {_row_text(names, row)}")
+        shown += 1
+    for live_row, replayed_row in sorted(difference.changed, key=str):
+        if shown < differences_shown_max:
+            changed = [
+                f"{name}: live {a!r}, replay {b!r}"
+                for name, a, b in zip(names, live_row, replayed_row, strict=True)
+                if a != b
+            ]
+            key = ", ".join(str(live_row[names.index(k)]) for k in table.key)
+            lines.append(f"  {key}: " + "; ".join(changed))
+        shown += 1
+    if shown > differences_shown_max:
+        lines.append(f"  … and {shown - differences_shown_max} more")
+    return lines
+
+
+def _row_text(names: tuple[str, ...], row: Row) -> str:
+    return ", ".join(f"{n}={v}" for n, v in zip(names, row, strict=True) if v is not None)
