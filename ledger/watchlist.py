@@ -111,8 +111,8 @@ class Watchlist:
         return exposures
 
     def _compact(self, bands: _Bands) -> None:
-        live = sum(1 for _, g, a in bands.above if self.generation.get(a) == g)
-        if len(bands.above) > stale_band_entries_ratio_max * max(live, 64):
+        # At most one live entry per watched account: past that bound, most are stale.
+        if len(bands.above) > stale_band_entries_ratio_max * max(len(self.generation), 64):
             bands.above = [e for e in bands.above if self.generation.get(e[2]) == e[1]]
             bands.below = [e for e in bands.below if self.generation.get(e[2]) == e[1]]
             heapq.heapify(bands.above)

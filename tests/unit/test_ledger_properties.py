@@ -1,0 +1,125 @@
+"""Invariants of the ledger over simulated streams: conservation, zero-sum funding, determinism."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.application import InboxItem, LedgerApplication
+from ledger.book import CUSTODY, Book
+from ledger.limits import inbox_batch_records_max
+from ledger.policy import load_policy
+from ledger.simulation import simulate
+from ledger.store import LedgerStore
+from tests.ledger_scenario import balances_by_asset
+
+POLICY = load_policy(None)
+
+
+def _items(seed: int, accounts: int, days: int) -> list[InboxItem]:
+    return [
+        InboxItem(value=record, key=None, topic="sim", partition=0, offset=offset)
+        for offset, record in enumerate(simulate(seed, accounts, days))
+    ]
+
+
+def _run(items: list[InboxItem], batch: int) -> LedgerApplication:
+    app = LedgerApplication(LedgerStore.open("sqlite:///:memory:"), POLICY)
+    for start in range(0, len(items), batch):
+        app.process(items[start : start + batch])
+    return app
+
+
+def _hashes(app: LedgerApplication) -> list[str]:
+    return [json.loads(entry.record)["hash"] for entry in app.store.iter_journal()]
+
+
+@pytest.fixture(scope="module")
+def crash_run() -> tuple[list[InboxItem], LedgerApplication]:
+    items = _items(seed=11, accounts=40, days=3)
+    return items, _run(items, batch=500)
+
+
+def test_every_asset_sums_to_zero_over_all_ledger_accounts(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    for asset, total in balances_by_asset(app):
+        assert total == 0, asset
+
+
+def test_client_balances_are_never_negative_except_usd(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    for account in app.book.clients():
+        for asset, balance in account.balances.items():
+            assert asset == "USD" or balance >= 0, (account.account_id, asset, balance)
+
+
+def test_the_simulated_crash_exercises_calls_and_liquidations(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    types = {json.loads(e.record)["type"] for e in app.store.iter_journal()}
+    assert {"margin_call_issued", "liquidation_triggered", "funding_settled"} <= types
+
+
+def test_funding_sums_to_zero_with_the_residue(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    settlements = [
+        json.loads(e.record) for e in app.store.iter_journal() if e.type == "funding_settled"
+    ]
+    assert settlements
+    for settled in settlements:
+        paid = sum((Decimal(p["amount"]) for p in settled["payments"]), Decimal(0))
+        assert paid == Decimal(settled["residue"])
+
+
+def test_replaying_the_journal_rebuilds_the_same_book(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    replayed = LedgerApplication(app.store, POLICY)
+    assert _book_state(replayed.book) == _book_state(app.book)
+
+
+def _book_state(book: Book) -> object:
+    return (
+        book.last_seq,
+        book.last_hash,
+        {
+            a.account_id: (a.balances, a.loan, a.positions, a.margin_call)
+            for a in book.accounts.values()
+        },
+        book.marks,
+    )
+
+
+def test_custody_mirrors_what_entered_minus_what_left(
+    crash_run: tuple[list[InboxItem], LedgerApplication],
+) -> None:
+    _, app = crash_run
+    journal = [json.loads(e.record) for e in app.store.iter_journal()]
+    entered: dict[str, Decimal] = {}
+    for event in journal:
+        sign = {"deposit_credited": 1, "withdrawal_approved": -1}.get(event["type"])
+        if sign is not None:
+            entered[event["asset"]] = entered.get(event["asset"], Decimal(0)) + sign * Decimal(
+                event["amount"]
+            )
+    custody = app.book.accounts[CUSTODY].balances
+    assert {a: -b for a, b in custody.items() if b} == {a: v for a, v in entered.items() if v}
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=10_000), batch=st.sampled_from([1, 7, 250]))
+def test_same_input_same_journal_whatever_the_batch_size(seed: int, batch: int) -> None:
+    items = _items(seed=seed, accounts=6, days=1)
+    assert _hashes(_run(items, batch)) == _hashes(_run(items, inbox_batch_records_max))
