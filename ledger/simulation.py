@@ -194,19 +194,28 @@ def random_walk(
 
 
 def crash_path(rng: random.Random, before: int, opening: int, crash: Crash) -> list[int]:
-    """The crash's marks: a straight fall to the bottom, then a partial straight recovery,
-    with a little noise (never below the bottom, so the bottom is the minimum)."""
+    """The crash's marks, with a little noise (never below the bottom, the minimum): a
+    one-minute gap that leaves the most leveraged accounts bankrupt before they can be
+    liquidated, a slide to the bottom, then a partial recovery."""
     bottom = min(before, opening) * crash.bottom_ppm // PPM
     recovered = bottom + (before - bottom) * crash.recovery_ppm // PPM
     path: list[int] = []
     for step in range(1, crash.fall_minutes + 1):
-        level = before - (before - bottom) * step // crash.fall_minutes
+        level = before - (before - bottom) * fall_share_ppm(step, crash.fall_minutes) // PPM
         path.append(max(bottom, level + level * rng.randint(-1_000, 1_000) // PPM))
     path[-1] = bottom
     for step in range(1, crash.recovery_minutes + 1):
         level = bottom + (recovered - bottom) * step // crash.recovery_minutes
         path.append(max(bottom, level + level * rng.randint(-1_000, 1_000) // PPM))
     return path
+
+
+def fall_share_ppm(step: int, steps: int) -> int:
+    """How much of the fall is done after `step` of `steps` minutes: half in the first
+    minute (a gap), the rest in an even slide."""
+    if step == 1:
+        return 500_000
+    return 500_000 + 500_000 * (step - 1) // (steps - 1)
 
 
 def perpetual_path(rng: random.Random, spot: list[int]) -> list[int]:
@@ -591,7 +600,7 @@ class Simulation:
         roll = self.below(100)
         if size == 0 or (roll < 45 and target > current):
             buying = self.chance(80) if size == 0 else size > 0
-            notional = (target - current) * self.between(20, 60) // 100
+            notional = (target - current) * self.between(40, 100) // 100
             return notional * COIN_UNITS // price, buying
         if roll < 75:
             return abs(size) * self.between(20, 70) // 100, size < 0
@@ -641,7 +650,7 @@ class Simulation:
         lending = lending_value_cents(client, self.market.cents, second // 60)
         headroom = lending - client.loan_cents
         base = headroom if headroom > 0 else 10_000_00
-        amount = max(100_00, base * self.between(30, 150) // 100 // 100 * 100)
+        amount = max(100_00, base * self.between(20, 120) // 100 // 100 * 100)
         if client.loan_cents + amount <= min(client.credit_limit_cents, lending):
             client.loan_cents += amount
             client.cash_cents += amount
