@@ -1,0 +1,139 @@
+"""`ledger audit` and `ledger report`: tamper evidence, replay differences, explain, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import journal_events as je
+from ledger.cli import main
+from ledger.store import JournalEntry
+from projections.audit import verify_records
+from tests.unit.test_projections import (  # the shared simulated journal
+    entries,
+    journal_db,
+    policy,
+    store_url,
+)
+
+__all__ = ["entries", "journal_db", "policy", "store_url"]  # fixtures used below
+tampered_records_max = 400  # the first records of the journal: every type before the crash
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_changing_any_byte_of_any_record_names_that_seq(
+    entries: list[JournalEntry], data: st.DataObject
+) -> None:
+    records = [entry.record for entry in entries[:tampered_records_max]]
+    index = data.draw(st.integers(0, len(records) - 1), label="record")
+    position = data.draw(st.integers(0, len(records[index]) - 1), label="byte")
+    old = records[index][position]
+    new = data.draw(st.integers(0, 255).filter(lambda b: b != old), label="new byte")
+    tampered = bytearray(records[index])
+    tampered[position] = new
+    records[index] = bytes(tampered)
+    outcome = verify_records(records)
+    assert not outcome.ok
+    assert outcome.report.first_bad_seq == index + 1
+    assert outcome.report.count == index
+
+
+def test_verify_a_tampered_export_names_the_seq_and_exits_1(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "journal.jsonl"
+    assert main(["--store", store_url, "journal", "export", "--out", str(export)]) == 0
+    assert main(["--store", store_url, "audit", "verify", "--file", str(export)]) == 0
+    assert "journal verified" in capsys.readouterr().out
+    lines = export.read_bytes().splitlines()
+    lines[41] = lines[41].replace(b'"recorded_at":"2026', b'"recorded_at":"2025', 1)
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["--store", store_url, "audit", "verify", "--file", str(export)]) == 1
+    assert "journal broken at seq 42: hash does not recompute" in capsys.readouterr().out
+
+
+def test_verify_the_store(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", store_url, "audit", "verify"]) == 0
+    assert capsys.readouterr().out.startswith("journal verified: ")
+
+
+def test_replay_prints_the_differences_of_a_tampered_view_and_exits_1(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--store", store_url, "report", "balances", "--format", "csv"]) == 0
+    assert main(["--store", store_url, "audit", "replay"]) == 0
+    assert "every view is identical" in capsys.readouterr().out
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "UPDATE view_balances SET balance = '1' WHERE account_id = 'C000001' AND asset = 'USD'"
+        )
+    assert main(["--store", store_url, "audit", "replay"]) == 1
+    out = capsys.readouterr().out
+    assert "balances: 1 rows differ" in out
+    assert "C000001, USD: balance: live '1', replay '" in out
+
+
+def test_explain_a_liquidation_shows_the_arithmetic_and_agrees(
+    store_url: str, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = next(
+        event
+        for event in (je.decode_journal_record(e.record) for e in entries)
+        if isinstance(event, je.LiquidationTriggered)
+    )
+    assert main(["--store", store_url, "audit", "explain", trigger.liquidation_id]) == 0
+    out = capsys.readouterr().out
+    assert f"seq {trigger.seq} liquidation_triggered" in out
+    assert "equity E = market value + unrealised PnL - L = " in out
+    assert "figures after, recorded against recomputed:" in out
+    assert "differ" not in out
+
+
+def test_explain_refuses_a_policy_of_another_version(
+    store_url: str, tmp_path: Path, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = resources.files("ledger").joinpath("policies", "demo.toml").read_text("utf-8")
+    other = tmp_path / "other.toml"
+    other.write_text(demo.replace('version = "2026-11-24.1"', 'version = "2027-01-01.1"'))
+    call = next(e.seq for e in entries if e.type == "margin_call_issued")
+    arguments = ["--store", store_url, "--policy", str(other), "audit", "explain", str(call)]
+    assert main(arguments) == 2
+    assert "pass that version's file with --policy" in capsys.readouterr().err
+
+
+def test_report_formats_keep_decimals_as_strings(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--store", store_url, "report", "margin-clients", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["view"] == "margin-clients"
+    assert document["rows"]
+    assert all(isinstance(r["equity"], str) for r in document["rows"])
+    assert main(["--store", store_url, "report", "lending-limits", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0]["item"] == "client_collateral_market_value"
+    parquet = tmp_path / "calls.parquet"
+    arguments = ["report", "margin-calls", "--format", "parquet", "--out", str(parquet)]
+    assert main(["--store", store_url, *arguments]) == 0
+    pq = pytest.importorskip("pyarrow.parquet")
+    read = pq.read_table(parquet)
+    assert read.column_names[:3] == ["call_id", "account_id", "issued_seq"]
+    assert str(read.schema.field("amount").type) == "string"
+
+
+def test_report_as_of_and_bad_input(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", store_url, "report", "perps-exposure", "--as-of", "10"]) == 0
+    assert "perps-exposure as of seq 10" in capsys.readouterr().out
+    assert main(["--store", store_url, "report", "perps-exposure", "--as-of", "yesterday"]) == 2
+    assert "neither a journal seq nor a timestamp" in capsys.readouterr().err
