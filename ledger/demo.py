@@ -7,6 +7,8 @@ the journal is replayed once into the summary printed here and the HTML report
 the local Kafka broker with `ledger publish` and `ledger run` instead of `ingest`.
 
 Wall-clock timings are printed for the reader only; no decision reads them.
+
+This module also registers `ledger api` (ledger/api.py), which loads Litestar only when run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import IO, Any
 
 from ledger import html_report
 from ledger.application import LedgerApplication
-from ledger.commands import CommandError, ingest_stream, policy_of
+from ledger.commands import CommandError, ingest_stream, open_store, policy_of
 from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
@@ -161,7 +163,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    try:
+        from ledger import api  # noqa: PLC0415 (Litestar loads only for `ledger api`)
+    except ModuleNotFoundError as missing:
+        raise CommandError(
+            f"`ledger api` needs {missing.name}: pip install -e . installs it"
+        ) from missing
+    with open_store(args) as store:
+        print(f"ledger api: http://{args.host}:{args.port}/openapi.json", file=sys.stderr)
+        api.serve(store, policy, args.host, args.port)
+    return 0
+
+
 def register(sub: Any) -> None:
+    api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(handler=_api)
     demo = sub.add_parser(
         "demo", help="simulate days with a BTC crash, decide them, summarise, write a report"
     )

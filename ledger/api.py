@@ -1,0 +1,278 @@
+"""`ledger api`: the read-only HTTP API of INTERFACE.md, served by Litestar.
+
+- `GET /accounts/{id}/margin`, `GET /accounts/{id}/balances`: what `ledger query` prints;
+- `GET /reports/{view}`: what `ledger report VIEW` prints (projections/ views);
+- `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
+
+Every read takes `as_of` (a journal seq or an RFC 3339 time with an offset). The current
+state is one projection of the store's journal kept in memory (`LiveViews`) and brought up
+to the journal's end before each read; an `as_of` read builds the views at that position
+in a scratch database. A user's mistake is a 4xx with a JSON body
+(`{"status_code": ..., "detail": ...}`), never a 500.
+
+Handlers are `async` but do their (short, SQLite or PostgreSQL) reads on the event loop's
+thread: the in-memory views are a SQLite connection bound to one thread, and a read-only
+API for a few clients needs no more.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_409_CONFLICT
+
+from ledger import reporting, risk
+from ledger.book import Book
+from ledger.policy import Policy
+from ledger.store import LedgerStore
+from projections.database import ViewDatabase
+from projections.runner import ProjectionRunner
+from projections.tables import TABLES_BY_VIEW
+from projections.views import AsOfError, as_of_seq, document, views_at
+
+API_TITLE = "collateral-ledger"
+API_VERSION = "1"
+AS_OF = Annotated[
+    str | None,
+    Parameter(
+        description="journal seq, or RFC 3339 time with an offset (2026-11-03T12:00:00Z)",
+        max_length=64,
+    ),
+]
+ACCOUNT_ID = Annotated[str, Parameter(description="client account id", max_length=128)]
+REPORT_VIEWS = (
+    "margin-clients",
+    "collateral-concentration",
+    "margin-calls",
+    "liquidations",
+    "perps-exposure",
+    "client-assets",
+    "lending-limits",
+    "daily-statement",
+)
+
+
+class _RejectHead(msgspec.Struct, frozen=True):
+    number: int
+    reason_code: str
+
+
+_decode_reject_head = msgspec.json.Decoder(_RejectHead).decode
+
+
+@dataclass
+class LiveViews:
+    """The store's journal projected into in-memory views, brought up to date on demand,
+    with running counts of journal events by type and rejects by reason for /metrics."""
+
+    store: LedgerStore
+    policy: Policy
+    database: ViewDatabase = field(init=False)
+    runner: ProjectionRunner = field(init=False)
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    rejects_by_reason: Counter[str] = field(default_factory=Counter)
+    counted_seq: int = 0
+    counted_rejects: int = 0
+
+    def __post_init__(self) -> None:
+        self.database = ViewDatabase.open("sqlite:///:memory:")
+        self.runner = ProjectionRunner(self.database, self.policy)
+
+    def refresh(self) -> None:
+        """Project and count what the journal and the rejects gained since the last read."""
+        self.runner.follow(self.store)
+        for entry in self.store.iter_journal(self.counted_seq):
+            self.events_by_type[entry.type] += 1
+            self.counted_seq = entry.seq
+        while records := self.store.read_rejects(self.counted_rejects):
+            for record in records:
+                head = _decode_reject_head(record)
+                self.rejects_by_reason[head.reason_code] += 1
+                self.counted_rejects = head.number
+
+    @property
+    def book(self) -> Book:
+        return self.runner.state.book
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def _seq_of(live: LiveViews, as_of: str | None) -> int | None:
+    """None for "now", else the journal seq `as_of` names; a bad one is a 400."""
+    if as_of is None:
+        return None
+    try:
+        return as_of_seq(live.store, as_of)
+    except AsOfError as error:
+        raise ClientException(detail=str(error).replace("--as-of", "as_of")) from error
+
+
+def _book_at(live: LiveViews, as_of: str | None) -> Book:
+    live.refresh()
+    seq = _seq_of(live, as_of)
+    if seq is None:
+        return live.book
+    return reporting.book_as_of(live.store, str(seq))
+
+
+def _live(request: Request[Any, Any, Any]) -> LiveViews:
+    live: LiveViews = request.app.state.live
+    return live
+
+
+def _account_document(
+    request: Request[Any, Any, Any], account_id: str, as_of: str | None, what: str
+) -> dict[str, Any]:
+    live = _live(request)
+    book = _book_at(live, as_of)
+    account = book.accounts.get(account_id)
+    if account is None or not account.is_client:
+        raise NotFoundException(detail=f"account {account_id} is not in the ledger")
+    build = reporting.margin_view if what == "margin" else reporting.balances_view
+    try:
+        return build(book, live.policy, account_id)
+    except risk.MissingMark as missing:
+        raise HTTPException(
+            status_code=HTTP_409_CONFLICT,
+            detail=f"account {account_id} cannot be valued yet: {missing}",
+        ) from missing
+
+
+@get("/accounts/{account_id:str}/margin", summary="An account's figures from the risk model")
+async def account_margin(
+    request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
+) -> dict[str, Any]:
+    return _account_document(request, account_id, as_of, "margin")
+
+
+@get("/accounts/{account_id:str}/balances", summary="Each asset's balance, mark and value")
+async def account_balances(
+    request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
+) -> dict[str, Any]:
+    return _account_document(request, account_id, as_of, "balances")
+
+
+@get("/reports/{view:str}", summary="A regulatory view, as `ledger report VIEW` shows it")
+async def report(
+    request: Request[Any, Any, Any],
+    view: Annotated[str, Parameter(description=", ".join(REPORT_VIEWS), max_length=64)],
+    as_of: AS_OF = None,
+) -> dict[str, Any]:
+    if view not in REPORT_VIEWS:
+        raise NotFoundException(detail=f"no view {view!r}: the views are {', '.join(REPORT_VIEWS)}")
+    live = _live(request)
+    live.refresh()
+    seq = _seq_of(live, as_of)
+    table = TABLES_BY_VIEW[view]
+    if seq is None:
+        return document(live.database, table)
+    scratch = views_at(live.store, live.policy, seq)
+    try:
+        return document(scratch, table)
+    finally:
+        scratch.close()
+
+
+@get("/health", summary="Whether the store answers, and its journal position")
+async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    live = _live(request)
+    live.refresh()
+    return {
+        "status": "ok",
+        "store": live.store.describe(),
+        "journal_seq": live.book.last_seq,
+        "last_hash": live.book.last_hash,
+        "policy_version": live.policy.version,
+    }
+
+
+def metrics_text(live: LiveViews) -> str:
+    """Prometheus text format 0.0.4: journal position, events by type, rejects by reason.
+
+    Events per second is Prometheus's `rate(ledger_journal_events_total[1m])`; the inbox
+    lag needs the broker's end offsets, which `ledger run` reports on its own /health."""
+    lines = [
+        "# HELP ledger_journal_seq The last journal seq recorded in the store.",
+        "# TYPE ledger_journal_seq gauge",
+        f"ledger_journal_seq {live.book.last_seq}",
+        "# HELP ledger_journal_events_total Journal events recorded, by event type.",
+        "# TYPE ledger_journal_events_total counter",
+    ]
+    for event_type, count in sorted(live.events_by_type.items()):
+        lines.append(f'ledger_journal_events_total{{type="{event_type}"}} {count}')
+    lines += [
+        "# HELP ledger_rejects_total Inputs refused, by reason code.",
+        "# TYPE ledger_rejects_total counter",
+    ]
+    for reason, count in sorted(live.rejects_by_reason.items()):
+        lines.append(f'ledger_rejects_total{{reason="{reason}"}} {count}')
+    lines += [
+        "# HELP ledger_client_accounts Client accounts in the ledger.",
+        "# TYPE ledger_client_accounts gauge",
+        f"ledger_client_accounts {len(live.book.clients())}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@get("/metrics", summary="Prometheus text format", media_type=MediaType.TEXT)
+async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
+    live = _live(request)
+    live.refresh()
+    return Response(metrics_text(live), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def create_app(store: LedgerStore, policy: Policy) -> Litestar:
+    """The API over an open store; the caller closes the store after the app stops.
+
+    The in-memory views are opened at startup, on the thread that serves the requests."""
+
+    def open_views(app: Litestar) -> None:
+        app.state.live = LiveViews(store, policy)
+
+    def close_views(app: Litestar) -> None:
+        live: LiveViews = app.state.live
+        live.close()
+
+    return Litestar(
+        route_handlers=[
+            account_margin,
+            account_balances,
+            report,
+            health,
+            metrics,
+        ],
+        # The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN.
+        openapi_config=OpenAPIConfig(
+            title=API_TITLE,
+            version=API_VERSION,
+            path="/",
+            render_plugins=[JsonRenderPlugin()],
+        ),
+        on_startup=[open_views],
+        on_shutdown=[close_views],
+        debug=False,
+    )
+
+
+def serve(store: LedgerStore, policy: Policy, host: str, port: int) -> None:
+    """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM)."""
+    import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
+
+    uvicorn.run(
+        create_app(store, policy),
+        host=host,
+        port=port,
+        workers=1,  # one process: the in-memory views belong to it
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # nothing sits in front of it by default: trust no header
+    )

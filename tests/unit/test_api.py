@@ -1,0 +1,172 @@
+"""`ledger api` through Litestar's TestClient, over a store built from a simulated stream."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from ledger import reporting
+from ledger.api import REPORT_VIEWS, create_app
+from ledger.application import LedgerApplication
+from ledger.commands import ingest_stream
+from ledger.policy import Policy, load_policy
+from ledger.simulation import simulate
+from ledger.store import LedgerStore
+
+simulated_accounts = 8
+simulated_days = 1
+JSON_ERROR_KEYS = {"status_code", "detail"}
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, policy: Policy) -> Iterator[LedgerStore]:
+    path = tmp_path_factory.mktemp("api") / "ledger.db"
+    inbox = b"\n".join(simulate(11, simulated_accounts, simulated_days))
+    with LedgerStore.open(f"sqlite:///{path}") as opened:
+        ingest_stream(LedgerApplication(opened, policy), io.BytesIO(inbox), "test")
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(store, policy)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def client_id(store: LedgerStore) -> str:
+    book = reporting.book_as_of(store, None)
+    return sorted(a.account_id for a in book.clients())[0]
+
+
+def test_health_gives_the_journal_position(
+    client: TestClient[Litestar], store: LedgerStore
+) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["journal_seq"] == store.last_seq() > 0
+
+
+def test_margin_is_what_ledger_query_margin_prints(
+    client: TestClient[Litestar], store: LedgerStore, policy: Policy, client_id: str
+) -> None:
+    response = client.get(f"/accounts/{client_id}/margin")
+    assert response.status_code == 200
+    book = reporting.book_as_of(store, None)
+    assert response.json() == reporting.margin_view(book, policy, client_id)
+
+
+def test_balances_as_of_a_seq_and_a_time(
+    client: TestClient[Litestar], store: LedgerStore, policy: Policy, client_id: str
+) -> None:
+    seq = store.last_seq() // 2
+    response = client.get(f"/accounts/{client_id}/balances", params={"as_of": str(seq)})
+    assert response.status_code == 200
+    expected = reporting.balances_view(reporting.book_as_of(store, str(seq)), policy, client_id)
+    assert response.json() == expected
+    assert response.json()["as_of_seq"] == seq
+    noon = client.get(f"/accounts/{client_id}/balances", params={"as_of": "2026-11-02T12:00:00Z"})
+    assert noon.status_code == 200
+    assert 0 < noon.json()["as_of_seq"] < store.last_seq()
+
+
+@pytest.mark.parametrize(
+    ("as_of", "words"),
+    [
+        ("yesterday", "neither a journal seq nor a timestamp"),
+        ("2026-11-02T12:00:00", "needs a UTC offset"),
+        ("999999999", "beyond the journal"),
+        ("", "neither a journal seq nor a timestamp"),
+    ],
+)
+def test_a_bad_as_of_is_a_400_with_a_json_error(
+    client: TestClient[Litestar], client_id: str, as_of: str, words: str
+) -> None:
+    for path in (f"/accounts/{client_id}/margin", "/reports/margin-clients"):
+        response = client.get(path, params={"as_of": as_of})
+        assert response.status_code == 400, response.text
+        assert set(response.json()) >= JSON_ERROR_KEYS
+        assert words in response.json()["detail"]
+
+
+@pytest.mark.parametrize("account_id", ["C999999", "platform:house", "external:custody"])
+def test_an_unknown_account_is_a_404(client: TestClient[Litestar], account_id: str) -> None:
+    for what in ("margin", "balances"):
+        response = client.get(f"/accounts/{account_id}/{what}")
+        assert response.status_code == 404
+        assert "is not in the ledger" in response.json()["detail"]
+
+
+def test_an_unknown_view_is_a_404_naming_the_views(client: TestClient[Litestar]) -> None:
+    response = client.get("/reports/margin-customers")
+    assert response.status_code == 404
+    assert "margin-clients" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("view", REPORT_VIEWS)
+def test_every_view_answers_now_and_as_of(
+    client: TestClient[Litestar], store: LedgerStore, view: str
+) -> None:
+    now = client.get(f"/reports/{view}")
+    assert now.status_code == 200
+    assert now.json()["view"] == view
+    assert now.json()["as_of_seq"] == store.last_seq()
+    assert isinstance(now.json()["rows"], list)
+    earlier = client.get(f"/reports/{view}", params={"as_of": "100"})
+    assert earlier.status_code == 200
+    assert earlier.json()["as_of_seq"] == 100
+
+
+def test_metrics_count_the_journal_and_the_rejects(
+    client: TestClient[Litestar], store: LedgerStore
+) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = int(value)
+    assert samples["ledger_journal_seq"] == store.last_seq()
+    events = sum(v for k, v in samples.items() if k.startswith("ledger_journal_events_total{"))
+    assert events == store.last_seq()
+    reasons = Counter(msgspec.json.decode(r)["reason_code"] for r in store.read_rejects())
+    for reason, count in reasons.items():
+        assert samples[f'ledger_rejects_total{{reason="{reason}"}}'] == count
+
+
+def test_openapi_lists_every_path(client: TestClient[Litestar]) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert set(paths) >= {
+        "/accounts/{account_id}/margin",
+        "/accounts/{account_id}/balances",
+        "/reports/{view}",
+        "/health",
+        "/metrics",
+    }
+    parameters = {p["name"] for p in paths["/reports/{view}"]["get"]["parameters"]}
+    assert parameters == {"view", "as_of"}
+
+
+def test_the_cli_registers_the_api_command(tmp_path: Path) -> None:
+    from ledger.cli import build_parser  # noqa: PLC0415
+
+    arguments = build_parser().parse_args(["--store", f"sqlite:///{tmp_path}/x.db", "api"])
+    assert (arguments.host, arguments.port) == ("127.0.0.1", 8000)
