@@ -1,0 +1,34 @@
+"""The views projected into PostgreSQL (the store's own schema) equal the SQLite views."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
+from projections import views
+from projections.database import ProjectionConflict, ViewDatabase
+from projections.runner import ProjectionRunner
+from tests.unit.test_projections import ingest_simulation
+
+pytestmark = pytest.mark.integration
+
+
+def test_postgres_views_equal_sqlite_views(pg_schema_url: str) -> None:
+    policy = load_policy(None)
+    ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
+    with LedgerStore.open(pg_schema_url) as store:
+        with ViewDatabase.open(pg_schema_url) as postgres:
+            ProjectionRunner(postgres, policy).follow(store, until_seq=1_000)
+            stale = ProjectionRunner(postgres, policy)  # a second writer, at seq 1000
+            ProjectionRunner(postgres, policy).follow(store, batch_events=1_500)
+            assert postgres.position().last_seq == store.last_seq()
+            in_postgres = views.snapshot(postgres)
+            with pytest.raises(ProjectionConflict, match="no longer at seq 1000"):
+                stale.follow(store)
+            assert views.snapshot(postgres) == in_postgres
+        with ViewDatabase.open("sqlite:///:memory:") as sqlite:
+            ProjectionRunner(sqlite, policy).follow(store)
+            in_sqlite = views.snapshot(sqlite)
+    assert in_postgres == in_sqlite
+    assert b'"perps-exposure":[["BTC-PERP"' in in_postgres
