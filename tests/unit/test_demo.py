@@ -1,0 +1,77 @@
+"""`ledger demo` on the embedded store: a fresh store each run, a summary, a report."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ledger import html_report
+from ledger.cli import main
+from ledger.store import LedgerStore
+
+demo_arguments = ["--accounts", "6", "--days", "1", "--seed", "5"]
+
+
+def run_demo(folder: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["demo", "--folder", str(folder), *demo_arguments]) == 0
+    return capsys.readouterr().out
+
+
+def summary_value(output: str, label: str) -> str:
+    match = re.search(rf"^{label}\s+(.*)$", output, re.MULTILINE)
+    assert match is not None, f"no {label!r} line in:\n{output}"
+    return match.group(1)
+
+
+def test_the_demo_prints_the_summary_and_the_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = run_demo(tmp_path, capsys)
+    for label in (
+        "accounts",
+        "loans",
+        "open interest",
+        "margin calls",
+        "liquidations",
+        "rejects",
+        "journal",
+    ):
+        summary_value(output, label)
+    report = tmp_path.resolve() / "report.html"
+    assert f"report: {report}" in output
+    with LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}") as store:
+        last_seq = store.last_seq()
+    assert summary_value(output, "journal").startswith(f"seq {last_seq:,}, last hash ")
+    assert summary_value(output, "accounts").startswith("6 ")
+
+
+def test_each_run_starts_from_a_fresh_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = summary_value(run_demo(tmp_path, capsys), "journal")
+    second = summary_value(run_demo(tmp_path, capsys), "journal")
+    assert first == second  # not twice the journal: the same one, byte for byte
+
+
+def test_the_report_needs_no_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_demo(tmp_path, capsys)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)\s*=""", page)
+    assert "url(" not in page
+    assert page.count("<svg") == 3
+
+
+def test_bad_sizes_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--folder", str(tmp_path), "--accounts", "0"]) == 2
+    assert capsys.readouterr().err.strip() == ("ledger: --accounts and --days must be at least 1")
+
+
+@pytest.mark.parametrize(
+    ("ltv", "label"), [("0", "<5%"), ("0.0499", "<5%"), ("0.05", "<10%"), ("0.6", ">=60%")]
+)
+def test_ltv_buckets(ltv: str, label: str) -> None:
+    assert html_report.LTV_BUCKET_LABELS[html_report.ltv_bucket(Decimal(ltv))] == label
