@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
@@ -127,6 +129,25 @@ def as_table(document: dict[str, Any]) -> str:
         else:
             lines.append(f"{name:<26}{'' if value is None else value}")
     return "\n".join(lines)
+
+
+def as_csv(document: dict[str, Any]) -> str:
+    """CSV for `ledger query --format csv`: the balances document's rows, or the margin
+    document's scalar figures as one row (its positions are in `ledger report positions`)."""
+    rows = document["balances"] if "balances" in document else [_scalar_figures(document)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def _scalar_figures(document: dict[str, Any]) -> dict[str, Any]:
+    figures = {k: v for k, v in document.items() if not isinstance(v, list | dict)}
+    call = document.get("margin_call")
+    if isinstance(call, dict):
+        figures.update({f"margin_call_{k}": v for k, v in call.items()})
+    return figures
 
 
 def _rows(rows: list[dict[str, Any]]) -> list[str]:
