@@ -1,0 +1,161 @@
+"""The reference downstream consumer against the real broker and PostgreSQL, killed once.
+
+A small journal (a simulated day decided into a SQLite store) is produced to
+`<prefix>.events`; `python -m consumers.reporting` follows it into `margin_clients`, is
+killed with SIGKILL after its first transactions, and is started again to the journal's
+end. The table must then hold, for every client, the figures `ledger query margin` gives
+from the journal, and the position the journal's last seq and hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaProducer
+from psycopg import sql
+
+from consumers.topics import TopicNames, ensure_topics
+from ledger import journal_events as je
+from ledger import reporting
+from ledger.application import LedgerApplication
+from ledger.commands import ingest_stream
+from ledger.money import USD_SCALE, quantize
+from ledger.policy import load_policy
+from ledger.simulation import simulate
+from ledger.store import JournalEntry, LedgerStore
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+simulated_accounts = 12
+simulated_days = 1
+consumer_batch_records = 25  # many small transactions, so the kill lands mid-journal
+first_commit_timeout_s = 120.0
+finish_timeout_s = 300.0
+poll_interval_s = 0.02
+
+
+def build_journal(folder: Path) -> tuple[str, list[JournalEntry]]:
+    store_url = f"sqlite:///{folder / 'ledger.db'}"
+    inbox = b"\n".join(simulate(21, simulated_accounts, simulated_days))
+    with LedgerStore.open(store_url) as store:
+        ingest_stream(LedgerApplication(store, load_policy(None)), io.BytesIO(inbox), "test")
+        return store_url, list(store.iter_journal())
+
+
+async def produce(bootstrap: str, topic: str, entries: list[JournalEntry]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",  # every record on the broker before the test goes on
+        enable_idempotence=True,  # no duplicate from a retried batch
+        linger_ms=5,
+        request_timeout_ms=30_000,
+    )
+    await producer.start()
+    try:
+        for entry in entries:
+            await producer.send(topic, entry.record, key=b"journal")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def position(database: str) -> tuple[int, str] | None:
+    base, schema = database.split("?schema=")
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        try:
+            row = connection.execute(
+                "SELECT last_seq, last_hash FROM reporting_position"
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def table_rows(database: str) -> dict[str, tuple[object, ...]]:
+    base, schema = database.split("?schema=")
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        rows = connection.execute(
+            "SELECT account_id, equity, loan, ltv, maintenance_requirement, margin_level, status "
+            "FROM margin_clients"
+        ).fetchall()
+    return {str(row[0]): tuple(row[1:]) for row in rows}
+
+
+def start_consumer(
+    bootstrap: str, prefix: str, database: str, *extra: str
+) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "consumers.reporting", "--bootstrap", bootstrap]
+    command += ["--topic-prefix", prefix, "--database", database, "--log-level", "WARNING"]
+    command += ["--batch-records", str(consumer_batch_records), *extra]
+    return subprocess.Popen(command, cwd=REPOSITORY, stderr=subprocess.PIPE)
+
+
+def wait_for_first_commit(consumer: subprocess.Popen[bytes], database: str) -> int:
+    deadline = time.monotonic() + first_commit_timeout_s
+    while time.monotonic() < deadline:
+        stored = position(database)
+        if stored is not None and stored[0] > 0:
+            return stored[0]
+        assert consumer.poll() is None, consumer.stderr.read().decode() if consumer.stderr else ""
+        time.sleep(poll_interval_s)
+    pytest.fail(f"the consumer wrote no position in {first_commit_timeout_s} s")
+
+
+def optional_decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+@pytest.mark.integration
+def test_margin_clients_survive_a_kill_and_match_the_journal(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str, pg_schema_url: str
+) -> None:
+    store_url, entries = build_journal(tmp_path)
+    names = TopicNames(kafka_topic_prefix)
+    asyncio.run(ensure_topics(kafka_bootstrap, names))
+    asyncio.run(produce(kafka_bootstrap, names.events, entries))
+    last = entries[-1]
+
+    first = start_consumer(kafka_bootstrap, kafka_topic_prefix, pg_schema_url)
+    try:
+        wait_for_first_commit(first, pg_schema_url)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=30)  # reaps it and closes its stderr pipe
+    killed_at = position(pg_schema_url)
+    assert killed_at is not None
+    assert 0 < killed_at[0] < last.seq, "the kill did not land mid-journal"
+
+    second = start_consumer(
+        kafka_bootstrap, kafka_topic_prefix, pg_schema_url, "--until-seq", str(last.seq)
+    )
+    _, errors = second.communicate(timeout=finish_timeout_s)
+    assert second.returncode == 0, errors.decode()
+    assert position(pg_schema_url) == (last.seq, je.decode_journal_record(last.record).hash)
+
+    policy = load_policy(None)
+    with LedgerStore.open(store_url) as store:
+        book = reporting.book_as_of(store, None)
+    expected = {}
+    for account in book.clients():
+        margin = reporting.margin_view(book, policy, account.account_id)
+        expected[account.account_id] = (
+            quantize(Decimal(margin["equity"]), USD_SCALE),
+            Decimal(margin["loan"]),
+            optional_decimal(margin["ltv"]),
+            quantize(Decimal(margin["maintenance_requirement"]), USD_SCALE),
+            optional_decimal(margin["margin_level"]),
+            margin["status"],
+        )
+    assert table_rows(pg_schema_url) == expected
+    assert len(expected) == simulated_accounts
