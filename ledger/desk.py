@@ -86,7 +86,10 @@ class Desk:
     def figures(self, account: Account) -> risk.MarginFigures:
         """The account's risk figures at the current marks; refuses when a mark is missing."""
         try:
-            return risk.margin_figures(account.holdings(), self.book.marks, self.policy)
+            # Decisions never use a liquidation price: it is solved for queries and reports.
+            return risk.margin_figures(
+                account.holdings(), self.book.marks, self.policy, with_liquidation_prices=False
+            )
         except risk.MissingMark as missing:
             raise Refusal(
                 ReasonCode.NO_MARK_PRICE,

@@ -11,6 +11,7 @@ SECURITY_SCALE = 0
 REPORTING_ASSET = "USD"
 USD_SCALE = DEFAULT_SCALES[REPORTING_ASSET]
 DERIVED_FIGURE_SCALE = 8  # ratios and derived prices: margin_level, ltv, liquidation_price
+ENTRY_PRICE_SCALE = 12  # volume-weighted entry prices
 
 # Wide enough that no product of two amounts below 10^18 with 18 places loses a digit.
 DECIMAL_CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, Emin=-999999, Emax=999999)

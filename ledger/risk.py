@@ -29,6 +29,7 @@ from enum import StrEnum
 from ledger.money import (
     DECIMAL_CONTEXT,
     DERIVED_FIGURE_SCALE,
+    ENTRY_PRICE_SCALE,
     ONE,
     REPORTING_ASSET,
     ZERO,
@@ -163,7 +164,11 @@ def maintenance_margin(notional: Decimal, market: MarketPolicy) -> Decimal:
 
 
 def margin_figures(
-    holdings: AccountHoldings, marks: Mapping[str, Decimal], policy: Policy
+    holdings: AccountHoldings,
+    marks: Mapping[str, Decimal],
+    policy: Policy,
+    *,
+    with_liquidation_prices: bool = True,
 ) -> MarginFigures:
     """Every figure of RISK.md "Valuation":
 
@@ -197,7 +202,8 @@ def margin_figures(
         maintenance_requirement = h_maintenance + total_maintenance_margin
         liquidation_requirement = h_liquidation + total_maintenance_margin
         positions = tuple(
-            _position_figures(term, equity, liquidation_requirement) for term in terms
+            _position_figures(term, equity, liquidation_requirement, with_liquidation_prices)
+            for term in terms
         )
     return MarginFigures(
         market_value=market_value,
@@ -289,7 +295,10 @@ def _position_terms(
 
 
 def _position_figures(
-    term: _PositionTerms, equity: Decimal, liquidation_requirement: Decimal
+    term: _PositionTerms,
+    equity: Decimal,
+    liquidation_requirement: Decimal,
+    with_liquidation_price: bool,
 ) -> PositionFigures:
     holding = term.holding
     return PositionFigures(
@@ -307,7 +316,9 @@ def _position_figures(
             equity - term.unrealized_pnl,
             liquidation_requirement - term.maintenance_margin,
             term.market,
-        ),
+        )
+        if with_liquidation_price
+        else None,
     )
 
 
@@ -473,7 +484,11 @@ def trade_realisation(
         if size.is_zero():
             return TradeEffect(new_size, price, ZERO, ZERO, side_quantity)
         if (size > ZERO) == (side_quantity > ZERO):
-            new_entry = (size * entry_price + side_quantity * price) / new_size
+            # A volume-weighted price rarely terminates: it is kept to ENTRY_PRICE_SCALE places
+            # (half-even), so journal records stay exact and readable.
+            new_entry = quantize(
+                (size * entry_price + side_quantity * price) / new_size, ENTRY_PRICE_SCALE
+            )
             return TradeEffect(new_size, new_entry, ZERO, ZERO, side_quantity)
         if abs(side_quantity) <= abs(size):
             closed = -side_quantity
