@@ -125,6 +125,8 @@ def _query(args: argparse.Namespace) -> int:
 def emit(document: dict[str, Any], form: str, out: IO[str]) -> None:
     if form == "json":
         out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    elif form == "csv":
+        out.write(reporting.as_csv(document))
     else:
         out.write(reporting.as_table(document) + "\n")
 

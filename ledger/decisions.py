@@ -9,7 +9,8 @@ the book untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import assert_never
 
@@ -122,53 +123,68 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
 
 def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched, Refusal | None]:
     account = desk.client(record.account_id)
-    common = desk.common(record.account_id)
     balance = account.balance(record.asset)
-    refusal: Refusal | None = None
     if balance < record.amount:
-        refusal = Refusal(
-            ReasonCode.INSUFFICIENT_BALANCE,
+        detail = (
             f"{record.account_id} holds {format_decimal(balance)} {record.asset}, "
-            f"less than the {format_decimal(record.amount)} asked for",
+            f"less than the {format_decimal(record.amount)} asked for"
         )
-        figures = None
-    else:
-        account.balances[record.asset] = balance - record.amount
-        try:
-            figures = desk.figures(account)
-        finally:
-            account.balances[record.asset] = balance
-        if figures.equity < figures.initial_requirement:
-            refusal = Refusal(
-                ReasonCode.BELOW_INITIAL_REQUIREMENT,
-                f"after it, equity {format_decimal(figures.equity)} USD would fall below the "
-                f"initial requirement {format_decimal(figures.initial_requirement)} USD: "
-                "withdraw less, or deposit collateral first",
-            )
-    if refusal is None:
-        assert figures is not None
-        account.balances[record.asset] = balance - record.amount
+        return _withdrawal_rejected(desk, record, ReasonCode.INSUFFICIENT_BALANCE, detail, None)
+    with _balance_set(account, record.asset, balance - record.amount):
+        figures = desk.figures(account)
         inputs = desk.inputs(account, figures)
-        account.balances[record.asset] = balance
-        desk.record(
-            je.WithdrawalApproved(
-                **common,
-                asset=record.asset,
-                amount=_amount(desk, record.amount, record.asset),
-                inputs_after=inputs,
-            )
+    if figures.equity < figures.initial_requirement:
+        detail = (
+            f"after it, equity {format_decimal(figures.equity)} USD would fall below the "
+            f"initial requirement {format_decimal(figures.initial_requirement)} USD: "
+            "withdraw less, or deposit collateral first"
         )
-        return (record.account_id,), None
+        return _withdrawal_rejected(
+            desk, record, ReasonCode.BELOW_INITIAL_REQUIREMENT, detail, inputs
+        )
     desk.record(
-        je.WithdrawalRejected(
-            **common,
+        je.WithdrawalApproved(
+            **desk.common(record.account_id),
             asset=record.asset,
             amount=_amount(desk, record.amount, record.asset),
-            reason_code=str(refusal.reason_code),
-            detail=refusal.detail,
+            inputs_after=inputs,
         )
     )
-    return (), refusal
+    return (record.account_id,), None
+
+
+@contextmanager
+def _balance_set(account: Account, asset: str, balance: Decimal) -> Iterator[None]:
+    """The account as it would be with `balance` of `asset`, for a what-if valuation."""
+    before = account.balances.get(asset)
+    account.balances[asset] = balance
+    try:
+        yield
+    finally:
+        if before is None:
+            del account.balances[asset]
+        else:
+            account.balances[asset] = before
+
+
+def _withdrawal_rejected(
+    desk: Desk,
+    record: inbox.WithdrawalRequested,
+    reason: ReasonCode,
+    detail: str,
+    inputs: je.DecisionInputs | None,
+) -> tuple[Touched, Refusal]:
+    desk.record(
+        je.WithdrawalRejected(
+            **desk.common(record.account_id),
+            asset=record.asset,
+            amount=_amount(desk, record.amount, record.asset),
+            reason_code=str(reason),
+            detail=detail,
+            inputs=inputs,
+        )
+    )
+    return (), Refusal(reason, detail)
 
 
 def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Refusal | None]:
