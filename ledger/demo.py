@@ -14,7 +14,10 @@ This module also registers `ledger api` (ledger/api.py), which loads Litestar on
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -71,19 +74,107 @@ def ingest_embedded(args: argparse.Namespace, inbox: Path, store_url: str) -> No
         ingest_stream(app, stream, f"file:{inbox.name}")
 
 
-def ingest_through_kafka(args: argparse.Namespace, inbox: Path, store_url: str) -> None:
-    """`ledger publish` the inbox to the local broker, then `ledger run` until it is drained."""
-    if importlib.util.find_spec("consumers.commands") is None:
-        raise CommandError(
-            "--kafka needs `ledger publish` and `ledger run` (consumers/), which this build "
-            "does not have yet; run `ledger demo` for the embedded mode"
-        )
-    from consumers import commands as kafka_commands  # noqa: PLC0415 (optional part)
+REPOSITORY = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = REPOSITORY / "deploy" / "local" / "kafka"
+kafka_start_timeout_s = 1_200  # a first start resolves the broker's jars through Maven
+kafka_drain_timeout_s = 1_800
+run_stop_timeout_s = 60
+drain_poll_interval_s = 0.5
 
-    drain: Any = getattr(kafka_commands, "publish_and_drain", None)
-    if drain is None:
-        raise CommandError("consumers/ has no publish_and_drain for the demo to call yet")
-    drain(args, inbox, store_url)
+
+def _ledger(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "ledger", *arguments]
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def start_local_kafka(bootstrap: str, out: IO[str]) -> bool:
+    """Start deploy/local/kafka when nothing answers at `bootstrap`; True if started here."""
+    if _broker_answers(bootstrap):
+        return False
+    if not KAFKA_SCRIPT.is_file():
+        raise CommandError(f"no broker at {bootstrap} and no {KAFKA_SCRIPT} to start one")
+    port = bootstrap.rpartition(":")[2]
+    print(f"starting the local Kafka broker on port {port}...", file=out, flush=True)
+    started = subprocess.run(
+        [sys.executable, str(KAFKA_SCRIPT), "start"],
+        env={**os.environ, "LEDGER_KAFKA_PORT": port},
+        capture_output=True,
+        text=True,
+        timeout=kafka_start_timeout_s,
+        check=False,
+    )
+    if started.returncode != 0:
+        raise CommandError(f"deploy/local/kafka start failed: {started.stderr.strip()[-500:]}")
+    return True
+
+
+def stop_local_kafka(bootstrap: str) -> None:
+    port = bootstrap.rpartition(":")[2]
+    subprocess.run(
+        [sys.executable, str(KAFKA_SCRIPT), "stop"],
+        env={**os.environ, "LEDGER_KAFKA_PORT": port},
+        capture_output=True,
+        timeout=run_stop_timeout_s,
+        check=False,
+    )
+
+
+def _wait_for_drain(service: subprocess.Popen[bytes], store_url: str, name: str, last: int) -> None:
+    """Until `ledger run` has recorded inbox offset `last` under tracking `name`."""
+    deadline = time.monotonic() + kafka_drain_timeout_s
+    with LedgerStore.open(store_url) as store:
+        while (store.max_tracking_id(name) or -1) < last:
+            if service.poll() is not None:
+                raise CommandError(
+                    f"ledger run stopped early with exit status {service.returncode}"
+                )
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"ledger run did not drain the inbox in {kafka_drain_timeout_s} s"
+                )
+            time.sleep(drain_poll_interval_s)
+
+
+def ingest_through_kafka(
+    args: argparse.Namespace, inbox: Path, store_url: str, records: int, out: IO[str]
+) -> None:
+    """`ledger publish` the inbox to fresh topics, `ledger run` until it has decided all."""
+    bootstrap = args.bootstrap
+    started_here = start_local_kafka(bootstrap, out)
+    # Fresh topics per run (a fresh store needs a fresh inbox); the time only names them.
+    prefix = f"demo-{args.seed}-{int(time.time())}"
+    settings = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
+    try:
+        published = subprocess.run(
+            _ledger(*settings, "publish", str(inbox)), capture_output=True, text=True, check=False
+        )
+        if published.returncode != 0:
+            raise CommandError(f"ledger publish failed: {published.stderr.strip()[-500:]}")
+        print(f"{published.stdout.strip()}; ledger run...", file=out, flush=True)
+        service = subprocess.Popen(
+            _ledger("--store", store_url, *settings, "run", "--health-port", "0"),
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for_drain(service, store_url, f"{prefix}.inbox:0", records - 1)
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(timeout=run_stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                service.wait()
+    finally:
+        if started_here:
+            stop_local_kafka(bootstrap)
 
 
 def run_demo(args: argparse.Namespace, out: IO[str]) -> DemoRun:
@@ -101,7 +192,7 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> DemoRun:
     simulated = time.monotonic()
     print(f"deciding {records:,} inbox records...", file=out, flush=True)
     if args.kafka:
-        ingest_through_kafka(args, inbox, store_url)
+        ingest_through_kafka(args, inbox, store_url, records, out)
     else:
         ingest_embedded(args, inbox, store_url)
     decided = time.monotonic()
