@@ -187,8 +187,8 @@ async def read_tail(bootstrap: str, topic: str, header: str) -> int:
     """The last published position on `topic`: max over partitions of the last committed
     record's `header`; 0 when the topic holds no committed record."""
     consumer = tail_consumer(bootstrap)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         consumer.assign(partitions)
         async with asyncio.timeout(tail_read_timeout_s):
@@ -255,8 +255,8 @@ class Relay:
 
     async def _cycle(self, stopping: asyncio.Event, last: Callable[[], int]) -> None:
         producer = relay_producer(self._bootstrap, self._transactional_id)
-        await producer.start()  # InitProducerId: fences and aborts an older instance first
         try:
+            await producer.start()  # InitProducerId: fences, aborts an older instance's work
             published = await read_tail(self._bootstrap, self._topic, self._header)
             self.progress.published = published
             self.progress.healthy = True

@@ -87,9 +87,9 @@ async def publish_records(bootstrap: str, topic: str, records: Iterable[bytes]) 
     """Send every record to `topic`, keyed per EVENTS.md; returns how many were sent.
     Returns only when the broker acknowledged all of them (acks=all)."""
     producer = inbox_producer(bootstrap)
-    await producer.start()
     sent = 0
     try:
+        await producer.start()
         pending: list[asyncio.Future[Any]] = []
         for record in records:
             pending.append(await producer.send(topic, record, key=inbox_key(record)))

@@ -186,8 +186,8 @@ async def _serve(settings: ServiceSettings, parts: _Parts, stopping: asyncio.Eve
             settings.health_host, settings.health_port, _snapshot(parts)
         )
     consumer = parts.ingest.consumer
-    await consumer.start()
     try:
+        await consumer.start()
         await parts.ingest.assign_all()
         return await _supervise(parts, stopping)
     finally:

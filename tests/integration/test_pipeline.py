@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger.journal import verify_journal
+from tests.conftest import free_port
 from tests.integration.test_pipeline_support import (
     hand_written_stream,
     hostile_records,
@@ -65,7 +66,9 @@ def test_run_publishes_the_journal_of_ingest_once_in_order(
     output = run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
     assert f"published {len(records)} records" in output
 
-    service = start_service(store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log")
+    service = start_service(
+        store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log", free_port()
+    )
     try:
         wait_until(
             lambda: (
@@ -113,7 +116,9 @@ def test_hostile_records_change_no_balance(
     rejects = store_rejects(full_reference)
     assert [r["reason_code"] for r in rejects[-len(hostile) :]] == [r for _, r in hostile]
     run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
-    service = start_service(store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log")
+    service = start_service(
+        store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log", free_port()
+    )
     try:
         wait_until(
             lambda: (

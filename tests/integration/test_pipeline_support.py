@@ -10,6 +10,8 @@ import random
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +28,7 @@ topic_read_records_max = 5_000
 topic_read_timeout_s = 120.0
 wait_poll_s = 0.2
 service_stop_timeout_s = 60.0
+service_ready_timeout_s = 120.0
 _START = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
@@ -237,16 +240,39 @@ def run_ledger(store: str, bootstrap: str, prefix: str, *arguments: str) -> str:
     return result.stdout + result.stderr
 
 
-def start_service(store: str, bootstrap: str, prefix: str, log: Path) -> subprocess.Popen[bytes]:
-    """`ledger run` as a subprocess, its log appended to `log`."""
+def start_service(
+    store: str, bootstrap: str, prefix: str, log: Path, health_port: int = 0
+) -> subprocess.Popen[bytes]:
+    """`ledger run` as a subprocess, its log appended to `log`; with a `health_port`, returns
+    once `/health` answers (the journal is replayed, the clients are started)."""
     with log.open("ab") as sink:
-        return subprocess.Popen(
-            ledger_command(store, bootstrap, prefix, "run", "--health-port", "0"),
+        process = subprocess.Popen(
+            ledger_command(store, bootstrap, prefix, "run", "--health-port", str(health_port)),
             stdout=sink,
             stderr=sink,
             cwd=REPOSITORY,
-            env={**os.environ},
+            env={**os.environ, "LEDGER_HEALTH_HOST": "127.0.0.1"},
         )
+    if health_port:
+        wait_until(
+            lambda: process.poll() is not None or health(health_port) is not None,
+            service_ready_timeout_s,
+            "ledger run's /health",
+        )
+    return process
+
+
+def health(port: int) -> dict[str, object] | None:
+    """The /health document, or None while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            document: dict[str, object] = json.loads(answer.read())
+            return document
+    except urllib.error.HTTPError as error:
+        degraded: dict[str, object] = json.loads(error.read())
+        return degraded
+    except OSError:
+        return None
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> int:
