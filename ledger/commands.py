@@ -16,7 +16,7 @@ import msgspec
 from ledger import reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
 from ledger.inbox import inbox_json_schema
-from ledger.limits import inbox_batch_records_max
+from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
 from ledger.policy import Policy, load_policy
 from ledger.progress import Progress
 from ledger.store import LedgerStore, StoreUrlError
@@ -151,8 +151,17 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _rejects(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CommandError("--limit must be at least 1")
+    records: list[dict[str, Any]] = []
     with open_store(args) as store:
-        records = [msgspec.json.decode(r) for r in store.read_rejects(0, args.limit)]
+        while len(records) < args.limit:
+            page = store.read_rejects(
+                len(records), min(args.limit - len(records), journal_read_batch_events_max)
+            )
+            if not page:
+                break
+            records.extend(msgspec.json.decode(r) for r in page)
     if args.format == "json":
         sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
         return 0
