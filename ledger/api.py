@@ -32,11 +32,12 @@ from litestar.status_codes import HTTP_409_CONFLICT
 from ledger import reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
+from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES_BY_VIEW
-from projections.views import AsOfError, as_of_seq, document, views_at
+from projections.views import as_of_seq, document, views_at
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"

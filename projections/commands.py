@@ -12,6 +12,7 @@ from typing import Any
 from ledger.commands import CommandError, open_store, policy_of
 from ledger.invariants import InvariantViolation
 from ledger.progress import Progress
+from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections import audit, explain, render, views
 from projections.database import ProjectionConflict, ViewDatabase, ViewsUrlError
@@ -19,7 +20,7 @@ from projections.runner import ProjectionGap, projection_batch_events_max
 from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 
-_USER_ERRORS = (views.AsOfError, PolicyMismatch, ProjectionConflict, ViewsUrlError, ProjectionGap)
+_USER_ERRORS = (AsOfError, PolicyMismatch, ProjectionConflict, ViewsUrlError, ProjectionGap)
 
 
 @contextmanager

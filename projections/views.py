@@ -13,17 +13,13 @@ import msgspec
 from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.progress import Progress
+from ledger.reporting import AsOfError, parse_as_of
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
 differences_shown_max = 20  # per view, in `audit replay`'s output
-
-
-class AsOfError(ValueError):
-    """An --as-of that is neither a journal seq nor a timestamp with an offset, or that lies
-    beyond the journal."""
 
 
 class _Head(msgspec.Struct, frozen=True):
@@ -37,23 +33,17 @@ _decode_head = msgspec.json.Decoder(_Head).decode
 def as_of_seq(store: LedgerStore, as_of: str | None) -> int:
     """The journal seq right after which `as_of` (a seq or an RFC 3339 time) stands."""
     last = store.last_seq()
-    if as_of is None:
+    bound = parse_as_of(as_of)
+    if bound is None:
         return last
-    if as_of.isdigit():
-        seq = int(as_of)
-        if seq > last:
-            raise AsOfError(f"--as-of {seq} is beyond the journal, which ends at seq {last}")
-        return seq
-    try:
-        moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise AsOfError(f"--as-of {as_of!r} is neither a journal seq nor a timestamp") from error
-    if moment.tzinfo is None:
-        raise AsOfError(f"--as-of {as_of!r} needs a UTC offset, such as Z or +08:00")
+    if isinstance(bound, int):
+        if bound > last:
+            raise AsOfError(f"--as-of {bound} is beyond the journal, which ends at seq {last}")
+        return bound
     found = 0
     for entry in store.iter_journal():
         head = _decode_head(entry.record)
-        if datetime.fromisoformat(head.recorded_at) > moment:
+        if datetime.fromisoformat(head.recorded_at) > bound:
             break
         found = head.seq
     return found
