@@ -292,7 +292,17 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
 
 
 def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
-    desk.client(record.account_id)
+    account = desk.client(record.account_id)
+    base = record.symbol.split("/")[0]
+    held = account.balance(base)
+    if record.side == "sell" and held < record.quantity:
+        # Collateral is held in custody: an account cannot sell more than it holds, so a
+        # venue reporting such a sale has the wrong account or a missing deposit.
+        raise Refusal(
+            ReasonCode.INSUFFICIENT_BALANCE,
+            f"{record.account_id} holds {format_decimal(held)} {base}, less than the "
+            f"{format_decimal(record.quantity)} sold: book the deposit first",
+        )
     desk.record(
         je.SpotTradeBooked(
             **desk.common(record.account_id),

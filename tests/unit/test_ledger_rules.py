@@ -232,3 +232,17 @@ def test_every_asset_sums_to_zero_over_all_ledger_accounts() -> None:
     s.mark("BTC", "10000")
     for asset, total in balances_by_asset(s.app):
         assert total == 0, asset
+
+
+def test_a_spot_sale_of_more_than_the_account_holds_is_refused() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "0.5")
+    sale = {"account_id": "C1", "symbol": "BTC/USD", "side": "sell", "price": "60000", "fee": "0"}
+    s.send("spot_trade", trade_id="t1", quantity="0.4", **sale)
+    refused = s.send("spot_trade", trade_id="t2", quantity="0.2", **sale)
+    assert refused.refused_by_reason == {"insufficient_balance": 1}
+    account = s.app.book.accounts["C1"]
+    # 0.4 BTC sold at 60,000 into 24,000 USD; the second sale booked nothing.
+    assert (account.balance("BTC"), account.balance("USD")) == (Decimal("0.1"), Decimal("24000.00"))
