@@ -1,0 +1,289 @@
+"""`make bench`: the pipeline's figures on this machine, as a markdown table. Asserts nothing.
+
+    BENCH_RECORDS=200000 .venv/bin/python -m tests.benchmarks
+
+Starts its own Kafka broker and PostgreSQL server (deploy/local) and measures on
+BENCH_RECORDS inbox records: the raw aiokafka + msgspec consume-and-decode rate, the raw
+recorder rate (batches of 1,000), `ledger run` end to end on SQLite and on PostgreSQL and
+their ratio to the lower raw rate, a naive one-aggregate-per-record eventsourcing baseline,
+and the publish-to-journal latency at a fixed offered load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, event
+
+from consumers.publish import inbox_key, publish_records
+from consumers.topics import TopicNames, ensure_topics
+from ledger.store import LedgerStore
+from tests.benchmarks.store_bench import bench_recorder
+from tests.conftest import free_port, run_server_script
+from tests.integration.test_pipeline_support import (
+    hand_written_stream,
+    health,
+    start_service,
+    stop_service,
+    wait_until,
+)
+
+default_records = 200_000
+naive_records_max = 20_000
+recorder_batch_events = 1_000
+latency_rate_per_s = 2_000
+latency_duration_s = 10.0
+run_timeout_s = 3_600.0
+consume_poll_ms = 500
+
+
+@contextmanager
+def servers(workdir: Path) -> Iterator[tuple[str, str]]:
+    kafka = {
+        "LEDGER_KAFKA_PORT": str(free_port()),
+        "LEDGER_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "LEDGER_KAFKA_DATA": str(workdir / "kafka"),
+    }
+    pg_dir = Path(tempfile.mkdtemp(prefix="ledger-bench-pg-"))
+    postgres = {"LEDGER_PG_PORT": str(free_port()), "LEDGER_PG_DATA": str(pg_dir)}
+    bootstrap = run_server_script("kafka", "start", kafka)
+    try:
+        url = run_server_script("postgres", "start", postgres)
+        try:
+            yield bootstrap, url
+        finally:
+            run_server_script("postgres", "stop", postgres)
+            shutil.rmtree(pg_dir, ignore_errors=True)
+    finally:
+        run_server_script("kafka", "stop", kafka)
+
+
+async def publish(bootstrap: str, prefix: str, records: list[bytes]) -> float:
+    names = TopicNames(prefix)
+    await ensure_topics(bootstrap, names)
+    began = time.perf_counter()
+    await publish_records(bootstrap, names.inbox, records)
+    return len(records) / (time.perf_counter() - began)
+
+
+async def consume_decode_rate(bootstrap: str, topic: str, count: int) -> float:
+    """Records per second one aiokafka consumer reads and msgspec decodes."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,  # a one-off read
+        enable_auto_commit=False,  # nothing to commit
+        auto_offset_reset="earliest",  # from the start
+        isolation_level="read_committed",  # as the sequencer reads
+        max_poll_records=2_000,  # as the sequencer's batches
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        decode, seen = msgspec.json.decode, 0
+        began = time.perf_counter()
+        while seen < count:
+            batches = await consumer.getmany(partition, timeout_ms=consume_poll_ms)
+            for record in batches.get(partition, []):
+                with suppress(msgspec.DecodeError, UnicodeDecodeError):
+                    decode(record.value)
+                seen += 1
+        return seen / (time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+def run_rate(store: str, bootstrap: str, prefix: str, count: int, workdir: Path) -> float:
+    """`ledger run` records per second, from its start until its store holds the inbox's
+    last position (startup and replay of an empty store included)."""
+    name = f"{TopicNames(prefix).inbox}:0"
+    port = free_port()
+    began = time.perf_counter()
+    service = start_service(store, bootstrap, prefix, workdir / f"{prefix}.log", port)
+    try:
+        with LedgerStore.open(store) as reader:
+            wait_until(lambda: reader.max_tracking_id(name) == count - 1, run_timeout_s, name)
+        elapsed = time.perf_counter() - began
+        wait_until(lambda: _published(port), run_timeout_s, "the journal published")
+    finally:
+        stop_service(service)
+    return count / elapsed
+
+
+def _published(port: int) -> bool:
+    document = health(port) or {}
+    return document.get("published_seq") == document.get("journal_seq")
+
+
+class Account(Aggregate):
+    """The naive design: one aggregate per account, loaded and saved per record."""
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.count = 0
+
+    @staticmethod
+    def create_id(account_id: str) -> uuid.UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, account_id)
+
+    @event("Recorded")
+    def record(self, kind: str, payload: str) -> None:
+        self.count += 1
+        self.last = (kind, payload)
+
+
+def naive_rate(records: list[bytes], workdir: Path) -> float:
+    app = Application[uuid.UUID](
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+             "SQLITE_DBNAME": str(workdir / "naive.db"), "CREATE_TABLE": "y"}
+    )  # fmt: skip
+    began = time.perf_counter()
+    for raw in records:
+        key = (inbox_key(raw) or b"unkeyed").decode("utf-8", errors="replace")
+        try:
+            account: Account = app.repository.get(Account.create_id(key))
+        except AggregateNotFoundError:
+            account = Account(key)
+        account.record(kind="inbox", payload=raw.decode("utf-8", errors="replace"))
+        app.save(account)
+    return len(records) / (time.perf_counter() - began)
+
+
+async def _offer_load(bootstrap: str, topic: str, sent_at: dict[str, float]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",  # as `ledger publish`
+        enable_idempotence=True,  # as `ledger publish`
+        linger_ms=0,  # latency, not throughput: send each record at once
+    )
+    await producer.start()
+    try:
+        total = int(latency_rate_per_s * latency_duration_s)
+        began = time.perf_counter()
+        for n in range(total):
+            await asyncio.sleep(max(began + n / latency_rate_per_s - time.perf_counter(), 0))
+            event_id = f"latency-{n}"
+            raw = msgspec.json.encode(
+                {"event_id": event_id, "type": "deposit", "account_id": "C-0001",
+                 "occurred_at": "2026-12-31T00:00:00Z", "asset": "USD", "amount": "1.00"}
+            )  # fmt: skip
+            sent_at[event_id] = time.perf_counter()
+            await producer.send(topic, raw, key=b"C-0001")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _watch_journal(bootstrap: str, topic: str, count: int, arrived: dict[str, float]) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,  # a one-off read
+        enable_auto_commit=False,  # nothing to commit
+        auto_offset_reset="latest",  # only what is published from now on
+        isolation_level="read_committed",  # what a downstream reader sees
+        max_poll_records=2_000,
+        fetch_max_wait_ms=5,  # latency: answer fetches at once
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_end(partition)
+        async with asyncio.timeout(latency_duration_s * 10):
+            while len(arrived) < count:
+                batches = await consumer.getmany(partition, timeout_ms=consume_poll_ms)
+                now = time.perf_counter()
+                for record in batches.get(partition, []):
+                    cause = msgspec.json.decode(record.value).get("causation_id", "")
+                    arrived.setdefault(cause, now)
+    finally:
+        await consumer.stop()
+
+
+def latency_ms(bootstrap: str, workdir: Path) -> tuple[float, float]:
+    """p50 and p99 of publish-to-journal-topic latency at a fixed offered load."""
+    prefix = f"bench-latency-{uuid.uuid4().hex[:6]}"
+    store = f"sqlite:///{workdir / 'latency.db'}"
+    asyncio.run(publish(bootstrap, prefix, hand_written_stream(1, 5, 20)))
+    port = free_port()
+    service = start_service(store, bootstrap, prefix, workdir / "latency.log", port)
+    try:
+        wait_until(lambda: _published(port) and (health(port) or {}).get("inbox_lag") == 0,
+                   run_timeout_s, "the openings")  # fmt: skip
+        sent_at: dict[str, float] = {}
+        arrived: dict[str, float] = {}
+        count = int(latency_rate_per_s * latency_duration_s)
+        topic = TopicNames(prefix)
+
+        async def both() -> None:
+            watcher = asyncio.create_task(_watch_journal(bootstrap, topic.events, count, arrived))
+            await asyncio.sleep(1.0)  # the watcher is positioned at the end
+            await _offer_load(bootstrap, topic.inbox, sent_at)
+            await watcher
+
+        asyncio.run(both())
+    finally:
+        stop_service(service)
+    delays = sorted((arrived[k] - sent_at[k]) * 1000 for k in sent_at if k in arrived)
+    return statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
+
+
+def main() -> None:
+    count = int(os.environ.get("BENCH_RECORDS") or default_records)
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    records = hand_written_stream(42, 500, count)[:count]
+    rows: list[tuple[str, str]] = []
+    with servers(workdir) as (bootstrap, pg_url):
+        prefixes = {kind: f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("sqlite", "pg")}
+        for prefix in prefixes.values():
+            rate = asyncio.run(publish(bootstrap, prefix, records))
+        rows.append(("`ledger publish` (acks=all, idempotent)", f"{rate:,.0f} records/s"))
+        topic = TopicNames(prefixes["sqlite"]).inbox
+        consume = asyncio.run(consume_decode_rate(bootstrap, topic, count))
+        rows.append(("raw aiokafka consume + msgspec decode", f"{consume:,.0f} records/s"))
+        stores = {"sqlite": f"sqlite:///{workdir / 'run.db'}", "pg": f"{pg_url}?schema=bench"}
+        for kind, store in stores.items():
+            scratch = store if kind == "pg" else f"sqlite:///{workdir / 'recorder.db'}"
+            scratch = scratch.replace("schema=bench", "schema=bench_recorder")
+            raw = bench_recorder(scratch, count, recorder_batch_events)
+            rows.append((f"raw recorder, {kind}, batches of 1,000", f"{raw:,.0f} events/s"))
+            run = run_rate(store, bootstrap, prefixes[kind], count, workdir)
+            ratio = run / min(raw, consume)
+            rows.append(
+                (
+                    f"`ledger run` end to end, {kind}",
+                    f"{run:,.0f} records/s ({ratio:.0%} of the lower raw rate)",
+                )
+            )
+        naive = naive_rate(records[:naive_records_max], workdir)
+        rows.append(
+            ("naive: one aggregate loaded and saved per record (SQLite)", f"{naive:,.0f} records/s")
+        )
+        p50, p99 = latency_ms(bootstrap, workdir)
+        rows.append(
+            (
+                f"publish-to-journal latency at {latency_rate_per_s:,}/s (SQLite)",
+                f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
+            )
+        )
+    print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
+    for name, figure in rows:
+        print(f"| {name} | {figure} |")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
