@@ -15,6 +15,7 @@ from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import Policy, load_policy
+from ledger.reporting import AsOfError
 from ledger.simulation import simulate
 from ledger.store import JournalEntry, LedgerStore
 from projections import tables, views
@@ -145,9 +146,9 @@ def test_as_of_a_timestamp_is_the_last_event_recorded_at_or_before_it(
     assert je.decode_journal_record(entries[seq - 1].record).recorded_at == middle.recorded_at
     if seq < len(entries):
         assert je.decode_journal_record(entries[seq].record).recorded_at > middle.recorded_at
-    with pytest.raises(views.AsOfError, match="beyond the journal"):
+    with pytest.raises(AsOfError, match="beyond the journal"):
         views.as_of_seq(store, str(len(entries) + 1))
-    with pytest.raises(views.AsOfError, match="UTC offset"):
+    with pytest.raises(AsOfError, match="UTC offset"):
         views.as_of_seq(store, "2026-11-03T00:00:00")
 
 
