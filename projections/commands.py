@@ -75,10 +75,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     if args.from_kafka:
-        raise CommandError(
-            "--from-kafka is not built: export the journal (ledger journal export) and pass --file"
-        )
-    if args.file is not None:
+        # Only this option needs Kafka: consumers/ stays out of every other audit.
+        from consumers.journal_topic import read_journal_topic  # noqa: PLC0415
+        from consumers.topics import TopicNames  # noqa: PLC0415
+
+        topic = TopicNames(args.topic_prefix).events
+        outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic))
+    elif args.file is not None:
         path = Path(args.file)
         if not path.is_file():
             raise CommandError(f"journal file {path} does not exist")
