@@ -55,12 +55,17 @@ class BatchOutcome:
     refused_by_reason: Counter[str] = field(default_factory=Counter)
 
 
+class StaleBook(RuntimeError):
+    """The in-memory book may hold decisions the store never recorded."""
+
+
 class LedgerApplication:
     def __init__(self, store: LedgerStore, policy: Policy) -> None:
         self.store = store
         self.policy = policy
         self.desk = self._replay()
         self.reject_count = store.reject_count()
+        self._stale = False
 
     @property
     def book(self) -> Book:
@@ -69,6 +74,11 @@ class LedgerApplication:
     def process(self, items: Sequence[InboxItem], tracking: Tracking | None = None) -> BatchOutcome:
         """Decide `items` in order and record the outcome in one store transaction."""
         require(len(items) <= inbox_batch_records_max, "an inbox batch exceeds its bound")
+        if self._stale:
+            raise StaleBook(
+                "the book could not be rebuilt from the store after a failed append: "
+                "open a new LedgerApplication once the store is back"
+            )
         outcome = BatchOutcome()
         self.desk.pending = []
         for item in items:
@@ -77,8 +87,12 @@ class LedgerApplication:
         try:
             self.store.append(outcome.journal, outcome.rejects, tracking)
         except BaseException:
+            # Memory holds decisions the store refused: rebuild from the store, and if even
+            # that fails, refuse to decide anything more with this book.
+            self._stale = True
             self.desk = self._replay()
             self.reject_count = self.store.reject_count()
+            self._stale = False
             raise
         return outcome
 

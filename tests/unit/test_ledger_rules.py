@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
+
+from ledger.application import LedgerApplication, StaleBook
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
 from tests.ledger_scenario import Scenario, balances_by_asset
+
+POLICY = load_policy(None)
 
 
 def _collateral_client(s: Scenario, account: str = "C1") -> None:
@@ -246,3 +254,15 @@ def test_a_spot_sale_of_more_than_the_account_holds_is_refused() -> None:
     account = s.app.book.accounts["C1"]
     # 0.4 BTC sold at 60,000 into 24,000 USD; the second sale booked nothing.
     assert (account.balance("BTC"), account.balance("USD")) == (Decimal("0.1"), Decimal("24000.00"))
+
+
+def test_a_book_the_store_cannot_rebuild_decides_nothing_more(tmp_path: Path) -> None:
+    s = Scenario(f"sqlite:///{tmp_path / 'ledger.db'}")
+    s.open("C1")
+    s.store.close()
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the closed store raises
+        s.deposit("C1", "USD", "10")
+    with pytest.raises(StaleBook):
+        s.deposit("C1", "USD", "10")
+    reopened = LedgerApplication(LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}"), POLICY)
+    assert reopened.book.accounts["C1"].balances == {}
