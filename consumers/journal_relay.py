@@ -71,6 +71,7 @@ class _JournalKeyFields(msgspec.Struct, frozen=True):
     account_id: str | None = None
     instrument: str | None = None
     market: str | None = None
+    hash: str = ""
 
 
 class _RejectFields(msgspec.Struct, frozen=True):
@@ -90,11 +91,10 @@ def read_journal_batch(store: LedgerStore, after: int) -> list[Outgoing]:
     for entry in store.read_journal(after, relay_batch_records_max):
         fields = _decode_journal_key(entry.record)
         key_text = fields.account_id or fields.instrument or fields.market or entry.type
-        digest = msgspec.json.decode(entry.record, type=dict[str, Any]).get("hash", "")
         headers = [
             ("seq", str(entry.seq).encode("ascii")),
             ("type", entry.type.encode("utf-8")),
-            ("hash", str(digest).encode("ascii")),
+            ("hash", fields.hash.encode("ascii")),
         ]
         batch.append(Outgoing(entry.seq, key_text.encode("utf-8"), entry.record, headers))
     return batch
