@@ -30,6 +30,8 @@ from eventsourcing.domain import Aggregate, event
 from consumers.publish import inbox_key, publish_records
 from consumers.topics import TopicNames, ensure_topics
 from ledger.store import LedgerStore
+from projections.bench import replay_benchmark
+from tests.benchmarks.ingest_bench import ingest_rate
 from tests.benchmarks.store_bench import bench_recorder
 from tests.conftest import free_port, run_server_script
 from tests.integration.test_pipeline_support import (
@@ -47,6 +49,7 @@ latency_rate_per_s = 2_000
 latency_duration_s = 10.0
 run_timeout_s = 3_600.0
 consume_poll_ms = 500
+replay_events_max = 1_000_000
 
 
 @contextmanager
@@ -241,6 +244,25 @@ def latency_ms(bootstrap: str, workdir: Path) -> tuple[float, float]:
     return statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
 
 
+def embedded_rows(records: list[bytes], workdir: Path) -> list[tuple[str, str]]:
+    """`ledger ingest` of the same records, and replaying a journal into every view."""
+    inbox = workdir / "inbox.jsonl"
+    inbox.write_bytes(b"".join(record + b"\n" for record in records))
+    ingest, peak_mib, events = ingest_rate(inbox, workdir, len(records))
+    replay = replay_benchmark(events=min(events, replay_events_max))
+    return [
+        (
+            "`ledger ingest` (embedded, SQLite)",
+            f"{ingest:,.0f} records/s, peak RSS {peak_mib:,.0f} MiB",
+        ),
+        (
+            f"replay of {replay.events:,} journal events into every view",
+            f"{replay.replay_events_per_s:,.0f} events/s ({replay.replay_to_decode_ratio:.1%} of "
+            f"msgspec decode), peak RSS {replay.peak_rss_mib:,.0f} MiB",
+        ),
+    ]
+
+
 def main() -> None:
     count = int(os.environ.get("BENCH_RECORDS") or default_records)
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
@@ -279,6 +301,7 @@ def main() -> None:
                 f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
             )
         )
+    rows.extend(embedded_rows(records, workdir))
     print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
     for name, figure in rows:
         print(f"| {name} | {figure} |")
