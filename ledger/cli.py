@@ -7,9 +7,12 @@ import importlib
 import logging
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from ledger import commands
 from ledger.policy import PolicyError
@@ -30,6 +33,14 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic-prefix", default=env("LEDGER_TOPIC_PREFIX", "ledger"))
     parser.add_argument("--policy", type=Path, default=_optional_path(env("LEDGER_POLICY")))
     parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "WARNING"))
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _optional_path(text: str | None) -> Path | None:
@@ -73,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (commands.CommandError, PolicyError) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return 2
+    except (InterfaceError, OperationalError) as error:
+        # The database is down or unreachable: the person can act on the sentence alone.
+        where = _without_password(args.store)
+        print(f"ledger: the store {where} cannot be reached: {error}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
