@@ -242,7 +242,11 @@ class InboxIngest:
         try:
             outcome = await asyncio.to_thread(self._app.process, items, tracking)
         except TrackingConflict as conflict:
-            # Recorded before (by an earlier life of this service): nothing was booked now.
+            # Recorded before (by an earlier life, or by a second instance): nothing was
+            # booked now, and `process` replayed the book from the store. Seek to the
+            # positions read AFTER that replay, never to `recorded_id + 1`: another writer
+            # may have committed between the two reads, and a book holding records beyond
+            # its position would decide them again (a refused input refused twice).
             log.info(
                 "already_applied topic=%s partition=%d offset=%d recorded=%d",
                 partition.topic,
@@ -250,7 +254,9 @@ class InboxIngest:
                 fresh[-1].offset,
                 conflict.recorded_id,
             )
-            self._advance(partition, conflict.recorded_id + 1, seek=True)
+            await self.seek_to_store(list(self._next))
+            self._state.journal_seq = self._app.book.last_seq
+            self._state.reject_count = self._app.reject_count
             return
         except STORE_OUTAGE_ERRORS as error:
             log.warning(
