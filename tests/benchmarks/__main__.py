@@ -190,7 +190,9 @@ async def _offer_load(bootstrap: str, topic: str, sent_at: dict[str, float]) -> 
         await producer.stop()
 
 
-async def _watch_journal(bootstrap: str, topic: str, count: int, arrived: dict[str, float]) -> None:
+async def _watch_journal(
+    bootstrap: str, topic: str, count: int, arrived: dict[str, float], ready: asyncio.Event
+) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,  # a one-off read
@@ -205,6 +207,8 @@ async def _watch_journal(bootstrap: str, topic: str, count: int, arrived: dict[s
         partition = TopicPartition(topic, 0)
         consumer.assign([partition])
         await consumer.seek_to_end(partition)
+        await consumer.position(partition)  # the end offset resolved: nothing later is missed
+        ready.set()
         async with asyncio.timeout(latency_duration_s * 10):
             while len(arrived) < count:
                 batches = await consumer.getmany(partition, timeout_ms=consume_poll_ms)
@@ -232,8 +236,17 @@ def latency_ms(bootstrap: str, workdir: Path) -> tuple[float, float]:
         topic = TopicNames(prefix)
 
         async def both() -> None:
-            watcher = asyncio.create_task(_watch_journal(bootstrap, topic.events, count, arrived))
-            await asyncio.sleep(1.0)  # the watcher is positioned at the end
+            ready = asyncio.Event()
+            watcher = asyncio.create_task(
+                _watch_journal(bootstrap, topic.events, count, arrived, ready)
+            )
+            # The load starts once the watcher stands at the end, not after a guessed pause;
+            # a watcher that fails before that ends the wait with its error.
+            positioned = asyncio.create_task(ready.wait())
+            await asyncio.wait({watcher, positioned}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                positioned.cancel()
+                await watcher  # raises the watcher's error
             await _offer_load(bootstrap, topic.inbox, sent_at)
             await watcher
 

@@ -4,6 +4,7 @@ order, the chain verifies, and the journal is byte for byte `ledger ingest`'s.""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -100,6 +101,10 @@ def _check_rejects(
         assert reject["partition"] == 0
         if reject["value_encoding"] == "utf-8":
             assert str(reject["value"]).encode() == raw
+        else:
+            assert reject["value_encoding"] == "base64"
+            assert base64.b64decode(str(reject["value"])) == raw
+    assert {r["value_encoding"] for r in tail} == {"utf-8", "base64"}
 
 
 def test_hostile_records_change_no_balance(

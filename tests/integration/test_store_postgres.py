@@ -17,10 +17,22 @@ def store_url(pg_schema_url: str) -> str:
     return pg_schema_url
 
 
+def schema_exists(postgres_url: str, schema: str) -> bool:
+    import psycopg  # noqa: PLC0415 (as in conftest: only integration runs need the driver)
+
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchone()
+    return found is not None
+
+
 def test_a_missing_schema_is_created(postgres_url: str) -> None:
+    assert not schema_exists(postgres_url, "created_by_open")
     with LedgerStore.open(f"{postgres_url}?schema=created_by_open") as store:
         assert store.last_seq() == 0
         assert store.describe().endswith("?schema=created_by_open")
+    assert schema_exists(postgres_url, "created_by_open")
     with LedgerStore.open(f"{postgres_url}?schema=created_by_open") as again:
         assert again.read_journal() == []
 

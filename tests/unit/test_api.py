@@ -146,6 +146,7 @@ def test_metrics_count_the_journal_and_the_rejects(
     events = sum(v for k, v in samples.items() if k.startswith("ledger_journal_events_total{"))
     assert events == store.last_seq()
     reasons = Counter(msgspec.json.decode(r)["reason_code"] for r in store.read_rejects())
+    assert reasons, "the simulated day has no reject: the per-reason counters go unchecked"
     for reason, count in reasons.items():
         assert samples[f'ledger_rejects_total{{reason="{reason}"}}'] == count
 

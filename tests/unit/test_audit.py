@@ -9,6 +9,7 @@ import sqlite3
 from importlib import resources
 from pathlib import Path
 
+import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -126,7 +127,6 @@ def test_report_formats_keep_decimals_as_strings(
     parquet = tmp_path / "calls.parquet"
     arguments = ["report", "margin-calls", "--format", "parquet", "--out", str(parquet)]
     assert main(["--store", store_url, *arguments]) == 0
-    pq = pytest.importorskip("pyarrow.parquet")
     read = pq.read_table(parquet)
     assert read.column_names[:3] == ["call_id", "account_id", "issued_seq"]
     assert str(read.schema.field("amount").type) == "string"

@@ -48,7 +48,9 @@ def test_every_asset_sums_to_zero_over_all_ledger_accounts(
     crash_run: tuple[list[InboxItem], LedgerApplication],
 ) -> None:
     _, app = crash_run
-    for asset, total in balances_by_asset(app):
+    totals = dict(balances_by_asset(app))
+    assert set(totals) >= {"USD", "BTC", "ETH"}, "nothing to sum: the run booked no balance"
+    for asset, total in totals.items():
         assert total == 0, asset
 
 
@@ -56,7 +58,10 @@ def test_client_balances_are_never_negative_except_usd(
     crash_run: tuple[list[InboxItem], LedgerApplication],
 ) -> None:
     _, app = crash_run
-    for account in app.book.clients():
+    clients = list(app.book.clients())
+    assert len(clients) == 40
+    assert any(account.balances for account in clients), "no client holds anything"
+    for account in clients:
         for asset, balance in account.balances.items():
             assert asset == "USD" or balance >= 0, (account.account_id, asset, balance)
 
@@ -114,6 +119,8 @@ def test_custody_mirrors_what_entered_minus_what_left(
             entered[event["asset"]] = entered.get(event["asset"], Decimal(0)) + sign * Decimal(
                 event["amount"]
             )
+    assert {"USD", "BTC"} <= {a for a, v in entered.items() if v}, "nothing entered custody"
+    assert any(e["type"] == "withdrawal_approved" for e in journal), "nothing left custody"
     custody = app.book.accounts[CUSTODY].balances
     assert {a: -b for a, b in custody.items() if b} == {a: v for a, v in entered.items() if v}
 

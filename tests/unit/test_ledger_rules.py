@@ -37,7 +37,14 @@ def test_loan_draw_within_lending_value_is_approved_and_beyond_is_rejected() -> 
     assert rejected["reason_code"] == "lending_value_exceeded"
     assert rejected["limits"]["lending_value"].startswith("18000")
     assert refused.refused_by_reason == {"lending_value_exceeded": 1}
+    # The refused draw lent nothing: the loan and the cash are the first draw's alone.
+    assert s.app.book.accounts["C1"].loan == Decimal("15000.00")
     assert s.app.book.accounts["C1"].balance("USD") == Decimal("15000.00")
+    # Up to the lending value exactly is within it.
+    at_the_limit = s.send("loan_draw_requested", account_id="C1", amount="3000")
+    assert (at_the_limit.accepted, at_the_limit.refused) == (1, 0)
+    assert [e["amount"] for e in s.events("loan_drawn")] == ["15000.00", "3000.00"]
+    assert s.app.book.accounts["C1"].loan == Decimal("18000.00")
 
 
 def test_withdrawal_is_refused_below_the_initial_requirement() -> None:
@@ -55,6 +62,22 @@ def test_withdrawal_is_refused_below_the_initial_requirement() -> None:
     reasons = [e["reason_code"] for e in s.events("withdrawal_rejected")]
     assert reasons == ["below_initial_requirement"]
     assert s.app.book.accounts["C1"].balance("BTC") == Decimal("0.90000000")
+
+
+def test_a_withdrawal_of_more_than_the_account_holds_is_refused_and_moves_nothing() -> None:
+    s = Scenario()
+    s.open("C1")
+    s.deposit("C1", "USD", "500")
+    refused = s.send("withdrawal_requested", account_id="C1", asset="USD", amount="500.01")
+    assert refused.refused_by_reason == {"insufficient_balance": 1}
+    (rejected,) = s.events("withdrawal_rejected")
+    assert rejected["reason_code"] == "insufficient_balance"
+    assert s.events("withdrawal_approved") == []
+    assert s.app.book.accounts["C1"].balances == {"USD": Decimal("500.00")}
+    assert s.app.book.accounts["external:custody"].balance("USD") == Decimal("-500.00")
+    all_of_it = s.send("withdrawal_requested", account_id="C1", asset="USD", amount="500")
+    assert all_of_it.accepted == 1
+    assert s.app.book.accounts["C1"].balance("USD") == 0
 
 
 def test_margin_call_is_issued_for_the_shortfall_and_cleared_when_met() -> None:
@@ -174,7 +197,10 @@ def test_retail_accounts_cannot_increase_perp_exposure() -> None:
     )  # fmt: skip
     assert outcome.refused_by_reason == {"not_professional_investor": 1}
     assert s.events("perp_trade_booked") == []
-    assert s.app.book.accounts["R1"].positions == {}
+    account = s.app.book.accounts["R1"]
+    assert account.positions == {}
+    assert account.balances == {"USD": Decimal("10000.00")}  # no fee, no margin moved
+    assert "BTC-PERP" not in s.app.book.accounts["platform:house"].positions
 
 
 def test_a_repeated_event_id_is_a_no_op_and_a_conflicting_one_is_refused() -> None:
@@ -230,15 +256,24 @@ def test_daily_interest_accrues_on_principal_and_is_repaid_first() -> None:
     s.send("loan_repayment", account_id="C1", amount="100")
     (repaid,) = s.events("loan_repaid")
     assert (repaid["interest_paid"], repaid["principal_paid"]) == ("2.19", "97.81")
+    account = s.app.book.accounts["C1"]
+    loan_before, usd_before = account.loan, account.balance("USD")
+    assert loan_before == Decimal("9902.19")  # 10,000 + 2.19 - 100
     refused = s.send("loan_repayment", account_id="C1", amount="10000")
     assert refused.refused_by_reason == {"repayment_exceeds_loan": 1}
+    after = s.app.book.accounts["C1"]
+    assert (after.loan, after.balance("USD")) == (loan_before, usd_before)
+    assert len(s.events("loan_repaid")) == 1
 
 
 def test_every_asset_sums_to_zero_over_all_ledger_accounts() -> None:
     s = Scenario()
     _collateral_client(s)
     s.mark("BTC", "10000")
-    for asset, total in balances_by_asset(s.app):
+    totals = dict(balances_by_asset(s.app))
+    assert set(totals) >= {"USD", "BTC"}, "nothing to sum: the scenario booked no balance"
+    assert s.events("liquidation_completed"), "the fall to 10,000 liquidates the client"
+    for asset, total in totals.items():
         assert total == 0, asset
 
 
@@ -254,6 +289,23 @@ def test_a_spot_sale_of_more_than_the_account_holds_is_refused() -> None:
     account = s.app.book.accounts["C1"]
     # 0.4 BTC sold at 60,000 into 24,000 USD; the second sale booked nothing.
     assert (account.balance("BTC"), account.balance("USD")) == (Decimal("0.1"), Decimal("24000.00"))
+
+
+def test_a_spot_trade_moves_base_and_quote_and_the_fee_debits_usd() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "10000")
+    trade = {"account_id": "C1", "symbol": "BTC/USD", "price": "60000", "fee": "1.25"}
+    s.send("spot_trade", trade_id="t1", side="buy", quantity="0.1", **trade)
+    account = s.app.book.accounts["C1"]
+    # buy 0.1 at 60,000: 10,000 - 6,000 - 1.25 = 3,998.75 USD and 0.1 BTC
+    assert (account.balance("BTC"), account.balance("USD")) == (Decimal("0.1"), Decimal("3998.75"))
+    s.send("spot_trade", trade_id="t2", side="sell", quantity="0.05", **trade)
+    # sell 0.05 at 60,000: 3,998.75 + 3,000 - 1.25 = 6,997.50 USD
+    assert (account.balance("BTC"), account.balance("USD")) == (Decimal("0.05"), Decimal("6997.50"))
+    assert s.app.book.accounts["platform:fees"].balance("USD") == Decimal("2.50")
+    assert [e["quote_amount"] for e in s.events("spot_trade_booked")] == ["6000.00", "3000.00"]
 
 
 def test_a_book_the_store_cannot_rebuild_decides_nothing_more(tmp_path: Path) -> None:

@@ -217,6 +217,7 @@ def test_tiered_maintenance_margin(notional: str, expected: str) -> None:
 @pytest.mark.parametrize("market", ["BTC-PERP", "ETH-PERP"])
 def test_maintenance_margin_is_continuous_at_every_boundary(market: str) -> None:
     tiers = POLICY.market(market).tiers
+    assert len(tiers) >= 2, "no boundary to check"
     for below, above in itertools.pairwise(tiers):
         assert below.up_to is not None
         n = below.up_to
@@ -370,6 +371,9 @@ def test_funding_sums_to_zero_with_the_residue(
     sizes: dict[str, Decimal], mark: Decimal, rate: Decimal
 ) -> None:
     payments, residue = funding_payments(sizes, mark, rate, 2)
+    # every open position pays or receives, flat ones are left out: the loop below is not
+    # over an empty or partial mapping by accident
+    assert set(payments) == {account_id for account_id, size in sizes.items() if size}
     with localcontext(DECIMAL_CONTEXT):
         assert sum(payments.values(), D(0)) + residue == 0
         for account_id, amount in payments.items():
