@@ -279,6 +279,15 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
             f"{record.account_id} owes {format_decimal(account.loan)} USD (interest included), "
             f"less than the {format_decimal(record.amount)} repaid: repay at most that",
         )
+    cash = account.balance("USD")
+    if record.amount > cash:
+        # Repaying with cash the account does not hold would only move the debt out of the
+        # loan, where interest, the credit limit and the firm's lending limits see it.
+        raise Refusal(
+            ReasonCode.INSUFFICIENT_BALANCE,
+            f"{record.account_id} holds {format_decimal(cash)} USD, less than the "
+            f"{format_decimal(record.amount)} repaid: deposit the cash first",
+        )
     interest = min(record.amount, account.loan_interest)
     desk.record(
         je.LoanRepaid(

@@ -318,3 +318,17 @@ def test_a_book_the_store_cannot_rebuild_decides_nothing_more(tmp_path: Path) ->
         s.deposit("C1", "USD", "10")
     reopened = LedgerApplication(LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}"), POLICY)
     assert reopened.book.accounts["C1"].balances == {}
+
+
+def test_a_loan_cannot_be_repaid_with_cash_the_account_does_not_hold() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="10000")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="10000")
+    refused = s.send("loan_repayment", account_id="C1", amount="5000")
+    assert refused.refused_by_reason == {"insufficient_balance": 1}
+    account = s.app.book.accounts["C1"]
+    assert (account.loan, account.balance("USD")) == (Decimal("10000.00"), Decimal("0.00"))
+    assert s.events("loan_repaid") == []
