@@ -56,7 +56,7 @@ def review_due_calls(desk: Desk) -> None:
 def watch_all(desk: Desk) -> None:
     """After a replay: give every client account its bands and every open call its deadline."""
     for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
-        figures = _figures_or_none(desk, account)
+        figures = None if _cannot_fall_short(account) else _figures_or_none(desk, account)
         if figures is not None:
             desk.watchlist.watch(account, figures, desk.book.marks)
         if account.margin_call is not None:
@@ -65,6 +65,9 @@ def watch_all(desk: Desk) -> None:
 
 
 def _review_one(desk: Desk, account: Account) -> None:
+    if account.margin_call is None and _cannot_fall_short(account):
+        desk.watchlist.forget(account.account_id)
+        return
     figures = _figures_or_none(desk, account)
     if figures is None:
         desk.watchlist.forget(account.account_id)
@@ -119,6 +122,16 @@ def _after_liquidation(desk: Desk, account: Account) -> None:
     if account.margin_call is not None:
         _clear(desk, account, figures, "liquidated")
     desk.watchlist.watch(account, figures, desk.book.marks)
+
+
+def _cannot_fall_short(account: Account) -> bool:
+    """Healthy at any marks: with no loan, no position and no negative balance,
+    `E = sum b*m >= sum b*m*haircut = maintenance_requirement`, as haircuts are at most 1."""
+    return (
+        account.loan.is_zero()
+        and not account.positions
+        and all(balance >= 0 for balance in account.balances.values())
+    )
 
 
 def _figures_or_none(desk: Desk, account: Account) -> risk.MarginFigures | None:

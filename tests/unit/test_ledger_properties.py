@@ -9,12 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger import margin
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import CUSTODY, Book
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
 from ledger.simulation import simulate
 from ledger.store import LedgerStore
+from ledger.watchlist import Watchlist
 from tests.ledger_scenario import balances_by_asset
 
 POLICY = load_policy(None)
@@ -130,3 +132,17 @@ def test_custody_mirrors_what_entered_minus_what_left(
 def test_same_input_same_journal_whatever_the_batch_size(seed: int, batch: int) -> None:
     items = _items(seed=seed, accounts=6, days=1)
     assert _hashes(_run(items, batch)) == _hashes(_run(items, inbox_batch_records_max))
+
+
+def test_price_bands_decide_exactly_as_revaluing_every_account_on_every_mark(
+    crash_run: tuple[list[InboxItem], LedgerApplication], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items, banded = crash_run
+
+    def everyone(self: Watchlist, instrument: str, price: Decimal) -> list[str]:
+        del instrument, price
+        return sorted(self.generation)
+
+    monkeypatch.setattr(Watchlist, "crossed", everyone)
+    monkeypatch.setattr(margin, "_cannot_fall_short", lambda _account: False)
+    assert _hashes(_run(items, batch=500)) == _hashes(banded)
