@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from consumers.health import health_port_default
 from ledger.commands import CommandError, policy_of
 
 health_port_env = "LEDGER_HEALTH_PORT"
@@ -85,7 +86,7 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--health-port",
         type=int,
-        default=int(os.environ.get(health_port_env) or 8081),
+        default=int(os.environ.get(health_port_env) or health_port_default),
         help=f"GET /health on this port (0 disables; ${health_port_env})",
     )
     run.add_argument(

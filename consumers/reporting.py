@@ -62,16 +62,6 @@ fetch_bytes_max = 4 * 1024 * 1024  # per fetch request
 postgres_connect_timeout_s = 10
 
 Row = tuple[str, str, Decimal | None, Decimal, Decimal | None, Decimal | None, Decimal | None, str]
-COLUMNS = (
-    "account_id",
-    "investor_class",
-    "equity",
-    "loan",
-    "ltv",
-    "maintenance_requirement",
-    "margin_level",
-    "status",
-)
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS margin_clients (
     account_id text PRIMARY KEY,

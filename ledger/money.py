@@ -54,10 +54,3 @@ def parse_decimal_text(text: str) -> Decimal:
         return Decimal(text)
     except InvalidOperation as error:  # pragma: no cover - the pattern already excludes it
         raise ValueError(str(error)) from error
-
-
-def decimal_places(value: Decimal) -> int:
-    """How many decimal places the text of `value` carried (`1.50` has 2)."""
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int), "finite decimals only"
-    return max(0, -exponent)

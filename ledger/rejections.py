@@ -38,7 +38,6 @@ class ReasonCode(StrEnum):
     FIRM_LENDING_LIMIT_EXCEEDED = "firm_lending_limit_exceeded"
     CLIENT_LOAN_LIMIT_EXCEEDED = "client_loan_limit_exceeded"
     REPAYMENT_EXCEEDS_LOAN = "repayment_exceeds_loan"
-    ACCOUNT_LIQUIDATING = "account_liquidating"
     RESERVED_ACCOUNT = "reserved_account"
 
 

@@ -47,7 +47,6 @@ COIN_UNITS = 10**8  # BTC, ETH and perpetual sizes are written with 8 decimal pl
 BTC, ETH, TENCENT = "BTC", "ETH", "SEHK:0700"
 BTC_PERP, ETH_PERP = "BTC-PERP", "ETH-PERP"
 SPOT_SYMBOLS = {BTC: "BTC/USD", ETH: "ETH/USD"}
-PERP_UNDERLYING = {BTC_PERP: BTC, ETH_PERP: ETH}
 UNITS_PER_WHOLE = {BTC: COIN_UNITS, ETH: COIN_UNITS, TENCENT: 1}
 UNIT_PLACES = {BTC: 8, ETH: 8, TENCENT: 0}
 # Demonstration policy figures the shadow accounts use to size requests (ppm of value).
