@@ -14,7 +14,7 @@ from typing import assert_never
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.invariants import require
+from ledger.invariants import InvariantViolation, require
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, quantize
 
 HOUSE = "platform:house"
@@ -166,8 +166,11 @@ class Book:
     # -- apply ------------------------------------------------------------------
 
     def apply(self, event: je.JournalEventType) -> None:
-        require(event.seq == self.last_seq + 1, f"journal seq {event.seq} follows {self.last_seq}")
-        require(event.prev_hash == self.last_hash, f"journal seq {event.seq} breaks the chain")
+        # Checked inline, not with `require`: its message would be formatted for every event.
+        if event.seq != self.last_seq + 1:
+            raise InvariantViolation(f"journal seq {event.seq} follows {self.last_seq}")
+        if event.prev_hash != self.last_hash:
+            raise InvariantViolation(f"journal seq {event.seq} breaks the chain")
         self._apply_body(event)
         if event.input_digest is not None:
             self.seen_inputs[event.causation_id] = event.input_digest
@@ -285,10 +288,10 @@ class Book:
         self.post(REPORTING_ASSET, Decimal(event.absorbed), LIQUIDATION, event.bankrupt_account_id)
 
     def _id(self, event: je.JournalEvent) -> str:
-        require(event.account_id is not None, f"{type(event).__name__} without an account")
-        assert event.account_id is not None
-        require(event.account_id in self.accounts, f"unknown account {event.account_id}")
-        return event.account_id
+        account_id = event.account_id
+        if account_id is None or account_id not in self.accounts:
+            raise InvariantViolation(f"{type(event).__name__} for unknown account {account_id}")
+        return account_id
 
     def _client(self, event: je.JournalEvent) -> Account:
         return self.accounts[self._id(event)]

@@ -356,7 +356,8 @@ def _scale(scale_of: ScaleOf, values: dict[str, Any], policy: Policy) -> int:
         case ScaleOf.SYMBOL_BASE:
             code = values["symbol"].partition("/")[0]
     scale = policy.asset_scale(code)
-    require(scale is not None, f"asset {code!r} was checked against the policy before")
+    if scale is None:
+        raise InvariantViolation(f"asset {code!r} was checked against the policy before")
     assert scale is not None  # narrowing for mypy; require() above cannot be stripped
     return scale
 

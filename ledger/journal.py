@@ -20,7 +20,7 @@ from typing import cast
 
 import msgspec
 
-from ledger.invariants import require
+from ledger.invariants import InvariantViolation, require
 
 GENESIS_HASH = "0" * 64
 
@@ -111,8 +111,10 @@ def seal(body: Mapping[str, object], seq: int, prev_hash: str) -> SealedRecord:
     for a `journal_events` Struct, `msgspec.to_builtins(event)` is its body (the Struct
     omits its unset `seq`, `prev_hash` and `hash`).
     """
-    require(type(seq) is int and seq >= 1, f"journal seq must be a positive int, got {seq!r}")
-    require(_HASH_TEXT.match(prev_hash) is not None, f"prev_hash {prev_hash!r} is not sha256 hex")
+    if type(seq) is not int or seq < 1:
+        raise InvariantViolation(f"journal seq must be a positive int, got {seq!r}")
+    if _HASH_TEXT.match(prev_hash) is None:
+        raise InvariantViolation(f"prev_hash {prev_hash!r} is not sha256 hex")
     require(SEALED_FIELDS.isdisjoint(body), "a body to seal must not carry seq/prev_hash/hash")
     record: dict[str, object] = dict(body)
     _check_mapping(record, 0)
