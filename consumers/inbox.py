@@ -22,6 +22,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, KafkaError
 from eventsourcing.persistence import PersistenceError, Tracking
 
+from consumers.handoff import RecentJournal
 from consumers.topics import (
     TopicNames,
     kafka_connections_max_idle_ms,
@@ -106,6 +107,7 @@ class IngestState:
     store_healthy: bool = True
     journal_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
     rejects_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
+    recent_journal: RecentJournal = field(default_factory=RecentJournal)  # for the relay
 
 
 async def backoff_retry(
@@ -273,6 +275,7 @@ class InboxIngest:
         self._state.journal_seq = self._app.book.last_seq
         self._state.reject_count = self._app.reject_count
         if outcome.journal:
+            self._state.recent_journal.add(outcome.journal)
             self._state.journal_recorded.set()
         if outcome.rejects:
             self._state.rejects_recorded.set()

@@ -104,7 +104,7 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
         topic=settings.names.events,
         transactional_id=settings.names.journal_transactional_id,
         header="seq",
-        read_batch=lambda after: read_journal_batch(store, after),
+        read_batch=lambda after: read_journal_batch(store, after, state.recent_journal),
         wake=state.journal_recorded,
     )
     rejects = Relay(
