@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -14,7 +13,9 @@ from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from ledger import commands
+import consumers.commands
+import projections.commands
+from ledger import commands, demo
 from ledger.policy import PolicyError
 
 DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
@@ -49,16 +50,12 @@ def _optional_path(text: str | None) -> Path | None:
 
 def registrars() -> list[Callable[[Any], None]]:
     """Every module that adds sub-commands; each imports its heavy parts only when run."""
-    found: list[Callable[[Any], None]] = list(commands.REGISTRY)
-    for module_name in ("projections.commands", "consumers.commands", "ledger.demo"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:
-            if missing.name != module_name:
-                raise
-            continue
-        found.append(module.register)
-    return found
+    return [
+        commands.register,
+        projections.commands.register,
+        consumers.commands.register,
+        demo.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

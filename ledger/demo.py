@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ledger import html_report
 from ledger.application import LedgerApplication
-from ledger.commands import CommandError, ingest_stream, open_store, policy_of
+from ledger.commands import CommandError, ingest_stream, policy_of
 from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
@@ -255,25 +255,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
-    try:
-        from ledger import api  # noqa: PLC0415 (Litestar loads only for `ledger api`)
-    except ModuleNotFoundError as missing:
-        raise CommandError(
-            f"`ledger api` needs {missing.name}: pip install -e . installs it"
-        ) from missing
-    with open_store(args) as store:
-        print(f"ledger api: http://{args.host}:{args.port}/openapi.json", file=sys.stderr)
-        api.serve(store, policy, args.host, args.port)
-    return 0
-
-
 def register(sub: Any) -> None:
-    api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.set_defaults(handler=_api)
     demo = sub.add_parser(
         "demo", help="simulate days with a BTC crash, decide them, summarise, write a report"
     )
