@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from eventsourcing.persistence import Tracking
 
 from ledger import reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
@@ -20,6 +23,8 @@ from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
 from ledger.policy import Policy, load_policy
 from ledger.progress import Progress
 from ledger.store import LedgerStore, StoreUrlError
+
+file_digest_chunk_bytes = 1 << 20
 
 
 class CommandError(Exception):
@@ -55,14 +60,31 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
             yield number, stripped
 
 
-def ingest_stream(app: LedgerApplication, stream: IO[bytes], name: str) -> BatchOutcome:
-    """Decide every JSON line of `stream` in bounded batches; returns the totals."""
-    total = BatchOutcome()
+@dataclass
+class IngestTotals(BatchOutcome):
+    already_ingested: int = 0  # lines an earlier run of the same file recorded
+
+
+def ingest_stream(
+    app: LedgerApplication, stream: IO[bytes], name: str, tracking_name: str | None = None
+) -> IngestTotals:
+    """Decide every JSON line of `stream` in bounded batches; returns the totals.
+
+    With a `tracking_name`, each batch is recorded with its last line number, and lines the
+    store already holds under that name are skipped: an ingest that was stopped or
+    crashed resumes where its last batch was committed, and a second run books nothing
+    and refuses nothing twice.
+    """
+    total = IngestTotals()
     batch: list[InboxItem] = []
     progress = Progress("ingest", unit="records")
+    done = None if tracking_name is None else app.store.max_tracking_id(tracking_name)
 
     def flush() -> None:
-        outcome = app.process(batch)
+        last_line = batch[-1].offset
+        assert last_line is not None
+        tracking = None if tracking_name is None else Tracking(tracking_name, last_line)
+        outcome = app.process(batch, tracking)
         total.accepted += outcome.accepted
         total.duplicates += outcome.duplicates
         total.refused += outcome.refused
@@ -71,6 +93,9 @@ def ingest_stream(app: LedgerApplication, stream: IO[bytes], name: str) -> Batch
         batch.clear()
 
     for number, line in _lines(stream):
+        if done is not None and number <= done:
+            total.already_ingested += 1
+            continue
         batch.append(InboxItem(value=line, key=None, topic=name, partition=None, offset=number))
         if len(batch) >= inbox_batch_records_max:
             flush()
@@ -78,6 +103,15 @@ def ingest_stream(app: LedgerApplication, stream: IO[bytes], name: str) -> Batch
         flush()
     progress.close()
     return total
+
+
+def file_tracking_name(path: Path) -> str:
+    """The same bytes, the same name: a file is resumed only by a run over its exact content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(file_digest_chunk_bytes):
+            digest.update(chunk)
+    return f"file:{digest.hexdigest()}"
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -90,12 +124,14 @@ def _ingest(args: argparse.Namespace) -> int:
             path = Path(args.file)
             if not path.is_file():
                 raise CommandError(f"inbox file {path} does not exist")
+            tracking_name = file_tracking_name(path)
             with path.open("rb") as stream:
-                total = ingest_stream(app, stream, f"file:{path.name}")
+                total = ingest_stream(app, stream, f"file:{path.name}", tracking_name)
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(total.refused_by_reason.items()))
+        earlier = f", {total.already_ingested} ingested before" if total.already_ingested else ""
         print(
             f"ingested: {total.accepted} accepted, {total.duplicates} duplicates, "
-            f"{total.refused} refused{f' ({reasons})' if reasons else ''}; "
+            f"{total.refused} refused{f' ({reasons})' if reasons else ''}{earlier}; "
             f"journal seq {app.book.last_seq}",
             file=sys.stderr,
         )

@@ -1,0 +1,78 @@
+"""`ledger ingest FILE` books each line once: a second run, or a run after `kill -9`,
+continues where the store stands and refuses nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.simulation import simulate
+from ledger.store import LedgerStore
+
+
+def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def _journal_and_rejects(url: str) -> tuple[list[bytes], list[bytes]]:
+    with LedgerStore.open(url) as store:
+        return [e.record for e in store.iter_journal()], list(store.read_rejects())
+
+
+def _inbox(path: Path, accounts: int, days: int) -> Path:
+    path.write_bytes(b"".join(record + b"\n" for record in simulate(3, accounts, days)))
+    return path
+
+
+def test_a_second_ingest_of_the_same_file_books_and_refuses_nothing(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path / "inbox.jsonl", accounts=5, days=1)
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    first = _ledger("--store", store, "ingest", str(inbox), cwd=tmp_path)
+    assert first.returncode == 1, first.stderr  # the simulator's malformed lines are refused
+    before = _journal_and_rejects(store)
+    assert before[0]
+    assert before[1]
+    again = _ledger("--store", store, "ingest", str(inbox), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 accepted, 0 duplicates, 0 refused" in again.stderr
+    assert "ingested before" in again.stderr
+    assert _journal_and_rejects(store) == before
+
+
+@pytest.mark.slow
+def test_an_ingest_killed_mid_file_resumes_to_the_uninterrupted_journal(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path / "inbox.jsonl", accounts=40, days=2)
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    _ledger("--store", whole, "ingest", str(inbox), cwd=tmp_path)
+    killed = f"sqlite:///{tmp_path / 'killed.db'}"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "--store", killed, "ingest", str(inbox)],
+        cwd=tmp_path,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    seen = 0
+    while seen == 0 and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)  # polling a child process's progress: no event to wait on
+        if (tmp_path / "killed.db").exists():
+            with LedgerStore.open(killed) as store:
+                seen = store.last_seq()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert seen > 0, "the kill must land after a batch was committed"
+    partial = _journal_and_rejects(killed)[0]
+    assert len(partial) < len(_journal_and_rejects(whole)[0]), "the kill must land mid-file"
+    _ledger("--store", killed, "ingest", str(inbox), cwd=tmp_path)
+    assert _journal_and_rejects(killed) == _journal_and_rejects(whole)
