@@ -23,6 +23,7 @@ from ledger.book import (
     is_reserved,
 )
 from ledger.desk import Desk
+from ledger.invariants import InvariantViolation
 from ledger.journal import format_timestamp
 from ledger.margin import review, review_due_calls
 from ledger.money import USD_SCALE, ZERO, format_decimal, quantize
@@ -70,7 +71,8 @@ def _dispatch(desk: Desk, record: inbox.InboxRecordType) -> tuple[Touched, Refus
 def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> str:
     """A booked amount written at its asset's scale: `15000` is booked as `15000.00`."""
     scale = desk.policy.asset_scale(asset)
-    assert scale is not None, "decoding admits known assets only"
+    if scale is None:
+        raise InvariantViolation(f"{asset} reached a decision unknown to the policy")
     return format_decimal(quantize(amount, scale))
 
 
