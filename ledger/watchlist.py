@@ -40,6 +40,7 @@ class Watchlist:
     bands: dict[str, _Bands] = field(default_factory=dict)
     generation: dict[str, int] = field(default_factory=dict)
     deadlines: list[tuple[datetime, str, str]] = field(default_factory=list)
+    steepest: dict[str, Decimal] = field(default_factory=dict)  # per market, from the policy
 
     def watch(
         self, account: Account, figures: risk.MarginFigures, marks: dict[str, Decimal]
@@ -59,7 +60,9 @@ class Watchlist:
             low, high = mark - width, mark + width
             if bracket is not None:
                 low, high = max(low, bracket[0]), min(high, bracket[1])
-            bands = self.bands.setdefault(instrument, _Bands())
+            bands = self.bands.get(instrument)
+            if bands is None:
+                bands = self.bands[instrument] = _Bands()
             heapq.heappush(bands.below, (-low, generation, account_id))
             heapq.heappush(bands.above, (high, generation, account_id))
             self._compact(bands)
@@ -97,18 +100,29 @@ class Watchlist:
     def _exposures(
         self, account: Account, marks: dict[str, Decimal]
     ) -> list[tuple[str, Decimal, tuple[Decimal, Decimal] | None]]:
-        """(instrument, most |d slack / d price|, price bracket of the current tier)."""
-        exposures: list[tuple[str, Decimal, tuple[Decimal, Decimal] | None]] = []
-        for asset, balance in sorted(account.balances.items()):
-            if asset != REPORTING_ASSET and not balance.is_zero():
-                exposures.append((asset, abs(balance), None))
-        for market, position in sorted(account.positions.items()):
+        """(instrument, most |d slack / d price|, price bracket of the current tier).
+
+        Unordered: which bands hold is independent of the order they are pushed in, and
+        `crossed` sorts what it finds."""
+        exposures: list[tuple[str, Decimal, tuple[Decimal, Decimal] | None]] = [
+            (asset, abs(balance), None)
+            for asset, balance in account.balances.items()
+            if asset != REPORTING_ASSET and not balance.is_zero()
+        ]
+        for market, position in account.positions.items():
             market_policy = self.policy.markets[market]
-            steepest = max(tier.maintenance_rate for tier in market_policy.tiers)
             size = abs(position.size)
             bracket = _tier_bracket(market_policy, size, marks[market])
-            exposures.append((market, size * (ONE + steepest), bracket))
+            exposures.append((market, size * self._steepest(market_policy), bracket))
         return exposures
+
+    def _steepest(self, market_policy: MarketPolicy) -> Decimal:
+        """1 + the highest maintenance rate: how fast a price can move a position's slack."""
+        steepest = self.steepest.get(market_policy.market)
+        if steepest is None:
+            rates = (tier.maintenance_rate for tier in market_policy.tiers)
+            steepest = self.steepest[market_policy.market] = ONE + max(rates)
+        return steepest
 
     def _compact(self, bands: _Bands) -> None:
         # At most one live entry per watched account: past that bound, most are stale.
