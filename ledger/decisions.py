@@ -205,7 +205,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
         client_loan_max=format_decimal(policy.shareholders_funds * policy.max_client_loan_share),
     )
     refusal = _loan_limit_refusal(limits)
-    marks = desk.inputs(account, desk.figures(account)).marks
+    marks = desk.held_marks(account)
     if refusal is None:
         desk.record(
             je.LoanDrawn(

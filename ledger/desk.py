@@ -18,7 +18,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.journal import format_timestamp, seal
-from ledger.money import format_decimal
+from ledger.money import REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
 from ledger.store import JournalEntry
@@ -100,7 +100,6 @@ class Desk:
     def inputs(self, account: Account, figures: risk.MarginFigures) -> je.DecisionInputs:
         """What a decision on `account` was taken on, for the journal."""
         holdings = account.holdings()
-        held = [a for a in holdings.balances if a != "USD"] + [p.market for p in holdings.positions]
         return je.DecisionInputs(
             holdings=je.Holdings(
                 balances={a: format_decimal(b) for a, b in sorted(holdings.balances.items())},
@@ -114,12 +113,18 @@ class Desk:
                     for p in holdings.positions
                 ],
             ),
-            marks={
-                i: format_decimal(self.book.marks[i]) for i in sorted(held) if i in self.book.marks
-            },
+            marks=self.held_marks(account),
             policy_version=self.policy.version,
             figures=figures_record(figures),
         )
+
+    def held_marks(self, account: Account) -> dict[str, str]:
+        """The marks of every asset and market the account holds, as the journal writes them."""
+        held = sorted(
+            [a for a in account.balances if a != REPORTING_ASSET] + list(account.positions)
+        )
+        marks = self.book.marks
+        return {i: format_decimal(marks[i]) for i in held if i in marks}
 
 
 def figures_record(figures: risk.MarginFigures) -> je.Figures:
