@@ -33,7 +33,16 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--topic-prefix", default=env("LEDGER_TOPIC_PREFIX", "ledger"))
     parser.add_argument("--policy", type=Path, default=_optional_path(env("LEDGER_POLICY")))
-    parser.add_argument("--log-level", default=env("LEDGER_LOG_LEVEL", "WARNING"))
+    parser.add_argument(
+        "--log-level",
+        default=env("LEDGER_LOG_LEVEL"),
+        help="INFO for `ledger run` (its progress and lag), WARNING for the other commands",
+    )
+
+
+def _default_log_level(command: str) -> str:
+    # A service's progress, lag and health belong in its log; a command's output is enough.
+    return "INFO" if command == "run" else "WARNING"
 
 
 def _without_password(url: str) -> str:
@@ -71,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=(args.log_level or _default_log_level(args.command)).upper(),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
