@@ -82,6 +82,19 @@ class Account:
     def balance(self, asset: str) -> Decimal:
         return self.balances.get(asset, ZERO)
 
+    def interest_first(self, amount: Decimal) -> tuple[Decimal, Decimal]:
+        """How a loan reduction splits: accrued interest first, then principal."""
+        interest = min(amount, self.loan_interest)
+        return interest, amount - interest
+
+    def reduce_loan(self, amount: Decimal) -> tuple[Decimal, Decimal]:
+        """Settle accrued interest first, then principal; returns (interest, principal)."""
+        interest, principal = self.interest_first(amount)
+        require(principal <= self.loan_principal, "a loan reduction exceeds the loan")
+        self.loan_interest -= interest
+        self.loan_principal -= principal
+        return interest, principal
+
     def holdings(self) -> risk.AccountHoldings:
         return risk.AccountHoldings(
             balances=self.balances,
@@ -128,12 +141,8 @@ class Book:
         target[asset] = target.get(asset, ZERO) + amount
 
     def reduce_loan(self, account: Account, amount: Decimal) -> tuple[Decimal, Decimal]:
-        """Settle accrued interest first, then principal; returns (interest, principal)."""
-        interest = min(amount, account.loan_interest)
-        principal = amount - interest
-        require(principal <= account.loan_principal, "a loan reduction exceeds the loan")
-        account.loan_interest -= interest
-        account.loan_principal -= principal
+        """`Account.reduce_loan`, with the firm's total of margin loans kept with it."""
+        interest, principal = account.reduce_loan(amount)
         self.total_loans -= principal
         return interest, principal
 

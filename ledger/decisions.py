@@ -290,13 +290,13 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
             f"{record.account_id} holds {format_decimal(cash)} USD, less than the "
             f"{format_decimal(record.amount)} repaid: deposit the cash first",
         )
-    interest = min(record.amount, account.loan_interest)
+    interest, principal = account.interest_first(record.amount)
     desk.record(
         je.LoanRepaid(
             **desk.common(record.account_id),
             amount=_amount(desk, record.amount),
             interest_paid=format_decimal(interest),
-            principal_paid=_amount(desk, record.amount - interest),
+            principal_paid=_amount(desk, principal),
         )
     )
     return (record.account_id,), None

@@ -91,7 +91,7 @@ def _plan(desk: Desk, scratch: Account) -> tuple[list[je.LiquidationStep], list[
         if cash > ZERO and scratch.loan > ZERO:
             repaid = min(cash, scratch.loan)
             scratch.balances[REPORTING_ASSET] = cash - repaid
-            _repay(scratch, repaid)
+            scratch.reduce_loan(repaid)
             steps.append(
                 _step(
                     "cash_to_loan",
@@ -153,7 +153,7 @@ def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.Liquidation
     repaid = min(proceeds, scratch.loan)
     scratch.balances[asset] = held - quantity
     scratch.balances[REPORTING_ASSET] = scratch.balance(REPORTING_ASSET) + proceeds - repaid
-    _repay(scratch, repaid)
+    scratch.reduce_loan(repaid)
     return _step(
         "sell_collateral",
         instrument=asset,
@@ -264,12 +264,6 @@ def _copy(account: Account) -> Account:
         loan_interest=account.loan_interest,
         positions={m: Position(p.size, p.entry_price) for m, p in account.positions.items()},
     )
-
-
-def _repay(scratch: Account, amount: Decimal) -> None:
-    interest = min(amount, scratch.loan_interest)
-    scratch.loan_interest -= interest
-    scratch.loan_principal -= amount - interest
 
 
 def _restored(desk: Desk, scratch: Account) -> bool:
