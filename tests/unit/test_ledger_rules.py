@@ -15,20 +15,23 @@ from tests.ledger_scenario import Scenario, balances_by_asset
 POLICY = load_policy(None)
 
 
-def _collateral_client(s: Scenario, account: str = "C1") -> None:
-    """1 BTC at 60,000, a 15,000 USD loan withdrawn: E = m - 15,000, MR = 0.6 m, LR = 0.5 m."""
+def _one_btc(s: Scenario, account: str) -> None:
+    """An open account holding 1 BTC marked at 60,000."""
     s.mark("BTC", "60000")
     s.open(account)
     s.deposit(account, "BTC", "1")
+
+
+def _collateral_client(s: Scenario, account: str = "C1") -> None:
+    """1 BTC at 60,000, a 15,000 USD loan withdrawn: E = m - 15,000, MR = 0.6 m, LR = 0.5 m."""
+    _one_btc(s, account)
     s.send("loan_draw_requested", account_id=account, amount="15000")
     s.send("withdrawal_requested", account_id=account, asset="USD", amount="15000")
 
 
 def test_loan_draw_within_lending_value_is_approved_and_beyond_is_rejected() -> None:
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
+    _one_btc(s, "C1")
     # Lending value: 1 x 60,000 x (1 - 0.70) = 18,000.
     s.send("loan_draw_requested", account_id="C1", amount="15000")
     refused = s.send("loan_draw_requested", account_id="C1", amount="3000.01")
@@ -172,9 +175,7 @@ def test_what_the_fund_cannot_cover_is_auto_deleveraged_at_the_bankruptcy_price(
 
 def test_a_loan_collateral_cannot_repay_is_bad_debt() -> None:
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C3")
-    s.deposit("C3", "BTC", "1")
+    _one_btc(s, "C3")
     s.send("loan_draw_requested", account_id="C3", amount="18000")
     s.send("withdrawal_requested", account_id="C3", asset="USD", amount="18000")
     s.mark("BTC", "10000")  # E = 10,000 - 18,000 = -8,000
@@ -245,9 +246,7 @@ def test_funding_is_paid_by_longs_to_shorts_and_sums_to_zero() -> None:
 
 def test_daily_interest_accrues_on_principal_and_is_repaid_first() -> None:
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
+    _one_btc(s, "C1")
     s.send("loan_draw_requested", account_id="C1", amount="10000")
     s.at(24)
     s.send("day_closed", business_date="2026-11-24")
@@ -322,9 +321,7 @@ def test_a_book_the_store_cannot_rebuild_decides_nothing_more(tmp_path: Path) ->
 
 def test_a_loan_cannot_be_repaid_with_cash_the_account_does_not_hold() -> None:
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
+    _one_btc(s, "C1")
     s.send("loan_draw_requested", account_id="C1", amount="10000")
     s.send("withdrawal_requested", account_id="C1", asset="USD", amount="10000")
     refused = s.send("loan_repayment", account_id="C1", amount="5000")
