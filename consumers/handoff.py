@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from ledger.store import JournalEntry
+from ledger.journal import JournalEntry
 
 relay_recent_entries_max = 20_000  # journal entries kept in memory for the relay
 relay_read_entries_max = 2_000  # what one relay read hands over at most

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
-from eventsourcing.persistence import PersistenceError, Tracking
 
 from consumers.handoff import RecentJournal
 from consumers.topics import (
@@ -33,7 +32,7 @@ from consumers.topics import (
 )
 from ledger.application import InboxItem, LedgerApplication
 from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max
-from ledger.store import LedgerStore, TrackingConflict
+from ledger.store import LedgerStore, PersistenceError, Tracking, TrackingConflict
 
 log = logging.getLogger("consumers.inbox")
 _T = TypeVar("_T")

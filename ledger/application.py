@@ -15,20 +15,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from eventsourcing.persistence import Tracking
-
 from ledger import journal_events as je
 from ledger.book import Book
 from ledger.decisions import decide
 from ledger.desk import Desk
 from ledger.inbox import decode_inbox, inbox_digest
 from ledger.invariants import require
-from ledger.journal import canonical_json, format_timestamp
+from ledger.journal import JournalEntry, canonical_json, format_timestamp
 from ledger.limits import inbox_batch_records_max
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.store import JournalEntry, LedgerStore
+from ledger.store import LedgerStore, Tracking
 from ledger.watchlist import Watchlist
 
 log = logging.getLogger("ledger.application")

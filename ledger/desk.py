@@ -17,11 +17,10 @@ import msgspec
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
-from ledger.journal import format_timestamp, seal
+from ledger.journal import JournalEntry, format_timestamp, seal
 from ledger.money import REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.store import JournalEntry
 from ledger.watchlist import Watchlist
 
 

@@ -34,6 +34,15 @@ _canonical_depth_max = 32
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal record as stored: its `seq`, its event type, its canonical JSON."""
+
+    seq: int
+    type: str
+    record: bytes
+
+
 class NotCanonical(ValueError):
     """A value outside the journal's JSON value space (a float, a Decimal, a non-str key)."""
 

@@ -25,6 +25,9 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import msgspec
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
     ProcessRecorder,
     StoredEvent,
     Tracking,
@@ -35,6 +38,22 @@ from psycopg import sql
 
 from ledger import limits
 from ledger.invariants import InvariantViolation, require
+from ledger.journal import JournalEntry
+
+# The store's interface: the position type and the faults a caller may meet, so that no
+# module outside this adapter imports eventsourcing's persistence layer.
+__all__ = [
+    "JOURNAL_STREAM_ID",
+    "REJECTS_STREAM_ID",
+    "InterfaceError",
+    "JournalConflict",
+    "LedgerStore",
+    "OperationalError",
+    "PersistenceError",
+    "StoreUrlError",
+    "Tracking",
+    "TrackingConflict",
+]
 
 JOURNAL_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:journal")
 REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
@@ -46,15 +65,6 @@ _POSTGRES_DEFAULT_PORT = 5432
 _SCHEMA_NAME_CHARS_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
 
 StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One journal record as stored: its `seq`, its event type, its canonical JSON."""
-
-    seq: int
-    type: str
-    record: bytes
 
 
 class StoreUrlError(ValueError):

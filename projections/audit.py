@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ledger.invariants import InvariantViolation
 from ledger.journal import VerifyReport, verify_journal
-from ledger.progress import Progress
 from ledger.store import LedgerStore
+from projections.runner import Advance
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,24 +69,21 @@ class _StoreRecords:
             after = entries[-1].seq
 
 
-def _counted(records: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
+def _counted(records: Iterable[bytes], progress: Advance) -> Iterator[bytes]:
     for record in records:
-        progress.advance(1)
+        progress(1)
         yield record
 
 
-def verify_records(records: Iterable[bytes]) -> VerifyOutcome:
+def verify_records(records: Iterable[bytes], progress: Advance | None = None) -> VerifyOutcome:
     """seq continuity from 1 and the hash chain of EVENTS.md, over any run of records."""
-    progress = Progress("verify", unit="records")
-    try:
-        return VerifyOutcome(verify_journal(_counted(records, progress)), 1)
-    finally:
-        progress.close()
+    counted = records if progress is None else _counted(records, progress)
+    return VerifyOutcome(verify_journal(counted), 1)
 
 
-def verify_store(store: LedgerStore) -> VerifyOutcome:
+def verify_store(store: LedgerStore, progress: Advance | None = None) -> VerifyOutcome:
     records = _StoreRecords(store)
-    outcome = verify_records(records)
+    outcome = verify_records(records, progress)
     if outcome.ok and records.gap is not None:
         bad = outcome.report.count + 1
         report = VerifyReport(False, outcome.report.count, bad, records.gap, "")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from ledger import risk
 from ledger.book import CUSTODY, Account, Book
@@ -25,10 +24,8 @@ from ledger.money import (
     quantize,
 )
 from ledger.policy import Policy, is_virtual_asset
+from projections.records import CallRecord, FundingTotals, LiquidationRecord
 from projections.tables import Row
-
-if TYPE_CHECKING:
-    from projections.state import CallRecord, LiquidationRecord, ProjectionState
 
 top_holders_count = 5  # the concentration view's "top clients"
 largest_loans_count = 5  # the lending-limits view lists this many client loans
@@ -289,18 +286,17 @@ def concentration_rows(book: Book) -> list[Row]:
     return rows
 
 
-def perps_rows(state: ProjectionState) -> list[Row]:
-    book = state.book
-    markets = set(state.policy.markets) | set(state.funding)
+def perps_rows(book: Book, policy: Policy, funding: Mapping[str, FundingTotals]) -> list[Row]:
+    markets = set(policy.markets) | set(funding)
     for account in book.accounts.values():
         markets.update(account.positions)
-    return [_perps_row(state, market) for market in sorted(markets)]
+    return [_perps_row(book, funding.get(market), market) for market in sorted(markets)]
 
 
-def _perps_row(state: ProjectionState, market: str) -> Row:
+def _perps_row(book: Book, funding: FundingTotals | None, market: str) -> Row:
     client_long = client_short = platform_long = platform_short = ZERO
     long_accounts = short_accounts = retail = 0
-    for account in state.book.accounts.values():
+    for account in book.accounts.values():
         position = account.positions.get(market)
         if position is None or position.size.is_zero():
             continue
@@ -316,12 +312,11 @@ def _perps_row(state: ProjectionState, market: str) -> Row:
         else:
             platform_short -= size
     long_oi, short_oi = client_long + platform_long, client_short + platform_short
-    funding = state.funding.get(market)
     problems = [] if long_oi == short_oi else ["open_interest_mismatch"]
     problems += ["retail_exposure"] if retail else []
     return (
         market,
-        text(state.book.marks.get(market)),
+        text(book.marks.get(market)),
         text(long_oi),
         text(short_oi),
         text(long_oi - short_oi),
@@ -339,13 +334,15 @@ def _perps_row(state: ProjectionState, market: str) -> Row:
     )
 
 
-def client_asset_rows(state: ProjectionState) -> list[Row]:
+def client_asset_rows(
+    book: Book, custody_in: Mapping[str, Decimal], custody_out: Mapping[str, Decimal]
+) -> list[Row]:
     """Per asset: client and platform balances against what custody took in and paid out.
     Double entry makes `client + platform - (custody_in - custody_out)` zero."""
     clients: dict[str, Decimal] = {}
     negative: dict[str, Decimal] = {}
     platform: dict[str, Decimal] = {}
-    for account in state.book.accounts.values():
+    for account in book.accounts.values():
         if account.account_id == CUSTODY:
             continue
         target = clients if account.is_client else platform
@@ -353,12 +350,12 @@ def client_asset_rows(state: ProjectionState) -> list[Row]:
             target[asset] = target.get(asset, ZERO) + balance
             if account.is_client and balance < ZERO:
                 negative[asset] = negative.get(asset, ZERO) + balance
-    custody = state.book.accounts[CUSTODY]
-    assets = set(clients) | set(platform) | set(state.custody_in) | set(custody.balances)
+    custody = book.accounts[CUSTODY]
+    assets = set(clients) | set(platform) | set(custody_in) | set(custody.balances)
     rows: list[Row] = []
     for asset in sorted(assets):
         client, house = clients.get(asset, ZERO), platform.get(asset, ZERO)
-        taken_in, paid_out = state.custody_in.get(asset, ZERO), state.custody_out.get(asset, ZERO)
+        taken_in, paid_out = custody_in.get(asset, ZERO), custody_out.get(asset, ZERO)
         net = taken_in - paid_out
         difference = client + house - net
         held = custody.balance(asset)

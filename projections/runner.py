@@ -15,20 +15,22 @@ rewritten at its end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ledger import journal_events as je
 from ledger.invariants import require
 from ledger.limits import journal_read_batch_events_max
 from ledger.policy import Policy
-from ledger.progress import Progress
 from ledger.store import LedgerStore
 from projections import rows, tables
 from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
-from projections.state import ProjectionState, Touched
+from projections.records import Touched
+from projections.state import ProjectionState
 
 projection_batch_events_max = journal_read_batch_events_max
+# Told how many more events were projected (a progress display, say).
+Advance = Callable[[int], None]
 
 
 class ProjectionGap(ValueError):
@@ -97,7 +99,7 @@ class ProjectionRunner:
         *,
         until_seq: int | None = None,
         batch_events: int = projection_batch_events_max,
-        progress: Progress | None = None,
+        progress: Advance | None = None,
     ) -> int:
         """Project the store's journal up to `until_seq` (default: its end), a batch of at
         most `batch_events` at a time; returns how many events were written."""
@@ -106,7 +108,7 @@ class ProjectionRunner:
             result = self.apply_events(batch)
             written += result.applied
             if progress is not None:
-                progress.advance(len(batch))
+                progress(len(batch))
         return written
 
     def rebuild(self, store: LedgerStore, *, until_seq: int | None = None) -> int:
@@ -161,8 +163,12 @@ def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
             [row for d in dates for row in state.statement_rows.pop(d)],
         ),
         TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book)),
-        TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(state)),
-        TableWrite(tables.CLIENT_ASSETS, None, rows.client_asset_rows(state)),
+        TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(book, policy, state.funding)),
+        TableWrite(
+            tables.CLIENT_ASSETS,
+            None,
+            rows.client_asset_rows(book, state.custody_in, state.custody_out),
+        ),
         TableWrite(tables.LENDING_LIMITS, None, rows.lending_rows(book, policy)),
     ]
     for write in writes:

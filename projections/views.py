@@ -12,11 +12,10 @@ import msgspec
 
 from ledger.journal import canonical_json
 from ledger.policy import Policy
-from ledger.progress import Progress
 from ledger.reporting import AsOfError, parse_as_of
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
-from projections.runner import ProjectionRunner
+from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
 differences_shown_max = 20  # per view, in `audit replay`'s output
@@ -50,7 +49,7 @@ def as_of_seq(store: LedgerStore, as_of: str | None) -> int:
 
 
 def live_views(
-    store: LedgerStore, url: str, policy: Policy, progress: Progress | None = None
+    store: LedgerStore, url: str, policy: Policy, progress: Advance | None = None
 ) -> ViewDatabase:
     """The views kept next to the store at `url`, brought up to the journal's end first."""
     database = ViewDatabase.open(url)
@@ -63,7 +62,7 @@ def live_views(
 
 
 def views_at(
-    store: LedgerStore, policy: Policy, seq: int, progress: Progress | None = None
+    store: LedgerStore, policy: Policy, seq: int, progress: Advance | None = None
 ) -> ViewDatabase:
     """The views right after journal position `seq`, built in a scratch in-memory database."""
     scratch = ViewDatabase.open("sqlite:///:memory:")
@@ -72,7 +71,7 @@ def views_at(
 
 
 def views_from_records(
-    records: Iterable[bytes], policy: Policy, batch_records: int, progress: Progress | None = None
+    records: Iterable[bytes], policy: Policy, batch_records: int, progress: Advance | None = None
 ) -> ViewDatabase:
     """The views of an exported journal (JSON lines), in a scratch in-memory database."""
     scratch = ViewDatabase.open("sqlite:///:memory:")
@@ -80,7 +79,7 @@ def views_from_records(
     for batch in _chunks(records, batch_records):
         runner.apply_records(batch)
         if progress is not None:
-            progress.advance(len(batch))
+            progress(len(batch))
     return scratch
 
 

@@ -11,8 +11,8 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from ledger.invariants import InvariantViolation
-from ledger.journal import GENESIS_HASH, canonical_json, seal, verify_journal
-from ledger.store import JournalConflict, JournalEntry, LedgerStore, TrackingConflict
+from ledger.journal import GENESIS_HASH, JournalEntry, canonical_json, seal, verify_journal
+from ledger.store import JournalConflict, LedgerStore, TrackingConflict
 
 INBOX = "ledger.inbox:0"
 

@@ -30,8 +30,8 @@ from eventsourcing.domain import Aggregate, event
 from consumers.publish import inbox_key, publish_records
 from consumers.topics import TopicNames, ensure_topics
 from ledger.store import LedgerStore
-from projections.bench import replay_benchmark
 from tests.benchmarks.ingest_bench import ingest_rate
+from tests.benchmarks.replay_bench import replay_benchmark
 from tests.benchmarks.store_bench import bench_recorder
 from tests.conftest import free_port, run_server_script
 from tests.integration.test_pipeline_support import (

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import msgspec
 
+from app.simulation import simulate
 from ledger.inbox import decode_inbox
 from ledger.policy import load_policy
 from ledger.rejections import Refusal
-from ledger.simulation import simulate
 from tests.benchmarks.store_bench import bench_recorder
 
 default_records = 1_000_000
@@ -66,7 +66,7 @@ def ingest_rate(path: Path, workdir: Path, records: int) -> tuple[float, float, 
     store = f"sqlite:///{workdir / 'ingest.db'}"
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ledger", "--store", store, "ingest", str(path)],
+        [sys.executable, "-m", "app", "--store", store, "ingest", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -16,8 +16,8 @@ from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent, Tracking
 
-from ledger.journal import GENESIS_HASH, seal
-from ledger.store import JournalEntry, LedgerStore, open_factory
+from ledger.journal import GENESIS_HASH, JournalEntry, seal
+from ledger.store import LedgerStore, open_factory
 
 payload_bytes = 450
 batch_sizes = (1, 100, 1_000, 5_000)

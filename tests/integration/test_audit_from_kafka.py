@@ -11,9 +11,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from app.simulation import simulate
 from ledger.application import InboxItem, LedgerApplication
 from ledger.policy import load_policy
-from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def _publish(bootstrap: str, topic: str, journal: list[tuple[int, str, byt
 
 def _verify(bootstrap: str, prefix: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger", "--bootstrap", bootstrap, "--topic-prefix", prefix,
+        [sys.executable, "-m", "app", "--bootstrap", bootstrap, "--topic-prefix", prefix,
          "audit", "verify", "--from-kafka"],
         capture_output=True, text=True, check=False, cwd=Path(__file__).parent,
     )  # fmt: skip

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.simulation import simulate
 from ledger.application import InboxItem, LedgerApplication
 from ledger.policy import load_policy
-from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
 pytestmark = pytest.mark.integration

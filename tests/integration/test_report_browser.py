@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger import html_report, reporting
+from app import html_report
 from ledger import journal_events as je
+from ledger import reporting
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 

@@ -1,7 +1,7 @@
 """The reference downstream consumer against the real broker and PostgreSQL, killed once.
 
 A small journal (a simulated day decided into a SQLite store) is produced to
-`<prefix>.events`; `python -m consumers.reporting` follows it into `margin_clients`, is
+`<prefix>.events`; `python -m examples.reporting_consumer` follows it into `margin_clients`, is
 killed with SIGKILL after its first transactions, and is started again to the journal's
 end. The table must then hold, for every client, the figures `ledger query margin` gives
 from the journal, and the position the journal's last seq and hash.
@@ -24,15 +24,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from psycopg import sql
 
+from app.commands import ingest_stream
+from app.simulation import simulate
 from consumers.topics import TopicNames, ensure_topics
 from ledger import journal_events as je
 from ledger import reporting
 from ledger.application import LedgerApplication
-from ledger.commands import ingest_stream
+from ledger.journal import JournalEntry
 from ledger.money import USD_SCALE, quantize
 from ledger.policy import load_policy
-from ledger.simulation import simulate
-from ledger.store import JournalEntry, LedgerStore
+from ledger.store import LedgerStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 simulated_accounts = 12
@@ -95,7 +96,7 @@ def table_rows(database: str) -> dict[str, tuple[object, ...]]:
 def start_consumer(
     bootstrap: str, prefix: str, database: str, *extra: str
 ) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "consumers.reporting", "--bootstrap", bootstrap]
+    command = [sys.executable, "-m", "examples.reporting_consumer", "--bootstrap", bootstrap]
     command += ["--topic-prefix", prefix, "--database", database, "--log-level", "WARNING"]
     command += ["--batch-records", str(consumer_batch_records), *extra]
     return subprocess.Popen(command, cwd=REPOSITORY, stderr=subprocess.PIPE)

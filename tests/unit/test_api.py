@@ -12,12 +12,12 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from app.api import REPORT_VIEWS, create_app
+from app.commands import ingest_stream
+from app.simulation import simulate
 from ledger import reporting
-from ledger.api import REPORT_VIEWS, create_app
 from ledger.application import LedgerApplication
-from ledger.commands import ingest_stream
 from ledger.policy import Policy, load_policy
-from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
 simulated_accounts = 8
@@ -167,7 +167,7 @@ def test_openapi_lists_every_path(client: TestClient[Litestar]) -> None:
 
 
 def test_the_cli_registers_the_api_command(tmp_path: Path) -> None:
-    from ledger.cli import build_parser  # noqa: PLC0415
+    from app.cli import build_parser  # noqa: PLC0415
 
     arguments = build_parser().parse_args(["--store", f"sqlite:///{tmp_path}/x.db", "api"])
     assert (arguments.host, arguments.port) == ("127.0.0.1", 8000)

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.cli import main
 from ledger import journal_events as je
-from ledger.cli import main
-from ledger.store import JournalEntry
+from ledger.journal import JournalEntry
 from projections.audit import verify_records
 from tests.unit.test_projections import (  # the shared simulated journal
     entries,

@@ -11,7 +11,7 @@ import pytest
 
 def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger", *args],
+        [sys.executable, "-m", "app", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

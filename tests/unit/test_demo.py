@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import html_report
-from ledger.cli import main
+from app import html_report
+from app.cli import main
 from ledger.store import LedgerStore
 
 demo_arguments = ["--accounts", "6", "--days", "1", "--seed", "5"]

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ledger.simulation import simulate
+from app.simulation import simulate
 from ledger.store import LedgerStore
 
 
 def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger", *args],
+        [sys.executable, "-m", "app", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -58,7 +58,7 @@ def test_an_ingest_killed_mid_file_resumes_to_the_uninterrupted_journal(tmp_path
     _ledger("--store", whole, "ingest", str(inbox), cwd=tmp_path)
     killed = f"sqlite:///{tmp_path / 'killed.db'}"
     child = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "--store", killed, "ingest", str(inbox)],
+        [sys.executable, "-m", "app", "--store", killed, "ingest", str(inbox)],
         cwd=tmp_path,
         stderr=subprocess.DEVNULL,
     )

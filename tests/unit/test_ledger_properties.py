@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.simulation import simulate
 from ledger import margin
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import CUSTODY, Book
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
-from ledger.simulation import simulate
 from ledger.store import LedgerStore
 from ledger.watchlist import Watchlist
 from tests.ledger_scenario import balances_by_asset

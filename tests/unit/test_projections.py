@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from app.simulation import simulate
 from ledger import journal_events as je
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
+from ledger.journal import JournalEntry
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import Policy, load_policy
 from ledger.reporting import AsOfError
-from ledger.simulation import simulate
-from ledger.store import JournalEntry, LedgerStore
+from ledger.store import LedgerStore
 from projections import tables, views
 from projections.database import ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event

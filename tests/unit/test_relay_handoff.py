@@ -4,7 +4,7 @@ exactly from its position; otherwise it reads the store."""
 from __future__ import annotations
 
 from consumers.handoff import RecentJournal, relay_read_entries_max
-from ledger.store import JournalEntry
+from ledger.journal import JournalEntry
 
 
 def _entries(first: int, last: int) -> list[JournalEntry]:

@@ -10,6 +10,14 @@ from functools import cache
 import msgspec
 import pytest
 
+from app.simulation import (
+    INSURANCE_ACCOUNT,
+    Malformation,
+    SimulatedRecord,
+    malformed_value,
+    simulate,
+    simulate_labelled,
+)
 from ledger.inbox import (
     AccountOpened,
     DayClosed,
@@ -23,14 +31,6 @@ from ledger.inbox import (
 )
 from ledger.policy import load_policy
 from ledger.rejections import Refusal
-from ledger.simulation import (
-    INSURANCE_ACCOUNT,
-    Malformation,
-    SimulatedRecord,
-    malformed_value,
-    simulate,
-    simulate_labelled,
-)
 
 POLICY = load_policy(None)
 

@@ -11,12 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
-
-import consumers.commands
-import projections.commands
-from ledger import commands, demo
+from app import commands, demo, kafka_commands, view_commands
 from ledger.policy import PolicyError
+from ledger.store import InterfaceError, OperationalError
 
 DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
 
@@ -61,8 +58,8 @@ def registrars() -> list[Callable[[Any], None]]:
     """Every module that adds sub-commands; each imports its heavy parts only when run."""
     return [
         commands.register,
-        projections.commands.register,
-        consumers.commands.register,
+        view_commands.register,
+        kafka_commands.register,
         demo.register,
     ]
 

@@ -25,9 +25,10 @@ import msgspec
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
+from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
-from ledger.store import JournalEntry, LedgerStore
+from ledger.store import LedgerStore
 from projections.tables import TABLES_BY_VIEW
 from projections.views import document, views_at
 

@@ -1,6 +1,6 @@
 """`ledger run` and `ledger publish`: the commands that talk to Kafka.
 
-Registered by `ledger.cli` (it discovers `consumers.commands.register`). aiokafka is
+Registered by `app.cli` (it discovers `app.kafka_commands.register`). aiokafka is
 imported inside the handlers only, so every other command starts without it.
 """
 
@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.commands import CommandError, policy_of
 from consumers.health import health_port_default
-from ledger.commands import CommandError, policy_of
 
 health_port_env = "LEDGER_HEALTH_PORT"
 health_host_env = "LEDGER_HEALTH_HOST"

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ledger.commands import CommandError, open_store, policy_of
+from app.commands import CommandError, open_store, policy_of
+from app.progress import Progress
 from ledger.invariants import InvariantViolation
-from ledger.progress import Progress
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections import audit, explain, render, views
 from projections.database import ProjectionConflict, ViewDatabase, ViewsUrlError
-from projections.runner import ProjectionGap, projection_batch_events_max
+from projections.runner import Advance, ProjectionGap, projection_batch_events_max
 from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 
@@ -33,7 +33,7 @@ def _user_errors() -> Iterator[None]:
 
 
 def _views(
-    store: LedgerStore, args: argparse.Namespace, progress: Progress | None = None
+    store: LedgerStore, args: argparse.Namespace, progress: Advance | None = None
 ) -> ViewDatabase:
     """The live views (caught up first), or the views as of `--as-of` in a scratch database."""
     policy = policy_of(args)
@@ -51,7 +51,7 @@ def _report(args: argparse.Namespace) -> int:
     with _user_errors(), open_store(args) as store:
         progress = Progress("project", unit="events")
         try:
-            database = _views(store, args, progress)
+            database = _views(store, args, progress.advance)
         finally:
             progress.close()
         with database:
@@ -73,6 +73,15 @@ def _report(args: argparse.Namespace) -> int:
 # -- audit ------------------------------------------------------------------------------
 
 
+@contextmanager
+def _verifying() -> Iterator[Advance]:
+    progress = Progress("verify", unit="records")
+    try:
+        yield progress.advance
+    finally:
+        progress.close()
+
+
 def _verify(args: argparse.Namespace) -> int:
     if args.from_kafka:
         # Only this option needs Kafka: consumers/ stays out of every other audit.
@@ -80,15 +89,17 @@ def _verify(args: argparse.Namespace) -> int:
         from consumers.topics import TopicNames  # noqa: PLC0415
 
         topic = TopicNames(args.topic_prefix).events
-        outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic))
+        with _verifying() as progress:
+            outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic), progress)
     elif args.file is not None:
         path = Path(args.file)
         if not path.is_file():
             raise CommandError(f"journal file {path} does not exist")
-        outcome = audit.verify_records(audit.file_records(path))
+        with _verifying() as progress:
+            outcome = audit.verify_records(audit.file_records(path), progress)
     else:
-        with open_store(args) as store:
-            outcome = audit.verify_store(store)
+        with open_store(args) as store, _verifying() as progress:
+            outcome = audit.verify_store(store, progress)
     print(outcome.describe())
     return 0 if outcome.ok else 1
 
@@ -108,11 +119,11 @@ def _replay(args: argparse.Namespace) -> int:
             progress = Progress("replay", unit="events")
             try:
                 if args.file is None:
-                    replayed = views.views_at(store, policy, seq, progress)
+                    replayed = views.views_at(store, policy, seq, progress.advance)
                 else:
                     records = _records_up_to(Path(args.file), seq)
                     replayed = views.views_from_records(
-                        records, policy, projection_batch_events_max, progress
+                        records, policy, projection_batch_events_max, progress.advance
                     )
             finally:
                 progress.close()

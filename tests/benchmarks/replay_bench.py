@@ -3,7 +3,7 @@
 `replay_benchmark(events)` simulates an inbox stream until its journal holds at least
 `events` events, then measures (1) decoding the journal records with msgspec alone and
 (2) projecting them into every view in a scratch SQLite database, batch by batch as
-`ledger report` does. Run `python -m projections.bench [EVENTS [ACCOUNTS]]`.
+`ledger report` does. Run `python -m tests.benchmarks.replay_bench [EVENTS [ACCOUNTS]]`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import sys
 import time
 from dataclasses import dataclass
 
+from app.simulation import simulate
 from ledger import journal_events as je
 from ledger.application import InboxItem, LedgerApplication
+from ledger.journal import JournalEntry
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
-from ledger.simulation import simulate
-from ledger.store import JournalEntry, LedgerStore
+from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner, projection_batch_events_max
 

@@ -1,7 +1,7 @@
 """A reference downstream consumer: `margin_clients` in PostgreSQL, kept current from the
 journal topic `<prefix>.events`.
 
-    python -m consumers.reporting --bootstrap 127.0.0.1:9092 --topic-prefix ledger \\
+    python -m examples.reporting_consumer --bootstrap 127.0.0.1:9092 --topic-prefix ledger \\
         --database postgresql://user@host:5432/db[?schema=name]
 
 What a downstream team copies: read the journal with its own consumer group
@@ -53,7 +53,7 @@ from ledger.invariants import require
 from ledger.money import USD_SCALE, quantize
 from ledger.policy import Policy, load_policy
 
-log = logging.getLogger("consumers.reporting")
+log = logging.getLogger("examples.reporting_consumer")
 
 CONSUMER_NAME = "margin_clients"
 batch_records_max = 1_000  # journal records per PostgreSQL transaction
@@ -282,7 +282,9 @@ async def follow(settings: Settings, stopping: asyncio.Event) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m consumers.reporting", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.reporting_consumer", description=__doc__
+    )
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="ledger")
     parser.add_argument("--database", required=True, help="postgresql://…[?schema=name]")

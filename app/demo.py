@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ledger import html_report
+from app import html_report
+from app.commands import CommandError, ingest_stream, policy_of
+from app.simulation import simulate
 from ledger.application import LedgerApplication
-from ledger.commands import CommandError, ingest_stream, policy_of
-from ledger.simulation import simulate
 from ledger.store import LedgerStore
 
 DEMO_FOLDER = Path(".ledger/demo")

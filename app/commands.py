@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import msgspec
-from eventsourcing.persistence import Tracking
 
+from app.progress import Progress
 from ledger import reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
 from ledger.inbox import inbox_json_schema
 from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
 from ledger.policy import Policy, load_policy
-from ledger.progress import Progress
-from ledger.store import LedgerStore, StoreUrlError
+from ledger.store import LedgerStore, StoreUrlError, Tracking
 
 file_digest_chunk_bytes = 1 << 20
 
@@ -171,7 +170,7 @@ def emit(document: dict[str, Any], form: str, out: IO[str]) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from ledger.simulation import simulate  # noqa: PLC0415 - only this command needs it
+    from app.simulation import simulate  # noqa: PLC0415 - only this command needs it
 
     out = sys.stdout.buffer
     for record in simulate(args.seed, args.accounts, args.days):
@@ -227,7 +226,7 @@ def _journal_export(args: argparse.Namespace) -> int:
 
 def _api(args: argparse.Namespace) -> int:
     policy = policy_of(args)
-    from ledger import api  # noqa: PLC0415 - Litestar loads only for `ledger api`
+    from app import api  # noqa: PLC0415 - Litestar loads only for `ledger api`
 
     with open_store(args) as store:
         print(f"ledger api: http://{args.host}:{args.port}/openapi.json", file=sys.stderr)
