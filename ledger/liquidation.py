@@ -1,8 +1,8 @@
 """Liquidation (RISK.md "Rules"): what is closed and sold, in what order, and who bears a loss.
 
 1. Perpetual positions are closed first (largest notional first) at the mark against the
-   platform's liquidation account; a fee of `liquidation_fee_rate * closed notional`
-   goes to the insurance fund.
+   platform's liquidation account; a fee of `liquidation_fee_rate * closed notional`,
+   capped at the equity the account has left, goes to the insurance fund.
 2. The account's USD cash repays the margin loan (accrued interest first).
 3. Collateral is sold at the mark to the liquidation account in the policy's sale order,
    only as much as brings equity back to the initial requirement; proceeds repay the loan.
@@ -119,11 +119,14 @@ def _close_position(
     mark = desk.book.marks[market]
     effect = risk.trade_realisation(position.size, position.entry_price, -position.size, mark)
     realised = quantize(effect.realised_pnl, USD_SCALE)
-    fee = quantize(
-        abs(position.size) * mark * desk.policy.markets[market].liquidation_fee_rate, USD_SCALE
-    )
     del scratch.positions[market]
-    scratch.balances[REPORTING_ASSET] = scratch.balance(REPORTING_ASSET) + realised - fee
+    scratch.balances[REPORTING_ASSET] = scratch.balance(REPORTING_ASSET) + realised
+    fee = risk.liquidation_fee(
+        abs(position.size) * mark,
+        desk.policy.markets[market].liquidation_fee_rate,
+        desk.figures(scratch).equity,
+    )
+    scratch.balances[REPORTING_ASSET] -= fee
     return _step(
         "close_position",
         instrument=market,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, Rounded, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
 
 from ledger.money import (
@@ -32,6 +32,7 @@ from ledger.money import (
     ENTRY_PRICE_SCALE,
     ONE,
     REPORTING_ASSET,
+    USD_SCALE,
     ZERO,
     quantize,
 )
@@ -239,10 +240,27 @@ def margin_status(
 
 
 def margin_call_amount(figures: MarginFigures) -> Decimal:
-    """`maintenance_requirement - E`, full precision; positive only under a margin call or
-    liquidation (the caller issues a call only when it is)."""
+    """`maintenance_requirement - E`, rounded UP to the USD scale: a client who pays the
+    amount asked is healthy again, never short by a fraction of a cent. Positive only under
+    a margin call or liquidation (the caller issues a call only when it is)."""
     with localcontext(DECIMAL_CONTEXT):
-        return figures.maintenance_requirement - figures.equity
+        shortfall = figures.maintenance_requirement - figures.equity
+    return shortfall.quantize(
+        ONE.scaleb(-USD_SCALE), rounding=ROUND_CEILING, context=DECIMAL_CONTEXT
+    )
+
+
+def liquidation_fee(notional: Decimal, fee_rate: Decimal, equity_left: Decimal) -> Decimal:
+    """The fee of closing a position in a liquidation: `N * liquidation_fee_rate`, rounded
+    half-even to the USD scale, capped at the equity the account has left once the position
+    is closed (rounded down to the cent, never below 0). A fee the account cannot pay would
+    only be paid by the insurance fund, to itself: an account with no equity left pays none."""
+    with localcontext(DECIMAL_CONTEXT):
+        fee = quantize(notional * fee_rate, USD_SCALE)
+    payable = equity_left.quantize(
+        ONE.scaleb(-USD_SCALE), rounding=ROUND_FLOOR, context=DECIMAL_CONTEXT
+    )
+    return quantize(max(ZERO, min(fee, payable)), USD_SCALE)
 
 
 def _value_balances(

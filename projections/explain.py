@@ -351,7 +351,7 @@ def _apply_steps(
     out: Explanation,
 ) -> risk.AccountHoldings:
     """The trigger's holdings after the steps, each step's proceeds and fee recomputed."""
-    holdings, _ = _holdings(trigger.inputs)
+    holdings, marks = _holdings(trigger.inputs)
     balances = dict(holdings.balances)
     positions = {p.market: p for p in holdings.positions}
     loan = holdings.loan
@@ -362,11 +362,23 @@ def _apply_steps(
         if step.kind == "close_position":
             held = positions.pop(step.instrument)
             realised = quantize(quantity * (price - held.entry_price), USD_SCALE)
-            rate = policy.market(step.instrument).liquidation_fee_rate
-            fee = quantize(abs(quantity) * price * rate, USD_SCALE)
             out.check(f"step {number} realised = s * (price - e)", step.proceeds, _n(realised))
-            out.check(f"step {number} fee = |s| * price * {_n(rate)}", step.fee, _n(fee))
-            cash += Decimal(step.proceeds) - Decimal(step.fee)
+            cash += Decimal(step.proceeds)
+            left = risk.AccountHoldings(
+                {**balances, REPORTING_ASSET: cash}, loan, tuple(positions.values())
+            )
+            equity_left = risk.margin_figures(
+                left, marks, policy, with_liquidation_prices=False
+            ).equity
+            rate = policy.market(step.instrument).liquidation_fee_rate
+            fee = risk.liquidation_fee(abs(quantity) * price, rate, equity_left)
+            out.check(
+                f"step {number} fee = min(|s| * price * {_n(rate)}, equity left "
+                f"{_n(equity_left)}, at least 0)",
+                step.fee,
+                _n(fee),
+            )
+            cash -= Decimal(step.fee)
         elif step.kind == "sell_collateral":
             balances[step.instrument] = balances[step.instrument] - quantity
             proceeds = quantize(quantity * price, USD_SCALE)

@@ -143,13 +143,34 @@ def test_perp_liquidation_draws_the_insurance_fund_for_the_deficit() -> None:
     )  # fmt: skip
     s.mark("BTC-PERP", "45000")
     (completed,) = s.events("liquidation_completed")
-    # Closed at 45,000: PnL -15,000, fee 0.5% x 45,000 = 225: cash 10,000 - 15,225 = -5,225.
+    # Closed at 45,000: PnL -15,000, cash 10,000 - 15,000 = -5,000. No equity is left, so
+    # no fee (0.5% x 45,000 = 225 would only be paid by the fund to itself).
     assert completed["steps"][0]["proceeds"] == "-15000.00"
-    assert completed["steps"][0]["fee"] == "225.00"
+    assert completed["steps"][0]["fee"] == "0.00"
     (drawn,) = s.events("insurance_fund_drawn")
-    assert drawn["amount"] == "5225.00"
-    assert drawn["fund_balance_after"] == "995000.00"  # 1,000,000 + 225 - 5,225
+    assert drawn["amount"] == "5000.00"
+    assert drawn["fund_balance_after"] == "995000.00"  # 1,000,000 - 5,000
     assert s.app.book.accounts["C2"].balance("USD") == Decimal(0)
+
+
+def test_the_liquidation_fee_is_capped_at_the_equity_left() -> None:
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.deposit("platform:insurance", "USD", "1000000")
+    s.open("C2")
+    s.deposit("C2", "USD", "15100")
+    s.send(
+        "perp_trade", account_id="C2", trade_id="t1", market="BTC-PERP", side="buy",
+        quantity="1", price="60000", fee="0",
+    )  # fmt: skip
+    s.mark("BTC-PERP", "45000")  # E = 15,100 - 15,000 = 100 < LR = 5% x 45,000 = 2,250
+    (completed,) = s.events("liquidation_completed")
+    # Closed at 45,000: cash 100 left; the fee 0.5% x 45,000 = 225 is capped at those 100.
+    assert completed["steps"][0]["fee"] == "100.00"
+    assert Decimal(completed["figures_after"]["equity"]) == 0
+    assert s.events("insurance_fund_drawn") == []
+    fund = s.app.book.accounts["platform:insurance"]
+    assert fund.balance("USD") == Decimal("1000100.00")
 
 
 def test_what_the_fund_cannot_cover_is_auto_deleveraged_at_the_bankruptcy_price() -> None:
@@ -162,8 +183,9 @@ def test_what_the_fund_cannot_cover_is_auto_deleveraged_at_the_bankruptcy_price(
         quantity="1", price="60000", fee="0",
     )  # fmt: skip
     s.mark("BTC-PERP", "45000")
-    # The fund holds only the 225 fee; 5,000 is left. Bankruptcy price 45,000 + 5,000 / 1.
-    assert s.events("insurance_fund_drawn")[0]["amount"] == "225.00"
+    # No fee (no equity left) and an empty fund: 5,000 is left for auto-deleveraging.
+    # Bankruptcy price 45,000 + 5,000 / 1.
+    assert s.events("insurance_fund_drawn") == []
     (adl,) = s.events("auto_deleveraged")
     assert adl["account_id"] == "platform:house"
     assert adl["bankruptcy_price"] == "50000.00000000"

@@ -176,6 +176,15 @@ def test_status_follows_equity_against_the_requirements(
     assert margin_call_amount(figures) == D(call)
 
 
+def test_a_call_amount_is_rounded_up_to_the_cent() -> None:
+    # 0.3 BTC at 9,999.99: value 2,999.997, MR = 0.6 x 2,999.997 = 1,799.9982; loan 1,500:
+    # E = 1,499.997; MR - E = 300.0012, asked as 300.01 (half-even would ask 300.00,
+    # leaving the client 0.12 cents short after paying it).
+    figures = margin_figures(account({"BTC": "0.3"}, loan="1500"), marks(BTC="9999.99"), POLICY)
+    assert figures.maintenance_requirement - figures.equity == D("300.0012")
+    assert margin_call_amount(figures) == D("300.01")
+
+
 # --- Positions and the tiered maintenance margin --------------------------------------------
 
 
