@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-kafka test test-fast lint bench clean check-tools kafka-runtime lint-local-servers
+.PHONY: install demo demo-kafka docs test test-fast lint bench clean check-tools kafka-runtime lint-local-servers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: install it and run make again.")'
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 demo-kafka: $(STAMP)
 	$(BIN)/ledger demo --kafka
+
+# The contract documents generated from the code (docs/events.md tables, docs/schemas/,
+# docs/asyncapi.yaml payloads, docs/openapi.json): rerun after changing a record or a route.
+docs: $(STAMP)
+	$(BIN)/ledger schema --write-docs docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

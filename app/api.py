@@ -231,6 +231,16 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(metrics_text(live), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+ROUTE_HANDLERS = [account_margin, account_balances, report, health, metrics]
+# The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN.
+OPENAPI_CONFIG = OpenAPIConfig(
+    title=API_TITLE,
+    version=API_VERSION,
+    path="/",
+    render_plugins=[JsonRenderPlugin()],
+)
+
+
 def create_app(store: LedgerStore, policy: Policy) -> Litestar:
     """The API over an open store; the caller closes the store after the app stops.
 
@@ -244,24 +254,18 @@ def create_app(store: LedgerStore, policy: Policy) -> Litestar:
         live.close()
 
     return Litestar(
-        route_handlers=[
-            account_margin,
-            account_balances,
-            report,
-            health,
-            metrics,
-        ],
-        # The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN.
-        openapi_config=OpenAPIConfig(
-            title=API_TITLE,
-            version=API_VERSION,
-            path="/",
-            render_plugins=[JsonRenderPlugin()],
-        ),
+        route_handlers=ROUTE_HANDLERS,
+        openapi_config=OPENAPI_CONFIG,
         on_startup=[open_views],
         on_shutdown=[close_views],
         debug=False,
     )
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The OpenAPI document `/openapi.json` serves, without a store (docs/openapi.json)."""
+    app = Litestar(route_handlers=ROUTE_HANDLERS, openapi_config=OPENAPI_CONFIG, debug=False)
+    return app.openapi_schema.to_schema()
 
 
 def serve(store: LedgerStore, policy: Policy, host: str, port: int) -> None:

@@ -18,7 +18,6 @@ import msgspec
 from app.progress import Progress
 from ledger import reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
-from ledger.inbox import inbox_json_schema
 from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore, StoreUrlError, Tracking
@@ -180,8 +179,17 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    del args
-    sys.stdout.write(json.dumps(inbox_json_schema(), indent=2, sort_keys=True) + "\n")
+    from app import contract_docs  # noqa: PLC0415 (only this command needs the generators)
+
+    if args.write_docs is not None:
+        if not (args.write_docs / "events.md").is_file():
+            raise CommandError(f"{args.write_docs} is not the repository's docs folder")
+        for path in contract_docs.write_documents(args.write_docs):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    if args.which is None:
+        raise CommandError("name a schema (inbox, journal, reject, openapi) or --write-docs DIR")
+    sys.stdout.write(contract_docs.schema_text(args.which))
     return 0
 
 
@@ -252,8 +260,21 @@ def register(sub: Any) -> None:
     sim.add_argument("--days", type=int, default=3)
     sim.set_defaults(handler=_simulate)
 
-    schema = sub.add_parser("schema", help="the JSON Schema of inbox records")
-    schema.add_argument("which", choices=["inbox"])
+    schema = sub.add_parser(
+        "schema",
+        help="the JSON Schema of a topic's records, or the API's OpenAPI document",
+        description="Print the JSON Schema of inbox, journal or reject records, or the "
+        "OpenAPI document of `ledger api`; --write-docs rewrites every document of docs/ "
+        "that is generated from the code.",
+    )
+    schema.add_argument("which", nargs="?", choices=["inbox", "journal", "reject", "openapi"])
+    schema.add_argument(
+        "--write-docs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="rewrite the generated documents of the docs folder DIR (make docs)",
+    )
     schema.set_defaults(handler=_schema)
 
     rejects = sub.add_parser("rejects", help="the refused inputs and why")

@@ -553,6 +553,8 @@ def _figure_schema(figure: Figure) -> dict[str, Any]:
     integer_digits_max = len(str(limits.amount_exclusive_max)) - 1
     fraction = f"[0-9]{{1,{figure.places}}}" if isinstance(figure.places, int) else "[0-9]+"
     sign = "-?" if figure.sign is Sign.ANY else ""
+    # Greater than zero: some digit other than 0 (an ECMA-262 lookahead, as JSON Schema has).
+    nonzero = "(?=.*[1-9])" if figure.sign is Sign.POSITIVE else ""
     places = (
         f"at most {figure.places} decimal places"
         if isinstance(figure.places, int)
@@ -560,7 +562,7 @@ def _figure_schema(figure: Figure) -> dict[str, Any]:
     )
     return {
         "type": "string",
-        "pattern": f"^{sign}(0|[1-9][0-9]{{0,{integer_digits_max - 1}}})(\\.{fraction})?$",
+        "pattern": f"^{nonzero}{sign}(0|[1-9][0-9]{{0,{integer_digits_max - 1}}})(\\.{fraction})?$",
         "description": f"A decimal written as a JSON string, {figure.sign.value}, below "
         f"10^18, with {places}; never a JSON number or an exponent.",
     }

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
 from ledger.inbox import decode_inbox, inbox_json_schema
+from ledger.journal_events import JournalEventType
 from ledger.policy import load_policy
 from ledger.rejections import Refusal
 
@@ -229,18 +230,20 @@ def test_examples_obey_their_message_schemas(document: dict[str, Any]) -> None:
     assert checked >= len(INBOX_TYPES)
 
 
-def test_journal_record_has_the_common_fields_and_append_only_topic(
+def test_every_journal_type_is_a_message_with_the_common_fields_and_append_only_topic(
     document: dict[str, Any],
 ) -> None:
     journal = channel(document, "ledger.events")
-    (record,) = messages(document, "ledger.events").values()
-    schema = payload(document, record)
-    assert set(JOURNAL_FIELDS) <= set(schema["properties"])
-    assert set(schema["required"]) == set(JOURNAL_FIELDS) - {"account_id"}
-    # Each type carries its decision inputs: the schema stays open to them.
-    assert schema["additionalProperties"] is True
-    assert "inputs" in schema["description"]
-    assert "seq" in record["headers"]["properties"]
+    found = messages(document, "ledger.events")
+    assert set(found) == {event.__struct_config__.tag for event in get_args(JournalEventType)}
+    for name, message in found.items():
+        schema = payload(document, message)
+        assert set(JOURNAL_FIELDS) <= set(schema["properties"]), name
+        assert set(JOURNAL_FIELDS) - {"account_id"} <= set(schema["required"]), name
+        assert schema["properties"]["type"]["const"] == name
+        # A newer ledger may add optional fields: the schema stays open to them.
+        assert schema["additionalProperties"] is True, name
+        assert set(message["headers"]["properties"]) == {"seq", "type", "hash"}, name
     binding = journal["bindings"]["kafka"]
     assert binding["partitions"] == 1
     assert binding["topicConfiguration"] == JOURNAL_TOPIC_CONFIG
@@ -249,9 +252,11 @@ def test_journal_record_has_the_common_fields_and_append_only_topic(
 def test_rejects_carry_reason_origin_and_original_value(document: dict[str, Any]) -> None:
     (reject,) = messages(document, "ledger.rejects").values()
     schema = payload(document, reject)
-    assert set(REJECT_FIELDS) <= set(schema["properties"])
-    assert set(schema["required"]) == set(REJECT_FIELDS) - {"value_encoding"}
-    assert resolve(document, schema["properties"]["value_encoding"])["enum"] == ["base64"]
+    # The ledger writes every field of a reject, null where it has no value.
+    assert set(REJECT_FIELDS) <= set(schema["required"])
+    assert resolve(document, schema["properties"]["value_encoding"])["enum"] == ["utf-8", "base64"]
+    (example,) = reject["examples"]
+    assert set(example["payload"]) == set(schema["required"])
 
 
 def test_inbox_examples_are_accepted_by_the_decoder(document: dict[str, Any]) -> None:
