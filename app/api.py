@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -29,6 +30,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_409_CONFLICT
 
+from app.api_auth import ApiSecurity
 from ledger import reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
@@ -189,7 +191,6 @@ async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     live.refresh()
     return {
         "status": "ok",
-        "store": live.store.describe(),
         "journal_seq": live.book.last_seq,
         "last_hash": live.book.last_hash,
         "policy_version": live.policy.version,
@@ -241,8 +242,11 @@ OPENAPI_CONFIG = OpenAPIConfig(
 )
 
 
-def create_app(store: LedgerStore, policy: Policy) -> Litestar:
+def create_app(store: LedgerStore, policy: Policy, security: ApiSecurity) -> Litestar:
     """The API over an open store; the caller closes the store after the app stops.
+
+    `security` (app/api_auth.py) says who may read what, marks every response no-store
+    and writes the access log.
 
     The in-memory views are opened at startup, on the thread that serves the requests."""
 
@@ -256,6 +260,8 @@ def create_app(store: LedgerStore, policy: Policy) -> Litestar:
     return Litestar(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
+        guards=[security.guard],
+        before_send=[security.before_send],
         on_startup=[open_views],
         on_shutdown=[close_views],
         debug=False,
@@ -268,12 +274,31 @@ def openapi_schema() -> dict[str, Any]:
     return app.openapi_schema.to_schema()
 
 
-def serve(store: LedgerStore, policy: Policy, host: str, port: int) -> None:
+@dataclass(frozen=True)
+class TlsFiles:
+    """The server's certificate chain and private key, PEM files."""
+
+    cert: Path
+    key: Path
+
+
+def serve(
+    store: LedgerStore,
+    policy: Policy,
+    host: str,
+    port: int,
+    *,
+    security: ApiSecurity,
+    tls: TlsFiles | None,
+) -> None:
     """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM)."""
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
     uvicorn.run(
-        create_app(store, policy),
+        create_app(store, policy, security),
+        # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key),
         host=host,
         port=port,
         workers=1,  # one process: the in-memory views belong to it

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app import commands, demo, kafka_commands, view_commands
+from app import api_commands, commands, demo, kafka_commands, view_commands
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError
 
@@ -58,6 +58,7 @@ def registrars() -> list[Callable[[Any], None]]:
     """Every module that adds sub-commands; each imports its heavy parts only when run."""
     return [
         commands.register,
+        api_commands.register,
         view_commands.register,
         kafka_commands.register,
         demo.register,

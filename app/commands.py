@@ -232,16 +232,6 @@ def _journal_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
-    from app import api  # noqa: PLC0415 - Litestar loads only for `ledger api`
-
-    with open_store(args) as store:
-        print(f"ledger api: http://{args.host}:{args.port}/openapi.json", file=sys.stderr)
-        api.serve(store, policy, args.host, args.port)
-    return 0
-
-
 def register(sub: Any) -> None:
     ingest = sub.add_parser("ingest", help="decide JSON-lines inbox records from a file or -")
     ingest.add_argument("file")
@@ -281,11 +271,6 @@ def register(sub: Any) -> None:
     rejects.add_argument("--format", choices=["table", "json"], default="table")
     rejects.add_argument("--limit", type=int, default=10_000)
     rejects.set_defaults(handler=_rejects)
-
-    api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.set_defaults(handler=_api)
 
     journal = sub.add_parser("journal", help="the journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)

@@ -18,7 +18,8 @@ from consumers.health import health_port_default
 
 health_port_env = "LEDGER_HEALTH_PORT"
 health_host_env = "LEDGER_HEALTH_HOST"
-health_host_default = "0.0.0.0"  # noqa: S104 (a container's probe reaches the pod's address)
+# Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
+health_host_default = "127.0.0.1"
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from ledger import reporting
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
+from tests.api_security import AUDITOR, api_security
 
 simulated_accounts = 8
 simulated_days = 1
@@ -41,7 +42,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, policy: Policy) -> Iterator[
 
 @pytest.fixture(scope="module")
 def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(store, policy)) as test_client:
+    with TestClient(create_app(store, policy, api_security())) as test_client:
+        test_client.headers.update(AUDITOR)
         yield test_client
 
 
@@ -169,5 +171,7 @@ def test_openapi_lists_every_path(client: TestClient[Litestar]) -> None:
 def test_the_cli_registers_the_api_command(tmp_path: Path) -> None:
     from app.cli import build_parser  # noqa: PLC0415
 
-    arguments = build_parser().parse_args(["--store", f"sqlite:///{tmp_path}/x.db", "api"])
+    arguments = build_parser().parse_args(
+        ["--store", f"sqlite:///{tmp_path}/x.db", "api", "--insecure-no-auth"]
+    )
     assert (arguments.host, arguments.port) == ("127.0.0.1", 8000)

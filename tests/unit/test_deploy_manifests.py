@@ -24,9 +24,16 @@ K8S = DEPLOY / "k8s"
 INTERFACE_SETTINGS = frozenset(
     {"LEDGER_STORE", "LEDGER_KAFKA_BOOTSTRAP", "LEDGER_TOPIC_PREFIX", "LEDGER_POLICY"}
 )
-# `ledger run`'s health endpoint port (deploy/README.md).
+# `ledger run`'s health endpoint port and address (deploy/README.md).
 HEALTH_PORT_SETTING = "LEDGER_HEALTH_PORT"
-LEDGER_ENVIRONMENT = INTERFACE_SETTINGS | {HEALTH_PORT_SETTING}
+HEALTH_HOST_SETTING = "LEDGER_HEALTH_HOST"
+# `ledger api`'s token hashes (docs/security.md).
+API_TOKENS_SETTING = "LEDGER_API_TOKENS_FILE"
+LEDGER_ENVIRONMENT = INTERFACE_SETTINGS | {
+    HEALTH_PORT_SETTING,
+    HEALTH_HOST_SETTING,
+    API_TOKENS_SETTING,
+}
 
 # EVENTS.md "Topics": the journal is append-only forever.
 JOURNAL_TOPIC_CONFIG: dict[str, object] = {
@@ -403,3 +410,24 @@ def test_dockerfile_installs_the_package_and_runs_ledger_as_non_root() -> None:
         pod = k8s_object("Deployment", name)["spec"]["template"]["spec"]
         assert str(pod["securityContext"]["runAsUser"]) == users[-1].split(":")[0]
         assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_api_reads_its_token_hashes_from_a_mounted_secret() -> None:
+    container = only_container(k8s_object("Deployment", "ledger-api"))
+    tokens = next(e for e in container["env"] if e["name"] == API_TOKENS_SETTING)["value"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {
+        v["name"]: v
+        for v in k8s_object("Deployment", "ledger-api")["spec"]["template"]["spec"]["volumes"]
+    }
+    mount = next(m for m in mounts.values() if tokens.startswith(m["mountPath"] + "/"))
+    assert mount["readOnly"] is True
+    assert "secret" in volumes[mount["name"]]
+    api = service("ledger-api")
+    assert api["environment"][API_TOKENS_SETTING] == "/run/secrets/api-tokens"
+    assert api["secrets"] == ["api-tokens"]
+
+
+def test_the_sequencer_health_endpoint_binds_the_pod_address_only_when_told() -> None:
+    assert settings()[HEALTH_HOST_SETTING] == "0.0.0.0"  # noqa: S104 - the pod's probe
+    assert service("ledger-run")["environment"][HEALTH_HOST_SETTING] == "0.0.0.0"  # noqa: S104

@@ -1,0 +1,173 @@
+"""`ledger api` (the read-only HTTP API) and `ledger api-token` (a new opaque API token).
+
+`ledger api` refuses to start without an authentication setting: a tokens file
+(`--tokens-file`, $LEDGER_API_TOKENS_FILE), a JWT public key or JWKS file with its issuer and
+audience, or, for a local look only, `--insecure-no-auth` (which binds 127.0.0.1 and says so
+on every response). TLS with `--tls-cert` and `--tls-key`. This module stays light: Litestar,
+uvicorn and PyJWT load only when the API runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from app.commands import CommandError, open_store, policy_of
+
+tokens_file_env = "LEDGER_API_TOKENS_FILE"
+jwt_public_key_env = "LEDGER_API_JWT_PUBLIC_KEY"
+jwt_jwks_env = "LEDGER_API_JWT_JWKS"
+jwt_issuer_env = "LEDGER_API_JWT_ISSUER"
+jwt_audience_env = "LEDGER_API_JWT_AUDIENCE"
+access_log_env = "LEDGER_API_ACCESS_LOG"
+tls_cert_env = "LEDGER_API_TLS_CERT"
+tls_key_env = "LEDGER_API_TLS_KEY"
+insecure_host = "127.0.0.1"
+tokens_file_mode = 0o600  # the hashes are not secrets, but who holds which role is
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _readable(path: Path | None, option: str) -> Path | None:
+    if path is not None and not path.is_file():
+        raise CommandError(f"{option} {path} is not a readable file")
+    return path
+
+
+def _check_settings(args: argparse.Namespace) -> None:
+    """Refuse an API without authentication, or with half a setting."""
+    jwt_key = _readable(args.jwt_public_key, "--jwt-public-key")
+    jwks = _readable(args.jwt_jwks, "--jwt-jwks")
+    _readable(args.tokens_file, "--tokens-file")
+    if jwt_key and jwks:
+        raise CommandError("give --jwt-public-key or --jwt-jwks, not both")
+    if (jwt_key or jwks) and not (args.jwt_issuer and args.jwt_audience):
+        raise CommandError("a JWT setting needs --jwt-issuer and --jwt-audience")
+    authenticated = bool(args.tokens_file or jwt_key or jwks)
+    if args.insecure_no_auth and authenticated:
+        raise CommandError("--insecure-no-auth cannot be combined with a token setting")
+    if not (authenticated or args.insecure_no_auth):
+        raise CommandError(
+            f"ledger api needs an authentication setting: --tokens-file (${tokens_file_env}), "
+            f"--jwt-public-key or --jwt-jwks with --jwt-issuer and --jwt-audience, "
+            "or --insecure-no-auth for a local look on 127.0.0.1"
+        )
+    if args.insecure_no_auth and not ipaddress.ip_address(args.host).is_loopback:
+        raise CommandError(f"--insecure-no-auth binds {insecure_host} only, not {args.host}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CommandError("TLS needs both --tls-cert and --tls-key")
+    _readable(args.tls_cert, "--tls-cert")
+    _readable(args.tls_key, "--tls-key")
+
+
+def _access_log(path: Path | None) -> IO[str]:
+    if path is None or str(path) == "-":
+        return sys.stderr
+    return path.open("a", encoding="utf-8")
+
+
+def _api(args: argparse.Namespace) -> int:
+    _check_settings(args)
+    policy = policy_of(args)
+    from app import api, api_auth  # noqa: PLC0415 - Litestar loads only for `ledger api`
+
+    try:
+        security = api_auth.ApiSecurity(
+            tokens=api_auth.load_token_file(args.tokens_file) if args.tokens_file else {},
+            jwt_verifier=_jwt_verifier(args),
+            insecure_no_auth=args.insecure_no_auth,
+            access_log=_access_log(args.access_log),
+        )
+    except (api_auth.TokenFileError, ValueError, OSError) as error:
+        raise CommandError(str(error)) from error
+    scheme = "https" if args.tls_cert else "http"
+    with open_store(args) as store:
+        print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
+        if args.insecure_no_auth:
+            print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
+        tls = api.TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
+        api.serve(store, policy, args.host, args.port, security=security, tls=tls)
+    return 0
+
+
+def _jwt_verifier(args: argparse.Namespace) -> Any:
+    from app import api_auth  # noqa: PLC0415
+
+    if args.jwt_public_key:
+        keys = api_auth.JwtKeys.from_pem(args.jwt_public_key)
+    elif args.jwt_jwks:
+        keys = api_auth.JwtKeys.from_jwks(args.jwt_jwks)
+    else:
+        return None
+    return api_auth.JwtVerifier(keys, args.jwt_issuer, args.jwt_audience)
+
+
+def _api_token(args: argparse.Namespace) -> int:
+    """Print a new token once; append only its hash and roles to the tokens file."""
+    from app import api_auth  # noqa: PLC0415
+
+    if args.tokens_file is None:
+        raise CommandError(f"ledger api-token needs --tokens-file or ${tokens_file_env}")
+    token = api_auth.new_api_token()
+    try:
+        line = api_auth.token_record(args.principal, args.role, token)
+    except api_auth.RoleError as error:
+        raise CommandError(str(error)) from error
+    descriptor = os.open(args.tokens_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, tokens_file_mode)
+    with os.fdopen(descriptor, "ab") as tokens_file:
+        tokens_file.write(line)
+    print(token)
+    print(
+        f"ledger api-token: {args.principal} ({', '.join(args.role)}) added to "
+        f"{args.tokens_file}; the token above is shown once and stored nowhere",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    env = os.environ.get
+    api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
+    api.add_argument("--host", default=insecure_host)
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=_path(env(tokens_file_env)),
+        help=f"opaque API tokens, as hashes (${tokens_file_env}; see `ledger api-token`)",
+    )
+    api.add_argument("--jwt-public-key", type=Path, default=_path(env(jwt_public_key_env)))
+    api.add_argument("--jwt-jwks", type=Path, default=_path(env(jwt_jwks_env)))
+    api.add_argument("--jwt-issuer", default=env(jwt_issuer_env))
+    api.add_argument("--jwt-audience", default=env(jwt_audience_env))
+    api.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="no authentication: a local look on 127.0.0.1 only",
+    )
+    api.add_argument("--tls-cert", type=Path, default=_path(env(tls_cert_env)))
+    api.add_argument("--tls-key", type=Path, default=_path(env(tls_key_env)))
+    api.add_argument(
+        "--access-log",
+        type=Path,
+        default=_path(env(access_log_env)),
+        help=f"JSON-lines access log file (${access_log_env}; stderr by default)",
+    )
+    api.set_defaults(handler=_api)
+
+    token = sub.add_parser("api-token", help="make an API token; only its hash is kept")
+    token.add_argument("--principal", required=True, help="who holds the token")
+    token.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        help="auditor, risk, reporting or client:<account_id> (repeat for several)",
+    )
+    token.add_argument("--tokens-file", type=Path, default=_path(env(tokens_file_env)))
+    token.set_defaults(handler=_api_token)
