@@ -477,6 +477,7 @@ def test_the_json_schema_matches_the_golden_file() -> None:
 def test_the_schema_writes_figures_as_strings_with_a_pattern() -> None:
     perp = inbox_json_schema()["$defs"]["PerpTrade"]["properties"]
     assert perp["quantity"]["type"] == "string"
-    assert perp["quantity"]["pattern"] == r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$"
+    # Greater than zero: the lookahead asks for a digit other than 0.
+    assert perp["quantity"]["pattern"] == r"^(?=.*[1-9])(0|[1-9][0-9]{0,17})(\.[0-9]{1,8})?$"
     funding = inbox_json_schema()["$defs"]["FundingRate"]["properties"]
     assert funding["rate"]["pattern"].startswith("^-?")
