@@ -33,8 +33,13 @@ FIELD_MEANINGS: dict[str, str] = {
     "trade_id": "The venue's trade id.",
     "call_id": "The margin call's id.",
     "liquidation_id": "The liquidation this belongs to.",
-    "perp_trade.liquidation_id": "Set when the venue executed the trade for a liquidation the "
-    "ledger triggered.",
+    "perp_trade.liquidation_id": "Set by the venue on its execution of a position a liquidation "
+    "of the ledger took over: booked on `platform:liquidation`, never on the client "
+    "(docs/risk-model.md).",
+    "spot_trade.liquidation_id": "Set by the venue on its sale of collateral a liquidation of the "
+    "ledger took over: booked on `platform:liquidation`, never on the client "
+    "(docs/risk-model.md).",
+    "liquidated_account_id": "The account the liquidation closed out.",
     "reference": "The upstream reference of the transfer.",
     # -- accounts and policy --------------------------------------------------------------
     "investor_class": "`professional` or `retail`: only professional accounts may increase "
@@ -115,6 +120,19 @@ FIELD_MEANINGS: dict[str, str] = {
     "size_reduced": "Contracts taken off the profitable position.",
     "bankruptcy_price": "The price at which the bankrupt account's equity is zero, USD.",
     "absorbed": "USD of the deficit this reduction absorbed.",
+    "takeover_price": "The price at which the liquidation took the instrument over (the mark), "
+    "USD.",
+    "takeover_cost": "Collateral: the USD the liquidation paid for the quantity filled.",
+    "gross_result": "Position: quantity closed times (fill price - takeover price); "
+    "collateral: the quote amount less the takeover cost; USD.",
+    "result": "The gross result less the fill's fee: the liquidation account's result, USD.",
+    "insurance_fund_paid": "The result when positive, paid into the insurance fund, USD.",
+    "remaining_after": "What the liquidation has left to execute in the instrument after the "
+    "fill, signed like the position taken over.",
+    "liquidation_filled.side": "The liquidation account's side: toward a zero lot.",
+    "liquidation_filled.kind": "The step that took the instrument over: `close_position` or "
+    "`sell_collateral`.",
+    "liquidation_filled.fee": "USD charged by the venue for the fill, borne by the result.",
     "loan_written_off": "The margin loan's shortfall: the broker's credit loss, USD.",
     "cash_written_off": "A perpetuals deficit no profitable position could absorb, USD.",
     # -- the risk model's figures (docs/risk-model.md) ------------------------------------
@@ -154,6 +172,8 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "margin_call_cleared": "A margin call ended: met, or closed by a liquidation.",
     "liquidation_triggered": "A liquidation started, with the figures that triggered it.",
     "liquidation_completed": "A liquidation's steps, each with its price, and the figures after.",
+    "liquidation_filled": "A venue fill executed part of what a liquidation took over, on "
+    "`platform:liquidation`; a positive result paid into the insurance fund.",
     "insurance_fund_drawn": "The insurance fund covered (part of) a liquidation's deficit.",
     "auto_deleveraged": "A profitable opposite position was reduced at the bankrupt account's "
     "bankruptcy price.",
@@ -207,6 +227,12 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     "shareholders' funds.",
     ReasonCode.REPAYMENT_EXCEEDS_LOAN: "The repayment is more than the loan and its interest.",
     ReasonCode.RESERVED_ACCOUNT: "The `account_id` names one of the platform's own accounts.",
+    ReasonCode.UNKNOWN_LIQUIDATION: "A fill names no liquidation of the ledger in that "
+    "instrument, or one of another account.",
+    ReasonCode.LIQUIDATION_OVERFILLED: "A fill is larger than what the liquidation has left to "
+    "execute.",
+    ReasonCode.LIQUIDATION_SIDE_MISMATCH: "A fill would add to what the liquidation took over "
+    "instead of executing it.",
 }
 
 

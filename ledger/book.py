@@ -61,6 +61,31 @@ class OpenMarginCall:
 
 
 @dataclass
+class LiquidationLot:
+    """What one step of a liquidation left the venue to execute in one instrument.
+
+    The platform's liquidation account took `remaining` over at `takeover_price`; each
+    venue fill naming the liquidation (and each auto-deleveraging of it) moves `remaining`
+    toward 0. `remaining` is signed like the step's quantity (a closed long is positive: the
+    liquidation account holds it long and must sell). For collateral, `remaining_cost` is
+    the USD the liquidation account paid for what remains, so that the last fill settles
+    the exact cents paid."""
+
+    liquidation_id: str
+    account_id: str  # the liquidated account
+    instrument: str
+    kind: str  # the step that took it over: "close_position" or "sell_collateral"
+    remaining: Decimal
+    takeover_price: Decimal
+    remaining_cost: Decimal = ZERO
+
+    @property
+    def closing_side(self) -> str:
+        """The side of the liquidation account's trade that executes this lot."""
+        return "sell" if self.remaining > ZERO else "buy"
+
+
+@dataclass
 class Account:
     account_id: str
     investor_class: str
@@ -120,6 +145,8 @@ class Book:
     policy_digest: str = ""
     total_loans: Decimal = ZERO
     business_date: str = ""
+    # (liquidation_id, instrument) -> what is left to execute, executed lots included.
+    liquidation_lots: dict[tuple[str, str], LiquidationLot] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for account_id in PLATFORM_ACCOUNTS:
@@ -234,22 +261,22 @@ class Book:
             case je.MarginCallCleared():
                 self._client(event).margin_call = None
             case je.LiquidationCompleted():
-                for step in event.steps:
-                    self._apply_liquidation_step(self._client(event), step)
+                self._apply_liquidation(event)
+            case je.LiquidationFilled():
+                self._apply_fill(event)
             case je.InsuranceFundDrawn():
                 self.post(REPORTING_ASSET, Decimal(event.amount), INSURANCE_FUND, self._id(event))
             case je.AutoDeleveraged():
                 self._apply_auto_deleveraging(event)
             case je.BadDebtRecorded():
-                _, principal = self.reduce_loan(
-                    self._client(event), Decimal(event.loan_written_off)
-                )
-                self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
-                self.post(
-                    REPORTING_ASSET, Decimal(event.cash_written_off), BAD_DEBT, self._id(event)
-                )
+                self._apply_bad_debt(event)
             case _:
                 assert_never(event)
+
+    def _apply_bad_debt(self, event: je.BadDebtRecorded) -> None:
+        _, principal = self.reduce_loan(self._client(event), Decimal(event.loan_written_off))
+        self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
+        self.post(REPORTING_ASSET, Decimal(event.cash_written_off), BAD_DEBT, self._id(event))
 
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
@@ -286,10 +313,48 @@ class Book:
             require(step.kind == "cash_to_loan", f"unknown liquidation step {step.kind}")
         self.repay_loan(account, Decimal(step.loan_repaid))
 
+    def _apply_liquidation(self, event: je.LiquidationCompleted) -> None:
+        account = self._client(event)
+        for step in event.steps:
+            self._apply_liquidation_step(account, step)
+            if step.kind != "cash_to_loan":
+                self._open_lot(event, step)
+
+    def _open_lot(self, event: je.LiquidationCompleted, step: je.LiquidationStep) -> None:
+        key = (event.liquidation_id, step.instrument)
+        require(key not in self.liquidation_lots, f"liquidation lot {key} opened twice")
+        self.liquidation_lots[key] = LiquidationLot(
+            liquidation_id=event.liquidation_id,
+            account_id=self._id(event),
+            instrument=step.instrument,
+            kind=step.kind,
+            remaining=Decimal(step.quantity),
+            takeover_price=Decimal(step.price),
+            remaining_cost=Decimal(step.proceeds) if step.kind == "sell_collateral" else ZERO,
+        )
+
+    def _apply_fill(self, event: je.LiquidationFilled) -> None:
+        lot = self.liquidation_lots[(event.liquidation_id, event.instrument)]
+        quantity = Decimal(event.quantity)
+        remaining = lot.remaining - quantity if lot.remaining > ZERO else lot.remaining + quantity
+        require(
+            remaining == Decimal(event.remaining_after)
+            and abs(remaining) < abs(lot.remaining)
+            and remaining * lot.remaining >= ZERO,
+            f"fill {event.trade_id} does not reduce liquidation lot {lot.liquidation_id}",
+        )
+        lot.remaining = remaining
+        if event.takeover_cost is not None:
+            lot.remaining_cost -= Decimal(event.takeover_cost)
+        self.post(REPORTING_ASSET, Decimal(event.insurance_fund_paid), LIQUIDATION, INSURANCE_FUND)
+
     def _apply_auto_deleveraging(self, event: je.AutoDeleveraged) -> None:
         winner = self._id(event)
         # `size_reduced` is the signed change of the winner's position (+ buys back a short).
         reduced, price = Decimal(event.size_reduced), Decimal(event.bankruptcy_price)
+        lot = self.liquidation_lots.get((event.liquidation_id, event.market))
+        if lot is not None:  # the liquidation account's lot shrinks by what the winner took
+            lot.remaining -= reduced
         # The winner's position shrinks toward zero at the bankruptcy price; the liquidation
         # account, which holds the bankrupt side, takes the other side of that trade.
         self.trade_position(winner, event.market, reduced, price)

@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import assert_never
 
-from ledger import inbox, risk
+from ledger import fills, inbox, risk
 from ledger import journal_events as je
 from ledger.book import (
     DEPOSITABLE_PLATFORM_ACCOUNTS,
     HOUSE,
+    LIQUIDATION,
     Account,
     is_reserved,
 )
@@ -303,8 +304,13 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
 
 
 def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
-    account = desk.client(record.account_id)
     base = record.symbol.split("/")[0]
+    lot = None
+    if record.liquidation_id is None:
+        account = desk.client(record.account_id)
+    else:
+        lot = fills.lot_to_fill(desk, record, base)
+        account = desk.book.accounts[LIQUIDATION]
     held = account.balance(base)
     if record.side == "sell" and held < record.quantity:
         # Collateral is held in custody: an account cannot sell more than it holds, so a
@@ -314,32 +320,51 @@ def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
             f"{record.account_id} holds {format_decimal(held)} {base}, less than the "
             f"{format_decimal(record.quantity)} sold: book the deposit first",
         )
+    quote_amount = quantize(record.quantity * record.price, USD_SCALE)
     desk.record(
         je.SpotTradeBooked(
-            **desk.common(record.account_id),
+            **desk.common(account.account_id),
             trade_id=record.trade_id,
             symbol=record.symbol,
             side=record.side,
             quantity=format_decimal(record.quantity),
             price=format_decimal(record.price),
             fee=_amount(desk, record.fee),
-            quote_amount=format_decimal(quantize(record.quantity * record.price, USD_SCALE)),
+            quote_amount=format_decimal(quote_amount),
+            liquidation_id=record.liquidation_id,
         )
     )
-    return (record.account_id,), None
+    if lot is None:
+        return (record.account_id,), None
+    fills.settle_fill(
+        desk,
+        lot,
+        trade_id=record.trade_id,
+        quantity=record.quantity,
+        price=record.price,
+        fee=record.fee,
+        quote_amount=quote_amount,
+    )
+    return (), None
 
 
 def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
-    account = desk.client(record.account_id)
     signed = record.quantity if record.side == "buy" else -record.quantity
-    held = account.positions.get(record.market)
-    size = held.size if held else ZERO
-    if account.investor_class != "professional" and abs(size + signed) > abs(size):
-        raise Refusal(
-            ReasonCode.NOT_PROFESSIONAL_INVESTOR,
-            f"{record.account_id} is a retail account: perpetual exposure may only be reduced, "
-            "and this trade increases it",
-        )
+    lot = None
+    if record.liquidation_id is None:
+        account = desk.client(record.account_id)
+        held = account.positions.get(record.market)
+        size = held.size if held else ZERO
+        if account.investor_class != "professional" and abs(size + signed) > abs(size):
+            raise Refusal(
+                ReasonCode.NOT_PROFESSIONAL_INVESTOR,
+                f"{record.account_id} is a retail account: perpetual exposure may only be "
+                "reduced, and this trade increases it",
+            )
+    else:
+        # The venue's execution of a liquidation: the liquidation account trades, not the client.
+        lot = fills.lot_to_fill(desk, record, record.market)
+        account = desk.book.accounts[LIQUIDATION]
     _book_perp(desk, account=account, record=record, signed=signed, fee=record.fee)
     # The platform's house is the counterparty of every client trade.
     house_side = "sell" if record.side == "buy" else "buy"
@@ -351,7 +376,17 @@ def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
         fee=ZERO,
         side=house_side,
     )
-    return (record.account_id,), None
+    if lot is None:
+        return (record.account_id,), None
+    fills.settle_fill(
+        desk,
+        lot,
+        trade_id=record.trade_id,
+        quantity=record.quantity,
+        price=record.price,
+        fee=record.fee,
+    )
+    return (), None
 
 
 def _book_perp(

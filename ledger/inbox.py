@@ -66,6 +66,9 @@ class Reference(Enum):
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.event_id_chars_max)]
 AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.account_id_chars_max)]
 TradeId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.trade_id_chars_max)]
+LiquidationId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.liquidation_id_chars_max)
+]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 AssetCode = Annotated[str, Reference.ASSET]
 MarketCode = Annotated[str, Reference.MARKET]
@@ -149,6 +152,8 @@ class SpotTrade(InboxRecord, tag="spot_trade", frozen=True):
     quantity: SpotQuantity
     price: Price
     fee: Fee
+    # Set by the venue on its sale of collateral a liquidation of the ledger took over.
+    liquidation_id: LiquidationId | None = None
 
 
 class PerpTrade(InboxRecord, tag="perp_trade", frozen=True):
@@ -161,7 +166,8 @@ class PerpTrade(InboxRecord, tag="perp_trade", frozen=True):
     quantity: PerpQuantity
     price: Price
     fee: Fee
-    liquidation_id: str | None = None
+    # Set by the venue on its execution of a position a liquidation of the ledger took over.
+    liquidation_id: LiquidationId | None = None
 
 
 class MarkPrice(InboxRecord, tag="mark_price", frozen=True):

@@ -149,6 +149,7 @@ class SpotTradeBooked(JournalEvent, tag="spot_trade_booked", frozen=True):
     price: str
     fee: str
     quote_amount: str
+    liquidation_id: str | None = None  # a venue's sale of collateral a liquidation took over
 
 
 class PerpTradeBooked(JournalEvent, tag="perp_trade_booked", frozen=True):
@@ -225,6 +226,34 @@ class LiquidationCompleted(JournalEvent, tag="liquidation_completed", frozen=Tru
     figures_after: Figures
 
 
+class LiquidationFilled(JournalEvent, tag="liquidation_filled", frozen=True):
+    """A venue fill executing part of what a liquidation took over, booked on the platform's
+    liquidation account (`account_id`), and its result settled against the insurance fund.
+
+    `result = gross_result - fee`: for a closed position `gross_result` is the quantity
+    closed times (fill price - takeover price), signed like the position taken over; for
+    collateral it is the sale's quote amount less `takeover_cost`, the USD the liquidation
+    paid the account for that quantity. A positive result is paid into the fund in this
+    event (`insurance_fund_paid`); a loss follows as `insurance_fund_drawn`, and what the
+    fund cannot cover as `bad_debt_recorded`, both on the liquidation account."""
+
+    liquidation_id: str
+    liquidated_account_id: str
+    trade_id: str
+    instrument: str
+    kind: str  # the step that took the instrument over: close_position or sell_collateral
+    side: str  # the liquidation account's side
+    quantity: str
+    price: str
+    takeover_price: str
+    fee: str
+    gross_result: str
+    result: str
+    insurance_fund_paid: str
+    remaining_after: str
+    takeover_cost: str | None = None  # collateral only
+
+
 class InsuranceFundDrawn(JournalEvent, tag="insurance_fund_drawn", frozen=True):
     liquidation_id: str
     amount: str
@@ -271,6 +300,7 @@ JournalEventType = (
     | MarginCallCleared
     | LiquidationTriggered
     | LiquidationCompleted
+    | LiquidationFilled
     | InsuranceFundDrawn
     | AutoDeleveraged
     | BadDebtRecorded

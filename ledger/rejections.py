@@ -39,6 +39,9 @@ class ReasonCode(StrEnum):
     CLIENT_LOAN_LIMIT_EXCEEDED = "client_loan_limit_exceeded"
     REPAYMENT_EXCEEDS_LOAN = "repayment_exceeds_loan"
     RESERVED_ACCOUNT = "reserved_account"
+    UNKNOWN_LIQUIDATION = "unknown_liquidation"
+    LIQUIDATION_OVERFILLED = "liquidation_overfilled"
+    LIQUIDATION_SIDE_MISMATCH = "liquidation_side_mismatch"
 
 
 class Refusal(Exception):

@@ -19,6 +19,7 @@ from ledger import risk
 from ledger.book import Book
 from ledger.decisions import loan_limit_checks
 from ledger.desk import figures_record
+from ledger.fills import fill_result
 from ledger.journal import format_timestamp
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, quantize
 from ledger.policy import Policy
@@ -413,6 +414,51 @@ def _explain_completed(
         out.check(name, getattr(event.figures_after, name), getattr(recomputed, name))
 
 
+def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanation) -> None:
+    lot = (
+        None
+        if book is None
+        else book.liquidation_lots.get((event.liquidation_id, event.instrument))
+    )
+    if lot is None:
+        out.lines.append("(the liquidation this fill executes is not in the journal read)")
+        return
+    quantity, price, fee = Decimal(event.quantity), Decimal(event.price), Decimal(event.fee)
+    out.lines.append(
+        f"liquidation {lot.liquidation_id} of {lot.account_id} left {_n(lot.remaining)} "
+        f"{lot.instrument} to execute, taken over at {_n(lot.takeover_price)}"
+    )
+    out.check("takeover price", event.takeover_price, _n(lot.takeover_price))
+    out.check("side (toward 0)", event.side, lot.closing_side)
+    left = abs(lot.remaining) - quantity
+    out.lines.append(f"left after = |{_n(lot.remaining)}| - {event.quantity} = {_n(left)}")
+    out.check("left after", abs(Decimal(event.remaining_after)), left)
+    quote = None
+    if lot.kind == "sell_collateral":
+        quote = quantize(DECIMAL_CONTEXT.multiply(quantity, price), USD_SCALE)
+    gross, cost = fill_result(lot, quantity, price, quote)
+    if cost is None:
+        out.lines.append(
+            f"gross result = closed * (fill price - takeover price) = ±{event.quantity} * "
+            f"({event.price} - {event.takeover_price}), rounded half-even = {_n(gross)}"
+        )
+    else:
+        out.lines.append(
+            f"gross result = quote {_n(quote)} - takeover cost {_n(cost)} "
+            f"({'what is left of the cost' if left.is_zero() else 'quantity * takeover price'})"
+            f" = {_n(gross)}"
+        )
+        out.check("takeover cost", event.takeover_cost, _n(cost))
+    out.check("gross result", event.gross_result, _n(gross))
+    out.lines.append(f"result = gross result - fee = {_n(gross)} - {event.fee} = {_n(gross - fee)}")
+    out.check("result", event.result, _n(gross - fee))
+    out.check(
+        "paid into the insurance fund (a gain)",
+        event.insurance_fund_paid,
+        _n(max(gross - fee, ZERO)),
+    )
+
+
 def explain_event(
     event: je.JournalEventType,
     policy: Policy,
@@ -442,6 +488,8 @@ def explain_event(
             _explain_funding(event, out)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
+        case je.LiquidationFilled():
+            _explain_fill(event, book_before, out)
         case _:
             out.lines.append("not a decision taken on figures: nothing to recompute")
     return out
@@ -458,6 +506,7 @@ DECISION_TYPES = (
     je.LoanDrawRejected,
     je.InterestAccrued,
     je.FundingSettled,
+    je.LiquidationFilled,
 )
 
 

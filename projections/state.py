@@ -103,6 +103,8 @@ class ProjectionState:
                 record = self._liquidation(event.liquidation_id)
                 record.steps = list(event.steps)
                 record.figures_after = event.figures_after
+            case je.LiquidationFilled():
+                self.touched.liquidations.add(event.liquidation_id)
             case je.InsuranceFundDrawn():
                 self._liquidation(event.liquidation_id).insurance_fund_drawn += Decimal(
                     event.amount

@@ -29,7 +29,16 @@ INBOX_TYPES: dict[str, tuple[str, ...]] = {
     "withdrawal_requested": ("account_id", "asset", "amount"),
     "loan_draw_requested": ("account_id", "amount"),
     "loan_repayment": ("account_id", "amount"),
-    "spot_trade": ("account_id", "trade_id", "symbol", "side", "quantity", "price", "fee"),
+    "spot_trade": (
+        "account_id",
+        "trade_id",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "fee",
+        "liquidation_id?",
+    ),
     "perp_trade": (
         "account_id",
         "trade_id",

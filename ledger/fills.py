@@ -1,0 +1,146 @@
+"""Venue executions of liquidations: what a fill naming a liquidation may execute, and how
+its result is settled against the insurance fund.
+
+A liquidation closes positions and sells collateral at the mark into the platform's
+liquidation account (`ledger/liquidation.py`); the venue then executes them, and reports
+each execution as a `perp_trade` or `spot_trade` carrying the `liquidation_id`. Such a
+fill is booked on the liquidation account, never on the client (`decisions.py` books the
+trade legs), and reduces what the liquidation left to execute in that instrument. The
+difference between the fill price and the takeover price, less the fill's fee, is the
+liquidation account's result: a gain is paid into the insurance fund, a loss drawn from
+it, and what the fund cannot cover is the broker's bad debt (the position is already
+executed: no one is left to deleverage against).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ledger import inbox
+from ledger import journal_events as je
+from ledger.book import INSURANCE_FUND, LIQUIDATION, LiquidationLot
+from ledger.desk import Desk
+from ledger.invariants import require
+from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.rejections import ReasonCode, Refusal
+
+
+def lot_to_fill(
+    desk: Desk, record: inbox.PerpTrade | inbox.SpotTrade, instrument: str
+) -> LiquidationLot:
+    """The lot a fill executes, or a refusal: `unknown_liquidation` when the ledger took
+    nothing over under that id in that instrument (or for another account),
+    `liquidation_overfilled` when it is larger than what is left,
+    `liquidation_side_mismatch` when it would add to the lot instead of executing it."""
+    liquidation_id, account_id = record.liquidation_id, record.account_id
+    side, quantity = record.side, record.quantity
+    lot = desk.book.liquidation_lots.get((str(liquidation_id), instrument))
+    if lot is None:
+        raise Refusal(
+            ReasonCode.UNKNOWN_LIQUIDATION,
+            f"no liquidation {liquidation_id!r} of the ledger took {instrument} over: "
+            "send the liquidation_id of a liquidation_completed step in that instrument",
+        )
+    if account_id not in (lot.account_id, LIQUIDATION):
+        raise Refusal(
+            ReasonCode.UNKNOWN_LIQUIDATION,
+            f"liquidation {liquidation_id!r} is of account {lot.account_id}, not {account_id}: "
+            f"send its fills for {lot.account_id} or {LIQUIDATION}",
+        )
+    if quantity > abs(lot.remaining):
+        raise Refusal(
+            ReasonCode.LIQUIDATION_OVERFILLED,
+            f"liquidation {liquidation_id!r} has {format_decimal(abs(lot.remaining))} "
+            f"{instrument} left to execute, less than the {format_decimal(quantity)} filled: "
+            "send fills for at most what is left",
+        )
+    if side != lot.closing_side:
+        raise Refusal(
+            ReasonCode.LIQUIDATION_SIDE_MISMATCH,
+            f"liquidation {liquidation_id!r} left {format_decimal(lot.remaining)} {instrument} "
+            f"to execute: a fill must {lot.closing_side}, this one would {side}",
+        )
+    return lot
+
+
+def fill_result(
+    lot: LiquidationLot, quantity: Decimal, price: Decimal, quote_amount: Decimal | None
+) -> tuple[Decimal, Decimal | None]:
+    """(gross result, takeover cost) of filling `quantity` of `lot` at `price`.
+
+    A position: `closed * (price - takeover_price)` rounded half-even to the cent, `closed`
+    signed like the lot. Collateral: the sale's `quote_amount` less what the ledger paid
+    for the quantity, `quantity * takeover_price` rounded half-even, or all that is left
+    of the lot's cost when the fill executes the rest (so the lot settles to the cent)."""
+    if lot.kind == "close_position":
+        closed = quantity if lot.remaining > ZERO else -quantity
+        gross = quantize(DECIMAL_CONTEXT.multiply(closed, price - lot.takeover_price), USD_SCALE)
+        return gross, None
+    require(quote_amount is not None, "a collateral fill is a spot trade with a quote amount")
+    assert quote_amount is not None  # narrowing for mypy; require() above cannot be stripped
+    if quantity == lot.remaining:
+        cost = lot.remaining_cost
+    else:
+        cost = quantize(DECIMAL_CONTEXT.multiply(quantity, lot.takeover_price), USD_SCALE)
+    return quote_amount - cost, cost
+
+
+def settle_fill(
+    desk: Desk,
+    lot: LiquidationLot,
+    *,
+    trade_id: str,
+    quantity: Decimal,
+    price: Decimal,
+    fee: Decimal,
+    quote_amount: Decimal | None = None,
+) -> None:
+    """Record the fill's result against the lot and settle it with the insurance fund."""
+    gross, cost = fill_result(lot, quantity, price, quote_amount)
+    result = gross - fee
+    remaining = lot.remaining - quantity if lot.remaining > ZERO else lot.remaining + quantity
+    desk.record(
+        je.LiquidationFilled(
+            **desk.common(LIQUIDATION),
+            liquidation_id=lot.liquidation_id,
+            liquidated_account_id=lot.account_id,
+            trade_id=trade_id,
+            instrument=lot.instrument,
+            kind=lot.kind,
+            side=lot.closing_side,
+            quantity=format_decimal(quantity),
+            price=format_decimal(price),
+            takeover_price=format_decimal(lot.takeover_price),
+            fee=format_decimal(quantize(fee, USD_SCALE)),
+            gross_result=format_decimal(gross),
+            result=format_decimal(result),
+            insurance_fund_paid=format_decimal(max(result, ZERO)),
+            remaining_after=format_decimal(remaining),
+            takeover_cost=None if cost is None else format_decimal(cost),
+        )
+    )
+    if result < ZERO:
+        _cover_loss(desk, lot.liquidation_id, -result)
+
+
+def _cover_loss(desk: Desk, liquidation_id: str, loss: Decimal) -> None:
+    fund = desk.book.accounts[INSURANCE_FUND].balance(REPORTING_ASSET)
+    drawn = min(loss, max(fund, ZERO))
+    if drawn > ZERO:
+        desk.record(
+            je.InsuranceFundDrawn(
+                **desk.common(LIQUIDATION),
+                liquidation_id=liquidation_id,
+                amount=format_decimal(drawn),
+                fund_balance_after=format_decimal(fund - drawn),
+            )
+        )
+    if loss > drawn:
+        desk.record(
+            je.BadDebtRecorded(
+                **desk.common(LIQUIDATION),
+                liquidation_id=liquidation_id,
+                loan_written_off=format_decimal(ZERO),
+                cash_written_off=format_decimal(loss - drawn),
+            )
+        )
