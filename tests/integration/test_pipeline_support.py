@@ -214,7 +214,7 @@ def ledger_command(store: str, bootstrap: str, prefix: str, *arguments: str) -> 
     return [
         sys.executable,
         "-m",
-        "ledger",
+        "app",
         "--store",
         store,
         "--bootstrap",
