@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Self, TypeAlias, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
@@ -34,9 +34,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.sqlite import SQLiteFactory
-from psycopg import sql
 
-from ledger import limits
+from ledger import limits, store_privileges
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import JournalEntry
 
@@ -121,6 +120,8 @@ class LedgerStore:
         factory, description = open_factory(url)
         try:
             recorder = factory.process_recorder()
+            if isinstance(factory, PostgresFactory):
+                _prepare_postgres(factory, recorder)
         except BaseException:
             factory.close()
             raise
@@ -401,23 +402,31 @@ def _postgres_factory(url: str) -> tuple[PostgresFactory, str]:
             # OFF: the stored-function insert path skips the tracking row and the table
             # lock (notes/exactly-once.md), which would break exactly-once.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            "CREATE_TABLE": "y",  # a new schema gets its tables on open
-            "PROCESS_RECORDER_TOPIC": "",  # eventsourcing's own PostgresProcessRecorder
+            # Only the schema's owner creates tables, after `_prepare_postgres` has found
+            # that the URL's role is the owner (ledger/store_privileges.py).
+            "CREATE_TABLE": "n",
+            # eventsourcing's recorder, taking its write lock through the owner's function.
+            "PROCESS_RECORDER_TOPIC": store_privileges.JOURNAL_RECORDER_TOPIC,
         }
     )
-    try:
-        _create_schema(factory, location.schema)
-    except BaseException:
-        factory.close()
-        raise
     return factory, location.describe()
 
 
-def _create_schema(factory: PostgresFactory, schema: str) -> None:
-    statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+def _prepare_postgres(factory: PostgresFactory, recorder: ProcessRecorder) -> None:
+    """The owner creates the schema, tables, triggers and grants; a writer or reader
+    finds them. A role that may not create a missing store is a StoreUrlError."""
+    require(
+        isinstance(recorder, store_privileges.JournalRecorder),
+        "the PostgreSQL recorder is the ledger's JournalRecorder",
+    )
+    schema = factory.datastore.schema
     try:
-        with factory.datastore.transaction(commit=True) as cursor:
-            cursor.execute(statement)
-    except IntegrityError:
-        # Two processes created it at once; IF NOT EXISTS does not cover that race.
-        pass
+        try:
+            owner = store_privileges.may_create(factory, schema)
+        except IntegrityError:
+            # Two processes created the schema at once; IF NOT EXISTS does not cover that race.
+            owner = store_privileges.may_create(factory, schema)
+        journal_recorder = cast(store_privileges.JournalRecorder, recorder)
+        store_privileges.prepare_tables(factory, journal_recorder, owner)
+    except store_privileges.StoreNotCreated as error:
+        raise StoreUrlError(str(error)) from error

@@ -27,7 +27,7 @@ ALLOWED = {
 }
 OUTER_LIBRARIES = {"litestar", "uvicorn", "aiokafka"}
 PERSISTENCE = {"eventsourcing", "psycopg", "sqlite3"}
-STORE_ADAPTERS = {"ledger/store.py", "projections/database.py"}
+STORE_ADAPTERS = {"ledger/store.py", "ledger/store_privileges.py", "projections/database.py"}
 
 
 def _module_name(path: Path) -> str:

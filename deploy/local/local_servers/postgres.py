@@ -33,6 +33,26 @@ apt_timeout_s = 900.0
 client_timeout_s = 60.0
 server_programs = ("initdb", "pg_ctl", "postgres", "psql", "createdb")
 local_config_name = "ledger-local.conf"
+# The ledger's three roles (docs/security.md): the owner creates the store's schema and
+# tables, the writer appends (`ledger run`, `ledger ingest`), the reader reads (`ledger api`).
+owner_role = "ledger_owner"
+writer_role = "ledger_writer"
+reader_role = "ledger_reader"
+ROLES_SQL = f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner_role}') THEN
+    CREATE ROLE {owner_role} LOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{writer_role}') THEN
+    CREATE ROLE {writer_role} LOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader_role}') THEN
+    CREATE ROLE {reader_role} LOGIN;
+  END IF;
+END $$;
+ALTER DATABASE {database} OWNER TO {owner_role};
+GRANT CONNECT ON DATABASE {database} TO {writer_role}, {reader_role};
+"""  # noqa: S608 (the module's own constant names, no input)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +70,10 @@ class PostgresSettings:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{superuser}@127.0.0.1:{self.port}/{database}"
+        return self.role_url(superuser)
+
+    def role_url(self, role: str) -> str:
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{database}"
 
 
 def settings_from_env() -> PostgresSettings:
@@ -205,6 +228,8 @@ def ensure_database(bin_dir: Path, port: int, data_dir: Path) -> None:
     )  # fmt: skip
     if found.stdout.strip() != "1":
         run_as(None, [str(bin_dir / "createdb"), *connection, database], data_dir)
+    roles = [str(bin_dir / "psql"), *connection, "--dbname", database, "-X", "-q"]
+    run_as(None, [*roles, "-v", "ON_ERROR_STOP=1", "-c", ROLES_SQL], data_dir)
 
 
 def start(settings: PostgresSettings) -> str:
@@ -249,6 +274,13 @@ def stop(settings: PostgresSettings) -> bool:
     return True
 
 
+def print_roles(url: str) -> None:
+    """The ledger's role URLs (trust authentication: no password on this local server)."""
+    for role, use in ((owner_role, "creates the store"), (writer_role, "ledger run/ingest"),
+                      (reader_role, "ledger api")):  # fmt: skip
+        print(f"  {use}: {url.replace(f'//{superuser}@', f'//{role}@', 1)}", file=sys.stderr)
+
+
 def main(argv: list[str]) -> int:
     usage = "usage: deploy/local/postgres start|stop|status"
     if len(argv) != 1 or argv[0] not in {"start", "stop", "status"}:
@@ -261,6 +293,7 @@ def main(argv: list[str]) -> int:
             url = start(settings)
             elapsed_s = time.monotonic() - began
             print(f"PostgreSQL answers on {url} ({elapsed_s:.1f} s)", file=sys.stderr)
+            print_roles(url)
             print(url)
             return 0
         if argv[0] == "stop":

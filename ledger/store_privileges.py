@@ -1,0 +1,186 @@
+"""PostgreSQL least privilege for the ledger's store: who creates, who appends, who reads.
+
+Three roles (docs/security.md "PostgreSQL"):
+
+- the **owner**: any role that may CREATE in the store's schema. Its first open creates
+  the tables, the append-only triggers and the journal-lock function, and grants the two
+  roles below their rights;
+- `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
+  rejects table, SELECT, INSERT and UPDATE on the tracking table, nothing else;
+- `ledger_reader` (`ledger api`, the read commands): SELECT on both tables.
+
+A deployment's login roles are these roles or members of them (`GRANT ledger_writer TO
+run_service`). Triggers refuse UPDATE, DELETE and TRUNCATE of the journal and rejects for
+everyone, the owner included, and let a tracking position only move forward (the recorder
+advances its one row per input partition with an UPDATE). A superuser can still drop a
+trigger: the signed checkpoints (`ledger audit verify --checkpoint`) catch what follows.
+
+The recorder's lock: eventsourcing takes `LOCK TABLE ... IN EXCLUSIVE MODE` on the events
+table so that commit order is notification order. PostgreSQL lets only a role with UPDATE,
+DELETE or TRUNCATE on a table take that lock, so the writer takes it through
+`ledger_lock_journal()`, a SECURITY DEFINER function of the owner's that does nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from psycopg import Cursor, sql
+from psycopg.rows import DictRow
+
+WRITER_ROLE = "ledger_writer"
+READER_ROLE = "ledger_reader"
+LOCK_FUNCTION = "ledger_lock_journal"
+REFUSE_REWRITE_FUNCTION = "ledger_refuse_rewrite"
+TRACKING_FORWARD_FUNCTION = "ledger_tracking_forward_only"
+JOURNAL_TABLE = "stored_events"  # eventsourcing's names for a factory without a name
+TRACKING_TABLE = "notification_tracking"
+
+
+class StoreNotCreated(Exception):
+    """The schema or its tables are missing and the URL's role may not create them."""
+
+
+class JournalRecorder(PostgresProcessRecorder):
+    """eventsourcing's process recorder, locking the journal through the owner's function."""
+
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        curs.execute(
+            sql.SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout),
+            prepare=True,
+        )
+        lock = sql.SQL("SELECT {0}.{1}()").format(
+            sql.Identifier(self.datastore.schema), sql.Identifier(LOCK_FUNCTION)
+        )
+        curs.execute(lock, prepare=True)
+
+
+JOURNAL_RECORDER_TOPIC = f"{__name__}:{JournalRecorder.__qualname__}"
+
+
+def may_create(factory: PostgresFactory, schema: str) -> bool:
+    """Whether the URL's role owns the store: it may CREATE in the schema (made if missing)."""
+    with factory.datastore.transaction(commit=True) as cursor:
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL AS found", (schema,))
+        found = _one(cursor)["found"]
+        if not found:
+            cursor.execute("SELECT has_database_privilege(current_database(), 'CREATE') AS ok")
+            if not _one(cursor)["ok"]:
+                raise StoreNotCreated(
+                    f"schema {schema} does not exist and this role may not create it: "
+                    "open the store once with its owner role first"
+                )
+            cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            return True
+        cursor.execute("SELECT has_schema_privilege(%s, 'CREATE') AS ok", (schema,))
+        return bool(_one(cursor)["ok"])
+
+
+def _one(cursor: Cursor[DictRow]) -> DictRow:
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreNotCreated("the server answered no row to a catalogue query")
+    return row
+
+
+def prepare_tables(
+    factory: PostgresFactory, recorder: PostgresProcessRecorder, owner: bool
+) -> None:
+    """The owner creates (or updates) tables, triggers, lock function and grants; any
+    other role finds them or is told to open the store with the owner first."""
+    schema = factory.datastore.schema
+    if owner:
+        recorder.create_table()
+        with factory.datastore.transaction(commit=True) as cursor:
+            # Two owners opening at once must not race on CREATE OR REPLACE.
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+            for statement in _owner_statements(schema):
+                cursor.execute(statement)
+            for statement in _grants(cursor, schema):
+                cursor.execute(statement)
+        return
+    with factory.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            "SELECT to_regprocedure(%s) IS NOT NULL AS found",
+            (f"{_quoted(schema)}.{LOCK_FUNCTION}()",),
+        )
+        if not _one(cursor)["found"]:
+            raise StoreNotCreated(
+                f"schema {schema} has no ledger tables and this role may not create them: "
+                "open the store once with its owner role first"
+            )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _owner_statements(schema: str) -> list[sql.Composed]:
+    names = {
+        "schema": sql.Identifier(schema),
+        "journal": sql.Identifier(JOURNAL_TABLE),
+        "tracking": sql.Identifier(TRACKING_TABLE),
+        "lock": sql.Identifier(LOCK_FUNCTION),
+        "refuse": sql.Identifier(REFUSE_REWRITE_FUNCTION),
+        "forward": sql.Identifier(TRACKING_FORWARD_FUNCTION),
+    }
+    texts = [
+        # The write lock the recorder takes, and only that, with the owner's rights.
+        "CREATE OR REPLACE FUNCTION {schema}.{lock}() RETURNS void LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = pg_catalog AS $$ BEGIN "
+        "LOCK TABLE {schema}.{journal} IN EXCLUSIVE MODE; END $$",
+        "REVOKE ALL ON FUNCTION {schema}.{lock}() FROM PUBLIC",
+        "CREATE OR REPLACE FUNCTION {schema}.{refuse}() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'the ledger journal is append-only: % of %.% is refused', "
+        "TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+        "END $$",
+        "CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE "
+        "ON {schema}.{journal} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+        "ON {schema}.{journal} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE FUNCTION {schema}.{forward}() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN IF TG_OP = 'UPDATE' AND NEW.application_name = OLD.application_name "
+        "AND NEW.notification_id > OLD.notification_id THEN RETURN NEW; END IF; "
+        "RAISE EXCEPTION 'a ledger tracking position only moves forward: % of %.% is refused', "
+        "TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+        "END $$",
+        "CREATE OR REPLACE TRIGGER ledger_forward_only BEFORE UPDATE OR DELETE "
+        "ON {schema}.{tracking} FOR EACH ROW EXECUTE FUNCTION {schema}.{forward}()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+        "ON {schema}.{tracking} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{forward}()",
+    ]
+    return [sql.SQL(text).format(**names) for text in texts]
+
+
+def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
+    """The writer's and reader's rights, for those of the two roles the server has."""
+    cursor.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([WRITER_ROLE, READER_ROLE],)
+    )
+    present = {row["rolname"] for row in cursor.fetchall()}
+    names: dict[str, Any] = {
+        "schema": sql.Identifier(schema),
+        "journal": sql.Identifier(JOURNAL_TABLE),
+        "tracking": sql.Identifier(TRACKING_TABLE),
+        "lock": sql.Identifier(LOCK_FUNCTION),
+        "writer": sql.Identifier(WRITER_ROLE),
+        "reader": sql.Identifier(READER_ROLE),
+    }
+    texts: list[str] = []
+    if WRITER_ROLE in present:
+        texts += [
+            "GRANT USAGE ON SCHEMA {schema} TO {writer}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking} FROM {writer}",
+            "GRANT SELECT, INSERT ON {schema}.{journal} TO {writer}",
+            "GRANT SELECT, INSERT, UPDATE ON {schema}.{tracking} TO {writer}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
+            "GRANT EXECUTE ON FUNCTION {schema}.{lock}() TO {writer}",
+        ]
+    if READER_ROLE in present:
+        texts += [
+            "GRANT USAGE ON SCHEMA {schema} TO {reader}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking} FROM {reader}",
+            "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking} TO {reader}",
+        ]
+    return [sql.SQL(text).format(**names) for text in texts]

@@ -1,0 +1,123 @@
+"""PostgreSQL least privilege: the owner creates, the writer appends, the reader reads, and
+nobody, the owner included, rewrites the journal (deploy/local/postgres makes the roles)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, sql
+
+from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
+from ledger.store_privileges import JOURNAL_TABLE, TRACKING_TABLE
+from tests.store_suite import INBOX, journal_entries
+
+pytestmark = pytest.mark.integration
+
+
+def role_url(postgres_url: str, role: str, schema: str) -> str:
+    return f"{postgres_url.replace('//postgres@', f'//{role}@', 1)}?schema={schema}"
+
+
+@pytest.fixture
+def schema() -> str:
+    return f"roles_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def owned_store(postgres_url: str, schema: str) -> Iterator[LedgerStore]:
+    """A store created by `ledger_owner`, holding seq 1..3 from inbox offset 0."""
+    with LedgerStore.open(role_url(postgres_url, "ledger_owner", schema)) as store:
+        store.append(journal_entries(1, 3, "0" * 64), [], Tracking(INBOX, 0))
+        yield store
+
+
+def execute(postgres_url: str, role: str, schema: str, statement: str, *args: Any) -> None:
+    """Run one statement as `role` on the schema's tables."""
+    url = postgres_url.replace("//postgres@", f"//{role}@", 1)
+    names = {
+        "journal": sql.Identifier(schema, JOURNAL_TABLE),
+        "tracking": sql.Identifier(schema, TRACKING_TABLE),
+    }
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql.SQL(statement).format(**names), args or None)
+
+
+REWRITES = [
+    "UPDATE {journal} SET state = state || ' '::bytea WHERE originator_version = 2",
+    "DELETE FROM {journal} WHERE originator_version = 3",
+    "TRUNCATE {journal}",
+]
+
+
+@pytest.mark.usefixtures("owned_store")
+@pytest.mark.parametrize("statement", REWRITES)
+def test_the_writer_cannot_rewrite_a_journal_row(
+    postgres_url: str, schema: str, statement: str
+) -> None:
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        execute(postgres_url, "ledger_writer", schema, statement)
+
+
+@pytest.mark.usefixtures("owned_store")
+@pytest.mark.parametrize("statement", REWRITES)
+def test_even_the_owner_is_refused_by_the_trigger(
+    postgres_url: str, schema: str, statement: str
+) -> None:
+    with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
+        execute(postgres_url, "ledger_owner", schema, statement)
+
+
+@pytest.mark.usefixtures("owned_store")
+def test_a_tracking_position_only_moves_forward(postgres_url: str, schema: str) -> None:
+    for statement in (
+        "UPDATE {tracking} SET notification_id = 0 WHERE application_name = %s",
+        "DELETE FROM {tracking} WHERE application_name = %s",
+    ):
+        with pytest.raises(errors.InsufficientPrivilege, match="only moves forward"):
+            execute(postgres_url, "ledger_owner", schema, statement, INBOX)
+
+
+def test_the_writer_appends_and_the_reader_reads(
+    postgres_url: str, schema: str, owned_store: LedgerStore
+) -> None:
+    with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
+        writer.append(journal_entries(4, 2, "1" * 64), [b'{"number":1}'], Tracking(INBOX, 1))
+        assert (writer.last_seq(), writer.max_tracking_id(INBOX)) == (5, 1)
+    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+        assert [entry.seq for entry in reader.read_journal()] == [1, 2, 3, 4, 5]
+        assert reader.max_tracking_id(INBOX) == 1
+    assert owned_store.last_seq() == 5
+
+
+@pytest.mark.usefixtures("owned_store")
+@pytest.mark.parametrize(
+    "statement",
+    [
+        *REWRITES,
+        "INSERT INTO {journal} (originator_id, originator_version, topic, state) "
+        "VALUES (gen_random_uuid(), 1, 'forged', ''::bytea)",
+        "INSERT INTO {tracking} VALUES ('forged:0', 99)",
+        "UPDATE {tracking} SET notification_id = 99",
+    ],
+)
+def test_the_reader_cannot_write_anything(postgres_url: str, schema: str, statement: str) -> None:
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        execute(postgres_url, "ledger_reader", schema, statement)
+
+
+@pytest.mark.usefixtures("owned_store")
+def test_the_reader_store_cannot_append(postgres_url: str, schema: str) -> None:
+    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+        with pytest.raises(PersistenceError, match="permission denied"):
+            reader.append(journal_entries(4, 1, "0" * 64), [], Tracking(INBOX, 7))
+        assert reader.last_seq() == 3
+
+
+def test_only_the_owner_creates_a_store(postgres_url: str, schema: str) -> None:
+    for role in ("ledger_writer", "ledger_reader"):
+        with pytest.raises(StoreUrlError, match="open the store once with its owner role"):
+            LedgerStore.open(role_url(postgres_url, role, schema))
