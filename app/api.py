@@ -57,6 +57,7 @@ REPORT_VIEWS = (
     "margin-calls",
     "liquidations",
     "perps-exposure",
+    "platform-exposure",
     "client-assets",
     "lending-limits",
     "daily-statement",

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from ledger import risk
-from ledger.book import CUSTODY, Account, Book
+from ledger.book import CUSTODY, LIQUIDATION, Account, Book
 from ledger.journal import canonical_json, format_timestamp
 from ledger.money import (
     DECIMAL_CONTEXT,
@@ -331,6 +331,55 @@ def _perps_row(book: Book, funding: FundingTotals | None, market: str) -> Row:
         text(funding.residue if funding else ZERO),
         retail,
         ",".join(problems) or "ok",
+    )
+
+
+def platform_exposure_rows(book: Book) -> list[Row]:
+    """Every platform account's non-zero balances and open positions, valued at the marks,
+    then what each liquidation still has to execute (`to_execute`, on the liquidation
+    account, at its takeover price). `external:custody`, the outside world, is not one."""
+    rows: list[Row] = []
+    platform = sorted(a for a in book.accounts if a != CUSTODY and not book.accounts[a].is_client)
+    for account_id in platform:
+        account = book.accounts[account_id]
+        for asset, balance in sorted(account.balances.items()):
+            if not balance.is_zero():
+                mark = mark_of(book, asset)
+                value = None if mark is None else balance * mark
+                head: Row = (account_id, f"balance:{asset}", "balance", asset, None, None)
+                rows.append((*head, text(balance), None, text(mark), text(value), None, None))
+        for market, position in sorted(account.positions.items()):
+            head = (account_id, f"position:{market}", "position", market, None, None)
+            rows.append(
+                head + _exposure(position.size, position.entry_price, book.marks.get(market))
+            )
+    for (liquidation_id, instrument), lot in sorted(book.liquidation_lots.items()):
+        if not lot.remaining.is_zero():
+            head = (
+                LIQUIDATION,
+                f"to_execute:{liquidation_id}:{instrument}",
+                "to_execute",
+                instrument,
+                liquidation_id,
+                lot.account_id,
+            )
+            mark = mark_of(book, instrument)
+            rows.append(head + _exposure(lot.remaining, lot.takeover_price, mark))
+    return rows
+
+
+def _exposure(size: Decimal, entry_price: Decimal, mark: Decimal | None) -> Row:
+    """(quantity, entry, mark, market value, notional, unrealised PnL) of a position or a
+    lot: `notional = |size| * mark`, `unrealized_pnl = size * (mark - entry_price)`."""
+    if mark is None:
+        return (text(size), text(entry_price), None, None, None, None)
+    return (
+        text(size),
+        text(entry_price),
+        text(mark),
+        None,
+        text(abs(size) * mark),
+        text(size * (mark - entry_price)),
     )
 
 

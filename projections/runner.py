@@ -164,6 +164,7 @@ def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
         ),
         TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book)),
         TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(book, policy, state.funding)),
+        TableWrite(tables.PLATFORM_EXPOSURE, None, rows.platform_exposure_rows(book)),
         TableWrite(
             tables.CLIENT_ASSETS,
             None,

@@ -131,6 +131,16 @@ PERPS_EXPOSURE = Table(
     ("market",),
     None,
 )
+PLATFORM_EXPOSURE = Table(
+    "platform-exposure",
+    "view_platform_exposure",
+    _columns(
+        "$account_id $item $kind $instrument $liquidation_id $liquidated_account_id quantity "
+        "entry_price mark_price market_value notional unrealized_pnl"
+    ),
+    ("account_id", "item"),
+    None,
+)
 CLIENT_ASSETS = Table(
     "client-assets",
     "view_client_assets",
@@ -170,6 +180,7 @@ TABLES: tuple[Table, ...] = (
     LIQUIDATIONS,
     LIQUIDATION_STEPS,
     PERPS_EXPOSURE,
+    PLATFORM_EXPOSURE,
     CLIENT_ASSETS,
     LENDING_LIMITS,
     DAILY_STATEMENT,

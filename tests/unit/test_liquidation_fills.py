@@ -13,7 +13,9 @@ from typing import Any
 
 from ledger.book import Book
 from ledger.policy import load_policy
+from projections import tables
 from projections.explain import explain
+from projections.views import document, views_at
 from tests.ledger_scenario import Scenario, balances_by_asset
 
 FUND = "platform:insurance"
@@ -205,3 +207,28 @@ def test_audit_explain_recomputes_every_fill_of_a_liquidation() -> None:
     assert all(e.consistent for e in explanations), [e.differences for e in explanations]
     text = "\n".join(fills[1].lines)
     assert "result = gross result - fee = -120.00 - 1.50 = -121.50" in text
+
+
+def test_the_platform_exposure_view_lists_platform_holdings_and_what_is_left() -> None:
+    s = Scenario()
+    liquidation = _liquidated_long(s)
+    _perp(s, "C2", "v1", "sell 0.4 45100", liquidation_id=liquidation)
+    s.mark("BTC-PERP", "44000")
+    database = views_at(s.store, load_policy(None), s.store.last_seq())
+    rows = {
+        (r["account_id"], r["item"]): r
+        for r in document(database, tables.PLATFORM_EXPOSURE)["rows"]
+    }
+    left = rows[(LIQUIDATION, f"to_execute:{liquidation}:BTC-PERP")]
+    # 0.6 left from 45,000, marked at 44,000: 0.6 x (44,000 - 45,000) = -600 if executed now.
+    assert (left["quantity"], left["entry_price"], left["mark_price"]) == ("0.6", "45000", "44000")
+    assert (left["notional"], left["unrealized_pnl"]) == ("26400.0", "-600.0")
+    assert left["liquidated_account_id"] == "C2"
+    held = rows[(LIQUIDATION, "position:BTC-PERP")]
+    assert (held["quantity"], held["unrealized_pnl"]) == ("0.6", "-600.0")
+    # The house, short 1 from 60,000, bought 0.4 back: short 0.6, 0.6 x 16,000 = 9,600 up.
+    house = rows[(HOUSE, "position:BTC-PERP")]
+    assert (house["quantity"], house["unrealized_pnl"]) == ("-0.6", "9600.0")
+    fund = rows[(FUND, "balance:USD")]
+    assert fund["market_value"] == "1000265.00"  # 1,000,000 + the 225 fee + the 40 gain
+    assert not any(account == "external:custody" for account, _ in rows)
