@@ -30,6 +30,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_409_CONFLICT
 
+from app import api_checks
 from app.api_auth import ApiSecurity
 from ledger import reporting, risk
 from ledger.book import Book
@@ -233,7 +234,14 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(metrics_text(live), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-ROUTE_HANDLERS = [account_margin, account_balances, report, health, metrics]
+ROUTE_HANDLERS = [
+    account_margin,
+    account_balances,
+    report,
+    health,
+    metrics,
+    *api_checks.route_handlers(),
+]
 # The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN.
 OPENAPI_CONFIG = OpenAPIConfig(
     title=API_TITLE,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app import api_commands, commands, demo, kafka_commands, view_commands
+from app import api_commands, commands, demo, kafka_commands, risk_commands, view_commands
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError
 
@@ -62,6 +62,7 @@ def registrars() -> list[Callable[[Any], None]]:
         view_commands.register,
         kafka_commands.register,
         demo.register,
+        risk_commands.register,
     ]
 
 

@@ -6,7 +6,8 @@ Starts its own Kafka broker and PostgreSQL server (deploy/local) and measures on
 BENCH_RECORDS inbox records: the raw aiokafka + msgspec consume-and-decode rate, the raw
 recorder rate (batches of 1,000), `ledger run` end to end on SQLite and on PostgreSQL and
 their ratio to the lower raw rate, a naive one-aggregate-per-record eventsourcing baseline,
-and the publish-to-journal latency at a fixed offered load.
+the publish-to-journal latency at a fixed offered load, and the pre-trade check latency
+with 50 concurrent callers on the demo's store (check_bench.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 from consumers.publish import inbox_key, publish_records
 from consumers.topics import TopicNames, ensure_topics
 from ledger.store import LedgerStore
+from tests.benchmarks.check_bench import check_row, demo_store
 from tests.benchmarks.ingest_bench import ingest_rate
 from tests.benchmarks.replay_bench import replay_benchmark
 from tests.benchmarks.store_bench import bench_recorder
@@ -315,6 +317,9 @@ def main() -> None:
             )
         )
     rows.extend(embedded_rows(records, workdir))
+    demo = workdir / "demo"
+    demo.mkdir()
+    rows.append(check_row(demo_store(demo)))
     print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
     for name, figure in rows:
         print(f"| {name} | {figure} |")

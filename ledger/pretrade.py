@@ -1,0 +1,215 @@
+"""Pre-trade checks: would the ledger accept this record, and what would the account look like?
+
+An upstream system (the trading system before it sends an order to the venue, the cashier
+before it releases a withdrawal) proposes an inbox record: a `perp_trade` or `spot_trade`
+as it would be booked if the order filled, a `withdrawal_requested` or a
+`loan_draw_requested`. `check` decodes it exactly as the inbox does and decides it with the
+ledger's own decision code on a scratch copy of the book (`ledger/scratch.py`): nothing is
+booked, nothing is written to the store, and the answer names the journal seq it was
+computed at so that a caller can tell a stale answer.
+
+The verdict:
+
+- a record the inbox would refuse, or a decision would refuse (`*_rejected`, or refused
+  into the rejects), is `refused` with the ledger's own reason code and sentence;
+- an `event_id` the ledger already booked is a `duplicate` (same content: the ledger would
+  ignore it) or refused `event_id_conflict` (other content);
+- a trade the ledger would book is still `refused` `below_initial_requirement` when it
+  leaves the account's available margin (`E - initial_requirement`) negative AND lower than
+  before: a trade the venue reports is booked whatever it does to the margin, but the SFC
+  wants margin collected before an order is accepted, so the check answers for the order.
+  A trade that reduces the account's risk (available no lower than before) passes.
+- anything else is `accepted`.
+
+The figures before and after are those of `ledger query margin` (`reporting.margin_view`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from ledger import inbox, reporting, risk
+from ledger.book import Book
+from ledger.decisions import decide
+from ledger.inbox import decode_inbox, inbox_digest
+from ledger.money import format_decimal
+from ledger.policy import Policy
+from ledger.rejections import ReasonCode, Refusal
+from ledger.scratch import scratch_desk
+
+CHECKABLE_TYPES = (
+    inbox.PerpTrade,
+    inbox.SpotTrade,
+    inbox.WithdrawalRequested,
+    inbox.LoanDrawRequested,
+)
+CHECKABLE_TAGS = tuple(str(t.__struct_config__.tag) for t in CHECKABLE_TYPES)
+CheckableRecord = (
+    inbox.PerpTrade | inbox.SpotTrade | inbox.WithdrawalRequested | inbox.LoanDrawRequested
+)
+
+
+class CheckError(ValueError):
+    """A request the check cannot answer: a record type it does not take, or a record for
+    another account than the one asked about. The caller's mistake, not a verdict."""
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class PreTradeCheck:
+    account_id: str
+    journal_seq: int  # the last journal seq of the book the check was decided on
+    record_type: str | None  # None when the record could not be decoded
+    event_id: str | None
+    outcome: Outcome
+    refusal: Refusal | None
+    would_record: tuple[str, ...]  # the journal event types the ledger would record
+    before: dict[str, Any] | None  # `ledger query margin`'s figures; None when unvalued
+    after: dict[str, Any] | None  # the same after the record; None unless it would be booked
+
+    def document(self, policy_version: str) -> dict[str, Any]:
+        """The answer as JSON-ready values (decimals as strings)."""
+        return {
+            "account_id": self.account_id,
+            "journal_seq": self.journal_seq,
+            "policy_version": policy_version,
+            "record_type": self.record_type,
+            "event_id": self.event_id,
+            "outcome": str(self.outcome),
+            "accepted": self.outcome is Outcome.ACCEPTED,
+            "reason_code": None if self.refusal is None else str(self.refusal.reason_code),
+            "detail": None if self.refusal is None else self.refusal.detail,
+            "would_record": list(self.would_record),
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def check(book: Book, policy: Policy, account_id: str, raw: bytes) -> PreTradeCheck:
+    """Decide the proposed record `raw` for `account_id` on a scratch copy of `book`."""
+    before = _figures_document(book, policy, account_id)
+    verdict = _Verdict(account_id, book.last_seq, before)
+    try:
+        record = decode_inbox(raw, policy)
+    except Refusal as undecodable:
+        return verdict.refused(None, undecodable)
+    record = _checkable(record, account_id)
+    seen = book.seen_inputs.get(record.event_id)
+    if seen is not None:
+        if seen == inbox_digest(record):
+            return verdict.of(record, Outcome.DUPLICATE, None)
+        conflict = Refusal(
+            ReasonCode.EVENT_ID_CONFLICT,
+            f"event_id {record.event_id!r} was already booked with different content: "
+            "give a new fact a new event_id",
+        )
+        return verdict.refused(record, conflict)
+    desk = scratch_desk(book, policy)
+    desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
+    refusal: Refusal | None
+    try:
+        refusal = decide(desk, record)
+    except Refusal as refused:
+        refusal = refused
+    recorded = tuple(entry.type for entry in desk.pending)
+    if refusal is not None:
+        return verdict.refused(record, refusal, recorded)
+    after = _figures_document(desk.book, policy, account_id)
+    if isinstance(record, inbox.PerpTrade | inbox.SpotTrade):
+        refusal = _margin_refusal(before, after)
+    if refusal is not None:
+        return verdict.refused(record, refusal, recorded, after)
+    return verdict.of(record, Outcome.ACCEPTED, None, recorded, after)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    account_id: str
+    journal_seq: int
+    before: dict[str, Any] | None
+
+    def of(
+        self,
+        record: CheckableRecord | None,
+        outcome: Outcome,
+        refusal: Refusal | None,
+        recorded: tuple[str, ...] = (),
+        after: dict[str, Any] | None = None,
+    ) -> PreTradeCheck:
+        return PreTradeCheck(
+            account_id=self.account_id,
+            journal_seq=self.journal_seq,
+            record_type=None if record is None else str(record.__struct_config__.tag),
+            event_id=None if record is None else record.event_id,
+            outcome=outcome,
+            refusal=refusal,
+            would_record=recorded,
+            before=self.before,
+            after=after,
+        )
+
+    def refused(
+        self,
+        record: CheckableRecord | None,
+        refusal: Refusal,
+        recorded: tuple[str, ...] = (),
+        after: dict[str, Any] | None = None,
+    ) -> PreTradeCheck:
+        return self.of(record, Outcome.REFUSED, refusal, recorded, after)
+
+
+def _checkable(record: inbox.InboxRecordType, account_id: str) -> CheckableRecord:
+    if not isinstance(record, CHECKABLE_TYPES):
+        tag = record.__struct_config__.tag
+        raise CheckError(f"a check takes a proposed {', '.join(CHECKABLE_TAGS)} record, not {tag}")
+    if record.account_id != account_id:
+        raise CheckError(
+            f"the record is for account {record.account_id}, not {account_id}: "
+            "check it under its own account"
+        )
+    return record
+
+
+def _figures_document(book: Book, policy: Policy, account_id: str) -> dict[str, Any] | None:
+    """`ledger query margin`'s figures without its position fields (the check names them);
+    None for an account that is not open or cannot be valued (a held asset has no mark)."""
+    account = book.accounts.get(account_id)
+    if account is None or not account.is_client:
+        return None
+    try:
+        document = reporting.margin_view(book, policy, account_id)
+    except risk.MissingMark:
+        return None
+    del document["account_id"], document["as_of_seq"]
+    return document
+
+
+def _margin_refusal(before: dict[str, Any] | None, after: dict[str, Any] | None) -> Refusal | None:
+    """`below_initial_requirement` for a trade that leaves the available margin negative and
+    lower than it was; `no_mark_price` when the account cannot be valued after the trade.
+    The figures are the documents' exact decimal strings."""
+    if after is None:
+        return Refusal(
+            ReasonCode.NO_MARK_PRICE,
+            "an asset or market the account holds has no mark price yet, so the trade's "
+            "margin cannot be checked: publish a mark first",
+        )
+    available_after = Decimal(after["available"])
+    if available_after >= 0:
+        return None
+    if before is not None and available_after >= Decimal(before["available"]):
+        return None
+    return Refusal(
+        ReasonCode.BELOW_INITIAL_REQUIREMENT,
+        f"after it, the available margin would be {format_decimal(available_after)} USD: "
+        "equity would fall below the initial requirement; trade less, or deposit collateral "
+        "first",
+    )

@@ -1,0 +1,114 @@
+"""`POST /accounts/{id}/checks` and `ledger check`: the same verdict as `ledger.pretrade.check`
+on the store's book, and nothing written to the store."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from app.api import create_app
+from app.cli import main
+from app.commands import ingest_stream
+from app.simulation import simulate
+from ledger import pretrade, reporting
+from ledger.application import LedgerApplication
+from ledger.policy import Policy, load_policy
+from ledger.store import LedgerStore
+
+simulated_accounts = 6
+simulated_days = 1
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    return load_policy(None)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory, policy: Policy) -> Path:
+    path = tmp_path_factory.mktemp("checks") / "ledger.db"
+    inbox = b"\n".join(simulate(5, simulated_accounts, simulated_days))
+    with LedgerStore.open(f"sqlite:///{path}") as store:
+        ingest_stream(LedgerApplication(store, policy), io.BytesIO(inbox), "test")
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(store_path: Path) -> Iterator[LedgerStore]:
+    with LedgerStore.open(f"sqlite:///{store_path}") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(store, policy)) as test_client:
+        yield test_client
+
+
+def _holder(store: LedgerStore) -> str:
+    """A client holding USD, the account every check below is about."""
+    book = reporting.book_as_of(store, None)
+    return sorted(a.account_id for a in book.clients() if a.balance("USD") > 0)[0]
+
+
+def _withdrawal(account_id: str, amount: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "withdrawal_requested",
+            "event_id": "proposed-withdrawal",
+            "occurred_at": "2026-11-30T00:00:00Z",
+            "account_id": account_id,
+            "asset": "USD",
+            "amount": amount,
+        }
+    ).encode()
+
+
+def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
+    client: TestClient[Litestar], store: LedgerStore, policy: Policy
+) -> None:
+    account_id = _holder(store)
+    seq, rejects = store.last_seq(), store.reject_count()
+    for amount in ("0.01", "999999999"):
+        raw = _withdrawal(account_id, amount)
+        response = client.post(f"/accounts/{account_id}/checks", content=raw)
+        assert response.status_code == 200, response.text
+        expected = pretrade.check(reporting.book_as_of(store, None), policy, account_id, raw)
+        assert response.json() == expected.document(policy.version)
+        assert response.json()["journal_seq"] == seq
+    assert (store.last_seq(), store.reject_count()) == (seq, rejects)
+    refused = client.post(
+        f"/accounts/{account_id}/checks", content=_withdrawal(account_id, "999999999")
+    )
+    assert refused.json()["reason_code"] == "insufficient_balance"
+
+
+def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
+    client: TestClient[Litestar], store: LedgerStore
+) -> None:
+    account_id = _holder(store)
+    response = client.post("/accounts/SOMEONE-ELSE/checks", content=_withdrawal(account_id, "1"))
+    assert response.status_code == 400
+    assert "check it under its own account" in response.json()["detail"]
+
+
+def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
+    store_path: Path, store: LedgerStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account_id = _holder(store)
+    record = tmp_path / "record.json"
+    url = f"sqlite:///{store_path}"
+    record.write_bytes(_withdrawal(account_id, "0.01"))
+    assert main(["--store", url, "check", account_id, str(record), "--format", "json"]) == 0
+    accepted = json.loads(capsys.readouterr().out)
+    assert (accepted["outcome"], accepted["would_record"]) == ("accepted", ["withdrawal_approved"])
+    record.write_bytes(_withdrawal(account_id, "999999999"))
+    assert main(["--store", url, "check", account_id, str(record)]) == 1
+    table = capsys.readouterr().out
+    assert "verdict       refused insufficient_balance" in table
