@@ -7,6 +7,7 @@ provider's key (issuer, audience and expiry checked). Either names a principal a
 - `auditor`: everything, at every `as_of`;
 - `risk`: every account and every report, and /metrics;
 - `reporting`: the reports;
+- `trading`: the pre-trade checks (`POST /accounts/{id}/checks`), nothing else;
 - `client:<account_id>`: that account's own figures.
 
 Only the auditor reads the past (`as_of`): a reconstructed past is evidence, and the other
@@ -52,10 +53,10 @@ insecure_header = (b"x-ledger-insecure", b"no authentication (--insecure-no-auth
 insecure_principal = "anonymous"
 no_store_header = (b"cache-control", b"no-store")
 
-ROLE_NAMES = ("auditor", "risk", "reporting")
+ROLE_NAMES = ("auditor", "risk", "reporting", "trading")
 CLIENT_ROLE_PREFIX = "client:"
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
-AccessKind = Literal["public", "account", "report", "operations", "other"]
+AccessKind = Literal["public", "check", "account", "report", "operations", "other"]
 _ACCESS_STATE_KEY = "ledger_access"
 
 
@@ -99,6 +100,8 @@ def access_kind(path_template: str, path_params: Mapping[str, Any]) -> AccessKin
     """Which rule of the module's table a route falls under."""
     if path_template in PUBLIC_PATHS:
         return "public"
+    if path_template.endswith("/checks"):
+        return "check"
     if "account_id" in path_params:
         return "account"
     if path_template.startswith("/reports/"):
@@ -110,6 +113,8 @@ def access_kind(path_template: str, path_params: Mapping[str, Any]) -> AccessKin
 
 _ROLES_BY_KIND: dict[AccessKind, tuple[str, ...]] = {
     "public": (),
+    # Pre-trade checks (POST /accounts/{id}/checks): the trading system asks before an order.
+    "check": ("auditor", "risk", "trading"),
     "account": ("auditor", "risk"),
     "report": ("auditor", "risk", "reporting"),
     "operations": ("auditor", "risk"),

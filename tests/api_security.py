@@ -14,6 +14,7 @@ TOKENS_BY_ROLE = {
     "auditor": "lgr_test_auditor",
     "risk": "lgr_test_risk",
     "reporting": "lgr_test_reporting",
+    "trading": "lgr_test_trading",
 }
 
 
@@ -31,7 +32,7 @@ AUDITOR = bearer(TOKENS_BY_ROLE["auditor"])
 def api_security(
     client_accounts: tuple[str, ...] = (), access_log: io.StringIO | None = None
 ) -> ApiSecurity:
-    """Tokens for the auditor, risk and reporting roles, and one per client account."""
+    """Tokens for the auditor, risk, reporting and trading roles, and one per client account."""
     principals = {
         token_digest(token): Principal(f"test-{role}", (role,))
         for role, token in TOKENS_BY_ROLE.items()

@@ -80,6 +80,7 @@ def _status(client: TestClient[Litestar], token: str, path: str, as_of: str | No
         ("auditor", {"own", "other", "report", "metrics", "own_as_of", "report_as_of"}),
         ("risk", {"own", "other", "report", "metrics"}),
         ("reporting", {"report"}),
+        ("trading", set()),
         ("client", {"own"}),
     ],
 )

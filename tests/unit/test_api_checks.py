@@ -20,6 +20,7 @@ from ledger import pretrade, reporting
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
+from tests.api_security import TOKENS_BY_ROLE, api_security, bearer, client_token
 
 simulated_accounts = 6
 simulated_days = 1
@@ -47,7 +48,9 @@ def store(store_path: Path) -> Iterator[LedgerStore]:
 
 @pytest.fixture(scope="module")
 def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(store, policy)) as test_client:
+    security = api_security(client_accounts=(_holder(store),))
+    with TestClient(create_app(store, policy, security)) as test_client:
+        test_client.headers.update(bearer(TOKENS_BY_ROLE["trading"]))
         yield test_client
 
 
@@ -96,6 +99,24 @@ def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
     response = client.post("/accounts/SOMEONE-ELSE/checks", content=_withdrawal(account_id, "1"))
     assert response.status_code == 400
     assert "check it under its own account" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("trading", 200), ("risk", 200), ("reporting", 403), ("client", 403)]
+)
+def test_checks_are_for_the_trading_and_risk_roles(
+    client: TestClient[Litestar], store: LedgerStore, role: str, status: int
+) -> None:
+    account_id = _holder(store)
+    token = client_token(account_id) if role == "client" else TOKENS_BY_ROLE[role]
+    response = client.post(
+        f"/accounts/{account_id}/checks",
+        content=_withdrawal(account_id, "0.01"),
+        headers=bearer(token),
+    )
+    assert response.status_code == status
+    reads = client.get(f"/accounts/{account_id}/margin", headers=bearer(TOKENS_BY_ROLE["trading"]))
+    assert reads.status_code == 403
 
 
 def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
