@@ -133,6 +133,15 @@ FIELD_MEANINGS: dict[str, str] = {
     "liquidation_filled.kind": "The step that took the instrument over: `close_position` or "
     "`sell_collateral`.",
     "liquidation_filled.fee": "USD charged by the venue for the fill, borne by the result.",
+    "ranking": "Why this position was next in the auto-deleveraging queue: its figures.",
+    "rank": "Its place in the queue: 1 was deleveraged first.",
+    "pnl_ratio": "Unrealised PnL over the position's entry notional (|size| x entry price).",
+    "notional": "|size| x mark, USD.",
+    "deleveraging_rank.size": "The position's size before it was reduced.",
+    "deleveraging_rank.equity": "The equity of the whole account, USD.",
+    "effective_leverage": "Notional over the account's equity; null when equity is not "
+    "positive (such a position comes after every scored one).",
+    "score": "PnL ratio x effective leverage, 8 places: the queue's order, highest first.",
     "loan_written_off": "The margin loan's shortfall: the broker's credit loss, USD.",
     "cash_written_off": "A perpetuals deficit no profitable position could absorb, USD.",
     # -- the risk model's figures (docs/risk-model.md) ------------------------------------
@@ -188,6 +197,8 @@ SHAPE_MEANINGS: dict[str, str] = {
     "figures": "The risk model's figures for one account (docs/risk-model.md).",
     "loan_limits": "The lending figures a loan draw is decided on.",
     "funding_payment": "What one position paid or received at a funding.",
+    "deleveraging_rank": "Where a profitable position stood in the auto-deleveraging queue "
+    "(docs/risk-model.md).",
     "liquidation_step": "One step of a liquidation, booked against the platform's liquidation "
     "account.",
 }

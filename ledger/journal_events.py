@@ -260,6 +260,20 @@ class InsuranceFundDrawn(JournalEvent, tag="insurance_fund_drawn", frozen=True):
     fund_balance_after: str
 
 
+class DeleveragingRank(msgspec.Struct, frozen=True, kw_only=True):
+    """Why this position was next in the auto-deleveraging queue (docs/risk-model.md)."""
+
+    rank: int  # 1 = first deleveraged
+    size: str  # the position before it was reduced
+    entry_price: str
+    unrealized_pnl: str
+    pnl_ratio: str
+    notional: str
+    equity: str
+    effective_leverage: str | None
+    score: str | None
+
+
 class AutoDeleveraged(JournalEvent, tag="auto_deleveraged", frozen=True):
     """A profitable opposite position reduced at the bankrupt account's bankruptcy price."""
 
@@ -270,6 +284,7 @@ class AutoDeleveraged(JournalEvent, tag="auto_deleveraged", frozen=True):
     bankruptcy_price: str
     mark_price: str
     absorbed: str
+    ranking: DeleveragingRank | None = None
 
 
 class BadDebtRecorded(JournalEvent, tag="bad_debt_recorded", frozen=True):

@@ -11,20 +11,22 @@ Steps stop as soon as `E >= initial_requirement`, or when nothing is left.
 
 A negative equity left over is a perpetuals deficit (negative USD cash) and a loan
 shortfall. The insurance fund covers the perpetuals deficit as far as it goes; what it
-cannot cover is absorbed by auto-deleveraging the most profitable opposite positions in
-the largest market closed, at the bankrupt account's bankruptcy price. The margin loan's
+cannot cover is absorbed by auto-deleveraging the opposite positions in the largest market
+closed, queued by PnL ratio times effective leverage (`deleveraging_queue`), at the bankrupt
+account's bankruptcy price. The margin loan's
 shortfall is the broker's own credit loss: bad debt, like any perpetuals deficit that no
 profitable position was left to absorb.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import INSURANCE_FUND, LIQUIDATION, Account, Position
+from ledger.book import INSURANCE_FUND, LIQUIDATION, Account, Book, Position
 from ledger.desk import Desk, figures_record
 from ledger.invariants import require
 from ledger.money import (
@@ -36,6 +38,7 @@ from ledger.money import (
     format_decimal,
     quantize,
 )
+from ledger.policy import Policy
 
 _HALF_CENT = Decimal(1).scaleb(-USD_SCALE) / 2
 
@@ -213,9 +216,14 @@ def _auto_deleverage(
         return ZERO
     absorbed_total = ZERO
     units_left = abs(closed.size)
-    for winner, size in _ranked_winners(desk, bankrupt, closed):
+    winner_sign = -1 if closed.size > ZERO else 1
+    queue = deleveraging_queue(
+        desk.book, desk.policy, closed.market, winner_sign, {bankrupt.account_id}
+    )
+    for number, queued in enumerate(queue, start=1):
         if units_left <= ZERO or absorbed_total >= deficit:
             break
+        winner, size = queued.account_id, queued.size
         units = min(abs(size), units_left)
         units_left -= units
         absorbed = min(deficit - absorbed_total, quantize(units * give_up_per_unit, USD_SCALE))
@@ -233,28 +241,64 @@ def _auto_deleverage(
                 bankruptcy_price=format_decimal(bankruptcy_price),
                 mark_price=format_decimal(mark),
                 absorbed=format_decimal(absorbed),
+                ranking=ranking_record(queued, number),
             )
         )
     return absorbed_total
 
 
-def _ranked_winners(desk: Desk, bankrupt: Account, closed: _Closed) -> list[tuple[str, Decimal]]:
-    """Opposite positions in profit, highest profit per unit of initial margin first."""
-    mark = desk.book.marks[closed.market]
-    rate = desk.policy.markets[closed.market].initial_margin_rate
-    ranked: list[tuple[Decimal, str, Decimal]] = []
-    for account_id, account in desk.book.accounts.items():
-        position = account.positions.get(closed.market)
-        if account_id in (bankrupt.account_id, LIQUIDATION) or position is None:
+@dataclass(frozen=True)
+class QueuedPosition:
+    account_id: str
+    size: Decimal
+    entry_price: Decimal
+    rank: risk.DeleveragingRank
+
+
+def deleveraging_queue(
+    book: Book, policy: Policy, market: str, winner_sign: int, excluded: Set[str]
+) -> list[QueuedPosition]:
+    """The profitable positions of `market` on the side of sign `winner_sign` (the opposite
+    of the bankrupt's), in auto-deleveraging order: Binance's ranking, PnL ratio times
+    effective leverage, highest first (`risk.deleveraging_rank`). `excluded` are the
+    bankrupt and the accounts already deleveraged; the liquidation account is never in it."""
+    mark = book.marks[market]
+    queue: list[QueuedPosition] = []
+    for account_id, account in book.accounts.items():
+        position = account.positions.get(market)
+        if account_id in excluded or account_id == LIQUIDATION or position is None:
             continue
-        if (position.size > ZERO) == (closed.size > ZERO):
+        if (position.size > ZERO) != (winner_sign > 0):
             continue
-        profit = position.size * (mark - position.entry_price)
-        if profit > ZERO:
-            margin = abs(position.size) * mark * rate
-            ranked.append((-DECIMAL_CONTEXT.divide(profit, margin), account_id, position.size))
-    ranked.sort()
-    return [(account_id, size) for _, account_id, size in ranked]
+        if position.size * (mark - position.entry_price) <= ZERO:
+            continue
+        try:
+            equity = risk.margin_figures(
+                account.holdings(), book.marks, policy, with_liquidation_prices=False
+            ).equity
+        except risk.MissingMark:
+            equity = ZERO  # an account that cannot be valued has no leverage figure
+        rank = risk.deleveraging_rank(position.size, position.entry_price, mark, equity)
+        queue.append(QueuedPosition(account_id, position.size, position.entry_price, rank))
+    queue.sort(key=lambda queued: queued.rank.queue_key(queued.account_id))
+    return queue
+
+
+def ranking_record(queued: QueuedPosition, number: int) -> je.DeleveragingRank:
+    rank = queued.rank
+    return je.DeleveragingRank(
+        rank=number,
+        size=format_decimal(queued.size),
+        entry_price=format_decimal(queued.entry_price),
+        unrealized_pnl=format_decimal(rank.unrealized_pnl),
+        pnl_ratio=format_decimal(rank.pnl_ratio),
+        notional=format_decimal(rank.notional),
+        equity=format_decimal(rank.equity),
+        effective_leverage=None
+        if rank.effective_leverage is None
+        else format_decimal(rank.effective_leverage),
+        score=None if rank.score is None else format_decimal(rank.score),
+    )
 
 
 def _copy(account: Account) -> Account:

@@ -9,7 +9,7 @@ the event recorded: another is refused, since other haircuts would give other fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,11 +21,13 @@ from ledger.decisions import loan_limit_checks
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.journal import format_timestamp
+from ledger.liquidation import deleveraging_queue, ranking_record
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, quantize
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 
 _FIGURE_NAMES = tuple(je.Figures.__struct_fields__)
+_QUEUE_LINES_MAX = 10  # the head of an auto-deleveraging queue shown by `audit explain`
 
 
 class ExplainError(ValueError):
@@ -459,12 +461,59 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     )
 
 
+def _explain_deleveraging(
+    event: je.AutoDeleveraged,
+    policy: Policy,
+    book: Book | None,
+    deleveraged_before: Set[str],
+    out: Explanation,
+) -> None:
+    recorded = event.ranking
+    if recorded is None or book is None:
+        out.lines.append("(no ranking recorded, or the journal before it was not read)")
+        return
+    winner_sign = -1 if Decimal(event.size_reduced) > ZERO else 1
+    excluded = {event.bankrupt_account_id, *deleveraged_before}
+    queue = deleveraging_queue(book, policy, event.market, winner_sign, excluded)
+    side = "short" if winner_sign < 0 else "long"
+    out.lines.append(
+        f"queue: the {side} positions of {event.market} in profit at the mark "
+        f"{event.mark_price}, but {', '.join(sorted(excluded))}, by score, highest first:"
+    )
+    for queued in queue[:_QUEUE_LINES_MAX]:
+        rank = queued.rank
+        out.lines.append(
+            f"  {queued.account_id}: size {_n(queued.size)} from {_n(queued.entry_price)}, "
+            f"U = {_n(rank.unrealized_pnl)}, score {_n(rank.score)}"
+        )
+    if not queue:
+        out.check("account deleveraged", event.account_id, None)
+        return
+    expected = ranking_record(queue[0], len(deleveraged_before) + 1)
+    out.check("account deleveraged (first in the queue)", event.account_id, queue[0].account_id)
+    out.lines += [
+        f"pnl ratio = U / (|s| * e) = {expected.unrealized_pnl} / (|{expected.size}| * "
+        f"{expected.entry_price}) = {expected.pnl_ratio}",
+        f"effective leverage = N / E = {expected.notional} / {expected.equity} = "
+        f"{_n_text(expected.effective_leverage)} (none when E <= 0: after every scored one)",
+        f"score = pnl ratio * effective leverage = {expected.pnl_ratio} * "
+        f"{_n_text(expected.effective_leverage)} = {_n_text(expected.score)}",
+    ]
+    for name in je.DeleveragingRank.__struct_fields__:
+        out.check(name, getattr(recorded, name), getattr(expected, name))
+
+
+def _n_text(value: str | None) -> str:
+    return "null" if value is None else value
+
+
 def explain_event(
     event: je.JournalEventType,
     policy: Policy,
     *,
     book_before: Book | None = None,
     trigger: je.LiquidationTriggered | None = None,
+    deleveraged_before: Set[str] = frozenset(),
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed; `trigger` is a completion's liquidation_triggered."""
@@ -490,6 +539,8 @@ def explain_event(
             _explain_completed(event, trigger, policy, out)
         case je.LiquidationFilled():
             _explain_fill(event, book_before, out)
+        case je.AutoDeleveraged():
+            _explain_deleveraging(event, policy, book_before, deleveraged_before, out)
         case _:
             out.lines.append("not a decision taken on figures: nothing to recompute")
     return out
@@ -507,6 +558,7 @@ DECISION_TYPES = (
     je.InterestAccrued,
     je.FundingSettled,
     je.LiquidationFilled,
+    je.AutoDeleveraged,
 )
 
 
@@ -515,6 +567,7 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
     (the book before each loan draw, the trigger of each liquidation)."""
     wanted = {event.seq: event for event in find_events(store, identifier)}
     triggers: dict[str, je.LiquidationTriggered] = {}
+    deleveraged: dict[str, set[str]] = {}  # liquidation id -> accounts deleveraged so far
     book = Book()
     found: list[Explanation] = []
     for event in _events(store):
@@ -522,12 +575,27 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
             break
         if isinstance(event, je.LiquidationTriggered):
             triggers[event.liquidation_id] = event
+        before = (
+            deleveraged.setdefault(event.liquidation_id, set())
+            if isinstance(event, je.AutoDeleveraged)
+            else set()
+        )
         if event.seq in wanted:
             trigger = (
                 triggers.get(event.liquidation_id)
                 if isinstance(event, je.LiquidationCompleted)
                 else None
             )
-            found.append(explain_event(event, policy, book_before=book, trigger=trigger))
+            found.append(
+                explain_event(
+                    event,
+                    policy,
+                    book_before=book,
+                    trigger=trigger,
+                    deleveraged_before=frozenset(before),
+                )
+            )
         book.apply(event)
+        if isinstance(event, je.AutoDeleveraged) and event.account_id is not None:
+            before.add(event.account_id)
     return found
