@@ -1,4 +1,4 @@
-"""The risk officer's and the trading desk's what-if commands: `ledger check`.
+"""The risk officer's and the trading desk's what-if commands: `ledger check`, `ledger stress`.
 
 They replay the store's journal into a book and decide on a scratch copy of it
 (`ledger/scratch.py`): the store is only read, never written.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from app import stress_output
 from app.commands import CommandError, open_store, policy_of
-from ledger import pretrade, reporting
+from ledger import pretrade, reporting, stress
+from ledger.book import Book
+from ledger.policy import Policy
 
 # Exit statuses of `ledger check`: 0 the ledger would accept the record (or already has it),
 # 1 it would refuse it, 2 the command was used wrongly (CommandError).
@@ -29,11 +33,7 @@ def _check(args: argparse.Namespace) -> int:
         raw = path.read_bytes()
     else:
         raise CommandError(f"record file {path} does not exist")
-    with open_store(args) as store:
-        try:
-            book = reporting.book_as_of(store, args.as_of)
-        except reporting.AsOfError as error:
-            raise CommandError(str(error)) from error
+    book = _book(args)
     try:
         result = pretrade.check(book, policy, args.account, raw.strip())
     except pretrade.CheckError as error:
@@ -44,6 +44,50 @@ def _check(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(_check_table(document))
     return check_refused_exit if result.outcome is pretrade.Outcome.REFUSED else 0
+
+
+def _book(args: argparse.Namespace) -> Book:
+    with open_store(args) as store:
+        try:
+            return reporting.book_as_of(store, args.as_of)
+        except reporting.AsOfError as error:
+            raise CommandError(str(error)) from error
+
+
+def _stress(args: argparse.Namespace) -> int:
+    if not args.shock and not args.ladder:
+        raise CommandError("give at least one --shock NAME=-30%,... or a --ladder NAME=-5%..-60%")
+    policy = policy_of(args)
+    try:
+        shocks = [stress.parse_shock(text) for text in args.shock]
+        ladders = [stress.parse_ladder(text, Decimal(args.step)) for text in args.ladder]
+    except (stress.ShockError, InvalidOperation) as error:
+        raise CommandError(str(error)) from error
+    book = _book(args)
+    document = _stress_document(book, policy, shocks, ladders)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        return 0
+    for one in document["stresses"]:
+        sys.stdout.write(stress_output.stress_table(one) + "\n")
+    for one in document["ladders"]:
+        sys.stdout.write(stress_output.ladder_table(one) + "\n")
+    return 0
+
+
+def _stress_document(
+    book: Book, policy: Policy, shocks: list[stress.Shock], ladders: list[list[stress.Shock]]
+) -> dict[str, Any]:
+    return {
+        "journal_seq": book.last_seq,
+        "policy_version": policy.version,
+        "stresses": [
+            stress_output.stress_document(stress.stress(book, policy, shock)) for shock in shocks
+        ],
+        "ladders": [
+            stress_output.ladder_document(stress.ladder(book, policy, rungs)) for rungs in ladders
+        ],
+    }
 
 
 _CHECK_FIGURES = (
@@ -98,3 +142,24 @@ def register(sub: Any) -> None:
     check.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.set_defaults(handler=_check)
+
+    shocked = sub.add_parser(
+        "stress",
+        help="revalue the book under shocked marks and run liquidations on a copy (books nothing)",
+    )
+    shocked.add_argument(
+        "--shock",
+        action="append",
+        default=[],
+        help="moves such as BTC=-30%%,ETH=-40%% (repeatable)",
+    )
+    shocked.add_argument(
+        "--ladder",
+        action="append",
+        default=[],
+        help="a range such as BTC=-5%%..-60%%: finds the move that exhausts the insurance fund",
+    )
+    shocked.add_argument("--step", default="5", help="ladder step in percentage points (5)")
+    shocked.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
+    shocked.add_argument("--format", choices=["table", "json"], default="table")
+    shocked.set_defaults(handler=_stress)

@@ -1,0 +1,213 @@
+"""`ledger stress` output: a stress or a ladder as a JSON-ready document and as text tables."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from ledger.money import (
+    DECIMAL_CONTEXT,
+    DERIVED_FIGURE_SCALE,
+    USD_SCALE,
+    format_decimal,
+    quantize,
+)
+from ledger.stress import AccountStress, LadderResult, StressResult
+
+_FIGURE = re.compile(r"^-?\d+\.\d{3,}$")  # more places than a cent: an unrounded USD figure
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+def _utilisation(amount: Decimal, limit: Decimal) -> str:
+    return format_decimal(quantize(DECIMAL_CONTEXT.divide(amount, limit), DERIVED_FIGURE_SCALE))
+
+
+def _totals(values: list[dict[str, Decimal]]) -> dict[str, str]:
+    totals: dict[str, Decimal] = {}
+    for value in values:
+        for name, amount in value.items():
+            totals[name] = totals.get(name, Decimal(0)) + amount
+    return {name: format_decimal(amount) for name, amount in sorted(totals.items())}
+
+
+def _figures(values: dict[str, Decimal]) -> dict[str, str]:
+    return {name: format_decimal(amount) for name, amount in sorted(values.items())}
+
+
+def account_document(stressed: AccountStress) -> dict[str, Any]:
+    return {
+        "account_id": stressed.account_id,
+        "called": stressed.called,
+        "liquidated": stressed.liquidated,
+        "equity_at_shock": _text(stressed.equity_at_shock),
+        "equity_after": _text(stressed.equity_after),
+        "collateral_sold": _figures(stressed.collateral_sold),
+        "sale_proceeds": format_decimal(stressed.sale_proceeds),
+        "perps_closed": _figures(stressed.perps_closed),
+        "liquidation_fees": format_decimal(stressed.liquidation_fees),
+        "loan_repaid": format_decimal(stressed.loan_repaid),
+        "shortfall": format_decimal(stressed.shortfall),
+        "insurance_fund_drawn": format_decimal(stressed.insurance_fund_drawn),
+        "auto_deleveraged": format_decimal(stressed.auto_deleveraged),
+        "bad_debt_loan": format_decimal(stressed.bad_debt_loan),
+        "bad_debt_cash": format_decimal(stressed.bad_debt_cash),
+    }
+
+
+def stress_document(result: StressResult) -> dict[str, Any]:
+    accounts = [result.accounts[a] for a in sorted(result.accounts)]
+    largest = result.largest_client_loan_after
+    return {
+        "shock": result.shock.label,
+        "journal_seq": result.journal_seq,
+        "marks": [
+            {"instrument": i, "mark_before": format_decimal(b), "mark_shocked": format_decimal(a)}
+            for i, b, a in result.marks
+        ],
+        "accounts_called": result.called,
+        "accounts_liquidated": result.liquidated,
+        "collateral_sold": _totals([s.collateral_sold for s in accounts]),
+        "perps_closed": _totals([s.perps_closed for s in accounts]),
+        "shortfall": format_decimal(sum((s.shortfall for s in accounts), Decimal(0))),
+        "insurance_fund": {
+            "before": format_decimal(result.insurance_fund_before),
+            "drawn": format_decimal(result.insurance_fund_drawn),
+            "after": format_decimal(result.insurance_fund_after),
+            "uncovered_perps_deficit": format_decimal(result.uncovered_perps_deficit),
+            "sufficient": result.insurance_fund_sufficient,
+        },
+        "bad_debt": {
+            "loan": format_decimal(sum((s.bad_debt_loan for s in accounts), Decimal(0))),
+            "cash": format_decimal(sum((s.bad_debt_cash for s in accounts), Decimal(0))),
+            "total": format_decimal(result.bad_debt),
+        },
+        "lending_limits_after": {
+            "firm_total_loans": format_decimal(result.firm_loans_after),
+            "firm_total_loans_max": format_decimal(result.firm_loans_max),
+            "firm_utilisation": _utilisation(result.firm_loans_after, result.firm_loans_max),
+            "largest_client_loan": None if largest is None else format_decimal(largest[1]),
+            "largest_client_loan_account": None if largest is None else largest[0],
+            "client_loan_max": format_decimal(result.client_loan_max),
+            "within": result.firm_loans_after <= result.firm_loans_max
+            and (largest is None or largest[1] <= result.client_loan_max),
+        },
+        "refused_marks": result.refused,
+        "accounts": [account_document(s) for s in accounts],
+    }
+
+
+def ladder_document(result: LadderResult) -> dict[str, Any]:
+    exhausted = result.exhausted_at
+    return {
+        "insurance_fund_exhausted_at": None if exhausted is None else exhausted.shock.label,
+        "rungs": [_rung(rung) for rung in result.rungs],
+    }
+
+
+def _rung(result: StressResult) -> dict[str, Any]:
+    return {
+        "shock": result.shock.label,
+        "journal_seq": result.journal_seq,
+        "accounts_called": len(result.called),
+        "accounts_liquidated": len(result.liquidated),
+        "insurance_fund_drawn": format_decimal(result.insurance_fund_drawn),
+        "insurance_fund_after": format_decimal(result.insurance_fund_after),
+        "uncovered_perps_deficit": format_decimal(result.uncovered_perps_deficit),
+        "bad_debt": format_decimal(result.bad_debt),
+        "insurance_fund_sufficient": result.insurance_fund_sufficient,
+    }
+
+
+def stress_table(document: dict[str, Any]) -> str:
+    fund, debt, limits = (
+        document["insurance_fund"],
+        document["bad_debt"],
+        document["lending_limits_after"],
+    )
+    lines = [f"stress {document['shock']} at journal seq {document['journal_seq']}"]
+    lines += [
+        f"  mark {m['instrument']}: {m['mark_before']} -> {m['mark_shocked']}"
+        for m in document["marks"]
+    ]
+    lines += [
+        f"accounts called      {len(document['accounts_called'])}",
+        f"accounts liquidated  {len(document['accounts_liquidated'])}",
+        f"collateral sold      {_pairs(document['collateral_sold'])}",
+        f"perps closed         {_pairs(document['perps_closed'])}",
+        f"shortfall            {document['shortfall']} USD",
+        f"insurance fund       {fund['before']} - drawn {fund['drawn']} -> {fund['after']} USD: "
+        + _sufficiency(fund),
+        f"bad debt             {debt['total']} USD (loan {debt['loan']}, cash {debt['cash']})",
+        f"firm loans after     {limits['firm_total_loans']} of "
+        f"{limits['firm_total_loans_max']} USD (utilisation {limits['firm_utilisation']})",
+        f"largest client loan  {limits['largest_client_loan'] or '-'} "
+        f"({limits['largest_client_loan_account'] or '-'}) of {limits['client_loan_max']} USD",
+    ]
+    rows = [a for a in document["accounts"] if a["called"] or a["liquidated"]]
+    columns = (
+        "account_id",
+        "called",
+        "liquidated",
+        "equity_at_shock",
+        "equity_after",
+        "shortfall",
+        "insurance_fund_drawn",
+        "auto_deleveraged",
+        "bad_debt_loan",
+    )
+    lines.append(_columns(columns, [[_cell(row[c]) for c in columns] for row in rows]))
+    return "\n".join(lines) + "\n"
+
+
+def _sufficiency(fund: dict[str, Any]) -> str:
+    if fund["sufficient"]:
+        return "sufficient"
+    return f"NOT sufficient, {fund['uncovered_perps_deficit']} USD uncovered"
+
+
+def ladder_table(document: dict[str, Any]) -> str:
+    columns = (
+        "shock",
+        "accounts_called",
+        "accounts_liquidated",
+        "insurance_fund_drawn",
+        "insurance_fund_after",
+        "uncovered_perps_deficit",
+        "bad_debt",
+        "insurance_fund_sufficient",
+    )
+    rows = [[_cell(rung[c]) for c in columns] for rung in document["rungs"]]
+    exhausted = document["insurance_fund_exhausted_at"]
+    verdict = (
+        f"insurance fund exhausted at {exhausted}"
+        if exhausted
+        else "insurance fund not exhausted within the ladder"
+    )
+    return _columns(columns, rows) + "\n" + verdict + "\n"
+
+
+def _pairs(values: dict[str, str]) -> str:
+    return ", ".join(f"{name} {amount}" for name, amount in values.items()) or "-"
+
+
+def _cell(value: Any) -> str:
+    """A table cell: yes/no, `-` for none, a USD figure to the cent (the JSON keeps every
+    digit), anything else as it is."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, str) and _FIGURE.match(value):
+        return format_decimal(quantize(Decimal(value), USD_SCALE))
+    return str(value)
+
+
+def _columns(names: tuple[str, ...], rows: list[list[str]]) -> str:
+    widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, name in enumerate(names)]
+    out = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(out)
