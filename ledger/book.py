@@ -52,12 +52,18 @@ class Position:
     entry_price: Decimal
 
 
+# What a margin call answers: equity below the maintenance requirement, or a margin loan
+# drawn for a client debit past one of the account's lending limits.
+EQUITY_CALL_TRIGGER = "below_maintenance_requirement"
+
+
 @dataclass
 class OpenMarginCall:
     call_id: str
     issued_at: str
     deadline: datetime
     amount: Decimal
+    trigger: str = EQUITY_CALL_TRIGGER
 
 
 @dataclass
@@ -147,6 +153,10 @@ class Book:
     business_date: str = ""
     # (liquidation_id, instrument) -> what is left to execute, executed lots included.
     liquidation_lots: dict[tuple[str, str], LiquidationLot] = field(default_factory=dict)
+    # Client accounts whose USD went below zero, with the journal event that took it there
+    # (its type and seq); the same decision finances each on the margin loan (DebitFinanced).
+    overdrawn: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _applying: je.JournalEvent | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for account_id in PLATFORM_ACCOUNTS:
@@ -166,6 +176,23 @@ class Book:
         target = self.accounts[credit].balances
         source[asset] = source.get(asset, ZERO) - amount
         target[asset] = target.get(asset, ZERO) + amount
+        if asset == REPORTING_ASSET:
+            self._watch_overdraft(debit, source[asset])
+            self._watch_overdraft(credit, target[asset])
+
+    def _watch_overdraft(self, account_id: str, usd: Decimal) -> None:
+        """Keep `overdrawn` to the clients whose USD is negative (platform accounts may be)."""
+        if usd >= ZERO:
+            if self.overdrawn:
+                self.overdrawn.pop(account_id, None)
+            return
+        if account_id in self.overdrawn or is_reserved(account_id):
+            return
+        event = self._applying
+        require(event is not None, "a posting outside Book.apply")
+        assert event is not None  # narrowing for mypy; require() above cannot be stripped
+        tag = type(event).__struct_config__.tag
+        self.overdrawn[account_id] = (str(tag), event.seq)
 
     def reduce_loan(self, account: Account, amount: Decimal) -> tuple[Decimal, Decimal]:
         """`Account.reduce_loan`, with the firm's total of margin loans kept with it."""
@@ -177,6 +204,20 @@ class Book:
         interest, principal = self.reduce_loan(account, amount)
         self.post(REPORTING_ASSET, interest, account.account_id, INTEREST_INCOME)
         self.post(REPORTING_ASSET, principal, account.account_id, LENDING)
+
+    def _lend(self, account: Account, amount: Decimal) -> None:
+        account.loan_principal += amount
+        self.total_loans += amount
+        self.post(REPORTING_ASSET, amount, LENDING, account.account_id)
+
+    def _finance_debit(self, event: je.DebitFinanced) -> None:
+        account = self._client(event)
+        amount = Decimal(event.amount)
+        require(
+            account.account_id in self.overdrawn and amount == -account.balance(REPORTING_ASSET),
+            f"{account.account_id}: a financed debit differs from its USD shortfall",
+        )
+        self._lend(account, amount)
 
     def trade_position(
         self, account_id: str, market: str, quantity: Decimal, price: Decimal
@@ -207,6 +248,7 @@ class Book:
             raise InvariantViolation(f"journal seq {event.seq} follows {self.last_seq}")
         if event.prev_hash != self.last_hash:
             raise InvariantViolation(f"journal seq {event.seq} breaks the chain")
+        self._applying = event
         self._apply_body(event)
         if event.input_digest is not None:
             self.seen_inputs[event.causation_id] = event.input_digest
@@ -232,10 +274,9 @@ class Book:
             case je.WithdrawalRejected() | je.LoanDrawRejected() | je.LiquidationTriggered():
                 pass
             case je.LoanDrawn():
-                amount = Decimal(event.amount)
-                self._client(event).loan_principal += amount
-                self.total_loans += amount
-                self.post(REPORTING_ASSET, amount, LENDING, self._id(event))
+                self._lend(self._client(event), Decimal(event.amount))
+            case je.DebitFinanced():
+                self._finance_debit(event)
             case je.LoanRepaid():
                 self.repay_loan(self._client(event), Decimal(event.amount))
             case je.InterestAccrued():
@@ -257,6 +298,7 @@ class Book:
                     event.recorded_at,
                     _parse_time(event.deadline),
                     Decimal(event.amount),
+                    event.trigger,
                 )
             case je.MarginCallCleared():
                 self._client(event).margin_call = None

@@ -26,6 +26,7 @@ from ledger.book import (
 from ledger.desk import Desk
 from ledger.invariants import InvariantViolation
 from ledger.journal import format_timestamp
+from ledger.lending import finance_debits, loan_limit_checks, loan_limits
 from ledger.margin import review, review_due_calls
 from ledger.money import USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
@@ -36,8 +37,11 @@ Touched = Iterable[str]
 def decide(desk: Desk, record: inbox.InboxRecordType) -> Refusal | None:
     """Decide one record; returns the refusal of a well-formed request, recorded as such."""
     touched, refusal = _dispatch(desk, record)
-    review(desk, touched)
+    review(desk, touched, finance_debits(desk))
     review_due_calls(desk)
+    # A liquidation may leave a client's USD below zero (a loss it realised on closing):
+    # that too is financed, and the account reviewed again for the limits it breaks.
+    review(desk, (), finance_debits(desk))
     return refusal
 
 
@@ -194,17 +198,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
     account = desk.client(record.account_id)
     common = desk.common(record.account_id)
     policy = desk.policy
-    loan_after = account.loan + record.amount
-    firm_after = desk.book.total_loans + record.amount
-    limits = je.LoanLimits(
-        loan_before=format_decimal(account.loan),
-        loan_after=format_decimal(loan_after),
-        credit_limit=format_decimal(account.credit_limit),
-        lending_value=format_decimal(_lending_value(desk, account)),
-        firm_loans_after=format_decimal(firm_after),
-        firm_loans_max=format_decimal(policy.shareholders_funds * policy.max_total_loans_multiple),
-        client_loan_max=format_decimal(policy.shareholders_funds * policy.max_client_loan_share),
-    )
+    limits = loan_limits(desk, account, record.amount, _lending_value(desk, account))
     refusal = _loan_limit_refusal(limits)
     marks = desk.held_marks(account)
     if refusal is None:
@@ -240,27 +234,6 @@ def _lending_value(desk: Desk, account: Account) -> Decimal:
             ReasonCode.NO_MARK_PRICE,
             f"{missing.args[0]} has no mark_price yet: the lending value cannot be computed",
         ) from missing
-
-
-def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, Decimal, str]]:
-    """(reason, figure, bound, what) for every lending limit of RISK.md, in the order checked."""
-    after = Decimal(limits.loan_after)
-    return [
-        (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, Decimal(limits.credit_limit), "credit limit"),
-        (ReasonCode.LENDING_VALUE_EXCEEDED, after, Decimal(limits.lending_value), "lending value"),
-        (
-            ReasonCode.FIRM_LENDING_LIMIT_EXCEEDED,
-            Decimal(limits.firm_loans_after),
-            Decimal(limits.firm_loans_max),
-            "firm's total margin lending limit",
-        ),
-        (
-            ReasonCode.CLIENT_LOAN_LIMIT_EXCEEDED,
-            after,
-            Decimal(limits.client_loan_max),
-            "per-client share of shareholders' funds",
-        ),
-    ]
 
 
 def _loan_limit_refusal(limits: je.LoanLimits) -> Refusal | None:

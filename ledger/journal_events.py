@@ -127,6 +127,20 @@ class LoanDrawRejected(JournalEvent, tag="loan_draw_rejected", frozen=True):
     policy_version: str = ""
 
 
+class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
+    """A booked fact took more USD than the client held: the shortfall is drawn on the
+    client's margin loan in the same decision. A fact cannot be refused, so the draw is
+    made even past a limit; `limits_broken` names each limit it broke (reason codes)."""
+
+    amount: str
+    cause: str  # the journal event type whose debit took the USD below zero
+    cause_seq: int
+    limits: LoanLimits
+    marks: dict[str, str]
+    policy_version: str
+    limits_broken: list[str] = []
+
+
 class LoanRepaid(JournalEvent, tag="loan_repaid", frozen=True):
     amount: str
     interest_paid: str
@@ -194,6 +208,10 @@ class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
     amount: str
     deadline: str
     inputs: DecisionInputs
+    # "below_maintenance_requirement", or the lending limit a financed debit broke
+    # ("credit_limit_exceeded", "lending_value_exceeded"): then `amount = loan - limit`.
+    trigger: str = "below_maintenance_requirement"
+    limit: str | None = None
 
 
 class MarginCallCleared(JournalEvent, tag="margin_call_cleared", frozen=True):
@@ -304,6 +322,7 @@ JournalEventType = (
     | WithdrawalRejected
     | LoanDrawn
     | LoanDrawRejected
+    | DebitFinanced
     | LoanRepaid
     | InterestAccrued
     | SpotTradeBooked

@@ -7,7 +7,10 @@
 3. Collateral is sold at the mark to the liquidation account in the policy's sale order,
    only as much as brings equity back to the initial requirement; proceeds repay the loan.
    Sales of collateral carry no fee: the policy's fee rate belongs to the perpetual markets.
-Steps stop as soon as `E >= initial_requirement`, or when nothing is left.
+Steps stop as soon as `E >= initial_requirement`, or when nothing is left. An account
+liquidated while it has a margin call on a lending limit (`ledger.lending`) is also
+brought back within its credit limit and lending value: cash and sale proceeds repay the
+loan until it is.
 
 A negative equity left over is a perpetuals deficit (negative USD cash) and a loan
 shortfall. The insurance fund covers the perpetuals deficit as far as it goes; what it
@@ -26,9 +29,10 @@ from decimal import ROUND_CEILING, Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import INSURANCE_FUND, LIQUIDATION, Account, Book, Position
+from ledger.book import EQUITY_CALL_TRIGGER, INSURANCE_FUND, LIQUIDATION, Account, Book, Position
 from ledger.desk import Desk, figures_record
 from ledger.invariants import require
+from ledger.lending import limit_breach
 from ledger.money import (
     DECIMAL_CONTEXT,
     DERIVED_FIGURE_SCALE,
@@ -38,7 +42,8 @@ from ledger.money import (
     format_decimal,
     quantize,
 )
-from ledger.policy import Policy
+from ledger.policy import CASH_ASSETS, Policy
+from ledger.rejections import ReasonCode
 
 _HALF_CENT = Decimal(1).scaleb(-USD_SCALE) / 2
 
@@ -154,7 +159,7 @@ def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.Liquidation
         needed = DECIMAL_CONTEXT.divide(shortfall, reduction_per_unit).quantize(
             Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
         )
-        quantity = min(held, needed)
+        quantity = min(held, max(needed, _limit_cure(desk, scratch, asset, mark)))
     proceeds = quantize(quantity * mark, USD_SCALE)
     repaid = min(proceeds, scratch.loan)
     scratch.balances[asset] = held - quantity
@@ -310,12 +315,42 @@ def _copy(account: Account) -> Account:
         loan_principal=account.loan_principal,
         loan_interest=account.loan_interest,
         positions={m: Position(p.size, p.entry_price) for m, p in account.positions.items()},
+        margin_call=account.margin_call,
     )
 
 
 def _restored(desk: Desk, scratch: Account) -> bool:
     figures = desk.figures(scratch)
-    return figures.equity >= figures.initial_requirement
+    if figures.equity < figures.initial_requirement:
+        return False
+    return not _cures_limits(scratch) or limit_breach(desk, scratch) is None
+
+
+def _cures_limits(scratch: Account) -> bool:
+    call = scratch.margin_call
+    return call is not None and call.trigger != EQUITY_CALL_TRIGGER
+
+
+def _limit_cure(desk: Desk, scratch: Account, asset: str, mark: Decimal) -> Decimal:
+    """Units of `asset` whose sale brings the loan back within the limit a call names.
+
+    Each unit sold repays `mark` of the loan; against the lending value it also takes
+    `mark * (1 - haircut_initial)` of lending value away, so the gap closes by
+    `mark * haircut_initial` (by `mark` for an asset that lends nothing)."""
+    breach = limit_breach(desk, scratch) if _cures_limits(scratch) else None
+    if breach is None:
+        return ZERO
+    asset_policy = desk.policy.asset(asset)
+    per_unit = mark
+    lends = asset_policy.eligible and asset not in CASH_ASSETS
+    if breach.trigger is ReasonCode.LENDING_VALUE_EXCEEDED and lends:
+        per_unit = mark * asset_policy.haircut.initial
+    if per_unit.is_zero():
+        return ZERO  # selling an asset without haircut leaves the gap where it is
+    gap = breach.loan - breach.limit + _HALF_CENT
+    return DECIMAL_CONTEXT.divide(gap, per_unit).quantize(
+        Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
+    )
 
 
 def _step(

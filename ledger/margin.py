@@ -8,6 +8,10 @@ equity with the three requirements:
   for `maintenance_requirement - E`, due `deadline_hours` after the ledger clock.
 - `E < liquidation_requirement`: liquidation at once.
 
+A margin loan drawn for a client debit past the account's credit limit or lending value
+(`ledger.lending`) also gets a call, when the equity alone would not: its trigger names the
+limit, and it is met only once the account is healthy and its loan within both limits.
+
 The first input at or after a call's deadline that finds it still open (checked after
 that input is applied, so a deposit that arrives with it counts) triggers liquidation.
 """
@@ -19,20 +23,23 @@ from datetime import timedelta
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import Account
+from ledger.book import EQUITY_CALL_TRIGGER, Account, OpenMarginCall
 from ledger.desk import Desk
 from ledger.journal import format_timestamp
+from ledger.lending import LimitBreach, limit_breach, limit_call_amount
 from ledger.liquidation import liquidate
 from ledger.money import format_decimal
 from ledger.rejections import Refusal
 
 
-def review(desk: Desk, account_ids: Iterable[str]) -> None:
-    """Revalue each client account (in account order) and take the decisions it calls for."""
-    for account_id in sorted(set(account_ids)):
+def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ()) -> None:
+    """Revalue each client account (in account order) and take the decisions it calls for;
+    the `financed` ones (a debit drawn on their loan just now) are held to their limits."""
+    drawn = frozenset(financed)
+    for account_id in sorted(drawn.union(account_ids)):
         account = desk.book.accounts[account_id]
         if account.is_client:
-            _review_one(desk, account)
+            _review_one(desk, account, account_id in drawn)
 
 
 def review_due_calls(desk: Desk) -> None:
@@ -46,7 +53,7 @@ def review_due_calls(desk: Desk) -> None:
         figures = _figures_or_none(desk, account)
         if figures is None:
             continue
-        if figures.status is risk.MarginStatus.HEALTHY:
+        if figures.status is risk.MarginStatus.HEALTHY and _met(desk, account, call):
             _clear(desk, account, figures, "met")
         else:
             liquidate(desk, account, figures, "margin_call_deadline")
@@ -64,7 +71,7 @@ def watch_all(desk: Desk) -> None:
             desk.watchlist.expect_deadline(call.deadline, account.account_id, call.call_id)
 
 
-def _review_one(desk: Desk, account: Account) -> None:
+def _review_one(desk: Desk, account: Account, financed: bool) -> None:
     if account.margin_call is None and _cannot_fall_short(account):
         desk.watchlist.forget(account.account_id)
         return
@@ -73,12 +80,17 @@ def _review_one(desk: Desk, account: Account) -> None:
         desk.watchlist.forget(account.account_id)
         return
     status = figures.status
+    call = account.margin_call
     if status is risk.MarginStatus.HEALTHY:
-        if account.margin_call is not None:
+        if call is not None and _met(desk, account, call):
             _clear(desk, account, figures, "met")
+        elif call is None and financed:
+            breach = limit_breach(desk, account)
+            if breach is not None:
+                _issue(desk, account, figures, breach)
     elif status is risk.MarginStatus.MARGIN_CALL:
-        if account.margin_call is None:
-            _issue(desk, account, figures)
+        if call is None:
+            _issue(desk, account, figures, None)
     else:
         liquidate(desk, account, figures, "below_liquidation_requirement")
         _after_liquidation(desk, account)
@@ -86,19 +98,39 @@ def _review_one(desk: Desk, account: Account) -> None:
     desk.watchlist.watch(account, figures, desk.book.marks)
 
 
-def _issue(desk: Desk, account: Account, figures: risk.MarginFigures) -> None:
+def _met(desk: Desk, account: Account, call: OpenMarginCall) -> bool:
+    """A healthy account meets an equity call; a limit call needs the loan within limits."""
+    return call.trigger == EQUITY_CALL_TRIGGER or limit_breach(desk, account) is None
+
+
+def _issue(
+    desk: Desk, account: Account, figures: risk.MarginFigures, breach: LimitBreach | None
+) -> None:
+    """A call on the equity (`breach` None) or on the loan limit `breach` names."""
     assert desk.now is not None
     deadline = desk.now + timedelta(hours=desk.policy.deadline_hours)
     call_id = f"{desk.cause}:call:{account.account_id}"
-    desk.record(
-        je.MarginCallIssued(
-            **desk.common(account.account_id),
+    common = desk.common(account.account_id)
+    inputs = desk.inputs(account, figures)
+    if breach is None:
+        event = je.MarginCallIssued(
+            **common,
             call_id=call_id,
             amount=format_decimal(risk.margin_call_amount(figures)),
             deadline=format_timestamp(deadline),
-            inputs=desk.inputs(account, figures),
+            inputs=inputs,
         )
-    )
+    else:
+        event = je.MarginCallIssued(
+            **common,
+            call_id=call_id,
+            amount=format_decimal(limit_call_amount(breach.loan, breach.limit)),
+            deadline=format_timestamp(deadline),
+            inputs=inputs,
+            trigger=str(breach.trigger),
+            limit=format_decimal(breach.limit),
+        )
+    desk.record(event)
     desk.watchlist.expect_deadline(deadline, account.account_id, call_id)
 
 

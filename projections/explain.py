@@ -3,7 +3,7 @@ show the arithmetic line by line.
 
 The figures are recomputed with `ledger.risk.margin_figures` (the function the ledger
 decided with) from the holdings, marks and policy version the event recorded; the lending
-limits with `ledger.decisions.loan_limit_checks`. The policy must be the one whose version
+limits with `ledger.lending.loan_limit_checks`. The policy must be the one whose version
 the event recorded: another is refused, since other haircuts would give other figures.
 """
 
@@ -16,11 +16,11 @@ from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import Book
-from ledger.decisions import loan_limit_checks
+from ledger.book import EQUITY_CALL_TRIGGER, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.journal import format_timestamp
+from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, quantize
 from ledger.policy import Policy
@@ -261,21 +261,50 @@ def _explain_inputs(
 def _explain_call(
     event: je.MarginCallIssued, figures: risk.MarginFigures, policy: Policy, out: Explanation
 ) -> None:
-    out.lines.append("rule: a call when liquidation requirement ≤ E < maintenance requirement")
-    out.check("status", "margin_call", str(figures.status))
-    amount = risk.margin_call_amount(figures)
-    out.lines.append(
-        f"amount = maintenance requirement - E = {_n(figures.maintenance_requirement)} - "
-        f"{_n(figures.equity)} = {_n(amount)}"
-    )
-    out.check("amount", event.amount, _n(amount))
+    if event.trigger != EQUITY_CALL_TRIGGER:
+        _explain_limit_call(event, figures, policy, out)
+    else:
+        out.lines.append("rule: a call when liquidation requirement ≤ E < maintenance requirement")
+        out.check("status", "margin_call", str(figures.status))
+        amount = risk.margin_call_amount(figures)
+        out.lines.append(
+            f"amount = maintenance requirement - E = {_n(figures.maintenance_requirement)} - "
+            f"{_n(figures.equity)} = {_n(amount)}"
+        )
+        out.check("amount", event.amount, _n(amount))
     deadline = datetime.fromisoformat(event.recorded_at) + timedelta(hours=policy.deadline_hours)
     out.lines.append(f"deadline = {event.recorded_at} + {policy.deadline_hours} h")
     out.check("deadline", event.deadline, format_timestamp(deadline))
 
 
+def _explain_limit_call(
+    event: je.MarginCallIssued, figures: risk.MarginFigures, policy: Policy, out: Explanation
+) -> None:
+    """A call on a loan a financed debit took past the credit limit or the lending value."""
+    out.lines.append(
+        f"rule: a debit financed past a lending limit calls the account ({event.trigger})"
+    )
+    limit = Decimal(event.limit or "0")
+    if event.trigger == "lending_value_exceeded":
+        marks = {i: Decimal(m) for i, m in event.inputs.marks.items()}
+        balances = {a: Decimal(b) for a, b in event.inputs.holdings.balances.items() if a in marks}
+        lending = risk.lending_value(balances, marks, policy)
+        out.lines.append(
+            "lending value = Σ non-cash eligible b * m * (1 - haircut_initial) = " + _n(lending)
+        )
+        out.check("limit (lending value)", event.limit, _n(lending))
+    else:
+        out.lines.append(f"limit = the account's credit limit, {event.limit} USD")
+    out.check("loan above the limit", True, figures.loan > limit)
+    amount = limit_call_amount(figures.loan, limit)
+    out.lines.append(
+        f"amount = loan - limit = {_n(figures.loan)} - {event.limit}, rounded up to the cent"
+    )
+    out.check("amount", event.amount, _n(amount))
+
+
 def _explain_loan(
-    event: je.LoanDrawn | je.LoanDrawRejected,
+    event: je.LoanDrawn | je.LoanDrawRejected | je.DebitFinanced,
     policy: Policy,
     book: Book | None,
     out: Explanation,
@@ -298,8 +327,13 @@ def _explain_loan(
     out.check("client loan max", limits.client_loan_max, _n(client_max))
     if book is not None and event.account_id in book.accounts:
         marks = {i: Decimal(m) for i, m in event.marks.items()}
-        balances = book.accounts[event.account_id].balances
+        account = book.accounts[event.account_id]
+        # Only priced collateral lends: a financed debit counts an unpriced asset as nothing.
+        balances = {a: b for a, b in account.balances.items() if a in marks}
         lending = risk.lending_value(balances, marks, policy)
+        if isinstance(event, je.DebitFinanced):
+            shortfall = -account.balance(REPORTING_ASSET)
+            out.check("amount = the USD below zero", event.amount, _n(shortfall))
         out.lines.append(
             "lending value = Σ non-cash eligible b * m * (1 - haircut_initial), balances "
             f"from the journal before seq {event.seq}, recorded marks = {_n(lending)}"
@@ -310,6 +344,12 @@ def _explain_loan(
         holds = figure <= bound
         out.lines.append(f"{what}: {_n(figure)} ≤ {_n(bound)}: {'holds' if holds else 'FAILS'}")
         failed = failed or (None if holds else str(reason))
+    if isinstance(event, je.DebitFinanced):
+        out.lines.append(
+            f"a fact ({event.cause}, seq {event.cause_seq}) is financed even past a limit"
+        )
+        out.check("limits broken", event.limits_broken, broken_limits(limits))
+        return
     decided = event.reason_code if isinstance(event, je.LoanDrawRejected) else None
     out.check("decision (first failing limit)", decided, failed)
 
@@ -529,7 +569,7 @@ def explain_event(
             _explain_inputs(event, event.inputs, policy, out)
         case je.MarginCallIssued() | je.MarginCallCleared() | je.LiquidationTriggered():
             _explain_inputs(event, event.inputs, policy, out)
-        case je.LoanDrawn() | je.LoanDrawRejected():
+        case je.LoanDrawn() | je.LoanDrawRejected() | je.DebitFinanced():
             _explain_loan(event, policy, book_before, out)
         case je.InterestAccrued():
             _explain_interest(event, policy, out)
@@ -555,6 +595,7 @@ DECISION_TYPES = (
     je.LiquidationCompleted,
     je.LoanDrawn,
     je.LoanDrawRejected,
+    je.DebitFinanced,
     je.InterestAccrued,
     je.FundingSettled,
     je.LiquidationFilled,

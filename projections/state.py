@@ -121,6 +121,7 @@ class ProjectionState:
                 | je.CreditLimitSet()
                 | je.WithdrawalRejected()
                 | je.LoanDrawn()
+                | je.DebitFinanced()
                 | je.LoanDrawRejected()
                 | je.LoanRepaid()
                 | je.SpotTradeBooked()

@@ -13,6 +13,7 @@ from app.simulation import simulate
 from ledger import margin
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import CUSTODY, Book
+from ledger.journal_events import decode_journal_record
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
@@ -56,16 +57,32 @@ def test_every_asset_sums_to_zero_over_all_ledger_accounts(
         assert total == 0, asset
 
 
-def test_client_balances_are_never_negative_except_usd(
+def test_no_client_balance_is_ever_negative_after_any_input(
     crash_run: tuple[list[InboxItem], LedgerApplication],
 ) -> None:
+    """USD included: a debit beyond a client's cash is drawn on its margin loan at once."""
     _, app = crash_run
     clients = list(app.book.clients())
     assert len(clients) == 40
     assert any(account.balances for account in clients), "no client holds anything"
-    for account in clients:
+    book, cause, inputs = Book(), "", 0
+    for entry in app.store.iter_journal():
+        event = decode_journal_record(entry.record)
+        if event.causation_id != cause:  # the previous input's events are all applied
+            _assert_no_negative_client_balance(book, cause)
+            cause, inputs = event.causation_id, inputs + 1
+        book.apply(event)
+    _assert_no_negative_client_balance(book, cause)
+    assert inputs > 1000, "too few inputs to say anything"
+    financed = [e for e in app.store.iter_journal() if e.type == "debit_financed"]
+    assert financed, "the crash financed no debit: the property was never tested"
+
+
+def _assert_no_negative_client_balance(book: Book, cause: str) -> None:
+    assert not book.overdrawn, cause
+    for account in book.clients():
         for asset, balance in account.balances.items():
-            assert asset == "USD" or balance >= 0, (account.account_id, asset, balance)
+            assert balance >= 0, (cause, account.account_id, asset, balance)
 
 
 def test_the_simulated_crash_exercises_calls_and_liquidations(

@@ -1,0 +1,126 @@
+"""The margin loan's limits (RISK.md "Rules"), and client debits financed by the loan.
+
+Every loan, asked for or not, is held to the same four limits: the account's
+`credit_limit`, its lending value, the firm's total of margin loans (`max_total_loans_multiple`
+times `shareholders_funds`) and one client's share of them (`max_client_loan_share`).
+
+A request (`loan_draw_requested`) past a limit is refused. A booked fact (a spot buy, a fee,
+a funding payment, a realised loss, a liquidation fee) cannot be refused: when it takes more
+USD than the client holds, `finance_debits` draws the shortfall on the client's margin loan
+in the same decision (`debit_financed`, naming the journal event that caused it), so no
+client's USD is ever negative. When that draw leaves the loan above the credit limit or the
+lending value, the account gets a margin call at once, whose trigger names the limit and
+whose amount is what the loan exceeds it by, rounded up to the cent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from ledger import journal_events as je
+from ledger import risk
+from ledger.book import Account
+from ledger.desk import Desk
+from ledger.money import REPORTING_ASSET, USD_SCALE, format_decimal
+from ledger.rejections import ReasonCode
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """The account's loan is above `limit`; the trigger of the margin call it gets."""
+
+    trigger: ReasonCode
+    limit: Decimal
+    loan: Decimal
+
+
+def limit_call_amount(loan: Decimal, limit: Decimal) -> Decimal:
+    """A limit call's amount: what the loan exceeds the limit by, rounded up to the cent."""
+    return (loan - limit).quantize(Decimal(1).scaleb(-USD_SCALE), rounding=ROUND_CEILING)
+
+
+def loan_limits(desk: Desk, account: Account, amount: Decimal, lending: Decimal) -> je.LoanLimits:
+    """The lending figures of a draw of `amount` on `account`, `lending` its lending value."""
+    policy = desk.policy
+    return je.LoanLimits(
+        loan_before=format_decimal(account.loan),
+        loan_after=format_decimal(account.loan + amount),
+        credit_limit=format_decimal(account.credit_limit),
+        lending_value=format_decimal(lending),
+        firm_loans_after=format_decimal(desk.book.total_loans + amount),
+        firm_loans_max=format_decimal(policy.shareholders_funds * policy.max_total_loans_multiple),
+        client_loan_max=format_decimal(policy.shareholders_funds * policy.max_client_loan_share),
+    )
+
+
+def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, Decimal, str]]:
+    """(reason, figure, bound, what) for every lending limit of RISK.md, in the order checked."""
+    after = Decimal(limits.loan_after)
+    return [
+        (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, Decimal(limits.credit_limit), "credit limit"),
+        (ReasonCode.LENDING_VALUE_EXCEEDED, after, Decimal(limits.lending_value), "lending value"),
+        (
+            ReasonCode.FIRM_LENDING_LIMIT_EXCEEDED,
+            Decimal(limits.firm_loans_after),
+            Decimal(limits.firm_loans_max),
+            "firm's total margin lending limit",
+        ),
+        (
+            ReasonCode.CLIENT_LOAN_LIMIT_EXCEEDED,
+            after,
+            Decimal(limits.client_loan_max),
+            "per-client share of shareholders' funds",
+        ),
+    ]
+
+
+def broken_limits(limits: je.LoanLimits) -> list[str]:
+    return [str(reason) for reason, figure, bound, _ in loan_limit_checks(limits) if figure > bound]
+
+
+def marked_lending_value(desk: Desk, account: Account) -> Decimal:
+    """The lending value counting only collateral that has a mark: a fact is financed
+    whether or not every asset is priced, and an unpriced asset lends nothing."""
+    marks = desk.book.marks
+    priced = {a: b for a, b in account.balances.items() if a in marks}
+    return risk.lending_value(priced, marks, desk.policy)
+
+
+def limit_breach(desk: Desk, account: Account) -> LimitBreach | None:
+    """The account's credit limit or lending value, whichever the loan exceeds by more."""
+    loan = account.loan
+    if loan.is_zero():
+        return None
+    lending = marked_lending_value(desk, account)
+    limit, trigger = min(
+        (account.credit_limit, ReasonCode.CREDIT_LIMIT_EXCEEDED),
+        (lending, ReasonCode.LENDING_VALUE_EXCEEDED),
+        key=lambda bound: bound[0],
+    )
+    return LimitBreach(trigger, limit, loan) if loan > limit else None
+
+
+def finance_debits(desk: Desk) -> list[str]:
+    """Draw each overdrawn client's USD shortfall on its margin loan, in account order;
+    returns the accounts financed (their margin is reviewed next)."""
+    book = desk.book
+    financed = sorted(book.overdrawn)
+    for account_id in financed:
+        cause, cause_seq = book.overdrawn[account_id]
+        account = book.accounts[account_id]
+        amount = -account.balance(REPORTING_ASSET)
+        limits = loan_limits(desk, account, amount, marked_lending_value(desk, account))
+        desk.record(
+            je.DebitFinanced(
+                **desk.common(account_id),
+                amount=format_decimal(amount),
+                cause=cause,
+                cause_seq=cause_seq,
+                limits=limits,
+                limits_broken=broken_limits(limits),
+                marks=desk.held_marks(account),
+                policy_version=desk.policy.version,
+            )
+        )
+    return financed

@@ -1,0 +1,108 @@
+"""The loan book, as a risk officer checks it: every client debit beyond its cash is a
+margin loan (no client USD below zero), with figures worked out by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.ledger_scenario import Scenario, balances_by_asset
+
+
+def _buy_half_a_bitcoin_beyond_cash(credit: str) -> Scenario:
+    """C1 holds 1 BTC at 60,000 and 10,000 USD, then buys 0.5 BTC at 60,000 with a 30 fee.
+
+    The buy takes 0.5 x 60,000 + 30 = 30,030 USD, 20,030 more than the cash: that
+    shortfall is drawn on the margin loan. Lending value after: 1.5 x 60,000 x (1 - 0.70)
+    = 27,000; equity 1.5 x 60,000 - 20,030 = 69,970 against a maintenance requirement of
+    0.60 x 90,000 = 54,000: healthy."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1", credit=credit)
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    return s
+
+
+def test_a_spot_buy_beyond_cash_within_the_credit_limit_is_a_loan_without_a_call() -> None:
+    s = _buy_half_a_bitcoin_beyond_cash(credit="50000")
+    (financed,) = s.events("debit_financed")
+    assert (financed["amount"], financed["cause"]) == ("20030.00", "spot_trade_booked")
+    (trade,) = s.events("spot_trade_booked")
+    assert financed["cause_seq"] == trade["seq"]
+    assert financed["limits"]["loan_before"] == "0"
+    assert financed["limits"]["loan_after"] == "20030.00"
+    assert Decimal(financed["limits"]["lending_value"]) == Decimal(27000)
+    assert "limits_broken" not in financed  # none broken: an empty list is not written
+    account = s.app.book.accounts["C1"]
+    assert account.balance("USD") == 0
+    assert (account.loan_principal, s.app.book.total_loans) == (Decimal("20030.00"),) * 2
+    assert s.events("margin_call_issued") == []
+    # The shortfall came from the firm's lending account, so USD still sums to zero.
+    assert dict(balances_by_asset(s.app))["USD"] == 0
+    assert s.app.book.accounts["platform:lending"].balance("USD") == Decimal("-20030.00")
+
+
+def test_a_spot_buy_beyond_the_credit_limit_is_booked_and_called_at_once() -> None:
+    s = _buy_half_a_bitcoin_beyond_cash(credit="15000")
+    (financed,) = s.events("debit_financed")
+    assert financed["amount"] == "20030.00"
+    assert financed["limits_broken"] == ["credit_limit_exceeded"]
+    # Equity is healthy (69,970 >= 54,000); the call is on the loan: 20,030 - 15,000.
+    (call,) = s.events("margin_call_issued")
+    assert (call["trigger"], call["limit"], call["amount"]) == (
+        "credit_limit_exceeded",
+        "15000.00",
+        "5030.00",
+    )
+    assert call["inputs"]["figures"]["status"] == "healthy"
+    assert call["deadline"] == "2026-11-25T00:00:00Z"
+    # Healthy but still above the limit: a deposit alone does not meet the call...
+    s.deposit("C1", "USD", "5030")
+    assert s.events("margin_call_cleared") == []
+    # ...repaying the loan down to the limit does.
+    s.send("loan_repayment", account_id="C1", amount="5030")
+    (cleared,) = s.events("margin_call_cleared")
+    assert cleared["outcome"] == "met"
+    assert s.app.book.accounts["C1"].loan == Decimal("15000.00")
+
+
+def test_a_limit_call_still_open_at_its_deadline_sells_collateral_down_to_the_limit() -> None:
+    s = _buy_half_a_bitcoin_beyond_cash(credit="15000")
+    s.at(24)
+    s.mark("BTC", "60000")
+    (triggered,) = s.events("liquidation_triggered")
+    assert triggered["trigger"] == "margin_call_deadline"
+    (completed,) = s.events("liquidation_completed")
+    # The loan is 5,030 above the credit limit; each BTC sold repays 60,000 of it:
+    # ceil((5,030 + 0.005) / 60,000 = 0.0838334166.., 8 places) = 0.08383342 BTC, proceeds 5,030.01.
+    (step,) = completed["steps"]
+    assert (step["kind"], step["quantity"], step["proceeds"], step["loan_repaid"]) == (
+        "sell_collateral",
+        "0.08383342",
+        "5030.01",
+        "5030.01",
+    )
+    assert s.app.book.accounts["C1"].loan == Decimal("14999.99")
+    assert s.app.book.accounts["C1"].margin_call is None
+
+
+def test_a_funding_payment_beyond_cash_is_financed_naming_the_funding() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.mark("BTC-PERP", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send(
+        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
+        quantity="1", price="60000", fee="12",
+    )  # fmt: skip
+    s.send("funding_rate", market="BTC-PERP", rate="0.0001", funding_time="2026-11-24T08:00:00Z")
+    # The fee (12) then the funding (1 x 60,000 x 0.0001 = 6): each its own draw.
+    causes = [(e["cause"], e["amount"]) for e in s.events("debit_financed")]
+    assert causes == [("perp_trade_booked", "12.00"), ("funding_settled", "6.00")]
+    account = s.app.book.accounts["C1"]
+    assert (account.balance("USD"), account.loan) == (Decimal(0), Decimal("18.00"))
