@@ -53,7 +53,17 @@ FIELD_MEANINGS: dict[str, str] = {
     "asset": "An asset code (USD, HKD, USDT, BTC, ETH, or a security VENUE:CODE).",
     "amount": "The amount, in the asset (USD where the record names no asset).",
     "margin_call_issued.amount": "What the call asks for: maintenance requirement minus "
-    "equity, USD.",
+    "equity, USD; for a call on a lending limit, the loan minus `limit`, rounded up to the cent.",
+    "margin_call_issued.trigger": "`below_maintenance_requirement` (written only when another), "
+    "or the lending limit a financed debit broke: `credit_limit_exceeded` or "
+    "`lending_value_exceeded`.",
+    "margin_call_issued.limit": "For a call on a lending limit: the limit the loan is above, USD.",
+    "debit_financed.amount": "The USD the client lacked, drawn on its margin loan.",
+    "debit_financed.cause": "The journal event type whose debit took the client's USD below "
+    "zero, such as `spot_trade_booked` or `funding_settled`.",
+    "debit_financed.cause_seq": "The `seq` of that event.",
+    "debit_financed.limits_broken": "Reason codes of the lending limits the draw broke (a fact "
+    "is financed regardless); absent when none.",
     "funding_payment.amount": "Paid by the account, USD; negative when it receives.",
     "interest_accrued.amount": "The day's interest added to the loan, USD.",
     "insurance_fund_drawn.amount": "What the fund paid towards the deficit, USD.",
@@ -169,6 +179,8 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "withdrawal_rejected": "A withdrawal was refused; carries the reason and, when valued, the "
     "figures it was refused on.",
     "loan_drawn": "A margin-loan draw was approved and its USD credited.",
+    "debit_financed": "A booked fact took more USD than the client held: the shortfall was "
+    "drawn on its margin loan in the same decision.",
     "loan_draw_rejected": "A margin-loan draw was refused, with the limit it broke.",
     "loan_repaid": "A repayment settled accrued interest first, then principal.",
     "interest_accrued": "A day's loan interest was added to the loan.",
