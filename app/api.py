@@ -1,4 +1,4 @@
-"""`ledger api`: the read-only HTTP API of INTERFACE.md, served by Litestar.
+"""`ledger api`: the read-only HTTP API of docs/api.md, served by Litestar.
 
 - `GET /accounts/{id}/margin`, `GET /accounts/{id}/balances`: what `ledger query` prints;
 - `GET /reports/{view}`: what `ledger report VIEW` prints (projections/ views);

@@ -134,25 +134,51 @@ def _api_token(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     env = os.environ.get
     api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
-    api.add_argument("--host", default=insecure_host)
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default=insecure_host, help="address to listen on")
+    api.add_argument("--port", type=int, default=8000, help="port to listen on")
     api.add_argument(
         "--tokens-file",
         type=Path,
         default=_path(env(tokens_file_env)),
         help=f"opaque API tokens, as hashes (${tokens_file_env}; see `ledger api-token`)",
     )
-    api.add_argument("--jwt-public-key", type=Path, default=_path(env(jwt_public_key_env)))
-    api.add_argument("--jwt-jwks", type=Path, default=_path(env(jwt_jwks_env)))
-    api.add_argument("--jwt-issuer", default=env(jwt_issuer_env))
-    api.add_argument("--jwt-audience", default=env(jwt_audience_env))
+    api.add_argument(
+        "--jwt-public-key",
+        type=Path,
+        default=_path(env(jwt_public_key_env)),
+        help=f"PEM public key that signs JWTs (${jwt_public_key_env})",
+    )
+    api.add_argument(
+        "--jwt-jwks",
+        type=Path,
+        default=_path(env(jwt_jwks_env)),
+        help=f"JWKS file of the keys that sign JWTs (${jwt_jwks_env})",
+    )
+    api.add_argument(
+        "--jwt-issuer", default=env(jwt_issuer_env), help=f"expected `iss` (${jwt_issuer_env})"
+    )
+    api.add_argument(
+        "--jwt-audience",
+        default=env(jwt_audience_env),
+        help=f"expected `aud` (${jwt_audience_env})",
+    )
     api.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="no authentication: a local look on 127.0.0.1 only",
     )
-    api.add_argument("--tls-cert", type=Path, default=_path(env(tls_cert_env)))
-    api.add_argument("--tls-key", type=Path, default=_path(env(tls_key_env)))
+    api.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=_path(env(tls_cert_env)),
+        help=f"PEM certificate chain: serve HTTPS (${tls_cert_env})",
+    )
+    api.add_argument(
+        "--tls-key",
+        type=Path,
+        default=_path(env(tls_key_env)),
+        help=f"PEM private key of --tls-cert (${tls_key_env})",
+    )
     api.add_argument(
         "--access-log",
         type=Path,
@@ -169,5 +195,10 @@ def register(sub: Any) -> None:
         required=True,
         help="auditor, risk, reporting or client:<account_id> (repeat for several)",
     )
-    token.add_argument("--tokens-file", type=Path, default=_path(env(tokens_file_env)))
+    token.add_argument(
+        "--tokens-file",
+        type=Path,
+        default=_path(env(tokens_file_env)),
+        help=f"the file `ledger api` reads the token hashes from (${tokens_file_env})",
+    )
     token.set_defaults(handler=_api_token)

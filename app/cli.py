@@ -1,13 +1,15 @@
-"""The `ledger` command (INTERFACE.md): settings, sub-commands, one-line errors."""
+"""The `ledger` command (docs/cli.md): settings, sub-commands, one-line errors."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +18,143 @@ from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError
 
 DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
+DISTRIBUTION = "collateral-ledger"
+DESCRIPTION = """\
+An event-sourced collateral and position ledger for Hong Kong licensed virtual-asset
+brokers: it decides deposits, withdrawals, margin loans, spot and perpetual trades, marks,
+funding and day closes from an inbox (Kafka, or a JSON-lines file), journals every decision
+with the inputs it was taken on in a hash chain, and serves the margin figures and the
+regulatory views. Settings come from the options below or the environment; they are
+accepted before or after the command (`ledger publish FILE --bootstrap HOST:PORT`)."""
+EPILOG = "`ledger COMMAND --help` lists a command's options. Documents: docs/cli.md."
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _settings(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
-    parser.add_argument(
-        "--store", default=env("LEDGER_STORE", DEFAULT_STORE), help="event store URL"
-    )
-    parser.add_argument(
-        "--bootstrap", default=env("LEDGER_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), help="Kafka"
-    )
-    parser.add_argument("--topic-prefix", default=env("LEDGER_TOPIC_PREFIX", "ledger"))
-    parser.add_argument("--policy", type=Path, default=_optional_path(env("LEDGER_POLICY")))
-    parser.add_argument(
+@dataclass(frozen=True)
+class Setting:
+    """A setting every command may take: a flag, its environment variable, its default."""
+
+    flag: str
+    env: str
+    default: str | None
+    what: str
+    metavar: str
+    convert: Callable[[str], Any] = str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    def help_text(self) -> str:
+        default = self.default if self.default is not None else "none"
+        return f"{self.what} (env {self.env}; default {default})"
+
+    def value(self) -> Any:
+        """The environment's value, else the default, converted."""
+        text = os.environ.get(self.env) or self.default
+        return None if text is None else self.convert(text)
+
+
+SETTINGS = (
+    Setting("--store", "LEDGER_STORE", DEFAULT_STORE, "event store and views URL", "URL"),
+    Setting(
+        "--bootstrap", "LEDGER_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers", "HOST:PORT"
+    ),
+    Setting("--topic-prefix", "LEDGER_TOPIC_PREFIX", "ledger", "topic name prefix", "PREFIX"),
+    Setting(
+        "--policy",
+        "LEDGER_POLICY",
+        None,
+        "risk policy TOML file; none means the demonstration policy",
+        "FILE",
+        Path,
+    ),
+    Setting(
         "--log-level",
-        default=env("LEDGER_LOG_LEVEL"),
-        help="INFO for `ledger run` (its progress and lag), WARNING for the other commands",
-    )
+        "LEDGER_LOG_LEVEL",
+        None,
+        "log level; none means INFO for `ledger run`, WARNING for the other commands",
+        "LEVEL",
+    ),
+)
+# The settings each command uses (all of them for a command not listed).
+ALL_SETTINGS = frozenset(setting.flag for setting in SETTINGS)
+_STORE = frozenset({"--store", "--policy", "--log-level"})
+_KAFKA = frozenset({"--bootstrap", "--topic-prefix", "--log-level"})
+COMMAND_SETTINGS: dict[str, frozenset[str]] = {
+    "ledger ingest": _STORE,
+    "ledger query": _STORE,
+    "ledger simulate": frozenset({"--log-level"}),
+    "ledger schema": frozenset({"--log-level"}),
+    "ledger rejects": _STORE,
+    "ledger api": _STORE,
+    "ledger api-token": frozenset({"--log-level"}),
+    "ledger journal export": _STORE,
+    "ledger report": _STORE,
+    "ledger audit verify": _STORE | _KAFKA,
+    "ledger audit replay": _STORE,
+    "ledger audit explain": _STORE,
+    "ledger publish": _KAFKA,
+    "ledger demo": _KAFKA | {"--policy"},
+}
+
+
+def _settings(parser: argparse.ArgumentParser) -> None:
+    for setting in SETTINGS:
+        parser.add_argument(
+            setting.flag,
+            dest=setting.dest,
+            default=setting.value(),
+            type=setting.convert,
+            metavar=setting.metavar,
+            help=setting.help_text(),
+        )
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every parser that runs a command (`ledger report`, `ledger audit verify`, ...)."""
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        yield parser
+    for action in subcommands:
+        for child in dict.fromkeys(action.choices.values()):
+            yield from _leaf_parsers(child)
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Each option's help ends with its default, when it has one."""
+    for action in parser._actions:
+        if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            continue
+        if action.help is argparse.SUPPRESS or "default" in (action.help or ""):
+            continue
+        action.help = (
+            f"{action.help} (default {action.default})"
+            if action.help
+            else (f"default {action.default}")
+        )
+
+
+def _settings_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """The settings a command uses, accepted after it too; given there, they win.
+
+    Their default is SUPPRESS: a setting not given after the command keeps the value the
+    top-level parser found (before the command, the environment or the default)."""
+    for leaf in _leaf_parsers(parser):
+        _show_defaults(leaf)
+        used = COMMAND_SETTINGS.get(leaf.prog, ALL_SETTINGS)
+        group = leaf.add_argument_group("settings")
+        for setting in SETTINGS:
+            if setting.flag in used:
+                group.add_argument(
+                    setting.flag,
+                    dest=setting.dest,
+                    default=argparse.SUPPRESS,
+                    type=setting.convert,
+                    metavar=setting.metavar,
+                    help=setting.help_text(),
+                )
 
 
 def _default_log_level(command: str) -> str:
@@ -50,10 +170,6 @@ def _without_password(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def _optional_path(text: str | None) -> Path | None:
-    return Path(text) if text else None
-
-
 def registrars() -> list[Callable[[Any], None]]:
     """Every module that adds sub-commands; each imports its heavy parts only when run."""
     return [
@@ -67,11 +183,22 @@ def registrars() -> list[Callable[[Any], None]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledger", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version(DISTRIBUTION)}",
+    )
     _settings(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in registrars():
         register(sub)
+    _settings_after_the_command(parser)
     return parser
 
 

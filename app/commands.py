@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import sys
@@ -21,6 +22,7 @@ from ledger.application import BatchOutcome, InboxItem, LedgerApplication
 from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore, StoreUrlError, Tracking
+from projections.render import text_table
 
 file_digest_chunk_bytes = 1 << 20
 
@@ -205,15 +207,63 @@ def _rejects(args: argparse.Namespace) -> int:
             if not page:
                 break
             records.extend(msgspec.json.decode(r) for r in page)
-    if args.format == "json":
-        sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
-        return 0
+    match args.format:
+        case "json":
+            sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
+        case "csv":
+            writer = csv.DictWriter(sys.stdout, fieldnames=REJECT_CSV_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({c: _csv_cell(r.get(c)) for c in REJECT_CSV_COLUMNS} for r in records)
+        case _:
+            cells = [
+                [
+                    str(r["number"]),
+                    r["reason_code"],
+                    reject_origin(r),
+                    r.get("event_id") or "",
+                    r["detail"],
+                ]
+                for r in records
+            ]
+            for line in text_table(REJECT_TABLE_COLUMNS, cells, frozenset({"number"})):
+                print(line)
     counts = Counter(r["reason_code"] for r in records)
-    for record in records:
-        where = f"{record['topic']}:{record['partition']}@{record['offset']}"
-        print(f"{record['number']:>6} {record['reason_code']:<28} {where:<28} {record['detail']}")
-    print(", ".join(f"{reason} {n}" for reason, n in sorted(counts.items())) or "no rejects")
+    summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+    noun = "reject" if len(records) == 1 else "rejects"
+    print(f"{len(records)} {noun}" + (f": {summary}" if summary else ""), file=sys.stderr)
     return 0
+
+
+REJECT_TABLE_COLUMNS = ["number", "reason_code", "origin", "event_id", "detail"]
+REJECT_CSV_COLUMNS = [
+    "number",
+    "recorded_at",
+    "reason_code",
+    "detail",
+    "event_id",
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "value",
+    "value_encoding",
+]
+
+
+def _csv_cell(value: object) -> object:
+    return "" if value is None else value
+
+
+def reject_origin(record: dict[str, Any]) -> str:
+    """Where a refused record came from: `inbox.jsonl line 539` for a file given to
+    `ledger ingest`, `ledger.inbox partition 0 offset 4711` for Kafka."""
+    topic, partition, offset = record["topic"], record["partition"], record["offset"]
+    if topic.startswith("file:"):
+        where = topic.removeprefix("file:")
+        return where if offset is None else f"{where} line {offset}"
+    if partition is None:
+        return topic if offset is None else f"{topic} offset {offset}"
+    return f"{topic} partition {partition} offset {offset}"
 
 
 def _journal_export(args: argparse.Namespace) -> int:
@@ -234,20 +284,27 @@ def _journal_export(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     ingest = sub.add_parser("ingest", help="decide JSON-lines inbox records from a file or -")
-    ingest.add_argument("file")
+    ingest.add_argument("file", help="a JSON-lines file of inbox records, or - for stdin")
     ingest.set_defaults(handler=_ingest)
 
     query = sub.add_parser("query", help="an account's margin figures or balances")
-    query.add_argument("what", choices=["margin", "balances"])
-    query.add_argument("account")
+    query.add_argument(
+        "what", choices=["margin", "balances"], help="the risk model's figures, or the balances"
+    )
+    query.add_argument("account", help="the account id")
     query.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
-    query.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    query.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table for people, json with exact decimal strings, csv for spreadsheets",
+    )
     query.set_defaults(handler=_query)
 
     sim = sub.add_parser("simulate", help="write a realistic seeded inbox stream to stdout")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--accounts", type=int, default=200)
-    sim.add_argument("--days", type=int, default=3)
+    sim.add_argument("--seed", type=int, default=1, help="the same seed writes the same bytes")
+    sim.add_argument("--accounts", type=int, default=200, help="client accounts to open")
+    sim.add_argument("--days", type=int, default=3, help="trading days to simulate")
     sim.set_defaults(handler=_simulate)
 
     schema = sub.add_parser(
@@ -257,7 +314,12 @@ def register(sub: Any) -> None:
         "OpenAPI document of `ledger api`; --write-docs rewrites every document of docs/ "
         "that is generated from the code.",
     )
-    schema.add_argument("which", nargs="?", choices=["inbox", "journal", "reject", "openapi"])
+    schema.add_argument(
+        "which",
+        nargs="?",
+        choices=["inbox", "journal", "reject", "openapi"],
+        help="the topic's records, or the HTTP API",
+    )
     schema.add_argument(
         "--write-docs",
         type=Path,
@@ -268,12 +330,17 @@ def register(sub: Any) -> None:
     schema.set_defaults(handler=_schema)
 
     rejects = sub.add_parser("rejects", help="the refused inputs and why")
-    rejects.add_argument("--format", choices=["table", "json"], default="table")
-    rejects.add_argument("--limit", type=int, default=10_000)
+    rejects.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="table for people (the count by reason on stderr), json, or csv of every field",
+    )
+    rejects.add_argument("--limit", type=int, default=10_000, help="list at most this many")
     rejects.set_defaults(handler=_rejects)
 
     journal = sub.add_parser("journal", help="the journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)
     export = journal_sub.add_parser("export", help="write the journal as JSON lines")
-    export.add_argument("--out", default=None)
+    export.add_argument("--out", default=None, help="write to FILE instead of stdout")
     export.set_defaults(handler=_journal_export)

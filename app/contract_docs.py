@@ -16,9 +16,10 @@ tests/unit/test_contract_docs.py fails on any.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -421,10 +422,64 @@ def _fill_blocks(text: str, blocks: dict[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         name = match.group("name")
         if name not in blocks:
-            raise ValueError(f"docs/events.md: no generated block named {name!r}")
+            raise ValueError(f"no generated block named {name!r}")
         return f"{match.group(1)}{blocks[name]}\n{match.group(3)}"
 
     return _BLOCK.sub(fill, text)
+
+
+# -- docs/cli.md ---------------------------------------------------------------------------
+
+
+def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
+    """One table row per argument: its name, meaning, environment variable and default."""
+    from app.cli import SETTINGS  # noqa: PLC0415 (the CLI imports this module's command)
+
+    env_of = {setting.flag: setting.env for setting in SETTINGS}
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        name = ", ".join(action.option_strings) or (action.metavar or action.dest)
+        if action.choices is not None and not action.option_strings:
+            name = f"{action.dest} ({', '.join(map(str, action.choices))})"
+        meaning = re.sub(r" \((env [A-Z_]+; )?default [^)]*\)$|^default .*$", "", action.help or "")
+        env = next((f"`{env_of[flag]}`" for flag in action.option_strings if flag in env_of), "")
+        default = "" if action.default in (None, False, argparse.SUPPRESS) else action.default
+        if env:
+            default = next(s.default or "" for s in SETTINGS if s.env == env.strip("`"))
+        rows.append(f"| `{name}` | {meaning} | {env} | {f'`{default}`' if default else ''} |")
+    return rows
+
+
+def cli_reference() -> str:
+    """Every command of `ledger`, with each argument it takes."""
+    from app.cli import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    lines = ["#### `ledger` (before any command)", "", *_ARGUMENT_HEAD, *_argument_rows(parser)]
+    for leaf, summary in _commands(parser):
+        lines += ["", f"#### `{leaf.prog}`", "", leaf.description or summary, ""]
+        lines += [*_ARGUMENT_HEAD, *_argument_rows(leaf)]
+    return "\n".join(lines)
+
+
+def _commands(parser: argparse.ArgumentParser) -> Iterator[tuple[argparse.ArgumentParser, str]]:
+    """Each parser that runs a command, with its one-line help."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                child = action.choices[choice.dest]
+                has_commands = any(
+                    isinstance(a, argparse._SubParsersAction) for a in child._actions
+                )
+                if has_commands:
+                    yield from _commands(child)
+                else:
+                    yield child, choice.help or ""
+
+
+_ARGUMENT_HEAD = ["| argument | meaning | environment | default |", "| --- | --- | --- | --- |"]
 
 
 # -- every document ------------------------------------------------------------------------
@@ -449,6 +504,7 @@ def _generators() -> dict[str, Callable[[str], str]]:
         "openapi.json": lambda _: _json_text(openapi_document()),
         "asyncapi.yaml": lambda text: _yaml_text(asyncapi_document(yaml.safe_load(text))),
         "events.md": lambda text: _fill_blocks(text, events_blocks()),
+        "cli.md": lambda text: _fill_blocks(text, {"commands": cli_reference()}),
     }
 
 

@@ -259,9 +259,9 @@ def register(sub: Any) -> None:
     demo = sub.add_parser(
         "demo", help="simulate days with a BTC crash, decide them, summarise, write a report"
     )
-    demo.add_argument("--seed", type=int, default=DEMO_SEED)
-    demo.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS)
-    demo.add_argument("--days", type=int, default=DEMO_DAYS)
+    demo.add_argument("--seed", type=int, default=DEMO_SEED, help="the simulation's seed")
+    demo.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS, help="client accounts")
+    demo.add_argument("--days", type=int, default=DEMO_DAYS, help="days to simulate")
     demo.add_argument("--folder", type=Path, default=DEMO_FOLDER, help="where the demo writes")
     demo.add_argument("--kafka", action="store_true", help="through the local Kafka broker")
     demo.set_defaults(handler=_demo)

@@ -1,4 +1,4 @@
-"""A realistic inbox stream (INTERFACE.md `ledger simulate`): the same bytes for the same seed.
+"""A realistic inbox stream (docs/cli.md `ledger simulate`): the same bytes for the same seed.
 
 What it writes, in `occurred_at` order, from 2026-11-02T00:00:00Z:
 

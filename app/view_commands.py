@@ -1,4 +1,4 @@
-"""`ledger report VIEW` and `ledger audit verify|replay|explain` (INTERFACE.md)."""
+"""`ledger report VIEW` and `ledger audit verify|replay|explain` (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -165,9 +165,14 @@ def _explain(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     report = sub.add_parser("report", help="a regulatory view (docs/views.md)")
-    report.add_argument("view", choices=[table.view for table in TABLES])
+    report.add_argument("view", choices=[table.view for table in TABLES], help="docs/views.md")
     report.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
-    report.add_argument("--format", choices=render.FORMATS, default="table")
+    report.add_argument(
+        "--format",
+        choices=render.FORMATS,
+        default="table",
+        help="table for people, json with exact decimal strings, csv, parquet (with --out)",
+    )
     report.add_argument("--out", default=None, help="write to FILE instead of stdout")
     report.set_defaults(handler=_guarded(_report))
 

@@ -1,4 +1,4 @@
-"""`ledger publish FILE|-`: JSON-lines inbox records to `<prefix>.inbox`, keyed per EVENTS.md.
+"""`ledger publish FILE|-`: JSON-lines inbox records to `<prefix>.inbox`, keyed per docs/events.md.
 
 The key is the record's `account_id`, or the instrument of a `mark_price`, the market of a
 `funding_rate`, the `business_date` of a `day_closed`; a line that does not parse (or has
@@ -43,7 +43,7 @@ _decode_key_fields = msgspec.json.Decoder(_KeyFields).decode
 
 
 def inbox_key(raw: bytes) -> bytes | None:
-    """The Kafka key EVENTS.md gives an inbox record; None when it does not parse."""
+    """The Kafka key docs/events.md gives an inbox record; None when it does not parse."""
     try:
         fields = _decode_key_fields(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
@@ -84,7 +84,7 @@ def inbox_producer(bootstrap: str) -> Any:
 
 
 async def publish_records(bootstrap: str, topic: str, records: Iterable[bytes]) -> int:
-    """Send every record to `topic`, keyed per EVENTS.md; returns how many were sent.
+    """Send every record to `topic`, keyed per docs/events.md; returns how many were sent.
     Returns only when the broker acknowledged all of them (acks=all)."""
     producer = inbox_producer(bootstrap)
     sent = 0

@@ -1,4 +1,4 @@
-"""The ledger's three topics (EVENTS.md), created when missing, and the bounds of talking to
+"""The ledger's three topics (docs/events.md), created when missing, and the bounds of talking to
 Kafka that every module of `consumers/` shares.
 
 `<prefix>.inbox` (upstream facts and requests), `<prefix>.events` (the journal, one

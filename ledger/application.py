@@ -19,7 +19,7 @@ from ledger import journal_events as je
 from ledger.book import Book
 from ledger.decisions import decide
 from ledger.desk import Desk
-from ledger.inbox import decode_inbox, inbox_digest
+from ledger.inbox import decode_inbox, inbox_digest, readable_event_id
 from ledger.invariants import require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
 from ledger.limits import inbox_batch_records_max
@@ -98,7 +98,7 @@ class LedgerApplication:
         try:
             record = decode_inbox(item.value, self.policy)
         except Refusal as refusal:
-            self._reject(item, refusal, None, outcome)
+            self._reject(item, refusal, readable_event_id(item.value), outcome)
             return
         digest = inbox_digest(record)
         seen = self.book.seen_inputs.get(record.event_id)

@@ -1,4 +1,4 @@
-"""What the ledger does with each inbox record (EVENTS.md, RISK.md "Rules").
+"""What the ledger does with each inbox record (docs/events.md, docs/risk-model.md "Rules").
 
 `decide` runs one decoded record against the desk: it records the journal events the
 record causes, then reviews the margin of every account the record touched. A request

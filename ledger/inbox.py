@@ -1,4 +1,4 @@
-"""The inbox contract (EVENTS.md "Inbox records") and its decoding.
+"""The inbox contract (docs/events.md "Inbox records") and its decoding.
 
 The records below are the decoded shape handed to the rest of the ledger: amounts,
 prices, quantities and rates are `Decimal`, timestamps are UTC. On the wire those
@@ -572,3 +572,26 @@ def _figure_schema(figure: Figure) -> dict[str, Any]:
         "description": f"A decimal written as a JSON string, {figure.sign.value}, below "
         f"10^18, with {places}; never a JSON number or an exponent.",
     }
+
+
+class _EventIdOnly(msgspec.Struct, frozen=True):
+    event_id: object = None
+
+
+_decode_event_id_only = msgspec.json.Decoder(_EventIdOnly).decode
+
+
+def readable_event_id(raw: bytes) -> str | None:
+    """The record's `event_id` when it can be read although the record was refused (for
+    another field), so that upstream can match the reject to what it sent; None when the
+    value is too large, not a JSON object, or its `event_id` is not a string of 1 to
+    `event_id_chars_max` characters."""
+    if len(raw) > limits.inbox_record_bytes_max:
+        return None
+    try:
+        event_id = _decode_event_id_only(raw).event_id
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+    if isinstance(event_id, str) and 1 <= len(event_id) <= limits.event_id_chars_max:
+        return event_id
+    return None

@@ -1,6 +1,6 @@
 """The journal's bytes: canonical JSON, the hash chain (`seal`) and `verify_journal`.
 
-EVENTS.md is the contract: a record's `hash` is the lowercase hex SHA-256 of its
+docs/events.md is the contract: a record's `hash` is the lowercase hex SHA-256 of its
 `prev_hash` (ASCII) followed by the canonical JSON of the record without `hash`, and
 canonical JSON is what `json.dumps(obj, sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)` writes. `canonical_json` writes the same bytes with msgspec (a
@@ -79,7 +79,7 @@ def _check_mapping(mapping: Mapping[str, object], depth: int) -> None:
 
 
 def canonical_json(obj: object) -> bytes:
-    """The canonical JSON of `obj`, byte-identical to EVENTS.md's `json.dumps` form.
+    """The canonical JSON of `obj`, byte-identical to docs/events.md's `json.dumps` form.
 
     Raises NotCanonical for floats and any value outside dict/list/str/int/bool/None.
     """
@@ -101,7 +101,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def chain_hash(prev_hash: str, unsealed_record: bytes) -> str:
-    """EVENTS.md: sha256 hex of `prev_hash` (ASCII) then the record's JSON without `hash`."""
+    """docs/events.md: sha256 hex of `prev_hash` (ASCII) then the record's JSON without `hash`."""
     return hashlib.sha256(prev_hash.encode("ascii") + unsealed_record).hexdigest()
 
 

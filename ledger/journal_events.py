@@ -39,7 +39,7 @@ class Holdings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Figures(msgspec.Struct, frozen=True, kw_only=True):
-    """The risk model's figures for one account (RISK.md "Valuation")."""
+    """The risk model's figures for one account (docs/risk-model.md "Valuation")."""
 
     market_value: str
     unrealized_pnl: str
@@ -100,7 +100,7 @@ class WithdrawalRejected(JournalEvent, tag="withdrawal_rejected", frozen=True):
 
 
 class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """The lending figures a loan draw is decided on (RISK.md "Rules")."""
+    """The lending figures a loan draw is decided on (docs/risk-model.md "Rules")."""
 
     loan_before: str
     loan_after: str

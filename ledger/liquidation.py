@@ -1,4 +1,5 @@
-"""Liquidation (RISK.md "Rules"): what is closed and sold, in what order, and who bears a loss.
+"""Liquidation (docs/risk-model.md "Rules"): what is closed and sold, in what order, and who
+bears a loss.
 
 1. Perpetual positions are closed first (largest notional first) at the mark against the
    platform's liquidation account; a fee of `liquidation_fee_rate * closed notional`,

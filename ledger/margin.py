@@ -1,4 +1,4 @@
-"""When a margin call is issued, cleared, or turns into a liquidation (RISK.md "Rules").
+"""When a margin call is issued, cleared, or turns into a liquidation (docs/risk-model.md "Rules").
 
 After every input that changes an account's equity or requirements, `review` compares
 equity with the three requirements:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
-# Decimal places per asset (RISK.md "Money"); the policy may override them.
+# Decimal places per asset (docs/risk-model.md "Money"); the policy may override them.
 DEFAULT_SCALES: dict[str, int] = {"USD": 2, "HKD": 2, "USDT": 6, "BTC": 8, "ETH": 8}
 SECURITY_SCALE = 0
 REPORTING_ASSET = "USD"

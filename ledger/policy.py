@@ -1,4 +1,4 @@
-"""The risk policy (RISK.md "Policy"): a versioned TOML file loaded into frozen values.
+"""The risk policy (docs/risk-model.md "Policy"): a versioned TOML file loaded into frozen values.
 
 Decimals are written as TOML strings (`"0.60"`) and parsed with `money.parse_decimal_text`;
 a TOML number where a decimal belongs is refused, because a binary float cannot hold
@@ -45,7 +45,7 @@ from ledger.money import (
     parse_decimal_text,
 )
 
-# Cash: fiat currencies. Not a virtual asset, and never lent against (RISK.md "Rules").
+# Cash: fiat currencies. Not a virtual asset, and never lent against (docs/risk-model.md "Rules").
 CASH_ASSETS: frozenset[str] = frozenset({"USD", "HKD"})
 
 # The SFC's framework: virtual-asset collateral haircut at least 60%, and a broker's total

@@ -1,12 +1,12 @@
-"""The formulas of RISK.md, as pure functions over plain values.
+"""The formulas of docs/risk-model.md, as pure functions over plain values.
 
 No I/O, no state, no clock: the ledger's decisions (withdrawals, loan draws, margin calls,
 liquidations) are built on these, and an auditor can recompute every figure from the
 journal with them.
 
-Notation of RISK.md "Valuation": balances `b[a]`, marks `m[a]` (USD per unit, `m[USD] = 1`),
-loan `L` (principal plus accrued interest), positions `p` with signed size `s`, entry price
-`e` and market mark `M`.
+Notation of docs/risk-model.md "Valuation": balances `b[a]`, marks `m[a]` (USD per unit,
+`m[USD] = 1`), loan `L` (principal plus accrued interest), positions `p` with signed size
+`s`, entry price `e` and market mark `M`.
 
 Arithmetic runs in `money.DECIMAL_CONTEXT` whatever the caller's context. Figures keep full
 precision (sums and products of the inputs, exact within the context's 60 digits), except:
@@ -55,7 +55,7 @@ class MissingMark(KeyError):
 
 
 class MarginStatus(StrEnum):
-    """RISK.md "Rules": `E >= maintenance_requirement` healthy;
+    """docs/risk-model.md "Rules": `E >= maintenance_requirement` healthy;
     `liquidation_requirement <= E < maintenance_requirement` margin call;
     `E < liquidation_requirement` liquidating."""
 
@@ -98,7 +98,7 @@ class PositionFigures:
 
 @dataclass(frozen=True, slots=True)
 class MarginFigures:
-    """Every figure of RISK.md "Valuation" for one account, in USD."""
+    """Every figure of docs/risk-model.md "Valuation" for one account, in USD."""
 
     market_value: Decimal  # sum_a b[a] * m[a], every asset, negative balances included
     eligible_collateral_value: Decimal  # sum over eligible a with b[a] > 0 of b[a] * m[a]
@@ -171,7 +171,7 @@ def margin_figures(
     *,
     with_liquidation_prices: bool = True,
 ) -> MarginFigures:
-    """Every figure of RISK.md "Valuation":
+    """Every figure of docs/risk-model.md "Valuation":
 
     `E = sum_a b[a] * m[a] + sum_p U_p - L`;
     `H_x = sum over b[a] > 0 of b[a] * m[a] * haircut_x[a]` for x in initial, maintenance,
@@ -383,7 +383,7 @@ def liquidation_price(
     holdings: AccountHoldings, marks: Mapping[str, Decimal], policy: Policy, market: str
 ) -> Decimal | None:
     """The mark of `market` at which `E = liquidation_requirement`, every other mark held
-    constant (RISK.md "Valuation"), rounded half-even to 8 places; None when the account
+    constant (docs/risk-model.md "Valuation"), rounded half-even to 8 places; None when the account
     holds no position in `market` or no positive price satisfies the equation.
 
     The market's own mark is not needed (a missing one does not raise). See
@@ -462,7 +462,7 @@ def _solve_liquidation_price(
 def lending_value(
     balances: Mapping[str, Decimal], marks: Mapping[str, Decimal], policy: Policy
 ) -> Decimal:
-    """The lending value of RISK.md "Rules", what a margin loan may reach:
+    """The lending value of docs/risk-model.md "Rules", what a margin loan may reach:
     `sum over non-cash eligible collateral (b[a] > 0) of b[a] * m[a] * (1 - haircut_initial[a])`
     (one does not borrow against borrowed cash). Cash is USD and HKD;
     ineligible assets (USDT, anything the policy does not list) count nothing.
@@ -481,7 +481,7 @@ def lending_value(
 def funding_payments(
     sizes: Mapping[str, Decimal], mark: Decimal, rate: Decimal, scale: int
 ) -> tuple[dict[str, Decimal], Decimal]:
-    """Funding of one market at one `funding_rate` (RISK.md "Rules").
+    """Funding of one market at one `funding_rate` (docs/risk-model.md "Rules").
 
     Each position PAYS `s * M * f`, rounded half-even to `scale` (the settlement asset's).
     Sign convention: an amount is what is DEBITED from the account; positive means it pays,
@@ -524,7 +524,7 @@ def trade_realisation(
     size: Decimal, entry_price: Decimal, side_quantity: Decimal, price: Decimal
 ) -> TradeEffect:
     """A perpetual trade of signed `side_quantity` (+ buy, - sell) at `price` on a one-way
-    position of signed `size` at `entry_price` (RISK.md "Rules", perp trades):
+    position of signed `size` at `entry_price` (docs/risk-model.md "Rules", perp trades):
 
     - opening or increasing: `new_e = (s * e + q * price) / (s + q)`, volume-weighted;
     - reducing or closing: realises `closed * (price - e)` with `closed = -q` (the sign of

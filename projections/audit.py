@@ -76,7 +76,7 @@ def _counted(records: Iterable[bytes], progress: Advance) -> Iterator[bytes]:
 
 
 def verify_records(records: Iterable[bytes], progress: Advance | None = None) -> VerifyOutcome:
-    """seq continuity from 1 and the hash chain of EVENTS.md, over any run of records."""
+    """seq continuity from 1 and the hash chain of docs/events.md, over any run of records."""
     counted = records if progress is None else _counted(records, progress)
     return VerifyOutcome(verify_journal(counted), 1)
 

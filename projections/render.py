@@ -44,16 +44,29 @@ def _cell(value: object) -> str:
     return cell
 
 
+def text_table(
+    names: list[str], cells: list[list[str]], right_aligned: frozenset[str] = frozenset()
+) -> list[str]:
+    """A header row and one line per row, columns two spaces apart; figures right-aligned."""
+    widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(names)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            value.rjust(widths[i]) if names[i] in right_aligned else value.ljust(widths[i])
+            for i, value in enumerate(values)
+        ).rstrip()
+
+    return [line(names), *(line(row) for row in cells)]
+
+
 def _table(document: dict[str, Any], table: Table) -> str:
     names = table.column_names
     cells = [[_cell(row[name]) for name in names] for row in document["rows"]]
-    widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(names)]
     lines = [
         f"{table.view} as of seq {document['as_of_seq']}"
         + (f" ({document['as_of_recorded_at']})" if document["as_of_recorded_at"] else ""),
-        "  ".join(name.ljust(widths[i]) for i, name in enumerate(names)).rstrip(),
+        *text_table(list(names), cells),
     ]
-    lines.extend("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in cells)
     if not cells:
         lines.append("(no rows)")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml against the contract it describes (EVENTS.md): the three topics,
+"""docs/asyncapi.yaml against the contract it describes (docs/events.md): the three topics,
 every inbox type with its fields, amounts as strings of the right form, the journal's
 common fields and topic settings, and examples that obey their own schemas."""
 
@@ -20,7 +20,7 @@ from ledger.rejections import Refusal
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ASYNCAPI = DOCS / "asyncapi.yaml"
 
-# EVENTS.md "Inbox records": each type and its fields beyond the common ones
+# docs/events.md "Inbox records": each type and its fields beyond the common ones
 # (optional fields marked with a trailing "?").
 INBOX_TYPES: dict[str, tuple[str, ...]] = {
     "account_opened": ("account_id", "investor_class", "credit_limit?"),
@@ -54,9 +54,9 @@ INBOX_TYPES: dict[str, tuple[str, ...]] = {
     "day_closed": ("business_date",),
 }
 COMMON_REQUIRED = ("event_id", "type", "occurred_at")
-# EVENTS.md: amounts, prices, quantities and rates are JSON strings.
+# docs/events.md: amounts, prices, quantities and rates are JSON strings.
 DECIMAL_FIELDS = frozenset({"amount", "credit_limit", "quantity", "price", "fee", "rate"})
-# EVENTS.md "Topics": the key of each inbox type.
+# docs/events.md "Topics": the key of each inbox type.
 KEY_FIELDS = {"mark_price": "instrument", "funding_rate": "market", "day_closed": "business_date"}
 JOURNAL_FIELDS = ("seq", "type", "recorded_at", "causation_id", "account_id", "prev_hash", "hash")
 REJECT_FIELDS = (

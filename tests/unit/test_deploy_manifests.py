@@ -1,7 +1,7 @@
 """The deployment kit (deploy/) read by parsers: no Docker engine or cluster runs here, so
 these tests check what would break a deployment or the contract: the journal topic's
-settings (EVENTS.md), one sequencer, probes on the ports served, the settings' names
-(INTERFACE.md), the files kustomize needs, and compose's health dependencies."""
+settings (docs/events.md), one sequencer, probes on the ports served, the settings' names
+(docs/cli.md), the files kustomize needs, and compose's health dependencies."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 
-# INTERFACE.md "Where the ledger keeps things": the environment names of the settings.
+# docs/cli.md "Where the ledger keeps things": the environment names of the settings.
 INTERFACE_SETTINGS = frozenset(
     {"LEDGER_STORE", "LEDGER_KAFKA_BOOTSTRAP", "LEDGER_TOPIC_PREFIX", "LEDGER_POLICY"}
 )
@@ -35,7 +35,7 @@ LEDGER_ENVIRONMENT = INTERFACE_SETTINGS | {
     API_TOKENS_SETTING,
 }
 
-# EVENTS.md "Topics": the journal is append-only forever.
+# docs/events.md "Topics": the journal is append-only forever.
 JOURNAL_TOPIC_CONFIG: dict[str, object] = {
     "cleanup.policy": "delete",
     "retention.ms": -1,

@@ -68,7 +68,7 @@ def _dumps(value: object) -> str:
 
 
 def _reference_chain(bodies: Sequence[dict[str, object]]) -> list[bytes]:
-    """EVENTS.md read literally, with the standard library only."""
+    """docs/events.md read literally, with the standard library only."""
     records, prev = [], GENESIS_HASH
     for seq, body in enumerate(bodies, start=1):
         record = dict(body, seq=seq, prev_hash=prev)

@@ -1,4 +1,4 @@
-"""The rules of RISK.md, each with figures a risk officer can check by hand."""
+"""The rules of docs/risk-model.md, each with figures a risk officer can check by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The risk model of RISK.md, checked against figures a risk officer can work out by hand.
+"""The risk model of docs/risk-model.md, checked against figures a risk officer can work out
+by hand.
 
 Every scenario uses the demonstration policy (ledger/policies/demo.toml):
 haircuts (initial / maintenance / liquidation) USD 0/0/0, HKD 0.05/0.03/0.02,

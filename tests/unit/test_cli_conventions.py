@@ -1,0 +1,124 @@
+"""The `ledger` command follows the conventions people expect: settings before or after the
+command, every option's environment variable and default in its help, `--version`, and
+`ledger rejects` as a table with a header, JSON or CSV, its count on stderr."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import SETTINGS, build_parser, main
+from app.contract_docs import _commands
+
+REFUSED_LINE = (
+    '{"event_id":"dep-2","type":"deposit","occurred_at":"2026-11-24T09:00:00Z",'
+    '"account_id":"C-1","asset":"USD","amount":12.5}'
+)
+INBOX = "\n".join(
+    [
+        '{"event_id":"open-1","type":"account_opened","occurred_at":"2026-11-24T09:00:00Z",'
+        '"account_id":"C-1","investor_class":"professional"}',
+        REFUSED_LINE,
+        "not json",
+    ]
+)
+
+
+def test_settings_are_accepted_after_the_command_and_win_there() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["publish", "records.jsonl", "--bootstrap", "10.0.0.7:9093"])
+    assert args.bootstrap == "10.0.0.7:9093"
+    args = parser.parse_args(["--store", "sqlite:///a.db", "report", "margin-calls"])
+    assert args.store == "sqlite:///a.db"
+    args = parser.parse_args(
+        ["--store", "sqlite:///a.db", "audit", "verify", "--store", "sqlite:///b.db"]
+    )
+    assert args.store == "sqlite:///b.db"
+
+
+def test_the_environment_gives_a_settings_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGER_TOPIC_PREFIX", "desk7")
+    assert build_parser().parse_args(["publish", "-"]).topic_prefix == "desk7"
+
+
+def test_every_commands_help_gives_each_options_environment_and_default() -> None:
+    for leaf, summary in _commands(build_parser()):
+        assert summary, f"{leaf.prog} has no one-line help"
+        text = leaf.format_help()
+        for action in leaf._actions:
+            if action.help is None:
+                pytest.fail(f"{leaf.prog} {action.dest} has no help")
+        settings = [s for s in SETTINGS if s.flag in text]
+        assert settings, f"{leaf.prog} lists no setting"
+        for setting in settings:
+            assert f"env {setting.env}" in text.replace("\n", " ").replace("  ", " "), leaf.prog
+    (publish,) = (leaf for leaf, _ in _commands(build_parser()) if leaf.prog == "ledger publish")
+    help_text = " ".join(publish.format_help().split())
+    assert (
+        "--bootstrap HOST:PORT Kafka brokers (env LEDGER_KAFKA_BOOTSTRAP; default 127.0.0.1:9092)"
+        in help_text
+    )
+    assert "--store" not in help_text  # publish never opens the store
+
+
+def test_version_and_a_top_level_help_that_describes_the_tool(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == "ledger 0.1.0"
+    description = build_parser().description or ""
+    assert "collateral and position ledger" in description
+    assert ".md" not in description.split("\n")[0]
+
+
+@pytest.fixture
+def store_with_two_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_text(INBOX + "\n")
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert main(["ingest", str(inbox), "--store", store]) == 1
+    capsys.readouterr()
+    return store
+
+
+def test_rejects_table_has_a_header_a_readable_origin_and_its_count_on_stderr(
+    store_with_two_rejects: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rejects", "--store", store_with_two_rejects]) == 0
+    captured = capsys.readouterr()
+    header, first, second = captured.out.splitlines()
+    assert header.split() == ["number", "reason_code", "origin", "event_id", "detail"]
+    assert first.split()[:6] == ["1", "number_not_string", "inbox.jsonl", "line", "2", "dep-2"]
+    assert second.split()[:5] == ["2", "malformed_json", "inbox.jsonl", "line", "3"]
+    assert captured.err == "2 rejects: malformed_json 1, number_not_string 1\n"
+
+
+def test_rejects_as_csv_keep_every_field_and_as_json_the_records(
+    store_with_two_rejects: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rejects", "--format", "csv", "--store", store_with_two_rejects]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["reason_code"] for row in rows] == ["number_not_string", "malformed_json"]
+    assert rows[0]["value"] == REFUSED_LINE
+    assert (rows[0]["partition"], rows[0]["offset"], rows[0]["event_id"]) == ("", "2", "dep-2")
+    assert main(["rejects", "--format", "json", "--store", store_with_two_rejects]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["number"] for r in records] == [1, 2]
+
+
+def test_one_reject_is_counted_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_text("[]\n")
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    main(["ingest", str(inbox), "--store", store])
+    capsys.readouterr()
+    assert main(["rejects", "--store", store, "--limit", "5"]) == 0
+    assert capsys.readouterr().err == "1 reject: not_an_object 1\n"
