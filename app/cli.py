@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     for register in registrars():
         register(sub)
     _settings_after_the_command(parser)
+    # `ledger schema --write-docs` documents this parser (docs/cli.md); the commands' modules
+    # cannot import this one, which imports them.
+    parser.set_defaults(build_parser=build_parser)
     return parser
 
 

@@ -186,7 +186,7 @@ def _schema(args: argparse.Namespace) -> int:
     if args.write_docs is not None:
         if not (args.write_docs / "events.md").is_file():
             raise CommandError(f"{args.write_docs} is not the repository's docs folder")
-        for path in contract_docs.write_documents(args.write_docs):
+        for path in contract_docs.write_documents(args.write_docs, args.build_parser()):
             print(f"wrote {path}", file=sys.stderr)
         return 0
     if args.which is None:

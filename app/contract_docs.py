@@ -10,7 +10,7 @@
 - the blocks of docs/events.md between `<!-- BEGIN generated:NAME -->` and
   `<!-- END generated:NAME -->`: the field tables and the reason codes.
 
-`stale_documents(docs)` names every document that differs from what the code generates;
+`stale_documents(docs, parser)` names every document that differs from what the code generates;
 tests/unit/test_contract_docs.py fails on any.
 """
 
@@ -432,10 +432,9 @@ def _fill_blocks(text: str, blocks: dict[str, str]) -> str:
 
 
 def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
-    """One table row per argument: its name, meaning, environment variable and default."""
-    from app.cli import SETTINGS  # noqa: PLC0415 (the CLI imports this module's command)
-
-    env_of = {setting.flag: setting.env for setting in SETTINGS}
+    """One table row per argument: its name, meaning, environment variable and default, as
+    its help gives them: `(env NAME; default VALUE)` for a setting, `$NAME` or
+    `(default VALUE)` for another option."""
     rows = []
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
@@ -443,20 +442,29 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
         name = ", ".join(action.option_strings) or (action.metavar or action.dest)
         if action.choices is not None and not action.option_strings:
             name = f"{action.dest} ({', '.join(map(str, action.choices))})"
-        meaning = re.sub(r" \((env [A-Z_]+; )?default [^)]*\)$|^default .*$", "", action.help or "")
-        env = next((f"`{env_of[flag]}`" for flag in action.option_strings if flag in env_of), "")
-        default = "" if action.default in (None, False, argparse.SUPPRESS) else action.default
-        if env:
-            default = next(s.default or "" for s in SETTINGS if s.env == env.strip("`"))
-        rows.append(f"| `{name}` | {meaning} | {env} | {f'`{default}`' if default else ''} |")
+        help_text = action.help or ""
+        setting = _SETTING_HELP.search(help_text)
+        if setting is not None:
+            meaning, env, default = help_text[: setting.start()], setting[1], setting[2]
+            default = "" if default == "none" else default
+        else:
+            meaning = _DEFAULT_HELP.sub("", help_text)
+            variable = _ENV_HELP.search(help_text)
+            env = "" if variable is None else variable[1]
+            shown = _DEFAULT_HELP.search(help_text)
+            default = "" if shown is None else shown[1]
+        env_cell = f"`{env}`" if env else ""
+        rows.append(f"| `{name}` | {meaning} | {env_cell} | {f'`{default}`' if default else ''} |")
     return rows
 
 
-def cli_reference() -> str:
-    """Every command of `ledger`, with each argument it takes."""
-    from app.cli import build_parser  # noqa: PLC0415
+_SETTING_HELP = re.compile(r" \(env ([A-Z_]+); default ([^)]*)\)$")
+_DEFAULT_HELP = re.compile(r"(?: \(|^)default ([^)]*)\)?$")
+_ENV_HELP = re.compile(r"\$([A-Z][A-Z0-9_]+)")
 
-    parser = build_parser()
+
+def cli_reference(parser: argparse.ArgumentParser) -> str:
+    """Every command of the `ledger` parser, with each argument it takes."""
     lines = ["#### `ledger` (before any command)", "", *_ARGUMENT_HEAD, *_argument_rows(parser)]
     for leaf, summary in _commands(parser):
         lines += ["", f"#### `{leaf.prog}`", "", leaf.description or summary, ""]
@@ -495,46 +503,49 @@ def openapi_document() -> dict[str, Any]:
     return openapi_schema()
 
 
-def _generators() -> dict[str, Callable[[str], str]]:
-    """Each document's path under docs/, and how to write it from its current text."""
-    return {
-        "schemas/inbox.schema.json": lambda _: _json_text(inbox_contract_schema()),
-        "schemas/journal.schema.json": lambda _: _json_text(journal_json_schema()),
-        "schemas/reject.schema.json": lambda _: _json_text(reject_json_schema()),
-        "openapi.json": lambda _: _json_text(openapi_document()),
-        "asyncapi.yaml": lambda text: _yaml_text(asyncapi_document(yaml.safe_load(text))),
-        "events.md": lambda text: _fill_blocks(text, events_blocks()),
-        "cli.md": lambda text: _fill_blocks(text, {"commands": cli_reference()}),
-    }
-
-
-def schema_text(which: str) -> str:
-    """`ledger schema WHICH`: the same text as the document under docs/."""
-    return _generators()[SCHEMA_DOCUMENTS[which]]("")
-
-
-SCHEMA_DOCUMENTS = {
-    "inbox": "schemas/inbox.schema.json",
-    "journal": "schemas/journal.schema.json",
-    "reject": "schemas/reject.schema.json",
-    "openapi": "openapi.json",
+SCHEMAS: dict[str, tuple[str, Callable[[], Any]]] = {
+    "inbox": ("schemas/inbox.schema.json", inbox_contract_schema),
+    "journal": ("schemas/journal.schema.json", journal_json_schema),
+    "reject": ("schemas/reject.schema.json", reject_json_schema),
+    "openapi": ("openapi.json", openapi_document),
 }
 
 
-def generated_documents(docs: Path) -> dict[Path, str]:
-    """What each generated document should hold, given the hand-written parts in `docs`."""
+def schema_text(which: str) -> str:
+    """`ledger schema WHICH`: the same text as its document under docs/."""
+    return _json_text(SCHEMAS[which][1]())
+
+
+def _schema_generator(which: str) -> Callable[[str], str]:
+    return lambda _current: schema_text(which)
+
+
+def _generators(parser: argparse.ArgumentParser) -> dict[str, Callable[[str], str]]:
+    """Each document's path under docs/, and how to write it from its current text."""
+    generators: dict[str, Callable[[str], str]] = {
+        path: _schema_generator(which) for which, (path, _) in SCHEMAS.items()
+    }
+    generators["asyncapi.yaml"] = lambda text: _yaml_text(asyncapi_document(yaml.safe_load(text)))
+    generators["events.md"] = lambda text: _fill_blocks(text, events_blocks())
+    generators["cli.md"] = lambda text: _fill_blocks(text, {"commands": cli_reference(parser)})
+    return generators
+
+
+def generated_documents(docs: Path, parser: argparse.ArgumentParser) -> dict[Path, str]:
+    """What each generated document should hold, given the hand-written parts in `docs` and
+    the `ledger` command's parser (passed in: the command line imports this module)."""
     out: dict[Path, str] = {}
-    for relative, generate in _generators().items():
+    for relative, generate in _generators(parser).items():
         path = docs / relative
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         out[path] = generate(current)
     return out
 
 
-def write_documents(docs: Path) -> list[Path]:
+def write_documents(docs: Path, parser: argparse.ArgumentParser) -> list[Path]:
     """Rewrite every generated document under `docs`; returns the ones that changed."""
     changed = []
-    for path, text in generated_documents(docs).items():
+    for path, text in generated_documents(docs, parser).items():
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
@@ -542,11 +553,11 @@ def write_documents(docs: Path) -> list[Path]:
     return changed
 
 
-def stale_documents(docs: Path) -> list[Path]:
+def stale_documents(docs: Path, parser: argparse.ArgumentParser) -> list[Path]:
     """The generated documents under `docs` that differ from what the code generates."""
     return [
         path
-        for path, text in generated_documents(docs).items()
+        for path, text in generated_documents(docs, parser).items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app import contract_docs
 from app.api import openapi_schema
+from app.cli import build_parser
 from ledger.inbox import decode_inbox
 from ledger.policy import load_policy
 from ledger.rejections import ReasonCode
@@ -20,7 +21,10 @@ DOCS = REPOSITORY / "docs"
 
 
 def test_the_generated_documents_are_what_the_code_generates() -> None:
-    stale = [str(path.relative_to(REPOSITORY)) for path in contract_docs.stale_documents(DOCS)]
+    stale = [
+        str(path.relative_to(REPOSITORY))
+        for path in contract_docs.stale_documents(DOCS, build_parser())
+    ]
     assert stale == [], f"stale: {stale}; run `make docs` and commit the result"
 
 
@@ -36,7 +40,7 @@ def test_every_reason_code_is_in_the_events_document() -> None:
 
 def test_a_changed_record_makes_the_documents_stale(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
-    for path in contract_docs.generated_documents(DOCS):
+    for path in contract_docs.generated_documents(DOCS, build_parser()):
         target = docs / path.relative_to(DOCS)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
@@ -44,9 +48,9 @@ def test_a_changed_record_makes_the_documents_stale(tmp_path: Path) -> None:
     events.write_text(events.read_text().replace("| `trade_id` |", "| `trade_ref` |", 1))
     journal_schema = docs / "schemas" / "journal.schema.json"
     journal_schema.write_text("{}\n")
-    assert set(contract_docs.stale_documents(docs)) == {events, journal_schema}
-    contract_docs.write_documents(docs)
-    assert contract_docs.stale_documents(docs) == []
+    assert set(contract_docs.stale_documents(docs, build_parser())) == {events, journal_schema}
+    contract_docs.write_documents(docs, build_parser())
+    assert contract_docs.stale_documents(docs, build_parser()) == []
 
 
 def test_the_inbox_schema_refuses_what_the_decoder_refuses() -> None:
