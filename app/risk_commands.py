@@ -137,10 +137,12 @@ def register(sub: Any) -> None:
         "check",
         help="would the ledger accept this record? figures before and after (books nothing)",
     )
-    check.add_argument("account")
+    check.add_argument("account", help="the account id")
     check.add_argument("record", help="a JSON file holding one proposed inbox record, or -")
     check.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
-    check.add_argument("--format", choices=["table", "json"], default="table")
+    check.add_argument(
+        "--format", choices=["table", "json"], default="table", help="table for people, or json"
+    )
     check.set_defaults(handler=_check)
 
     shocked = sub.add_parser(
@@ -161,5 +163,7 @@ def register(sub: Any) -> None:
     )
     shocked.add_argument("--step", default="5", help="ladder step in percentage points (5)")
     shocked.add_argument("--as-of", default=None, help="journal seq or RFC 3339 timestamp")
-    shocked.add_argument("--format", choices=["table", "json"], default="table")
+    shocked.add_argument(
+        "--format", choices=["table", "json"], default="table", help="table for people, or json"
+    )
     shocked.set_defaults(handler=_stress)

@@ -1,4 +1,4 @@
-"""The margin loan's limits (RISK.md "Rules"), and client debits financed by the loan.
+"""The margin loan's limits (docs/risk-model.md "Rules"), and client debits financed by the loan.
 
 Every loan, asked for or not, is held to the same four limits: the account's
 `credit_limit`, its lending value, the firm's total of margin loans (`max_total_loans_multiple`
@@ -55,7 +55,8 @@ def loan_limits(desk: Desk, account: Account, amount: Decimal, lending: Decimal)
 
 
 def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, Decimal, str]]:
-    """(reason, figure, bound, what) for every lending limit of RISK.md, in the order checked."""
+    """(reason, figure, bound, what) for every lending limit of docs/risk-model.md, in the
+    order checked."""
     after = Decimal(limits.loan_after)
     return [
         (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, Decimal(limits.credit_limit), "credit limit"),
