@@ -65,7 +65,12 @@ FIELD_MEANINGS: dict[str, str] = {
     "debit_financed.limits_broken": "Reason codes of the lending limits the draw broke (a fact "
     "is financed regardless); absent when none.",
     "funding_payment.amount": "Paid by the account, USD; negative when it receives.",
-    "interest_accrued.amount": "The day's interest added to the loan, USD.",
+    "interest_accrued.amount": "The interest added to the loan, USD: `days` times a day's "
+    "interest, each day rounded to the cent.",
+    "interest_accrued.days": "Calendar days accrued, from `first_date` to `business_date` "
+    "inclusive (a Monday after a Friday close accrues 3); absent means 1.",
+    "interest_accrued.first_date": "The first calendar day accrued: the day after the last "
+    "close (the close's own date at the ledger's first close).",
     "insurance_fund_drawn.amount": "What the fund paid towards the deficit, USD.",
     "loan_repaid.amount": "The repayment, USD.",
     "instrument": "An asset other than USD, or a perpetual market.",
@@ -183,7 +188,8 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "drawn on its margin loan in the same decision.",
     "loan_draw_rejected": "A margin-loan draw was refused, with the limit it broke.",
     "loan_repaid": "A repayment settled accrued interest first, then principal.",
-    "interest_accrued": "A day's loan interest was added to the loan.",
+    "interest_accrued": "Loan interest for every calendar day since the last close was added "
+    "to the loan.",
     "spot_trade_booked": "A spot trade moved the base and quote balances.",
     "perp_trade_booked": "A perpetual trade changed a position and realised any PnL.",
     "mark_price_applied": "A mark was recorded; every holder is revalued at it.",
@@ -254,6 +260,8 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     "instrument, or one of another account.",
     ReasonCode.LIQUIDATION_OVERFILLED: "A fill is larger than what the liquidation has left to "
     "execute.",
+    ReasonCode.DAY_ALREADY_CLOSED: "A `day_closed` for a business date already closed, or "
+    "earlier than the last one closed.",
     ReasonCode.LIQUIDATION_SIDE_MISMATCH: "A fill would add to what the liquidation took over "
     "instead of executing it.",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import assert_never
 
@@ -434,13 +435,16 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]
 
 
 def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
-    business_date = record.business_date.isoformat()
+    """Accrue interest for every calendar day since the last close, up to this one."""
+    closing = record.business_date
+    days, first_day = _days_to_accrue(desk.book.business_date, closing)
+    business_date = closing.isoformat()
     desk.record(je.DayClosed(**desk.common(), business_date=business_date))
     charged: list[str] = []
     for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
         if account.loan_principal <= ZERO:
             continue
-        amount = risk.daily_interest(account.loan_principal, desk.policy)
+        amount = risk.interest_for_days(account.loan_principal, desk.policy, days)
         if amount > ZERO:
             desk.record(
                 je.InterestAccrued(
@@ -450,7 +454,24 @@ def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
                     annual_rate=format_decimal(desk.policy.loan_annual_rate),
                     day_count=desk.policy.loan_day_count,
                     amount=format_decimal(amount),
+                    days=days,
+                    first_date=first_day.isoformat(),
                 )
             )
             charged.append(account.account_id)
     return charged, None
+
+
+def _days_to_accrue(last_closed: str, closing: date) -> tuple[int, date]:
+    """(calendar days, first of them) from the day after `last_closed` to `closing`; the
+    first close of the ledger accrues its own day only."""
+    if not last_closed:
+        return 1, closing
+    previous = date.fromisoformat(last_closed)
+    if closing <= previous:
+        raise Refusal(
+            ReasonCode.DAY_ALREADY_CLOSED,
+            f"business day {closing.isoformat()} is not after the last day closed, "
+            f"{last_closed}: close each day once, in order",
+        )
+    return (closing - previous).days, previous + timedelta(days=1)

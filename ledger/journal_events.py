@@ -153,6 +153,8 @@ class InterestAccrued(JournalEvent, tag="interest_accrued", frozen=True):
     annual_rate: str
     day_count: int
     amount: str
+    days: int = 1  # calendar days accrued, `first_date` to `business_date` inclusive
+    first_date: str | None = None  # None in journals written before it was recorded
 
 
 class SpotTradeBooked(JournalEvent, tag="spot_trade_booked", frozen=True):

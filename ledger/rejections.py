@@ -42,6 +42,7 @@ class ReasonCode(StrEnum):
     UNKNOWN_LIQUIDATION = "unknown_liquidation"
     LIQUIDATION_OVERFILLED = "liquidation_overfilled"
     LIQUIDATION_SIDE_MISMATCH = "liquidation_side_mismatch"
+    DAY_ALREADY_CLOSED = "day_already_closed"
 
 
 class Refusal(Exception):

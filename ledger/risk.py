@@ -520,6 +520,12 @@ def daily_interest(principal: Decimal, policy: Policy) -> Decimal:
     )
 
 
+def interest_for_days(principal: Decimal, policy: Policy, days: int) -> Decimal:
+    """Interest for `days` calendar days: each day's `daily_interest`, rounded as a single
+    day is, then summed (`days * daily_interest`, exact)."""
+    return daily_interest(principal, policy) * days
+
+
 def trade_realisation(
     size: Decimal, entry_price: Decimal, side_quantity: Decimal, price: Decimal
 ) -> TradeEffect:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from ledger import journal_events as je
@@ -357,11 +357,18 @@ def _explain_loan(
 def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanation) -> None:
     principal = Decimal(event.principal)
     out.check("annual rate (policy)", event.annual_rate, _n(policy.loan_annual_rate))
-    amount = risk.daily_interest(principal, policy)
+    day = risk.daily_interest(principal, policy)
     out.lines.append(
-        f"interest = {event.principal} * {event.annual_rate} / {event.day_count}, rounded "
-        f"half-even to {USD_SCALE} places = {_n(amount)}"
+        f"a day's interest = {event.principal} * {event.annual_rate} / {event.day_count}, "
+        f"rounded half-even to {USD_SCALE} places = {_n(day)}"
     )
+    first = event.first_date or event.business_date
+    out.lines.append(f"calendar days {first} to {event.business_date}: {event.days}")
+    if event.first_date is not None:
+        span = date.fromisoformat(event.business_date) - date.fromisoformat(event.first_date)
+        out.check("days", event.days, span.days + 1)
+    amount = risk.interest_for_days(principal, policy, event.days)
+    out.lines.append(f"interest = {event.days} * {_n(day)} = {_n(amount)}")
     out.check("amount", event.amount, _n(amount))
 
 

@@ -106,3 +106,41 @@ def test_a_funding_payment_beyond_cash_is_financed_naming_the_funding() -> None:
     assert causes == [("perp_trade_booked", "12.00"), ("funding_settled", "6.00")]
     account = s.app.book.accounts["C1"]
     assert (account.balance("USD"), account.loan) == (Decimal(0), Decimal("18.00"))
+
+
+def _loan_of_10000() -> Scenario:
+    """C1 holds 1 BTC at 60,000 and has drawn 10,000: a day's interest is
+    10,000 x 0.08 / 365 = 2.19178... -> 2.19."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="10000")
+    return s
+
+
+def test_a_monday_close_after_a_friday_close_accrues_three_days_of_interest() -> None:
+    s = _loan_of_10000()
+    s.send("day_closed", business_date="2026-11-27")  # Friday: the first close, one day
+    s.send("day_closed", business_date="2026-11-30")  # Monday: Saturday, Sunday, Monday
+    friday, monday = s.events("interest_accrued")
+    assert (friday["amount"], friday["first_date"], "days" in friday) == (
+        "2.19",
+        "2026-11-27",
+        False,  # one day: the default, not written
+    )
+    assert (monday["amount"], monday["days"], monday["first_date"]) == ("6.57", 3, "2026-11-28")
+    # 2.19 + 3 x 2.19 = 8.76 of interest on the 10,000 principal.
+    assert s.app.book.accounts["C1"].loan == Decimal("10008.76")
+
+
+def test_a_day_closed_twice_or_out_of_order_is_refused_and_accrues_nothing() -> None:
+    s = _loan_of_10000()
+    s.send("day_closed", business_date="2026-11-27")
+    again = s.send("day_closed", business_date="2026-11-27")
+    earlier = s.send("day_closed", business_date="2026-11-26")
+    assert again.refused_by_reason == {"day_already_closed": 1}
+    assert earlier.refused_by_reason == {"day_already_closed": 1}
+    assert len(s.events("day_closed")) == len(s.events("interest_accrued")) == 1
+    assert s.app.book.accounts["C1"].loan == Decimal("10002.19")
+    assert [r["reason_code"] for r in s.rejects()] == ["day_already_closed"] * 2
