@@ -40,7 +40,7 @@ from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES_BY_VIEW
-from projections.views import as_of_seq, document, views_at
+from projections.views import document, views_at
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -116,7 +116,7 @@ def _seq_of(live: LiveViews, as_of: str | None) -> int | None:
     if as_of is None:
         return None
     try:
-        return as_of_seq(live.store, as_of)
+        return reporting.as_of_seq(live.store, as_of)
     except AsOfError as error:
         raise ClientException(detail=str(error).replace("--as-of", "as_of")) from error
 

@@ -6,6 +6,7 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,12 +20,17 @@ import msgspec
 from app.progress import Progress
 from ledger import reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
-from ledger.limits import inbox_batch_records_max, journal_read_batch_events_max
+from ledger.limits import (
+    inbox_batch_records_max,
+    journal_read_batch_events_max,
+    snapshot_interval_events,
+)
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore, StoreUrlError, Tracking
 from projections.render import text_table
 
 file_digest_chunk_bytes = 1 << 20
+SNAPSHOT_EVENTS_ENV = "LEDGER_SNAPSHOT_EVENTS"
 
 
 class CommandError(Exception):
@@ -36,6 +42,15 @@ def policy_of(args: argparse.Namespace) -> Policy:
     if path is not None and not path.is_file():
         raise CommandError(f"policy file {path} does not exist")
     return load_policy(path)
+
+
+def snapshot_events_setting() -> int:
+    """Journal events between two book snapshots: `LEDGER_SNAPSHOT_EVENTS`, else the default
+    (`ledger.limits.snapshot_interval_events`). Only the writers (ingest, run) use it."""
+    text = os.environ.get(SNAPSHOT_EVENTS_ENV) or str(snapshot_interval_events)
+    if not (text.isdigit() and int(text) > 0):
+        raise CommandError(f"{SNAPSHOT_EVENTS_ENV}={text!r} is not a positive number of events")
+    return int(text)
 
 
 @contextmanager
@@ -117,7 +132,7 @@ def file_tracking_name(path: Path) -> str:
 def _ingest(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     with open_store(args) as store:
-        app = LedgerApplication(store, policy)
+        app = LedgerApplication(store, policy, snapshot_events_setting())
         if args.file == "-":
             total = ingest_stream(app, sys.stdin.buffer, "stdin")
         else:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands import CommandError, policy_of
+from app.commands import CommandError, policy_of, snapshot_events_setting
 from consumers.health import health_port_default
 
 health_port_env = "LEDGER_HEALTH_PORT"
@@ -39,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         health_port=args.health_port,
         inbox_partitions=args.inbox_partitions,
         replication_factor=args.replication_factor,
+        snapshot_events=snapshot_events_setting(),
     )
     return asyncio.run(run_service(settings))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.commands import CommandError, open_store, policy_of
 from app.progress import Progress
+from ledger import reporting, snapshots
 from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
@@ -39,7 +40,7 @@ def _views(
     policy = policy_of(args)
     if args.as_of is None:
         return views.live_views(store, args.store, policy, progress)
-    seq = views.as_of_seq(store, args.as_of)
+    seq = reporting.as_of_seq(store, args.as_of)
     return views.views_at(store, policy, seq, progress)
 
 
@@ -111,7 +112,7 @@ def _replay(args: argparse.Namespace) -> int:
         with live:
             position = live.position()
             seq = position.last_seq
-            if args.as_of is not None and views.as_of_seq(store, args.as_of) != seq:
+            if args.as_of is not None and reporting.as_of_seq(store, args.as_of) != seq:
                 raise CommandError(
                     f"the live views stand at seq {seq}, not at --as-of {args.as_of}: "
                     "replay compares at the live views' position"
@@ -136,7 +137,21 @@ def _replay(args: argparse.Namespace) -> int:
         f"replay of seq 1..{seq} into a scratch store: "
         + (f"{total} rows differ in {len(found)} views" if found else "every view is identical")
     )
-    return 1 if found else 0
+    snapshots_differ = args.file is None and _check_snapshots(args)
+    return 1 if found or snapshots_differ else 0
+
+
+def _check_snapshots(args: argparse.Namespace) -> bool:
+    """Print how the store's book snapshots compare with the book rebuilt from seq 1;
+    True when one differs."""
+    with open_store(args) as store:
+        checks = snapshots.check_all(store)
+    for check in checks:
+        if check.verdict != "equal":
+            print(f"book snapshot at seq {check.seq}: {check.verdict}")
+    equal = sum(check.verdict == "equal" for check in checks)
+    print(f"book snapshots: {equal} of {len(checks)} equal the book rebuilt from seq 1")
+    return any(check.verdict == "differs" for check in checks)
 
 
 def _records_up_to(path: Path, seq: int) -> Iterator[bytes]:

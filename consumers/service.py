@@ -36,6 +36,7 @@ from consumers.journal_relay import (
 from consumers.topics import TopicNames, ensure_topics
 from ledger.application import LedgerApplication
 from ledger.invariants import InvariantViolation
+from ledger.limits import snapshot_interval_events
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 
@@ -60,6 +61,7 @@ class ServiceSettings:
     health_port: int  # 0: no health endpoint
     inbox_partitions: int
     replication_factor: int
+    snapshot_events: int = snapshot_interval_events  # journal events between book snapshots
 
 
 @dataclass
@@ -93,7 +95,7 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
     ingest = InboxIngest(
         consumer=inbox_consumer(settings.bootstrap, settings.names),
         app=app,
-        build_app=lambda: LedgerApplication(store, settings.policy),
+        build_app=lambda: LedgerApplication(store, settings.policy, settings.snapshot_events),
         names=settings.names,
         state=state,
         bootstrap=settings.bootstrap,
@@ -169,7 +171,8 @@ async def run_service(settings: ServiceSettings) -> int:
     store = await backoff_retry(lambda: LedgerStore.open(settings.store_url), "open_store")
     try:
         app = await backoff_retry(
-            lambda: LedgerApplication(store, settings.policy), "replay_journal"
+            lambda: LedgerApplication(store, settings.policy, settings.snapshot_events),
+            "replay_journal",
         )
         log.info("replayed store=%s journal_seq=%d", store.describe(), app.book.last_seq)
         await _create_topics(settings)

@@ -5,6 +5,9 @@ so the decisions are one code path whatever the inbox comes from. A batch is dec
 memory and recorded in one store transaction with its rejects and its inbox position; if
 that transaction fails, the book is rebuilt from the store, so memory never holds a
 decision the store does not.
+
+The book is restored from the latest snapshot and the journal's tail (`ledger.snapshots`),
+and a snapshot is recorded every `snapshot_interval_events` journal events.
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger import journal_events as je
+from ledger import snapshots
 from ledger.book import Book
 from ledger.decisions import decide
 from ledger.desk import Desk
 from ledger.inbox import decode_inbox, inbox_digest, readable_event_id
 from ledger.invariants import require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
-from ledger.limits import inbox_batch_records_max
+from ledger.limits import inbox_batch_records_max, snapshot_interval_events
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.store import LedgerStore, Tracking
+from ledger.store import LedgerStore, PersistenceError, Tracking
 from ledger.watchlist import Watchlist
 
 log = logging.getLogger("ledger.application")
@@ -58,10 +62,19 @@ class StaleBook(RuntimeError):
 
 
 class LedgerApplication:
-    def __init__(self, store: LedgerStore, policy: Policy) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        policy: Policy,
+        snapshot_events: int = snapshot_interval_events,
+    ) -> None:
+        require(snapshot_events > 0, "the snapshot interval must be at least one event")
         self.store = store
         self.policy = policy
+        self.snapshot_events = snapshot_events
+        self.snapshot = snapshots.latest_mark(store)
         self.desk = self._replay()
+        self._snapshot_when_due()
         self.reject_count = store.reject_count()
         self._stale = False
 
@@ -92,7 +105,19 @@ class LedgerApplication:
             self.reject_count = self.store.reject_count()
             self._stale = False
             raise
+        self._snapshot_when_due()
         return outcome
+
+    def _snapshot_when_due(self) -> None:
+        """Record a snapshot once `snapshot_events` events passed since the last one. A
+        snapshot only saves replay time: a store fault here is logged, not raised, since the
+        batch itself is already recorded."""
+        if self.book.last_seq - self.snapshot.seq < self.snapshot_events:
+            return
+        try:
+            self.snapshot = snapshots.take(self.store, self.book, self.snapshot)
+        except PersistenceError as error:
+            log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
 
     def _process_one(self, item: InboxItem, outcome: BatchOutcome) -> None:
         try:
@@ -181,9 +206,7 @@ class LedgerApplication:
         )
 
     def _replay(self) -> Desk:
-        book = Book()
-        for entry in self.store.iter_journal():
-            book.apply(je.decode_journal_record(entry.record))
+        book = snapshots.book_at(self.store, with_inputs=True)
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk

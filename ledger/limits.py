@@ -11,3 +11,5 @@ trade_id_chars_max = 128
 liquidation_id_chars_max = event_id_chars_max + len(":liquidation:") + account_id_chars_max
 perp_quantity_decimal_places_max = 8  # perpetual sizes: venues trade down to 10^-8 of a coin
 price_decimal_places_max = 18  # prices and rates keep full precision, up to this many places
+# Journal events between two book snapshots: a restart or a read replays at most this many.
+snapshot_interval_events = 10_000

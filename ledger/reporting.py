@@ -7,8 +7,9 @@ import io
 from datetime import datetime
 from typing import Any
 
-from ledger import journal_events as je
-from ledger import risk
+import msgspec
+
+from ledger import risk, snapshots
 from ledger.book import Book
 from ledger.money import ONE, REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
@@ -33,18 +34,45 @@ def parse_as_of(text: str | None) -> int | datetime | None:
     return moment
 
 
-def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
-    """The book right after journal position `as_of` (a seq or a timestamp), or now."""
+def as_of_seq(store: LedgerStore, as_of: str | None) -> int:
+    """The journal seq right after which `as_of` (a seq or an RFC 3339 time) stands; the
+    journal's end for None. A time is found by bisection: `recorded_at` never decreases
+    along the journal (the ledger clock never goes backwards)."""
+    last = store.last_seq()
     bound = parse_as_of(as_of)
-    book = Book()
-    for entry in store.iter_journal():
-        event = je.decode_journal_record(entry.record)
-        if isinstance(bound, int) and event.seq > bound:
-            break
-        if isinstance(bound, datetime) and datetime.fromisoformat(event.recorded_at) > bound:
-            break
-        book.apply(event)
-    return book
+    if bound is None:
+        return last
+    if isinstance(bound, int):
+        if bound > last:
+            raise AsOfError(f"--as-of {bound} is beyond the journal, which ends at seq {last}")
+        return bound
+    at_or_before, after = 0, last + 1  # the answer lies in [at_or_before, after)
+    while after - at_or_before > 1:
+        middle = (at_or_before + after) // 2
+        if _recorded_at(store, middle) <= bound:
+            at_or_before = middle
+        else:
+            after = middle
+    return at_or_before
+
+
+class _Head(msgspec.Struct, frozen=True):
+    recorded_at: str
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+
+def _recorded_at(store: LedgerStore, seq: int) -> datetime:
+    (entry,) = store.read_journal(seq - 1, 1)
+    return datetime.fromisoformat(_decode_head(entry.record).recorded_at)
+
+
+def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
+    """The book right after journal position `as_of` (a seq or a timestamp), or now: the
+    nearest snapshot at or before it, then the journal up to it. It carries no seen inputs
+    (reading figures needs none)."""
+    return snapshots.book_at(store, as_of_seq(store, as_of), with_inputs=False)
 
 
 def _text(value: Any) -> Any:

@@ -5,47 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-
-import msgspec
 
 from ledger.journal import canonical_json
 from ledger.policy import Policy
-from ledger.reporting import AsOfError, parse_as_of
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
 differences_shown_max = 20  # per view, in `audit replay`'s output
-
-
-class _Head(msgspec.Struct, frozen=True):
-    seq: int
-    recorded_at: str
-
-
-_decode_head = msgspec.json.Decoder(_Head).decode
-
-
-def as_of_seq(store: LedgerStore, as_of: str | None) -> int:
-    """The journal seq right after which `as_of` (a seq or an RFC 3339 time) stands."""
-    last = store.last_seq()
-    bound = parse_as_of(as_of)
-    if bound is None:
-        return last
-    if isinstance(bound, int):
-        if bound > last:
-            raise AsOfError(f"--as-of {bound} is beyond the journal, which ends at seq {last}")
-        return bound
-    found = 0
-    for entry in store.iter_journal():
-        head = _decode_head(entry.record)
-        if datetime.fromisoformat(head.recorded_at) > bound:
-            break
-        found = head.seq
-    return found
 
 
 def live_views(

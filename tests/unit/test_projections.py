@@ -12,6 +12,7 @@ import pytest
 
 from app.simulation import simulate
 from ledger import journal_events as je
+from ledger import reporting
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.journal import JournalEntry
@@ -142,15 +143,15 @@ def test_as_of_a_timestamp_is_the_last_event_recorded_at_or_before_it(
     store: LedgerStore, entries: list[JournalEntry]
 ) -> None:
     middle = je.decode_journal_record(entries[len(entries) // 2].record)
-    seq = views.as_of_seq(store, middle.recorded_at)
+    seq = reporting.as_of_seq(store, middle.recorded_at)
     assert seq >= middle.seq
     assert je.decode_journal_record(entries[seq - 1].record).recorded_at == middle.recorded_at
     if seq < len(entries):
         assert je.decode_journal_record(entries[seq].record).recorded_at > middle.recorded_at
     with pytest.raises(AsOfError, match="beyond the journal"):
-        views.as_of_seq(store, str(len(entries) + 1))
+        reporting.as_of_seq(store, str(len(entries) + 1))
     with pytest.raises(AsOfError, match="UTC offset"):
-        views.as_of_seq(store, "2026-11-03T00:00:00")
+        reporting.as_of_seq(store, "2026-11-03T00:00:00")
 
 
 def _rows(store: LedgerStore, policy: Policy, table: tables.Table) -> list[dict[str, object]]:

@@ -1,0 +1,222 @@
+"""Book snapshots: a restart or a read starts from the latest snapshot, then the journal's tail.
+
+Every `snapshot_interval_events` journal events the writer records two things at the seq it
+stands at, in one store transaction:
+
+- a `BookSnapshot`: the book as a replay up to that seq builds it (no clock: the clock is the
+  deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
+  digest of the code that applies events to a book;
+- a `SeenInputs`: the inputs (event id and digest) first seen since the previous snapshot.
+  Those are most of a book's size (one per input ever decided), so each snapshot carries only
+  its own, and a restart joins them; a read (`ledger query`, `as_of`) needs none of them.
+
+A snapshot is derived data, never the truth. It is used only when its format and code
+digest are this code's, its hash equals the journal's at its seq, and the seen inputs form
+an unbroken run from seq 1 to it; otherwise the book is rebuilt from seq 1 (logged), as
+`ledger audit replay` always does, comparing each snapshot with the rebuilt book.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from ledger import book as book_module
+from ledger import journal_events as je
+from ledger import money, risk
+from ledger.book import Book
+from ledger.invariants import require
+from ledger.limits import journal_read_batch_events_max
+from ledger.store import LedgerStore
+
+log = logging.getLogger("ledger.snapshots")
+
+SNAPSHOT_FORMAT = 1
+# What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
+# snapshot written before it, so a book is never restored into code that applies otherwise.
+_APPLY_CODE = (book_module, risk, money)
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256(f"format {SNAPSHOT_FORMAT}\n".encode())
+    for module in _APPLY_CODE:
+        assert module.__file__ is not None  # a module loaded from a file
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+CODE_DIGEST = _code_digest()
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    format: int
+    code_digest: str
+    seq: int
+    hash: str  # the journal record's hash at `seq`
+    book: Book  # without clock and seen inputs
+
+
+class SeenInputs(msgspec.Struct, frozen=True, kw_only=True):
+    after_seq: int  # the previous snapshot's seq (0 for the first)
+    seq: int
+    count: int  # inputs seen from seq 1 up to `seq`, these included
+    inputs: dict[str, str]  # event id -> input digest, in journal order
+
+
+class _SnapshotHead(msgspec.Struct, frozen=True):
+    format: int
+    code_digest: str
+    seq: int
+    hash: str
+
+
+class _HashHead(msgspec.Struct, frozen=True):
+    hash: str
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_snapshot = msgspec.msgpack.Decoder(BookSnapshot).decode
+_decode_snapshot_head = msgspec.msgpack.Decoder(_SnapshotHead).decode
+_decode_seen = msgspec.msgpack.Decoder(SeenInputs).decode
+_decode_hash = msgspec.json.Decoder(_HashHead).decode
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMark:
+    """Where the latest snapshot stands: its seq and how many inputs were seen up to it."""
+
+    seq: int = 0
+    seen_count: int = 0
+
+
+def encode_book(book: Book) -> bytes:
+    """The snapshot form of `book`: what a replay to its seq holds (no clock, no inputs)."""
+    return _encode(dataclasses.replace(book, clock=None, seen_inputs={}))
+
+
+def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
+    """Record a snapshot of `book` (at its last seq), the inputs seen since `previous`."""
+    seen = book.seen_inputs
+    fresh = len(seen) - previous.seen_count
+    require(fresh >= 0, "the book has seen fewer inputs than at its previous snapshot")
+    inputs = dict(reversed(list(itertools.islice(reversed(seen.items()), fresh))))
+    snapshot = BookSnapshot(
+        format=SNAPSHOT_FORMAT,
+        code_digest=CODE_DIGEST,
+        seq=book.last_seq,
+        hash=book.last_hash,
+        book=dataclasses.replace(book, clock=None, seen_inputs={}),
+    )
+    seen_record = SeenInputs(
+        after_seq=previous.seq, seq=book.last_seq, count=len(seen), inputs=inputs
+    )
+    store.append_snapshot(book.last_seq, _encode(snapshot), _encode(seen_record))
+    return SnapshotMark(book.last_seq, len(seen))
+
+
+def latest_mark(store: LedgerStore) -> SnapshotMark:
+    """The latest snapshot's mark, whatever code wrote it: the next one continues its run."""
+    record = store.last_seen_inputs()
+    if record is None:
+        return SnapshotMark()
+    seen = _decode_seen(record)
+    return SnapshotMark(seen.seq, seen.count)
+
+
+def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
+    """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
+
+    With `with_inputs` the book carries every input seen (a writer needs them to refuse a
+    repeated event id); without, it carries none (enough for reading figures)."""
+    found = store.snapshot_at_or_before(until_seq)
+    if found is None:
+        return Book()
+    seq, record = found
+    head = _decode_snapshot_head(record)
+    if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
+        log.info("snapshot at seq %s was written by other code: replaying from seq 1", seq)
+        return Book()
+    journal = store.read_journal(seq - 1, 1)
+    if not journal or journal[0].seq != seq or _decode_hash(journal[0].record).hash != head.hash:
+        log.warning("snapshot at seq %s does not match the journal: replaying from seq 1", seq)
+        return Book()
+    book = _decode_snapshot(record).book
+    if with_inputs:
+        inputs = _seen_inputs(store, seq)
+        if inputs is None:
+            log.warning("seen inputs up to seq %s are incomplete: replaying from seq 1", seq)
+            return Book()
+        book.seen_inputs = inputs
+    return book
+
+
+def _seen_inputs(store: LedgerStore, until_seq: int) -> dict[str, str] | None:
+    """Every input seen up to `until_seq`, joined from the run of seen-inputs records, or
+    None when that run is broken (a record missing, or the counts disagree)."""
+    inputs: dict[str, str] = {}
+    after_seq = 0
+    while after_seq < until_seq and (records := store.read_seen_inputs(after_seq)):
+        for record in records:
+            seen = _decode_seen(record)
+            if seen.after_seq != after_seq or seen.seq > until_seq:
+                return None
+            inputs.update(seen.inputs)
+            if len(inputs) != seen.count:
+                return None
+            after_seq = seen.seq
+            if after_seq == until_seq:
+                break
+    return inputs if after_seq == until_seq else None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCheck:
+    seq: int
+    verdict: Literal["equal", "differs", "other code"]
+
+
+def check_all(store: LedgerStore) -> list[SnapshotCheck]:
+    """Every snapshot compared with the book rebuilt from seq 1 (`ledger audit replay`):
+    equal, differing, or written by other code (not comparable, never used by this code)."""
+    book = Book()
+    checks = []
+    after_seq = 0
+    while found := store.read_snapshots(after_seq):
+        seq, record = found[0]
+        after_seq = seq
+        _apply_until(store, book, seq)
+        head = _decode_snapshot_head(record)
+        if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
+            checks.append(SnapshotCheck(seq, "other code"))
+            continue
+        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and encode_book(
+            _decode_snapshot(record).book
+        ) == encode_book(book)
+        checks.append(SnapshotCheck(seq, "equal" if same else "differs"))
+    return checks
+
+
+def _apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
+    """Apply the journal's events after the book's seq up to `until_seq` (or its end)."""
+    while book.last_seq < until_seq:
+        limit = min(journal_read_batch_events_max, until_seq - book.last_seq)
+        entries = store.read_journal(book.last_seq, limit)
+        if not entries:
+            return
+        for entry in entries:
+            book.apply(je.decode_journal_record(entry.record))
+
+
+def book_at(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
+    """The book right after journal seq `until_seq` (default: the journal's end): the latest
+    usable snapshot at or before it, then the journal's events after it."""
+    book = restore(store, until_seq, with_inputs=with_inputs)
+    _apply_until(store, book, store.last_seq() if until_seq is None else until_seq)
+    return book

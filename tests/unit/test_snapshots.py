@@ -1,0 +1,219 @@
+"""Book snapshots: a restart from a snapshot and the journal's tail decides exactly as a
+restart that replays the whole journal, and a snapshot that does not fit is never used."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from app.cli import main
+from app.simulation import simulate
+from ledger import journal_events as je
+from ledger import reporting, snapshots
+from ledger.application import InboxItem, LedgerApplication
+from ledger.book import Book
+from ledger.policy import load_policy
+from ledger.store import JournalConflict, LedgerStore
+
+POLICY = load_policy(None)
+GOLDEN = Path(__file__).parent.parent / "golden"
+never_events = 10**12  # an interval no test journal reaches: no snapshot is taken
+simulated_batch_records = 100
+simulated_records = 2_000  # a few hundred journal events per snapshot interval below
+
+
+def _items(lines: list[bytes]) -> list[InboxItem]:
+    return [
+        InboxItem(value=line, key=None, topic="test", partition=0, offset=offset)
+        for offset, line in enumerate(lines)
+    ]
+
+
+def _restarting_run(items: list[InboxItem], batch: int, snapshot_events: int) -> LedgerStore:
+    """Decide `items` in batches, a new LedgerApplication (a restart) before each batch."""
+    store = LedgerStore.open("sqlite:///:memory:")
+    for start in range(0, len(items), batch):
+        app = LedgerApplication(store, POLICY, snapshot_events=snapshot_events)
+        app.process(items[start : start + batch])
+    return store
+
+
+def _journal_and_rejects(store: LedgerStore) -> list[bytes]:
+    return [e.record for e in store.iter_journal()] + list(store.read_rejects())
+
+
+def _replayed(store: LedgerStore, until_seq: int | None = None) -> Book:
+    """The book of a plain replay from seq 1, as before snapshots."""
+    book = Book()
+    for entry in store.iter_journal():
+        if until_seq is not None and entry.seq > until_seq:
+            break
+        book.apply(je.decode_journal_record(entry.record))
+    return book
+
+
+@pytest.fixture(scope="module")
+def simulated() -> list[InboxItem]:
+    return _items(list(simulate(5, 8, 1))[:simulated_records])
+
+
+def test_the_golden_scenario_restarted_from_snapshots_is_byte_identical() -> None:
+    items = _items((GOLDEN / "crash_scenario.inbox.jsonl").read_bytes().splitlines())
+    from_snapshots = _restarting_run(items, 1, snapshot_events=2)
+    from_seq_1 = _restarting_run(items, 1, snapshot_events=never_events)
+    assert from_snapshots.snapshot_at_or_before() is not None
+    assert _journal_and_rejects(from_snapshots) == _journal_and_rejects(from_seq_1)
+
+
+def test_a_simulated_day_restarted_from_snapshots_is_byte_identical(
+    simulated: list[InboxItem],
+) -> None:
+    from_snapshots = _restarting_run(simulated, simulated_batch_records, snapshot_events=97)
+    from_seq_1 = _restarting_run(simulated, simulated_batch_records, snapshot_events=never_events)
+    assert _journal_and_rejects(from_snapshots) == _journal_and_rejects(from_seq_1)
+    restored = LedgerApplication(from_snapshots, POLICY).book
+    replayed = _replayed(from_snapshots)
+    assert snapshots.encode_book(restored) == snapshots.encode_book(replayed)
+    assert list(restored.seen_inputs.items()) == list(replayed.seen_inputs.items())
+
+
+def test_a_snapshot_every_few_events_leaves_one_per_interval(simulated: list[InboxItem]) -> None:
+    store = _restarting_run(simulated, simulated_batch_records, snapshot_events=500)
+    seqs = []
+    after = 0
+    while records := store.read_seen_inputs(after):
+        for record in records:
+            seen = msgspec.msgpack.decode(record, type=snapshots.SeenInputs)
+            assert seen.after_seq == after  # an unbroken run from seq 1
+            seqs.append(seen.seq)
+            after = seen.seq
+    assert len(seqs) >= 2
+    assert all(later - earlier >= 500 for earlier, later in itertools.pairwise([0, *seqs]))
+
+
+@pytest.fixture
+def snapshotted(simulated: list[InboxItem]) -> Iterator[LedgerStore]:
+    store = _restarting_run(simulated, simulated_batch_records, snapshot_events=300)
+    yield store
+    store.close()
+
+
+def test_the_book_as_of_any_seq_equals_a_replay_to_it(snapshotted: LedgerStore) -> None:
+    last = snapshotted.last_seq()
+    for seq in (1, 299, 300, 301, last // 2, last - 1, last):
+        from_snapshot = reporting.book_as_of(snapshotted, str(seq))
+        assert from_snapshot.last_seq == seq
+        assert snapshots.encode_book(from_snapshot) == snapshots.encode_book(
+            _replayed(snapshotted, seq)
+        )
+
+
+def test_as_of_a_time_is_the_last_seq_recorded_at_or_before_it(snapshotted: LedgerStore) -> None:
+    times = [
+        (e.seq, datetime.fromisoformat(je.decode_journal_record(e.record).recorded_at))
+        for e in snapshotted.iter_journal()
+    ]
+    for _, moment in times[:: len(times) // 7]:
+        expected = max(seq for seq, at in times if at <= moment)
+        assert reporting.as_of_seq(snapshotted, moment.isoformat()) == expected
+    assert reporting.as_of_seq(snapshotted, "2000-01-01T00:00:00Z") == 0
+
+
+def _latest_snapshot(store: LedgerStore) -> snapshots.BookSnapshot:
+    found = store.snapshot_at_or_before()
+    assert found is not None
+    return msgspec.msgpack.decode(found[1], type=snapshots.BookSnapshot)
+
+
+def _write_over(store: LedgerStore, snapshot: snapshots.BookSnapshot) -> None:
+    """Record `snapshot` one seq later than the real latest one, as a forger would."""
+    seq = snapshot.seq + 1
+    forged = msgspec.structs.replace(snapshot, seq=seq)
+    seen = snapshots.SeenInputs(after_seq=snapshot.seq, seq=seq, count=0, inputs={})
+    store.append_snapshot(seq, msgspec.msgpack.encode(forged), msgspec.msgpack.encode(seen))
+
+
+def test_a_snapshot_that_does_not_match_the_journal_hash_is_not_used(
+    snapshotted: LedgerStore,
+) -> None:
+    latest = _latest_snapshot(snapshotted)
+    wrong = dataclasses.replace(latest.book, total_loans=latest.book.total_loans + 1)
+    _write_over(snapshotted, msgspec.structs.replace(latest, book=wrong))
+    # The forged snapshot claims seq latest+1 with the hash of seq latest: refused.
+    restored = snapshots.book_at(snapshotted, latest.seq + 1, with_inputs=False)
+    expected = _replayed(snapshotted, latest.seq + 1)
+    assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
+
+
+def test_a_snapshot_written_by_other_code_is_not_used(snapshotted: LedgerStore) -> None:
+    latest = _latest_snapshot(snapshotted)
+    (entry,) = snapshotted.read_journal(latest.seq, 1)
+    forged = msgspec.structs.replace(
+        latest,
+        code_digest="0" * 64,
+        hash=je.decode_journal_record(entry.record).hash,
+        book=dataclasses.replace(latest.book, total_loans=latest.book.total_loans + 1),
+    )
+    _write_over(snapshotted, forged)
+    restored = LedgerApplication(snapshotted, POLICY).book
+    expected = _replayed(snapshotted)
+    assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
+    assert list(restored.seen_inputs.items()) == list(expected.seen_inputs.items())
+
+
+def test_a_broken_run_of_seen_inputs_falls_back_to_a_replay(snapshotted: LedgerStore) -> None:
+    latest = _latest_snapshot(snapshotted)
+    (entry,) = snapshotted.read_journal(latest.seq, 1)
+    # A genuine book at seq latest+1, but its seen inputs miss that input's event id.
+    at_next = _replayed(snapshotted, latest.seq + 1)
+    genuine = msgspec.structs.replace(
+        latest,
+        seq=latest.seq + 1,
+        hash=je.decode_journal_record(entry.record).hash,
+        book=msgspec.msgpack.decode(snapshots.encode_book(at_next), type=Book),
+    )
+    seen = snapshots.SeenInputs(after_seq=latest.seq, seq=latest.seq + 1, count=0, inputs={})
+    snapshotted.append_snapshot(
+        latest.seq + 1, msgspec.msgpack.encode(genuine), msgspec.msgpack.encode(seen)
+    )
+    restored = LedgerApplication(snapshotted, POLICY).book
+    expected = _replayed(snapshotted)
+    assert list(restored.seen_inputs.items()) == list(expected.seen_inputs.items())
+
+
+def test_a_second_snapshot_at_the_same_seq_is_refused(snapshotted: LedgerStore) -> None:
+    found = snapshotted.snapshot_at_or_before()
+    assert found is not None
+    with pytest.raises(JournalConflict):
+        snapshotted.append_snapshot(found[0], found[1], b"")
+
+
+def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
+    tmp_path: Path, simulated: list[InboxItem], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with LedgerStore.open(url) as store:
+        app = LedgerApplication(store, POLICY, snapshot_events=300)
+        for start in range(0, len(simulated), simulated_batch_records):
+            app.process(simulated[start : start + simulated_batch_records])
+        checks = snapshots.check_all(store)
+    assert len(checks) >= 2
+    assert {check.verdict for check in checks} == {"equal"}
+    assert main(["--store", url, "report", "balances", "--format", "csv"]) == 0  # the views
+    assert main(["--store", url, "audit", "replay"]) == 0
+    assert f"book snapshots: {len(checks)} of {len(checks)} equal" in capsys.readouterr().out
+    with LedgerStore.open(url) as store:
+        latest = _latest_snapshot(store)
+        (entry,) = store.read_journal(latest.seq, 1)
+        wrong = dataclasses.replace(latest.book, total_loans=latest.book.total_loans + 1)
+        hash_ = je.decode_journal_record(entry.record).hash
+        _write_over(store, msgspec.structs.replace(latest, hash=hash_, book=wrong))
+    assert main(["--store", url, "audit", "replay"]) == 1
+    out = capsys.readouterr().out
+    assert f"book snapshot at seq {latest.seq + 1}: differs" in out
