@@ -1,10 +1,13 @@
 """`ledger demo`: a few simulated days with a BTC crash, decided by the ledger, summarised.
 
-From a fresh embedded store in `.ledger/demo/` (SQLite): `simulate` writes the inbox
-stream to `inbox.jsonl`, `ingest_stream` decides it exactly as `ledger ingest` does, and
-the journal is replayed once into the summary printed here and the HTML report
-(`report.html`) a risk officer opens in a browser. `--kafka` sends the same stream through
-the local Kafka broker with `ledger publish` and `ledger run` instead of `ingest`.
+From a fresh embedded store in `.ledger/demo/` (SQLite): the simulated stream is decided
+by `LedgerApplication.process`, exactly as `ledger ingest` decides a file, with a simulated
+venue in the loop (app/venue.py) that executes each liquidation the ledger decides and
+sends its fills back the same way; every record decided, fills included, is written to
+`inbox.jsonl`, so `ledger ingest` of that file decides the same journal. The journal is
+replayed once into the summary printed here and the HTML report (`report.html`) a risk
+officer opens in a browser. `--kafka` sends that inbox through the local Kafka broker with
+`ledger publish` and `ledger run` instead.
 
 Wall-clock timings are printed for the reader only; no decision reads them.
 
@@ -25,9 +28,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from app import html_report
-from app.commands import CommandError, ingest_stream, policy_of
-from app.simulation import simulate
-from ledger.application import LedgerApplication
+from app.commands import CommandError, policy_of
+from app.simulation import simulate_timed
+from app.venue import Venue
+from ledger.application import InboxItem, LedgerApplication
 from ledger.store import LedgerStore
 
 DEMO_FOLDER = Path(".ledger/demo")
@@ -37,6 +41,7 @@ DEMO_FOLDER = Path(".ledger/demo")
 DEMO_SEED = 2  # of the seeds tried, one whose crash also draws on the insurance fund
 DEMO_ACCOUNTS = 300
 DEMO_DAYS = 3
+IN_MEMORY_STORE_URL = "sqlite:///:memory:"
 DEMO_FILES = ("inbox.jsonl", "ledger.db", "ledger.db-wal", "ledger.db-shm", "report.html")
 
 
@@ -60,19 +65,53 @@ def fresh_folder(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-def write_inbox(path: Path, seed: int, accounts: int, days: int) -> int:
-    records = 0
-    with path.open("wb") as out:
-        for record in simulate(seed, accounts, days):
-            out.write(record + b"\n")
-            records += 1
-    return records
+# The venue reads the ledger's decisions back after every batch of this many records (a
+# smaller batch reacts sooner in simulated time but commits more often: 200 keeps the demo
+# within a few seconds of deciding without the venue). It prices each fill at the takeover
+# mark, so the delay only moves when its fills are recorded, not their prices.
+venue_batch_records = 200
 
 
-def ingest_embedded(args: argparse.Namespace, inbox: Path, store_url: str) -> None:
-    with LedgerStore.open(store_url) as store, inbox.open("rb") as stream:
-        app = LedgerApplication(store, policy_of(args))
-        ingest_stream(app, stream, f"file:{inbox.name}")
+class _VenueLoop:
+    """Decides the simulated stream with the venue in the loop, writing every record
+    decided (the venue's fills among them, in time order) to the inbox file, so that
+    `ledger ingest` of that file decides the same journal."""
+
+    def __init__(self, app: LedgerApplication, venue: Venue, out: IO[bytes], name: str) -> None:
+        self.app, self.venue, self.out, self.name = app, venue, out, name
+        self.batch: list[InboxItem] = []
+        self.records = 0
+
+    def add(self, value: bytes) -> None:
+        self.records += 1
+        self.out.write(value + b"\n")
+        self.batch.append(InboxItem(value, None, self.name, None, self.records))
+        if len(self.batch) >= venue_batch_records:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.app.process(self.batch)
+            self.batch = []
+            self.venue.take_orders(self.app.book)
+
+
+def decide_with_venue(args: argparse.Namespace, inbox: Path, store_url: str) -> tuple[int, int]:
+    """Simulate, decide, and let the venue execute every liquidation as it is decided;
+    returns (records decided, of which venue fills)."""
+    policy = policy_of(args)
+    venue = Venue(args.seed, policy)
+    with LedgerStore.open(store_url) as store, inbox.open("wb") as out:
+        loop = _VenueLoop(LedgerApplication(store, policy), venue, out, f"file:{inbox.name}")
+        for occurred_at, value in simulate_timed(args.seed, args.accounts, args.days):
+            for fill in venue.due(occurred_at):
+                loop.add(fill)
+            loop.add(value)
+        loop.flush()
+        for fill in venue.due():  # what is still being worked when the simulation ends
+            loop.add(fill)
+        loop.flush()
+    return loop.records, venue.fills
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -189,13 +228,17 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> DemoRun:
         file=out,
         flush=True,
     )
-    records = write_inbox(inbox, args.seed, args.accounts, args.days)
     simulated = time.monotonic()
-    print(f"deciding {records:,} inbox records...", file=out, flush=True)
+    print("deciding them, the venue executing each liquidation...", file=out, flush=True)
     if args.kafka:
+        # The venue reacts to an embedded ledger's decisions, which are the Kafka ledger's
+        # too (same inbox, same journal): the inbox it writes, fills included, goes through
+        # Kafka, and the journal's last hash equals the embedded run's.
+        records, _ = decide_with_venue(args, inbox, IN_MEMORY_STORE_URL)
+        print(f"publishing {records:,} inbox records to Kafka...", file=out, flush=True)
         ingest_through_kafka(args, inbox, store_url, records, out)
     else:
-        ingest_embedded(args, inbox, store_url)
+        records, _ = decide_with_venue(args, inbox, store_url)
     decided = time.monotonic()
     return DemoRun(
         records=records,
@@ -208,17 +251,21 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> DemoRun:
 
 def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
     usd = html_report.usd
-    rate = run.records / max(run.decide_s, 1e-9)
+    rate = run.records / max(run.simulate_s + run.decide_s, 1e-9)
     interest = ", ".join(f"{m} {v:,.2f}" for m, v in summary.open_interest.items()) or "none"
     rejects = ", ".join(
         f"{reason} {count}"
         for reason, count in sorted(summary.rejects_by_reason.items(), key=lambda i: -i[1])
     )
     retail = summary.accounts - summary.professional_accounts
+    left = (
+        ", ".join(f"{m} {size}" for m, size in summary.liquidation_positions.items())
+        or "none (every liquidation executed)"
+    )
     return [
         f"period        {summary.first_at} to {summary.last_at} UTC (ledger clock)",
-        f"inbox         {run.records:,} records, simulated in {run.simulate_s:.1f} s, "
-        f"decided in {run.decide_s:.1f} s ({rate:,.0f} records/s)",
+        f"inbox         {run.records:,} records (the venue's fills among them), simulated "
+        f"and decided in {run.simulate_s + run.decide_s:.1f} s ({rate:,.0f} records/s)",
         f"accounts      {summary.accounts:,} ({summary.professional_accounts:,} professional, "
         f"{retail:,} retail)",
         f"loans         {usd(summary.loans_outstanding)} USD outstanding "
@@ -229,6 +276,10 @@ def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
         f"liquidations  {summary.liquidations:,}; insurance fund drawn "
         f"{usd(summary.insurance_drawn)} USD, auto-deleveraged {usd(summary.auto_deleveraged)} "
         f"USD, bad debt {usd(summary.bad_debt)} USD",
+        f"venue         {summary.venue_fills:,} fills of liquidations: insurance fund "
+        f"+{usd(summary.fills_paid_to_fund)} USD from gains, -{usd(summary.fills_drawn_from_fund)}"
+        f" USD for losses; {summary.lots_to_execute:,} lots left to execute",
+        f"platform      platform:liquidation positions: {left}",
         f"rejects       {sum(summary.rejects_by_reason.values()):,}: {rejects or 'none'}",
         f"journal       seq {summary.journal_seq:,}, last hash {summary.last_hash}",
     ]

@@ -24,7 +24,7 @@ import msgspec
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import Account, Book
+from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
@@ -78,6 +78,9 @@ class LiquidationRow:
     insurance_drawn: Decimal = ZERO
     auto_deleveraged: Decimal = ZERO
     bad_debt: Decimal = ZERO
+    fills: int = 0  # the venue's executions of the liquidation
+    fills_paid_to_fund: Decimal = ZERO  # their gains, paid into the insurance fund
+    fills_drawn_from_fund: Decimal = ZERO  # their losses, drawn from it
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,12 @@ def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None
             )
         case je.LiquidationCompleted():
             _note_steps(facts.liquidations[event.liquidation_id], event.steps)
+        case je.LiquidationFilled():
+            row = facts.liquidations[event.liquidation_id]
+            row.fills += 1
+            row.fills_paid_to_fund += Decimal(event.insurance_fund_paid)
+        case je.InsuranceFundDrawn() if event.account_id == LIQUIDATION:
+            facts.liquidations[event.liquidation_id].fills_drawn_from_fund += Decimal(event.amount)
         case je.InsuranceFundDrawn():
             facts.liquidations[event.liquidation_id].insurance_drawn += Decimal(event.amount)
         case je.AutoDeleveraged():
@@ -257,6 +266,11 @@ class Summary:
     insurance_drawn: Decimal
     auto_deleveraged: Decimal
     bad_debt: Decimal
+    venue_fills: int
+    fills_paid_to_fund: Decimal
+    fills_drawn_from_fund: Decimal
+    liquidation_positions: dict[str, Decimal]  # market -> the liquidation account's size
+    lots_to_execute: int  # liquidation lots the venue has not fully executed
     rejects_by_reason: dict[str, int]
     journal_seq: int
     journal_events: int
@@ -289,6 +303,13 @@ def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summ
         insurance_drawn=sum((r.insurance_drawn for r in liquidations), ZERO),
         auto_deleveraged=sum((r.auto_deleveraged for r in liquidations), ZERO),
         bad_debt=sum((r.bad_debt for r in liquidations), ZERO),
+        venue_fills=sum(r.fills for r in liquidations),
+        fills_paid_to_fund=sum((r.fills_paid_to_fund for r in liquidations), ZERO),
+        fills_drawn_from_fund=sum((r.fills_drawn_from_fund for r in liquidations), ZERO),
+        liquidation_positions={
+            m: p.size for m, p in sorted(book.accounts[LIQUIDATION].positions.items())
+        },
+        lots_to_execute=sum(1 for lot in book.liquidation_lots.values() if lot.remaining),
         rejects_by_reason=dict(sorted(rejects_by_reason.items())),
         journal_seq=book.last_seq,
         journal_events=sum(facts.type_counts.values()),
@@ -366,6 +387,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "funding_received",
         "check",
     ),
+    "platform-exposure": (),
     "client-assets": (),
     "lending-limits": (),
 }
@@ -669,6 +691,18 @@ def summary_cards(summary: Summary) -> str:
         ),
         _card("insurance_drawn", "insurance fund drawn (USD)", usd(summary.insurance_drawn)),
         _card("bad_debt", "bad debt (USD)", usd(summary.bad_debt), summary.bad_debt > 0),
+        _card("venue_fills", "venue fills of liquidations", f"{summary.venue_fills:,}"),
+        _card(
+            "fills_to_fund",
+            "fills' results to the fund (USD)",
+            f"+{usd(summary.fills_paid_to_fund)} / -{usd(summary.fills_drawn_from_fund)}",
+        ),
+        _card(
+            "lots_to_execute",
+            "liquidation lots left to execute",
+            f"{summary.lots_to_execute:,}",
+            summary.lots_to_execute > 0,
+        ),
         _card("rejects", "inputs refused", f"{sum(summary.rejects_by_reason.values()):,}"),
         _card("journal_seq", "journal seq", f"{summary.journal_seq}"),
     ]

@@ -93,6 +93,12 @@ def simulate(seed: int, accounts: int, days: int) -> Iterator[bytes]:
         yield value
 
 
+def simulate_timed(seed: int, accounts: int, days: int) -> Iterator[tuple[datetime, bytes]]:
+    """The same records as `simulate`, each with its `occurred_at` (malformed ones too)."""
+    for second, _, _, value, _ in Simulation(seed, accounts, days).records():
+        yield START + timedelta(seconds=second), value
+
+
 def simulate_labelled(seed: int, accounts: int, days: int) -> Iterator[SimulatedRecord]:
     """The same records as `simulate`, each with its malformation (None when well-formed)."""
     for _, _, _, value, malformation in Simulation(seed, accounts, days).records():

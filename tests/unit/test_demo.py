@@ -75,3 +75,30 @@ def test_bad_sizes_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFi
 )
 def test_ltv_buckets(ltv: str, label: str) -> None:
     assert html_report.LTV_BUCKET_LABELS[html_report.ltv_bucket(Decimal(ltv))] == label
+
+
+def test_the_venue_executes_every_liquidation_and_the_inbox_file_reproduces_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--accounts", "25", "--days", "2", "--seed", "1"]  # a crash with liquidations
+    assert main(["demo", "--folder", str(tmp_path / "demo"), *arguments]) == 0
+    output = capsys.readouterr().out
+    assert summary_value(output, "liquidations").startswith("5;")
+    venue = summary_value(output, "venue")
+    assert venue.startswith("17 fills of liquidations")
+    assert venue.endswith("; 0 lots left to execute")
+    platform = summary_value(output, "platform")
+    assert platform == "platform:liquidation positions: none (every liquidation executed)"
+    page = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>platform-exposure</h2>" in page
+    # The inbox file holds the venue's fills where they were decided: ingesting it again
+    # decides the same journal, byte for byte.
+    again = f"sqlite:///{tmp_path / 'again.db'}"
+    inbox = str(tmp_path / "demo" / "inbox.jsonl")
+    assert main(["--store", again, "ingest", inbox]) == 1  # 1: it refused some, as the demo did
+    with (
+        LedgerStore.open(f"sqlite:///{tmp_path / 'demo' / 'ledger.db'}") as demo_store,
+        LedgerStore.open(again) as replayed,
+    ):
+        assert replayed.last_seq() == demo_store.last_seq()
+        assert list(replayed.iter_journal()) == list(demo_store.iter_journal())
