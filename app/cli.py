@@ -216,9 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (commands.CommandError, PolicyError) as error:
+    except commands.CommandError as error:
         print(f"ledger: {error}", file=sys.stderr)
-        return 2
+        return error.status
+    except PolicyError as error:
+        print(f"ledger: {error}", file=sys.stderr)
+        return commands.EXIT_USAGE
     except (InterfaceError, OperationalError) as error:
         # The database is down or unreachable: the person can act on the sentence alone.
         where = _without_password(args.store)

@@ -19,22 +19,34 @@ import msgspec
 
 from app.progress import Progress
 from ledger import reporting
-from ledger.application import BatchOutcome, InboxItem, LedgerApplication
+from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
+from ledger.identifiers import printable
+from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
     inbox_batch_records_max,
     journal_read_batch_events_max,
     snapshot_interval_events,
 )
 from ledger.policy import Policy, load_policy
-from ledger.store import LedgerStore, StoreUrlError, Tracking
+from ledger.store import LedgerStore, StoreUrlError, Tracking, TrackingConflict
 from projections.render import text_table
 
 file_digest_chunk_bytes = 1 << 20
 SNAPSHOT_EVENTS_ENV = "LEDGER_SNAPSHOT_EVENTS"
 
+# Exit statuses of every command (README "Exit status").
+EXIT_OK = 0
+EXIT_REFUSED = 1  # ingest: some records were refused; any command: the environment failed
+EXIT_USAGE = 2  # the command cannot be done as asked: a person's mistake
+EXIT_UNDECIDABLE = 4  # a record could not be decided: a fault in the ledger, nothing booked
+
 
 class CommandError(Exception):
-    """A user's mistake: printed as one line, exit status 2."""
+    """A user's mistake or a fault the user can act on: printed as one line."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def policy_of(args: argparse.Namespace) -> Policy:
@@ -66,13 +78,6 @@ def open_store(args: argparse.Namespace) -> Iterator[LedgerStore]:
 
 
 # -- ingest ---------------------------------------------------------------------
-
-
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(stream, start=1):
-        stripped = line.rstrip(b"\r\n")
-        if stripped.strip():
-            yield number, stripped
 
 
 @dataclass
@@ -107,11 +112,20 @@ def ingest_stream(
         progress.advance(len(batch))
         batch.clear()
 
-    for number, line in _lines(stream):
-        if done is not None and number <= done:
+    for line in read_inbox_lines(stream):
+        if done is not None and line.number <= done:
             total.already_ingested += 1
             continue
-        batch.append(InboxItem(value=line, key=None, topic=name, partition=None, offset=number))
+        batch.append(
+            InboxItem(
+                value=line.value,
+                key=None,
+                topic=name,
+                partition=None,
+                offset=line.number,
+                truncation=line.truncation,
+            )
+        )
         if len(batch) >= inbox_batch_records_max:
             flush()
     if batch:
@@ -133,15 +147,19 @@ def _ingest(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     with open_store(args) as store:
         app = LedgerApplication(store, policy, snapshot_events_setting())
-        if args.file == "-":
-            total = ingest_stream(app, sys.stdin.buffer, "stdin")
-        else:
-            path = Path(args.file)
-            if not path.is_file():
-                raise CommandError(f"inbox file {path} does not exist")
-            tracking_name = file_tracking_name(path)
-            with path.open("rb") as stream:
-                total = ingest_stream(app, stream, f"file:{path.name}", tracking_name)
+        tracking_name = None
+        try:
+            if args.file == "-":
+                total = ingest_stream(app, sys.stdin.buffer, "stdin")
+            else:
+                path = Path(args.file)
+                if not path.is_file():
+                    raise CommandError(f"inbox file {path} does not exist")
+                tracking_name = file_tracking_name(path)
+                with path.open("rb") as stream:
+                    total = ingest_stream(app, stream, f"file:{path.name}", tracking_name)
+        except UndecidableRecord as undecidable:
+            raise _undecidable_error(undecidable, tracking_name) from undecidable
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(total.refused_by_reason.items()))
         earlier = f", {total.already_ingested} ingested before" if total.already_ingested else ""
         print(
@@ -151,6 +169,52 @@ def _ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if total.refused else 0
+
+
+def _undecidable_error(undecidable: UndecidableRecord, tracking_name: str | None) -> CommandError:
+    """A fault in the ledger: what to do next, in one line. Batches before it are kept."""
+    if tracking_name is None:
+        action = "remove that line from the input to go on"
+    else:
+        line = undecidable.item.offset
+        action = f"to go on without it: ledger inbox skip {tracking_name}:{line} --reason TEXT"
+    return CommandError(
+        f"{undecidable}; a fault in the ledger, nothing of that batch was booked (earlier "
+        f"batches were); report it, or {action}",
+        EXIT_UNDECIDABLE,
+    )
+
+
+# -- inbox skip -----------------------------------------------------------------
+
+
+def _inbox_skip(args: argparse.Namespace) -> int:
+    name, _, offset_text = args.position.rpartition(":")
+    if not name or not offset_text.isdigit():
+        raise CommandError(
+            f"{args.position!r} is not a position: write TOPIC:PARTITION:OFFSET "
+            "(ledger.inbox:0:1234) or file:SHA256:LINE, as the stopped command printed it"
+        )
+    if not args.reason.strip():
+        raise CommandError("--reason must say why the record is skipped")
+    offset = int(offset_text)
+    topic, _, partition_text = name.rpartition(":")
+    partition = int(partition_text) if topic and partition_text.isdigit() else None
+    item = InboxItem(
+        value=b"", key=None, topic=name if partition is None else topic,
+        partition=partition, offset=offset,
+    )  # fmt: skip
+    with open_store(args) as store:
+        app = LedgerApplication(store, policy_of(args))
+        try:
+            number = app.skip(Tracking(name, offset), item, args.reason)
+        except TrackingConflict as conflict:
+            raise CommandError(
+                f"{name} is already at {conflict.recorded_id}: offset {offset} was decided "
+                "or skipped before; nothing was recorded"
+            ) from conflict
+    print(f"skipped {args.position}: reject {number} records it", file=sys.stderr)
+    return EXIT_OK
 
 
 # -- query ----------------------------------------------------------------------
@@ -266,7 +330,7 @@ REJECT_CSV_COLUMNS = [
 
 
 def _csv_cell(value: object) -> object:
-    return "" if value is None else value
+    return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
 def reject_origin(record: dict[str, Any]) -> str:
@@ -353,6 +417,16 @@ def register(sub: Any) -> None:
     )
     rejects.add_argument("--limit", type=int, default=10_000, help="list at most this many")
     rejects.set_defaults(handler=_rejects)
+
+    inbox = sub.add_parser("inbox", help="operator actions on the inbox")
+    inbox_sub = inbox.add_subparsers(dest="inbox_command", required=True)
+    skip = inbox_sub.add_parser(
+        "skip",
+        help="move past one record that stops the ledger, recording it in the rejects",
+    )
+    skip.add_argument("position", help="TOPIC:PARTITION:OFFSET, or file:SHA256:LINE")
+    skip.add_argument("--reason", required=True, help="why, kept in the reject's detail")
+    skip.set_defaults(handler=_inbox_skip)
 
     journal = sub.add_parser("journal", help="the journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)

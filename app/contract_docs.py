@@ -129,6 +129,9 @@ def reject_json_schema() -> dict[str, Any]:
         "value": {"type": "string"},
         "value_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
     }
+    required = list(properties)
+    properties["value_bytes"] = {"type": "integer", "minimum": 1}  # only when cut
+    properties["value_sha256"] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
     for field, node in properties.items():
         node["description"] = REJECT_FIELD_MEANINGS[field]
     return {
@@ -138,7 +141,7 @@ def reject_json_schema() -> dict[str, Any]:
         "balance.",
         "type": "object",
         "properties": properties,
-        "required": list(properties),
+        "required": required,
         "additionalProperties": True,
     }
 
@@ -154,8 +157,11 @@ REJECT_FIELD_MEANINGS = {
     "partition": "Its partition; null when it did not come from Kafka.",
     "offset": "Its offset (for a file, its line number); null when unknown.",
     "key": "Its Kafka key as UTF-8 text; null when it had none.",
-    "value": "The record as it arrived; base64 when `value_encoding` is `base64`.",
+    "value": "The record as it arrived; base64 when `value_encoding` is `base64`. A record "
+    "over 16 KiB: its first 16 KiB only. Empty for `skipped_by_operator`.",
     "value_encoding": "`utf-8`, or `base64` when the value was not valid UTF-8.",
+    "value_bytes": "Present only when `value` is cut: the whole record's length in bytes.",
+    "value_sha256": "Present only when `value` is cut: the whole record's SHA-256, hex.",
 }
 
 

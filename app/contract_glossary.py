@@ -241,6 +241,10 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     ReasonCode.UNKNOWN_ASSET: "An asset the risk policy does not know.",
     ReasonCode.UNKNOWN_MARKET: "A perpetual market the risk policy does not know.",
     ReasonCode.INVALID_SYMBOL: "A spot symbol that is not BASE/USD with a known base.",
+    ReasonCode.TOO_DEEP: "Arrays or objects nested more than 64 deep; a record is one flat object.",
+    ReasonCode.DUPLICATE_KEY: "A key written twice in one record (also when one is escaped).",
+    ReasonCode.INVALID_IDENTIFIER: "An id or text field with an unprintable character "
+    "(control, format, bidi), or not in Unicode NFC.",
     ReasonCode.EVENT_ID_CONFLICT: "The `event_id` was seen before with different content.",
     ReasonCode.UNKNOWN_ACCOUNT: "No account with that `account_id` was opened.",
     ReasonCode.ACCOUNT_ALREADY_EXISTS: "`account_opened` for an account already open.",
@@ -264,6 +268,8 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     "earlier than the last one closed.",
     ReasonCode.LIQUIDATION_SIDE_MISMATCH: "A fill would add to what the liquidation took over "
     "instead of executing it.",
+    ReasonCode.SKIPPED_BY_OPERATOR: "An operator moved past this record without deciding it "
+    "(`ledger inbox skip`); the detail says why.",
 }
 
 

@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.commands import CommandError, policy_of, snapshot_events_setting
+from app.commands import EXIT_OK, EXIT_REFUSED, CommandError, policy_of, snapshot_events_setting
 from consumers.health import health_port_default
+from ledger.limits import inbox_record_bytes_max
 
 health_port_env = "LEDGER_HEALTH_PORT"
 health_host_env = "LEDGER_HEALTH_HOST"
+_oversized_lines_shown_max = 10  # the error stays one line
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
 
@@ -45,10 +47,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from consumers.publish import publish_records, read_lines  # noqa: PLC0415
+    from consumers.publish import publish_records, sendable_lines  # noqa: PLC0415
     from consumers.topics import TopicNames, ensure_topics  # noqa: PLC0415
 
     names = TopicNames(args.topic_prefix)
+    oversized: list[int] = []
 
     async def publish(stream: Any) -> int:
         await ensure_topics(
@@ -57,7 +60,8 @@ def _publish(args: argparse.Namespace) -> int:
             inbox_partitions=args.inbox_partitions,
             replication_factor=args.replication_factor,
         )
-        return await publish_records(args.bootstrap, names.inbox, read_lines(stream))
+        lines = sendable_lines(stream, oversized)
+        return await publish_records(args.bootstrap, names.inbox, lines)
 
     if args.file == "-":
         sent = asyncio.run(publish(sys.stdin.buffer))
@@ -68,7 +72,16 @@ def _publish(args: argparse.Namespace) -> int:
         with path.open("rb") as stream:
             sent = asyncio.run(publish(stream))
     print(f"published {sent} records to {names.inbox}")
-    return 0
+    if oversized:
+        shown = ", ".join(map(str, oversized[:_oversized_lines_shown_max]))
+        print(
+            f"ledger: {len(oversized)} lines not sent, longer than an inbox record may be "
+            f"({inbox_record_bytes_max} bytes): line {shown}"
+            + (", ..." if len(oversized) > _oversized_lines_shown_max else ""),
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 def _topic_options(parser: argparse.ArgumentParser) -> None:

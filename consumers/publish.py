@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 import msgspec
 
@@ -20,6 +20,7 @@ from consumers.topics import (
     kafka_request_timeout_ms,
     kafka_retry_backoff_ms,
 )
+from ledger.inbox_lines import read_inbox_lines
 
 log = logging.getLogger("consumers.publish")
 
@@ -46,7 +47,8 @@ def inbox_key(raw: bytes) -> bytes | None:
     """The Kafka key docs/events.md gives an inbox record; None when it does not parse."""
     try:
         fields = _decode_key_fields(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a value nested too deep for the reader; the ledger refuses it.
         return None
     key = fields.account_id
     if key is None:
@@ -105,9 +107,12 @@ async def publish_records(bootstrap: str, topic: str, records: Iterable[bytes]) 
     return sent
 
 
-def read_lines(stream: Iterable[bytes]) -> Iterable[bytes]:
-    """The non-blank lines of a JSON-lines stream, without their line ends."""
-    for line in stream:
-        stripped = line.rstrip(b"\r\n")
-        if stripped.strip():
-            yield stripped
+def sendable_lines(stream: IO[bytes], oversized: list[int]) -> Iterator[bytes]:
+    """The non-blank lines of a JSON-lines stream, without their line ends, read a bounded
+    line at a time. A line longer than an inbox record may be is not sent (the broker
+    would refuse it, and the ledger would refuse it too): its number joins `oversized`."""
+    for line in read_inbox_lines(stream):
+        if line.truncation is None:
+            yield line.value
+        else:
+            oversized.append(line.number)

@@ -34,7 +34,7 @@ from consumers.journal_relay import (
     read_rejects_batch,
 )
 from consumers.topics import TopicNames, ensure_topics
-from ledger.application import LedgerApplication
+from ledger.application import LedgerApplication, UndecidableRecord
 from ledger.invariants import InvariantViolation
 from ledger.limits import snapshot_interval_events
 from ledger.policy import Policy
@@ -49,6 +49,7 @@ startup_kafka_backoff_s = 1.0
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_FENCED = 3  # another instance took over, or two writers met in the store
+EXIT_UNDECIDABLE = 4  # an inbox record could not be decided: a fault in the ledger
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +252,17 @@ async def _supervise(parts: _Parts, stopping: asyncio.Event) -> int:
 
 def _failure_status(task: asyncio.Task[None]) -> int:
     error = task.exception()
+    if isinstance(error, UndecidableRecord):
+        # One line an operator acts on; the traceback is for whoever fixes the ledger.
+        item = error.item
+        log.error(
+            "undecidable_record topic=%s partition=%s offset=%s error=%s action=%s",
+            item.topic, item.partition, item.offset,
+            f"{type(error.error).__name__}: {error.error}",
+            f"fix the ledger, or: ledger inbox skip {item.describe()} --reason TEXT",
+        )  # fmt: skip
+        log.debug("undecidable_record_traceback", exc_info=error.error)
+        return EXIT_UNDECIDABLE
     log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
     if isinstance(error, RelayFenced | InvariantViolation):
         return EXIT_FENCED

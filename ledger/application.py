@@ -13,6 +13,7 @@ and a snapshot is recorded every `snapshot_interval_events` journal events.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -23,10 +24,12 @@ from ledger import snapshots
 from ledger.book import Book
 from ledger.decisions import decide
 from ledger.desk import Desk
+from ledger.identifiers import printable
 from ledger.inbox import decode_inbox, inbox_digest, readable_event_id
+from ledger.inbox_lines import Truncation
 from ledger.invariants import require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
-from ledger.limits import inbox_batch_records_max, snapshot_interval_events
+from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max, snapshot_interval_events
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
@@ -45,6 +48,12 @@ class InboxItem:
     topic: str
     partition: int | None
     offset: int | None
+    truncation: Truncation | None = None  # `value` is only the first bytes of the record
+
+    def describe(self) -> str:
+        """Where the record came from, for a person: `ledger.inbox:0:1234`, `file:x.jsonl:7`."""
+        partition = "" if self.partition is None else f"{self.partition}:"
+        return f"{self.topic}:{partition}{self.offset}"
 
 
 @dataclass
@@ -59,6 +68,27 @@ class BatchOutcome:
 
 class StaleBook(RuntimeError):
     """The in-memory book may hold decisions the store never recorded."""
+
+
+class UndecidableRecord(RuntimeError):
+    """Deciding one inbox record failed: a fault in the ledger, never the record's refusal.
+
+    The records of its batch before it are recorded, with their position, and nothing
+    after it; the book is rebuilt from the store. The writer stops here, every time, until
+    the ledger is fixed or an operator moves past the record with `ledger inbox skip`
+    (which records that it did so in the rejects)."""
+
+    def __init__(self, item: InboxItem, error: Exception) -> None:
+        super().__init__(
+            f"the record at {item.describe()} could not be decided "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        )
+        self.item = item
+        self.error = error
+
+
+# What a reject keeps of an oversized record: its first bytes, its length and its SHA-256.
+reject_value_bytes_max = inbox_record_bytes_max
 
 
 class LedgerApplication:
@@ -92,18 +122,18 @@ class LedgerApplication:
             )
         outcome = BatchOutcome()
         self.desk.pending = []
-        for item in items:
-            self._process_one(item, outcome)
+        for index, item in enumerate(items):
+            try:
+                self._process_one(item, outcome)
+            except Exception as error:
+                self._rebuild()
+                self._record_before(items[:index], tracking)
+                raise UndecidableRecord(item, error) from error
         outcome.journal = self.desk.pending
         try:
             self.store.append(outcome.journal, outcome.rejects, tracking)
         except BaseException:
-            # Memory holds decisions the store refused: rebuild from the store, and if even
-            # that fails, refuse to decide anything more with this book.
-            self._stale = True
-            self.desk = self._replay()
-            self.reject_count = self.store.reject_count()
-            self._stale = False
+            self._rebuild()
             raise
         self._snapshot_when_due()
         return outcome
@@ -119,7 +149,53 @@ class LedgerApplication:
         except PersistenceError as error:
             log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
 
+    def _record_before(self, items: Sequence[InboxItem], tracking: Tracking | None) -> None:
+        """Record the records before an undecidable one, with the position of the last of
+        them: the input then stands exactly before it, which is what a skip moves past."""
+        if not items:
+            return
+        last_offset = items[-1].offset
+        require(tracking is None or last_offset is not None, "a tracked batch has item offsets")
+        before = None
+        if tracking is not None and last_offset is not None:
+            before = Tracking(tracking.application_name, last_offset)
+        self.process(items, before)
+
+    def skip(self, position: Tracking, item: InboxItem, reason: str) -> int:
+        """Move the input `position` past a record without deciding it, recording that in
+        the rejects as `skipped_by_operator`; returns the reject's number. Raises
+        `TrackingConflict` when the position is already at or past it."""
+        outcome = BatchOutcome()
+        refusal = Refusal(
+            ReasonCode.SKIPPED_BY_OPERATOR,
+            f"an operator moved past this record without deciding it: {printable(reason)}",
+        )
+        self._reject(item, refusal, None, outcome)
+        try:
+            self.store.append([], outcome.rejects, position)
+        except BaseException:
+            self._rebuild()
+            raise
+        return self.reject_count
+
+    def _rebuild(self) -> None:
+        """Memory may hold decisions the store lacks: rebuild from the store, and if even
+        that fails, refuse to decide anything more with this book."""
+        self._stale = True
+        self.desk = self._replay()
+        self.reject_count = self.store.reject_count()
+        self._stale = False
+
     def _process_one(self, item: InboxItem, outcome: BatchOutcome) -> None:
+        if item.truncation is not None:
+            length = item.truncation.length_bytes
+            oversized = Refusal(
+                ReasonCode.RECORD_TOO_LARGE,
+                f"the record is {length} bytes; an inbox record may hold at most "
+                f"{inbox_record_bytes_max} bytes",
+            )
+            self._reject(item, oversized, None, outcome)
+            return
         try:
             record = decode_inbox(item.value, self.policy)
         except Refusal as refusal:
@@ -172,28 +248,20 @@ class LedgerApplication:
     ) -> None:
         self.reject_count += 1
         clock = self.book.clock
-        try:
-            value, encoding = item.value.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            value, encoding = base64.b64encode(item.value).decode("ascii"), "base64"
         key = None if item.key is None else item.key.decode("utf-8", errors="replace")
-        outcome.rejects.append(
-            canonical_json(
-                {
-                    "number": self.reject_count,
-                    "recorded_at": None if clock is None else format_timestamp(clock),
-                    "reason_code": str(refusal.reason_code),
-                    "detail": refusal.detail,
-                    "event_id": event_id,
-                    "topic": item.topic,
-                    "partition": item.partition,
-                    "offset": item.offset,
-                    "key": key,
-                    "value": value,
-                    "value_encoding": encoding,
-                }
-            )
-        )
+        reject = {
+            "number": self.reject_count,
+            "recorded_at": None if clock is None else format_timestamp(clock),
+            "reason_code": str(refusal.reason_code),
+            "detail": refusal.detail,
+            "event_id": event_id,
+            "topic": item.topic,
+            "partition": item.partition,
+            "offset": item.offset,
+            "key": key,
+            **_kept_value(item),
+        }
+        outcome.rejects.append(canonical_json(reject))
         outcome.refused += 1
         outcome.refused_by_reason[str(refusal.reason_code)] += 1
         log.info(
@@ -210,3 +278,32 @@ class LedgerApplication:
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk
+
+
+def _kept_value(item: InboxItem) -> dict[str, object]:
+    """The refused value as a reject keeps it: whole, or, for a record over
+    `reject_value_bytes_max`, its first bytes with the whole record's length and SHA-256."""
+    truncation = item.truncation
+    if truncation is None and len(item.value) > reject_value_bytes_max:
+        truncation = Truncation(len(item.value), hashlib.sha256(item.value).hexdigest())
+    kept = item.value[:reject_value_bytes_max]
+    value, encoding = _as_text(kept, whole=truncation is None)
+    fields: dict[str, object] = {"value": value, "value_encoding": encoding}
+    if truncation is not None:
+        fields["value_bytes"] = truncation.length_bytes
+        fields["value_sha256"] = truncation.sha256
+    return fields
+
+
+_UTF8_SEQUENCE_BYTES_MAX = 4
+
+
+def _as_text(value: bytes, *, whole: bool) -> tuple[str, str]:
+    """UTF-8 text when the bytes are (a prefix may end inside a character: that is cut
+    off), base64 otherwise."""
+    for cut in range(1 if whole else _UTF8_SEQUENCE_BYTES_MAX):
+        try:
+            return value[: len(value) - cut].decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            continue
+    return base64.b64encode(value).decode("ascii"), "base64"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import operator
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Annotated, Any, Literal, NoReturn, TypeAlias, get_args, get_o
 import msgspec
 
 from ledger import limits
+from ledger.identifiers import identifier_problem
 from ledger.invariants import InvariantViolation, require
 from ledger.money import REPORTING_ASSET, format_decimal, parse_decimal_text
 from ledger.policy import Policy
@@ -54,6 +56,11 @@ class Figure:
     places: int | ScaleOf
 
 
+@dataclass(frozen=True)
+class Identifier:
+    """A text field under the identifier rule (ledger/identifiers.py)."""
+
+
 class Reference(Enum):
     """A code field that must name something the policy knows."""
 
@@ -63,11 +70,19 @@ class Reference(Enum):
     INSTRUMENT = "instrument"
 
 
-EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.event_id_chars_max)]
-AccountId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.account_id_chars_max)]
-TradeId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.trade_id_chars_max)]
+EventId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.event_id_chars_max), Identifier()
+]
+AccountId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.account_id_chars_max), Identifier()
+]
+TradeId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.trade_id_chars_max), Identifier()
+]
+# Free text that reports print: the identifier rule, bounded by the record's size only.
+Text = Annotated[str, Identifier()]
 LiquidationId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=limits.liquidation_id_chars_max)
+    str, msgspec.Meta(min_length=1, max_length=limits.liquidation_id_chars_max), Identifier()
 ]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 AssetCode = Annotated[str, Reference.ASSET]
@@ -93,7 +108,7 @@ class InboxRecord(
 
     event_id: EventId
     occurred_at: Timestamp
-    source: str | None = None
+    source: Text | None = None
 
 
 class AccountOpened(InboxRecord, tag="account_opened", frozen=True):
@@ -117,7 +132,7 @@ class Deposit(InboxRecord, tag="deposit", frozen=True):
     account_id: AccountId
     asset: AssetCode
     amount: AssetAmount
-    reference: str | None = None
+    reference: Text | None = None
 
 
 class WithdrawalRequested(InboxRecord, tag="withdrawal_requested", frozen=True):
@@ -212,6 +227,7 @@ class _Plan:
     """What decoding one record type takes beyond msgspec's own checks."""
 
     record_type: type[InboxRecordType]
+    identifiers: tuple[str, ...]
     references: tuple[tuple[str, Reference], ...]
     figures: tuple[tuple[str, Figure], ...]
     timestamps: tuple[str, ...]
@@ -225,10 +241,19 @@ def _metadata(annotation: object, kind: type[Any]) -> Any:
     return None
 
 
+def _is_identifier(annotation: object) -> bool:
+    """An `Identifier` field, alone or as the text of an optional field (`Text | None`)."""
+    candidates = get_args(annotation) if get_origin(annotation) is not Annotated else ()
+    return any(
+        _metadata(candidate, Identifier) is not None for candidate in (annotation, *candidates)
+    )
+
+
 def _plan(record_type: type[InboxRecordType]) -> _Plan:
     fields = msgspec.structs.fields(record_type)
     return _Plan(
         record_type=record_type,
+        identifiers=tuple(field.name for field in fields if _is_identifier(field.type)),
         references=tuple(
             (field.name, _metadata(field.type, Reference))
             for field in fields
@@ -297,17 +322,83 @@ def decode_inbox(raw: bytes, policy: Policy) -> InboxRecordType:
                 ReasonCode.INVALID_ENCODING,
                 f"the record is not valid UTF-8 (byte {error.start}); write it as UTF-8 JSON",
             )
+    depth = _nesting_depth(raw)
+    if depth > limits.inbox_json_depth_max:
+        _refuse(
+            ReasonCode.TOO_DEEP,
+            f"the record nests arrays or objects {depth} deep; an inbox record is one flat "
+            f"JSON object (at most {limits.inbox_json_depth_max} deep is even read)",
+        )
     try:
         wire = _WIRE_DECODER.decode(raw)
     except msgspec.ValidationError as error:
         raise _validation_refusal(str(error)) from None
     except msgspec.DecodeError as error:
         _refuse(ReasonCode.MALFORMED_JSON, f"the record is not valid JSON ({error}).")
+    duplicate = _duplicate_key(raw)
+    if duplicate is not None:
+        _refuse(
+            ReasonCode.DUPLICATE_KEY,
+            f"the record holds the key {duplicate!r} more than once; readers disagree on "
+            "which value counts, so write each field once",
+        )
     return _build(wire, _PLANS[type(wire)], policy)
+
+
+_OPENERS = (b"[", b"{")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: no backtracking
+_BRACKET = re.compile(rb"[\[\]{}]")
+_FLAT_DECODER = msgspec.json.Decoder(dict[str, str | None])
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest, outside strings. Counted before msgspec reads
+    the record: its recursion on a deep value depends on the caller's stack."""
+    if sum(raw.count(opener) for opener in _OPENERS) <= limits.inbox_json_depth_max:
+        return 1  # the common case: too few brackets to nest too deep
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket[0] in _OPENERS else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _duplicate_key(raw: bytes) -> str | None:
+    """The first key the record holds twice, compared after unescaping; None if none.
+
+    Called on a record msgspec decoded into a record type, so one flat object of strings
+    and nulls. msgspec, like many JSON readers, keeps the last of duplicate keys, others
+    the first. Without a backslash every `"` delimits a key or a string value, so the
+    quotes add up exactly when each key is there once; otherwise (or to name the key)
+    the standard library's reader lists every pair."""
+    if b"\\" not in raw:
+        fields = _FLAT_DECODER.decode(raw)
+        strings = sum(value is not None for value in fields.values())
+        if raw.count(b'"') == 2 * (len(fields) + strings):
+            return None
+    seen: set[str] = set()
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        for key, _ in items:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+
+    json.loads(raw, object_pairs_hook=pairs)
+    return repeated[0] if repeated else None
 
 
 def _build(wire: msgspec.Struct, plan: _Plan, policy: Policy) -> InboxRecordType:
     values = msgspec.structs.asdict(wire)
+    for name in plan.identifiers:
+        text = values[name]
+        problem = None if text is None else identifier_problem(text)
+        if problem is not None:
+            _refuse(
+                ReasonCode.INVALID_IDENTIFIER,
+                f"`{name}` {problem}; ids are printable NFC text (docs/upstream.md)",
+            )
     for name, reference in plan.references:
         _check_reference(name, values[name], reference, policy)
     for name, figure in plan.figures:
@@ -585,13 +676,21 @@ def readable_event_id(raw: bytes) -> str | None:
     """The record's `event_id` when it can be read although the record was refused (for
     another field), so that upstream can match the reject to what it sent; None when the
     value is too large, not a JSON object, or its `event_id` is not a string of 1 to
-    `event_id_chars_max` characters."""
-    if len(raw) > limits.inbox_record_bytes_max:
+    `event_id_chars_max` characters, nests too deep to read safely, or breaks the
+    identifier rule."""
+    if (
+        len(raw) > limits.inbox_record_bytes_max
+        or _nesting_depth(raw) > limits.inbox_json_depth_max
+    ):
         return None
     try:
         event_id = _decode_event_id_only(raw).event_id
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
-    if isinstance(event_id, str) and 1 <= len(event_id) <= limits.event_id_chars_max:
+    if (
+        isinstance(event_id, str)
+        and 1 <= len(event_id) <= limits.event_id_chars_max
+        and identifier_problem(event_id) is None
+    ):
         return event_id
     return None

@@ -1,6 +1,7 @@
 """Every bound the ledger enforces, in one place; units last."""
 
 inbox_record_bytes_max = 16_384
+inbox_json_depth_max = 64  # a record is one flat object; deeper is refused before reading
 event_id_chars_max = 128
 amount_exclusive_max = 10**18
 inbox_batch_records_max = 2_000

@@ -25,6 +25,9 @@ class ReasonCode(StrEnum):
     UNKNOWN_ASSET = "unknown_asset"
     UNKNOWN_MARKET = "unknown_market"
     INVALID_SYMBOL = "invalid_symbol"
+    TOO_DEEP = "too_deep"
+    DUPLICATE_KEY = "duplicate_key"
+    INVALID_IDENTIFIER = "invalid_identifier"
     # Found against the ledger's state (ledger/decisions.py).
     EVENT_ID_CONFLICT = "event_id_conflict"
     UNKNOWN_ACCOUNT = "unknown_account"
@@ -43,6 +46,8 @@ class ReasonCode(StrEnum):
     LIQUIDATION_OVERFILLED = "liquidation_overfilled"
     LIQUIDATION_SIDE_MISMATCH = "liquidation_side_mismatch"
     DAY_ALREADY_CLOSED = "day_already_closed"
+    # Recorded by an operator (`ledger inbox skip`), never by a decision.
+    SKIPPED_BY_OPERATOR = "skipped_by_operator"
 
 
 class Refusal(Exception):

@@ -11,6 +11,7 @@ import msgspec
 
 from ledger import risk, snapshots
 from ledger.book import Book
+from ledger.identifiers import printable
 from ledger.money import ONE, REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
 from ledger.store import LedgerStore
@@ -153,10 +154,15 @@ def as_table(document: dict[str, Any]) -> str:
             lines.append(f"{name}:")
             lines.extend(_rows(value))
         elif isinstance(value, dict):
-            lines.append(f"{name}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+            lines.append(f"{name}: " + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()))
         else:
-            lines.append(f"{name:<26}{'' if value is None else value}")
+            lines.append(f"{name:<26}{_shown(value)}")
     return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    """A cell as printed: empty for None, unprintable characters escaped."""
+    return "" if value is None else printable(str(value))
 
 
 def as_csv(document: dict[str, Any]) -> str:
@@ -166,7 +172,7 @@ def as_csv(document: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    writer.writerows({k: _shown(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
 
 
@@ -182,7 +188,8 @@ def _rows(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return ["  (none)"]
     columns = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r.get(c) or "")) for r in rows)) for c in columns}
+    cells = [{c: _shown(r.get(c) or "") for c in columns} for r in rows]
+    widths = {c: max(len(c), *(len(cell[c]) for cell in cells)) for c in columns}
     header = "  " + "  ".join(c.ljust(widths[c]) for c in columns)
-    body = ["  " + "  ".join(str(r.get(c) or "").ljust(widths[c]) for c in columns) for r in rows]
+    body = ["  " + "  ".join(cell[c].ljust(widths[c]) for c in columns) for cell in cells]
     return [header, *body]

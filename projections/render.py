@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+from ledger.identifiers import printable
 from projections.tables import Table
 
 FORMATS = ("table", "json", "csv", "parquet")
@@ -31,14 +32,16 @@ def _csv(document: dict[str, Any], table: Table) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
     for row in document["rows"]:
-        writer.writerow("" if row[c] is None else row[c] for c in table.column_names)
+        writer.writerow(
+            "" if row[c] is None else printable(str(row[c])) for c in table.column_names
+        )
     return out.getvalue()
 
 
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    cell = str(value)
+    cell = printable(str(value))
     if len(cell) > table_cell_chars_max:
         return cell[: table_cell_chars_max - 1] + "…"
     return cell
@@ -47,7 +50,9 @@ def _cell(value: object) -> str:
 def text_table(
     names: list[str], cells: list[list[str]], right_aligned: frozenset[str] = frozenset()
 ) -> list[str]:
-    """A header row and one line per row, columns two spaces apart; figures right-aligned."""
+    """A header row and one line per row, columns two spaces apart; figures right-aligned.
+    Unprintable characters are escaped: a cell may hold text from the inbox."""
+    cells = [[printable(value) for value in row] for row in cells]
     widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(names)]
 
     def line(values: list[str]) -> str:

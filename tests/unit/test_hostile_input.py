@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -21,9 +22,12 @@ def mostly(
     return st.integers(min_value=0, max_value=24).flatmap(lambda n: valid if n else hostile)
 
 
+HOSTILE_IDS = st.sampled_from(
+    ["C1\x00", "C\x07", "\x1b[2JC1", "C\u202e1", "C\u200b1", "C1\u2028", "Cafe\u0301"]
+)
 ACCOUNTS = mostly(
     st.sampled_from(["C1", "C2", "R1"]),
-    st.sampled_from(["GHOST", "platform:house", "platform:insurance", ""]),
+    st.sampled_from(["GHOST", "platform:house", "platform:insurance", ""]) | HOSTILE_IDS,
 )
 ASSETS = mostly(st.sampled_from(["USD", "BTC"]), st.sampled_from(["ETH", "SEHK:0700", "DOGE"]))
 MARKETS = mostly(st.just("BTC-PERP"), st.sampled_from(["ETH-PERP", "SOL-PERP"]))
@@ -101,7 +105,7 @@ def inbox_records(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from([*record_fields, "teleport"]))
     fields = record_fields.get(kind, {})
     record: dict[str, Any] = {
-        "event_id": draw(mostly(st.uuids().map(str), st.sampled_from(["e1", "e2"]))),
+        "event_id": draw(mostly(st.uuids().map(str), st.sampled_from(["e1", "e2"]) | HOSTILE_IDS)),
         "type": kind,
         "occurred_at": draw(times),
     }
@@ -148,3 +152,72 @@ def test_hostile_streams_never_crash_and_refusals_change_nothing(records: list[b
         for asset, total in balances_by_asset(s.app):
             assert total == 0, (asset, value)
     assert len(s.rejects()) == refused
+
+
+# -- poison among valid records ------------------------------------------------------
+
+
+def _valid_deposit(number: int, cents: int) -> tuple[bytes, Decimal]:
+    amount = Decimal(cents).scaleb(-2)
+    record = {
+        "type": "deposit",
+        "event_id": f"valid-{number}",
+        "occurred_at": "2026-11-24T01:00:00Z",
+        "account_id": "C1",
+        "asset": "USD",
+        "amount": format(amount, "f"),
+    }
+    return json.dumps(record).encode(), amount
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"pad":' + b"[" * depth + b"]" * depth + b',"type":"deposit"}'
+
+
+def _duplicated(number: int, cents: int) -> bytes:
+    raw, _ = _valid_deposit(number, cents)
+    return raw[:-1] + b', "amount": "1000000.00"}'
+
+
+def _hostile_id(number: int, account: str) -> bytes:
+    record = json.loads(_valid_deposit(number, 100)[0])
+    record["account_id"] = account
+    return json.dumps(record).encode()
+
+
+poison_kinds = st.one_of(
+    st.integers(min_value=65, max_value=3_000).map(lambda d: ("too_deep", _deep(d))),
+    st.integers(min_value=1, max_value=10**6).map(lambda c: ("duplicate_key", _duplicated(0, c))),
+    HOSTILE_IDS.map(lambda account: ("invalid_identifier", _hostile_id(0, account))),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=st.lists(
+        st.one_of(st.integers(min_value=1, max_value=10**6), poison_kinds), min_size=1, max_size=60
+    )
+)
+def test_poison_records_book_nothing_and_every_valid_record_around_them_books(
+    stream: list[int | tuple[str, bytes]],
+) -> None:
+    s = Scenario()
+    s.open("C1")
+    items: list[InboxItem] = []
+    expected_total = Decimal(0)
+    expected_refusals: list[str] = []
+    for offset, entry in enumerate(stream):
+        if isinstance(entry, int):
+            raw, amount = _valid_deposit(offset, entry)
+            expected_total += amount
+        else:
+            reason_code, raw = entry
+            raw = raw.replace(b'"valid-0"', f'"poison-{offset}"'.encode())
+            expected_refusals.append(reason_code)
+        items.append(InboxItem(raw, None, "hostile", 0, offset))
+    outcome = s.app.process(items)  # one batch: a poison record must not stop it
+    assert outcome.accepted == len(stream) - len(expected_refusals)
+    rejects = s.rejects()
+    assert [r["reason_code"] for r in rejects] == expected_refusals
+    assert all(r["event_id"] is None or r["event_id"].startswith("poison-") for r in rejects)
+    assert s.app.book.accounts["C1"].balance("USD") == expected_total

@@ -1,0 +1,53 @@
+"""The one rule for identifiers, and the one way text from the inbox is shown to a person.
+
+An identifier (`event_id`, `account_id`, `trade_id`, `liquidation_id`, `source`,
+`reference`) is compared byte for byte and printed in reports, CSV files and terminals.
+So it must be text a person can read and re-type: printable characters only (no control,
+format, bidi, separator other than the space, private-use or unassigned code point:
+Python's `str.isprintable`), in Unicode NFC, and within its field's length. Anything else
+is refused `invalid_identifier` (docs/upstream.md "Identifiers").
+
+Look-alike letters from other scripts (a Cyrillic A, U+0410, for a Latin A) are printable
+NFC text and are accepted: they name a different account, and a report shows them as
+they are. An upstream that must prevent such ids restricts its own alphabet.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_ESCAPE_ASCII_MAX = 0x7F  # escaped as \xHH
+_ESCAPE_BMP_MAX = 0xFFFF  # escaped as \uHHHH; beyond, \UHHHHHHHH
+
+
+def identifier_problem(text: str) -> str | None:
+    """Why `text` is not a valid identifier, as a phrase; None when it is one."""
+    if text.isascii() and text.isprintable():
+        return None  # the common case: printable ASCII is always NFC
+    for position, character in enumerate(text):
+        if not character.isprintable():
+            return (
+                f"holds the unprintable character U+{ord(character):04X} "
+                f"({unicodedata.category(character)}) at position {position}"
+            )
+    if not unicodedata.is_normalized("NFC", text):
+        return "is not in Unicode NFC (normalise it before sending)"
+    return None
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal, a table or a CSV cell: each unprintable character is
+    written as an escape (`\\x1b`, `\\u202e`), so nothing read from the inbox can move
+    the cursor, reorder a line or hide itself."""
+    if text.isprintable():
+        return text
+    return "".join(
+        character if character.isprintable() else _escape(character) for character in text
+    )
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
+    if code <= _ESCAPE_ASCII_MAX:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= _ESCAPE_BMP_MAX else f"\\U{code:08x}"
