@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import api_commands, commands, demo, kafka_commands, risk_commands, view_commands
+from consumers.kafka_security import KafkaSecurityError
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError
 
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except commands.CommandError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return error.status
-    except PolicyError as error:
+    except (PolicyError, KafkaSecurityError) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return commands.EXIT_USAGE
     except (InterfaceError, OperationalError) as error:

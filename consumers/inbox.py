@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from consumers import kafka_security
 from consumers.handoff import RecentJournal
 from consumers.topics import (
     TopicNames,
@@ -63,6 +64,7 @@ def inbox_consumer(bootstrap: str, names: TopicNames) -> Any:
     """The inbox consumer, every option stated (aiokafka's defaults are wrong for a ledger)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id="ledger-sequencer",  # names this client in broker logs
         # Only to commit offsets for lag tools: partitions are assigned, not subscribed
         # (InboxIngest.assign_all), so no group membership or rebalance is involved.

@@ -24,6 +24,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from consumers import kafka_security
 from consumers.handoff import RecentJournal, relay_read_entries_max
 from consumers.inbox import backoff_retry
 from consumers.topics import (
@@ -123,6 +124,7 @@ def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
 def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id=transactional_id,  # names this client in broker logs
         transactional_id=transactional_id,  # fences an older instance of this relay
         transaction_timeout_ms=relay_transaction_timeout_ms,  # see the constant
@@ -142,6 +144,7 @@ def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
 def tail_consumer(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id="ledger-relay-tail",  # names this client in broker logs
         group_id=None,  # a one-off read of assigned partitions: no group, no commits
         enable_auto_commit=False,  # nothing to commit without a group; stated

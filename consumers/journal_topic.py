@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
+from consumers import kafka_security
 from consumers.topics import (
     kafka_connections_max_idle_ms,
     kafka_metadata_max_age_ms,
@@ -36,6 +37,7 @@ def _consumer(bootstrap: str) -> Any:
 
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id="ledger-audit",  # names this client in broker logs
         group_id=None,  # an audit reads assigned partitions and commits nothing
         enable_auto_commit=False,  # stated: nothing to commit

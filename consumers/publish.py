@@ -14,6 +14,7 @@ from typing import IO, Any
 
 import msgspec
 
+from consumers import kafka_security
 from consumers.topics import (
     kafka_connections_max_idle_ms,
     kafka_metadata_max_age_ms,
@@ -71,6 +72,7 @@ def inbox_producer(bootstrap: str) -> Any:
 
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id="ledger-publish",  # names this client in broker logs
         acks="all",  # a record counts once every in-sync replica has it
         enable_idempotence=True,  # a retried batch is not written twice, order is kept

@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from consumers import kafka_security
+
 log = logging.getLogger("consumers.topics")
 
 # -- bounds shared by every Kafka client of the ledger (units last) -----------------------
@@ -31,6 +33,7 @@ events_partitions = 1  # the journal's total order is the topic's order
 rejects_partitions = 1  # rejects are numbered 1, 2, … in one order too
 replication_factor_default = 1  # one local broker; production uses 3 (deploy/k8s)
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another process created it first
+_TOPIC_AUTHORIZATION_FAILED = 29  # Kafka's error code: the principal's ACLs refuse it
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ def _admin(bootstrap: str) -> Any:
 
     return AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id="ledger-admin",  # names this client in broker logs
         request_timeout_ms=kafka_request_timeout_ms,  # bounded wait for the controller
         retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
@@ -140,6 +144,11 @@ async def ensure_topics(
         await admin.close()
     created = []
     for name, code, *_rest in response.topic_errors:
+        if code == _TOPIC_AUTHORIZATION_FAILED:
+            # On a broker with ACLs a principal sees only its own topics (`upstream` sees
+            # the inbox alone): a topic it may neither see nor create is not its to make.
+            log.warning("topic_not_ours topic=%s (no Describe or Create right)", name)
+            continue
         if code not in (0, _TOPIC_ALREADY_EXISTS):
             raise RuntimeError(f"cannot create topic {name}: Kafka error code {code}")
         if code == 0:

@@ -38,6 +38,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from psycopg import sql
 
+from consumers import kafka_security
 from consumers.topics import (
     TopicNames,
     kafka_connections_max_idle_ms,
@@ -200,6 +201,7 @@ def _split_schema(url: str) -> tuple[str, str]:
 def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
+        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
         client_id=settings.group,  # names this client in broker logs
         group_id=settings.group,  # its own group: its committed offset shows its lag
         enable_auto_commit=False,  # committed after the PostgreSQL transaction, never before

@@ -20,12 +20,15 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-SERVER_FIXTURES = frozenset({"kafka_bootstrap", "postgres_url", "pg_schema_url"})
+SERVER_FIXTURES = frozenset({"kafka_bootstrap", "secure_kafka", "postgres_url", "pg_schema_url"})
+# The topic prefix the secure broker's ACLs are made for (deploy/local/kafka start --secure).
+SECURE_TOPIC_PREFIX = "secure"
 # A cold start resolves the Kafka jars with Maven or installs PostgreSQL with apt-get.
 server_start_timeout_s = 1200.0
 server_stop_timeout_s = 120.0
@@ -53,12 +56,12 @@ def free_port() -> int:
         return port
 
 
-def run_server_script(server: str, command: str, environment: dict[str, str]) -> str:
-    """Run `deploy/local/<server> <command>` and return what it printed on stdout."""
+def run_server_script(server: str, command: str, environment: dict[str, str], *options: str) -> str:
+    """Run `deploy/local/<server> <command> [options]` and return what it printed on stdout."""
     script = REPOSITORY / "deploy" / "local" / server
     timeout_s = server_start_timeout_s if command == "start" else server_stop_timeout_s
     result = subprocess.run(
-        [sys.executable, str(script), command],
+        [sys.executable, str(script), command, *options],
         env={**os.environ, **environment},
         capture_output=True,
         text=True,
@@ -86,6 +89,47 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     try:
         yield run_server_script("kafka", "start", environment)
+    finally:
+        run_server_script("kafka", "stop", environment)
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A broker started with `deploy/local/kafka start --secure`: SASL_SSL, SCRAM, ACLs."""
+
+    bootstrap: str
+    data_dir: Path
+    prefix: str
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.crt"
+
+    def environment(self, principal: str) -> dict[str, str]:
+        """The LEDGER_KAFKA_* settings of a client acting as `principal`."""
+        return {
+            "LEDGER_KAFKA_SECURITY": "sasl_ssl",
+            "LEDGER_KAFKA_USERNAME": principal,
+            "LEDGER_KAFKA_PASSWORD_FILE": str(
+                self.data_dir / "credentials" / f"{principal}.password"
+            ),
+            "LEDGER_KAFKA_CA_FILE": str(self.ca_file),
+        }
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A second, secure broker for the session, its ACLs made for SECURE_TOPIC_PREFIX."""
+    data_dir = tmp_path_factory.mktemp("kafka-secure")
+    environment = {
+        "LEDGER_KAFKA_PORT": str(free_port()),
+        "LEDGER_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "LEDGER_KAFKA_DATA": str(data_dir),
+        "LEDGER_TOPIC_PREFIX": SECURE_TOPIC_PREFIX,
+    }
+    try:
+        bootstrap = run_server_script("kafka", "start", environment, "--secure")
+        yield SecureKafka(bootstrap, data_dir, SECURE_TOPIC_PREFIX)
     finally:
         run_server_script("kafka", "stop", environment)
 

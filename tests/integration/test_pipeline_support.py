@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumers import kafka_security
 from ledger.store import LedgerStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -311,6 +312,7 @@ class TopicRecord:
 async def _read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_security.client_options(),  # the environment's principal on a secure broker
         group_id=None,  # a one-off read: no group
         enable_auto_commit=False,  # nothing to commit
         auto_offset_reset="earliest",  # from the start

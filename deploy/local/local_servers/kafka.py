@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_servers import class_archive
+from local_servers import class_archive, kafka_secure
 from local_servers.process import (
     ServerError,
     cache_root,
@@ -102,9 +102,17 @@ def settings_from_env() -> KafkaSettings:
     )
 
 
-def server_properties(settings: KafkaSettings) -> str:
+def server_properties(settings: KafkaSettings, secure: bool = False) -> str:
+    lines = plaintext_properties(settings)
+    if secure:
+        layout = kafka_secure.SecureLayout(settings.data_dir)
+        lines |= kafka_secure.secure_properties(layout, settings.port, settings.controller_port)
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def plaintext_properties(settings: KafkaSettings) -> dict[str, str]:
     voters = f"1@127.0.0.1:{settings.controller_port}"
-    lines = {
+    return {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": voters,
@@ -133,7 +141,6 @@ def server_properties(settings: KafkaSettings) -> str:
         "num.recovery.threads.per.data.dir": "1",
         "background.threads": "4",
     }
-    return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
 def find_java() -> str:
@@ -230,19 +237,30 @@ def class_path(settings: KafkaSettings) -> str:
     return str(settings.lib_dir / "*")
 
 
-def format_storage(java: str, settings: KafkaSettings) -> None:
+def format_storage(java: str, settings: KafkaSettings, secure: bool = False) -> None:
     if (settings.log_dirs / "meta.properties").is_file():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     archive = class_archive.archive_path(java, settings.lib_dir, runtime_fingerprint())
+    main, arguments = "kafka.tools.StorageTool", [
+        "format", "--cluster-id", cluster_id, "--config", str(settings.properties_file),
+    ]  # fmt: skip
+    argument_file = None
+    if secure:
+        # The SCRAM users' passwords go in a 0600 argument file, never on a command line.
+        layout = kafka_secure.SecureLayout(settings.data_dir)
+        argument_file = kafka_secure.scram_argument_file(layout, main, arguments)
+        main, arguments = f"@{argument_file}", []
     command = java_command(
-        java, settings, "kafka.tools.StorageTool", "format",
-        "--cluster-id", cluster_id, "--config", str(settings.properties_file),
-        extra=tuple(class_archive.read_only_options(archive)),
-    )  # fmt: skip
-    result = subprocess.run(
-        command, capture_output=True, text=True, check=False, timeout=storage_format_timeout_s
+        java, settings, main, *arguments, extra=tuple(class_archive.read_only_options(archive))
     )
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=storage_format_timeout_s
+        )
+    finally:
+        if argument_file is not None:
+            argument_file.unlink(missing_ok=True)
     if result.returncode != 0:
         raise ServerError(f"Formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
@@ -280,9 +298,17 @@ def running_pid(settings: KafkaSettings) -> int | None:
     return pid if pid is not None and pid_runs(pid, main_class) else None
 
 
-def start(settings: KafkaSettings) -> str:
+def answers(settings: KafkaSettings, secure: bool) -> bool:
+    if secure:
+        ca_file = kafka_secure.SecureLayout(settings.data_dir).ca_file
+        return kafka_secure.api_versions_over_tls(settings.port, ca_file)
+    return metadata_brokers(settings.port) > 0
+
+
+def start(settings: KafkaSettings, secure: bool = False) -> str:
     if running_pid(settings) is not None:
-        if wait_for(lambda: metadata_brokers(settings.port) > 0, 30.0, broker_ready_poll_s):
+        kafka_secure.check_mode(settings.data_dir, secure, formatted=True)
+        if wait_for(lambda: answers(settings, secure), 30.0, broker_ready_poll_s):
             return settings.bootstrap
         raise ServerError(f"Kafka runs but does not answer.\n{log_tail(settings.log_file)}")
     for port in (settings.port, settings.controller_port):
@@ -290,12 +316,17 @@ def start(settings: KafkaSettings) -> str:
             raise ServerError(f"Port {port} on 127.0.0.1 is in use by another program.")
     java = find_java()
     ensure_runtime_jars(settings.lib_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.properties_file.write_text(server_properties(settings))
-    format_storage(java, settings)
+    formatted = (settings.log_dirs / "meta.properties").is_file()
+    kafka_secure.check_mode(settings.data_dir, secure, formatted)
+    if secure:
+        layout = kafka_secure.SecureLayout(settings.data_dir)
+        kafka_secure.ensure_credentials(layout)
+        kafka_secure.ensure_certificates(layout)
+    kafka_secure.write_secret(settings.properties_file, server_properties(settings, secure))
+    format_storage(java, settings, secure)
     broker = launch_broker(java, settings)
     answered = wait_for(
-        lambda: broker.poll() is not None or metadata_brokers(settings.port) > 0,
+        lambda: broker.poll() is not None or answers(settings, secure),
         broker_ready_timeout_s,
         broker_ready_poll_s,
     )
@@ -312,7 +343,25 @@ def start(settings: KafkaSettings) -> str:
             f"Kafka did not answer within {broker_ready_timeout_s:.0f} s.\n"
             f"{log_tail(settings.log_file)}"
         )
+    if secure:
+        grant_acls(java, settings)
     return settings.bootstrap
+
+
+def grant_acls(java: str, settings: KafkaSettings) -> None:
+    """The principals' ACLs for LEDGER_TOPIC_PREFIX, once per prefix and data folder."""
+    prefix = os.environ.get("LEDGER_TOPIC_PREFIX") or "ledger"
+    done = settings.data_dir / f"acls-{prefix}.done"
+    if done.is_file():
+        return
+    archive = class_archive.archive_path(java, settings.lib_dir, runtime_fingerprint())
+    command = java_command(
+        java, settings, "org.apache.kafka.tools.AclCommand",
+        extra=tuple(class_archive.read_only_options(archive)),
+    )  # fmt: skip
+    layout = kafka_secure.SecureLayout(settings.data_dir)
+    kafka_secure.add_acls(kafka_secure.AclRunner(command, settings.bootstrap, layout), prefix)
+    done.write_text(prefix + "\n")
 
 
 def launch_broker(java: str, settings: KafkaSettings) -> "subprocess.Popen[bytes]":
@@ -365,11 +414,14 @@ def check_tools(settings: KafkaSettings) -> None:
         )
 
 
-def command_start(settings: KafkaSettings) -> int:
+def command_start(settings: KafkaSettings, secure: bool = False) -> int:
     began = time.monotonic()
-    bootstrap = start(settings)
+    bootstrap = start(settings, secure)
     elapsed_s = time.monotonic() - began
     print(f"Kafka answers on {bootstrap} ({elapsed_s:.1f} s)", file=sys.stderr)
+    if secure:
+        layout = kafka_secure.SecureLayout(settings.data_dir)
+        print(kafka_secure.describe_credentials(layout, bootstrap), file=sys.stderr)
     print(bootstrap)
     return 0
 
@@ -410,10 +462,13 @@ commands = {
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: deploy/local/kafka {'|'.join(commands)}", file=sys.stderr)
+    secure = argv[1:] == ["--secure"] and argv[0] == "start"
+    if not (len(argv) == 1 or secure) or argv[0] not in commands:
+        print(f"usage: deploy/local/kafka {'|'.join(commands)} (start [--secure])", file=sys.stderr)
         return 2
     try:
+        if secure:
+            return command_start(settings_from_env(), secure=True)
         return commands[argv[0]](settings_from_env())
     except ServerError as error:
         print(error, file=sys.stderr)

@@ -1,0 +1,192 @@
+"""The secure broker (`deploy/local/kafka start --secure`): nobody gets in without a SCRAM
+password over TLS, each principal does only its job, and the pipeline runs with its own."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
+
+from consumers import kafka_security
+from consumers.topics import TopicNames, ensure_topics, topic_partitions
+from tests.conftest import REPOSITORY, SecureKafka, free_port
+from tests.integration.test_pipeline_support import (
+    hand_written_stream,
+    last_header,
+    reference_journal,
+    run_ledger,
+    start_service,
+    stop_service,
+    store_journal,
+    wait_until,
+    write_lines,
+)
+
+pytestmark = pytest.mark.integration
+client_timeout_ms = 10_000
+topic_authorization_failed = 29  # Kafka's error code
+pipeline_records = 400
+pipeline_timeout_s = 180.0
+
+
+@contextmanager
+def acting_as(kafka: SecureKafka, principal: str) -> Iterator[None]:
+    """The LEDGER_KAFKA_* settings of `principal` for this process and its children."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in kafka.environment(principal).items():
+            patch.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="module")
+def topics(secure_kafka: SecureKafka) -> TopicNames:
+    """The ledger's three topics, made by the admin."""
+    names = TopicNames(secure_kafka.prefix)
+    with acting_as(secure_kafka, "admin"):
+        asyncio.run(ensure_topics(secure_kafka.bootstrap, names))
+    return names
+
+
+async def _produce(bootstrap: str, topic: str, options: dict[str, Any]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", request_timeout_ms=client_timeout_ms, **options
+    )
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, b'{"forged": true}')
+    finally:
+        await producer.stop()
+
+
+async def _consume(bootstrap: str, topic: str) -> None:
+    """Ask for the topic's end offset: a principal without READ never gets an answer."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=client_timeout_ms,
+        **kafka_security.client_options(),
+    )
+    try:
+        await consumer.start()
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.end_offsets([partition])
+    finally:
+        await consumer.stop()
+
+
+async def _describe_error(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=client_timeout_ms,
+        **kafka_security.client_options(),
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return int(described[0]["error_code"])
+
+
+async def _delete(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=client_timeout_ms,
+        **kafka_security.client_options(),
+    )
+    await admin.start()
+    try:
+        response = await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+    return [code for _name, code, *_rest in response.topic_error_codes]
+
+
+def test_a_client_without_the_password_cannot_connect(
+    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
+) -> None:
+    with pytest.raises(KafkaError):
+        asyncio.run(_produce(secure_kafka.bootstrap, topics.inbox, {}))  # plaintext
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    with acting_as(secure_kafka, "upstream"), pytest.MonkeyPatch.context() as patch:
+        patch.setenv(kafka_security.password_file_env, str(wrong))
+        with pytest.raises(KafkaError):
+            asyncio.run(
+                _produce(secure_kafka.bootstrap, topics.inbox, kafka_security.client_options())
+            )
+
+
+def test_upstream_cannot_write_read_or_delete_the_journal(
+    secure_kafka: SecureKafka, topics: TopicNames
+) -> None:
+    bootstrap = secure_kafka.bootstrap
+    with acting_as(secure_kafka, "upstream"):
+        for topic in (topics.events, topics.rejects):
+            with pytest.raises(TopicAuthorizationFailedError):
+                asyncio.run(_produce(bootstrap, topic, kafka_security.client_options()))
+        assert asyncio.run(_describe_error(bootstrap, topics.events)) == topic_authorization_failed
+        with pytest.raises(KafkaTimeoutError):
+            asyncio.run(_consume(bootstrap, topics.events))
+        assert asyncio.run(_delete(bootstrap, topics.events)) == [topic_authorization_failed]
+    with acting_as(secure_kafka, "admin"):
+        assert asyncio.run(topic_partitions(bootstrap, topics.events)) == [0]
+
+
+def test_the_reader_cannot_write_anything(secure_kafka: SecureKafka, topics: TopicNames) -> None:
+    with acting_as(secure_kafka, "reader"):
+        for topic in (topics.inbox, topics.events, topics.rejects):
+            with pytest.raises(TopicAuthorizationFailedError):
+                asyncio.run(
+                    _produce(secure_kafka.bootstrap, topic, kafka_security.client_options())
+                )
+        inbox_error = asyncio.run(_describe_error(secure_kafka.bootstrap, topics.inbox))
+        assert inbox_error == topic_authorization_failed
+
+
+def test_the_pipeline_runs_with_its_own_principals(
+    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
+) -> None:
+    bootstrap, prefix = secure_kafka.bootstrap, secure_kafka.prefix
+    inbox = write_lines(tmp_path / "inbox.jsonl", hand_written_stream(5, 6, pipeline_records))
+    expected = reference_journal(inbox, tmp_path)
+    store = f"sqlite:///{tmp_path / 'run.db'}"
+    with acting_as(secure_kafka, "upstream"):
+        published = run_ledger(store, bootstrap, prefix, "publish", str(inbox))
+    assert f"published {pipeline_records} records" in published
+    with acting_as(secure_kafka, "ledger"):
+        service = start_service(store, bootstrap, prefix, tmp_path / "run.log", free_port())
+    try:
+        with acting_as(secure_kafka, "reader"):
+            wait_until(
+                lambda: last_header(bootstrap, topics.events, "seq") >= len(expected),
+                pipeline_timeout_s,
+                "the journal's last seq on the secure events topic",
+            )
+    finally:
+        assert stop_service(service) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert store_journal(store) == expected
+    with acting_as(secure_kafka, "reader"):
+        verified = subprocess.run(
+            [sys.executable, "-m", "app", "--bootstrap", bootstrap, "--topic-prefix", prefix,
+             "audit", "verify", "--from-kafka"],
+            capture_output=True, text=True, check=False, cwd=REPOSITORY, timeout=300,
+        )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr[-3000:]
+    assert f"journal verified: {len(expected)} records" in verified.stdout
+    run_log = (tmp_path / "run.log").read_text()
+    for principal in ("ledger", "upstream", "reader", "admin"):
+        password = (secure_kafka.data_dir / "credentials" / f"{principal}.password").read_text()
+        assert password.strip() not in run_log + published + verified.stdout + verified.stderr
