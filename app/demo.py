@@ -194,7 +194,11 @@ def ingest_through_kafka(
     settings = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
     try:
         published = subprocess.run(
-            _ledger(*settings, "publish", str(inbox)), capture_output=True, text=True, check=False
+            # The demo's inbox holds deliberately broken records: the ledger refuses them.
+            _ledger(*settings, "publish", str(inbox), "--send-malformed"),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if published.returncode != 0:
             raise CommandError(f"ledger publish failed: {published.stderr.strip()[-500:]}")

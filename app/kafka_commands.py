@@ -19,7 +19,6 @@ from ledger.limits import inbox_record_bytes_max
 
 health_port_env = "LEDGER_HEALTH_PORT"
 health_host_env = "LEDGER_HEALTH_HOST"
-_oversized_lines_shown_max = 10  # the error stays one line
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
 
@@ -47,11 +46,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from consumers.publish import publish_records, sendable_lines  # noqa: PLC0415
+    from consumers.publish import InboxLines, publish_records  # noqa: PLC0415
     from consumers.topics import TopicNames, ensure_topics  # noqa: PLC0415
 
     names = TopicNames(args.topic_prefix)
-    oversized: list[int] = []
+    lines = InboxLines(send_malformed=args.send_malformed)
 
     async def publish(stream: Any) -> int:
         await ensure_topics(
@@ -60,8 +59,7 @@ def _publish(args: argparse.Namespace) -> int:
             inbox_partitions=args.inbox_partitions,
             replication_factor=args.replication_factor,
         )
-        lines = sendable_lines(stream, oversized)
-        return await publish_records(args.bootstrap, names.inbox, lines)
+        return await publish_records(args.bootstrap, names.inbox, lines.records(stream))
 
     if args.file == "-":
         sent = asyncio.run(publish(sys.stdin.buffer))
@@ -71,17 +69,28 @@ def _publish(args: argparse.Namespace) -> int:
             raise CommandError(f"inbox file {path} does not exist")
         with path.open("rb") as stream:
             sent = asyncio.run(publish(stream))
-    print(f"published {sent} records to {names.inbox}")
-    if oversized:
-        shown = ", ".join(map(str, oversized[:_oversized_lines_shown_max]))
-        print(
-            f"ledger: {len(oversized)} lines not sent, longer than an inbox record may be "
-            f"({inbox_record_bytes_max} bytes): line {shown}"
-            + (", ..." if len(oversized) > _oversized_lines_shown_max else ""),
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    return EXIT_OK
+    print(f"published {counted(sent, 'record')} to {names.inbox}")
+    refusals = [
+        (
+            lines.oversized,
+            f"longer than an inbox record may be ({inbox_record_bytes_max} bytes)",
+        ),
+        (lines.not_objects, "not a JSON object (--send-malformed sends them anyway)"),
+    ]
+    for refused, why in refusals:
+        if refused.count:
+            more = ", ..." if refused.count > len(refused.numbers) else ""
+            print(
+                f"ledger: {counted(refused.count, 'line')} not sent, {why}: "
+                f"line {', '.join(map(str, refused.numbers))}{more}",
+                file=sys.stderr,
+            )
+    return EXIT_REFUSED if lines.oversized.count or lines.not_objects.count else EXIT_OK
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 record`, `2 records`, `1,200 records`."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def _topic_options(parser: argparse.ArgumentParser) -> None:
@@ -114,5 +123,11 @@ def register(sub: Any) -> None:
 
     publish = sub.add_parser("publish", help="send JSON-lines inbox records to the inbox topic")
     publish.add_argument("file", help="a JSON-lines file, or - for stdin")
+    publish.add_argument(
+        "--send-malformed",
+        action="store_true",
+        help="send lines that are not JSON objects too (without a key), to exercise the "
+        "ledger's rejects; by default they are refused and counted (exit status 1)",
+    )
     _topic_options(publish)
     publish.set_defaults(handler=_publish)

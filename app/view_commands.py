@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,30 +106,40 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    """The live views (or, at an earlier `--as-of`, the store's journal projected to it)
+    against the journal replayed alone: the store's, or an export (`--file`), whose chain
+    is verified first."""
     policy = policy_of(args)
+    if args.file is not None:
+        outcome = _verified_file(Path(args.file))
+        if not outcome.ok:
+            print(f"{args.file}: {outcome.describe()}; nothing compared")
+            return 1
     with _user_errors(), open_store(args) as store:
         live = ViewDatabase.open(args.store)
         with live:
-            position = live.position()
-            seq = position.last_seq
-            if args.as_of is not None and reporting.as_of_seq(store, args.as_of) != seq:
-                raise CommandError(
-                    f"the live views stand at seq {seq}, not at --as-of {args.as_of}: "
-                    "replay compares at the live views' position"
-                )
+            seq = live.position().last_seq
+            if args.as_of is not None:
+                seq = reporting.as_of_seq(store, args.as_of)
+            reference = live if seq == live.position().last_seq else None
             progress = Progress("replay", unit="events")
             try:
-                if args.file is None:
-                    replayed = views.views_at(store, policy, seq, progress.advance)
-                else:
-                    records = _records_up_to(Path(args.file), seq)
-                    replayed = views.views_from_records(
-                        records, policy, projection_batch_events_max, progress.advance
-                    )
+                if reference is None:
+                    reference = views.views_at(store, policy, seq)
+                records: Iterable[bytes] = (
+                    (e.record for e in store.iter_journal() if e.seq <= seq)
+                    if args.file is None
+                    else _records_up_to(Path(args.file), seq)
+                )
+                replayed = views.views_from_records(
+                    records, policy, projection_batch_events_max, progress.advance
+                )
             finally:
                 progress.close()
             with replayed:
-                found = views.differences(live, replayed)
+                found = views.differences(reference, replayed)
+            if reference is not live:
+                reference.close()
     for difference in found:
         print("\n".join(views.describe_difference(TABLES_BY_VIEW[difference.view], difference)))
     total = sum(d.count for d in found)
@@ -152,6 +162,12 @@ def _check_snapshots(args: argparse.Namespace) -> bool:
     equal = sum(check.verdict == "equal" for check in checks)
     print(f"book snapshots: {equal} of {len(checks)} equal the book rebuilt from seq 1")
     return any(check.verdict == "differs" for check in checks)
+
+
+def _verified_file(path: Path) -> audit.VerifyOutcome:
+    if not path.is_file():
+        raise CommandError(f"journal file {path} does not exist")
+    return audit.verify_records(audit.file_records(path))
 
 
 def _records_up_to(path: Path, seq: int) -> Iterator[bytes]:
@@ -200,7 +216,11 @@ def register(sub: Any) -> None:
 
     replay = audit_sub.add_parser("replay", help="rebuild every view and compare with the live")
     replay.add_argument("--file", default=None, help="replay an exported journal instead")
-    replay.add_argument("--as-of", default=None, help="the seq the live views must stand at")
+    replay.add_argument(
+        "--as-of",
+        default=None,
+        help="compare at this journal seq or RFC 3339 time instead of the journal's end",
+    )
     replay.set_defaults(handler=_guarded(_replay))
 
     explain_parser = audit_sub.add_parser("explain", help="recompute one decision")

@@ -1,8 +1,9 @@
 """`ledger publish FILE|-`: JSON-lines inbox records to `<prefix>.inbox`, keyed per docs/events.md.
 
 The key is the record's `account_id`, or the instrument of a `mark_price`, the market of a
-`funding_rate`, the `business_date` of a `day_closed`; a line that does not parse (or has
-none of these as a string) is sent with a null key: the ledger refuses it with a reason.
+`funding_rate`, the `business_date` of a `day_closed`; a record with none of these as a
+string is sent with a null key, and the ledger refuses it with a reason. A line that is not
+a JSON object is not sent at all (`InboxLines`), unless `--send-malformed` asks for it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import msgspec
@@ -109,12 +111,56 @@ async def publish_records(bootstrap: str, topic: str, records: Iterable[bytes]) 
     return sent
 
 
-def sendable_lines(stream: IO[bytes], oversized: list[int]) -> Iterator[bytes]:
-    """The non-blank lines of a JSON-lines stream, without their line ends, read a bounded
-    line at a time. A line longer than an inbox record may be is not sent (the broker
-    would refuse it, and the ledger would refuse it too): its number joins `oversized`."""
-    for line in read_inbox_lines(stream):
-        if line.truncation is None:
-            yield line.value
-        else:
-            oversized.append(line.number)
+refused_line_numbers_listed_max = 10  # a report names the first few refused lines
+
+
+@dataclass
+class RefusedLines:
+    """How many lines were not sent for one reason, and the numbers of the first few."""
+
+    count: int = 0
+    numbers: list[int] = field(default_factory=list)
+
+    def add(self, number: int) -> None:
+        self.count += 1
+        if len(self.numbers) < refused_line_numbers_listed_max:
+            self.numbers.append(number)
+
+
+@dataclass
+class InboxLines:
+    """The records of a JSON-lines stream: each non-blank line, without its line end, read
+    a bounded line at a time.
+
+    Not sent: a line longer than an inbox record may be (the broker would refuse it, and
+    the ledger would too), and a line that is not a JSON object (it would go without a
+    key), unless `send_malformed` asks to send those anyway, to exercise the ledger's
+    rejects."""
+
+    send_malformed: bool = False
+    oversized: RefusedLines = field(default_factory=RefusedLines)
+    not_objects: RefusedLines = field(default_factory=RefusedLines)
+
+    def records(self, stream: IO[bytes]) -> Iterator[bytes]:
+        for line in read_inbox_lines(stream):
+            if line.truncation is not None:
+                self.oversized.add(line.number)
+            elif self.send_malformed or _is_json_object(line.value):
+                yield line.value
+            else:
+                self.not_objects.add(line.number)
+
+
+class _AnyObject(msgspec.Struct, frozen=True):
+    """Decodes any JSON object (its fields ignored) and nothing else."""
+
+
+_decode_object = msgspec.json.Decoder(_AnyObject).decode
+
+
+def _is_json_object(record: bytes) -> bool:
+    try:
+        _decode_object(record)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return False
+    return True

@@ -137,3 +137,42 @@ def test_report_as_of_and_bad_input(store_url: str, capsys: pytest.CaptureFixtur
     assert "perps-exposure as of seq 10" in capsys.readouterr().out
     assert main(["--store", store_url, "report", "perps-exposure", "--as-of", "yesterday"]) == 2
     assert "neither a journal seq nor a timestamp" in capsys.readouterr().err
+
+
+def test_replay_as_of_an_earlier_seq_compares_there(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--store", store_url, "report", "balances", "--format", "csv"]) == 0
+    capsys.readouterr()
+    assert main(["--store", store_url, "audit", "replay", "--as-of", "120"]) == 0
+    assert "replay of seq 1..120 into a scratch store: every view is identical" in (
+        capsys.readouterr().out
+    )
+
+
+def test_replay_of_a_broken_export_says_so_before_comparing(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "journal.jsonl"
+    assert main(["--store", store_url, "journal", "export", "--out", str(export)]) == 0
+    lines = export.read_bytes().splitlines()
+    lines[41] = lines[41].replace(b'"recorded_at":"2026', b'"recorded_at":"2025', 1)
+    export.write_bytes(b"\n".join(lines) + b"\n")
+    capsys.readouterr()
+    assert main(["--store", store_url, "audit", "replay", "--file", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert out == (
+        f"{export}: journal broken at seq 42: hash does not recompute "
+        "(41 records before it verify); nothing compared\n"
+    )
+
+
+def test_an_as_of_beyond_the_journal_is_an_error_for_query_and_report(
+    store_url: str, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    beyond = str(len(entries) + 1)
+    for command in (["query", "margin", "C000001"], ["report", "margin-calls"]):
+        assert main(["--store", store_url, *command, "--as-of", beyond]) == 2
+        assert capsys.readouterr().err == (
+            f"ledger: --as-of {beyond} is beyond the journal, which ends at seq {len(entries)}\n"
+        )

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from app.commands import ingest_stream
-from consumers.publish import inbox_key, sendable_lines
+from consumers.publish import InboxLines, inbox_key
 from ledger import application
 from ledger.application import InboxItem, LedgerApplication, UndecidableRecord
 from ledger.inbox import Deposit, decode_inbox
@@ -185,11 +185,11 @@ def test_a_kafka_record_over_the_bound_keeps_a_prefix_in_its_reject() -> None:
 def test_publish_sends_no_oversized_line(tmp_path: Path) -> None:
     path = tmp_path / "inbox.jsonl"
     _big_line_file(path, 100_000)
-    oversized: list[int] = []
+    lines = InboxLines()
     with path.open("rb") as stream:
-        sent = list(sendable_lines(stream, oversized))
+        sent = list(lines.records(stream))
     assert sent == [_opened(), _deposit("after")]
-    assert oversized == [2]
+    assert lines.oversized.numbers == [2]
 
 
 # -- a fault in the decision code -------------------------------------------------
