@@ -39,7 +39,7 @@ from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
-from projections.tables import TABLES_BY_VIEW
+from projections.tables import TABLES, TABLES_BY_VIEW
 from projections.views import document, views_at
 
 API_TITLE = "collateral-ledger"
@@ -51,18 +51,14 @@ AS_OF = Annotated[
         max_length=64,
     ),
 ]
-ACCOUNT_ID = Annotated[str, Parameter(description="client account id", max_length=128)]
-REPORT_VIEWS = (
-    "margin-clients",
-    "collateral-concentration",
-    "margin-calls",
-    "liquidations",
-    "perps-exposure",
-    "platform-exposure",
-    "client-assets",
-    "lending-limits",
-    "daily-statement",
-)
+ACCOUNT_ID = Annotated[
+    str,
+    Parameter(
+        description="a client account id, or a platform account (platform:house)", max_length=128
+    ),
+]
+# Every view `ledger report` prints.
+REPORT_VIEWS = tuple(table.view for table in TABLES)
 
 
 class _RejectHead(msgspec.Struct, frozen=True):
@@ -140,7 +136,8 @@ def _account_document(
     live = _live(request)
     book = _book_at(live, as_of)
     account = book.accounts.get(account_id)
-    if account is None or not account.is_client:
+    # A platform account (platform:house, platform:insurance, ...) answers as in `ledger query`.
+    if account is None:
         raise NotFoundException(detail=f"account {account_id} is not in the ledger")
     build = reporting.margin_view if what == "margin" else reporting.balances_view
     try:

@@ -105,12 +105,23 @@ def test_a_bad_as_of_is_a_400_with_a_json_error(
         assert words in response.json()["detail"]
 
 
-@pytest.mark.parametrize("account_id", ["C999999", "platform:house", "external:custody"])
+@pytest.mark.parametrize("account_id", ["C999999", "platform:nothing"])
 def test_an_unknown_account_is_a_404(client: TestClient[Litestar], account_id: str) -> None:
     for what in ("margin", "balances"):
         response = client.get(f"/accounts/{account_id}/{what}")
         assert response.status_code == 404
         assert "is not in the ledger" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("account_id", ["platform:house", "platform:insurance", "external:custody"])
+def test_platform_accounts_answer_as_ledger_query_does(
+    client: TestClient[Litestar], store: LedgerStore, policy: Policy, account_id: str
+) -> None:
+    """Changed: platform accounts were a 404; the API now serves what the CLI prints."""
+    response = client.get(f"/accounts/{account_id}/balances")
+    assert response.status_code == 200
+    book = reporting.book_as_of(store, None)
+    assert response.json() == reporting.balances_view(book, policy, account_id)
 
 
 def test_an_unknown_view_is_a_404_naming_the_views(client: TestClient[Litestar]) -> None:
