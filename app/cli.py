@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app import api_commands, commands, demo, kafka_commands, risk_commands, view_commands
+from app import (
+    api_commands,
+    commands,
+    demo,
+    kafka_commands,
+    risk_commands,
+    store_commands,
+    view_commands,
+)
 from consumers.kafka_security import KafkaSecurityError
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError
@@ -180,6 +188,7 @@ def registrars() -> list[Callable[[Any], None]]:
         kafka_commands.register,
         demo.register,
         risk_commands.register,
+        store_commands.register,
     ]
 
 

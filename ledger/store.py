@@ -17,6 +17,7 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ SEEN_INPUTS_TOPIC = "seen_inputs"
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
 _POSTGRES_DEFAULT_PORT = 5432
+# A URL without a password takes it from this file: the password stays out of the
+# environment and the process list (docs/security.md).
+STORE_PASSWORD_FILE_ENV = "LEDGER_STORE_PASSWORD_FILE"  # noqa: S105 (a variable's name)
 _SCHEMA_NAME_CHARS_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
 
 StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
@@ -386,6 +390,20 @@ class _PostgresLocation:
         )
 
 
+def _password_from_file() -> str:
+    """The password in the file LEDGER_STORE_PASSWORD_FILE names (a mounted secret), for a
+    URL without one; "" when unset (trust or peer authentication)."""
+    path = os.environ.get(STORE_PASSWORD_FILE_ENV)
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise StoreUrlError(
+            f"{STORE_PASSWORD_FILE_ENV} {path} cannot be read: {error.strerror}"
+        ) from error
+
+
 def _parse_postgres_url(url: str) -> _PostgresLocation:
     parts = urllib.parse.urlsplit(url)
     try:
@@ -403,7 +421,7 @@ def _parse_postgres_url(url: str) -> _PostgresLocation:
         raise StoreUrlError(f"schema {schema!r} is not a plain identifier of 1..63 chars")
     return _PostgresLocation(
         user=urllib.parse.unquote(parts.username),
-        password=urllib.parse.unquote(parts.password or ""),
+        password=urllib.parse.unquote(parts.password or "") or _password_from_file(),
         host=parts.hostname,
         port=port,
         dbname=dbname,
