@@ -29,11 +29,25 @@ HEALTH_PORT_SETTING = "LEDGER_HEALTH_PORT"
 HEALTH_HOST_SETTING = "LEDGER_HEALTH_HOST"
 # `ledger api`'s token hashes (docs/security.md).
 API_TOKENS_SETTING = "LEDGER_API_TOKENS_FILE"
-LEDGER_ENVIRONMENT = INTERFACE_SETTINGS | {
-    HEALTH_PORT_SETTING,
-    HEALTH_HOST_SETTING,
-    API_TOKENS_SETTING,
-}
+# docs/security.md: the store's password file, and the Kafka client security settings.
+SECURITY_SETTINGS = frozenset(
+    {
+        "LEDGER_STORE_PASSWORD_FILE",
+        "LEDGER_KAFKA_SECURITY",
+        "LEDGER_KAFKA_USERNAME",
+        "LEDGER_KAFKA_PASSWORD_FILE",
+        "LEDGER_KAFKA_CA_FILE",
+    }
+)
+LEDGER_ENVIRONMENT = (
+    SECURITY_SETTINGS
+    | INTERFACE_SETTINGS
+    | {
+        HEALTH_PORT_SETTING,
+        HEALTH_HOST_SETTING,
+        API_TOKENS_SETTING,
+    }
+)
 
 # docs/events.md "Topics": the journal is append-only forever.
 JOURNAL_TOPIC_CONFIG: dict[str, object] = {
@@ -189,7 +203,8 @@ def test_topics_belong_to_the_cluster_the_ledger_connects_to() -> None:
     clusters = {item["metadata"]["labels"]["strimzi.io/cluster"] for item in topics}
     assert len(clusters) == 1
     # Strimzi names the bootstrap Service `<cluster>-kafka-bootstrap`.
-    assert settings()["LEDGER_KAFKA_BOOTSTRAP"] == f"{clusters.pop()}-kafka-bootstrap:9092"
+    # Strimzi's TLS listener (SCRAM-SHA-512) on 9093: docs/security.md.
+    assert settings()["LEDGER_KAFKA_BOOTSTRAP"] == f"{clusters.pop()}-kafka-bootstrap:9093"
 
 
 def test_the_sequencer_is_one_pod_replaced_never_overlapped() -> None:
@@ -431,3 +446,95 @@ def test_the_api_reads_its_token_hashes_from_a_mounted_secret() -> None:
 def test_the_sequencer_health_endpoint_binds_the_pod_address_only_when_told() -> None:
     assert settings()[HEALTH_HOST_SETTING] == "0.0.0.0"  # noqa: S104 - the pod's probe
     assert service("ledger-run")["environment"][HEALTH_HOST_SETTING] == "0.0.0.0"  # noqa: S104
+
+
+# -------------------------------------------------------------------------- security
+
+
+KAFKA_USER_ACLS = {
+    "ledger": {
+        ("topic", "ledger.inbox"): {"Read", "Describe"},
+        ("group", "ledger.sequencer"): {"Read", "Describe"},
+        ("topic", "ledger.events"): {"Write", "Read", "Describe"},
+        ("topic", "ledger.rejects"): {"Write", "Read", "Describe"},
+        ("transactionalId", "ledger.journal-relay"): {"Write", "Describe"},
+        ("transactionalId", "ledger.rejects-relay"): {"Write", "Describe"},
+    },
+    "ledger-upstream": {("topic", "ledger.inbox"): {"Write", "Describe"}},
+    "ledger-reader": {
+        ("topic", "ledger.events"): {"Read", "Describe"},
+        ("topic", "ledger.rejects"): {"Read", "Describe"},
+        ("group", "ledger.reporting"): {"Read", "Describe"},
+    },
+}
+
+
+def test_kafka_users_have_scram_and_exactly_their_acls() -> None:
+    users = [item for item in load_k8s_objects() if item["kind"] == "KafkaUser"]
+    assert {user["metadata"]["name"] for user in users} == set(KAFKA_USER_ACLS)
+    for user in users:
+        spec = user["spec"]
+        assert spec["authentication"] == {"type": "scram-sha-512"}
+        assert spec["authorization"]["type"] == "simple"
+        granted = {
+            (acl["resource"]["type"], acl["resource"]["name"]): set(acl["operations"])
+            for acl in spec["authorization"]["acls"]
+        }
+        assert all(
+            acl["resource"]["patternType"] == "literal" for acl in spec["authorization"]["acls"]
+        )
+        assert granted == KAFKA_USER_ACLS[user["metadata"]["name"]]
+
+
+def _mounted_secret(deployment: dict[str, Any], path: str) -> str:
+    """The Secret mounted read-only at the folder holding `path`."""
+    container = only_container(deployment)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    mount = next(
+        m for m in container["volumeMounts"] if str(PurePosixPath(path).parent) == m["mountPath"]
+    )
+    assert mount["readOnly"] is True
+    secret: str = volumes[mount["name"]]["secret"]["secretName"]
+    return secret
+
+
+def _environment(container: dict[str, Any]) -> dict[str, Any]:
+    own = {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+    return settings() | own
+
+
+def test_the_sequencer_is_the_kafka_principal_ledger_with_files_from_secrets() -> None:
+    deployment = k8s_object("Deployment", "ledger-run")
+    env = _environment(only_container(deployment))
+    assert env["LEDGER_KAFKA_SECURITY"] == "sasl_ssl"
+    assert env["LEDGER_KAFKA_USERNAME"] == "ledger"
+    # Strimzi writes the KafkaUser's password into a Secret of the user's name.
+    assert _mounted_secret(deployment, env["LEDGER_KAFKA_PASSWORD_FILE"]) == "ledger"
+    ca_secret = _mounted_secret(deployment, env["LEDGER_KAFKA_CA_FILE"])
+    assert ca_secret == "ledger-cluster-ca-cert"
+    assert env["LEDGER_STORE"]["secretKeyRef"]["name"] == "ledger-store-writer"
+    store_password = _mounted_secret(deployment, env["LEDGER_STORE_PASSWORD_FILE"])
+    assert store_password == "ledger-store-writer"
+
+
+def test_the_api_reads_as_the_reader_role_behind_tls() -> None:
+    deployment = k8s_object("Deployment", "ledger-api")
+    container = only_container(deployment)
+    env = _environment(container)
+    assert env["LEDGER_STORE"]["secretKeyRef"]["name"] == "ledger-store-reader"
+    assert _mounted_secret(deployment, env["LEDGER_STORE_PASSWORD_FILE"]) == "ledger-store-reader"
+    args = container["args"]
+    cert, key = args[args.index("--tls-cert") + 1], args[args.index("--tls-key") + 1]
+    assert _mounted_secret(deployment, cert) == _mounted_secret(deployment, key) == "ledger-api-tls"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_the_store_is_created_by_its_owner_before_the_services() -> None:
+    job = k8s_object("Job", "ledger-store-init")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["store", "init"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["LEDGER_STORE"]["secretKeyRef"]["name"] == "ledger-store-owner"
+    order = kustomization()["sortOptions"]["legacySortOptions"]["orderFirst"]
+    assert order.index("Job") < order.index("Deployment")

@@ -1,0 +1,33 @@
+"""A PostgreSQL URL without a password takes it from LEDGER_STORE_PASSWORD_FILE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.store import STORE_PASSWORD_FILE_ENV, StoreUrlError, _parse_postgres_url
+
+URL = "postgresql://ledger_writer@db.internal:5432/ledger?schema=books"
+
+
+def test_the_password_comes_from_the_file_and_stays_out_of_the_description(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("correct horse battery\n")
+    monkeypatch.setenv(STORE_PASSWORD_FILE_ENV, str(secret))
+    location = _parse_postgres_url(URL)
+    assert (location.user, location.password) == ("ledger_writer", "correct horse battery")
+    assert "correct" not in location.describe()
+
+
+def test_a_password_in_the_url_wins_and_none_means_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(STORE_PASSWORD_FILE_ENV, raising=False)
+    assert _parse_postgres_url(URL).password == ""
+    monkeypatch.setenv(STORE_PASSWORD_FILE_ENV, str(tmp_path / "missing"))
+    assert _parse_postgres_url(URL.replace("writer@", "writer:inline@")).password == "inline"
+    with pytest.raises(StoreUrlError, match=r"LEDGER_STORE_PASSWORD_FILE .* cannot be read"):
+        _parse_postgres_url(URL)
