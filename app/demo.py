@@ -30,8 +30,8 @@ from typing import IO, Any
 from app import html_report
 from app.commands import CommandError, policy_of
 from app.simulation import simulate_timed
-from app.venue import Venue
-from ledger.application import InboxItem, LedgerApplication
+from app.venue import Venue, decide_stream_with_venue
+from ledger.application import LedgerApplication
 from ledger.store import LedgerStore
 
 DEMO_FOLDER = Path(".ledger/demo")
@@ -65,53 +65,20 @@ def fresh_folder(folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-# The venue reads the ledger's decisions back after every batch of this many records (a
-# smaller batch reacts sooner in simulated time but commits more often: 200 keeps the demo
-# within a few seconds of deciding without the venue). It prices each fill at the takeover
-# mark, so the delay only moves when its fills are recorded, not their prices.
-venue_batch_records = 200
-
-
-class _VenueLoop:
-    """Decides the simulated stream with the venue in the loop, writing every record
-    decided (the venue's fills among them, in time order) to the inbox file, so that
-    `ledger ingest` of that file decides the same journal."""
-
-    def __init__(self, app: LedgerApplication, venue: Venue, out: IO[bytes], name: str) -> None:
-        self.app, self.venue, self.out, self.name = app, venue, out, name
-        self.batch: list[InboxItem] = []
-        self.records = 0
-
-    def add(self, value: bytes) -> None:
-        self.records += 1
-        self.out.write(value + b"\n")
-        self.batch.append(InboxItem(value, None, self.name, None, self.records))
-        if len(self.batch) >= venue_batch_records:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.batch:
-            self.app.process(self.batch)
-            self.batch = []
-            self.venue.take_orders(self.app.book)
-
-
 def decide_with_venue(args: argparse.Namespace, inbox: Path, store_url: str) -> tuple[int, int]:
-    """Simulate, decide, and let the venue execute every liquidation as it is decided;
-    returns (records decided, of which venue fills)."""
+    """Simulate, decide, and let the venue execute every liquidation as it is decided,
+    writing every record decided to `inbox`; returns (records decided, of which fills)."""
     policy = policy_of(args)
     venue = Venue(args.seed, policy)
     with LedgerStore.open(store_url) as store, inbox.open("wb") as out:
-        loop = _VenueLoop(LedgerApplication(store, policy), venue, out, f"file:{inbox.name}")
-        for occurred_at, value in simulate_timed(args.seed, args.accounts, args.days):
-            for fill in venue.due(occurred_at):
-                loop.add(fill)
-            loop.add(value)
-        loop.flush()
-        for fill in venue.due():  # what is still being worked when the simulation ends
-            loop.add(fill)
-        loop.flush()
-    return loop.records, venue.fills
+        records = decide_stream_with_venue(
+            LedgerApplication(store, policy),
+            simulate_timed(args.seed, args.accounts, args.days),
+            venue,
+            out,
+            f"file:{inbox.name}",
+        )
+    return records, venue.fills
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]

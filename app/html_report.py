@@ -309,7 +309,7 @@ def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summ
         liquidation_positions={
             m: p.size for m, p in sorted(book.accounts[LIQUIDATION].positions.items())
         },
-        lots_to_execute=sum(1 for lot in book.liquidation_lots.values() if lot.remaining),
+        lots_to_execute=sum(1 for lot in book.lots() if lot.remaining),
         rejects_by_reason=dict(sorted(rejects_by_reason.items())),
         journal_seq=book.last_seq,
         journal_events=sum(facts.type_counts.values()),

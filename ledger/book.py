@@ -151,8 +151,8 @@ class Book:
     policy_digest: str = ""
     total_loans: Decimal = ZERO
     business_date: str = ""
-    # (liquidation_id, instrument) -> what is left to execute, executed lots included.
-    liquidation_lots: dict[tuple[str, str], LiquidationLot] = field(default_factory=dict)
+    # liquidation_id -> instrument -> what is left to execute, executed lots included.
+    liquidation_lots: dict[str, dict[str, LiquidationLot]] = field(default_factory=dict)
     # Client accounts whose USD went below zero, with the journal event that took it there
     # (its type and seq); the same decision finances each on the margin loan (DebitFinanced).
     overdrawn: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -164,6 +164,18 @@ class Book:
 
     def account(self, account_id: str) -> Account:
         return self.accounts[account_id]
+
+    def lot(self, liquidation_id: str, instrument: str) -> LiquidationLot | None:
+        """What liquidation `liquidation_id` took over in `instrument`, if anything."""
+        return self.liquidation_lots.get(liquidation_id, {}).get(instrument)
+
+    def lots(self) -> list[LiquidationLot]:
+        """Every liquidation lot, executed ones included, by liquidation id and instrument."""
+        return [
+            lot
+            for liquidation_id in sorted(self.liquidation_lots)
+            for _, lot in sorted(self.liquidation_lots[liquidation_id].items())
+        ]
 
     def clients(self) -> list[Account]:
         return [a for a in self.accounts.values() if a.is_client]
@@ -250,6 +262,7 @@ class Book:
             raise InvariantViolation(f"journal seq {event.seq} breaks the chain")
         self._applying = event
         self._apply_body(event)
+        self._applying = None  # only postings inside apply read it; a snapshot holds none
         if event.input_digest is not None:
             self.seen_inputs[event.causation_id] = event.input_digest
         self.last_seq = event.seq
@@ -363,9 +376,12 @@ class Book:
                 self._open_lot(event, step)
 
     def _open_lot(self, event: je.LiquidationCompleted, step: je.LiquidationStep) -> None:
-        key = (event.liquidation_id, step.instrument)
-        require(key not in self.liquidation_lots, f"liquidation lot {key} opened twice")
-        self.liquidation_lots[key] = LiquidationLot(
+        lots = self.liquidation_lots.setdefault(event.liquidation_id, {})
+        require(
+            step.instrument not in lots,
+            f"liquidation {event.liquidation_id} took {step.instrument} over twice",
+        )
+        lots[step.instrument] = LiquidationLot(
             liquidation_id=event.liquidation_id,
             account_id=self._id(event),
             instrument=step.instrument,
@@ -376,7 +392,7 @@ class Book:
         )
 
     def _apply_fill(self, event: je.LiquidationFilled) -> None:
-        lot = self.liquidation_lots[(event.liquidation_id, event.instrument)]
+        lot = self.liquidation_lots[event.liquidation_id][event.instrument]
         quantity = Decimal(event.quantity)
         remaining = lot.remaining - quantity if lot.remaining > ZERO else lot.remaining + quantity
         require(
@@ -394,7 +410,7 @@ class Book:
         winner = self._id(event)
         # `size_reduced` is the signed change of the winner's position (+ buys back a short).
         reduced, price = Decimal(event.size_reduced), Decimal(event.bankruptcy_price)
-        lot = self.liquidation_lots.get((event.liquidation_id, event.market))
+        lot = self.lot(event.liquidation_id, event.market)
         if lot is not None:  # the liquidation account's lot shrinks by what the winner took
             lot.remaining -= reduced
         # The winner's position shrinks toward zero at the bankruptcy price; the liquidation

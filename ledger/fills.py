@@ -34,7 +34,7 @@ def lot_to_fill(
     `liquidation_side_mismatch` when it would add to the lot instead of executing it."""
     liquidation_id, account_id = record.liquidation_id, record.account_id
     side, quantity = record.side, record.quantity
-    lot = desk.book.liquidation_lots.get((str(liquidation_id), instrument))
+    lot = desk.book.lot(str(liquidation_id), instrument)
     if lot is None:
         raise Refusal(
             ReasonCode.UNKNOWN_LIQUIDATION,

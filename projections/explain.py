@@ -464,11 +464,7 @@ def _explain_completed(
 
 
 def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanation) -> None:
-    lot = (
-        None
-        if book is None
-        else book.liquidation_lots.get((event.liquidation_id, event.instrument))
-    )
+    lot = None if book is None else book.lot(event.liquidation_id, event.instrument)
     if lot is None:
         out.lines.append("(the liquidation this fill executes is not in the journal read)")
         return

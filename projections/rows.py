@@ -353,8 +353,9 @@ def platform_exposure_rows(book: Book) -> list[Row]:
             rows.append(
                 head + _exposure(position.size, position.entry_price, book.marks.get(market))
             )
-    for (liquidation_id, instrument), lot in sorted(book.liquidation_lots.items()):
+    for lot in book.lots():
         if not lot.remaining.is_zero():
+            liquidation_id, instrument = lot.liquidation_id, lot.instrument
             head = (
                 LIQUIDATION,
                 f"to_execute:{liquidation_id}:{instrument}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 
@@ -9,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.simulation import simulate
+from app.simulation import simulate, simulate_timed
+from app.venue import Venue, decide_stream_with_venue
 from ledger import margin
 from ledger.application import InboxItem, LedgerApplication
-from ledger.book import CUSTODY, Book
+from ledger.book import CUSTODY, LIQUIDATION, Book
 from ledger.journal_events import decode_journal_record
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
@@ -163,3 +165,25 @@ def test_price_bands_decide_exactly_as_revaluing_every_account_on_every_mark(
     monkeypatch.setattr(Watchlist, "crossed", everyone)
     monkeypatch.setattr(margin, "_cannot_fall_short", lambda _account: False)
     assert _hashes(_run(items, batch=500)) == _hashes(banded)
+
+
+def test_with_the_venue_in_the_loop_every_liquidation_is_executed_and_assets_sum_to_zero() -> None:
+    app = LedgerApplication(LedgerStore.open("sqlite:///:memory:"), POLICY)
+    venue = Venue(11, POLICY)
+    decide_stream_with_venue(app, simulate_timed(11, 40, 3), venue, io.BytesIO(), "sim")
+    book = app.book
+    assert book.lots(), "the crash liquidated nothing: the property was never tested"
+    assert venue.fills >= len({lot.liquidation_id for lot in book.lots()})
+    assert all(lot.remaining == 0 for lot in book.lots())
+    liquidation_account = book.accounts[LIQUIDATION]
+    assert liquidation_account.positions == {}
+    assert all(
+        balance == 0 for asset, balance in liquidation_account.balances.items() if asset != "USD"
+    )
+    for asset, total in balances_by_asset(app):
+        assert total == 0, asset
+    assert app.reject_count == len(
+        [r for r in app.store.read_rejects(0, 5_000) if b'"venue' not in r]
+    ), "a venue fill was refused"
+    replayed = LedgerApplication(app.store, POLICY)
+    assert _book_state(replayed.book) == _book_state(book)

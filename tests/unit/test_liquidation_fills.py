@@ -68,7 +68,7 @@ def _state(book: Book) -> tuple[Any, ...]:
     return (
         {a: dict(acc.balances) for a, acc in book.accounts.items()},
         {a: dict(acc.positions) for a, acc in book.accounts.items()},
-        {k: (lot.remaining, lot.remaining_cost) for k, lot in book.liquidation_lots.items()},
+        [(lot.remaining, lot.remaining_cost) for lot in book.lots()],
     )
 
 
@@ -96,7 +96,8 @@ def test_a_liquidation_filled_in_two_parts_moves_the_fund_by_exactly_the_differe
     assert _usd(s, LIQUIDATION) == 0  # +40 realised and paid on, -120 realised and drawn
     # The house, counterparty of the venue, bought back its short: flat too.
     assert "BTC-PERP" not in book.accounts[HOUSE].positions
-    lot = book.liquidation_lots[(liquidation, "BTC-PERP")]
+    lot = book.lot(liquidation, "BTC-PERP")
+    assert lot is not None
     assert lot.remaining == 0
     assert all(total == 0 for _, total in balances_by_asset(s.app))
 

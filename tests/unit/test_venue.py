@@ -30,7 +30,7 @@ def test_the_venue_executes_each_lot_at_the_mark_with_slippage_until_nothing_is_
     s.mark("BTC", "25000")  # C3's collateral sold: 0.60000029 BTC taken over at 25,000
     s.mark("BTC-PERP", "45000")  # C2's long taken over at 45,000
     book = s.app.book
-    assert {lot.instrument for lot in book.liquidation_lots.values()} == {"BTC", "BTC-PERP"}
+    assert {lot.instrument for lot in book.lots()} == {"BTC", "BTC-PERP"}
     venue = Venue(7, load_policy(None))
     assert venue.take_orders(book) == 2
     assert venue.take_orders(book) == 0  # an order is taken once
@@ -44,7 +44,7 @@ def test_the_venue_executes_each_lot_at_the_mark_with_slippage_until_nothing_is_
         assert record["side"] == "sell"
         outcome = s.app.process([InboxItem(value, None, "venue", 0, number)])
         assert (outcome.accepted, outcome.refused) == (1, 0)
-    assert all(lot.remaining == 0 for lot in book.liquidation_lots.values())
+    assert all(lot.remaining == 0 for lot in book.lots())
     liquidation_account = book.accounts["platform:liquidation"]
     assert liquidation_account.positions == {}
     assert liquidation_account.balance("BTC") == 0
