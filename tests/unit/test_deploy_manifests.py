@@ -368,7 +368,18 @@ def test_postgres_is_16_and_checked_with_pg_isready() -> None:
     ("name", "command"),
     [
         ("ledger-run", ["run"]),
-        ("ledger-api", ["api", "--host", "0.0.0.0", "--port", "8080"]),  # noqa: S104 - in its container
+        (
+            "ledger-api",
+            [
+                *["api", "--host", "0.0.0.0", "--port", "8080"],  # noqa: S104 - in its container
+                *[
+                    "--tls-cert",
+                    "/run/secrets/api-tls.crt",
+                    "--tls-key",
+                    "/run/secrets/api-tls.key",
+                ],
+            ],
+        ),
     ],
 )
 def test_ledger_services_run_the_image_with_interface_settings(
@@ -440,7 +451,7 @@ def test_the_api_reads_its_token_hashes_from_a_mounted_secret() -> None:
     assert "secret" in volumes[mount["name"]]
     api = service("ledger-api")
     assert api["environment"][API_TOKENS_SETTING] == "/run/secrets/api-tokens"
-    assert api["secrets"] == ["api-tokens"]
+    assert "api-tokens" in api["secrets"]
 
 
 def test_the_sequencer_health_endpoint_binds_the_pod_address_only_when_told() -> None:
@@ -538,3 +549,58 @@ def test_the_store_is_created_by_its_owner_before_the_services() -> None:
     assert env["LEDGER_STORE"]["secretKeyRef"]["name"] == "ledger-store-owner"
     order = kustomization()["sortOptions"]["legacySortOptions"]["orderFirst"]
     assert order.index("Job") < order.index("Deployment")
+
+
+PASSWORD_FILE_SETTINGS = (
+    "LEDGER_STORE_PASSWORD_FILE",
+    "LEDGER_KAFKA_PASSWORD_FILE",
+    "LEDGER_KAFKA_CA_FILE",
+    "LEDGER_API_TOKENS_FILE",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "store_role", "kafka_principal"),
+    [
+        ("ledger-store-init", "ledger_owner", None),
+        ("ledger-run", "ledger_writer", "ledger"),
+        ("ledger-api", "ledger_reader", None),
+    ],
+)
+def test_compose_services_use_their_roles_with_passwords_from_secret_files(
+    name: str, store_role: str, kafka_principal: str | None
+) -> None:
+    entry = service(name)
+    environment = entry["environment"]
+    store = urlsplit(environment["LEDGER_STORE"])
+    assert (store.username, store.password) == (store_role, None)
+    assert environment.get("LEDGER_KAFKA_USERNAME") == kafka_principal
+    declared = set(compose()["secrets"])
+    for setting in PASSWORD_FILE_SETTINGS:
+        if setting in environment:
+            path = PurePosixPath(environment[setting])
+            assert path.parent == PurePosixPath("/run/secrets"), setting
+            assert path.name in entry["secrets"], f"{name} does not mount {path.name}"
+            assert path.name in declared
+    for secret in entry["secrets"]:
+        assert compose()["secrets"][secret]["file"].startswith("./secrets/")
+
+
+def test_compose_kafka_takes_only_sasl_ssl_clients_and_denies_by_default() -> None:
+    environment = service("kafka")["environment"]
+    protocols = dict(
+        item.split(":") for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert protocols == {"INTERNAL": "SASL_SSL", "EXTERNAL": "SASL_SSL", "CONTROLLER": "PLAINTEXT"}
+    # The one plaintext listener is the controller's, on the container's own loopback.
+    assert "CONTROLLER://127.0.0.1:" in environment["KAFKA_LISTENERS"]
+    assert environment["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert environment["KAFKA_AUTHORIZER_CLASS_NAME"].endswith(".StandardAuthorizer")
+    assert environment["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert set(environment["KAFKA_SUPER_USERS"].split(";")) == {"User:admin", "User:ANONYMOUS"}
+    run = service("ledger-run")
+    assert run["environment"]["LEDGER_KAFKA_SECURITY"] == "sasl_ssl"
+    assert run["depends_on"]["kafka-acls"] == {"condition": "service_completed_successfully"}
+    assert run["depends_on"]["ledger-store-init"] == {"condition": "service_completed_successfully"}
+    for script in ("kafka-start.sh", "kafka-acls.sh", "postgres-roles.sh"):
+        assert (DEPLOY / "compose" / script).is_file()

@@ -130,8 +130,10 @@ def openssl(arguments: list[str], cwd: Path) -> None:
         raise ServerError(f"`openssl {arguments[0]}` failed:\n{result.stdout}{result.stderr}")
 
 
-def ensure_certificates(layout: SecureLayout) -> None:
-    """A CA and the broker's certificate (127.0.0.1, localhost), once per data folder."""
+def ensure_certificates(
+    layout: SecureLayout, names: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")
+) -> None:
+    """A CA and the broker's certificate for `names`, once per data folder."""
     if layout.keystore.is_file() and layout.ca_file.is_file():
         return
     tls = layout.tls_dir
@@ -151,7 +153,7 @@ def ensure_certificates(layout: SecureLayout) -> None:
         tls,
     )  # fmt: skip
     (tls / "broker.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        f"subjectAltName={','.join(names)}\n"
         "extendedKeyUsage=serverAuth,clientAuth\n"
         "keyUsage=critical,digitalSignature,keyEncipherment\n"
     )
