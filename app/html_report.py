@@ -370,6 +370,8 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "auto_deleveraged",
         "bad_debt_loan",
         "bad_debt_cash",
+        "fills",
+        "fills_paid_to_fund",
     ),
     "collateral-concentration": (),
     "perps-exposure": (

@@ -38,6 +38,8 @@ class LiquidationRecord:
     auto_deleveraged: Decimal = ZERO
     bad_debt_loan: Decimal = ZERO
     bad_debt_cash: Decimal = ZERO
+    fills: int = 0  # the venue's executions of it
+    fills_paid_to_fund: Decimal = ZERO  # their gains; their losses are in insurance_fund_drawn
 
 
 @dataclass

@@ -226,6 +226,8 @@ def liquidation_row(record: LiquidationRecord) -> Row:
         text(record.auto_deleveraged),
         text(record.bad_debt_loan),
         text(record.bad_debt_cash),
+        record.fills,
+        text(record.fills_paid_to_fund),
     )
 
 

@@ -104,7 +104,9 @@ class ProjectionState:
                 record.steps = list(event.steps)
                 record.figures_after = event.figures_after
             case je.LiquidationFilled():
-                self.touched.liquidations.add(event.liquidation_id)
+                record = self._liquidation(event.liquidation_id)
+                record.fills += 1
+                record.fills_paid_to_fund += Decimal(event.insurance_fund_paid)
             case je.InsuranceFundDrawn():
                 self._liquidation(event.liquidation_id).insurance_fund_drawn += Decimal(
                     event.amount

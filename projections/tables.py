@@ -105,7 +105,8 @@ LIQUIDATIONS = Table(
         "$liquidation_id $account_id #triggered_seq $triggered_at $trigger equity "
         "initial_requirement maintenance_requirement liquidation_requirement loan "
         "market_value #steps closed_notional proceeds fees loan_repaid equity_after "
-        "$status_after insurance_fund_drawn auto_deleveraged bad_debt_loan bad_debt_cash"
+        "$status_after insurance_fund_drawn auto_deleveraged bad_debt_loan bad_debt_cash "
+        "#fills fills_paid_to_fund"
     ),
     ("liquidation_id",),
     "liquidation_id",

@@ -233,3 +233,15 @@ def test_the_platform_exposure_view_lists_platform_holdings_and_what_is_left() -
     fund = rows[(FUND, "balance:USD")]
     assert fund["market_value"] == "1000265.00"  # 1,000,000 + the 225 fee + the 40 gain
     assert not any(account == "external:custody" for account, _ in rows)
+
+
+def test_the_liquidations_view_counts_the_fills_and_what_they_moved_in_the_fund() -> None:
+    s = Scenario()
+    liquidation = _liquidated_long(s)
+    _perp(s, "C2", "v1", "sell 0.4 45100", liquidation_id=liquidation)
+    _perp(s, "C2", "v2", "sell 0.6 44800", liquidation_id=liquidation)
+    database = views_at(s.store, load_policy(None), s.store.last_seq())
+    (row,) = document(database, tables.LIQUIDATIONS)["rows"]
+    # Two fills: +40 paid into the fund, -120 drawn from it (the client's own deficit: none).
+    assert (row["fills"], row["fills_paid_to_fund"]) == (2, "40.00")
+    assert row["insurance_fund_drawn"] == "120.00"
