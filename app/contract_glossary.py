@@ -122,6 +122,12 @@ FIELD_MEANINGS: dict[str, str] = {
     "firm_loans_after": "Every client's margin loans with this draw, USD.",
     "firm_loans_max": "The firm's limit: shareholders' funds times the policy's multiple, USD.",
     "client_loan_max": "One client's limit: the policy's share of shareholders' funds, USD.",
+    "group_limit": "The related-client group's loan figures, for an account in a group.",
+    "group_id": "A group of related clients, held together to the per-client loan limit.",
+    "previous_group_id": "The group the account was in before, if any.",
+    "members": "The group's accounts, in account order.",
+    "group_loans_after": "Every member's loan with this draw, USD.",
+    "group_loan_max": "The group's limit: the per-client share of shareholders' funds, USD.",
     "deadline": "When an unmet call turns into liquidation (issued time plus the policy's "
     "deadline hours).",
     "outcome": "`met` when the account is healthy again, `liquidated` when a liquidation "
@@ -205,6 +211,7 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "auto_deleveraged": "A profitable opposite position was reduced at the bankrupt account's "
     "bankruptcy price.",
     "bad_debt_recorded": "What neither collateral, the insurance fund nor deleveraging covered.",
+    "related_group_set": "The account joined a group of related clients, or left its group.",
 }
 
 # The shapes nested inside journal records, by their snake_case name.
@@ -214,6 +221,8 @@ SHAPE_MEANINGS: dict[str, str] = {
     "position_holding": "One open perpetual position.",
     "figures": "The risk model's figures for one account (docs/risk-model.md).",
     "loan_limits": "The lending figures a loan draw is decided on.",
+    "group_loan_limit": "The related-client group a loan draw's account belongs to, held to "
+    "the per-client loan limit for the group's total.",
     "funding_payment": "What one position paid or received at a funding.",
     "deleveraging_rank": "Where a profitable position stood in the auto-deleveraging queue "
     "(docs/risk-model.md).",
@@ -258,6 +267,8 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     ReasonCode.FIRM_LENDING_LIMIT_EXCEEDED: "Total margin loans would exceed the firm's limit.",
     ReasonCode.CLIENT_LOAN_LIMIT_EXCEEDED: "One client's loan would exceed its share of "
     "shareholders' funds.",
+    ReasonCode.GROUP_LOAN_LIMIT_EXCEEDED: "A related-client group's loans would exceed the "
+    "per-client share of shareholders' funds the group is held to.",
     ReasonCode.REPAYMENT_EXCEEDS_LOAN: "The repayment is more than the loan and its interest.",
     ReasonCode.RESERVED_ACCOUNT: "The `account_id` names one of the platform's own accounts.",
     ReasonCode.UNKNOWN_LIQUIDATION: "A fill names no liquidation of the ledger in that "

@@ -101,6 +101,7 @@ class Account:
     loan_interest: Decimal = ZERO
     positions: dict[str, Position] = field(default_factory=dict)
     margin_call: OpenMarginCall | None = None
+    related_group: str | None = None  # the group of related clients it belongs to
 
     @property
     def is_client(self) -> bool:
@@ -156,6 +157,7 @@ class Book:
     # Client accounts whose USD went below zero, with the journal event that took it there
     # (its type and seq); the same decision finances each on the margin loan (DebitFinanced).
     overdrawn: dict[str, tuple[str, int]] = field(default_factory=dict)
+    related_groups: dict[str, set[str]] = field(default_factory=dict)  # group -> accounts
     _applying: je.JournalEvent | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -268,7 +270,7 @@ class Book:
         self.last_seq = event.seq
         self.last_hash = event.hash
 
-    def _apply_body(self, event: je.JournalEventType) -> None:  # noqa: PLR0912
+    def _apply_body(self, event: je.JournalEventType) -> None:  # noqa: PLR0912, PLR0915  # one arm per type
         match event:
             case je.PolicyAdopted():
                 self.policy_version, self.policy_digest = event.version, event.digest
@@ -323,6 +325,8 @@ class Book:
                 self.post(REPORTING_ASSET, Decimal(event.amount), INSURANCE_FUND, self._id(event))
             case je.AutoDeleveraged():
                 self._apply_auto_deleveraging(event)
+            case je.RelatedGroupSet():
+                self._apply_related_group(self._client(event), event.group_id)
             case je.BadDebtRecorded():
                 self._apply_bad_debt(event)
             case _:
@@ -332,6 +336,21 @@ class Book:
         _, principal = self.reduce_loan(self._client(event), Decimal(event.loan_written_off))
         self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
         self.post(REPORTING_ASSET, Decimal(event.cash_written_off), BAD_DEBT, self._id(event))
+
+    def _apply_related_group(self, account: Account, group_id: str | None) -> None:
+        previous = account.related_group
+        if previous is not None:
+            members = self.related_groups[previous]
+            members.discard(account.account_id)
+            if not members:
+                del self.related_groups[previous]
+        if group_id is not None:
+            self.related_groups.setdefault(group_id, set()).add(account.account_id)
+        account.related_group = group_id
+
+    def group_loans(self, group_id: str) -> Decimal:
+        """Every member's loan, interest included."""
+        return sum((self.accounts[a].loan for a in self.related_groups[group_id]), ZERO)
 
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]

@@ -25,6 +25,7 @@ from ledger.book import (
     is_reserved,
 )
 from ledger.desk import Desk
+from ledger.groups import group_loan_limit, group_loan_refusal, related_group_set
 from ledger.invariants import InvariantViolation
 from ledger.journal import format_timestamp
 from ledger.lending import finance_debits, loan_limit_checks, loan_limits
@@ -46,7 +47,9 @@ def decide(desk: Desk, record: inbox.InboxRecordType) -> Refusal | None:
     return refusal
 
 
-def _dispatch(desk: Desk, record: inbox.InboxRecordType) -> tuple[Touched, Refusal | None]:
+def _dispatch(  # noqa: PLR0912  # one arm per inbox type
+    desk: Desk, record: inbox.InboxRecordType
+) -> tuple[Touched, Refusal | None]:
     match record:
         case inbox.AccountOpened():
             return _account_opened(desk, record)
@@ -70,6 +73,8 @@ def _dispatch(desk: Desk, record: inbox.InboxRecordType) -> tuple[Touched, Refus
             return _funding_rate(desk, record)
         case inbox.DayClosed():
             return _day_closed(desk, record)
+        case inbox.RelatedGroupSet():
+            return related_group_set(desk, record)
         case _:
             assert_never(record)
 
@@ -200,7 +205,8 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
     common = desk.common(record.account_id)
     policy = desk.policy
     limits = loan_limits(desk, account, record.amount, _lending_value(desk, account))
-    refusal = _loan_limit_refusal(limits)
+    group_limit = group_loan_limit(desk.book, policy, account, record.amount)
+    refusal = _loan_limit_refusal(limits) or group_loan_refusal(group_limit)
     marks = desk.held_marks(account)
     if refusal is None:
         desk.record(
@@ -210,6 +216,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
                 limits=limits,
                 marks=marks,
                 policy_version=policy.version,
+                group_limit=group_limit,
             )
         )
         return (record.account_id,), None
@@ -222,6 +229,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
             limits=limits,
             marks=marks,
             policy_version=policy.version,
+            group_limit=group_limit,
         )
     )
     return (), refusal

@@ -79,6 +79,9 @@ AccountId = Annotated[
 TradeId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=limits.trade_id_chars_max), Identifier()
 ]
+GroupId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=limits.group_id_chars_max), Identifier()
+]
 # Free text that reports print: the identifier rule, bounded by the record's size only.
 Text = Annotated[str, Identifier()]
 LiquidationId = Annotated[
@@ -200,6 +203,13 @@ class FundingRate(InboxRecord, tag="funding_rate", frozen=True):
     funding_time: Timestamp
 
 
+class RelatedGroupSet(InboxRecord, tag="related_group_set", frozen=True):
+    """Puts the account in a group of related clients, or out of its group (null)."""
+
+    account_id: AccountId
+    group_id: GroupId | None
+
+
 class DayClosed(InboxRecord, tag="day_closed", frozen=True):
     """The business day `business_date` (YYYY-MM-DD) is over."""
 
@@ -218,6 +228,7 @@ InboxRecordType: TypeAlias = (
     | MarkPrice
     | FundingRate
     | DayClosed
+    | RelatedGroupSet
 )
 INBOX_RECORD_TYPES: tuple[type[InboxRecordType], ...] = get_args(InboxRecordType)
 

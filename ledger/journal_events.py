@@ -111,11 +111,22 @@ class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
     client_loan_max: str
 
 
+class GroupLoanLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """The related-client group a loan draw's account belongs to, held to the per-client
+    loan limit for the group's total (RISK.md "Rules", docs/risk-tools.md)."""
+
+    group_id: str
+    members: list[str]  # the group's accounts, in account order
+    group_loans_after: str  # every member's loan (interest included), this draw included
+    group_loan_max: str  # max_client_loan_share * shareholders_funds
+
+
 class LoanDrawn(JournalEvent, tag="loan_drawn", frozen=True):
     amount: str
     limits: LoanLimits
     marks: dict[str, str]
     policy_version: str
+    group_limit: GroupLoanLimit | None = None  # only for an account in a group
 
 
 class LoanDrawRejected(JournalEvent, tag="loan_draw_rejected", frozen=True):
@@ -125,6 +136,14 @@ class LoanDrawRejected(JournalEvent, tag="loan_draw_rejected", frozen=True):
     limits: LoanLimits | None = None
     marks: dict[str, str] = {}
     policy_version: str = ""
+    group_limit: GroupLoanLimit | None = None  # only for an account in a group
+
+
+class RelatedGroupSet(JournalEvent, tag="related_group_set", frozen=True):
+    """The account joins a group of related clients (`group_id`), or leaves its group (None)."""
+
+    group_id: str | None
+    previous_group_id: str | None
 
 
 class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
@@ -340,6 +359,7 @@ JournalEventType = (
     | InsuranceFundDrawn
     | AutoDeleveraged
     | BadDebtRecorded
+    | RelatedGroupSet
 )
 
 journal_decoder: msgspec.json.Decoder[JournalEventType] = msgspec.json.Decoder(JournalEventType)

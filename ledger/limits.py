@@ -8,6 +8,7 @@ inbox_batch_records_max = 2_000
 journal_read_batch_events_max = 5_000
 account_id_chars_max = 128
 trade_id_chars_max = 128
+group_id_chars_max = 128  # a related-client group's id
 # A liquidation id is the ledger's own: `{event_id}:liquidation:{account_id}`.
 liquidation_id_chars_max = event_id_chars_max + len(":liquidation:") + account_id_chars_max
 perp_quantity_decimal_places_max = 8  # perpetual sizes: venues trade down to 10^-8 of a coin

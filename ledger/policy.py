@@ -16,7 +16,8 @@ the key, so that the risk formulas (`ledger/risk.py`) can trust what they read:
   `maintenance_amount` is 0 and each later one keeps the maintenance margin continuous at
   the boundary below it (so the maintenance margin never jumps and never goes negative);
 - `sale_order` names assets of the policy, once each, never USD;
-- the firm's lending limits are positive, the total-loans multiple at most the SFC's 5.
+- the firm's lending limits are positive, the total-loans multiple at most the SFC's 5;
+- the concentration limits, when given, lie in (0, 1].
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ _TOP_KEYS = frozenset(
         "markets",
     }
 )
+# Concentration limits: monitored by the views, never a refusal (a deposit is a fact).
+_OPTIONAL_TOP_KEYS = frozenset({"max_asset_collateral_share", "max_client_asset_share"})
 _ASSET_KEYS = frozenset({"scale", "haircut"})
 _HAIRCUT_KEYS = frozenset({"initial", "maintenance", "liquidation"})
 _MARKET_KEYS = frozenset(
@@ -157,6 +160,10 @@ class Policy:
     sale_order: tuple[str, ...]
     assets: Mapping[str, AssetPolicy]  # keys as written, patterns (`SEHK:*`) included
     markets: Mapping[str, MarketPolicy]
+    # One asset's share of the market value of all clients' collateral, at most; None: none.
+    max_asset_collateral_share: Decimal | None = None
+    # One client's share of all clients' holdings of one asset, at most; None: no limit.
+    max_client_asset_share: Decimal | None = None
     # Resolved lookups by code (patterns and defaults); a memo, not part of the value.
     _resolved: dict[str, AssetPolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -257,7 +264,7 @@ def parse_policy(raw: bytes, name: str) -> Policy:
         msg = f"policy file {name} is not valid UTF-8 TOML: {error}."
         raise PolicyError(msg) from error
     reader = _Reader(name)
-    reader.keys(document, "", required=_TOP_KEYS, optional=frozenset())
+    reader.keys(document, "", required=_TOP_KEYS, optional=_OPTIONAL_TOP_KEYS)
     floor = reader.fraction(document, "va_haircut_floor", "")
     if floor < SFC_VA_HAIRCUT_FLOOR_MIN:
         reader.fail("va_haircut_floor", f"is {floor}, below the SFC's {SFC_VA_HAIRCUT_FLOOR_MIN}")
@@ -276,6 +283,8 @@ def parse_policy(raw: bytes, name: str) -> Policy:
         sale_order=_sale_order(reader, document, assets),
         assets=MappingProxyType(assets),
         markets=MappingProxyType(markets),
+        max_asset_collateral_share=_optional_share(reader, document, "max_asset_collateral_share"),
+        max_client_asset_share=_optional_share(reader, document, "max_client_asset_share"),
     )
     if policy.max_total_loans_multiple > SFC_TOTAL_LOANS_MULTIPLE_MAX:
         reader.fail(
@@ -286,6 +295,16 @@ def parse_policy(raw: bytes, name: str) -> Policy:
     if policy.max_client_loan_share.is_zero():
         reader.fail("max_client_loan_share", "must be greater than 0")
     return policy
+
+
+def _optional_share(reader: _Reader, document: dict[str, Any], key: str) -> Decimal | None:
+    """A limit in (0, 1], or None when the policy leaves it out."""
+    if key not in document:
+        return None
+    share = reader.fraction(document, key, "")
+    if share.is_zero():
+        reader.fail(key, "must be greater than 0 (leave it out for no limit)")
+    return share
 
 
 def _assets(reader: _Reader, document: dict[str, Any], floor: Decimal) -> dict[str, AssetPolicy]:

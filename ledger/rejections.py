@@ -40,6 +40,7 @@ class ReasonCode(StrEnum):
     LENDING_VALUE_EXCEEDED = "lending_value_exceeded"
     FIRM_LENDING_LIMIT_EXCEEDED = "firm_lending_limit_exceeded"
     CLIENT_LOAN_LIMIT_EXCEEDED = "client_loan_limit_exceeded"
+    GROUP_LOAN_LIMIT_EXCEEDED = "group_loan_limit_exceeded"
     REPAYMENT_EXCEEDS_LOAN = "repayment_exceeds_loan"
     RESERVED_ACCOUNT = "reserved_account"
     UNKNOWN_LIQUIDATION = "unknown_liquidation"

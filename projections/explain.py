@@ -19,6 +19,7 @@ from ledger import risk
 from ledger.book import EQUITY_CALL_TRIGGER, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
+from ledger.groups import group_limit_checks
 from ledger.journal import format_timestamp
 from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
@@ -340,7 +341,10 @@ def _explain_loan(
         )
         out.check("lending value", limits.lending_value, _n(lending))
     failed = None
-    for reason, figure, bound, what in loan_limit_checks(limits):
+    # A financed debit is a fact: it records no group figures (lending-limits shows them).
+    group = None if isinstance(event, je.DebitFinanced) else event.group_limit
+    checks = loan_limit_checks(limits) + group_limit_checks(group)
+    for reason, figure, bound, what in checks:
         holds = figure <= bound
         out.lines.append(f"{what}: {_n(figure)} ≤ {_n(bound)}: {'holds' if holds else 'FAILS'}")
         failed = failed or (None if holds else str(reason))

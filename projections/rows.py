@@ -25,7 +25,7 @@ from ledger.money import (
 )
 from ledger.policy import Policy, is_virtual_asset
 from projections.records import CallRecord, FundingTotals, LiquidationRecord
-from projections.tables import Row
+from projections.tables import Cell, Row
 
 top_holders_count = 5  # the concentration view's "top clients"
 largest_loans_count = 5  # the lending-limits view lists this many client loans
@@ -252,9 +252,10 @@ def liquidation_step_rows(record: LiquidationRecord) -> list[Row]:
 # -- aggregates -----------------------------------------------------------------------
 
 
-def concentration_rows(book: Book) -> list[Row]:
+def concentration_rows(book: Book, policy: Policy) -> list[Row]:
     """Per asset, the clients' positive holdings: total, share of all client collateral
-    (valued), and the top-5 clients' share of the asset."""
+    (valued), the top-5 clients' share of the asset, and the policy's two concentration
+    limits with their headroom (a share: `limit - share`)."""
     holdings: dict[str, list[tuple[Decimal, str]]] = {}
     for account in book.clients():
         for asset, balance in account.balances.items():
@@ -271,6 +272,8 @@ def concentration_rows(book: Book) -> list[Row]:
         quantity = sum((b for b, _ in held), ZERO)
         top = sum((b for b, _ in held[:top_holders_count]), ZERO)
         mark, value = mark_of(book, asset), values[asset]
+        share = None if value is None or total.is_zero() else DECIMAL_CONTEXT.divide(value, total)
+        largest_share = DECIMAL_CONTEXT.divide(held[0][0], quantity)
         rows.append(
             (
                 asset,
@@ -283,9 +286,37 @@ def concentration_rows(book: Book) -> list[Row]:
                 ratio(top, quantity),
                 held[0][1],
                 ratio(held[0][0], quantity),
+                *_concentration_limits(share, largest_share, policy),
             )
         )
     return rows
+
+
+def _concentration_limits(
+    share: Decimal | None, largest_share: Decimal, policy: Policy
+) -> tuple[Cell, ...]:
+    """(share_limit, share_headroom, largest_client_share_limit, largest_client_headroom,
+    status): `within`, or the limits exceeded joined by `,`; `no_limit` without either."""
+    asset_limit, client_limit = policy.max_asset_collateral_share, policy.max_client_asset_share
+    exceeded = []
+    if asset_limit is not None and share is not None and share > asset_limit:
+        exceeded.append("asset_share_exceeded")
+    if client_limit is not None and largest_share > client_limit:
+        exceeded.append("client_share_exceeded")
+    status = ",".join(exceeded) or (
+        "no_limit" if asset_limit is None and client_limit is None else "within"
+    )
+    return (
+        text(asset_limit),
+        None if asset_limit is None or share is None else _share_text(asset_limit - share),
+        text(client_limit),
+        None if client_limit is None else _share_text(client_limit - largest_share),
+        status,
+    )
+
+
+def _share_text(share: Decimal) -> str:
+    return format_decimal(quantize(share, DERIVED_FIGURE_SCALE))
 
 
 def perps_rows(book: Book, policy: Policy, funding: Mapping[str, FundingTotals]) -> list[Row]:
@@ -457,6 +488,13 @@ def lending_rows(book: Book, policy: Policy) -> list[Row]:
     )
     for rank, (loan, account_id) in enumerate(borrowers[:largest_loans_count], start=1):
         rows.append(_limit_row(f"largest_client_loan_{rank}", account_id, loan, client_max))
+    groups = sorted(
+        ((book.group_loans(g), g) for g in book.related_groups),
+        key=lambda item: (-item[0], item[1]),
+    )
+    for loans, group_id in groups[:largest_loans_count]:
+        if loans > ZERO:
+            rows.append(_limit_row(f"related_group:{group_id}", None, loans, client_max))
     market_value, cover = _client_collateral(book, policy)
     loans = sum((a.loan for a in book.clients()), ZERO)
     rows.append(("client_collateral_market_value", None, text(market_value)) + (None,) * 4)

@@ -162,7 +162,7 @@ def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
             dates,
             [row for d in dates for row in state.statement_rows.pop(d)],
         ),
-        TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book)),
+        TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book, policy)),
         TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(book, policy, state.funding)),
         TableWrite(tables.PLATFORM_EXPOSURE, None, rows.platform_exposure_rows(book)),
         TableWrite(

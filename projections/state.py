@@ -128,6 +128,7 @@ class ProjectionState:
                 | je.LoanRepaid()
                 | je.SpotTradeBooked()
                 | je.PerpTradeBooked()
+                | je.RelatedGroupSet()
             ):
                 pass
             case _:

@@ -79,10 +79,13 @@ MARGIN_CLIENTS = Table(
 )
 COLLATERAL_CONCENTRATION = Table(
     "collateral-concentration",
-    "view_collateral_concentration",
+    # Renamed from view_collateral_concentration when the limit columns were added: an
+    # existing store's views fill the new table at their next batch (it is rewritten whole).
+    "view_collateral_concentration_limits",
     _columns(
         "$asset #clients quantity mark_price market_value share top5_market_value top5_share "
-        "$largest_client largest_client_share"
+        "$largest_client largest_client_share share_limit share_headroom "
+        "largest_client_share_limit largest_client_headroom $status"
     ),
     ("asset",),
     None,

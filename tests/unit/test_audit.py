@@ -106,7 +106,7 @@ def test_explain_refuses_a_policy_of_another_version(
 ) -> None:
     demo = resources.files("ledger").joinpath("policies", "demo.toml").read_text("utf-8")
     other = tmp_path / "other.toml"
-    other.write_text(demo.replace('version = "2026-11-24.1"', 'version = "2027-01-01.1"'))
+    other.write_text(demo.replace('version = "2026-11-25.1"', 'version = "2027-01-01.1"'))
     call = next(e.seq for e in entries if e.type == "margin_call_issued")
     arguments = ["--store", store_url, "--policy", str(other), "audit", "explain", str(call)]
     assert main(arguments) == 2

@@ -32,7 +32,7 @@ def write_variant(tmp_path: Path, old: str, new: str) -> Path:
 
 def test_demo_policy_loads_with_the_risk_md_example() -> None:
     policy = load_policy()
-    assert policy.version == "2026-11-24.1"
+    assert policy.version == "2026-11-25.1"
     assert policy.va_haircut_floor == Decimal("0.60")
     assert policy.deadline_hours == 24
     assert policy.loan_annual_rate == Decimal("0.08")

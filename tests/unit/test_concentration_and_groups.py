@@ -1,0 +1,161 @@
+"""Related-client groups under the per-client loan limit, and the concentration limits of the
+views, with figures a risk officer checks by hand. Demonstration policy: shareholders' funds
+50,000,000, one client (or group) at most 20% = 10,000,000; one asset at most 60% of client
+collateral, one client at most 25% of an asset."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from ledger.policy import load_policy
+from ledger.pretrade import check
+from projections.rows import concentration_rows, lending_rows
+from tests.ledger_scenario import START, Scenario
+
+POLICY = load_policy(None)
+
+
+def _borrowers(s: Scenario) -> None:
+    """A and B, each 400 BTC at 60,000: lending value 400 x 60,000 x 0.30 = 7,200,000."""
+    s.mark("BTC", "60000")
+    for account in ("A", "B"):
+        s.open(account, credit="20000000")
+        s.deposit(account, "BTC", "400")
+
+
+def _group(s: Scenario, account: str, group_id: str | None) -> None:
+    s.send("related_group_set", account_id=account, group_id=group_id)
+
+
+def _draw(s: Scenario, account: str, amount: str) -> list[str]:
+    outcome = s.send("loan_draw_requested", account_id=account, amount=amount)
+    return sorted(outcome.refused_by_reason)
+
+
+def test_a_group_is_held_to_one_clients_loan_limit_for_its_total() -> None:
+    s = Scenario()
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    assert _draw(s, "A", "6000000") == []
+    # Group total 6,000,000 + 4,000,000 = 10,000,000: at the limit, within it.
+    assert _draw(s, "B", "4000000") == []
+    # One cent more would take the group to 10,000,000.01.
+    assert _draw(s, "B", "0.01") == ["group_loan_limit_exceeded"]
+    (rejected,) = s.events("loan_draw_rejected")
+    assert rejected["group_limit"] == {
+        "group_id": "family-1",
+        "members": ["A", "B"],
+        "group_loans_after": "10000000.01",
+        "group_loan_max": "10000000.00",
+    }
+    assert "related group family-1 (2 accounts)" in rejected["detail"]
+    assert s.app.book.accounts["B"].loan == Decimal("4000000.00")
+    # Alone, B's 4,000,000.01 is far within its own 10,000,000.
+    _group(s, "A", None)
+    assert _draw(s, "B", "0.01") == []
+    assert s.app.book.related_groups == {"family-1": {"B"}}
+
+
+def test_joining_a_group_is_recorded_and_never_refused() -> None:
+    s = Scenario()
+    _borrowers(s)
+    assert _draw(s, "A", "7000000") == []
+    assert _draw(s, "B", "7000000") == []
+    _group(s, "A", "companies-7")
+    _group(s, "B", "companies-7")
+    (first, second) = s.events("related_group_set")
+    assert (first["group_id"], first["previous_group_id"]) == ("companies-7", None)
+    assert second["account_id"] == "B"
+    # 14,000,000 > 10,000,000: the lending-limits view flags the breach.
+    rows = {row[0]: row for row in lending_rows(s.app.book, POLICY)}
+    group_row = rows["related_group:companies-7"]
+    assert group_row[2:] == (
+        "14000000.00",
+        "10000000.00",
+        "1.40000000",
+        "-4000000.00",
+        "exceeded",
+    )
+    assert _draw(s, "A", "1") == ["group_loan_limit_exceeded"]
+
+
+def test_a_pre_trade_check_refuses_a_draw_that_breaks_the_group_limit() -> None:
+    s = Scenario()
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    s.send("loan_draw_requested", account_id="A", amount="7000000")
+    record = {
+        "type": "loan_draw_requested",
+        "event_id": "proposed",
+        "occurred_at": START.isoformat(),
+        "account_id": "B",
+        "amount": "3000000.01",
+    }
+    result = check(s.app.book, POLICY, "B", json.dumps(record).encode())
+    assert result.refusal is not None
+    assert result.refusal.reason_code == "group_loan_limit_exceeded"
+
+
+def test_the_concentration_view_shows_each_limit_its_figure_and_headroom() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.open("C2")
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C2", "USD", "40000")
+    rows = {row[0]: row for row in concentration_rows(s.app.book, POLICY)}
+    # Client collateral 60,000 (BTC) + 40,000 (USD) = 100,000: BTC 60%, USD 40%.
+    # Each asset has one holder: its largest client holds 100% of it, above 25%.
+    assert rows["BTC"][5] == "0.60000000"
+    assert rows["BTC"][10:] == (
+        "0.60",
+        "0.00000000",
+        "0.25",
+        "-0.75000000",
+        "client_share_exceeded",
+    )
+    assert rows["USD"][10:] == (
+        "0.60",
+        "0.20000000",
+        "0.25",
+        "-0.75000000",
+        "client_share_exceeded",
+    )
+    # Four more clients with 1 BTC each: 5 BTC = 300,000 of 340,000 (88.2%), 20% each.
+    for account in ("C3", "C4", "C5", "C6"):
+        s.open(account)
+        s.deposit(account, "BTC", "1")
+    btc = {row[0]: row for row in concentration_rows(s.app.book, POLICY)}["BTC"]
+    assert btc[5] == "0.88235294"
+    assert btc[9:] == (
+        "0.20000000",
+        "0.60",
+        "-0.28235294",
+        "0.25",
+        "0.05000000",
+        "asset_share_exceeded",
+    )
+
+
+def test_audit_explain_agrees_with_a_group_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    _draw(s, "A", "7000000")
+    _draw(s, "B", "3000000.01")
+    (rejected,) = s.events("loan_draw_rejected")
+    s.store.close()
+    assert main(["--store", url, "audit", "explain", str(rejected["seq"])]) == 0
+    printed = capsys.readouterr().out
+    assert "related group's loan limit: 10000000.01 ≤ 10000000.00: FAILS" in printed
