@@ -211,6 +211,11 @@ def test_the_report_renders_its_charts_with_the_journal_figures(tmp_path: Path) 
 
     assert view_rows(dom, "margin-calls") == counts["margin_call_issued"]
     assert view_rows(dom, "liquidations") == counts["liquidation_triggered"]
+    # The venue executed every liquidation: its fills are counted, none is left to execute.
+    assert counts["liquidation_filled"] > 0, "the demo's venue executed nothing"
+    assert dom.figure("venue_fills") == str(counts["liquidation_filled"])
+    assert dom.figure("lots_to_execute") == "0"
+    assert view_rows(dom, "platform-exposure") > 0
     check_margin_clients_table(dom, store_url)
 
 
