@@ -29,6 +29,8 @@ from ledger.limits import (
 )
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore, StoreUrlError, Tracking, TrackingConflict
+from projections import render
+from projections.figures import ScaleOf
 from projections.render import text_table
 
 file_digest_chunk_bytes = 1 << 20
@@ -233,17 +235,23 @@ def _query(args: argparse.Namespace) -> int:
         reporting.margin_view if args.what == "margin" else reporting.balances_view
     )
     document = build(book, policy, args.account)
-    emit(document, args.format, sys.stdout)
+    match args.format:
+        case "json":
+            sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        case "csv":
+            text, note = render.query_csv(document)
+            sys.stdout.write(text)
+            if note is not None:
+                print(f"ledger: {note}", file=sys.stderr)
+        case _:
+            scale_of = None if args.wide else policy_scales(policy)
+            sys.stdout.write(render.query_table(document, scale_of))
     return 0
 
 
-def emit(document: dict[str, Any], form: str, out: IO[str]) -> None:
-    if form == "json":
-        out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    elif form == "csv":
-        out.write(reporting.as_csv(document))
-    else:
-        out.write(reporting.as_table(document) + "\n")
+def policy_scales(policy: Policy) -> ScaleOf:
+    """Each asset code's decimal places, as the policy sets them."""
+    return lambda code: policy.asset(code).scale
 
 
 # -- the rest -------------------------------------------------------------------
@@ -377,6 +385,9 @@ def register(sub: Any) -> None:
         choices=["table", "json", "csv"],
         default="table",
         help="table for people, json with exact decimal strings, csv for spreadsheets",
+    )
+    query.add_argument(
+        "--wide", action="store_true", help="a table with every figure's exact digits"
     )
     query.set_defaults(handler=_query)
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.commands import CommandError, open_store, policy_of
+from app.commands import CommandError, open_store, policy_of, policy_scales
 from app.progress import Progress
 from ledger import reporting, snapshots
 from ledger.invariants import InvariantViolation
@@ -63,7 +63,8 @@ def _report(args: argparse.Namespace) -> int:
             target: Any = sys.stdout.buffer if args.out in (None, "-") else Path(args.out)
             render.write_parquet(document, table, target)
             return 0
-        text = render.render_text(document, table, args.format)
+        scale_of = None if args.wide else policy_scales(policy_of(args))
+        text = render.render_text(document, table, args.format, scale_of)
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -205,6 +206,11 @@ def register(sub: Any) -> None:
         help="table for people, json with exact decimal strings, csv, parquet (with --out)",
     )
     report.add_argument("--out", default=None, help="write to FILE instead of stdout")
+    report.add_argument(
+        "--wide",
+        action="store_true",
+        help="a table with every figure's exact digits, no cell cut",
+    )
     report.set_defaults(handler=_guarded(_report))
 
     audit_parser = sub.add_parser("audit", help="verify, replay and explain the journal")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +9,6 @@ import msgspec
 
 from ledger import risk, snapshots
 from ledger.book import Book
-from ledger.identifiers import printable
 from ledger.money import ONE, REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
 from ledger.store import LedgerStore
@@ -144,52 +141,3 @@ def balances_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]
             }
         )
     return {"account_id": account_id, "as_of_seq": book.last_seq, "balances": rows}
-
-
-def as_table(document: dict[str, Any]) -> str:
-    """A plain-text rendering: scalars as `name  value` lines, lists of rows as columns."""
-    lines: list[str] = []
-    for name, value in document.items():
-        if isinstance(value, list):
-            lines.append(f"{name}:")
-            lines.extend(_rows(value))
-        elif isinstance(value, dict):
-            lines.append(f"{name}: " + ", ".join(f"{k}={_shown(v)}" for k, v in value.items()))
-        else:
-            lines.append(f"{name:<26}{_shown(value)}")
-    return "\n".join(lines)
-
-
-def _shown(value: object) -> str:
-    """A cell as printed: empty for None, unprintable characters escaped."""
-    return "" if value is None else printable(str(value))
-
-
-def as_csv(document: dict[str, Any]) -> str:
-    """CSV for `ledger query --format csv`: the balances document's rows, or the margin
-    document's scalar figures as one row (its positions are in `ledger report positions`)."""
-    rows = document["balances"] if "balances" in document else [_scalar_figures(document)]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _shown(v) for k, v in row.items()} for row in rows)
-    return out.getvalue()
-
-
-def _scalar_figures(document: dict[str, Any]) -> dict[str, Any]:
-    figures = {k: v for k, v in document.items() if not isinstance(v, list | dict)}
-    call = document.get("margin_call")
-    if isinstance(call, dict):
-        figures.update({f"margin_call_{k}": v for k, v in call.items()})
-    return figures
-
-
-def _rows(rows: list[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["  (none)"]
-    columns = list(rows[0])
-    cells = [{c: _shown(r.get(c) or "") for c in columns} for r in rows]
-    widths = {c: max(len(c), *(len(cell[c]) for cell in cells)) for c in columns}
-    header = "  " + "  ".join(c.ljust(widths[c]) for c in columns)
-    body = ["  " + "  ".join(cell[c].ljust(widths[c]) for c in columns) for cell in cells]
-    return [header, *body]
