@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from consumers import kafka_security
 from consumers.health import start_health_server
 from consumers.inbox import (
     InboxIngest,
@@ -169,6 +170,10 @@ async def run_service(settings: ServiceSettings) -> int:
     """Run until SIGTERM/SIGINT; the exit status of `ledger run`."""
     stopping = asyncio.Event()
     _install_signals(stopping)
+    # Check the Kafka security settings before a long replay; the log never shows a password.
+    security = kafka_security.KafkaSecurity.from_environment()
+    security.client_options()
+    log.info("kafka_security %s", security.describe())
     store = await backoff_retry(lambda: LedgerStore.open(settings.store_url), "open_store")
     try:
         app = await backoff_retry(

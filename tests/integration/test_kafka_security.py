@@ -4,6 +4,7 @@ password over TLS, each principal does only its job, and the pipeline runs with 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from tests.integration.test_pipeline_support import (
     wait_until,
     write_lines,
 )
+from tests.integration.test_reporting_consumer import position, start_consumer
 
 pytestmark = pytest.mark.integration
 client_timeout_ms = 10_000
@@ -157,7 +159,7 @@ def test_the_reader_cannot_write_anything(secure_kafka: SecureKafka, topics: Top
 
 
 def test_the_pipeline_runs_with_its_own_principals(
-    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
+    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path, pg_schema_url: str
 ) -> None:
     bootstrap, prefix = secure_kafka.bootstrap, secure_kafka.prefix
     inbox = write_lines(tmp_path / "inbox.jsonl", hand_written_stream(5, 6, pipeline_records))
@@ -186,6 +188,23 @@ def test_the_pipeline_runs_with_its_own_principals(
         )  # fmt: skip
     assert verified.returncode == 0, verified.stderr[-3000:]
     assert f"journal verified: {len(expected)} records" in verified.stdout
+    with acting_as(secure_kafka, "reader"):
+        consumer = start_consumer(bootstrap, prefix, pg_schema_url)
+    try:
+        wait_until(
+            lambda: (
+                consumer.poll() is not None
+                or (position(pg_schema_url) or (0, ""))[0] >= len(expected)
+            ),
+            pipeline_timeout_s,
+            "the reporting consumer's position at the journal's end",
+        )
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=60)
+        if consumer.stderr is not None:
+            consumer.stderr.close()
+    assert position(pg_schema_url) == (len(expected), json.loads(expected[-1])["hash"])
     run_log = (tmp_path / "run.log").read_text()
     for principal in ("ledger", "upstream", "reader", "admin"):
         password = (secure_kafka.data_dir / "credentials" / f"{principal}.password").read_text()
