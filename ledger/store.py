@@ -132,7 +132,7 @@ class LedgerStore:
         """
         factory, description = open_factory(url)
         try:
-            recorder = factory.process_recorder()
+            recorder = _process_recorder(factory)
             if isinstance(factory, PostgresFactory):
                 _prepare_postgres(factory, recorder)
         except BaseException:
@@ -313,6 +313,16 @@ class LedgerStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _process_recorder(factory: StoreFactory) -> ProcessRecorder:
+    try:
+        return factory.process_recorder()
+    except IntegrityError:
+        # Another process created the tables and their migration marker between this one's
+        # look and its insert (two commands opening a new SQLite store at once): the store
+        # is made now, and a second look finds it so.
+        return factory.process_recorder()
 
 
 def open_factory(url: str) -> tuple[StoreFactory, str]:
