@@ -90,7 +90,7 @@ drain_poll_interval_s = 0.5
 
 
 def _ledger(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "ledger", *arguments]
+    return [sys.executable, "-m", "app", *arguments]
 
 
 def _broker_answers(bootstrap: str) -> bool:
