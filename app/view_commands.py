@@ -15,7 +15,7 @@ from ledger import reporting, snapshots
 from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
-from projections import audit, explain, render, views
+from projections import audit, explain, parquet, render, views
 from projections.database import ProjectionConflict, ViewDatabase, ViewsUrlError
 from projections.runner import Advance, ProjectionGap, projection_batch_events_max
 from projections.state import PolicyMismatch
@@ -29,7 +29,7 @@ def _user_errors() -> Iterator[None]:
     """Turn what a user can cause into one-line errors (exit 2)."""
     try:
         yield
-    except (*_USER_ERRORS, explain.ExplainError, render.RenderError) as error:
+    except (*_USER_ERRORS, explain.ExplainError, parquet.ParquetError) as error:
         raise CommandError(str(error)) from error
 
 
@@ -61,7 +61,7 @@ def _report(args: argparse.Namespace) -> int:
             if args.out in (None, "-") and sys.stdout.isatty():
                 raise CommandError("--format parquet is binary: give --out FILE, or pipe it")
             target: Any = sys.stdout.buffer if args.out in (None, "-") else Path(args.out)
-            render.write_parquet(document, table, target)
+            parquet.write_parquet(document, table, target)
             return 0
         scale_of = None if args.wide else policy_scales(policy_of(args))
         text = render.render_text(document, table, args.format, scale_of)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ledger.identifiers import printable
 from projections.figures import ScaleOf, is_right_aligned, readable
@@ -14,10 +13,6 @@ from projections.tables import Column, Table
 
 FORMATS = ("table", "json", "csv", "parquet")
 table_cell_chars_max = 40  # wider text cells are cut in a readable table (never with --wide)
-
-
-class RenderError(ValueError):
-    """A format that cannot be written where asked (Parquet to a terminal, no pyarrow)."""
 
 
 def render_text(
@@ -89,29 +84,6 @@ def _table(document: dict[str, Any], table: Table, scale_of: ScaleOf | None) -> 
     if not cells:
         lines.append("(no rows)")
     return "\n".join(lines) + "\n"
-
-
-def write_parquet(document: dict[str, Any], table: Table, out: Path | IO[bytes]) -> None:
-    """One Parquet file: text and decimal columns as strings, integer columns as int64."""
-    try:
-        # Imported here: only Parquet needs it. pyarrow ships no type information.
-        import pyarrow as pa  # type: ignore[import-untyped]  # noqa: PLC0415
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]  # noqa: PLC0415
-    except ModuleNotFoundError as missing:
-        raise RenderError("--format parquet needs pyarrow: pip install pyarrow") from missing
-    fields = [
-        pa.field(c.name, pa.int64() if c.kind == "integer" else pa.string()) for c in table.columns
-    ]
-    schema = pa.schema(
-        fields,
-        metadata={
-            "view": table.view,
-            "as_of_seq": str(document["as_of_seq"]),
-            "decimals": "decimal figures are strings, as written by the ledger",
-        },
-    )
-    columns = {c.name: [row[c.name] for row in document["rows"]] for c in table.columns}
-    pq.write_table(pa.table(columns, schema=schema), out)
 
 
 # -- `ledger query` documents (an account's margin figures, its balances) -----------------

@@ -9,6 +9,7 @@ import sqlite3
 from importlib import resources
 from pathlib import Path
 
+import pyarrow as pa  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no type information
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -129,7 +130,21 @@ def test_report_formats_keep_decimals_as_strings(
     assert main(["--store", store_url, *arguments]) == 0
     read = pq.read_table(parquet)
     assert read.column_names[:3] == ["call_id", "account_id", "issued_seq"]
-    assert str(read.schema.field("amount").type) == "string"
+    # Changed: figures were strings; they are decimals at the column's scale, exact.
+    amount = read.schema.field("amount").type
+    assert (amount.id, amount.scale) == (pa.decimal128(1, 0).id, 2)
+    assert str(read.schema.field("issued_seq").type) == "int64"
+    assert str(read.schema.field("issued_at").type) == "timestamp[us, tz=UTC]"
+    assert main(["--store", store_url, "report", "margin-calls", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [str(a) for a in read.column("amount").to_pylist()] == [r["amount"] for r in rows]
+    statement = tmp_path / "statement.parquet"
+    arguments = ["report", "daily-statement", "--format", "parquet", "--out", str(statement)]
+    assert main(["--store", store_url, *arguments]) == 0
+    read = pq.read_table(statement)
+    assert str(read.schema.field("business_date").type) == "date32[day]"
+    assert str(read.schema.field("balances").type).startswith("map<string, string")
+    assert str(read.schema.field("positions").type).startswith("list<element: struct<market")
 
 
 def test_report_as_of_and_bad_input(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
