@@ -24,7 +24,7 @@ from app import (
 )
 from consumers.kafka_security import KafkaSecurityError
 from ledger.policy import PolicyError
-from ledger.store import InterfaceError, OperationalError
+from ledger.store import InterfaceError, OperationalError, PersistenceError
 
 DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
 DISTRIBUTION = "collateral-ledger"
@@ -215,15 +215,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    level = (args.log_level or _default_log_level(args.command)).upper()
+    if level not in _LOG_LEVELS:
+        print(
+            f"ledger: --log-level {args.log_level} is not a level: {', '.join(_LOG_LEVELS)}",
+            file=sys.stderr,
+        )
+        return commands.EXIT_USAGE
     logging.basicConfig(
-        level=(args.log_level or _default_log_level(args.command)).upper(),
+        level=level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
     handler: Handler = args.handler
+    try:
+        return _handle(handler, args)
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _handle(handler: Handler, args: argparse.Namespace) -> int:
+    """Run the command; every fault a person can act on becomes one line and a status."""
     try:
         return handler(args)
     except commands.CommandError as error:
@@ -233,11 +253,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ledger: {error}", file=sys.stderr)
         return commands.EXIT_USAGE
     except (InterfaceError, OperationalError) as error:
-        # The database is down or unreachable: the person can act on the sentence alone.
+        # The database is down, unreachable or locked by another writer: the person can
+        # act on the sentence alone.
         where = _without_password(args.store)
-        print(f"ledger: the store {where} cannot be reached: {error}", file=sys.stderr)
-        return 1
+        print(f"ledger: the store {where} cannot be reached: {_first_line(error)}", file=sys.stderr)
+        return commands.EXIT_REFUSED
+    except PersistenceError as error:
+        where = _without_password(args.store)
+        print(f"ledger: the store {where} cannot be used: {_first_line(error)}", file=sys.stderr)
+        return commands.EXIT_REFUSED
     except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        return 130
+        raise
+    except OSError as error:
+        # A file that cannot be read or written: a missing folder, a read-only disk.
+        where = f" {error.filename}" if error.filename else ""
+        print(f"ledger: cannot use{where}: {error.strerror or error}", file=sys.stderr)
+        return commands.EXIT_REFUSED
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

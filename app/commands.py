@@ -28,7 +28,13 @@ from ledger.limits import (
     snapshot_interval_events,
 )
 from ledger.policy import Policy, load_policy
-from ledger.store import LedgerStore, StoreUrlError, Tracking, TrackingConflict
+from ledger.store import (
+    LedgerStore,
+    NotALedgerStore,
+    StoreUrlError,
+    Tracking,
+    TrackingConflict,
+)
 from projections import render
 from projections.figures import ScaleOf
 from projections.render import text_table
@@ -68,15 +74,26 @@ def snapshot_events_setting() -> int:
 
 
 @contextmanager
-def open_store(args: argparse.Namespace) -> Iterator[LedgerStore]:
+def open_store(args: argparse.Namespace, *, writes: bool = False) -> Iterator[LedgerStore]:
+    """The store of `--store`: read-only, and never created, unless the command `writes`."""
     try:
-        store = LedgerStore.open(args.store)
+        store = LedgerStore.open(args.store, read_only=not writes)
+    except NotALedgerStore as error:
+        hint = "" if writes else " (a command that only reads never creates one)"
+        raise CommandError(f"{error}: check --store or LEDGER_STORE{hint}") from error
     except (StoreUrlError, ValueError) as error:
         raise CommandError(f"cannot open the store {args.store}: {error}") from error
     try:
         yield store
     finally:
         store.close()
+
+
+def standard_input() -> IO[bytes]:
+    """stdin as bytes; a person's mistake when it is closed (`ledger ingest - <&-`)."""
+    if sys.stdin is None:
+        raise CommandError("standard input is closed: give a file, or pipe records into -")
+    return sys.stdin.buffer
 
 
 # -- ingest ---------------------------------------------------------------------
@@ -147,12 +164,12 @@ def file_tracking_name(path: Path) -> str:
 
 def _ingest(args: argparse.Namespace) -> int:
     policy = policy_of(args)
-    with open_store(args) as store:
+    with open_store(args, writes=True) as store:
         app = LedgerApplication(store, policy, snapshot_events_setting())
         tracking_name = None
         try:
             if args.file == "-":
-                total = ingest_stream(app, sys.stdin.buffer, "stdin")
+                total = ingest_stream(app, standard_input(), "stdin")
             else:
                 path = Path(args.file)
                 if not path.is_file():
@@ -206,7 +223,7 @@ def _inbox_skip(args: argparse.Namespace) -> int:
         value=b"", key=None, topic=name if partition is None else topic,
         partition=partition, offset=offset,
     )  # fmt: skip
-    with open_store(args) as store:
+    with open_store(args, writes=True) as store:
         app = LedgerApplication(store, policy_of(args))
         try:
             number = app.skip(Tracking(name, offset), item, args.reason)

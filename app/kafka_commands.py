@@ -8,19 +8,49 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.commands import EXIT_OK, EXIT_REFUSED, CommandError, policy_of, snapshot_events_setting
+from app.commands import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    CommandError,
+    policy_of,
+    snapshot_events_setting,
+    standard_input,
+)
 from consumers.health import health_port_default
 from ledger.limits import inbox_record_bytes_max
+from ledger.store import StoreUrlError
 
 health_port_env = "LEDGER_HEALTH_PORT"
 health_host_env = "LEDGER_HEALTH_HOST"
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
+
+
+@contextmanager
+def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None]:
+    """A broker that cannot be reached, or a topic that is missing, is one line and
+    exit status 1, never a traceback. A command (not the service) also keeps the Kafka
+    client's own connection errors out of stderr unless `client_logs`: that one line
+    says it all."""
+    from aiokafka.errors import KafkaError  # noqa: PLC0415 - only Kafka commands load it
+
+    if not client_logs:
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        yield
+    except KafkaError as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CommandError(
+            f"the Kafka broker at {bootstrap} cannot be used: {detail}", EXIT_REFUSED
+        ) from error
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -42,7 +72,11 @@ def _run(args: argparse.Namespace) -> int:
         replication_factor=args.replication_factor,
         snapshot_events=snapshot_events_setting(),
     )
-    return asyncio.run(run_service(settings))
+    try:
+        with broker_faults(args.bootstrap, client_logs=True):
+            return asyncio.run(run_service(settings))
+    except StoreUrlError as error:
+        raise CommandError(f"{error}: check --store or LEDGER_STORE") from error
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -61,14 +95,15 @@ def _publish(args: argparse.Namespace) -> int:
         )
         return await publish_records(args.bootstrap, names.inbox, lines.records(stream))
 
-    if args.file == "-":
-        sent = asyncio.run(publish(sys.stdin.buffer))
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise CommandError(f"inbox file {path} does not exist")
-        with path.open("rb") as stream:
-            sent = asyncio.run(publish(stream))
+    with broker_faults(args.bootstrap, client_logs=args.log_level is not None):
+        if args.file == "-":
+            sent = asyncio.run(publish(standard_input()))
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise CommandError(f"inbox file {path} does not exist")
+            with path.open("rb") as stream:
+                sent = asyncio.run(publish(stream))
     print(f"published {counted(sent, 'record')} to {names.inbox}")
     refusals = [
         (

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.commands import CommandError, open_store, policy_of, policy_scales
+from app.commands import EXIT_REFUSED, CommandError, open_store, policy_of, policy_scales
 from app.progress import Progress
 from ledger import reporting, snapshots
 from ledger.invariants import InvariantViolation
@@ -87,12 +87,17 @@ def _verifying() -> Iterator[Advance]:
 def _verify(args: argparse.Namespace) -> int:
     if args.from_kafka:
         # Only this option needs Kafka: consumers/ stays out of every other audit.
-        from consumers.journal_topic import read_journal_topic  # noqa: PLC0415
+        from app.kafka_commands import broker_faults  # noqa: PLC0415
+        from consumers.journal_topic import JournalTopicError, read_journal_topic  # noqa: PLC0415
         from consumers.topics import TopicNames  # noqa: PLC0415
 
         topic = TopicNames(args.topic_prefix).events
-        with _verifying() as progress:
-            outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic), progress)
+        try:
+            quiet = args.log_level is None
+            with broker_faults(args.bootstrap, client_logs=not quiet), _verifying() as progress:
+                outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic), progress)
+        except JournalTopicError as error:
+            raise CommandError(f"{topic} is not a journal: {error}", EXIT_REFUSED) from error
     elif args.file is not None:
         path = Path(args.file)
         if not path.is_file():
@@ -120,6 +125,17 @@ def _replay(args: argparse.Namespace) -> int:
         live = ViewDatabase.open(args.store)
         with live:
             seq = live.position().last_seq
+            if seq == 0:
+                journal_seq = store.last_seq()
+                raise CommandError(
+                    "nothing to compare: the views were never built "
+                    + (
+                        f"(the journal holds seq 1..{journal_seq}); "
+                        "`ledger report VIEW` builds them, then replay again"
+                        if journal_seq
+                        else "and the journal is empty"
+                    )
+                )
             if args.as_of is not None:
                 seq = reporting.as_of_seq(store, args.as_of)
             reference = live if seq == live.position().last_seq else None
@@ -186,11 +202,12 @@ def _explain(args: argparse.Namespace) -> int:
         found = explain.explain(store, args.id, policy)
     for explanation in found:
         print("\n".join(explanation.lines))
-        verdict = (
-            "recomputed figures equal the recorded ones"
-            if explanation.consistent
-            else f"{len(explanation.differences)} recomputed figures differ from the recorded"
-        )
+        if not explanation.checks:
+            verdict = "records no figures to recompute: nothing was checked"
+        elif explanation.consistent:
+            verdict = f"the {explanation.checks} recomputed figures equal the recorded ones"
+        else:
+            verdict = f"{len(explanation.differences)} recomputed figures differ from the recorded"
         print(f"=> seq {explanation.seq}: {verdict}\n")
     return 0 if all(e.consistent for e in found) else 1
 

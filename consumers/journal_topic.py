@@ -67,8 +67,8 @@ async def journal_records(bootstrap: str, topic: str) -> AsyncGenerator[bytes, N
     from aiokafka import TopicPartition  # noqa: PLC0415
 
     consumer = _consumer(bootstrap)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

@@ -18,6 +18,7 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 from __future__ import annotations
 
 import os
+import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ __all__ = [
     "InterfaceError",
     "JournalConflict",
     "LedgerStore",
+    "NotALedgerStore",
     "OperationalError",
     "PersistenceError",
     "StoreUrlError",
@@ -81,6 +83,11 @@ StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
 
 class StoreUrlError(ValueError):
     """A store URL this module cannot open (wrong scheme, missing part, unknown option)."""
+
+
+class NotALedgerStore(StoreUrlError):
+    """The URL names no ledger store: a missing file, an empty or foreign file, a database
+    without the ledger's tables. Nothing was created."""
 
 
 class TrackingConflict(Exception):
@@ -123,18 +130,25 @@ class LedgerStore:
         self._description = description
 
     @classmethod
-    def open(cls, url: str) -> LedgerStore:
-        """Open (and create when missing) the store at `url`:
+    def open(cls, url: str, *, read_only: bool = False) -> LedgerStore:
+        """Open (and, unless `read_only`, create when missing) the store at `url`:
 
         `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`
         (private to this instance), `postgresql://user[:password]@host[:port]/dbname`
         with an optional `?schema=name` (created when missing; default `public`).
+
+        `read_only` is for the commands that only read: a SQLite file is opened read-only
+        (and works on a read-only file system), and a store that does not exist or holds
+        no ledger is `NotALedgerStore` instead of a new empty store. A file that exists but
+        is empty or not SQLite is refused in both modes: it is never a new store.
         """
-        factory, description = open_factory(url)
+        factory, description = open_factory(url, read_only=read_only)
         try:
             recorder = _process_recorder(factory)
-            if isinstance(factory, PostgresFactory):
+            if isinstance(factory, PostgresFactory) and not read_only:
                 _prepare_postgres(factory, recorder)
+            if read_only:
+                _require_ledger_tables(factory, recorder, description)
         except BaseException:
             factory.close()
             raise
@@ -325,19 +339,19 @@ def _process_recorder(factory: StoreFactory) -> ProcessRecorder:
         return factory.process_recorder()
 
 
-def open_factory(url: str) -> tuple[StoreFactory, str]:
+def open_factory(url: str, *, read_only: bool = False) -> tuple[StoreFactory, str]:
     """The eventsourcing factory for `url`, every setting spelled out, and the URL as it
     may be logged. Used by `LedgerStore.open` and the recorder benchmark."""
     if url.startswith("sqlite:///"):
-        return _sqlite_factory(url.removeprefix("sqlite:///"))
+        return _sqlite_factory(url.removeprefix("sqlite:///"), read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
-        return _postgres_factory(url)
+        return _postgres_factory(url, read_only=read_only)
     scheme = url.split(":", maxsplit=1)[0]
     msg = f"store URL must start with sqlite:/// or postgresql://, got {scheme!r}"
     raise StoreUrlError(msg)
 
 
-def _sqlite_factory(path_text: str) -> tuple[SQLiteFactory, str]:
+def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, str]:
     if not path_text:
         raise StoreUrlError("sqlite:/// needs a path or :memory:")
     if path_text == ":memory:":
@@ -347,11 +361,15 @@ def _sqlite_factory(path_text: str) -> tuple[SQLiteFactory, str]:
         description = "sqlite:///:memory:"
     else:
         path = Path(path_text).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        description = f"sqlite:///{path}"
+        _require_sqlite_file(path, description, must_exist=read_only)
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
         # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
         # `:memory:` in a file name from being read as URI syntax.
-        database = "file:" + urllib.parse.quote(str(path))
-        description = f"sqlite:///{path}"
+        database = "file:" + urllib.parse.quote(str(path)) + _sqlite_read_mode(path, read_only)
+        if read_only:
+            _require_sqlite_ledger(database, description)
     factory = SQLiteFactory(
         {
             # Documents the adapter; the factory class is chosen here, not by topic.
@@ -365,13 +383,84 @@ def _sqlite_factory(path_text: str) -> tuple[SQLiteFactory, str]:
             # TrackingConflict. Stated, never left to the default.
             "SINGLE_ROW_TRACKING": "y",
             "ORIGINATOR_ID_TYPE": "uuid",  # stream ids are UUIDs (stored as hex text)
-            "CREATE_TABLE": "y",  # a new store creates its tables on open
+            # A new store creates its tables on open; a reader never creates anything.
+            "CREATE_TABLE": "n" if read_only else "y",
             "PROCESS_RECORDER_TOPIC": "",  # eventsourcing's own SQLiteProcessRecorder
         }
     )
     if database.startswith("file:/"):
-        _require_full_sync(factory)
+        try:
+            _require_full_sync(factory)
+        except sqlite3.DatabaseError as error:
+            factory.close()
+            raise NotALedgerStore(f"{description} is not a readable SQLite file: {error}") from None
     return factory, description
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_EVENTS_TABLE = "stored_events"  # eventsourcing's table of the process recorder's events
+
+
+def _require_sqlite_file(path: Path, description: str, *, must_exist: bool) -> None:
+    """Refuse a file that can never be a ledger store, before SQLite would make it one
+    (an empty file is a valid empty database to SQLite)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        if must_exist:
+            raise NotALedgerStore(f"{description} does not exist") from None
+        return
+    except IsADirectoryError:
+        raise NotALedgerStore(f"{description} is a directory, not a store file") from None
+    if not header:
+        raise NotALedgerStore(f"{description} is an empty file, not a ledger store")
+    if header != _SQLITE_HEADER:
+        raise NotALedgerStore(f"{description} is not a SQLite file, so not a ledger store")
+
+
+def _sqlite_read_mode(path: Path, read_only: bool) -> str:
+    """URI parameters: `mode=ro` for a reader; on a read-only file system also
+    `immutable=1`, since SQLite cannot create the WAL index there (nothing can change
+    the file either)."""
+    if not read_only:
+        return ""
+    writable = os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
+    return "?mode=ro" if writable else "?mode=ro&immutable=1"
+
+
+def _require_ledger_tables(
+    factory: StoreFactory, recorder: ProcessRecorder, description: str
+) -> None:
+    """A store opened for reading must already hold the ledger's tables."""
+    if isinstance(factory, SQLiteFactory):
+        return  # checked before the factory opened it (`_require_sqlite_ledger`)
+    table = getattr(recorder, "events_table_name", _EVENTS_TABLE)
+    with factory.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AS present",
+            (f"{factory.datastore.schema}.{table}",),
+        )
+        row = cursor.fetchone()
+    if row is None or not row["present"]:
+        raise NotALedgerStore(f"{description} holds no ledger (it has no journal table)")
+
+
+def _require_sqlite_ledger(database: str, description: str) -> None:
+    """Before eventsourcing opens it (it would switch the file to WAL, a write): the file
+    is a SQLite database that holds the ledger's journal table."""
+    try:
+        connection = sqlite3.connect(database, uri=True)
+        try:
+            row = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_EVENTS_TABLE,)
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise NotALedgerStore(f"{description} is not a readable SQLite file: {error}") from None
+    if row is None:
+        raise NotALedgerStore(f"{description} holds no ledger (it has no journal table)")
 
 
 def _require_full_sync(factory: SQLiteFactory) -> None:
@@ -439,7 +528,8 @@ def _parse_postgres_url(url: str) -> _PostgresLocation:
     )
 
 
-def _postgres_factory(url: str) -> tuple[PostgresFactory, str]:
+def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, str]:
+    del read_only  # a reader is the `ledger_reader` role; `open` skips creating tables
     location = _parse_postgres_url(url)
     factory = PostgresFactory(
         {

@@ -41,6 +41,7 @@ class Explanation:
     type: str
     lines: list[str] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)  # empty: recomputed == recorded
+    checks: int = 0  # how many figures were recomputed; 0: the event records none
 
     @property
     def consistent(self) -> bool:
@@ -48,6 +49,7 @@ class Explanation:
 
     def check(self, what: str, recorded: object, recomputed: object) -> None:
         """Record one comparison, as a line and (when it fails) as a difference."""
+        self.checks += 1
         if recorded == recomputed:
             self.lines.append(f"  {what}: recorded {recorded} = recomputed ✓")
         else:

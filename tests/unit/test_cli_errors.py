@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,9 +27,9 @@ def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ("args", "status", "says"),
     [
         (("ingest", "missing.jsonl"), 2, "inbox file missing.jsonl does not exist"),
-        (("query", "margin", "NOBODY"), 2, "account NOBODY is not in the ledger"),
+        (("query", "margin", "NOBODY"), 2, ".ledger/ledger.db does not exist"),
         (("--policy", "missing.toml", "ingest", "-"), 2, "policy file missing.toml does not exist"),
-        (("query", "margin", "C1", "--as-of", "yesterday"), 2, "neither a journal seq"),
+        (("query", "margin", "C1", "--as-of", "yesterday"), 2, ".ledger/ledger.db does not exist"),
         (
             ("--store", "postgresql://u:secret@127.0.0.1:1/db", "query", "margin", "C1"),
             1,
@@ -39,3 +43,165 @@ def test_errors_are_one_line(args: tuple[str, ...], status: int, says: str, tmp_
     assert says in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# -- stores that are not there, not ledgers, or not writable ----------------------------
+
+
+def _one_line(done: subprocess.CompletedProcess[str], status: int, says: str) -> None:
+    assert done.returncode == status, done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.fixture(scope="module")
+def ledger_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small ledger store file (and its inbox), built once for the tests that read it."""
+    folder = tmp_path_factory.mktemp("store")
+    inbox = folder / "inbox.jsonl"
+    inbox.write_bytes(
+        _ledger("simulate", "--accounts", "3", "--days", "1", cwd=folder).stdout.encode()
+    )
+    _ledger("--store", "sqlite:///ledger.db", "ingest", "inbox.jsonl", cwd=folder)
+    return folder / "ledger.db"
+
+
+READ_COMMANDS = [
+    ("query", "margin", "C1"),
+    ("rejects",),
+    ("journal", "export"),
+    ("report", "balances"),
+    ("audit", "verify"),
+    ("audit", "replay"),
+    ("api", "--insecure-no-auth"),
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_a_read_command_refuses_a_store_that_does_not_exist(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    done = _ledger("--store", "sqlite:///nope/ledger.db", *command, cwd=tmp_path)
+    _one_line(done, 2, "nope/ledger.db does not exist")
+    assert not (tmp_path / "nope").exists()  # nothing was created
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", "is an empty file, not a ledger store"),
+        (b"name,balance\nC1,10\n", "is not a SQLite file"),
+    ],
+)
+@pytest.mark.parametrize("command", [("query", "margin", "C1"), ("ingest", "-")])
+def test_an_empty_or_foreign_file_is_never_a_new_store(
+    content: bytes, says: str, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    (tmp_path / "ledger.db").write_bytes(content)
+    _one_line(_ledger("--store", "sqlite:///ledger.db", *command, cwd=tmp_path), 2, says)
+    assert (tmp_path / "ledger.db").read_bytes() == content
+
+
+def test_a_truncated_store_file_is_one_line(ledger_store: Path, tmp_path: Path) -> None:
+    (tmp_path / "cut.db").write_bytes(ledger_store.read_bytes()[:5_000])
+    done = _ledger("--store", "sqlite:///cut.db", "journal", "export", cwd=tmp_path)
+    _one_line(done, 2, "is not a readable SQLite file")
+
+
+def test_a_sqlite_file_of_another_program_is_not_a_ledger(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE customers (name TEXT)")
+    done = _ledger("--store", "sqlite:///other.db", "rejects", cwd=tmp_path)
+    _one_line(done, 2, "holds no ledger")
+
+
+def _as_nobody() -> list[str]:
+    """Run as a user who may not write the folder: root ignores file modes."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.parametrize(
+    "command", [("query", "balances", "C0001"), ("journal", "export"), ("rejects",)]
+)
+def test_read_commands_work_on_a_store_nobody_may_write(
+    command: tuple[str, ...], ledger_store: Path
+) -> None:
+    # Under /tmp itself: the user the command runs as must reach the folder.
+    folder = Path(tempfile.mkdtemp(prefix="ledger-read-only-", dir="/tmp"))
+    shutil.copy(ledger_store, folder / "ledger.db")
+    (folder / "ledger.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            [*_as_nobody(), sys.executable, "-m", "app", "--store", "sqlite:///ledger.db",
+             *command],
+            capture_output=True, text=True, cwd=folder, check=False,
+        )  # fmt: skip
+        assert done.returncode in (0, 2), done.stderr  # 2: the account is not in this ledger
+        assert "Traceback" not in done.stderr
+        assert "readonly" not in done.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["ledger.db"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_second_writer_holding_the_store_is_one_line(ledger_store: Path, tmp_path: Path) -> None:
+    shutil.copy(ledger_store, tmp_path / "ledger.db")
+    (tmp_path / "more.jsonl").write_bytes(
+        b'{"type":"day_closed","event_id":"x","occurred_at":"2026-12-01T00:00:00Z",'
+        b'"business_date":"2026-11-30"}\n'
+    )
+    holder = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another ingest in the middle of its batch
+        done = _ledger("--store", "sqlite:///ledger.db", "ingest", "more.jsonl", cwd=tmp_path)
+    finally:
+        holder.close()
+    _one_line(done, 1, "database is locked")
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        (("journal", "export", "--out", "no/such/folder/journal.jsonl"), 1, "No such file"),
+        (("--log-level", "LOUD", "rejects"), 2, "--log-level LOUD is not a level"),
+        (("audit", "replay"), 2, "the views were never built"),
+    ],
+)
+def test_faults_around_a_good_store_are_one_line(
+    args: tuple[str, ...], status: int, says: str, ledger_store: Path, tmp_path: Path
+) -> None:
+    shutil.copy(ledger_store, tmp_path / "ledger.db")
+    _one_line(_ledger("--store", "sqlite:///ledger.db", *args, cwd=tmp_path), status, says)
+
+
+def test_ingest_from_a_closed_stdin_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "ingest", "-"],
+        capture_output=True, text=True, cwd=tmp_path, check=False, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    _one_line(done, 2, "standard input is closed")
+
+
+def test_explain_says_when_an_event_records_no_figures(ledger_store: Path) -> None:
+    store = "sqlite:///ledger.db"
+    done = _ledger("--store", store, "audit", "explain", "1", cwd=ledger_store.parent)
+    assert done.returncode == 0, done.stderr
+    assert "records no figures to recompute: nothing was checked" in done.stdout
+    assert "equal the recorded" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("publish", "inbox.jsonl"), ("audit", "verify", "--from-kafka")],
+)
+def test_an_unreachable_broker_is_one_line(args: tuple[str, ...], ledger_store: Path) -> None:
+    done = _ledger("--bootstrap", "127.0.0.1:1", *args, cwd=ledger_store.parent)
+    _one_line(done, 1, "the Kafka broker at 127.0.0.1:1 cannot be used")
