@@ -58,6 +58,14 @@ FIELD_MEANINGS: dict[str, str] = {
     "or the lending limit a financed debit broke: `credit_limit_exceeded` or "
     "`lending_value_exceeded`.",
     "margin_call_issued.limit": "For a call on a lending limit: the limit the loan is above, USD.",
+    "mark_price_applied.observed_at": "The mark's own `occurred_at` when earlier than the "
+    "ledger clock: a mark's age (policy `mark_max_age_minutes`) counts from it.",
+    "mark_price_applied.alert": "True when the mark moved more than the policy's "
+    "`mark_alert_move` from the previous mark: booked all the same; absent when false.",
+    "mark_price_applied.previous_price": "The previous mark, on an alert.",
+    "margin_decision_waiting.stale_marks": "The marks the account holds that are older than "
+    "`mark_max_age_minutes`; empty when the wait ends.",
+    "margin_decision_waiting.mark_times": "When each stale mark was observed.",
     "debit_financed.amount": "The USD the client lacked, drawn on its margin loan.",
     "debit_financed.cause": "The journal event type whose debit took the client's USD below "
     "zero, such as `spot_trade_booked` or `funding_settled`.",
@@ -202,6 +210,8 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "funding_settled": "Funding was paid between the positions of a market.",
     "day_closed": "A business day was closed.",
     "margin_call_issued": "Equity fell below the maintenance requirement: a margin call.",
+    "margin_decision_waiting": "A margin call or liquidation the account calls for waits for "
+    "fresh marks (or, with no stale marks, the wait ended).",
     "margin_call_cleared": "A margin call ended: met, or closed by a liquidation.",
     "liquidation_triggered": "A liquidation started, with the figures that triggered it.",
     "liquidation_completed": "A liquidation's steps, each with its price, and the figures after.",
@@ -277,6 +287,12 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     "execute.",
     ReasonCode.DAY_ALREADY_CLOSED: "A `day_closed` for a business date already closed, or "
     "earlier than the last one closed.",
+    ReasonCode.MARGIN_CALL_OPEN: "A loan draw or withdrawal while the account has an open "
+    "margin call (the policy's `advances_during_call` is false).",
+    ReasonCode.FUNDING_ALREADY_SETTLED: "A `funding_rate` for a market and `funding_time` "
+    "already settled.",
+    ReasonCode.FUNDING_RATE_OUT_OF_BOUNDS: "A funding rate of larger magnitude than the "
+    "policy's `max_funding_rate` for the market.",
     ReasonCode.LIQUIDATION_SIDE_MISMATCH: "A fill would add to what the liquidation took over "
     "instead of executing it.",
     ReasonCode.SKIPPED_BY_OPERATOR: "An operator moved past this record without deciding it "

@@ -158,6 +158,12 @@ class Book:
     # (its type and seq); the same decision finances each on the margin loan (DebitFinanced).
     overdrawn: dict[str, tuple[str, int]] = field(default_factory=dict)
     related_groups: dict[str, set[str]] = field(default_factory=dict)  # group -> accounts
+    # When each mark was observed (its age decides whether a margin decision may use it).
+    mark_times: dict[str, datetime] = field(default_factory=dict)
+    # Accounts whose margin decision waits for fresh marks, with the stale instruments.
+    waiting: dict[str, list[str]] = field(default_factory=dict)
+    # (market, funding_time) of every funding settled: each interval settles once.
+    funding_settled: set[tuple[str, str]] = field(default_factory=set)
     _applying: je.JournalEvent | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -275,11 +281,7 @@ class Book:
             case je.PolicyAdopted():
                 self.policy_version, self.policy_digest = event.version, event.digest
             case je.AccountOpened():
-                require(event.account_id not in self.accounts, "account opened twice")
-                assert event.account_id is not None
-                self.accounts[event.account_id] = Account(
-                    event.account_id, event.investor_class, Decimal(event.credit_limit)
-                )
+                self._open_account(event)
             case je.CreditLimitSet():
                 self._client(event).credit_limit = Decimal(event.credit_limit)
             case je.DepositCredited():
@@ -301,10 +303,9 @@ class Book:
             case je.PerpTradeBooked():
                 self._apply_perp_trade(event)
             case je.MarkPriceApplied():
-                self.marks[event.instrument] = Decimal(event.price)
+                self._apply_mark(event)
             case je.FundingSettled():
-                for payment in event.payments:
-                    self.post(REPORTING_ASSET, Decimal(payment.amount), payment.account_id, HOUSE)
+                self._apply_funding(event)
             case je.DayClosed():
                 self.business_date = event.business_date
             case je.MarginCallIssued():
@@ -315,6 +316,8 @@ class Book:
                     Decimal(event.amount),
                     event.trigger,
                 )
+            case je.MarginDecisionWaiting():
+                self._apply_waiting(event)
             case je.MarginCallCleared():
                 self._client(event).margin_call = None
             case je.LiquidationCompleted():
@@ -351,6 +354,27 @@ class Book:
     def group_loans(self, group_id: str) -> Decimal:
         """Every member's loan, interest included."""
         return sum((self.accounts[a].loan for a in self.related_groups[group_id]), ZERO)
+    def _open_account(self, event: je.AccountOpened) -> None:
+        require(event.account_id not in self.accounts, "account opened twice")
+        assert event.account_id is not None
+        self.accounts[event.account_id] = Account(
+            event.account_id, event.investor_class, Decimal(event.credit_limit)
+        )
+
+    def _apply_waiting(self, event: je.MarginDecisionWaiting) -> None:
+        if event.stale_marks:
+            self.waiting[self._id(event)] = list(event.stale_marks)
+        else:
+            self.waiting.pop(self._id(event), None)
+
+    def _apply_mark(self, event: je.MarkPriceApplied) -> None:
+        self.marks[event.instrument] = Decimal(event.price)
+        self.mark_times[event.instrument] = _parse_time(event.observed_at or event.recorded_at)
+
+    def _apply_funding(self, event: je.FundingSettled) -> None:
+        self.funding_settled.add((event.market, event.funding_time))
+        for payment in event.payments:
+            self.post(REPORTING_ASSET, Decimal(payment.amount), payment.account_id, HOUSE)
 
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]

@@ -136,6 +136,9 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
 
 def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched, Refusal | None]:
     account = desk.client(record.account_id)
+    no_advance = _no_advance_during_call(desk, account)
+    if no_advance is not None:
+        return _withdrawal_rejected(desk, record, no_advance.reason_code, no_advance.detail, None)
     balance = account.balance(record.asset)
     if balance < record.amount:
         detail = (
@@ -202,6 +205,18 @@ def _withdrawal_rejected(
 
 def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Refusal | None]:
     account = desk.client(record.account_id)
+    no_advance = _no_advance_during_call(desk, account)
+    if no_advance is not None:
+        desk.record(
+            je.LoanDrawRejected(
+                **desk.common(record.account_id),
+                amount=_amount(desk, record.amount),
+                reason_code=str(no_advance.reason_code),
+                detail=no_advance.detail,
+                policy_version=desk.policy.version,
+            )
+        )
+        return (), no_advance
     common = desk.common(record.account_id)
     policy = desk.policy
     limits = loan_limits(desk, account, record.amount, _lending_value(desk, account))
@@ -233,6 +248,18 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
         )
     )
     return (), refusal
+
+
+def _no_advance_during_call(desk: Desk, account: Account) -> Refusal | None:
+    """The SFC's margin-financing practice: no further advance while a call is open."""
+    call = account.margin_call
+    if call is None or desk.policy.advances_during_call:
+        return None
+    return Refusal(
+        ReasonCode.MARGIN_CALL_OPEN,
+        f"{account.account_id} has margin call {call.call_id} open for "
+        f"{format_decimal(call.amount)} USD: meet it (deposit or repay) before asking again",
+    )
 
 
 def _lending_value(desk: Desk, account: Account) -> Decimal:
@@ -402,15 +429,31 @@ def _book_perp(
 
 
 def _mark_price(desk: Desk, record: inbox.MarkPrice) -> tuple[Touched, None]:
+    previous = desk.book.marks.get(record.instrument)
+    alert = previous is not None and risk.mark_moved_beyond(
+        previous, record.price, desk.policy.mark_alert_move
+    )
     desk.record(
         je.MarkPriceApplied(
-            **desk.common(), instrument=record.instrument, price=format_decimal(record.price)
+            **desk.common(),
+            instrument=record.instrument,
+            price=format_decimal(record.price),
+            observed_at=(
+                format_timestamp(record.occurred_at)
+                if desk.now is not None and record.occurred_at < desk.now
+                else None
+            ),
+            alert=alert,
+            previous_price=format_decimal(previous) if alert and previous is not None else None,
         )
     )
-    return desk.watchlist.crossed(record.instrument, record.price), None
+    crossed = desk.watchlist.crossed(record.instrument, record.price)
+    # Accounts that waited for a fresh mark of this instrument are decided now.
+    return [*crossed, *desk.watchlist.fresh_mark(record.instrument)], None
 
 
 def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]:
+    _check_funding_rate(desk, record)
     mark = desk.book.marks.get(record.market)
     if mark is None:
         raise Refusal(
@@ -440,6 +483,24 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]
         )
     )
     return payments.keys(), None
+
+
+def _check_funding_rate(desk: Desk, record: inbox.FundingRate) -> None:
+    """Funding taken on trust no more: once per interval, and within the policy's bound."""
+    bound = desk.policy.market(record.market).max_funding_rate
+    if abs(record.rate) > bound:
+        raise Refusal(
+            ReasonCode.FUNDING_RATE_OUT_OF_BOUNDS,
+            f"the {record.market} funding rate {format_decimal(record.rate)} is beyond the "
+            f"policy's bound of {format_decimal(bound)} either way: check the rate's source",
+        )
+    funding_time = format_timestamp(record.funding_time)
+    if (record.market, funding_time) in desk.book.funding_settled:
+        raise Refusal(
+            ReasonCode.FUNDING_ALREADY_SETTLED,
+            f"{record.market} funding for {funding_time} is already settled: "
+            "each funding interval settles once",
+        )
 
 
 def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:

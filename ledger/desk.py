@@ -8,7 +8,7 @@ or the next) sees its effect exactly as a replay would.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
@@ -116,6 +116,19 @@ class Desk:
             policy_version=self.policy.version,
             figures=figures_record(figures),
         )
+
+    def stale_marks(self, account: Account) -> list[str]:
+        """The instruments the account holds whose mark is older than the policy's
+        `mark_max_age_minutes` at the ledger clock: no margin decision may use them."""
+        clock = self.book.clock
+        if clock is None:
+            return []
+        oldest = clock - timedelta(minutes=self.policy.mark_max_age_minutes)
+        times = self.book.mark_times
+        held = [a for a, b in account.balances.items() if a != REPORTING_ASSET and b] + list(
+            account.positions
+        )
+        return sorted(i for i in held if i in times and times[i] < oldest)
 
     def held_marks(self, account: Account) -> dict[str, str]:
         """The marks of every asset and market the account holds, as the journal writes them."""

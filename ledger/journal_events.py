@@ -203,6 +203,12 @@ class PerpTradeBooked(JournalEvent, tag="perp_trade_booked", frozen=True):
 class MarkPriceApplied(JournalEvent, tag="mark_price_applied", frozen=True):
     instrument: str
     price: str
+    # The mark's own occurred_at, when earlier than the ledger clock (`recorded_at`): a
+    # mark's age is counted from when it was observed.
+    observed_at: str | None = None
+    # Set when the mark moved more than the policy's mark_alert_move from the previous one.
+    alert: bool = False
+    previous_price: str | None = None
 
 
 class FundingPayment(msgspec.Struct, frozen=True, kw_only=True):
@@ -233,6 +239,16 @@ class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
     # ("credit_limit_exceeded", "lending_value_exceeded"): then `amount = loan - limit`.
     trigger: str = "below_maintenance_requirement"
     limit: str | None = None
+
+
+class MarginDecisionWaiting(JournalEvent, tag="margin_decision_waiting", frozen=True):
+    """A margin call or liquidation the account calls for waits: a mark it would be
+    decided on is older than the policy's `mark_max_age_minutes`. Recorded when the
+    stale marks change; an empty `stale_marks` ends the wait (the decision is taken, or
+    no longer called for)."""
+
+    stale_marks: list[str]
+    mark_times: dict[str, str]  # when each stale mark was observed
 
 
 class MarginCallCleared(JournalEvent, tag="margin_call_cleared", frozen=True):
@@ -353,6 +369,7 @@ JournalEventType = (
     | DayClosed
     | MarginCallIssued
     | MarginCallCleared
+    | MarginDecisionWaiting
     | LiquidationTriggered
     | LiquidationCompleted
     | LiquidationFilled

@@ -55,13 +55,16 @@ def review_due_calls(desk: Desk) -> None:
             continue
         if figures.status is risk.MarginStatus.HEALTHY and _met(desk, account, call):
             _clear(desk, account, figures, "met")
-        else:
+        elif not _waits_for_marks(desk, account, needed=True):
             liquidate(desk, account, figures, "margin_call_deadline")
             _after_liquidation(desk, account)
 
 
 def watch_all(desk: Desk) -> None:
-    """After a replay: give every client account its bands and every open call its deadline."""
+    """After a replay: give every client account its bands and every open call its deadline,
+    and make every account whose decision waits for a fresh mark wait for it again."""
+    for account_id, stale in desk.book.waiting.items():
+        desk.watchlist.wait_for_marks(account_id, stale)
     for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
         figures = None if _cannot_fall_short(account) else _figures_or_none(desk, account)
         if figures is not None:
@@ -72,30 +75,71 @@ def watch_all(desk: Desk) -> None:
 
 
 def _review_one(desk: Desk, account: Account, financed: bool) -> None:
-    if account.margin_call is None and _cannot_fall_short(account):
-        desk.watchlist.forget(account.account_id)
-        return
-    figures = _figures_or_none(desk, account)
+    figures = None
+    if account.margin_call is not None or not _cannot_fall_short(account):
+        figures = _figures_or_none(desk, account)
     if figures is None:
+        _waits_for_marks(desk, account, needed=False)
         desk.watchlist.forget(account.account_id)
         return
     status = figures.status
     call = account.margin_call
-    if status is risk.MarginStatus.HEALTHY:
-        if call is not None and _met(desk, account, call):
+    if not _needs_marks(desk, account, figures):
+        _waits_for_marks(desk, account, needed=False)
+        if status is risk.MarginStatus.HEALTHY and call is not None and _met(desk, account, call):
             _clear(desk, account, figures, "met")
-        elif call is None and financed:
+        elif status is risk.MarginStatus.HEALTHY and call is None and financed:
             breach = limit_breach(desk, account)
             if breach is not None:
                 _issue(desk, account, figures, breach)
-    elif status is risk.MarginStatus.MARGIN_CALL:
-        if call is None:
+    elif not _waits_for_marks(desk, account, needed=True):
+        if status is risk.MarginStatus.MARGIN_CALL and call is None:
             _issue(desk, account, figures, None)
-    else:
-        liquidate(desk, account, figures, "below_liquidation_requirement")
-        _after_liquidation(desk, account)
-        return
+        else:
+            due = call is not None and status is not risk.MarginStatus.LIQUIDATING
+            liquidate(
+                desk,
+                account,
+                figures,
+                "margin_call_deadline" if due else "below_liquidation_requirement",
+            )
+            _after_liquidation(desk, account)
+            return
     desk.watchlist.watch(account, figures, desk.book.marks)
+
+
+def _needs_marks(desk: Desk, account: Account, figures: risk.MarginFigures) -> bool:
+    """Whether the account calls for a decision taken on its marks: a margin call to issue,
+    a liquidation, or an open call past its deadline (one that waited for a fresh mark)."""
+    status, call = figures.status, account.margin_call
+    if status is risk.MarginStatus.LIQUIDATING:
+        return True
+    if call is None:
+        return status is risk.MarginStatus.MARGIN_CALL
+    clock = desk.book.clock
+    past_deadline = clock is not None and clock >= call.deadline
+    healthy = status is risk.MarginStatus.HEALTHY
+    return past_deadline and not (healthy and _met(desk, account, call))
+
+
+def _waits_for_marks(desk: Desk, account: Account, needed: bool) -> bool:
+    """No margin call or liquidation on a stale mark: when one is `needed` and a mark the
+    account holds is stale, the account waits for a fresh one. A change of the wait (it
+    starts, its stale marks change, or it ends) is journalled."""
+    stale = desk.stale_marks(account) if needed else []
+    account_id = account.account_id
+    if stale:
+        desk.watchlist.wait_for_marks(account_id, stale)
+    if desk.book.waiting.get(account_id, []) != stale:
+        times = desk.book.mark_times
+        desk.record(
+            je.MarginDecisionWaiting(
+                **desk.common(account_id),
+                stale_marks=stale,
+                mark_times={i: format_timestamp(times[i]) for i in stale},
+            )
+        )
+    return bool(stale)
 
 
 def _met(desk: Desk, account: Account, call: OpenMarginCall) -> bool:

@@ -76,13 +76,26 @@ _TOP_KEYS = frozenset(
         "markets",
     }
 )
-# Concentration limits: monitored by the views, never a refusal (a deposit is a fact).
-_OPTIONAL_TOP_KEYS = frozenset({"max_asset_collateral_share", "max_client_asset_share"})
+# Optional keys: the concentration limits, monitored by the views, never a refusal (a
+# deposit is a fact); the market-input guards, with the defaults below (docs/risk-model.md).
+_OPTIONAL_TOP_KEYS = frozenset(
+    {
+        "max_asset_collateral_share",
+        "max_client_asset_share",
+        "mark_max_age_minutes",
+        "mark_alert_move",
+        "advances_during_call",
+    }
+)
+MARK_MAX_AGE_MINUTES_DEFAULT = 15
+MARK_ALERT_MOVE_DEFAULT = Decimal("0.10")
+MAX_FUNDING_RATE_DEFAULT = Decimal("0.0075")
 _ASSET_KEYS = frozenset({"scale", "haircut"})
 _HAIRCUT_KEYS = frozenset({"initial", "maintenance", "liquidation"})
 _MARKET_KEYS = frozenset(
     {"initial_margin_rate", "liquidation_fee_rate", "tiers", "settlement_asset"}
 )
+_MARKET_OPTIONAL_KEYS = frozenset({"settlement_asset", "max_funding_rate"})
 _TIER_KEYS = frozenset({"up_to", "maintenance_rate", "maintenance_amount"})
 
 DEMO_POLICY_NAME = "ledger/policies/demo.toml"
@@ -137,6 +150,8 @@ class MarketPolicy:
     liquidation_fee_rate: Decimal
     tiers: tuple[MaintenanceTier, ...]
     settlement_asset: str = REPORTING_ASSET
+    # A funding rate of larger magnitude is refused `funding_rate_out_of_bounds`.
+    max_funding_rate: Decimal = MAX_FUNDING_RATE_DEFAULT
 
     def tier(self, notional: Decimal) -> MaintenanceTier:
         """The first tier whose bracket holds `notional` (`notional <= up_to`, or the last)."""
@@ -164,6 +179,12 @@ class Policy:
     max_asset_collateral_share: Decimal | None = None
     # One client's share of all clients' holdings of one asset, at most; None: no limit.
     max_client_asset_share: Decimal | None = None
+    # No margin call or liquidation is decided on a mark older than this (event time).
+    mark_max_age_minutes: int = MARK_MAX_AGE_MINUTES_DEFAULT
+    # A mark moving more than this fraction from the previous one is journalled as an alert.
+    mark_alert_move: Decimal = MARK_ALERT_MOVE_DEFAULT
+    # Whether loan draws and withdrawals may be approved while a margin call is open.
+    advances_during_call: bool = False
     # Resolved lookups by code (patterns and defaults); a memo, not part of the value.
     _resolved: dict[str, AssetPolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -285,6 +306,11 @@ def parse_policy(raw: bytes, name: str) -> Policy:
         markets=MappingProxyType(markets),
         max_asset_collateral_share=_optional_share(reader, document, "max_asset_collateral_share"),
         max_client_asset_share=_optional_share(reader, document, "max_client_asset_share"),
+        mark_max_age_minutes=reader.positive_int(
+            document, "mark_max_age_minutes", "", MARK_MAX_AGE_MINUTES_DEFAULT
+        ),
+        mark_alert_move=reader.fraction(document, "mark_alert_move", "", MARK_ALERT_MOVE_DEFAULT),
+        advances_during_call=reader.boolean(document, "advances_during_call", "", False),
     )
     if policy.max_total_loans_multiple > SFC_TOTAL_LOANS_MULTIPLE_MAX:
         reader.fail(
@@ -365,8 +391,8 @@ def _markets(
         reader.keys(
             entry,
             where,
-            required=_MARKET_KEYS - {"settlement_asset"},
-            optional=frozenset({"settlement_asset"}),
+            required=_MARKET_KEYS - _MARKET_OPTIONAL_KEYS,
+            optional=_MARKET_OPTIONAL_KEYS,
         )
         settlement = entry.get("settlement_asset", REPORTING_ASSET)
         if settlement != REPORTING_ASSET or settlement not in assets:
@@ -385,7 +411,16 @@ def _markets(
                     f"{where}.tiers[{index}].maintenance_rate",
                     f"is {tier.maintenance_rate}, above initial_margin_rate {initial_rate}",
                 )
-        markets[name] = MarketPolicy(name, initial_rate, fee_rate, tiers, settlement)
+        markets[name] = MarketPolicy(
+            name,
+            initial_rate,
+            fee_rate,
+            tiers,
+            settlement,
+            max_funding_rate=reader.fraction(
+                entry, "max_funding_rate", where, MAX_FUNDING_RATE_DEFAULT
+            ),
+        )
     return markets
 
 
@@ -492,16 +527,29 @@ class _Reader:
             self.fail(_join(where, key), "must be a non-empty string")
         return value
 
-    def integer(self, table: dict[str, Any], key: str, where: str) -> int:
+    def integer(
+        self, table: dict[str, Any], key: str, where: str, default: int | None = None
+    ) -> int:
+        """A TOML integer >= 0; `default` when the key is absent and a default is given."""
+        if default is not None and key not in table:
+            return default
         value = table.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             self.fail(_join(where, key), f"must be a non-negative TOML integer, found {value!r}")
         return value
 
-    def positive_int(self, table: dict[str, Any], key: str, where: str) -> int:
-        value = self.integer(table, key, where)
+    def positive_int(
+        self, table: dict[str, Any], key: str, where: str, default: int | None = None
+    ) -> int:
+        value = self.integer(table, key, where, default)
         if value == 0:
             self.fail(_join(where, key), "must be greater than 0")
+        return value
+
+    def boolean(self, table: dict[str, Any], key: str, where: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(_join(where, key), f"must be true or false, found {value!r}")
         return value
 
     def decimal(self, table: dict[str, Any], key: str, where: str) -> Decimal:
@@ -523,8 +571,12 @@ class _Reader:
             self.fail(_join(where, key), f"is {value}, but must be greater than 0")
         return value
 
-    def fraction(self, table: dict[str, Any], key: str, where: str) -> Decimal:
-        """A decimal in [0, 1]."""
+    def fraction(
+        self, table: dict[str, Any], key: str, where: str, default: Decimal | None = None
+    ) -> Decimal:
+        """A decimal in [0, 1]; `default` when the key is absent and a default is given."""
+        if default is not None and key not in table:
+            return default
         value = self.decimal(table, key, where)
         if not ZERO <= value <= ONE:
             self.fail(_join(where, key), f"is {value}, outside [0, 1]")

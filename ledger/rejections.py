@@ -47,6 +47,9 @@ class ReasonCode(StrEnum):
     LIQUIDATION_OVERFILLED = "liquidation_overfilled"
     LIQUIDATION_SIDE_MISMATCH = "liquidation_side_mismatch"
     DAY_ALREADY_CLOSED = "day_already_closed"
+    MARGIN_CALL_OPEN = "margin_call_open"
+    FUNDING_ALREADY_SETTLED = "funding_already_settled"
+    FUNDING_RATE_OUT_OF_BOUNDS = "funding_rate_out_of_bounds"
     # Recorded by an operator (`ledger inbox skip`), never by a decision.
     SKIPPED_BY_OPERATOR = "skipped_by_operator"
 

@@ -520,6 +520,13 @@ def daily_interest(principal: Decimal, policy: Policy) -> Decimal:
     )
 
 
+def mark_moved_beyond(previous: Decimal, price: Decimal, alert_move: Decimal) -> bool:
+    """Whether a mark moved more than the fraction `alert_move` from the previous one:
+    `|price - previous| > previous * alert_move` (compared exactly, without dividing)."""
+    with localcontext(DECIMAL_CONTEXT):
+        return abs(price - previous) > previous * alert_move
+
+
 def interest_for_days(principal: Decimal, policy: Policy, days: int) -> Decimal:
     """Interest for `days` calendar days: each day's `daily_interest`, rounded as a single
     day is, then summed (`days * daily_interest`, exact)."""

@@ -41,6 +41,8 @@ class Watchlist:
     generation: dict[str, int] = field(default_factory=dict)
     deadlines: list[tuple[datetime, str, str]] = field(default_factory=list)
     steepest: dict[str, Decimal] = field(default_factory=dict)  # per market, from the policy
+    # Accounts whose margin decision waits for a fresh mark, by the stale instrument.
+    waiting: dict[str, set[str]] = field(default_factory=dict)
 
     def watch(
         self, account: Account, figures: risk.MarginFigures, marks: dict[str, Decimal]
@@ -85,6 +87,14 @@ class Watchlist:
             if self.generation.get(account_id) == generation:
                 found.add(account_id)
         return sorted(found)
+
+    def wait_for_marks(self, account_id: str, instruments: list[str]) -> None:
+        for instrument in instruments:
+            self.waiting.setdefault(instrument, set()).add(account_id)
+
+    def fresh_mark(self, instrument: str) -> list[str]:
+        """The accounts that waited for a fresh mark of `instrument`, in account order."""
+        return sorted(self.waiting.pop(instrument, ()))
 
     def expect_deadline(self, deadline: datetime, account_id: str, call_id: str) -> None:
         heapq.heappush(self.deadlines, (deadline, account_id, call_id))

@@ -378,6 +378,22 @@ def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanatio
     out.check("amount", event.amount, _n(amount))
 
 
+def _explain_waiting(event: je.MarginDecisionWaiting, policy: Policy, out: Explanation) -> None:
+    if not event.stale_marks:
+        out.lines.append("the wait ended: the decision is taken on fresh marks, or not needed")
+        return
+    now = datetime.fromisoformat(event.recorded_at)
+    limit = timedelta(minutes=policy.mark_max_age_minutes)
+    out.lines.append(
+        f"rule: no margin decision on a mark older than {limit} at {event.recorded_at}"
+    )
+    for instrument in event.stale_marks:
+        observed = event.mark_times.get(instrument)
+        age = None if observed is None else now - datetime.fromisoformat(observed)
+        out.lines.append(f"{instrument}: observed {observed}, {age} old")
+        out.check(f"{instrument} stale", True, age is not None and age > limit)
+
+
 def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
     mark, rate = Decimal(event.mark_price), Decimal(event.rate)
     total = ZERO
@@ -582,6 +598,8 @@ def explain_event(
             _explain_loan(event, policy, book_before, out)
         case je.InterestAccrued():
             _explain_interest(event, policy, out)
+        case je.MarginDecisionWaiting():
+            _explain_waiting(event, policy, out)
         case je.FundingSettled():
             _explain_funding(event, out)
         case je.LiquidationCompleted():
@@ -606,6 +624,7 @@ DECISION_TYPES = (
     je.LoanDrawRejected,
     je.DebitFinanced,
     je.InterestAccrued,
+    je.MarginDecisionWaiting,
     je.FundingSettled,
     je.LiquidationFilled,
     je.AutoDeleveraged,

@@ -402,6 +402,33 @@ def platform_exposure_rows(book: Book) -> list[Row]:
     return rows
 
 
+def stale_mark_rows(book: Book, policy: Policy, recorded_at: str) -> list[Row]:
+    """Every mark older than the policy's `mark_max_age_minutes` at the ledger clock (the
+    last event's `recorded_at`), then every account whose margin call or liquidation
+    waits for a fresh one of them (`margin_decision_waiting`), one row per stale mark."""
+    if not recorded_at:
+        return []
+    now = datetime.fromisoformat(recorded_at)
+    limit_seconds = policy.mark_max_age_minutes * 60
+
+    def row(item: str, kind: str, instrument: str, account_id: str | None) -> Row:
+        observed = book.mark_times[instrument]
+        age = int((now - observed).total_seconds()) // 60
+        mark = text(book.marks[instrument])
+        return (item, kind, instrument, account_id, mark, format_timestamp(observed), age)
+
+    rows = [
+        row(f"mark:{instrument}", "stale_mark", instrument, None)
+        for instrument, observed in sorted(book.mark_times.items())
+        if (now - observed).total_seconds() > limit_seconds
+    ]
+    for account_id, stale in sorted(book.waiting.items()):
+        rows.extend(
+            row(f"waiting:{account_id}:{i}", "waiting", i, account_id) for i in sorted(stale)
+        )
+    return rows
+
+
 def _exposure(size: Decimal, entry_price: Decimal, mark: Decimal | None) -> Row:
     """(quantity, entry, mark, market value, notional, unrealised PnL) of a position or a
     lot: `notional = |size| * mark`, `unrealized_pnl = size * (mark - entry_price)`."""

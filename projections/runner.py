@@ -165,6 +165,7 @@ def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
         TableWrite(tables.COLLATERAL_CONCENTRATION, None, rows.concentration_rows(book, policy)),
         TableWrite(tables.PERPS_EXPOSURE, None, rows.perps_rows(book, policy, state.funding)),
         TableWrite(tables.PLATFORM_EXPOSURE, None, rows.platform_exposure_rows(book)),
+        TableWrite(tables.STALE_MARKS, None, rows.stale_mark_rows(book, policy, state.recorded_at)),
         TableWrite(
             tables.CLIENT_ASSETS,
             None,

@@ -124,6 +124,7 @@ class ProjectionState:
                 | je.WithdrawalRejected()
                 | je.LoanDrawn()
                 | je.DebitFinanced()
+                | je.MarginDecisionWaiting()
                 | je.LoanDrawRejected()
                 | je.LoanRepaid()
                 | je.SpotTradeBooked()

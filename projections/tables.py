@@ -145,6 +145,13 @@ PLATFORM_EXPOSURE = Table(
     ("account_id", "item"),
     None,
 )
+STALE_MARKS = Table(
+    "stale-marks",
+    "view_stale_marks",
+    _columns("$item $kind $instrument $account_id mark_price $observed_at #age_minutes"),
+    ("item",),
+    None,
+)
 CLIENT_ASSETS = Table(
     "client-assets",
     "view_client_assets",
@@ -185,6 +192,7 @@ TABLES: tuple[Table, ...] = (
     LIQUIDATION_STEPS,
     PERPS_EXPOSURE,
     PLATFORM_EXPOSURE,
+    STALE_MARKS,
     CLIENT_ASSETS,
     LENDING_LIMITS,
     DAILY_STATEMENT,

@@ -55,9 +55,12 @@ def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]
 
 
 def _holder(store: LedgerStore) -> str:
-    """A client holding USD, the account every check below is about."""
+    """A client holding USD without an open margin call (no withdrawal is approved during
+    one), the account every check below is about."""
     book = reporting.book_as_of(store, None)
-    return sorted(a.account_id for a in book.clients() if a.balance("USD") > 0)[0]
+    return sorted(
+        a.account_id for a in book.clients() if a.balance("USD") > 0 and a.margin_call is None
+    )[0]
 
 
 def _withdrawal(account_id: str, amount: str) -> bytes:

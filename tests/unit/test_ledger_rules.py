@@ -107,7 +107,7 @@ def test_an_open_call_is_liquidated_by_the_first_input_at_its_deadline() -> None
     s.at(1)
     s.mark("BTC", "36000")
     s.at(24.9)
-    s.mark("ETH", "3000")
+    s.mark("BTC", "36000")  # the same mark, fresh: a liquidation uses no mark over 15 min old
     assert s.events("liquidation_triggered") == []
     s.at(25)
     s.mark("ETH", "3001")  # the deadline, 2026-11-25T01:00Z, has come

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ledger.policy import load_policy
+from projections.rows import stale_mark_rows
 from tests.ledger_scenario import Scenario, balances_by_asset
+
+POLICY = load_policy(None)
 
 
 def _buy_half_a_bitcoin_beyond_cash(credit: str) -> Scenario:
@@ -144,3 +148,111 @@ def test_a_day_closed_twice_or_out_of_order_is_refused_and_accrues_nothing() -> 
     assert len(s.events("day_closed")) == len(s.events("interest_accrued")) == 1
     assert s.app.book.accounts["C1"].loan == Decimal("10002.19")
     assert [r["reason_code"] for r in s.rejects()] == ["day_already_closed"] * 2
+
+
+def test_a_liquidation_waits_for_a_fresh_mark_and_happens_on_it() -> None:
+    """1 BTC at 60,000 and a 15,000 loan withdrawn: E = m - 15,000, LR = 0.5 m, so below
+    m = 30,000 the account is liquidated. The BTC mark is 29,000 but 16 minutes old."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="15000")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.at(1)
+    s.mark("BTC", "36000")  # E = 21,000 < MR 21,600: a call, on a fresh mark
+    s.at(2)
+    s.send("day_closed", business_date="2026-11-24")  # interest 3.29: E 20,996.71
+    s.at(2.25)
+    s.mark("ETH", "3000")  # nothing of C1's
+    # 15 minutes after the 36,000 mark it is still fresh; a minute later it is stale.
+    s.at(1 + 16 / 60)
+    s.mark("BTC-PERP", "36000")
+    assert s.app.book.accounts["C1"].margin_call is not None
+    s.at(25)  # past the call's deadline (2026-11-25T01:00Z), on a 24-hour-old BTC mark
+    s.deposit("C1", "USD", "1")  # C1's own input: reviewed, still short, but it waits
+    assert s.events("liquidation_triggered") == []
+    (waiting,) = s.events("margin_decision_waiting")
+    assert (waiting["stale_marks"], waiting["mark_times"]) == (
+        ["BTC"],
+        {"BTC": "2026-11-24T01:00:00Z"},
+    )
+    # The stale-marks view: every mark is stale at hour 25, and C1 waits for BTC.
+    view = stale_mark_rows(s.app.book, POLICY, waiting["recorded_at"])
+    assert [(r[0], r[4], r[6]) for r in view] == [
+        ("mark:BTC", "36000", 1440),
+        ("mark:BTC-PERP", "36000", 1424),
+        ("mark:ETH", "3000", 1365),
+        ("waiting:C1:BTC", "36000", 1440),
+    ]
+    s.mark("BTC", "36000")  # a fresh mark: the deadline's liquidation happens on it
+    ended = s.events("margin_decision_waiting")[-1]
+    assert (ended["stale_marks"], ended["seq"]) == ([], waiting["seq"] + 2)
+    (triggered,) = s.events("liquidation_triggered")
+    assert triggered["trigger"] == "margin_call_deadline"
+    assert triggered["causation_id"] == s.events("mark_price_applied")[-1]["causation_id"]
+    assert triggered["inputs"]["marks"]["BTC"] == "36000"
+
+
+def test_a_mark_moving_more_than_the_alert_move_is_booked_with_an_alert() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.mark("BTC", "66000")  # +10%: not more than the policy's 0.10
+    s.mark("BTC", "59399.99")  # -10.0000...15%: an alert
+    marks = s.events("mark_price_applied")
+    assert [m.get("alert", False) for m in marks] == [False, False, True]
+    assert marks[2]["previous_price"] == "66000"
+    assert s.app.book.marks["BTC"] == Decimal("59399.99")  # booked all the same
+
+
+def test_funding_settles_once_per_interval_and_within_the_policy_bound() -> None:
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "100000")
+    s.send(
+        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
+        quantity="1", price="60000", fee="0",
+    )  # fmt: skip
+    at_eight = "2026-11-24T08:00:00Z"
+    first = s.send("funding_rate", market="BTC-PERP", rate="0.0001", funding_time=at_eight)
+    again = s.send("funding_rate", market="BTC-PERP", rate="0.0001", funding_time=at_eight)
+    too_high = s.send(
+        "funding_rate", market="BTC-PERP", rate="0.0076", funding_time="2026-11-24T16:00:00Z"
+    )
+    too_low = s.send(
+        "funding_rate", market="BTC-PERP", rate="-0.5", funding_time="2026-11-24T16:00:00Z"
+    )
+    at_the_bound = s.send(
+        "funding_rate", market="BTC-PERP", rate="-0.0075", funding_time="2026-11-24T16:00:00Z"
+    )
+    assert (first.accepted, at_the_bound.accepted) == (1, 1)
+    assert again.refused_by_reason == {"funding_already_settled": 1}
+    assert too_high.refused_by_reason == {"funding_rate_out_of_bounds": 1}
+    assert too_low.refused_by_reason == {"funding_rate_out_of_bounds": 1}
+    # C1, long 1 at 60,000, paid 6.00 at 0.0001 and received 450.00 at -0.0075.
+    assert [e["rate"] for e in s.events("funding_settled")] == ["0.0001", "-0.0075"]
+    assert s.app.book.accounts["C1"].balance("USD") == Decimal("100444.00")
+
+
+def test_no_loan_draw_nor_withdrawal_while_a_margin_call_is_open() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="15000")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="14000")
+    # E = m + 1,000 - 15,000 against MR = 0.6 m and LR = 0.5 m.
+    s.mark("BTC", "34000")  # E = 20,000 < MR 20,400 (LR 17,000): a call for 400
+    (call,) = s.events("margin_call_issued")
+    assert call["amount"] == "400.00"
+    # Lending value 34,000 x 0.3 = 10,200 would refuse a draw anyway; 1 USD is refused
+    # for the call, and so is withdrawing the 1,000 USD cash.
+    draw = s.send("loan_draw_requested", account_id="C1", amount="1")
+    withdrawal = s.send("withdrawal_requested", account_id="C1", asset="USD", amount="1")
+    assert draw.refused_by_reason == {"margin_call_open": 1}
+    assert withdrawal.refused_by_reason == {"margin_call_open": 1}
+    (rejected,) = s.events("loan_draw_rejected")
+    assert rejected["reason_code"] == "margin_call_open"
+    account = s.app.book.accounts["C1"]
+    assert (account.loan, account.balance("USD")) == (Decimal("15000.00"), Decimal("1000.00"))
