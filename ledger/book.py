@@ -354,6 +354,7 @@ class Book:
     def group_loans(self, group_id: str) -> Decimal:
         """Every member's loan, interest included."""
         return sum((self.accounts[a].loan for a in self.related_groups[group_id]), ZERO)
+
     def _open_account(self, event: je.AccountOpened) -> None:
         require(event.account_id not in self.accounts, "account opened twice")
         assert event.account_id is not None
