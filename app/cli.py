@@ -19,6 +19,7 @@ from app import (
     demo,
     kafka_commands,
     risk_commands,
+    statement_commands,
     store_commands,
     view_commands,
 )
@@ -188,6 +189,7 @@ def registrars() -> list[Callable[[Any], None]]:
         kafka_commands.register,
         demo.register,
         risk_commands.register,
+        statement_commands.register,
         store_commands.register,
     ]
 

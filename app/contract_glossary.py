@@ -133,6 +133,9 @@ FIELD_MEANINGS: dict[str, str] = {
     "group_limit": "The related-client group's loan figures, for an account in a group.",
     "group_id": "A group of related clients, held together to the per-client loan limit.",
     "previous_group_id": "The group the account was in before, if any.",
+    "daily_statements": "`sent`, or `waived`: a professional investor's opt-out of daily "
+    "statements (monthly ones are still sent).",
+    "daily_statements_set.previous": "The preference before: `sent` or `waived`.",
     "members": "The group's accounts, in account order.",
     "group_loans_after": "Every member's loan with this draw, USD.",
     "group_loan_max": "The group's limit: the per-client share of shareholders' funds, USD.",
@@ -222,6 +225,8 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "bankruptcy price.",
     "bad_debt_recorded": "What neither collateral, the insurance fund nor deleveraging covered.",
     "related_group_set": "The account joined a group of related clients, or left its group.",
+    "daily_statements_set": "Whether the account gets daily statements: `sent`, or `waived` "
+    "by a professional investor.",
 }
 
 # The shapes nested inside journal records, by their snake_case name.

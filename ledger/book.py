@@ -102,6 +102,7 @@ class Account:
     positions: dict[str, Position] = field(default_factory=dict)
     margin_call: OpenMarginCall | None = None
     related_group: str | None = None  # the group of related clients it belongs to
+    daily_statements_waived: bool = False  # a professional investor's opt-out
 
     @property
     def is_client(self) -> bool:
@@ -328,6 +329,8 @@ class Book:
                 self.post(REPORTING_ASSET, Decimal(event.amount), INSURANCE_FUND, self._id(event))
             case je.AutoDeleveraged():
                 self._apply_auto_deleveraging(event)
+            case je.DailyStatementsSet():
+                self._client(event).daily_statements_waived = event.daily_statements == "waived"
             case je.RelatedGroupSet():
                 self._apply_related_group(self._client(event), event.group_id)
             case je.BadDebtRecorded():

@@ -75,6 +75,8 @@ def _dispatch(  # noqa: PLR0912  # one arm per inbox type
             return _day_closed(desk, record)
         case inbox.RelatedGroupSet():
             return related_group_set(desk, record)
+        case inbox.DailyStatementsSet():
+            return _daily_statements_set(desk, record)
         case _:
             assert_never(record)
 
@@ -103,6 +105,24 @@ def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, N
             **desk.common(record.account_id),
             investor_class=record.investor_class,
             credit_limit=_amount(desk, record.credit_limit),
+        )
+    )
+    return (), None
+
+
+def _daily_statements_set(desk: Desk, record: inbox.DailyStatementsSet) -> tuple[Touched, None]:
+    account = desk.client(record.account_id)
+    if record.daily_statements == "waived" and account.investor_class != "professional":
+        raise Refusal(
+            ReasonCode.NOT_PROFESSIONAL_INVESTOR,
+            f"{record.account_id} is a retail account: only a professional investor may waive "
+            "daily statements",
+        )
+    desk.record(
+        je.DailyStatementsSet(
+            **desk.common(record.account_id),
+            daily_statements=record.daily_statements,
+            previous="waived" if account.daily_statements_waived else "sent",
         )
     )
     return (), None

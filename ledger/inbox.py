@@ -93,6 +93,7 @@ MarketCode = Annotated[str, Reference.MARKET]
 SpotSymbol = Annotated[str, Reference.SYMBOL]
 Instrument = Annotated[str, Reference.INSTRUMENT]
 Side = Literal["buy", "sell"]
+DailyStatements = Literal["sent", "waived"]
 
 AssetAmount = Annotated[Decimal, Figure(Sign.POSITIVE, ScaleOf.ASSET_FIELD)]
 UsdAmount = Annotated[Decimal, Figure(Sign.POSITIVE, ScaleOf.REPORTING_ASSET)]
@@ -210,6 +211,13 @@ class RelatedGroupSet(InboxRecord, tag="related_group_set", frozen=True):
     group_id: GroupId | None
 
 
+class DailyStatementsSet(InboxRecord, tag="daily_statements_set", frozen=True):
+    """A professional investor waives daily statements, or asks for them again."""
+
+    account_id: AccountId
+    daily_statements: DailyStatements
+
+
 class DayClosed(InboxRecord, tag="day_closed", frozen=True):
     """The business day `business_date` (YYYY-MM-DD) is over."""
 
@@ -229,6 +237,7 @@ InboxRecordType: TypeAlias = (
     | FundingRate
     | DayClosed
     | RelatedGroupSet
+    | DailyStatementsSet
 )
 INBOX_RECORD_TYPES: tuple[type[InboxRecordType], ...] = get_args(InboxRecordType)
 

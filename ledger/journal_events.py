@@ -160,6 +160,13 @@ class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
     limits_broken: list[str] = []
 
 
+class DailyStatementsSet(JournalEvent, tag="daily_statements_set", frozen=True):
+    """Whether the account gets daily statements: `sent`, or `waived` (professional only)."""
+
+    daily_statements: str
+    previous: str
+
+
 class LoanRepaid(JournalEvent, tag="loan_repaid", frozen=True):
     amount: str
     interest_paid: str
@@ -377,6 +384,7 @@ JournalEventType = (
     | AutoDeleveraged
     | BadDebtRecorded
     | RelatedGroupSet
+    | DailyStatementsSet
 )
 
 journal_decoder: msgspec.json.Decoder[JournalEventType] = msgspec.json.Decoder(JournalEventType)

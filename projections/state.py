@@ -130,6 +130,7 @@ class ProjectionState:
                 | je.SpotTradeBooked()
                 | je.PerpTradeBooked()
                 | je.RelatedGroupSet()
+                | je.DailyStatementsSet()
             ):
                 pass
             case _:

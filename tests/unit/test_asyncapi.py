@@ -53,6 +53,7 @@ INBOX_TYPES: dict[str, tuple[str, ...]] = {
     "funding_rate": ("market", "rate", "funding_time"),
     "day_closed": ("business_date",),
     "related_group_set": ("account_id", "group_id"),
+    "daily_statements_set": ("account_id", "daily_statements"),
 }
 COMMON_REQUIRED = ("event_id", "type", "occurred_at")
 # docs/events.md: amounts, prices, quantities and rates are JSON strings.

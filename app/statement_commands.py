@@ -1,0 +1,94 @@
+"""`ledger statements daily --date D --out DIR` and `ledger statements monthly --month YYYY-MM
+--out DIR`: client statements replayed from the store's journal (ledger/statements.py).
+
+Writes `statement-<period>-<account>.html` per client, and `statements-<period>.csv` and
+`statements-<period>.parquet` with every line of the batch; prints one summary line on
+stderr. The store is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from app import statement_output
+from app.commands import CommandError, open_store, policy_of
+from ledger import journal_events as je
+from ledger import statements
+from ledger.store import LedgerStore
+from projections.render import RenderError, render_text, write_parquet
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _events(store: LedgerStore) -> Iterator[je.JournalEventType]:
+    for entry in store.iter_journal():
+        yield je.decode_journal_record(entry.record)
+
+
+def _period(store: LedgerStore, args: argparse.Namespace) -> statements.Period:
+    closes = statements.find_closes(_events(store))
+    try:
+        if args.kind == "daily":
+            try:
+                business_date = date.fromisoformat(args.date)
+            except ValueError as error:
+                raise CommandError(f"--date {args.date!r} is not a date YYYY-MM-DD") from error
+            return statements.daily_period(closes, business_date)
+        if not _MONTH.match(args.month):
+            raise CommandError(f"--month {args.month!r} is not a month YYYY-MM")
+        return statements.monthly_period(closes, args.month)
+    except statements.StatementError as error:
+        raise CommandError(str(error)) from error
+
+
+def file_name(period: statements.Period, account_id: str) -> str:
+    """A file name from an account id: anything but letters, digits, `.`, `_`, `-` is `_`."""
+    return f"statement-{period.label}-{_SAFE_NAME.sub('_', account_id)}.html"
+
+
+def _statements(args: argparse.Namespace) -> int:
+    policy = policy_of(args)
+    out = Path(args.out)
+    with open_store(args) as store:
+        period = _period(store, args)
+        batch = statements.statements(_events(store), policy, period)
+    out.mkdir(parents=True, exist_ok=True)
+    for statement in batch:
+        page = statement_output.statement_html(statement, policy.version)
+        (out / file_name(period, statement.account_id)).write_text(page, encoding="utf-8")
+    document = statement_output.batch_document(period, batch)
+    table = statement_output.STATEMENT_LINES
+    (out / f"statements-{period.label}.csv").write_text(
+        render_text(document, table, "csv"), encoding="utf-8"
+    )
+    try:
+        write_parquet(document, table, out / f"statements-{period.label}.parquet")
+    except RenderError as error:
+        raise CommandError(str(error)) from error
+    print(
+        f"statements: {len(batch)} {period.kind} statements for {period.label} (journal seq "
+        f"{period.opening_seq} to {period.closing_seq}) in {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "statements", help="client statements for a business day or a month (HTML, CSV, Parquet)"
+    )
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    daily = kinds.add_parser("daily", help="one business date's statements")
+    daily.add_argument("--date", required=True, help="the business date, YYYY-MM-DD")
+    monthly = kinds.add_parser("monthly", help="a month's statements, with daily closes")
+    monthly.add_argument("--month", required=True, help="the month, YYYY-MM")
+    for kind in (daily, monthly):
+        kind.add_argument("--out", required=True, help="the folder to write into")
+        kind.set_defaults(handler=_statements)
