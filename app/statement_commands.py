@@ -21,7 +21,8 @@ from app.commands import CommandError, open_store, policy_of
 from ledger import journal_events as je
 from ledger import statements
 from ledger.store import LedgerStore
-from projections.render import RenderError, render_text, write_parquet
+from projections.parquet import ParquetError, write_parquet
+from projections.render import render_text
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -70,7 +71,7 @@ def _statements(args: argparse.Namespace) -> int:
     )
     try:
         write_parquet(document, table, out / f"statements-{period.label}.parquet")
-    except RenderError as error:
+    except ParquetError as error:
         raise CommandError(str(error)) from error
     print(
         f"statements: {len(batch)} {period.kind} statements for {period.label} (journal seq "

@@ -9,7 +9,7 @@ from typing import Any
 
 from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.statements import ClientStatement, Period
-from projections.tables import Column, Table
+from projections.tables import Column, ColumnKind, Table
 
 readable_places_max = 8  # more decimal places than this are shown to the cent in HTML
 LINE_COLUMNS = (
@@ -30,11 +30,31 @@ LINE_COLUMNS = (
     "haircut",
     "haircut_value",
 )
+DECIMAL_COLUMNS = frozenset(
+    {
+        "amount",
+        "after",
+        "opening",
+        "closing",
+        "mark_price",
+        "market_value",
+        "haircut",
+        "haircut_value",
+    }
+)
+
+
+def _kind(name: str) -> ColumnKind:
+    if name == "seq":
+        return "integer"
+    return "decimal" if name in DECIMAL_COLUMNS else "text"
+
+
 # The batch's lines as a table, for the CSV and Parquet writers of `ledger report`.
 STATEMENT_LINES = Table(
     view="statement-lines",
     sql_name="statement_lines",  # never a view table: written to files only
-    columns=tuple(Column(name, "integer" if name == "seq" else "text") for name in LINE_COLUMNS),
+    columns=tuple(Column(name, _kind(name)) for name in LINE_COLUMNS),
     key=("account_id", "section", "item", "seq"),
     scope=None,
 )
@@ -106,7 +126,11 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
         lines.append(_line(statement, "loan", name, amount=getattr(statement, name)))
     figures = statement.figures or {}
     for name in FIGURE_NAMES:
-        lines.append(_line(statement, "figure", name, amount=figures.get(name)))
+        value = figures.get(name)
+        if name == "status":  # the one figure that is a word
+            lines.append(_line(statement, "figure", name, detail=value))
+        else:
+            lines.append(_line(statement, "figure", name, amount=value))
     for position in figures.get("positions", []):
         lines.append(_position_line(statement, position))
     call = statement.margin_call
