@@ -65,6 +65,10 @@ def _stress(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from error
     book = _book(args)
     document = _stress_document(book, policy, shocks, ladders)
+    if args.html is not None:
+        if not args.html.parent.is_dir():
+            raise CommandError(f"--html {args.html}: the folder does not exist")
+        args.html.write_text(stress_output.ladder_html(document), encoding="utf-8")
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
         return 0
@@ -166,4 +170,5 @@ def register(sub: Any) -> None:
     shocked.add_argument(
         "--format", choices=["table", "json"], default="table", help="table for people, or json"
     )
+    shocked.add_argument("--html", type=Path, default=None, help="also write the ladders' chart")
     shocked.set_defaults(handler=_stress)

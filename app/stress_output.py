@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from decimal import Decimal
 from typing import Any
@@ -211,3 +212,79 @@ def _columns(names: tuple[str, ...], rows: list[list[str]]) -> str:
     out = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(out)
+
+
+chart_width_px = 900
+chart_height_px = 360
+chart_margin_px = 60
+
+
+def ladder_html(document: dict[str, Any]) -> str:
+    """Every ladder of a `ledger stress` document as a self-contained page: per ladder, the
+    insurance fund left and the deficit it could not cover at each rung (an SVG chart), and
+    the rung table."""
+    sections = []
+    for ladder in document["ladders"]:
+        exhausted = ladder["insurance_fund_exhausted_at"]
+        verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
+        columns = tuple(ladder["rungs"][0]) if ladder["rungs"] else ()
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>"
+            for r in ladder["rungs"]
+        )
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        sections.append(
+            f"<h2>Insurance fund {html.escape(verdict)}</h2>{_ladder_svg(ladder['rungs'])}"
+            f"<table><tr>{head}</tr>{rows}</table>"
+        )
+    title = f"Stress ladder at journal seq {document['journal_seq']}"
+    style = (
+        "body{font:13px system-ui,sans-serif;margin:24px}table{border-collapse:collapse}"
+        "td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:right}"
+        ".fund{fill:none;stroke:#1f4e79;stroke-width:2}.gap{fill:none;stroke:#c0392b;"
+        "stroke-width:2}.tick{font-size:11px;fill:#555}"
+    )
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{style}</style></head><body><h1>{title}</h1>"
+        f"<p>Policy {html.escape(document['policy_version'])}. Blue: the insurance fund left "
+        "after each rung's liquidations; red: the deficit it could not cover (deleveraged or "
+        "written off), USD.</p>" + "".join(sections) + "</body></html>\n"
+    )
+
+
+def _first_move(shock: str) -> str:
+    """`BTC=-5%,ETH=-5%` -> `-5%`: an axis label (the rung table names every move)."""
+    return shock.split(",", 1)[0].split("=", 1)[1]
+
+
+def _ladder_svg(rungs: list[dict[str, Any]]) -> str:
+    if not rungs:
+        return ""
+    funds = [Decimal(r["insurance_fund_after"]) for r in rungs]
+    gaps = [Decimal(r["uncovered_perps_deficit"]) for r in rungs]
+    top = max([*funds, *gaps, Decimal(1)])
+    plot_width = chart_width_px - 2 * chart_margin_px
+    plot_height = chart_height_px - 2 * chart_margin_px
+    step = Decimal(plot_width) / max(len(rungs) - 1, 1)
+
+    def point(index: int, value: Decimal) -> str:
+        x = chart_margin_px + step * index
+        y = chart_margin_px + plot_height - value / top * plot_height
+        return f"{x:.1f},{y:.1f}"
+
+    labels = "".join(
+        f'<text class="tick" x="{chart_margin_px + step * i:.1f}" '
+        f'y="{chart_height_px - chart_margin_px + 18}" text-anchor="middle">'
+        f"{html.escape(_first_move(r['shock']))}</text>"
+        for i, r in enumerate(rungs)
+    )
+    fund = " ".join(point(i, v) for i, v in enumerate(funds))
+    gap = " ".join(point(i, v) for i, v in enumerate(gaps))
+    return (
+        f'<svg data-chart="stress-ladder" viewBox="0 0 {chart_width_px} {chart_height_px}" '
+        f'width="{chart_width_px}" height="{chart_height_px}" role="img">'
+        f'<text class="tick" x="4" y="{chart_margin_px}">{format_decimal(top)} USD</text>'
+        f'<polyline class="fund" points="{fund}"/><polyline class="gap" points="{gap}"/>'
+        f"{labels}</svg>"
+    )

@@ -197,3 +197,17 @@ def test_ledger_stress_prints_json_and_a_ladder_table(
     table = capsys.readouterr().out
     assert "BTC=-50%" in table
     assert "insurance fund not exhausted within the ladder" in table
+
+
+def test_ledger_stress_writes_the_ladder_chart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _perp_trader(s, fund="1000")
+    s.store.close()
+    page = tmp_path / "ladder.html"
+    arguments = ["stress", "--ladder", "BTC=-5%..-25%", "--html", str(page)]
+    assert main(["--store", url, *arguments]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert 'data-chart="stress-ladder"' in text
+    assert "Insurance fund exhausted at BTC=-20%" in text
+    assert text.count("<polyline") == 2
