@@ -66,6 +66,18 @@ FIELD_MEANINGS: dict[str, str] = {
     "margin_decision_waiting.stale_marks": "The marks the account holds that are older than "
     "`mark_max_age_minutes`; empty when the wait ends.",
     "margin_decision_waiting.mark_times": "When each stale mark was observed.",
+    "reason": "Why the correction was made, as the upstream system states it.",
+    "original_seq": "The `seq` of the journal event this one reverses.",
+    "trade_reversed.original_type": "`spot_trade_booked` or `perp_trade_booked`.",
+    "trade_reversed.fee_refunded": "The original's fee, back to the client, USD.",
+    "trade_reversed.realized_pnl_reversed": "The original's realised PnL, undone, USD.",
+    "trade_reversed.size_after": "For a perpetual: the client's position after the reversal, "
+    "the size before the busted trade.",
+    "trade_reversed.entry_price_after": "For a perpetual: the entry price before the busted "
+    "trade, restored.",
+    "trade_reversed.house_realized_pnl": "For a perpetual: what the house realised trading the "
+    "opposite back at the original price, USD.",
+    "deposit_reversed.amount": "The deposit's amount, back to custody.",
     "debit_financed.amount": "The USD the client lacked, drawn on its margin loan.",
     "debit_financed.cause": "The journal event type whose debit took the client's USD below "
     "zero, such as `spot_trade_booked` or `funding_settled`.",
@@ -213,6 +225,10 @@ JOURNAL_TYPE_MEANINGS: dict[str, str] = {
     "funding_settled": "Funding was paid between the positions of a market.",
     "day_closed": "A business day was closed.",
     "margin_call_issued": "Equity fell below the maintenance requirement: a margin call.",
+    "trade_reversed": "A busted trade reversed exactly (every posting undone), linked to the "
+    "original by `original_seq`.",
+    "deposit_reversed": "A returned deposit reversed exactly, linked to the original by "
+    "`original_seq`.",
     "margin_decision_waiting": "A margin call or liquidation the account calls for waits for "
     "fresh marks (or, with no stale marks, the wait ended).",
     "margin_call_cleared": "A margin call ended: met, or closed by a liquidation.",
@@ -298,6 +314,12 @@ REASON_MEANINGS: dict[ReasonCode, str] = {
     "already settled.",
     ReasonCode.FUNDING_RATE_OUT_OF_BOUNDS: "A funding rate of larger magnitude than the "
     "policy's `max_funding_rate` for the market.",
+    ReasonCode.UNKNOWN_TRADE: "`trade_busted` names no client trade the ledger booked.",
+    ReasonCode.TRADE_ALREADY_BUSTED: "`trade_busted` for a trade already reversed.",
+    ReasonCode.TRADE_NOT_REVERSIBLE: "The bust cannot be exact: a later trade changed the "
+    "position, or the bought asset is no longer held; correct those first.",
+    ReasonCode.UNKNOWN_DEPOSIT: "`deposit_returned` names no client deposit's `reference`.",
+    ReasonCode.DEPOSIT_ALREADY_RETURNED: "`deposit_returned` for a deposit already reversed.",
     ReasonCode.LIQUIDATION_SIDE_MISMATCH: "A fill would add to what the liquidation took over "
     "instead of executing it.",
     ReasonCode.SKIPPED_BY_OPERATOR: "An operator moved past this record without deciding it "

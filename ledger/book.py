@@ -91,6 +91,15 @@ class LiquidationLot:
         return "sell" if self.remaining > ZERO else "buy"
 
 
+@dataclass(frozen=True)
+class BookedTrade:
+    """A client trade as booked, with the position it changed (for an exact reversal)."""
+
+    event: je.SpotTradeBooked | je.PerpTradeBooked
+    size_before: Decimal = ZERO
+    entry_price_before: Decimal = ZERO
+
+
 @dataclass
 class Account:
     account_id: str
@@ -163,6 +172,12 @@ class Book:
     mark_times: dict[str, datetime] = field(default_factory=dict)
     # Accounts whose margin decision waits for fresh marks, with the stale instruments.
     waiting: dict[str, list[str]] = field(default_factory=dict)
+    # Client trades by trade_id and client deposits by reference, for busts and returns,
+    # with the ids already reversed (each is reversed at most once).
+    trades: dict[str, BookedTrade] = field(default_factory=dict)
+    busted: set[str] = field(default_factory=set)
+    deposits: dict[str, je.DepositCredited] = field(default_factory=dict)
+    returned: set[str] = field(default_factory=set)
     # (market, funding_time) of every funding settled: each interval settles once.
     funding_settled: set[tuple[str, str]] = field(default_factory=set)
     _applying: je.JournalEvent | None = field(default=None, repr=False, compare=False)
@@ -286,7 +301,11 @@ class Book:
             case je.CreditLimitSet():
                 self._client(event).credit_limit = Decimal(event.credit_limit)
             case je.DepositCredited():
-                self.post(event.asset, Decimal(event.amount), CUSTODY, self._id(event))
+                self._apply_deposit(event)
+            case je.DepositReversed():
+                self._reverse_deposit(event)
+            case je.TradeReversed():
+                self._reverse_trade(event)
             case je.WithdrawalApproved():
                 self.post(event.asset, Decimal(event.amount), self._id(event), CUSTODY)
             case je.WithdrawalRejected() | je.LoanDrawRejected() | je.LiquidationTriggered():
@@ -380,9 +399,60 @@ class Book:
         for payment in event.payments:
             self.post(REPORTING_ASSET, Decimal(payment.amount), payment.account_id, HOUSE)
 
+    def _apply_deposit(self, event: je.DepositCredited) -> None:
+        account_id = self._id(event)
+        self.post(event.asset, Decimal(event.amount), CUSTODY, account_id)
+        if event.reference is not None and not is_reserved(account_id):
+            self.deposits.setdefault(event.reference, event)
+
+    def _reverse_deposit(self, event: je.DepositReversed) -> None:
+        original = self.deposits[event.reference]
+        require(
+            event.reference not in self.returned
+            and (original.account_id, original.asset, original.amount)
+            == (event.account_id, event.asset, event.amount),
+            f"deposit {event.reference} reversed other than it was booked",
+        )
+        self.returned.add(event.reference)
+        self.post(event.asset, Decimal(event.amount), self._id(event), CUSTODY)
+
+    def _reverse_trade(self, event: je.TradeReversed) -> None:
+        booked = self.trades[event.trade_id]
+        original = booked.event
+        require(
+            event.trade_id not in self.busted and original.seq == event.original_seq,
+            f"trade {event.trade_id} reversed twice or other than it was booked",
+        )
+        self.busted.add(event.trade_id)
+        account_id = self._id(event)
+        if isinstance(original, je.SpotTradeBooked):
+            base, quantity = original.symbol.split("/")[0], Decimal(original.quantity)
+            quote = Decimal(original.quote_amount)
+            if original.side == "buy":
+                self.post(base, quantity, account_id, HOUSE)
+                self.post(REPORTING_ASSET, quote, HOUSE, account_id)
+            else:
+                self.post(base, quantity, HOUSE, account_id)
+                self.post(REPORTING_ASSET, quote, account_id, HOUSE)
+        else:
+            account = self.accounts[account_id]
+            self.set_position(
+                account, original.market, booked.size_before, booked.entry_price_before
+            )
+            realised = Decimal(original.realized_pnl)
+            self.post(REPORTING_ASSET, realised, account_id, PERP_SETTLEMENT)
+            signed = Decimal(original.quantity) * (1 if original.side == "buy" else -1)
+            house = self.trade_position(HOUSE, original.market, signed, Decimal(original.price))
+            require(
+                event.house_realized_pnl is not None and house == Decimal(event.house_realized_pnl),
+                f"trade {event.trade_id}: the house's reversal realised other PnL",
+            )
+        self.post(REPORTING_ASSET, Decimal(original.fee), FEES, account_id)
+
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
         account_id = self._id(event)
+        self.trades.setdefault(event.trade_id, BookedTrade(event))
         quantity, quote = Decimal(event.quantity), Decimal(event.quote_amount)
         if event.side == "buy":
             self.post(base, quantity, HOUSE, account_id)
@@ -394,6 +464,10 @@ class Book:
 
     def _apply_perp_trade(self, event: je.PerpTradeBooked) -> None:
         account = self.accounts[self._id(event)]
+        if account.is_client:
+            held = account.positions.get(event.market)
+            before = BookedTrade(event, held.size, held.entry_price) if held else BookedTrade(event)
+            self.trades.setdefault(event.trade_id, before)
         self.set_position(
             account, event.market, Decimal(event.size_after), Decimal(event.entry_price_after)
         )

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import assert_never
 
-from ledger import fills, inbox, risk
+from ledger import corrections, fills, inbox, risk
 from ledger import journal_events as je
 from ledger.book import (
     DEPOSITABLE_PLATFORM_ACCOUNTS,
@@ -73,6 +73,10 @@ def _dispatch(  # noqa: PLR0912  # one arm per inbox type
             return _funding_rate(desk, record)
         case inbox.DayClosed():
             return _day_closed(desk, record)
+        case inbox.TradeBusted():
+            return corrections.trade_busted(desk, record), None
+        case inbox.DepositReturned():
+            return corrections.deposit_returned(desk, record), None
         case inbox.RelatedGroupSet():
             return related_group_set(desk, record)
         case inbox.DailyStatementsSet():

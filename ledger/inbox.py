@@ -224,6 +224,21 @@ class DayClosed(InboxRecord, tag="day_closed", frozen=True):
     business_date: date
 
 
+class TradeBusted(InboxRecord, tag="trade_busted", frozen=True):
+    """The venue busted (cancelled) a trade the ledger booked: it is reversed exactly."""
+
+    trade_id: TradeId
+    reason: Text
+
+
+class DepositReturned(InboxRecord, tag="deposit_returned", frozen=True):
+    """A deposit came back (a bank return, a recall): it is reversed exactly. `reference`
+    is the `reference` the deposit was booked with."""
+
+    reference: Text
+    reason: Text
+
+
 InboxRecordType: TypeAlias = (
     AccountOpened
     | CreditLimitSet
@@ -238,6 +253,8 @@ InboxRecordType: TypeAlias = (
     | DayClosed
     | RelatedGroupSet
     | DailyStatementsSet
+    | TradeBusted
+    | DepositReturned
 )
 INBOX_RECORD_TYPES: tuple[type[InboxRecordType], ...] = get_args(InboxRecordType)
 

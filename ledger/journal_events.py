@@ -207,6 +207,35 @@ class PerpTradeBooked(JournalEvent, tag="perp_trade_booked", frozen=True):
     liquidation_id: str | None = None
 
 
+class TradeReversed(JournalEvent, tag="trade_reversed", frozen=True):
+    """A busted trade reversed exactly: every posting of the original (seq
+    `original_seq`) undone, nothing edited or deleted. For a spot trade: the base back to
+    the house, the quote and the fee back to the client. For a perpetual trade: the
+    client's position back to what it was before (`size_after`, `entry_price_after`), its
+    realised PnL and fee undone; the house, its counterparty, trades the opposite back at
+    the original price (`house_realized_pnl`)."""
+
+    trade_id: str
+    reason: str
+    original_seq: int
+    original_type: str  # spot_trade_booked or perp_trade_booked
+    fee_refunded: str
+    realized_pnl_reversed: str = "0"
+    size_after: str | None = None
+    entry_price_after: str | None = None
+    house_realized_pnl: str | None = None
+
+
+class DepositReversed(JournalEvent, tag="deposit_reversed", frozen=True):
+    """A returned deposit reversed exactly: the amount back to custody."""
+
+    reference: str
+    reason: str
+    original_seq: int
+    asset: str
+    amount: str
+
+
 class MarkPriceApplied(JournalEvent, tag="mark_price_applied", frozen=True):
     instrument: str
     price: str
@@ -371,6 +400,8 @@ JournalEventType = (
     | InterestAccrued
     | SpotTradeBooked
     | PerpTradeBooked
+    | TradeReversed
+    | DepositReversed
     | MarkPriceApplied
     | FundingSettled
     | DayClosed

@@ -50,6 +50,11 @@ class ReasonCode(StrEnum):
     MARGIN_CALL_OPEN = "margin_call_open"
     FUNDING_ALREADY_SETTLED = "funding_already_settled"
     FUNDING_RATE_OUT_OF_BOUNDS = "funding_rate_out_of_bounds"
+    UNKNOWN_TRADE = "unknown_trade"
+    TRADE_ALREADY_BUSTED = "trade_already_busted"
+    TRADE_NOT_REVERSIBLE = "trade_not_reversible"
+    UNKNOWN_DEPOSIT = "unknown_deposit"
+    DEPOSIT_ALREADY_RETURNED = "deposit_already_returned"
     # Recorded by an operator (`ledger inbox skip`), never by a decision.
     SKIPPED_BY_OPERATOR = "skipped_by_operator"
 

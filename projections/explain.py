@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import EQUITY_CALL_TRIGGER, Book
+from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.groups import group_limit_checks
@@ -394,6 +394,38 @@ def _explain_waiting(event: je.MarginDecisionWaiting, policy: Policy, out: Expla
         out.check(f"{instrument} stale", True, age is not None and age > limit)
 
 
+def _explain_reversal(
+    event: je.TradeReversed | je.DepositReversed, book: Book | None, out: Explanation
+) -> None:
+    """A correction undoes the original's postings; the figures come from the original."""
+    out.lines.append(f"reverses seq {event.original_seq} exactly, because: {event.reason}")
+    if book is None:
+        return
+    if isinstance(event, je.DepositReversed):
+        original = book.deposits[event.reference]
+        out.check("amount = the deposit's", event.amount, original.amount)
+        return
+    booked = book.trades[event.trade_id]
+    out.check("original seq", event.original_seq, booked.event.seq)
+    out.check("fee refunded = the trade's fee", event.fee_refunded, booked.event.fee)
+    if isinstance(booked.event, je.PerpTradeBooked):
+        trade = booked.event
+        house = book.accounts[HOUSE].positions.get(trade.market)
+        signed = Decimal(trade.quantity) * (1 if trade.side == "buy" else -1)
+        effect = risk.trade_realisation(
+            house.size if house else ZERO,
+            house.entry_price if house else ZERO,
+            signed,
+            Decimal(trade.price),
+        )
+        realised = quantize(effect.realised_pnl, USD_SCALE)
+        out.lines.append(
+            f"the house trades {_n(signed)} back at {trade.price}: realised {_n(realised)}"
+        )
+        out.check("house realised PnL", event.house_realized_pnl, _n(realised))
+        out.check("position restored", event.size_after, _n(booked.size_before))
+
+
 def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
     mark, rate = Decimal(event.mark_price), Decimal(event.rate)
     total = ZERO
@@ -600,6 +632,8 @@ def explain_event(
             _explain_interest(event, policy, out)
         case je.MarginDecisionWaiting():
             _explain_waiting(event, policy, out)
+        case je.TradeReversed() | je.DepositReversed():
+            _explain_reversal(event, book_before, out)
         case je.FundingSettled():
             _explain_funding(event, out)
         case je.LiquidationCompleted():
@@ -625,6 +659,8 @@ DECISION_TYPES = (
     je.DebitFinanced,
     je.InterestAccrued,
     je.MarginDecisionWaiting,
+    je.TradeReversed,
+    je.DepositReversed,
     je.FundingSettled,
     je.LiquidationFilled,
     je.AutoDeleveraged,

@@ -79,7 +79,7 @@ class ProjectionState:
                 self._check_policy(event)
             case je.DepositCredited():
                 _add(self.custody_in, event.asset, Decimal(event.amount))
-            case je.WithdrawalApproved():
+            case je.WithdrawalApproved() | je.DepositReversed():
                 _add(self.custody_out, event.asset, Decimal(event.amount))
             case je.MarkPriceApplied():
                 self.touched.marked.add(event.instrument)
@@ -125,6 +125,7 @@ class ProjectionState:
                 | je.LoanDrawn()
                 | je.DebitFinanced()
                 | je.MarginDecisionWaiting()
+                | je.TradeReversed()
                 | je.LoanDrawRejected()
                 | je.LoanRepaid()
                 | je.SpotTradeBooked()

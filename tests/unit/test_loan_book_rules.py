@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ledger.policy import load_policy
+from projections.explain import explain
 from projections.rows import stale_mark_rows
 from tests.ledger_scenario import Scenario, balances_by_asset
 
@@ -35,6 +36,7 @@ def test_a_spot_buy_beyond_cash_within_the_credit_limit_is_a_loan_without_a_call
     s = _buy_half_a_bitcoin_beyond_cash(credit="50000")
     (financed,) = s.events("debit_financed")
     assert (financed["amount"], financed["cause"]) == ("20030.00", "spot_trade_booked")
+    assert all(e.consistent for e in explain(s.store, str(financed["seq"]), POLICY))
     (trade,) = s.events("spot_trade_booked")
     assert financed["cause_seq"] == trade["seq"]
     assert financed["limits"]["loan_before"] == "0"
@@ -173,6 +175,7 @@ def test_a_liquidation_waits_for_a_fresh_mark_and_happens_on_it() -> None:
     s.deposit("C1", "USD", "1")  # C1's own input: reviewed, still short, but it waits
     assert s.events("liquidation_triggered") == []
     (waiting,) = s.events("margin_decision_waiting")
+    assert all(e.consistent for e in explain(s.store, str(waiting["seq"]), POLICY))
     assert (waiting["stale_marks"], waiting["mark_times"]) == (
         ["BTC"],
         {"BTC": "2026-11-24T01:00:00Z"},
@@ -256,3 +259,99 @@ def test_no_loan_draw_nor_withdrawal_while_a_margin_call_is_open() -> None:
     assert rejected["reason_code"] == "margin_call_open"
     account = s.app.book.accounts["C1"]
     assert (account.loan, account.balance("USD")) == (Decimal("15000.00"), Decimal("1000.00"))
+
+
+def test_a_busted_sale_turns_a_healthy_account_into_a_call() -> None:
+    """C1 deposits 1 BTC (mark 60,000), sells 0.5 BTC for 30,000 USD and withdraws 29,000:
+    equity 31,000 against MR 0.6 x 30,000 = 18,000, healthy. The venue busts the sale."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="sell",
+        quantity="0.5", price="60000", fee="0",
+    )  # fmt: skip
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="29000")
+    assert s.events("margin_call_issued") == []
+    busted = s.send("trade_busted", trade_id="t1", reason="venue error")
+    assert busted.accepted == 1
+    (reversed_,) = s.events("trade_reversed")
+    (sale,) = s.events("spot_trade_booked")
+    assert (reversed_["original_seq"], reversed_["original_type"]) == (
+        sale["seq"],
+        "spot_trade_booked",
+    )
+    # The 0.5 BTC comes back and the 30,000 goes: USD 1,000 - 30,000 = -29,000, a loan.
+    (financed,) = s.events("debit_financed")
+    assert (financed["amount"], financed["cause"]) == ("29000.00", "trade_reversed")
+    account = s.app.book.accounts["C1"]
+    assert (account.balance("BTC"), account.balance("USD"), account.loan) == (
+        Decimal("1"),
+        Decimal(0),
+        Decimal("29000.00"),
+    )
+    # E = 60,000 - 29,000 = 31,000 < MR 36,000 (LR 30,000): a call for 5,000.
+    (call,) = s.events("margin_call_issued")
+    assert (call.get("trigger"), call["amount"]) == (None, "5000.00")
+    again = s.send("trade_busted", trade_id="t1", reason="venue error")
+    unknown = s.send("trade_busted", trade_id="t9", reason="venue error")
+    assert again.refused_by_reason == {"trade_already_busted": 1}
+    assert unknown.refused_by_reason == {"unknown_trade": 1}
+    assert len(s.events("trade_reversed")) == 1
+    for asset, total in balances_by_asset(s.app):
+        assert total == 0, asset
+
+
+def test_a_busted_perpetual_trade_restores_the_position_fee_and_house() -> None:
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
+        quantity="0.1", price="60000", fee="3",
+    )  # fmt: skip
+    s.send("trade_busted", trade_id="p1", reason="off-market price")
+    (reversal,) = s.events("trade_reversed")
+    assert (reversal["fee_refunded"], reversal["size_after"], reversal["house_realized_pnl"]) == (
+        "3",
+        "0",
+        "0.00",
+    )
+    book = s.app.book
+    assert book.accounts["C1"].positions == {}
+    assert book.accounts["platform:house"].positions == {}
+    assert book.accounts["C1"].balance("USD") == Decimal("10000.00")
+    assert book.accounts["platform:fees"].balance("USD") == 0
+    # `ledger audit explain` recomputes the reversal from the journal before it.
+    explained = explain(s.store, str(reversal["seq"]), POLICY)
+    assert [e.consistent for e in explained] == [True]
+
+
+def test_a_returned_deposit_is_reversed_once_and_its_shortfall_financed() -> None:
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("deposit", account_id="C1", asset="USD", amount="10000", reference="bank-1")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.1", price="60000", fee="0",
+    )  # fmt: skip
+    s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
+    (reversal,) = s.events("deposit_reversed")
+    deposit = next(e for e in s.events("deposit_credited") if e.get("reference") == "bank-1")
+    assert (reversal["original_seq"], reversal["asset"], reversal["amount"]) == (
+        deposit["seq"],
+        "USD",
+        "10000.00",
+    )
+    # USD 10,000 - 6,000 - 10,000 = -6,000: drawn on the loan; LV 1.1 x 60,000 x 0.3 = 19,800.
+    (financed,) = s.events("debit_financed")
+    assert (financed["amount"], financed["cause"]) == ("6000.00", "deposit_reversed")
+    assert s.app.book.accounts["external:custody"].balance("USD") == 0
+    again = s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
+    unknown = s.send("deposit_returned", reference="bank-2", reason="returned by the bank")
+    assert again.refused_by_reason == {"deposit_already_returned": 1}
+    assert unknown.refused_by_reason == {"unknown_deposit": 1}
