@@ -228,7 +228,8 @@ def metrics_text(live: LiveViews) -> str:
 async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     live = _live(request)
     live.refresh()
-    return Response(metrics_text(live), media_type="text/plain; version=0.0.4; charset=utf-8")
+    # Litestar appends the charset to a text media type itself: naming it here sent it twice.
+    return Response(metrics_text(live), media_type="text/plain; version=0.0.4")
 
 
 ROUTE_HANDLERS = [

@@ -171,7 +171,17 @@ def ingest_through_kafka(
             raise CommandError(f"ledger publish failed: {published.stderr.strip()[-500:]}")
         print(f"{published.stdout.strip()}; ledger run...", file=out, flush=True)
         service = subprocess.Popen(
-            _ledger("--store", store_url, *settings, "run", "--health-port", "0"),
+            # Its progress log is for operators: the demo prints its own summary.
+            _ledger(
+                "--store",
+                store_url,
+                *settings,
+                "run",
+                "--health-port",
+                "0",
+                "--log-level",
+                "WARNING",
+            ),
             stdout=subprocess.DEVNULL,
         )
         try:

@@ -124,8 +124,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def counted(count: int, noun: str) -> str:
-    """`1 record`, `2 records`, `1,200 records`."""
-    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+    """`1 record`, `2 records`: digits only, as scripts read them."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _topic_options(parser: argparse.ArgumentParser) -> None:

@@ -1,8 +1,10 @@
-"""`GET /health`: a tiny HTTP/1.1 endpoint on asyncio streams (no framework).
+"""`GET /health` and `GET /metrics`: a tiny HTTP/1.1 endpoint on asyncio streams (no
+framework).
 
-Answers `{"status", "journal_seq", "published_seq", "inbox_lag"}` as JSON: status `ok`
-(200), or `degraded` (503) while the store or the broker is unreachable. Anything else
-than `GET /health` gets 404; a request larger than its bound is dropped.
+`/health` answers `{"status", "journal_seq", "published_seq", "inbox_lag"}` as JSON: status
+`ok` (200), or `degraded` (503) while the store or the broker is unreachable. `/metrics`
+answers Prometheus text (consumers/metrics.py). Anything else gets 404; a request larger
+than its bound is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from consumers.metrics import METRICS_CONTENT_TYPE
+
 log = logging.getLogger("consumers.health")
 
 health_port_default = 8081
@@ -23,10 +27,14 @@ _REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
 def _response(status: int, document: dict[str, Any]) -> bytes:
-    body = json.dumps(document, sort_keys=True).encode("utf-8")
+    return _http(status, "application/json", json.dumps(document, sort_keys=True))
+
+
+def _http(status: int, content_type: str, text: str) -> bytes:
+    body = text.encode("utf-8")
     head = (
         f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
-        "Content-Type: application/json\r\n"
+        f"Content-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
     )
@@ -41,21 +49,25 @@ async def _read_request_line(reader: asyncio.StreamReader) -> str:
 
 
 async def start_health_server(
-    host: str, port: int, snapshot: Callable[[], dict[str, Any]]
+    host: str, port: int, snapshot: Callable[[], dict[str, Any]], metrics: Callable[[], str]
 ) -> asyncio.Server:
-    """Serve `GET /health` on `host:port`; `snapshot()` gives the document (with `status`)."""
+    """Serve `GET /health` and `GET /metrics` on `host:port`: `snapshot()` gives the health
+    document (with `status`), `metrics()` the Prometheus text."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(health_read_timeout_s):
                 request_line = await _read_request_line(reader)
             method, path, *_ = [*request_line.split(" "), "", ""]
-            if method == "GET" and path.split("?", 1)[0] == "/health":
+            route = path.split("?", 1)[0] if method == "GET" else ""
+            if route == "/health":
                 document = snapshot()
                 status = 200 if document.get("status") == "ok" else 503
                 writer.write(_response(status, document))
+            elif route == "/metrics":
+                writer.write(_http(200, METRICS_CONTENT_TYPE, metrics()))
             else:
-                writer.write(_response(404, {"error": "only GET /health is served"}))
+                writer.write(_response(404, {"error": "only GET /health and /metrics"}))
             await writer.drain()
         except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass

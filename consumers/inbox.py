@@ -23,6 +23,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from consumers import kafka_security
 from consumers.handoff import RecentJournal
+from consumers.metrics import ServiceCounters
 from consumers.topics import (
     TopicNames,
     kafka_connections_max_idle_ms,
@@ -109,6 +110,7 @@ class IngestState:
     journal_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
     rejects_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
     recent_journal: RecentJournal = field(default_factory=RecentJournal)  # for the relay
+    counters: ServiceCounters = field(default_factory=ServiceCounters)  # for /metrics
 
 
 async def backoff_retry(
@@ -242,6 +244,7 @@ class InboxIngest:
             for record in fresh
         ]
         tracking = Tracking(tracking_name(partition), fresh[-1].offset)
+        started_s = time.monotonic()
         try:
             outcome = await asyncio.to_thread(self._app.process, items, tracking)
         except TrackingConflict as conflict:
@@ -272,6 +275,10 @@ class InboxIngest:
             await self._recover()
             return
         self._advance(partition, fresh[-1].offset + 1, seek=False)
+        counters = self._state.counters
+        counters.batch_seconds.observe(time.monotonic() - started_s)
+        counters.events += len(outcome.journal)
+        counters.rejects_by_reason.update(outcome.refused_by_reason)
         self._state.records += len(items)
         self._state.journal_seq = self._app.book.last_seq
         self._state.reject_count = self._app.reject_count

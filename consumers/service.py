@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CoordinatorNotAvailableError, KafkaError
 
 from consumers import kafka_security
 from consumers.health import start_health_server
@@ -34,6 +34,7 @@ from consumers.journal_relay import (
     read_journal_batch,
     read_rejects_batch,
 )
+from consumers.metrics import ServiceReading, metrics_text
 from consumers.topics import TopicNames, ensure_topics
 from ledger.application import LedgerApplication, UndecidableRecord
 from ledger.invariants import InvariantViolation
@@ -43,7 +44,8 @@ from ledger.store import LedgerStore
 
 log = logging.getLogger("consumers.service")
 
-progress_log_interval_s = 5.0
+progress_log_interval_s = 5.0  # while records move
+idle_progress_log_interval_s = 60.0  # when nothing moves: the service is alive
 shutdown_drain_timeout_s = 30.0  # the relays' time to publish what the store holds
 startup_kafka_attempts_max = 30  # topic creation while the broker is starting
 startup_kafka_backoff_s = 1.0
@@ -142,12 +144,50 @@ def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
     return document
 
 
+def _metrics(parts: _Parts) -> Callable[[], str]:
+    def text() -> str:
+        state = parts.state
+        return metrics_text(
+            ServiceReading(
+                lag=dict(state.lag),
+                records=state.records,
+                journal_seq=state.journal_seq,
+                counters=state.counters,
+                relay_lag={
+                    "journal": max(state.journal_seq - parts.journal.progress.published, 0),
+                    "rejects": max(state.reject_count - parts.rejects.progress.published, 0),
+                },
+                store_up=state.store_healthy,
+                broker_up=parts.journal.progress.healthy and parts.rejects.progress.healthy,
+            )
+        )
+
+    return text
+
+
+def _moved(parts: _Parts) -> tuple[int, ...]:
+    """What the progress line reports; a change is worth a line."""
+    state = parts.state
+    return (
+        state.records,
+        sum(state.lag.values()),
+        parts.journal.progress.published,
+        parts.rejects.progress.published,
+    )
+
+
 async def _log_progress(parts: _Parts) -> None:
-    """Every few seconds: position, lag and rate per inbox partition, as key=value."""
+    """Position, lag and rate per inbox partition, as key=value: every few seconds while
+    something moves, and once a minute when idle."""
     records_before, before_s = parts.state.records, time.monotonic()
+    last_moved, logged_s = _moved(parts), time.monotonic()
     while True:
         await asyncio.sleep(progress_log_interval_s)
         now_s = time.monotonic()
+        moved = _moved(parts)
+        if moved == last_moved and now_s - logged_s < idle_progress_log_interval_s:
+            continue
+        last_moved, logged_s = moved, now_s
         rate = (parts.state.records - records_before) / max(now_s - before_s, 1e-9)
         records_before, before_s = parts.state.records, now_s
         for (topic, partition), offset in sorted(parts.state.positions.items()):
@@ -166,10 +206,32 @@ def _install_signals(stopping: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stopping.set)
 
 
+class CoordinatorNotYetAvailable(logging.Filter):
+    """aiokafka logs at ERROR that a fresh broker has no group coordinator yet, and retries
+    by itself; the ledger uses the group only to commit offsets for lag tools. Not an
+    operator's error: it is logged at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if any(isinstance(arg, CoordinatorNotAvailableError) for arg in _args(record)):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _args(record: logging.LogRecord) -> tuple[object, ...]:
+    args = record.args
+    return args if isinstance(args, tuple) else ()
+
+
+COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+
+
 async def run_service(settings: ServiceSettings) -> int:
     """Run until SIGTERM/SIGINT; the exit status of `ledger run`."""
     stopping = asyncio.Event()
     _install_signals(stopping)
+    coordinator_log = logging.getLogger(COORDINATOR_LOGGER)
+    if not any(isinstance(f, CoordinatorNotYetAvailable) for f in coordinator_log.filters):
+        coordinator_log.addFilter(CoordinatorNotYetAvailable())
     # Check the Kafka security settings before a long replay; the log never shows a password.
     security = kafka_security.KafkaSecurity.from_environment()
     security.client_options()
@@ -192,7 +254,7 @@ async def _serve(settings: ServiceSettings, parts: _Parts, stopping: asyncio.Eve
     server = None
     if settings.health_port:
         server = await start_health_server(
-            settings.health_host, settings.health_port, _snapshot(parts)
+            settings.health_host, settings.health_port, _snapshot(parts), _metrics(parts)
         )
     consumer = parts.ingest.consumer
     try:

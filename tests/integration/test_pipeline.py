@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from consumers.metrics import METRICS_CONTENT_TYPE
 from ledger.journal import verify_journal
 from tests.conftest import free_port
 from tests.integration.test_pipeline_support import (
@@ -64,12 +67,13 @@ def test_run_publishes_the_journal_of_ingest_once_in_order(
     records = hand_written_stream(7, 15, pipeline_records) + [raw for raw, _ in hostile]
     inbox = write_lines(tmp_path / "inbox.jsonl", records)
     expected = reference_journal(inbox, tmp_path)
-    output = run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
+    # The hostile records include lines that are not JSON: sent to exercise the rejects.
+    arguments = ("publish", str(inbox), "--send-malformed")
+    output = run_ledger(store, kafka_bootstrap, kafka_topic_prefix, *arguments)
     assert f"published {len(records)} records" in output
 
-    service = start_service(
-        store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log", free_port()
-    )
+    port = free_port()
+    service = start_service(store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log", port)
     try:
         wait_until(
             lambda: (
@@ -78,12 +82,37 @@ def test_run_publishes_the_journal_of_ingest_once_in_order(
             pipeline_timeout_s,
             "the journal's last seq on the events topic",
         )
+        _check_metrics(port, len(records), len(expected), hostile)
     finally:
         assert stop_service(service) == 0, (tmp_path / "run.log").read_text()[-3000:]
 
     assert store_journal(store) == expected
     _check_published(kafka_bootstrap, kafka_topic_prefix, expected)
     _check_rejects(kafka_bootstrap, kafka_topic_prefix, store, hostile)
+
+
+def _check_metrics(
+    port: int, records: int, journal_seq: int, hostile: list[tuple[bytes, str]]
+) -> None:
+    """ledger run's /metrics counts what it decided; one Content-Type."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        assert answer.headers.get_all("Content-Type") == [METRICS_CONTENT_TYPE]
+        text = answer.read().decode()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert samples["ledger_inbox_records_total"] == str(records)
+    assert samples["ledger_journal_seq"] == str(journal_seq)
+    assert samples["ledger_journal_events_total"] == str(journal_seq)
+    assert samples['ledger_inbox_lag{topic="' + _inbox_topic(samples) + '",partition="0"}'] == "0"
+    refused = Counter(reason for _, reason in hostile)
+    for reason, count in refused.items():
+        assert int(samples[f'ledger_rejects_total{{reason="{reason}"}}']) >= count
+    assert samples["ledger_store_up"] == "1"
+    assert int(samples["ledger_batch_duration_seconds_count"]) >= 1
+
+
+def _inbox_topic(samples: dict[str, str]) -> str:
+    (name,) = (n for n in samples if n.startswith("ledger_inbox_lag{"))
+    return name.split('topic="', 1)[1].split('"', 1)[0]
 
 
 def _check_rejects(
@@ -120,7 +149,9 @@ def test_hostile_records_change_no_balance(
     run_ledger(full_reference, kafka_bootstrap, kafka_topic_prefix, "ingest", str(inbox))
     rejects = store_rejects(full_reference)
     assert [r["reason_code"] for r in rejects[-len(hostile) :]] == [r for _, r in hostile]
-    run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
+    run_ledger(
+        store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox), "--send-malformed"
+    )
     service = start_service(
         store, kafka_bootstrap, kafka_topic_prefix, tmp_path / "run.log", free_port()
     )

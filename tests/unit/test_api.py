@@ -149,7 +149,7 @@ def test_metrics_count_the_journal_and_the_rejects(
 ) -> None:
     response = client.get("/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert response.headers.get_list("content-type") == ["text/plain; version=0.0.4; charset=utf-8"]
     samples = {}
     for line in response.text.splitlines():
         if line and not line.startswith("#"):

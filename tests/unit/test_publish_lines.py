@@ -41,4 +41,4 @@ def test_only_the_first_refused_line_numbers_are_kept() -> None:
 def test_counts_read_as_english() -> None:
     assert counted(1, "record") == "1 record"
     assert counted(0, "record") == "0 records"
-    assert counted(1200, "line") == "1,200 lines"
+    assert counted(1200, "line") == "1200 lines"
