@@ -233,7 +233,6 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> DemoRun:
 def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
     usd = html_report.usd
     rate = run.records / max(run.simulate_s + run.decide_s, 1e-9)
-    interest = ", ".join(f"{m} {v:,.2f}" for m, v in summary.open_interest.items()) or "none"
     rejects = ", ".join(
         f"{reason} {count}"
         for reason, count in sorted(summary.rejects_by_reason.items(), key=lambda i: -i[1])
@@ -251,7 +250,7 @@ def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
         f"{retail:,} retail)",
         f"loans         {usd(summary.loans_outstanding)} USD outstanding "
         f"to {summary.borrowers:,} borrowers",
-        f"open interest {interest} (long size)",
+        f"open interest {html_report.open_interest_text(summary)} (long contracts)",
         f"margin calls  {summary.margin_calls_issued:,} issued: {summary.margin_calls_met:,} met, "
         f"{summary.margin_calls_liquidated:,} liquidated, {summary.margin_calls_open:,} open",
         f"liquidations  {summary.liquidations:,}; insurance fund drawn "

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import msgspec
@@ -29,6 +29,7 @@ from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
 from ledger.store import LedgerStore
+from projections.figures import ScaleOf, readable
 from projections.tables import TABLES_BY_VIEW
 from projections.views import document, views_at
 
@@ -74,6 +75,7 @@ class LiquidationRow:
     btc_mark: Decimal | None
     steps: int = 0
     closed_notional: Decimal = ZERO
+    realized_pnl: Decimal = ZERO  # the positions closed
     collateral_sold: Decimal = ZERO
     insurance_drawn: Decimal = ZERO
     auto_deleveraged: Decimal = ZERO
@@ -101,6 +103,10 @@ class JournalFacts:
     samples: list[MarginSample] = field(default_factory=list)
     margin_calls: dict[str, MarginCallRow] = field(default_factory=dict)
     liquidations: dict[str, LiquidationRow] = field(default_factory=dict)
+    # Accounts called or liquidated since the last sample: a liquidation restores an
+    # account within its decision, so the state at a sample moment alone would miss it.
+    called_since_sample: set[str] = field(default_factory=set)
+    liquidated_since_sample: set[str] = field(default_factory=set)
 
 
 def parse_moment(text: str) -> datetime:
@@ -116,10 +122,13 @@ def collect_facts(
     """Replay `entries` (up to seq or time `until`) and note what the report shows.
 
     With a `sample_interval`, the margin level distribution is sampled at every multiple
-    of it, from the state right before the first event at or after that moment.
+    of it, from the state right before the first event at or after that moment, counting
+    an account called or liquidated during the interval in that band; a last sample at the
+    period's end (the last event) is the state then, as the views show it.
     """
     facts = JournalFacts()
     next_sample: datetime | None = None
+    last_at = datetime.min.replace(tzinfo=UTC)
     for entry in entries:
         event = je.decode_journal_record(entry.record)
         at = parse_moment(event.recorded_at)
@@ -131,14 +140,24 @@ def collect_facts(
             if next_sample is None:
                 next_sample = _floor(at, sample_interval) + sample_interval
             while at >= next_sample:
-                facts.samples.append(sample_margin_levels(facts.book, policy, next_sample))
+                facts.samples.append(_interval_sample(facts, policy, next_sample))
                 next_sample += sample_interval
         facts.book.apply(event)
         facts.type_counts[entry.type] += 1
         _note(facts, event, at)
-    if sample_interval is not None and facts.marks:
-        facts.samples.append(sample_margin_levels(facts.book, policy, facts.marks[-1][0]))
+        last_at = at
+    if sample_interval is not None and facts.samples and last_at > facts.samples[-1].at:
+        facts.samples.append(sample_margin_levels(facts.book, policy, last_at))
     return facts
+
+
+def _interval_sample(facts: JournalFacts, policy: Policy, at: datetime) -> MarginSample:
+    sample = sample_margin_levels(
+        facts.book, policy, at, facts.called_since_sample, facts.liquidated_since_sample
+    )
+    facts.called_since_sample.clear()
+    facts.liquidated_since_sample.clear()
+    return sample
 
 
 def _floor(moment: datetime, interval: timedelta) -> datetime:
@@ -151,6 +170,7 @@ def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None
         case je.MarkPriceApplied(instrument=instrument) if instrument == MARK_INSTRUMENT:
             facts.marks.append((at, Decimal(event.price)))
         case je.MarginCallIssued():
+            facts.called_since_sample.add(event.account_id or "")
             facts.margin_calls[event.call_id] = MarginCallRow(
                 call_id=event.call_id,
                 account_id=event.account_id or "",
@@ -162,6 +182,7 @@ def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None
             call = facts.margin_calls[event.call_id]
             call.outcome, call.cleared_at = event.outcome, event.recorded_at
         case je.LiquidationTriggered():
+            facts.liquidated_since_sample.add(event.account_id or "")
             facts.liquidations[event.liquidation_id] = LiquidationRow(
                 liquidation_id=event.liquidation_id,
                 account_id=event.account_id or "",
@@ -194,6 +215,7 @@ def _note_steps(row: LiquidationRow, steps: Sequence[je.LiquidationStep]) -> Non
     for step in steps:
         if step.kind == "close_position":
             row.closed_notional += abs(Decimal(step.quantity)) * Decimal(step.price)
+            row.realized_pnl += Decimal(step.proceeds)
         elif step.kind == "sell_collateral":
             row.collateral_sold += Decimal(step.proceeds)
 
@@ -234,11 +256,23 @@ def ltv_bucket(ltv: Decimal) -> int:
     return len(LTV_BUCKET_EDGES)
 
 
-def sample_margin_levels(book: Book, policy: Policy, at: datetime) -> MarginSample:
+def sample_margin_levels(
+    book: Book,
+    policy: Policy,
+    at: datetime,
+    called: Set[str] = frozenset(),
+    liquidated: Set[str] = frozenset(),
+) -> MarginSample:
+    """Client accounts per band at `at`: liquidating if in `liquidated`, else under a margin
+    call if in `called` or called now, else the band of its margin level now."""
     bands = [0] * len(BAND_LABELS)
     ltv = [0] * len(LTV_BUCKET_LABELS)
-    for _, figures in client_figures(book, policy):
+    for account, figures in client_figures(book, policy):
         band = margin_band(figures)
+        if account.account_id in liquidated:
+            band = 0
+        elif account.account_id in called and band != 0:
+            band = 1
         if band is not None:
             bands[band] += 1
         if figures.ltv is not None and figures.loan > 0:
@@ -258,6 +292,7 @@ class Summary:
     borrowers: int
     loans_outstanding: Decimal
     open_interest: dict[str, Decimal]  # market -> long size, all accounts
+    open_interest_usd: dict[str, Decimal]  # market -> long size at the market's mark
     margin_calls_issued: int
     margin_calls_met: int
     margin_calls_liquidated: int
@@ -295,6 +330,9 @@ def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summ
         borrowers=sum(1 for a in clients if a.loan > 0),
         loans_outstanding=sum((a.loan for a in clients), ZERO),
         open_interest=dict(sorted(open_interest.items())),
+        open_interest_usd={
+            m: size * book.marks.get(m, ZERO) for m, size in sorted(open_interest.items())
+        },
         margin_calls_issued=len(calls),
         margin_calls_met=sum(1 for c in calls if c.outcome == "met"),
         margin_calls_liquidated=sum(1 for c in calls if c.outcome == "liquidated"),
@@ -356,13 +394,13 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "closed_at",
     ),
     "liquidations": (
+        "liquidation_id",  # replaced by the realised PnL and sales of the liquidation
         "account_id",
         "triggered_at",
         "trigger",
         "equity",
         "loan",
         "closed_notional",
-        "proceeds",
         "fees",
         "equity_after",
         "status_after",
@@ -471,17 +509,35 @@ def _time_ticks(first: datetime, last: datetime, x: Scale, height: int) -> list[
     return parts
 
 
-def _value_ticks(y: Scale, count: int, label: str) -> list[str]:
-    parts = []
-    for index in range(count + 1):
-        value = y.low + (y.high - y.low) * index / count
+def _round_step(span: Decimal, count: int) -> Decimal:
+    """The round step (1, 2 or 5 times a power of ten) that cuts `span` into about `count`."""
+    raw = span / count
+    power = Decimal(1).scaleb(raw.adjusted())
+    return next(power * factor for factor in (1, 2, 5, 10) if raw <= power * factor)
+
+
+def _places(step: Decimal) -> int:
+    """The decimal places a round step needs (0 for 1, 10, 20 ...; 1 for 0.5 ...)."""
+    exponent = step.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _value_ticks(y: Scale, count: int, label: str, unit: str) -> list[str]:
+    """Grid lines at round values between the scale's ends, and the axis's unit on top."""
+    parts = [f'<text x="{PLOT_LEFT}" y="{PLOT_TOP - 6}" class="tick axis-unit">{unit}</text>']
+    if y.high <= y.low:
+        return parts
+    step = _round_step(y.high - y.low, count)
+    value = (y.low / step).to_integral_value(rounding=ROUND_CEILING) * step
+    while value <= y.high:
         top = px(y(value))
-        text = f"{quantize(value, 0):,}{label}"
+        shown = quantize(value, _places(step))
         parts.append(
             f'<line x1="{PLOT_LEFT}" y1="{top}" x2="{PLOT_RIGHT}" y2="{top}" class="grid"/>'
             f'<text x="{PLOT_LEFT - 6}" y="{top}" class="tick" text-anchor="end" '
-            f'dominant-baseline="middle">{text}</text>'
+            f'dominant-baseline="middle">{shown:,}{label}</text>'
         )
+        value += step
     return parts
 
 
@@ -533,7 +589,7 @@ def mark_chart(facts: JournalFacts) -> str:
     pad = (high - low) / 10 or Decimal(1)
     y = Scale(low - pad, high + pad, Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
     points = " ".join(f"{px(x(_seconds(t, first)))},{px(y(p))}" for t, p in _thin(marks))
-    parts = [*_value_ticks(y, 5, ""), *_time_ticks(first, last, x, height)]
+    parts = [*_value_ticks(y, 5, "", "USD per BTC"), *_time_ticks(first, last, x, height)]
     parts.append(f'<polyline class="mark-line" points="{points}" data-points="{len(marks)}"/>')
     layers = (
         ("margin-call", [c.issued_at for c in facts.margin_calls.values()], "margin calls"),
@@ -568,16 +624,22 @@ def margin_level_chart(facts: JournalFacts) -> str:
     samples = facts.samples
     if len(samples) < 2:
         return '<p class="empty">Too short a journal for a distribution over time.</p>'
-    first, last = samples[0].at, samples[-1].at
-    x = _time_scale(first, last + SAMPLE_INTERVAL)
+    # Each bar covers the interval that ends at its sample.
+    first, last = samples[0].at - SAMPLE_INTERVAL, samples[-1].at
+    x = _time_scale(first, last)
     y = Scale(ZERO, Decimal(100), Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
-    parts = [*_value_ticks(y, 4, "%"), *_time_ticks(first, last, x, height)]
+    parts = [
+        *_value_ticks(y, 4, "%", "share of client accounts"),
+        *_time_ticks(first, last, x, height),
+    ]
+    begin = first
     for sample in samples:
         total = sum(sample.bands)
+        left = x(_seconds(begin, first))
+        width = x(_seconds(sample.at, first)) - left - Decimal("0.5")
+        begin = sample.at
         if total == 0:
             continue
-        left = x(_seconds(sample.at, first))
-        width = x(_seconds(sample.at + SAMPLE_INTERVAL, first)) - left - Decimal("0.5")
         below = ZERO
         for band, count in enumerate(sample.bands):
             if count == 0:
@@ -624,7 +686,7 @@ def ltv_chart(facts: JournalFacts) -> str:
     y = Scale(ZERO, Decimal(most), Decimal(height - PLOT_BOTTOM), Decimal(PLOT_TOP))
     slot = Decimal(PLOT_RIGHT - PLOT_LEFT) / len(LTV_BUCKET_LABELS)
     bar = (slot - 12) / len(series)
-    parts = _value_ticks(y, 4, "")
+    parts = _value_ticks(y, 4, "", "borrowers")
     for bucket, label in enumerate(LTV_BUCKET_LABELS):
         left = PLOT_LEFT + slot * bucket + 6
         parts.append(
@@ -662,7 +724,8 @@ svg{display:block;max-width:100%;height:auto;background:#fcfcfc;border:1px solid
 .legend{margin:4px 0 6px;font-size:12px;color:#444}
 .legend i{display:inline-block;width:11px;height:11px;margin:0 4px 0 12px;vertical-align:-1px}
 table{border-collapse:collapse;font-size:12px;margin-top:4px}
-th,td{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;white-space:nowrap}
+th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 .note{color:#777;font-size:12px}.scroll{overflow-x:auto;max-width:100%}
 """
@@ -675,17 +738,26 @@ def _card(name: str, label: str, value: str, alert: bool = False) -> str:
     )
 
 
-def summary_cards(summary: Summary) -> str:
-    open_interest = (
-        ", ".join(f"{m} {quantize(v, 2):,}" for m, v in summary.open_interest.items()) or "none"
+def open_interest_text(summary: Summary) -> str:
+    """`BTC-PERP 1,671.70 (94,352,123.12 USD), ...`: long contracts, and their value."""
+    return (
+        ", ".join(
+            f"{m} {quantize(size, 2):,} ({usd(summary.open_interest_usd[m])} USD)"
+            for m, size in summary.open_interest.items()
+        )
+        or "none"
     )
+
+
+def summary_cards(summary: Summary) -> str:
+    open_interest = open_interest_text(summary)
     cards = [
         _card("accounts", "client accounts", f"{summary.accounts:,}"),
         _card(
             "loans_outstanding", "margin loans outstanding (USD)", usd(summary.loans_outstanding)
         ),
         _card("borrowers", "borrowers", f"{summary.borrowers:,}"),
-        _card("open_interest", "open interest (long size)", open_interest),
+        _card("open_interest", "open interest: long contracts (USD at the mark)", open_interest),
         _card("margin_calls_issued", "margin calls issued", f"{summary.margin_calls_issued:,}"),
         _card("margin_calls_met", "margin calls met", f"{summary.margin_calls_met:,}"),
         _card(
@@ -719,21 +791,57 @@ def _legend(items: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def view_table(name: str, rows: Sequence[Row], rows_max: int = TABLE_ROWS_MAX) -> str:
+def with_realized_pnl(rows: Sequence[Row], facts: JournalFacts) -> list[Row]:
+    """The liquidations view's rows with the realised PnL of the positions closed and the
+    proceeds of the collateral sold, each under its name, in place of their sum."""
+    shown = []
+    for row in rows:
+        liquidation = facts.liquidations[str(row["liquidation_id"])]
+        kept = {k: v for k, v in row.items() if k != "liquidation_id"}
+        at = list(kept).index("closed_notional") + 1
+        items = list(kept.items())
+        items[at:at] = [
+            ("realized_pnl", format_decimal(liquidation.realized_pnl)),
+            ("collateral_sold", format_decimal(liquidation.collateral_sold)),
+        ]
+        shown.append(dict(items))
+    return shown
+
+
+# Columns the report adds to the views', all USD figures.
+ADDED_FIGURES = frozenset({"realized_pnl", "collateral_sold"})
+
+
+def _kinds(view: str) -> dict[str, str]:
+    table = TABLES_BY_VIEW.get(view)
+    kinds = {} if table is None else {c.name: c.kind for c in table.columns}
+    return {**kinds, **dict.fromkeys(ADDED_FIGURES, "decimal"), "count": "integer"}
+
+
+def _html_cell(kind: str, column: str, row: Row, scale_of: ScaleOf) -> str:
+    value = row.get(column)
+    if value is None:
+        return "<td></td>"
+    if kind == "decimal":
+        return f'<td class="n">{html.escape(readable(column, str(value), row, scale_of))}</td>'
+    if kind == "integer" and isinstance(value, int):
+        return f'<td class="n">{value:,}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def view_table(
+    name: str, rows: Sequence[Row], scale_of: ScaleOf, rows_max: int = TABLE_ROWS_MAX
+) -> str:
+    """A view as a table a person reads: figures at their scale, right-aligned; the header
+    may wrap at each underscore so that every column fits the page."""
     if not rows:
         return f'<p class="note" data-view="{name}" data-rows="0">No rows.</p>'
     columns = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    kinds = _kinds(name)
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
     body = []
     for row in rows[:rows_max]:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            numeric = isinstance(value, int) or (
-                isinstance(value, str) and value.lstrip("-").replace(".", "", 1).isdigit()
-            )
-            text = "" if value is None else html.escape(str(value))
-            cells.append(f'<td class="n">{text}</td>' if numeric else f"<td>{text}</td>")
+        cells = [_html_cell(kinds.get(c, "text"), c, row, scale_of) for c in columns]
         body.append("<tr>" + "".join(cells) + "</tr>")
     shown = "" if len(rows) <= rows_max else f" (first {rows_max} shown)"
     return (
@@ -743,7 +851,12 @@ def view_table(name: str, rows: Sequence[Row], rows_max: int = TABLE_ROWS_MAX) -
     )
 
 
-def render_report(summary: Summary, facts: JournalFacts, views: Mapping[str, Sequence[Row]]) -> str:
+def render_report(
+    summary: Summary,
+    facts: JournalFacts,
+    views: Mapping[str, Sequence[Row]],
+    scale_of: ScaleOf,
+) -> str:
     """The whole report as one HTML document: no script, no external resource."""
     rejects: list[Row] = [
         {"reason_code": r, "count": n} for r, n in summary.rejects_by_reason.items()
@@ -761,6 +874,10 @@ def render_report(summary: Summary, facts: JournalFacts, views: Mapping[str, Seq
         mark_chart(facts),
         "<h2>Client margin levels over time (equity / maintenance requirement)</h2>",
         _legend(zip(BAND_LABELS, BAND_COLOURS, strict=True)),
+        f'<p class="note">Sampled every {SAMPLE_INTERVAL // timedelta(minutes=1)} minutes: '
+        "each bar counts client "
+        "accounts at the end of its interval, an account called or liquidated during the "
+        "interval in that band; the last bar is the period's end, as the views show it.</p>",
         margin_level_chart(facts),
         "<h2>Loan-to-value of borrowers</h2>",
         _legend((name, colour) for name, colour, _ in ltv_series(facts)),
@@ -768,9 +885,9 @@ def render_report(summary: Summary, facts: JournalFacts, views: Mapping[str, Seq
     ]
     for name, rows in views.items():
         sections.append(f"<h2>{html.escape(name)}</h2>")
-        sections.append(view_table(name, rows))
+        sections.append(view_table(name, rows, scale_of))
     sections.append("<h2>Refused inputs by reason</h2>")
-    sections.append(view_table("rejects", rejects))
+    sections.append(view_table("rejects", rejects, scale_of))
     title = "Collateral ledger: risk report"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -809,7 +926,9 @@ def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:
     """Replay the store's journal, write the HTML report to `path`, return the summary."""
     facts = collect_facts(store.iter_journal(), policy)
     summary = summarise(facts, rejects_by_reason(store))
-    page = render_report(summary, facts, projection_views(store, policy, summary.journal_seq))
+    views = projection_views(store, policy, summary.journal_seq)
+    views["liquidations"] = with_realized_pnl(views["liquidations"], facts)
+    page = render_report(summary, facts, views, lambda code: policy.asset(code).scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return summary
