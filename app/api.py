@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
@@ -35,6 +34,7 @@ from app.api_auth import ApiSecurity
 from ledger import reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
+from ledger.rejections import decode_reject_record
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
@@ -59,14 +59,6 @@ ACCOUNT_ID = Annotated[
 ]
 # Every view `ledger report` prints.
 REPORT_VIEWS = tuple(table.view for table in TABLES)
-
-
-class _RejectHead(msgspec.Struct, frozen=True):
-    number: int
-    reason_code: str
-
-
-_decode_reject_head = msgspec.json.Decoder(_RejectHead).decode
 
 
 @dataclass
@@ -95,7 +87,7 @@ class LiveViews:
             self.counted_seq = entry.seq
         while records := self.store.read_rejects(self.counted_rejects):
             for record in records:
-                head = _decode_reject_head(record)
+                head = decode_reject_record(record)
                 self.rejects_by_reason[head.reason_code] += 1
                 self.counted_rejects = head.number
 

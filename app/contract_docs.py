@@ -67,6 +67,8 @@ def _tag(definition: dict[str, Any]) -> str | None:
 def _describe(schema: dict[str, Any], meanings: Callable[[str, str], str | None]) -> None:
     """Each definition's `type` as its constant tag; each field's meaning before its form."""
     for name, definition in schema["$defs"].items():
+        if "properties" not in definition:
+            continue  # a closed set of values (an enum): described as a shape
         tag = _tag(definition)
         properties: dict[str, dict[str, Any]] = definition["properties"]
         if tag is not None:
@@ -91,10 +93,10 @@ def journal_json_schema() -> dict[str, Any]:
     _describe(schema, _field_meaning)
     for name, definition in schema["$defs"].items():
         tag = _tag(definition)
-        properties: dict[str, dict[str, Any]] = definition["properties"]
         if tag is None:
             definition["description"] = SHAPE_MEANINGS.get(_snake(name), "")
             continue
+        properties: dict[str, dict[str, Any]] = definition["properties"]
         definition["description"] = JOURNAL_TYPE_MEANINGS.get(tag, "")
         for field in SEALED_FIELDS:
             properties[field].pop("default", None)
@@ -351,7 +353,10 @@ def _type_sections(schema: dict[str, Any], skip: frozenset[str], summaries: dict
         if key not in summaries:
             continue
         lines += [f"#### `{key}`", "", summaries[key], ""]
-        lines += [*_field_table(key, definition, skip), ""]
+        if "enum" in definition:  # a closed set of values, not a record
+            lines += [", ".join(f"`{value}`" for value in definition["enum"]), ""]
+        else:
+            lines += [*_field_table(key, definition, skip), ""]
     return "\n".join(lines).rstrip("\n")
 
 
@@ -576,7 +581,7 @@ def undocumented() -> list[str]:
             context = _tag(definition) or _snake(name)
             missing += [
                 f"field {context}.{field}"
-                for field in definition["properties"]
+                for field in definition.get("properties", ())
                 if _field_meaning(context, field) is None
             ]
     for name, definition in journal_json_schema()["$defs"].items():

@@ -259,6 +259,8 @@ SHAPE_MEANINGS: dict[str, str] = {
     "(docs/risk-model.md).",
     "liquidation_step": "One step of a liquidation, booked against the platform's liquidation "
     "account.",
+    "margin_status": "An account's margin status, one of:",
+    "reason_code": "Why an input was refused, one of (meanings in the list of reason codes):",
 }
 
 REASON_MEANINGS: dict[ReasonCode, str] = {

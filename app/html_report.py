@@ -20,14 +20,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
-import msgspec
-
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
+from ledger.rejections import decode_reject_record
 from ledger.store import LedgerStore
 from projections.figures import ScaleOf, readable
 from projections.tables import TABLES_BY_VIEW
@@ -168,14 +167,14 @@ def _floor(moment: datetime, interval: timedelta) -> datetime:
 def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None:
     match event:
         case je.MarkPriceApplied(instrument=instrument) if instrument == MARK_INSTRUMENT:
-            facts.marks.append((at, Decimal(event.price)))
+            facts.marks.append((at, event.price))
         case je.MarginCallIssued():
             facts.called_since_sample.add(event.account_id or "")
             facts.margin_calls[event.call_id] = MarginCallRow(
                 call_id=event.call_id,
                 account_id=event.account_id or "",
                 issued_at=event.recorded_at,
-                amount=Decimal(event.amount),
+                amount=event.amount,
                 deadline=event.deadline,
             )
         case je.MarginCallCleared():
@@ -188,7 +187,7 @@ def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None
                 account_id=event.account_id or "",
                 triggered_at=event.recorded_at,
                 trigger=event.trigger,
-                equity_before=Decimal(event.inputs.figures.equity),
+                equity_before=event.inputs.figures.equity,
                 btc_mark=facts.book.marks.get(MARK_INSTRUMENT),
             )
         case je.LiquidationCompleted():
@@ -196,16 +195,16 @@ def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None
         case je.LiquidationFilled():
             row = facts.liquidations[event.liquidation_id]
             row.fills += 1
-            row.fills_paid_to_fund += Decimal(event.insurance_fund_paid)
+            row.fills_paid_to_fund += event.insurance_fund_paid
         case je.InsuranceFundDrawn() if event.account_id == LIQUIDATION:
-            facts.liquidations[event.liquidation_id].fills_drawn_from_fund += Decimal(event.amount)
+            facts.liquidations[event.liquidation_id].fills_drawn_from_fund += event.amount
         case je.InsuranceFundDrawn():
-            facts.liquidations[event.liquidation_id].insurance_drawn += Decimal(event.amount)
+            facts.liquidations[event.liquidation_id].insurance_drawn += event.amount
         case je.AutoDeleveraged():
-            facts.liquidations[event.liquidation_id].auto_deleveraged += Decimal(event.absorbed)
+            facts.liquidations[event.liquidation_id].auto_deleveraged += event.absorbed
         case je.BadDebtRecorded():
             row = facts.liquidations[event.liquidation_id]
-            row.bad_debt += Decimal(event.loan_written_off) + Decimal(event.cash_written_off)
+            row.bad_debt += event.loan_written_off + event.cash_written_off
         case _:
             pass
 
@@ -214,10 +213,10 @@ def _note_steps(row: LiquidationRow, steps: Sequence[je.LiquidationStep]) -> Non
     row.steps += len(steps)
     for step in steps:
         if step.kind == "close_position":
-            row.closed_notional += abs(Decimal(step.quantity)) * Decimal(step.price)
-            row.realized_pnl += Decimal(step.proceeds)
+            row.closed_notional += abs(step.quantity) * step.price
+            row.realized_pnl += step.proceeds
         elif step.kind == "sell_collateral":
-            row.collateral_sold += Decimal(step.proceeds)
+            row.collateral_sold += step.proceeds
 
 
 def client_figures(book: Book, policy: Policy) -> list[tuple[Account, risk.MarginFigures]]:
@@ -908,18 +907,10 @@ def rejects_by_reason(store: LedgerStore) -> Counter[str]:
     after = 0
     while records := store.read_rejects(after):
         for record in records:
-            head = _reject_head(record)
+            head = decode_reject_record(record)
             counts[head.reason_code] += 1
             after = head.number
     return counts
-
-
-class _RejectHead(msgspec.Struct, frozen=True):
-    number: int
-    reason_code: str
-
-
-_reject_head = msgspec.json.Decoder(_RejectHead).decode
 
 
 def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:

@@ -36,6 +36,7 @@ from consumers.topics import (
 )
 from ledger.invariants import require
 from ledger.limits import journal_read_batch_events_max
+from ledger.rejections import decode_reject_record
 from ledger.store import LedgerStore
 
 log = logging.getLogger("consumers.journal_relay")
@@ -77,14 +78,7 @@ class _JournalKeyFields(msgspec.Struct, frozen=True):
     hash: str = ""
 
 
-class _RejectFields(msgspec.Struct, frozen=True):
-    number: int
-    reason_code: str
-    key: str | None = None
-
-
 _decode_journal_key = msgspec.json.Decoder(_JournalKeyFields).decode
-_decode_reject = msgspec.json.Decoder(_RejectFields).decode
 
 
 def read_journal_batch(store: LedgerStore, after: int, recent: RecentJournal) -> list[Outgoing]:
@@ -111,7 +105,7 @@ def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
     `number` and `reason_code`."""
     batch = []
     for record in store.read_rejects(after, relay_batch_records_max):
-        fields = _decode_reject(record)
+        fields = decode_reject_record(record)
         headers = [
             ("number", str(fields.number).encode("ascii")),
             ("reason_code", fields.reason_code.encode("utf-8")),

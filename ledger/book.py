@@ -14,6 +14,7 @@ from typing import assert_never
 
 from ledger import journal_events as je
 from ledger import risk
+from ledger.inbox import Side
 from ledger.invariants import InvariantViolation, require
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, quantize
 
@@ -80,13 +81,13 @@ class LiquidationLot:
     liquidation_id: str
     account_id: str  # the liquidated account
     instrument: str
-    kind: str  # the step that took it over: "close_position" or "sell_collateral"
+    kind: je.LiquidationStepKind  # the step that took it over: close_position, sell_collateral
     remaining: Decimal
     takeover_price: Decimal
     remaining_cost: Decimal = ZERO
 
     @property
-    def closing_side(self) -> str:
+    def closing_side(self) -> Side:
         """The side of the liquidation account's trade that executes this lot."""
         return "sell" if self.remaining > ZERO else "buy"
 
@@ -248,7 +249,7 @@ class Book:
 
     def _finance_debit(self, event: je.DebitFinanced) -> None:
         account = self._client(event)
-        amount = Decimal(event.amount)
+        amount = event.amount
         require(
             account.account_id in self.overdrawn and amount == -account.balance(REPORTING_ASSET),
             f"{account.account_id}: a financed debit differs from its USD shortfall",
@@ -299,7 +300,7 @@ class Book:
             case je.AccountOpened():
                 self._open_account(event)
             case je.CreditLimitSet():
-                self._client(event).credit_limit = Decimal(event.credit_limit)
+                self._client(event).credit_limit = event.credit_limit
             case je.DepositCredited():
                 self._apply_deposit(event)
             case je.DepositReversed():
@@ -307,17 +308,17 @@ class Book:
             case je.TradeReversed():
                 self._reverse_trade(event)
             case je.WithdrawalApproved():
-                self.post(event.asset, Decimal(event.amount), self._id(event), CUSTODY)
+                self.post(event.asset, event.amount, self._id(event), CUSTODY)
             case je.WithdrawalRejected() | je.LoanDrawRejected() | je.LiquidationTriggered():
                 pass
             case je.LoanDrawn():
-                self._lend(self._client(event), Decimal(event.amount))
+                self._lend(self._client(event), event.amount)
             case je.DebitFinanced():
                 self._finance_debit(event)
             case je.LoanRepaid():
-                self.repay_loan(self._client(event), Decimal(event.amount))
+                self.repay_loan(self._client(event), event.amount)
             case je.InterestAccrued():
-                self._client(event).loan_interest += Decimal(event.amount)
+                self._client(event).loan_interest += event.amount
             case je.SpotTradeBooked():
                 self._apply_spot_trade(event)
             case je.PerpTradeBooked():
@@ -333,7 +334,7 @@ class Book:
                     event.call_id,
                     event.recorded_at,
                     _parse_time(event.deadline),
-                    Decimal(event.amount),
+                    event.amount,
                     event.trigger,
                 )
             case je.MarginDecisionWaiting():
@@ -345,7 +346,7 @@ class Book:
             case je.LiquidationFilled():
                 self._apply_fill(event)
             case je.InsuranceFundDrawn():
-                self.post(REPORTING_ASSET, Decimal(event.amount), INSURANCE_FUND, self._id(event))
+                self.post(REPORTING_ASSET, event.amount, INSURANCE_FUND, self._id(event))
             case je.AutoDeleveraged():
                 self._apply_auto_deleveraging(event)
             case je.DailyStatementsSet():
@@ -358,9 +359,9 @@ class Book:
                 assert_never(event)
 
     def _apply_bad_debt(self, event: je.BadDebtRecorded) -> None:
-        _, principal = self.reduce_loan(self._client(event), Decimal(event.loan_written_off))
+        _, principal = self.reduce_loan(self._client(event), event.loan_written_off)
         self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
-        self.post(REPORTING_ASSET, Decimal(event.cash_written_off), BAD_DEBT, self._id(event))
+        self.post(REPORTING_ASSET, event.cash_written_off, BAD_DEBT, self._id(event))
 
     def _apply_related_group(self, account: Account, group_id: str | None) -> None:
         previous = account.related_group
@@ -381,7 +382,7 @@ class Book:
         require(event.account_id not in self.accounts, "account opened twice")
         assert event.account_id is not None
         self.accounts[event.account_id] = Account(
-            event.account_id, event.investor_class, Decimal(event.credit_limit)
+            event.account_id, event.investor_class, event.credit_limit
         )
 
     def _apply_waiting(self, event: je.MarginDecisionWaiting) -> None:
@@ -391,17 +392,17 @@ class Book:
             self.waiting.pop(self._id(event), None)
 
     def _apply_mark(self, event: je.MarkPriceApplied) -> None:
-        self.marks[event.instrument] = Decimal(event.price)
+        self.marks[event.instrument] = event.price
         self.mark_times[event.instrument] = _parse_time(event.observed_at or event.recorded_at)
 
     def _apply_funding(self, event: je.FundingSettled) -> None:
         self.funding_settled.add((event.market, event.funding_time))
         for payment in event.payments:
-            self.post(REPORTING_ASSET, Decimal(payment.amount), payment.account_id, HOUSE)
+            self.post(REPORTING_ASSET, payment.amount, payment.account_id, HOUSE)
 
     def _apply_deposit(self, event: je.DepositCredited) -> None:
         account_id = self._id(event)
-        self.post(event.asset, Decimal(event.amount), CUSTODY, account_id)
+        self.post(event.asset, event.amount, CUSTODY, account_id)
         if event.reference is not None and not is_reserved(account_id):
             self.deposits.setdefault(event.reference, event)
 
@@ -414,7 +415,7 @@ class Book:
             f"deposit {event.reference} reversed other than it was booked",
         )
         self.returned.add(event.reference)
-        self.post(event.asset, Decimal(event.amount), self._id(event), CUSTODY)
+        self.post(event.asset, event.amount, self._id(event), CUSTODY)
 
     def _reverse_trade(self, event: je.TradeReversed) -> None:
         booked = self.trades[event.trade_id]
@@ -426,8 +427,8 @@ class Book:
         self.busted.add(event.trade_id)
         account_id = self._id(event)
         if isinstance(original, je.SpotTradeBooked):
-            base, quantity = original.symbol.split("/")[0], Decimal(original.quantity)
-            quote = Decimal(original.quote_amount)
+            base, quantity = original.symbol.split("/")[0], original.quantity
+            quote = original.quote_amount
             if original.side == "buy":
                 self.post(base, quantity, account_id, HOUSE)
                 self.post(REPORTING_ASSET, quote, HOUSE, account_id)
@@ -439,28 +440,28 @@ class Book:
             self.set_position(
                 account, original.market, booked.size_before, booked.entry_price_before
             )
-            realised = Decimal(original.realized_pnl)
+            realised = original.realized_pnl
             self.post(REPORTING_ASSET, realised, account_id, PERP_SETTLEMENT)
-            signed = Decimal(original.quantity) * (1 if original.side == "buy" else -1)
-            house = self.trade_position(HOUSE, original.market, signed, Decimal(original.price))
+            signed = original.quantity * (1 if original.side == "buy" else -1)
+            house = self.trade_position(HOUSE, original.market, signed, original.price)
             require(
-                event.house_realized_pnl is not None and house == Decimal(event.house_realized_pnl),
+                event.house_realized_pnl is not None and house == event.house_realized_pnl,
                 f"trade {event.trade_id}: the house's reversal realised other PnL",
             )
-        self.post(REPORTING_ASSET, Decimal(original.fee), FEES, account_id)
+        self.post(REPORTING_ASSET, original.fee, FEES, account_id)
 
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
         account_id = self._id(event)
         self.trades.setdefault(event.trade_id, BookedTrade(event))
-        quantity, quote = Decimal(event.quantity), Decimal(event.quote_amount)
+        quantity, quote = event.quantity, event.quote_amount
         if event.side == "buy":
             self.post(base, quantity, HOUSE, account_id)
             self.post(REPORTING_ASSET, quote, account_id, HOUSE)
         else:
             self.post(base, quantity, account_id, HOUSE)
             self.post(REPORTING_ASSET, quote, HOUSE, account_id)
-        self.post(REPORTING_ASSET, Decimal(event.fee), account_id, FEES)
+        self.post(REPORTING_ASSET, event.fee, account_id, FEES)
 
     def _apply_perp_trade(self, event: je.PerpTradeBooked) -> None:
         account = self.accounts[self._id(event)]
@@ -468,26 +469,24 @@ class Book:
             held = account.positions.get(event.market)
             before = BookedTrade(event, held.size, held.entry_price) if held else BookedTrade(event)
             self.trades.setdefault(event.trade_id, before)
-        self.set_position(
-            account, event.market, Decimal(event.size_after), Decimal(event.entry_price_after)
-        )
-        self.post(REPORTING_ASSET, Decimal(event.realized_pnl), PERP_SETTLEMENT, account.account_id)
-        self.post(REPORTING_ASSET, Decimal(event.fee), account.account_id, FEES)
+        self.set_position(account, event.market, event.size_after, event.entry_price_after)
+        self.post(REPORTING_ASSET, event.realized_pnl, PERP_SETTLEMENT, account.account_id)
+        self.post(REPORTING_ASSET, event.fee, account.account_id, FEES)
 
     def _apply_liquidation_step(self, account: Account, step: je.LiquidationStep) -> None:
-        quantity, price = Decimal(step.quantity), Decimal(step.price)
+        quantity, price = step.quantity, step.price
         if step.kind == "close_position":
             # The platform's liquidation account takes the position over at the mark.
             realised = self.trade_position(account.account_id, step.instrument, -quantity, price)
-            require(realised == Decimal(step.proceeds), "a liquidation close realised other PnL")
+            require(realised == step.proceeds, "a liquidation close realised other PnL")
             self.trade_position(LIQUIDATION, step.instrument, quantity, price)
-            self.post(REPORTING_ASSET, Decimal(step.fee), account.account_id, INSURANCE_FUND)
+            self.post(REPORTING_ASSET, step.fee, account.account_id, INSURANCE_FUND)
         elif step.kind == "sell_collateral":
             self.post(step.instrument, quantity, account.account_id, LIQUIDATION)
-            self.post(REPORTING_ASSET, Decimal(step.proceeds), LIQUIDATION, account.account_id)
+            self.post(REPORTING_ASSET, step.proceeds, LIQUIDATION, account.account_id)
         else:
             require(step.kind == "cash_to_loan", f"unknown liquidation step {step.kind}")
-        self.repay_loan(account, Decimal(step.loan_repaid))
+        self.repay_loan(account, step.loan_repaid)
 
     def _apply_liquidation(self, event: je.LiquidationCompleted) -> None:
         account = self._client(event)
@@ -507,30 +506,30 @@ class Book:
             account_id=self._id(event),
             instrument=step.instrument,
             kind=step.kind,
-            remaining=Decimal(step.quantity),
-            takeover_price=Decimal(step.price),
-            remaining_cost=Decimal(step.proceeds) if step.kind == "sell_collateral" else ZERO,
+            remaining=step.quantity,
+            takeover_price=step.price,
+            remaining_cost=step.proceeds if step.kind == "sell_collateral" else ZERO,
         )
 
     def _apply_fill(self, event: je.LiquidationFilled) -> None:
         lot = self.liquidation_lots[event.liquidation_id][event.instrument]
-        quantity = Decimal(event.quantity)
+        quantity = event.quantity
         remaining = lot.remaining - quantity if lot.remaining > ZERO else lot.remaining + quantity
         require(
-            remaining == Decimal(event.remaining_after)
+            remaining == event.remaining_after
             and abs(remaining) < abs(lot.remaining)
             and remaining * lot.remaining >= ZERO,
             f"fill {event.trade_id} does not reduce liquidation lot {lot.liquidation_id}",
         )
         lot.remaining = remaining
         if event.takeover_cost is not None:
-            lot.remaining_cost -= Decimal(event.takeover_cost)
-        self.post(REPORTING_ASSET, Decimal(event.insurance_fund_paid), LIQUIDATION, INSURANCE_FUND)
+            lot.remaining_cost -= event.takeover_cost
+        self.post(REPORTING_ASSET, event.insurance_fund_paid, LIQUIDATION, INSURANCE_FUND)
 
     def _apply_auto_deleveraging(self, event: je.AutoDeleveraged) -> None:
         winner = self._id(event)
         # `size_reduced` is the signed change of the winner's position (+ buys back a short).
-        reduced, price = Decimal(event.size_reduced), Decimal(event.bankruptcy_price)
+        reduced, price = event.size_reduced, event.bankruptcy_price
         lot = self.lot(event.liquidation_id, event.market)
         if lot is not None:  # the liquidation account's lot shrinks by what the winner took
             lot.remaining -= reduced
@@ -538,7 +537,7 @@ class Book:
         # account, which holds the bankrupt side, takes the other side of that trade.
         self.trade_position(winner, event.market, reduced, price)
         self.trade_position(LIQUIDATION, event.market, -reduced, price)
-        self.post(REPORTING_ASSET, Decimal(event.absorbed), LIQUIDATION, event.bankrupt_account_id)
+        self.post(REPORTING_ASSET, event.absorbed, LIQUIDATION, event.bankrupt_account_id)
 
     def _id(self, event: je.JournalEvent) -> str:
         account_id = event.account_id

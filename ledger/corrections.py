@@ -68,7 +68,7 @@ def _check_spot_reversible(desk: Desk, original: je.SpotTradeBooked) -> None:
     """A bought asset must still be there to give back (USD is financed if short)."""
     base = original.symbol.split("/")[0]
     account = desk.book.accounts[str(original.account_id)]
-    held, bought = account.balance(base), Decimal(original.quantity)
+    held, bought = account.balance(base), original.quantity
     if original.side == "buy" and held < bought:
         raise Refusal(
             ReasonCode.TRADE_NOT_REVERSIBLE,
@@ -81,10 +81,10 @@ def _check_spot_reversible(desk: Desk, original: je.SpotTradeBooked) -> None:
 class _PerpReversal:
     """The figures a perpetual trade's reversal records (none for a spot trade)."""
 
-    realized_pnl_reversed: str = "0"
-    size_after: str | None = None
-    entry_price_after: str | None = None
-    house_realized_pnl: str | None = None
+    realized_pnl_reversed: Decimal | None = None
+    size_after: Decimal | None = None
+    entry_price_after: Decimal | None = None
+    house_realized_pnl: Decimal | None = None
 
 
 def _perp_reversal(desk: Desk, booked: BookedTrade, original: je.PerpTradeBooked) -> _PerpReversal:
@@ -93,23 +93,23 @@ def _perp_reversal(desk: Desk, booked: BookedTrade, original: je.PerpTradeBooked
     account = desk.book.accounts[str(original.account_id)]
     held = account.positions.get(original.market)
     now = (held.size, held.entry_price) if held else (ZERO, ZERO)
-    if now != (Decimal(original.size_after), Decimal(original.entry_price_after)):
+    if now != (original.size_after, original.entry_price_after):
         raise Refusal(
             ReasonCode.TRADE_NOT_REVERSIBLE,
             f"{account.account_id}'s {original.market} position changed after trade "
             f"{original.trade_id}: bust the later trades first",
         )
     house = desk.book.accounts[HOUSE].positions.get(original.market)
-    signed = Decimal(original.quantity) * (1 if original.side == "buy" else -1)
-    price = Decimal(original.price)
+    signed = original.quantity * (1 if original.side == "buy" else -1)
+    price = original.price
     effect = risk.trade_realisation(
         house.size if house else ZERO, house.entry_price if house else ZERO, signed, price
     )
     return _PerpReversal(
         realized_pnl_reversed=original.realized_pnl,
-        size_after=format_decimal(booked.size_before),
-        entry_price_after=format_decimal(booked.entry_price_before),
-        house_realized_pnl=format_decimal(quantize(effect.realised_pnl, USD_SCALE)),
+        size_after=booked.size_before,
+        entry_price_after=booked.entry_price_before,
+        house_realized_pnl=quantize(effect.realised_pnl, USD_SCALE),
     )
 
 
@@ -128,7 +128,7 @@ def deposit_returned(desk: Desk, record: inbox.DepositReturned) -> Iterable[str]
         )
     account_id = str(original.account_id)
     held = book.accounts[account_id].balance(original.asset)
-    if original.asset != REPORTING_ASSET and held < Decimal(original.amount):
+    if original.asset != REPORTING_ASSET and held < original.amount:
         # A USD shortfall is financed like any debit; another asset cannot go below zero.
         raise Refusal(
             ReasonCode.INSUFFICIENT_BALANCE,

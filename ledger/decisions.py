@@ -85,12 +85,12 @@ def _dispatch(  # noqa: PLR0912  # one arm per inbox type
             assert_never(record)
 
 
-def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> str:
-    """A booked amount written at its asset's scale: `15000` is booked as `15000.00`."""
+def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> Decimal:
+    """A booked amount at its asset's scale: `15000` is booked as `15000.00`."""
     scale = desk.policy.asset_scale(asset)
     if scale is None:
         raise InvariantViolation(f"{asset} reached a decision unknown to the policy")
-    return format_decimal(quantize(amount, scale))
+    return quantize(amount, scale)
 
 
 def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, None]:
@@ -138,7 +138,7 @@ def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> tuple[Touched
         je.CreditLimitSet(
             **desk.common(record.account_id),
             credit_limit=_amount(desk, record.credit_limit),
-            previous_credit_limit=format_decimal(account.credit_limit),
+            previous_credit_limit=account.credit_limit,
         )
     )
     return (), None
@@ -219,7 +219,7 @@ def _withdrawal_rejected(
             **desk.common(record.account_id),
             asset=record.asset,
             amount=_amount(desk, record.amount, record.asset),
-            reason_code=str(reason),
+            reason_code=reason,
             detail=detail,
             inputs=inputs,
         )
@@ -235,7 +235,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
             je.LoanDrawRejected(
                 **desk.common(record.account_id),
                 amount=_amount(desk, record.amount),
-                reason_code=str(no_advance.reason_code),
+                reason_code=no_advance.reason_code,
                 detail=no_advance.detail,
                 policy_version=desk.policy.version,
             )
@@ -263,7 +263,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
         je.LoanDrawRejected(
             **common,
             amount=_amount(desk, record.amount),
-            reason_code=str(refusal.reason_code),
+            reason_code=refusal.reason_code,
             detail=refusal.detail,
             limits=limits,
             marks=marks,
@@ -329,7 +329,7 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
         je.LoanRepaid(
             **desk.common(record.account_id),
             amount=_amount(desk, record.amount),
-            interest_paid=format_decimal(interest),
+            interest_paid=interest,
             principal_paid=_amount(desk, principal),
         )
     )
@@ -360,10 +360,10 @@ def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
             trade_id=record.trade_id,
             symbol=record.symbol,
             side=record.side,
-            quantity=format_decimal(record.quantity),
-            price=format_decimal(record.price),
+            quantity=record.quantity,
+            price=record.price,
             fee=_amount(desk, record.fee),
-            quote_amount=format_decimal(quote_amount),
+            quote_amount=quote_amount,
             liquidation_id=record.liquidation_id,
         )
     )
@@ -400,7 +400,7 @@ def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
         account = desk.book.accounts[LIQUIDATION]
     _book_perp(desk, account=account, record=record, signed=signed, fee=record.fee)
     # The platform's house is the counterparty of every client trade.
-    house_side = "sell" if record.side == "buy" else "buy"
+    house_side: inbox.Side = "sell" if record.side == "buy" else "buy"
     _book_perp(
         desk,
         account=desk.book.accounts[HOUSE],
@@ -429,7 +429,7 @@ def _book_perp(
     record: inbox.PerpTrade,
     signed: Decimal,
     fee: Decimal,
-    side: str | None = None,
+    side: inbox.Side | None = None,
 ) -> None:
     held = account.positions.get(record.market)
     effect = risk.trade_realisation(
@@ -441,12 +441,12 @@ def _book_perp(
             trade_id=record.trade_id,
             market=record.market,
             side=side or record.side,
-            quantity=format_decimal(record.quantity),
-            price=format_decimal(record.price),
-            fee=format_decimal(fee),
-            size_after=format_decimal(effect.new_size),
-            entry_price_after=format_decimal(effect.new_entry_price),
-            realized_pnl=format_decimal(quantize(effect.realised_pnl, USD_SCALE)),
+            quantity=record.quantity,
+            price=record.price,
+            fee=fee,
+            size_after=effect.new_size,
+            entry_price_after=effect.new_entry_price,
+            realized_pnl=quantize(effect.realised_pnl, USD_SCALE),
             liquidation_id=record.liquidation_id,
         )
     )
@@ -461,14 +461,14 @@ def _mark_price(desk: Desk, record: inbox.MarkPrice) -> tuple[Touched, None]:
         je.MarkPriceApplied(
             **desk.common(),
             instrument=record.instrument,
-            price=format_decimal(record.price),
+            price=record.price,
             observed_at=(
                 format_timestamp(record.occurred_at)
                 if desk.now is not None and record.occurred_at < desk.now
                 else None
             ),
             alert=alert,
-            previous_price=format_decimal(previous) if alert and previous is not None else None,
+            previous_price=previous if alert and previous is not None else None,
         )
     )
     crossed = desk.watchlist.crossed(record.instrument, record.price)
@@ -494,16 +494,14 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]
         je.FundingSettled(
             **desk.common(),
             market=record.market,
-            rate=format_decimal(record.rate),
-            mark_price=format_decimal(mark),
+            rate=record.rate,
+            mark_price=mark,
             funding_time=format_timestamp(record.funding_time),
             payments=[
-                je.FundingPayment(
-                    account_id=a, size=format_decimal(sizes[a]), amount=format_decimal(amount)
-                )
+                je.FundingPayment(account_id=a, size=sizes[a], amount=amount)
                 for a, amount in payments.items()
             ],
-            residue=format_decimal(-residue),
+            residue=-residue,
         )
     )
     return payments.keys(), None
@@ -543,10 +541,10 @@ def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
                 je.InterestAccrued(
                     **desk.common(account.account_id),
                     business_date=business_date,
-                    principal=format_decimal(account.loan_principal),
-                    annual_rate=format_decimal(desk.policy.loan_annual_rate),
+                    principal=account.loan_principal,
+                    annual_rate=desk.policy.loan_annual_rate,
                     day_count=desk.policy.loan_day_count,
-                    amount=format_decimal(amount),
+                    amount=amount,
                     days=days,
                     first_date=first_day.isoformat(),
                 )

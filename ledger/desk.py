@@ -12,13 +12,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypedDict
 
-import msgspec
-
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.journal import JournalEntry, format_timestamp, seal
-from ledger.money import REPORTING_ASSET, format_decimal
+from ledger.money import REPORTING_ASSET
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
 from ledger.watchlist import Watchlist
@@ -57,8 +55,9 @@ class Desk:
         """Seal `body` as the next journal event and apply it to the book."""
         book = self.book
         seq = book.last_seq + 1
-        sealed = seal(msgspec.to_builtins(body), seq, book.last_hash)
-        event = msgspec.structs.replace(body, seq=seq, prev_hash=book.last_hash, hash=sealed.hash)
+        sealed = seal(je.journal_body(body), seq, book.last_hash)
+        # The book applies the record as a replay will read it back, figure for figure.
+        event = je.decode_journal_record(sealed.record)
         book.apply(event)
         self.pending.append(JournalEntry(seq=seq, type=_tag(event), record=sealed.record))
         return event
@@ -101,13 +100,13 @@ class Desk:
         holdings = account.holdings()
         return je.DecisionInputs(
             holdings=je.Holdings(
-                balances={a: format_decimal(b) for a, b in sorted(holdings.balances.items())},
-                loan=format_decimal(holdings.loan),
+                balances=dict(sorted(holdings.balances.items())),
+                loan=holdings.loan,
                 positions=[
                     je.PositionHolding(
                         market=p.market,
-                        size=format_decimal(p.size),
-                        entry_price=format_decimal(p.entry_price),
+                        size=p.size,
+                        entry_price=p.entry_price,
                     )
                     for p in holdings.positions
                 ],
@@ -130,34 +129,30 @@ class Desk:
         )
         return sorted(i for i in held if i in times and times[i] < oldest)
 
-    def held_marks(self, account: Account) -> dict[str, str]:
+    def held_marks(self, account: Account) -> dict[str, Decimal]:
         """The marks of every asset and market the account holds, as the journal writes them."""
         held = sorted(
             [a for a in account.balances if a != REPORTING_ASSET] + list(account.positions)
         )
         marks = self.book.marks
-        return {i: format_decimal(marks[i]) for i in held if i in marks}
+        return {i: marks[i] for i in held if i in marks}
 
 
 def figures_record(figures: risk.MarginFigures) -> je.Figures:
     return je.Figures(
-        market_value=format_decimal(figures.market_value),
-        unrealized_pnl=format_decimal(figures.unrealized_pnl),
-        loan=format_decimal(figures.loan),
-        equity=format_decimal(figures.equity),
-        initial_requirement=format_decimal(figures.initial_requirement),
-        maintenance_requirement=format_decimal(figures.maintenance_requirement),
-        liquidation_requirement=format_decimal(figures.liquidation_requirement),
-        excess=format_decimal(figures.excess),
-        available=format_decimal(figures.available),
-        margin_level=_optional(figures.margin_level),
-        ltv=_optional(figures.ltv),
-        status=str(figures.status),
+        market_value=figures.market_value,
+        unrealized_pnl=figures.unrealized_pnl,
+        loan=figures.loan,
+        equity=figures.equity,
+        initial_requirement=figures.initial_requirement,
+        maintenance_requirement=figures.maintenance_requirement,
+        liquidation_requirement=figures.liquidation_requirement,
+        excess=figures.excess,
+        available=figures.available,
+        margin_level=figures.margin_level,
+        ltv=figures.ltv,
+        status=figures.status,
     )
-
-
-def _optional(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
 
 
 def _tag(event: je.JournalEventType) -> str:

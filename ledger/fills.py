@@ -108,15 +108,15 @@ def settle_fill(
             instrument=lot.instrument,
             kind=lot.kind,
             side=lot.closing_side,
-            quantity=format_decimal(quantity),
-            price=format_decimal(price),
-            takeover_price=format_decimal(lot.takeover_price),
-            fee=format_decimal(quantize(fee, USD_SCALE)),
-            gross_result=format_decimal(gross),
-            result=format_decimal(result),
-            insurance_fund_paid=format_decimal(max(result, ZERO)),
-            remaining_after=format_decimal(remaining),
-            takeover_cost=None if cost is None else format_decimal(cost),
+            quantity=quantity,
+            price=price,
+            takeover_price=lot.takeover_price,
+            fee=quantize(fee, USD_SCALE),
+            gross_result=gross,
+            result=result,
+            insurance_fund_paid=max(result, ZERO),
+            remaining_after=remaining,
+            takeover_cost=cost,
         )
     )
     if result < ZERO:
@@ -131,8 +131,8 @@ def _cover_loss(desk: Desk, liquidation_id: str, loss: Decimal) -> None:
             je.InsuranceFundDrawn(
                 **desk.common(LIQUIDATION),
                 liquidation_id=liquidation_id,
-                amount=format_decimal(drawn),
-                fund_balance_after=format_decimal(fund - drawn),
+                amount=drawn,
+                fund_balance_after=fund - drawn,
             )
         )
     if loss > drawn:
@@ -140,7 +140,7 @@ def _cover_loss(desk: Desk, liquidation_id: str, loss: Decimal) -> None:
             je.BadDebtRecorded(
                 **desk.common(LIQUIDATION),
                 liquidation_id=liquidation_id,
-                loan_written_off=format_decimal(ZERO),
-                cash_written_off=format_decimal(loss - drawn),
+                loan_written_off=ZERO,
+                cash_written_off=loss - drawn,
             )
         )

@@ -48,8 +48,8 @@ def group_loan_limit(
     return je.GroupLoanLimit(
         group_id=group_id,
         members=sorted(book.related_groups[group_id]),
-        group_loans_after=format_decimal(book.group_loans(group_id) + amount),
-        group_loan_max=format_decimal(group_loan_max(policy)),
+        group_loans_after=book.group_loans(group_id) + amount,
+        group_loan_max=group_loan_max(policy),
     )
 
 

@@ -93,6 +93,7 @@ MarketCode = Annotated[str, Reference.MARKET]
 SpotSymbol = Annotated[str, Reference.SYMBOL]
 Instrument = Annotated[str, Reference.INSTRUMENT]
 Side = Literal["buy", "sell"]
+InvestorClass = Literal["professional", "retail"]
 DailyStatements = Literal["sent", "waived"]
 
 AssetAmount = Annotated[Decimal, Figure(Sign.POSITIVE, ScaleOf.ASSET_FIELD)]
@@ -119,7 +120,7 @@ class AccountOpened(InboxRecord, tag="account_opened", frozen=True):
     """Opens a client account."""
 
     account_id: AccountId
-    investor_class: Literal["professional", "retail"]
+    investor_class: InvestorClass
     credit_limit: UsdLimit = Decimal(0)
 
 

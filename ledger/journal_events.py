@@ -1,13 +1,29 @@
 """The journal event contract: every event the ledger records, as msgspec Structs.
 
-Decimal figures are JSON strings written by `money.format_decimal`; timestamps are
-written by `journal.format_timestamp`. A record read back from the store or the journal
-topic decodes into the same Structs, tolerating fields a newer ledger added.
+Figures are `Decimal` in the Structs and fixed-point JSON strings in the journal
+(`money.format_decimal`, never `1E-8`): `journal_body` writes them at the boundary and
+msgspec reads a string back into a `Decimal` field. Closed sets are `Literal`s or
+StrEnums. Timestamps are text written by `journal.format_timestamp`. A record read back
+from the store or the journal topic decodes into the same Structs, tolerating fields a
+newer ledger added.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Literal
+
 import msgspec
+
+from ledger.inbox import InvestorClass, Side
+from ledger.money import format_decimal
+from ledger.rejections import ReasonCode
+from ledger.risk import MarginStatus
+
+# "met" when the account is healthy again, "liquidated" when a liquidation closed it.
+CallOutcome = Literal["met", "liquidated"]
+LiquidationTrigger = Literal["below_liquidation_requirement", "margin_call_deadline"]
+LiquidationStepKind = Literal["close_position", "cash_to_loan", "sell_collateral"]
 
 
 class JournalEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
@@ -26,40 +42,40 @@ class JournalEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", 
 
 class PositionHolding(msgspec.Struct, frozen=True, kw_only=True):
     market: str
-    size: str
-    entry_price: str
+    size: Decimal
+    entry_price: Decimal
 
 
 class Holdings(msgspec.Struct, frozen=True, kw_only=True):
     """An account's balances, loan and positions: the inputs of the risk model."""
 
-    balances: dict[str, str]
-    loan: str
+    balances: dict[str, Decimal]
+    loan: Decimal
     positions: list[PositionHolding]
 
 
 class Figures(msgspec.Struct, frozen=True, kw_only=True):
     """The risk model's figures for one account (docs/risk-model.md "Valuation")."""
 
-    market_value: str
-    unrealized_pnl: str
-    loan: str
-    equity: str
-    initial_requirement: str
-    maintenance_requirement: str
-    liquidation_requirement: str
-    excess: str
-    available: str
-    margin_level: str | None
-    ltv: str | None
-    status: str
+    market_value: Decimal
+    unrealized_pnl: Decimal
+    loan: Decimal
+    equity: Decimal
+    initial_requirement: Decimal
+    maintenance_requirement: Decimal
+    liquidation_requirement: Decimal
+    excess: Decimal
+    available: Decimal
+    margin_level: Decimal | None
+    ltv: Decimal | None
+    status: MarginStatus
 
 
 class DecisionInputs(msgspec.Struct, frozen=True, kw_only=True):
     """What a decision was taken on, so that `audit explain` can recompute it."""
 
     holdings: Holdings
-    marks: dict[str, str]
+    marks: dict[str, Decimal]
     policy_version: str
     figures: Figures
 
@@ -70,31 +86,31 @@ class PolicyAdopted(JournalEvent, tag="policy_adopted", frozen=True):
 
 
 class AccountOpened(JournalEvent, tag="account_opened", frozen=True):
-    investor_class: str
-    credit_limit: str
+    investor_class: InvestorClass
+    credit_limit: Decimal
 
 
 class CreditLimitSet(JournalEvent, tag="credit_limit_set", frozen=True):
-    credit_limit: str
-    previous_credit_limit: str
+    credit_limit: Decimal
+    previous_credit_limit: Decimal
 
 
 class DepositCredited(JournalEvent, tag="deposit_credited", frozen=True):
     asset: str
-    amount: str
+    amount: Decimal
     reference: str | None = None
 
 
 class WithdrawalApproved(JournalEvent, tag="withdrawal_approved", frozen=True):
     asset: str
-    amount: str
+    amount: Decimal
     inputs_after: DecisionInputs
 
 
 class WithdrawalRejected(JournalEvent, tag="withdrawal_rejected", frozen=True):
     asset: str
-    amount: str
-    reason_code: str
+    amount: Decimal
+    reason_code: ReasonCode
     detail: str
     inputs: DecisionInputs | None = None
 
@@ -102,13 +118,13 @@ class WithdrawalRejected(JournalEvent, tag="withdrawal_rejected", frozen=True):
 class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
     """The lending figures a loan draw is decided on (docs/risk-model.md "Rules")."""
 
-    loan_before: str
-    loan_after: str
-    credit_limit: str
-    lending_value: str
-    firm_loans_after: str
-    firm_loans_max: str
-    client_loan_max: str
+    loan_before: Decimal
+    loan_after: Decimal
+    credit_limit: Decimal
+    lending_value: Decimal
+    firm_loans_after: Decimal
+    firm_loans_max: Decimal
+    client_loan_max: Decimal
 
 
 class GroupLoanLimit(msgspec.Struct, frozen=True, kw_only=True):
@@ -117,24 +133,24 @@ class GroupLoanLimit(msgspec.Struct, frozen=True, kw_only=True):
 
     group_id: str
     members: list[str]  # the group's accounts, in account order
-    group_loans_after: str  # every member's loan (interest included), this draw included
-    group_loan_max: str  # max_client_loan_share * shareholders_funds
+    group_loans_after: Decimal  # every member's loan (interest included), this draw included
+    group_loan_max: Decimal  # max_client_loan_share * shareholders_funds
 
 
 class LoanDrawn(JournalEvent, tag="loan_drawn", frozen=True):
-    amount: str
+    amount: Decimal
     limits: LoanLimits
-    marks: dict[str, str]
+    marks: dict[str, Decimal]
     policy_version: str
     group_limit: GroupLoanLimit | None = None  # only for an account in a group
 
 
 class LoanDrawRejected(JournalEvent, tag="loan_draw_rejected", frozen=True):
-    amount: str
-    reason_code: str
+    amount: Decimal
+    reason_code: ReasonCode
     detail: str
     limits: LoanLimits | None = None
-    marks: dict[str, str] = {}
+    marks: dict[str, Decimal] = {}
     policy_version: str = ""
     group_limit: GroupLoanLimit | None = None  # only for an account in a group
 
@@ -151,11 +167,11 @@ class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
     client's margin loan in the same decision. A fact cannot be refused, so the draw is
     made even past a limit; `limits_broken` names each limit it broke (reason codes)."""
 
-    amount: str
+    amount: Decimal
     cause: str  # the journal event type whose debit took the USD below zero
     cause_seq: int
     limits: LoanLimits
-    marks: dict[str, str]
+    marks: dict[str, Decimal]
     policy_version: str
     limits_broken: list[str] = []
 
@@ -168,17 +184,17 @@ class DailyStatementsSet(JournalEvent, tag="daily_statements_set", frozen=True):
 
 
 class LoanRepaid(JournalEvent, tag="loan_repaid", frozen=True):
-    amount: str
-    interest_paid: str
-    principal_paid: str
+    amount: Decimal
+    interest_paid: Decimal
+    principal_paid: Decimal
 
 
 class InterestAccrued(JournalEvent, tag="interest_accrued", frozen=True):
     business_date: str
-    principal: str
-    annual_rate: str
+    principal: Decimal
+    annual_rate: Decimal
     day_count: int
-    amount: str
+    amount: Decimal
     days: int = 1  # calendar days accrued, `first_date` to `business_date` inclusive
     first_date: str | None = None  # None in journals written before it was recorded
 
@@ -186,24 +202,24 @@ class InterestAccrued(JournalEvent, tag="interest_accrued", frozen=True):
 class SpotTradeBooked(JournalEvent, tag="spot_trade_booked", frozen=True):
     trade_id: str
     symbol: str
-    side: str
-    quantity: str
-    price: str
-    fee: str
-    quote_amount: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    quote_amount: Decimal
     liquidation_id: str | None = None  # a venue's sale of collateral a liquidation took over
 
 
 class PerpTradeBooked(JournalEvent, tag="perp_trade_booked", frozen=True):
     trade_id: str
     market: str
-    side: str
-    quantity: str
-    price: str
-    fee: str
-    size_after: str
-    entry_price_after: str
-    realized_pnl: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    size_after: Decimal
+    entry_price_after: Decimal
+    realized_pnl: Decimal
     liquidation_id: str | None = None
 
 
@@ -219,11 +235,11 @@ class TradeReversed(JournalEvent, tag="trade_reversed", frozen=True):
     reason: str
     original_seq: int
     original_type: str  # spot_trade_booked or perp_trade_booked
-    fee_refunded: str
-    realized_pnl_reversed: str = "0"
-    size_after: str | None = None
-    entry_price_after: str | None = None
-    house_realized_pnl: str | None = None
+    fee_refunded: Decimal
+    realized_pnl_reversed: Decimal | None = None  # None (omitted) for a spot trade
+    size_after: Decimal | None = None
+    entry_price_after: Decimal | None = None
+    house_realized_pnl: Decimal | None = None
 
 
 class DepositReversed(JournalEvent, tag="deposit_reversed", frozen=True):
@@ -233,33 +249,33 @@ class DepositReversed(JournalEvent, tag="deposit_reversed", frozen=True):
     reason: str
     original_seq: int
     asset: str
-    amount: str
+    amount: Decimal
 
 
 class MarkPriceApplied(JournalEvent, tag="mark_price_applied", frozen=True):
     instrument: str
-    price: str
+    price: Decimal
     # The mark's own occurred_at, when earlier than the ledger clock (`recorded_at`): a
     # mark's age is counted from when it was observed.
     observed_at: str | None = None
     # Set when the mark moved more than the policy's mark_alert_move from the previous one.
     alert: bool = False
-    previous_price: str | None = None
+    previous_price: Decimal | None = None
 
 
 class FundingPayment(msgspec.Struct, frozen=True, kw_only=True):
     account_id: str
-    size: str
-    amount: str  # paid by the account; negative when it receives
+    size: Decimal
+    amount: Decimal  # paid by the account; negative when it receives
 
 
 class FundingSettled(JournalEvent, tag="funding_settled", frozen=True):
     market: str
-    rate: str
-    mark_price: str
+    rate: Decimal
+    mark_price: Decimal
     funding_time: str
     payments: list[FundingPayment]
-    residue: str  # credited to the house so that funding sums to zero
+    residue: Decimal  # credited to the house so that funding sums to zero
 
 
 class DayClosed(JournalEvent, tag="day_closed", frozen=True):
@@ -268,13 +284,13 @@ class DayClosed(JournalEvent, tag="day_closed", frozen=True):
 
 class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
     call_id: str
-    amount: str
+    amount: Decimal
     deadline: str
     inputs: DecisionInputs
     # "below_maintenance_requirement", or the lending limit a financed debit broke
     # ("credit_limit_exceeded", "lending_value_exceeded"): then `amount = loan - limit`.
     trigger: str = "below_maintenance_requirement"
-    limit: str | None = None
+    limit: Decimal | None = None
 
 
 class MarginDecisionWaiting(JournalEvent, tag="margin_decision_waiting", frozen=True):
@@ -289,26 +305,26 @@ class MarginDecisionWaiting(JournalEvent, tag="margin_decision_waiting", frozen=
 
 class MarginCallCleared(JournalEvent, tag="margin_call_cleared", frozen=True):
     call_id: str
-    outcome: str  # "met" when the account is healthy again, "liquidated" when closed by one
+    outcome: CallOutcome
     inputs: DecisionInputs
 
 
 class LiquidationTriggered(JournalEvent, tag="liquidation_triggered", frozen=True):
     liquidation_id: str
-    trigger: str  # "below_liquidation_requirement" or "margin_call_deadline"
+    trigger: LiquidationTrigger
     inputs: DecisionInputs
 
 
 class LiquidationStep(msgspec.Struct, frozen=True, kw_only=True):
     """One step of a liquidation, booked against the platform's liquidation account."""
 
-    kind: str  # "close_position", "cash_to_loan", "sell_collateral"
+    kind: LiquidationStepKind
     instrument: str
-    quantity: str  # signed: what left the account (positions: the size closed)
-    price: str
-    proceeds: str  # USD credited to the account (realised PnL for a position)
-    fee: str  # to the insurance fund
-    loan_repaid: str
+    quantity: Decimal  # signed: what left the account (positions: the size closed)
+    price: Decimal
+    proceeds: Decimal  # USD credited to the account (realised PnL for a position)
+    fee: Decimal  # to the insurance fund
+    loan_repaid: Decimal
 
 
 class LiquidationCompleted(JournalEvent, tag="liquidation_completed", frozen=True):
@@ -332,37 +348,37 @@ class LiquidationFilled(JournalEvent, tag="liquidation_filled", frozen=True):
     liquidated_account_id: str
     trade_id: str
     instrument: str
-    kind: str  # the step that took the instrument over: close_position or sell_collateral
-    side: str  # the liquidation account's side
-    quantity: str
-    price: str
-    takeover_price: str
-    fee: str
-    gross_result: str
-    result: str
-    insurance_fund_paid: str
-    remaining_after: str
-    takeover_cost: str | None = None  # collateral only
+    kind: LiquidationStepKind  # the step that took the instrument over
+    side: Side  # the liquidation account's side
+    quantity: Decimal
+    price: Decimal
+    takeover_price: Decimal
+    fee: Decimal
+    gross_result: Decimal
+    result: Decimal
+    insurance_fund_paid: Decimal
+    remaining_after: Decimal
+    takeover_cost: Decimal | None = None  # collateral only
 
 
 class InsuranceFundDrawn(JournalEvent, tag="insurance_fund_drawn", frozen=True):
     liquidation_id: str
-    amount: str
-    fund_balance_after: str
+    amount: Decimal
+    fund_balance_after: Decimal
 
 
 class DeleveragingRank(msgspec.Struct, frozen=True, kw_only=True):
     """Why this position was next in the auto-deleveraging queue (docs/risk-model.md)."""
 
     rank: int  # 1 = first deleveraged
-    size: str  # the position before it was reduced
-    entry_price: str
-    unrealized_pnl: str
-    pnl_ratio: str
-    notional: str
-    equity: str
-    effective_leverage: str | None
-    score: str | None
+    size: Decimal  # the position before it was reduced
+    entry_price: Decimal
+    unrealized_pnl: Decimal
+    pnl_ratio: Decimal
+    notional: Decimal
+    equity: Decimal
+    effective_leverage: Decimal | None
+    score: Decimal | None
 
 
 class AutoDeleveraged(JournalEvent, tag="auto_deleveraged", frozen=True):
@@ -371,10 +387,10 @@ class AutoDeleveraged(JournalEvent, tag="auto_deleveraged", frozen=True):
     liquidation_id: str
     bankrupt_account_id: str
     market: str
-    size_reduced: str
-    bankruptcy_price: str
-    mark_price: str
-    absorbed: str
+    size_reduced: Decimal
+    bankruptcy_price: Decimal
+    mark_price: Decimal
+    absorbed: Decimal
     ranking: DeleveragingRank | None = None
 
 
@@ -382,8 +398,8 @@ class BadDebtRecorded(JournalEvent, tag="bad_debt_recorded", frozen=True):
     """What neither collateral, the insurance fund nor auto-deleveraging could cover."""
 
     liquidation_id: str
-    loan_written_off: str  # the margin loan's shortfall: the broker's credit loss
-    cash_written_off: str  # a perpetuals deficit no profitable position could absorb
+    loan_written_off: Decimal  # the margin loan's shortfall: the broker's credit loss
+    cash_written_off: Decimal  # a perpetuals deficit no profitable position could absorb
 
 
 JournalEventType = (
@@ -423,3 +439,26 @@ journal_decoder: msgspec.json.Decoder[JournalEventType] = msgspec.json.Decoder(J
 
 def decode_journal_record(record: bytes) -> JournalEventType:
     return journal_decoder.decode(record)
+
+
+def journal_body(event: JournalEventType) -> dict[str, object]:
+    """The event as the journal writes it (the body `journal.seal` takes): JSON-native
+    values with every figure as fixed-point text. msgspec alone would write `str(Decimal)`,
+    which can be `1E-8` or `-0`."""
+    body: dict[str, object] = msgspec.to_builtins(event, builtin_types=(Decimal,))
+    return _figures_as_text(body)
+
+
+def _figures_as_text(value: dict[str, object]) -> dict[str, object]:
+    return {key: _figure_as_text(item) for key, item in value.items()}
+
+
+def _figure_as_text(value: object) -> object:
+    kind = type(value)
+    if kind is Decimal:
+        return format_decimal(value)  # type: ignore[arg-type]  # kind is Decimal
+    if kind is dict:
+        return _figures_as_text(value)  # type: ignore[arg-type]  # kind is dict
+    if kind is list:
+        return [_figure_as_text(item) for item in value]  # type: ignore[attr-defined]  # a list
+    return value

@@ -22,7 +22,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account
 from ledger.desk import Desk
-from ledger.money import REPORTING_ASSET, USD_SCALE, format_decimal
+from ledger.money import REPORTING_ASSET, USD_SCALE
 from ledger.rejections import ReasonCode
 
 
@@ -44,33 +44,33 @@ def loan_limits(desk: Desk, account: Account, amount: Decimal, lending: Decimal)
     """The lending figures of a draw of `amount` on `account`, `lending` its lending value."""
     policy = desk.policy
     return je.LoanLimits(
-        loan_before=format_decimal(account.loan),
-        loan_after=format_decimal(account.loan + amount),
-        credit_limit=format_decimal(account.credit_limit),
-        lending_value=format_decimal(lending),
-        firm_loans_after=format_decimal(desk.book.total_loans + amount),
-        firm_loans_max=format_decimal(policy.shareholders_funds * policy.max_total_loans_multiple),
-        client_loan_max=format_decimal(policy.shareholders_funds * policy.max_client_loan_share),
+        loan_before=account.loan,
+        loan_after=account.loan + amount,
+        credit_limit=account.credit_limit,
+        lending_value=lending,
+        firm_loans_after=desk.book.total_loans + amount,
+        firm_loans_max=policy.shareholders_funds * policy.max_total_loans_multiple,
+        client_loan_max=policy.shareholders_funds * policy.max_client_loan_share,
     )
 
 
 def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, Decimal, str]]:
     """(reason, figure, bound, what) for every lending limit of docs/risk-model.md, in the
     order checked."""
-    after = Decimal(limits.loan_after)
+    after = limits.loan_after
     return [
-        (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, Decimal(limits.credit_limit), "credit limit"),
-        (ReasonCode.LENDING_VALUE_EXCEEDED, after, Decimal(limits.lending_value), "lending value"),
+        (ReasonCode.CREDIT_LIMIT_EXCEEDED, after, limits.credit_limit, "credit limit"),
+        (ReasonCode.LENDING_VALUE_EXCEEDED, after, limits.lending_value, "lending value"),
         (
             ReasonCode.FIRM_LENDING_LIMIT_EXCEEDED,
-            Decimal(limits.firm_loans_after),
-            Decimal(limits.firm_loans_max),
+            limits.firm_loans_after,
+            limits.firm_loans_max,
             "firm's total margin lending limit",
         ),
         (
             ReasonCode.CLIENT_LOAN_LIMIT_EXCEEDED,
             after,
-            Decimal(limits.client_loan_max),
+            limits.client_loan_max,
             "per-client share of shareholders' funds",
         ),
     ]
@@ -115,7 +115,7 @@ def finance_debits(desk: Desk) -> list[str]:
         desk.record(
             je.DebitFinanced(
                 **desk.common(account_id),
-                amount=format_decimal(amount),
+                amount=amount,
                 cause=cause,
                 cause_seq=cause_seq,
                 limits=limits,

@@ -40,7 +40,6 @@ from ledger.money import (
     REPORTING_ASSET,
     USD_SCALE,
     ZERO,
-    format_decimal,
     quantize,
 )
 from ledger.policy import CASH_ASSETS, Policy
@@ -56,7 +55,9 @@ class _Closed:
     notional: Decimal
 
 
-def liquidate(desk: Desk, account: Account, figures: risk.MarginFigures, trigger: str) -> None:
+def liquidate(
+    desk: Desk, account: Account, figures: risk.MarginFigures, trigger: je.LiquidationTrigger
+) -> None:
     liquidation_id = f"{desk.cause}:liquidation:{account.account_id}"
     desk.record(
         je.LiquidationTriggered(
@@ -189,8 +190,8 @@ def _cover_deficit(
             je.InsuranceFundDrawn(
                 **desk.common(account.account_id),
                 liquidation_id=liquidation_id,
-                amount=format_decimal(drawn),
-                fund_balance_after=format_decimal(fund - drawn),
+                amount=drawn,
+                fund_balance_after=fund - drawn,
             )
         )
     remaining = perps_deficit - drawn
@@ -203,8 +204,8 @@ def _cover_deficit(
             je.BadDebtRecorded(
                 **desk.common(account.account_id),
                 liquidation_id=liquidation_id,
-                loan_written_off=format_decimal(loan_shortfall),
-                cash_written_off=format_decimal(remaining),
+                loan_written_off=loan_shortfall,
+                cash_written_off=remaining,
             )
         )
 
@@ -243,10 +244,10 @@ def _auto_deleverage(
                 liquidation_id=liquidation_id,
                 bankrupt_account_id=bankrupt.account_id,
                 market=closed.market,
-                size_reduced=format_decimal(change),
-                bankruptcy_price=format_decimal(bankruptcy_price),
-                mark_price=format_decimal(mark),
-                absorbed=format_decimal(absorbed),
+                size_reduced=change,
+                bankruptcy_price=bankruptcy_price,
+                mark_price=mark,
+                absorbed=absorbed,
                 ranking=ranking_record(queued, number),
             )
         )
@@ -294,16 +295,14 @@ def ranking_record(queued: QueuedPosition, number: int) -> je.DeleveragingRank:
     rank = queued.rank
     return je.DeleveragingRank(
         rank=number,
-        size=format_decimal(queued.size),
-        entry_price=format_decimal(queued.entry_price),
-        unrealized_pnl=format_decimal(rank.unrealized_pnl),
-        pnl_ratio=format_decimal(rank.pnl_ratio),
-        notional=format_decimal(rank.notional),
-        equity=format_decimal(rank.equity),
-        effective_leverage=None
-        if rank.effective_leverage is None
-        else format_decimal(rank.effective_leverage),
-        score=None if rank.score is None else format_decimal(rank.score),
+        size=queued.size,
+        entry_price=queued.entry_price,
+        unrealized_pnl=rank.unrealized_pnl,
+        pnl_ratio=rank.pnl_ratio,
+        notional=rank.notional,
+        equity=rank.equity,
+        effective_leverage=rank.effective_leverage,
+        score=rank.score,
     )
 
 
@@ -355,7 +354,7 @@ def _limit_cure(desk: Desk, scratch: Account, asset: str, mark: Decimal) -> Deci
 
 
 def _step(
-    kind: str,
+    kind: je.LiquidationStepKind,
     *,
     instrument: str,
     quantity: Decimal,
@@ -367,9 +366,9 @@ def _step(
     return je.LiquidationStep(
         kind=kind,
         instrument=instrument,
-        quantity=format_decimal(quantity),
-        price=format_decimal(price),
-        proceeds=format_decimal(proceeds),
-        fee=format_decimal(fee),
-        loan_repaid=format_decimal(loan_repaid),
+        quantity=quantity,
+        price=price,
+        proceeds=proceeds,
+        fee=fee,
+        loan_repaid=loan_repaid,
     )

@@ -28,7 +28,6 @@ from ledger.desk import Desk
 from ledger.journal import format_timestamp
 from ledger.lending import LimitBreach, limit_breach, limit_call_amount
 from ledger.liquidation import liquidate
-from ledger.money import format_decimal
 from ledger.rejections import Refusal
 
 
@@ -160,7 +159,7 @@ def _issue(
         event = je.MarginCallIssued(
             **common,
             call_id=call_id,
-            amount=format_decimal(risk.margin_call_amount(figures)),
+            amount=risk.margin_call_amount(figures),
             deadline=format_timestamp(deadline),
             inputs=inputs,
         )
@@ -168,17 +167,19 @@ def _issue(
         event = je.MarginCallIssued(
             **common,
             call_id=call_id,
-            amount=format_decimal(limit_call_amount(breach.loan, breach.limit)),
+            amount=limit_call_amount(breach.loan, breach.limit),
             deadline=format_timestamp(deadline),
             inputs=inputs,
             trigger=str(breach.trigger),
-            limit=format_decimal(breach.limit),
+            limit=breach.limit,
         )
     desk.record(event)
     desk.watchlist.expect_deadline(deadline, account.account_id, call_id)
 
 
-def _clear(desk: Desk, account: Account, figures: risk.MarginFigures, outcome: str) -> None:
+def _clear(
+    desk: Desk, account: Account, figures: risk.MarginFigures, outcome: je.CallOutcome
+) -> None:
     call = account.margin_call
     assert call is not None
     desk.record(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
+
+import msgspec
 
 
 class ReasonCode(StrEnum):
@@ -66,3 +69,38 @@ class Refusal(Exception):
         super().__init__(f"{reason_code}: {detail}")
         self.reason_code = reason_code
         self.detail = detail
+
+
+# How a reject keeps the refused record: its text, or base64 when it was not UTF-8.
+ValueEncoding = Literal["utf-8", "base64"]
+
+
+class RejectRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One refused input as the rejects stream keeps it: why, and the record itself.
+
+    Written as canonical JSON (ledger/application.py); `number`
+    runs 1, 2, 3 ... without a gap, as the journal's `seq` does.
+    """
+
+    number: int
+    recorded_at: str | None  # the ledger clock when refused; None before any input
+    reason_code: ReasonCode
+    detail: str
+    topic: str
+    partition: int | None  # None for a file ingested from disk (offset: its line number)
+    offset: int | None
+    key: str | None
+    value: str  # the record as received, written as `value_encoding` says
+    # Fields added later carry defaults, so that older rejects still read.
+    event_id: str | None = None  # None when refused before its id could be read
+    value_encoding: ValueEncoding = "utf-8"
+    # Only for a record over `reject_value_bytes_max`: `value` keeps its first bytes.
+    value_bytes: int | None = None  # the whole record's length
+    value_sha256: str | None = None  # the whole record's SHA-256, hex
+
+
+_reject_decoder = msgspec.json.Decoder(RejectRecord)
+
+
+def decode_reject_record(record: bytes) -> RejectRecord:
+    return _reject_decoder.decode(record)

@@ -264,7 +264,7 @@ def _record_movements(
         lines = [Movement(*head, event.causation_id, None, None, None, detail)]
     statement.movements.extend(lines)
     if isinstance(event, je.InterestAccrued):
-        statement.interest_accrued += Decimal(event.amount)
+        statement.interest_accrued += event.amount
 
 
 def _detail(event: je.JournalEventType) -> str:

@@ -43,6 +43,7 @@ from eventsourcing.sqlite import SQLiteFactory
 from ledger import limits, store_privileges
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import JournalEntry
+from ledger.rejections import decode_reject_record
 
 # The store's interface: the position type and the faults a caller may meet, so that no
 # module outside this adapter imports eventsourcing's persistence layer.
@@ -113,12 +114,7 @@ class _RecordHead(msgspec.Struct, frozen=True):
     type: str
 
 
-class _RejectHead(msgspec.Struct, frozen=True):
-    number: int
-
-
 _decode_record_head = msgspec.json.Decoder(_RecordHead).decode
-_decode_reject_head = msgspec.json.Decoder(_RejectHead).decode
 
 
 class LedgerStore:
@@ -207,7 +203,7 @@ class LedgerStore:
     def _reject_rows(self, rejects: Sequence[bytes]) -> list[StoredEvent]:
         if not rejects:
             return []
-        first_number = _decode_reject_head(rejects[0]).number
+        first_number = decode_reject_record(rejects[0]).number
         last_number = self.reject_count()
         require(
             first_number <= last_number + 1,
@@ -215,7 +211,7 @@ class LedgerStore:
         )
         rows = []
         for offset, record in enumerate(rejects):
-            number = _decode_reject_head(record).number
+            number = decode_reject_record(record).number
             if number != first_number + offset:
                 raise InvariantViolation(
                     f"reject number {number} breaks the batch's run from {first_number}"

@@ -270,13 +270,13 @@ def _read_events(events: Iterable[je.JournalEventType]) -> dict[str, AccountStre
             case je.LiquidationCompleted():
                 _read_steps(of(event.account_id), event)
             case je.InsuranceFundDrawn():
-                of(event.account_id).insurance_fund_drawn += _d(event.amount)
+                of(event.account_id).insurance_fund_drawn += event.amount
             case je.AutoDeleveraged():
-                of(event.bankrupt_account_id).auto_deleveraged += _d(event.absorbed)
+                of(event.bankrupt_account_id).auto_deleveraged += event.absorbed
             case je.BadDebtRecorded():
                 stressed = of(event.account_id)
-                stressed.bad_debt_loan += _d(event.loan_written_off)
-                stressed.bad_debt_cash += _d(event.cash_written_off)
+                stressed.bad_debt_loan += event.loan_written_off
+                stressed.bad_debt_cash += event.cash_written_off
             case _:
                 pass
     return accounts
@@ -284,27 +284,22 @@ def _read_events(events: Iterable[je.JournalEventType]) -> dict[str, AccountStre
 
 def _note_equity(stressed: AccountStress, inputs: je.DecisionInputs) -> None:
     if stressed.equity_at_shock is None:
-        stressed.equity_at_shock = _d(inputs.figures.equity)
+        stressed.equity_at_shock = inputs.figures.equity
 
 
 def _read_steps(stressed: AccountStress, event: je.LiquidationCompleted) -> None:
-    stressed.equity_after = _d(event.figures_after.equity)
+    stressed.equity_after = event.figures_after.equity
     for step in event.steps:
-        quantity = _d(step.quantity)
+        quantity = step.quantity
         if step.kind == "close_position":
             closed = stressed.perps_closed
             closed[step.instrument] = closed.get(step.instrument, ZERO) + quantity
         elif step.kind == "sell_collateral":
             sold = stressed.collateral_sold
             sold[step.instrument] = sold.get(step.instrument, ZERO) + quantity
-            stressed.sale_proceeds += _d(step.proceeds)
-        stressed.liquidation_fees += _d(step.fee)
-        stressed.loan_repaid += _d(step.loan_repaid)
-
-
-def _d(figure: str | Decimal) -> Decimal:
-    """A journal figure as a Decimal, whether the event carries it as text or typed."""
-    return figure if isinstance(figure, Decimal) else Decimal(figure)
+            stressed.sale_proceeds += step.proceeds
+        stressed.liquidation_fees += step.fee
+        stressed.loan_repaid += step.loan_repaid
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,10 @@ class Explanation:
         return not self.differences
 
     def check(self, what: str, recorded: object, recomputed: object) -> None:
-        """Record one comparison, as a line and (when it fails) as a difference."""
+        """Record one comparison, as a line and (when it fails) as a difference: figures
+        are compared as the journal writes them, so `1.50` is not `1.5`."""
         self.checks += 1
+        recorded, recomputed = _shown(recorded), _shown(recomputed)
         if recorded == recomputed:
             self.lines.append(f"  {what}: recorded {recorded} = recomputed ✓")
         else:
@@ -68,6 +70,10 @@ def _n(value: Decimal | None) -> str:
     if value is None:
         return "null"
     return format(abs(value) if value.is_zero() else value, "f")
+
+
+def _shown(value: object) -> str:
+    return _n(value) if isinstance(value, Decimal) else str(value)
 
 
 def _events(store: LedgerStore) -> Iterator[je.JournalEventType]:
@@ -113,14 +119,13 @@ def _require_policy(recorded_version: str, policy: Policy, seq: int) -> None:
 def _holdings(inputs: je.DecisionInputs) -> tuple[risk.AccountHoldings, dict[str, Decimal]]:
     recorded = inputs.holdings
     holdings = risk.AccountHoldings(
-        balances={a: Decimal(b) for a, b in recorded.balances.items()},
-        loan=Decimal(recorded.loan),
+        balances=dict(recorded.balances),
+        loan=recorded.loan,
         positions=tuple(
-            risk.PositionHolding(p.market, Decimal(p.size), Decimal(p.entry_price))
-            for p in recorded.positions
+            risk.PositionHolding(p.market, p.size, p.entry_price) for p in recorded.positions
         ),
     )
-    return holdings, {i: Decimal(m) for i, m in inputs.marks.items()}
+    return holdings, dict(inputs.marks)
 
 
 def _balance_lines(
@@ -192,9 +197,9 @@ def figure_lines(
     holdings, marks = _holdings(inputs)
     figures = risk.margin_figures(holdings, marks, policy)
     values = [
-        _n(Decimal(b) * (Decimal(1) if a == REPORTING_ASSET else marks[a]))
+        _n(b * (Decimal(1) if a == REPORTING_ASSET else marks[a]))
         for a, b in sorted(holdings.balances.items())
-        if not Decimal(b).is_zero()
+        if not b.is_zero()
     ]
     explanation.lines += [
         f"policy {policy.version}; balances b * mark m:",
@@ -287,21 +292,21 @@ def _explain_limit_call(
     out.lines.append(
         f"rule: a debit financed past a lending limit calls the account ({event.trigger})"
     )
-    limit = Decimal(event.limit or "0")
+    limit = ZERO if event.limit is None else event.limit
     if event.trigger == "lending_value_exceeded":
-        marks = {i: Decimal(m) for i, m in event.inputs.marks.items()}
-        balances = {a: Decimal(b) for a, b in event.inputs.holdings.balances.items() if a in marks}
+        marks = dict(event.inputs.marks)
+        balances = {a: b for a, b in event.inputs.holdings.balances.items() if a in marks}
         lending = risk.lending_value(balances, marks, policy)
         out.lines.append(
             "lending value = Σ non-cash eligible b * m * (1 - haircut_initial) = " + _n(lending)
         )
         out.check("limit (lending value)", event.limit, _n(lending))
     else:
-        out.lines.append(f"limit = the account's credit limit, {event.limit} USD")
+        out.lines.append(f"limit = the account's credit limit, {_n(event.limit)} USD")
     out.check("loan above the limit", True, figures.loan > limit)
     amount = limit_call_amount(figures.loan, limit)
     out.lines.append(
-        f"amount = loan - limit = {_n(figures.loan)} - {event.limit}, rounded up to the cent"
+        f"amount = loan - limit = {_n(figures.loan)} - {_n(event.limit)}, rounded up to the cent"
     )
     out.check("amount", event.amount, _n(amount))
 
@@ -318,8 +323,10 @@ def _explain_loan(
         reason = event.reason_code if isinstance(event, je.LoanDrawRejected) else "none"
         out.lines.append(f"refused before any limit was computed: {reason}")
         return
-    loan_after = Decimal(limits.loan_before) + Decimal(event.amount)
-    out.lines.append(f"loan after = {limits.loan_before} + {event.amount} = {_n(loan_after)}")
+    loan_after = limits.loan_before + event.amount
+    out.lines.append(
+        f"loan after = {_n(limits.loan_before)} + {_n(event.amount)} = {_n(loan_after)}"
+    )
     out.check("loan after", limits.loan_after, _n(loan_after))
     funds = policy.shareholders_funds
     firm_max = funds * policy.max_total_loans_multiple
@@ -329,7 +336,7 @@ def _explain_loan(
     out.lines.append(f"client max = {_n(funds)} * {_n(policy.max_client_loan_share)}")
     out.check("client loan max", limits.client_loan_max, _n(client_max))
     if book is not None and event.account_id in book.accounts:
-        marks = {i: Decimal(m) for i, m in event.marks.items()}
+        marks = dict(event.marks)
         account = book.accounts[event.account_id]
         # Only priced collateral lends: a financed debit counts an unpriced asset as nothing.
         balances = {a: b for a, b in account.balances.items() if a in marks}
@@ -361,11 +368,11 @@ def _explain_loan(
 
 
 def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanation) -> None:
-    principal = Decimal(event.principal)
+    principal = event.principal
     out.check("annual rate (policy)", event.annual_rate, _n(policy.loan_annual_rate))
     day = risk.daily_interest(principal, policy)
     out.lines.append(
-        f"a day's interest = {event.principal} * {event.annual_rate} / {event.day_count}, "
+        f"a day's interest = {_n(event.principal)} * {_n(event.annual_rate)} / {event.day_count}, "
         f"rounded half-even to {USD_SCALE} places = {_n(day)}"
     )
     first = event.first_date or event.business_date
@@ -427,24 +434,25 @@ def _explain_reversal(
 
 
 def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
-    mark, rate = Decimal(event.mark_price), Decimal(event.rate)
+    mark, rate = event.mark_price, event.rate
     total = ZERO
     for payment in event.payments:
-        amount = quantize(DECIMAL_CONTEXT.multiply(Decimal(payment.size) * mark, rate), USD_SCALE)
+        amount = quantize(DECIMAL_CONTEXT.multiply(payment.size * mark, rate), USD_SCALE)
         out.lines.append(
-            f"{payment.account_id}: s * M * f = {payment.size} * {event.mark_price} * "
-            f"{event.rate} = {_n(amount)}"
+            f"{payment.account_id}: s * M * f = {_n(payment.size)} * {_n(mark)} * "
+            f"{_n(rate)} = {_n(amount)}"
         )
         out.check(f"{payment.account_id} pays", payment.amount, _n(amount))
-        total += Decimal(payment.amount)
-    out.lines.append(f"payments sum to {_n(total)}; residue to the house {event.residue}")
+        total += payment.amount
+    out.lines.append(f"payments sum to {_n(total)}; residue to the house {_n(event.residue)}")
     out.check("payments sum to the residue", event.residue, _n(total))
 
 
 def _step_line(step: je.LiquidationStep, number: int) -> str:
     return (
-        f"  step {number} {step.kind} {step.instrument}: quantity {step.quantity} at "
-        f"{step.price}, proceeds {step.proceeds}, fee {step.fee}, loan repaid {step.loan_repaid}"
+        f"  step {number} {step.kind} {step.instrument}: quantity {_n(step.quantity)} at "
+        f"{_n(step.price)}, proceeds {_n(step.proceeds)}, fee {_n(step.fee)}, "
+        f"loan repaid {_n(step.loan_repaid)}"
     )
 
 
@@ -462,12 +470,12 @@ def _apply_steps(
     cash = balances.get(REPORTING_ASSET, ZERO)
     for number, step in enumerate(steps, start=1):
         out.lines.append(_step_line(step, number))
-        quantity, price = Decimal(step.quantity), Decimal(step.price)
+        quantity, price = step.quantity, step.price
         if step.kind == "close_position":
             held = positions.pop(step.instrument)
             realised = quantize(quantity * (price - held.entry_price), USD_SCALE)
             out.check(f"step {number} realised = s * (price - e)", step.proceeds, _n(realised))
-            cash += Decimal(step.proceeds)
+            cash += step.proceeds
             left = risk.AccountHoldings(
                 {**balances, REPORTING_ASSET: cash}, loan, tuple(positions.values())
             )
@@ -482,15 +490,15 @@ def _apply_steps(
                 step.fee,
                 _n(fee),
             )
-            cash -= Decimal(step.fee)
+            cash -= step.fee
         elif step.kind == "sell_collateral":
             balances[step.instrument] = balances[step.instrument] - quantity
             proceeds = quantize(quantity * price, USD_SCALE)
             out.check(f"step {number} proceeds = q * price", step.proceeds, _n(proceeds))
-            cash += Decimal(step.proceeds) - Decimal(step.loan_repaid)
+            cash += step.proceeds - step.loan_repaid
         else:
-            cash -= Decimal(step.loan_repaid)
-        loan -= Decimal(step.loan_repaid)
+            cash -= step.loan_repaid
+        loan -= step.loan_repaid
     balances[REPORTING_ASSET] = cash
     return risk.AccountHoldings(balances, loan, tuple(positions.values()))
 
@@ -510,7 +518,7 @@ def _explain_completed(
         f"from the holdings recorded at liquidation_triggered (seq {trigger.seq}), the steps:"
     )
     after = _apply_steps(trigger, event.steps, policy, out)
-    marks = {i: Decimal(m) for i, m in trigger.inputs.marks.items()}
+    marks = dict(trigger.inputs.marks)
     recomputed = figures_record(risk.margin_figures(after, marks, policy))
     out.lines.append("figures after, recorded against recomputed:")
     for name in _FIGURE_NAMES:
@@ -522,7 +530,7 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     if lot is None:
         out.lines.append("(the liquidation this fill executes is not in the journal read)")
         return
-    quantity, price, fee = Decimal(event.quantity), Decimal(event.price), Decimal(event.fee)
+    quantity, price, fee = event.quantity, event.price, event.fee
     out.lines.append(
         f"liquidation {lot.liquidation_id} of {lot.account_id} left {_n(lot.remaining)} "
         f"{lot.instrument} to execute, taken over at {_n(lot.takeover_price)}"
@@ -530,16 +538,16 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     out.check("takeover price", event.takeover_price, _n(lot.takeover_price))
     out.check("side (toward 0)", event.side, lot.closing_side)
     left = abs(lot.remaining) - quantity
-    out.lines.append(f"left after = |{_n(lot.remaining)}| - {event.quantity} = {_n(left)}")
-    out.check("left after", abs(Decimal(event.remaining_after)), left)
+    out.lines.append(f"left after = |{_n(lot.remaining)}| - {_n(event.quantity)} = {_n(left)}")
+    out.check("left after", abs(event.remaining_after), left)
     quote = None
     if lot.kind == "sell_collateral":
         quote = quantize(DECIMAL_CONTEXT.multiply(quantity, price), USD_SCALE)
     gross, cost = fill_result(lot, quantity, price, quote)
     if cost is None:
         out.lines.append(
-            f"gross result = closed * (fill price - takeover price) = ±{event.quantity} * "
-            f"({event.price} - {event.takeover_price}), rounded half-even = {_n(gross)}"
+            f"gross result = closed * (fill price - takeover price) = ±{_n(event.quantity)} * "
+            f"({_n(event.price)} - {_n(event.takeover_price)}), rounded half-even = {_n(gross)}"
         )
     else:
         out.lines.append(
@@ -549,7 +557,9 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
         )
         out.check("takeover cost", event.takeover_cost, _n(cost))
     out.check("gross result", event.gross_result, _n(gross))
-    out.lines.append(f"result = gross result - fee = {_n(gross)} - {event.fee} = {_n(gross - fee)}")
+    out.lines.append(
+        f"result = gross result - fee = {_n(gross)} - {_n(event.fee)} = {_n(gross - fee)}"
+    )
     out.check("result", event.result, _n(gross - fee))
     out.check(
         "paid into the insurance fund (a gain)",
@@ -569,13 +579,13 @@ def _explain_deleveraging(
     if recorded is None or book is None:
         out.lines.append("(no ranking recorded, or the journal before it was not read)")
         return
-    winner_sign = -1 if Decimal(event.size_reduced) > ZERO else 1
+    winner_sign = -1 if event.size_reduced > ZERO else 1
     excluded = {event.bankrupt_account_id, *deleveraged_before}
     queue = deleveraging_queue(book, policy, event.market, winner_sign, excluded)
     side = "short" if winner_sign < 0 else "long"
     out.lines.append(
         f"queue: the {side} positions of {event.market} in profit at the mark "
-        f"{event.mark_price}, but {', '.join(sorted(excluded))}, by score, highest first:"
+        f"{_n(event.mark_price)}, but {', '.join(sorted(excluded))}, by score, highest first:"
     )
     for queued in queue[:_QUEUE_LINES_MAX]:
         rank = queued.rank
@@ -589,19 +599,15 @@ def _explain_deleveraging(
     expected = ranking_record(queue[0], len(deleveraged_before) + 1)
     out.check("account deleveraged (first in the queue)", event.account_id, queue[0].account_id)
     out.lines += [
-        f"pnl ratio = U / (|s| * e) = {expected.unrealized_pnl} / (|{expected.size}| * "
-        f"{expected.entry_price}) = {expected.pnl_ratio}",
-        f"effective leverage = N / E = {expected.notional} / {expected.equity} = "
-        f"{_n_text(expected.effective_leverage)} (none when E <= 0: after every scored one)",
-        f"score = pnl ratio * effective leverage = {expected.pnl_ratio} * "
-        f"{_n_text(expected.effective_leverage)} = {_n_text(expected.score)}",
+        f"pnl ratio = U / (|s| * e) = {_n(expected.unrealized_pnl)} / (|{_n(expected.size)}| * "
+        f"{_n(expected.entry_price)}) = {_n(expected.pnl_ratio)}",
+        f"effective leverage = N / E = {_n(expected.notional)} / {_n(expected.equity)} = "
+        f"{_n(expected.effective_leverage)} (none when E <= 0: after every scored one)",
+        f"score = pnl ratio * effective leverage = {_n(expected.pnl_ratio)} * "
+        f"{_n(expected.effective_leverage)} = {_n(expected.score)}",
     ]
     for name in je.DeleveragingRank.__struct_fields__:
         out.check(name, getattr(recorded, name), getattr(expected, name))
-
-
-def _n_text(value: str | None) -> str:
-    return "null" if value is None else value
 
 
 def explain_event(

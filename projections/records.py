@@ -15,7 +15,7 @@ class CallRecord:
     account_id: str
     issued_seq: int
     issued_at: str
-    amount: str
+    amount: Decimal
     deadline: str
     figures: je.Figures
     outcome: str = "open"

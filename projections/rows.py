@@ -181,11 +181,11 @@ def call_row(record: CallRecord) -> Row:
         record.account_id,
         record.issued_seq,
         record.issued_at,
-        record.amount,
+        text(record.amount),
         record.deadline,
-        figures.equity,
-        figures.maintenance_requirement,
-        figures.liquidation_requirement,
+        text(figures.equity),
+        text(figures.maintenance_requirement),
+        text(figures.liquidation_requirement),
         record.outcome,
         record.closed_seq,
         record.closed_at,
@@ -198,10 +198,10 @@ def liquidation_row(record: LiquidationRecord) -> Row:
     closed_notional = proceeds = fees = repaid = ZERO
     for step in record.steps:
         if step.kind == "close_position":
-            closed_notional += abs(Decimal(step.quantity)) * Decimal(step.price)
-        proceeds += Decimal(step.proceeds)
-        fees += Decimal(step.fee)
-        repaid += Decimal(step.loan_repaid)
+            closed_notional += abs(step.quantity) * step.price
+        proceeds += step.proceeds
+        fees += step.fee
+        repaid += step.loan_repaid
     after = record.figures_after
     return (
         record.liquidation_id,
@@ -209,18 +209,18 @@ def liquidation_row(record: LiquidationRecord) -> Row:
         record.triggered_seq,
         record.triggered_at,
         record.trigger,
-        figures.equity,
-        figures.initial_requirement,
-        figures.maintenance_requirement,
-        figures.liquidation_requirement,
-        figures.loan,
-        figures.market_value,
+        text(figures.equity),
+        text(figures.initial_requirement),
+        text(figures.maintenance_requirement),
+        text(figures.liquidation_requirement),
+        text(figures.loan),
+        text(figures.market_value),
         len(record.steps),
         text(closed_notional),
         text(proceeds),
         text(fees),
         text(repaid),
-        None if after is None else after.equity,
+        None if after is None else text(after.equity),
         None if after is None else after.status,
         text(record.insurance_fund_drawn),
         text(record.auto_deleveraged),
@@ -239,11 +239,11 @@ def liquidation_step_rows(record: LiquidationRecord) -> list[Row]:
             record.account_id,
             step.kind,
             step.instrument,
-            step.quantity,
-            step.price,
-            step.proceeds,
-            step.fee,
-            step.loan_repaid,
+            text(step.quantity),
+            text(step.price),
+            text(step.proceeds),
+            text(step.fee),
+            text(step.loan_repaid),
         )
         for number, step in enumerate(record.steps, start=1)
     ]

@@ -78,9 +78,9 @@ class ProjectionState:
             case je.PolicyAdopted():
                 self._check_policy(event)
             case je.DepositCredited():
-                _add(self.custody_in, event.asset, Decimal(event.amount))
+                _add(self.custody_in, event.asset, event.amount)
             case je.WithdrawalApproved() | je.DepositReversed():
-                _add(self.custody_out, event.asset, Decimal(event.amount))
+                _add(self.custody_out, event.asset, event.amount)
             case je.MarkPriceApplied():
                 self.touched.marked.add(event.instrument)
             case je.FundingSettled():
@@ -88,7 +88,7 @@ class ProjectionState:
             case je.InterestAccrued():
                 assert event.account_id is not None
                 key = (event.business_date, event.account_id)
-                self.interest[key] = self.interest.get(key, ZERO) + Decimal(event.amount)
+                self.interest[key] = self.interest.get(key, ZERO) + event.amount
             case je.DayClosed():
                 self.pending_statement = PendingStatement(
                     event.business_date, event.causation_id, event.seq, event.recorded_at
@@ -106,18 +106,16 @@ class ProjectionState:
             case je.LiquidationFilled():
                 record = self._liquidation(event.liquidation_id)
                 record.fills += 1
-                record.fills_paid_to_fund += Decimal(event.insurance_fund_paid)
+                record.fills_paid_to_fund += event.insurance_fund_paid
             case je.InsuranceFundDrawn():
-                self._liquidation(event.liquidation_id).insurance_fund_drawn += Decimal(
-                    event.amount
-                )
+                self._liquidation(event.liquidation_id).insurance_fund_drawn += event.amount
             case je.AutoDeleveraged():
                 self.touched.accounts.add(event.bankrupt_account_id)
-                self._liquidation(event.liquidation_id).auto_deleveraged += Decimal(event.absorbed)
+                self._liquidation(event.liquidation_id).auto_deleveraged += event.absorbed
             case je.BadDebtRecorded():
                 record = self._liquidation(event.liquidation_id)
-                record.bad_debt_loan += Decimal(event.loan_written_off)
-                record.bad_debt_cash += Decimal(event.cash_written_off)
+                record.bad_debt_loan += event.loan_written_off
+                record.bad_debt_cash += event.cash_written_off
             case (
                 je.AccountOpened()
                 | je.CreditLimitSet()
@@ -149,13 +147,13 @@ class ProjectionState:
     def _funding(self, event: je.FundingSettled) -> None:
         totals = self.funding.setdefault(event.market, FundingTotals())
         for payment in event.payments:
-            amount = Decimal(payment.amount)
+            amount = payment.amount
             if amount > ZERO:
                 totals.paid += amount
             else:
                 totals.received -= amount
             self.touched.accounts.add(payment.account_id)
-        totals.residue += Decimal(event.residue)
+        totals.residue += event.residue
 
     def _call_issued(self, event: je.MarginCallIssued) -> None:
         assert event.account_id is not None

@@ -169,12 +169,12 @@ def test_seal_refuses_what_sealing_owns_and_floats() -> None:
 def test_a_journal_event_struct_seals_through_to_builtins() -> None:
     event = journal_events.DepositCredited(
         asset="BTC",
-        amount="1.25000000",
+        amount=Decimal("1.25000000"),
         recorded_at="2026-11-24T03:12:00Z",
         causation_id="dep-1",
         account_id="ACC-1",
     )
-    sealed = seal(msgspec.to_builtins(event), 1, GENESIS_HASH)
+    sealed = seal(journal_events.journal_body(event), 1, GENESIS_HASH)
     decoded = msgspec.json.decode(sealed.record, type=journal_events.DepositCredited)
     assert msgspec.structs.replace(decoded, seq=0, prev_hash="", hash="") == event
     assert (decoded.seq, decoded.prev_hash, decoded.hash) == (1, GENESIS_HASH, sealed.hash)
