@@ -60,7 +60,7 @@ def group_limit_checks(
     `decisions.loan_limit_checks`; none for an account outside any group."""
     if limit is None:
         return []
-    after, bound = Decimal(limit.group_loans_after), Decimal(limit.group_loan_max)
+    after, bound = limit.group_loans_after, limit.group_loan_max
     return [(ReasonCode.GROUP_LOAN_LIMIT_EXCEEDED, after, bound, "related group's loan limit")]
 
 
