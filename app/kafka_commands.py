@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ from ledger.limits import inbox_record_bytes_max
 from ledger.store import StoreUrlError
 
 health_port_env = "LEDGER_HEALTH_PORT"
+drain_timeout_env = "LEDGER_DRAIN_TIMEOUT"
 health_host_env = "LEDGER_HEALTH_HOST"
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
@@ -59,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.health_port <= 65_535:
         raise CommandError(f"--health-port {args.health_port} is not a port (0 disables)")
+    if args.drain_timeout is not None and not args.drain_timeout > 0:
+        raise CommandError(f"--drain-timeout {args.drain_timeout} must be above 0 seconds")
     if args.inbox_partitions < 1 or args.replication_factor < 1:
         raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")
     settings = ServiceSettings(
@@ -72,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         replication_factor=args.replication_factor,
         snapshot_events=snapshot_events_setting(),
     )
+    if args.drain_timeout is not None:
+        settings = dataclasses.replace(settings, drain_timeout_s=args.drain_timeout)
     try:
         with broker_faults(args.bootstrap, client_logs=True):
             return asyncio.run(run_service(settings))
@@ -152,6 +158,13 @@ def register(sub: Any) -> None:
         "--health-host",
         default=os.environ.get(health_host_env) or health_host_default,
         help=f"address the health endpoint binds (${health_host_env})",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=float(os.environ[drain_timeout_env]) if os.environ.get(drain_timeout_env) else None,
+        help="seconds from SIGTERM to exit, at most (default 30): the batch in hand is "
+        f"finished and the relays publish what they can meanwhile (${drain_timeout_env})",
     )
     _topic_options(run)
     run.set_defaults(handler=_run)

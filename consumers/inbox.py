@@ -54,6 +54,9 @@ inbox_session_timeout_ms = 30_000
 inbox_heartbeat_interval_ms = 3_000
 inbox_max_poll_interval_ms = 600_000
 inbox_offset_commit_interval_s = 5.0  # Kafka offsets are only a convenience for lag tools
+# A commit waits this long at most: with the broker gone it would retry for as long as it
+# is away, holding up the loop (and a stop) for a convenience.
+inbox_offset_commit_timeout_s = 2.0
 store_outage_retries_max = 60  # then exit non-zero: the orchestrator restarts the service
 store_outage_backoff_initial_s = 0.2
 store_outage_backoff_max_s = 5.0
@@ -321,6 +324,7 @@ class InboxIngest:
             return
         self._last_commit_s = now
         try:
-            await self._consumer.commit(dict(self._next))
-        except (CommitFailedError, KafkaError) as error:
+            async with asyncio.timeout(inbox_offset_commit_timeout_s):
+                await self._consumer.commit(dict(self._next))
+        except (CommitFailedError, KafkaError, TimeoutError) as error:
             log.info("offset_commit_skipped error=%s", type(error).__name__)

@@ -10,7 +10,6 @@ their topic already holds (docs/pipeline.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -46,7 +45,8 @@ log = logging.getLogger("consumers.service")
 
 progress_log_interval_s = 5.0  # while records move
 idle_progress_log_interval_s = 60.0  # when nothing moves: the service is alive
-shutdown_drain_timeout_s = 30.0  # the relays' time to publish what the store holds
+shutdown_drain_timeout_s = 30.0  # SIGTERM to exit: finish the batch, publish what the store holds
+shutdown_close_timeout_s = 5.0  # then closing the Kafka clients, past the drain, at most
 startup_kafka_attempts_max = 30  # topic creation while the broker is starting
 startup_kafka_backoff_s = 1.0
 EXIT_OK = 0
@@ -66,6 +66,7 @@ class ServiceSettings:
     inbox_partitions: int
     replication_factor: int
     snapshot_events: int = snapshot_interval_events  # journal events between book snapshots
+    drain_timeout_s: float = shutdown_drain_timeout_s  # from SIGTERM to exit, at most
 
 
 @dataclass
@@ -226,12 +227,49 @@ COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
 
 
 async def run_service(settings: ServiceSettings) -> int:
-    """Run until SIGTERM/SIGINT; the exit status of `ledger run`."""
+    """Run until SIGTERM/SIGINT; the exit status of `ledger run`.
+
+    A stop is honoured in every state within `drain_timeout_s` (plus closing the clients):
+    before the service serves (opening the store, replaying, waiting for the broker) it
+    ends at once, since nothing was decided yet; while it serves, the batch in hand is
+    finished and the relays publish what they can until the deadline. Whatever is still
+    running then (a broker or a store that does not answer) is cancelled: the store holds
+    every decision, and the next start publishes the rest."""
     stopping = asyncio.Event()
+    serving = asyncio.Event()
     _install_signals(stopping)
     coordinator_log = logging.getLogger(COORDINATOR_LOGGER)
     if not any(isinstance(f, CoordinatorNotYetAvailable) for f in coordinator_log.filters):
         coordinator_log.addFilter(CoordinatorNotYetAvailable())
+    body = asyncio.create_task(_start_and_serve(settings, stopping, serving), name="service")
+    stop_asked = asyncio.create_task(_until(stopping), name="stop_asked")
+    try:
+        await asyncio.wait({body, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+        if not body.done():
+            return await _stop(body, serving.is_set(), settings.drain_timeout_s)
+        return body.result()
+    finally:
+        stop_asked.cancel()
+
+
+async def _stop(body: asyncio.Task[int], serving: bool, drain_timeout_s: float) -> int:
+    """Wait for the service to drain within its deadline; past it, cancel what is left."""
+    if serving:
+        deadline_s = drain_timeout_s + shutdown_close_timeout_s
+        done, _ = await asyncio.wait({body}, timeout=deadline_s)
+        if done:
+            return body.result()
+        log.error("shutdown_timeout after_s=%.0f: cancelled; the next start resumes", deadline_s)
+    else:
+        log.info("stopped_while_starting: nothing was decided yet")
+    body.cancel()
+    await asyncio.wait({body}, timeout=shutdown_close_timeout_s)
+    return EXIT_FAILED if serving else EXIT_OK
+
+
+async def _start_and_serve(
+    settings: ServiceSettings, stopping: asyncio.Event, serving: asyncio.Event
+) -> int:
     # Check the Kafka security settings before a long replay; the log never shows a password.
     security = kafka_security.KafkaSecurity.from_environment()
     security.client_options()
@@ -245,12 +283,14 @@ async def run_service(settings: ServiceSettings) -> int:
         log.info("replayed store=%s journal_seq=%d", store.describe(), app.book.last_seq)
         await _create_topics(settings)
         parts = _build(settings, store, app)
-        return await _serve(settings, parts, stopping)
+        return await _serve(settings, parts, stopping, serving)
     finally:
         store.close()
 
 
-async def _serve(settings: ServiceSettings, parts: _Parts, stopping: asyncio.Event) -> int:
+async def _serve(
+    settings: ServiceSettings, parts: _Parts, stopping: asyncio.Event, serving: asyncio.Event
+) -> int:
     server = None
     if settings.health_port:
         server = await start_health_server(
@@ -260,17 +300,18 @@ async def _serve(settings: ServiceSettings, parts: _Parts, stopping: asyncio.Eve
     try:
         await consumer.start()
         await parts.ingest.assign_all()
-        return await _supervise(parts, stopping)
+        serving.set()
+        return await _supervise(parts, stopping, settings.drain_timeout_s)
     finally:
-        with contextlib.suppress(KafkaError):
-            await consumer.stop()
+        await _close_consumer(consumer)
         if server is not None:
             server.close()
             await server.wait_closed()
 
 
-async def _supervise(parts: _Parts, stopping: asyncio.Event) -> int:
-    """Run the tasks; stop all when one fails. The relays drain after the ingest ends."""
+async def _supervise(parts: _Parts, stopping: asyncio.Event, drain_timeout_s: float) -> int:
+    """Run the tasks; stop all when one fails. The relays drain after the ingest ends,
+    all within `drain_timeout_s` of the stop."""
     ingest_done = asyncio.Event()
 
     async def ingest() -> None:
@@ -290,14 +331,22 @@ async def _supervise(parts: _Parts, stopping: asyncio.Event) -> int:
     }
     progress = asyncio.create_task(_log_progress(parts), name="progress")
     status = EXIT_OK
+    loop = asyncio.get_running_loop()
+    stop_asked = asyncio.create_task(_until(stopping), name="stop_asked")
+    deadline_s: float | None = None
     try:
-        pending = tasks
+        pending = set(tasks)
         while pending:
-            timeout = shutdown_drain_timeout_s if ingest_done.is_set() else None
-            done, pending = await asyncio.wait(
-                pending, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION
+            if deadline_s is None and stopping.is_set():
+                deadline_s = loop.time() + drain_timeout_s
+            timeout = None if deadline_s is None else max(deadline_s - loop.time(), 0.0)
+            watched = pending if deadline_s is not None else {*pending, stop_asked}
+            done, _ = await asyncio.wait(
+                watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
-            if not done:
+            done.discard(stop_asked)
+            pending -= done
+            if timeout is not None and not done and pending:
                 log.error("shutdown_timeout unpublished=%s", sorted(t.get_name() for t in pending))
                 status = EXIT_FAILED
                 break
@@ -307,14 +356,34 @@ async def _supervise(parts: _Parts, stopping: asyncio.Event) -> int:
                 break
     finally:
         stopping.set()
-        for task in [*tasks, progress]:
+        for task in [*tasks, progress, stop_asked]:
             task.cancel()
-        await asyncio.gather(*tasks, progress, return_exceptions=True)
+        await asyncio.gather(*tasks, progress, stop_asked, return_exceptions=True)
     log.info(
         "stopped status=%d journal_seq=%d published_seq=%d",
         status, parts.state.journal_seq, parts.journal.progress.published,
     )  # fmt: skip
     return status
+
+
+async def _close_consumer(consumer: Any) -> None:
+    """Close the inbox consumer, bounded: with the broker gone, closing would retry for as
+    long as it is away. aiokafka's fetcher lets the CancelledError of its own fetch task
+    out of `stop()`; only a cancellation of this task itself is passed on."""
+    try:
+        async with asyncio.timeout(shutdown_close_timeout_s):
+            await consumer.stop()
+    except (KafkaError, TimeoutError):
+        log.info("consumer_close_skipped")
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        log.info("consumer_close_cancelled_inside_client")
+
+
+async def _until(event: asyncio.Event) -> None:
+    await event.wait()
 
 
 def _failure_status(task: asyncio.Task[None]) -> int:

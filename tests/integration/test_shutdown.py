@@ -1,0 +1,196 @@
+"""`ledger run` stops within its drain timeout on SIGTERM in every state: idle, mid-batch,
+broker unreachable at start, broker gone while serving, store unavailable.
+
+Before the fix, the broker-gone case did not stop at all: SIGTERM set the stop, the inbox
+loop's final offset commit waited for a group coordinator that never came back, and the
+supervisor waited for the ingest without a deadline (measured: still running 90 s after
+SIGTERM, logging connection errors ten times a second)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerStartError, free_port, run_server_script
+from tests.integration.test_pipeline_support import (
+    REPOSITORY,
+    hand_written_stream,
+    health,
+    ledger_command,
+    run_ledger,
+    wait_until,
+    write_lines,
+)
+
+pytestmark = pytest.mark.integration
+
+drain_timeout_s = 5
+# From SIGTERM to exit: the drain, closing the clients (5 s at most), and a margin for a
+# loaded machine. Without the fix the broker-gone case never exits.
+stop_within_s = drain_timeout_s + 5 + 10
+ready_timeout_s = 120.0
+
+
+def _start(
+    store: str, bootstrap: str, prefix: str, log: Path, port: int
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            ledger_command(
+                store, bootstrap, prefix, "run", "--health-port", str(port),
+                "--drain-timeout", str(drain_timeout_s),
+            ),
+            stdout=sink, stderr=sink, cwd=REPOSITORY,
+            env={**os.environ, "LEDGER_HEALTH_HOST": "127.0.0.1"},
+        )  # fmt: skip
+
+
+def _terminate(process: subprocess.Popen[bytes], log: Path) -> tuple[int, float]:
+    """SIGTERM; the exit status and the seconds it took (killed and failed past the bound)."""
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        status = process.wait(timeout=stop_within_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"still running {stop_within_s} s after SIGTERM:\n{log.read_text()[-3000:]}")
+    return status, time.monotonic() - sent
+
+
+def _ready(process: subprocess.Popen[bytes], port: int) -> dict[str, object]:
+    wait_until(
+        lambda: process.poll() is not None or health(port) is not None,
+        ready_timeout_s,
+        "ledger run's /health",
+    )
+    document = health(port)
+    assert document is not None, "ledger run exited before serving"
+    return document
+
+
+def test_idle_at_lag_zero_stops_at_once(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, 60))
+    run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
+    service = _start(store, kafka_bootstrap, kafka_topic_prefix, log, port)
+    _ready(service, port)
+    wait_until(
+        lambda: (
+            (h := health(port)) is not None
+            and h["inbox_lag"] == 0
+            and h["published_seq"] == h["journal_seq"]
+            and int(str(h["journal_seq"])) > 0
+        ),
+        ready_timeout_s,
+        "everything decided and published",
+    )
+    status, took_s = _terminate(service, log)
+    assert status == 0, log.read_text()[-3000:]
+    assert took_s < drain_timeout_s
+
+
+def test_mid_batch_finishes_the_batch_and_stops_in_time(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(5, 40, 20_000))
+    run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
+    service = _start(store, kafka_bootstrap, kafka_topic_prefix, log, port)
+    _ready(service, port)
+    wait_until(
+        lambda: (h := health(port)) is not None and int(str(h["journal_seq"])) > 0,
+        ready_timeout_s,
+        "the first batch recorded",
+    )
+    status, _ = _terminate(service, log)
+    assert status in (0, 1), log.read_text()[-3000:]  # 1: the relays had not caught up
+    assert "stopped status=" in log.read_text()
+
+
+def test_a_broker_unreachable_at_start_stops_at_once(tmp_path: Path) -> None:
+    store, log = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "run.log"
+    service = _start(store, f"127.0.0.1:{free_port()}", "nobroker.", log, 0)
+    wait_until(lambda: "kafka_unavailable" in log.read_text(), ready_timeout_s, "a retry")
+    status, took_s = _terminate(service, log)
+    assert status == 0, log.read_text()[-3000:]
+    assert took_s < drain_timeout_s
+    assert "stopped_while_starting" in log.read_text()
+
+
+def test_a_store_that_stays_locked_does_not_hold_the_stop(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.db"
+    store, port, log = f"sqlite:///{path}", free_port(), tmp_path / "run.log"
+    service = _start(store, kafka_bootstrap, kafka_topic_prefix, log, port)
+    _ready(service, port)
+    holder = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # the store answers nothing: every write and read waits
+        inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(7, 3, 30))
+        run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
+        wait_until(lambda: "store_error" in log.read_text(), ready_timeout_s, "the store fault")
+        status, _ = _terminate(service, log)
+    finally:
+        holder.close()
+    assert status in (0, 1), log.read_text()[-3000:]
+
+
+@pytest.fixture
+def private_broker(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A broker of this test alone, which the test stops while the service uses it."""
+    environment = {
+        "LEDGER_KAFKA_PORT": str(free_port()),
+        "LEDGER_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "LEDGER_KAFKA_DATA": str(tmp_path_factory.mktemp("private-kafka")),
+    }
+    bootstrap = run_server_script("kafka", "start", environment)
+    try:
+        yield bootstrap, environment
+    finally:
+        with contextlib.suppress(ServerStartError):  # the test stopped it already
+            run_server_script("kafka", "stop", environment)
+
+
+def test_a_broker_gone_while_serving_does_not_hold_the_stop(
+    private_broker: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    bootstrap, environment = private_broker
+    store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, 60))
+    run_ledger(store, bootstrap, "gone.", "publish", str(inbox))
+    service = _start(store, bootstrap, "gone.", log, port)
+    _ready(service, port)
+    wait_until(
+        lambda: (h := health(port)) is not None and h["inbox_lag"] == 0,
+        ready_timeout_s,
+        "the inbox decided",
+    )
+    run_server_script("kafka", "stop", environment)
+    wait_until(lambda: "Unable connect" in log.read_text(), ready_timeout_s, "the broker gone")
+    status, _ = _terminate(service, log)
+    assert status in (0, 1), log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+
+
+def test_the_cli_refuses_a_drain_timeout_of_zero(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "run", "--drain-timeout", "0"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--drain-timeout 0.0 must be above 0 seconds" in done.stderr
