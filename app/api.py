@@ -31,6 +31,13 @@ from litestar.status_codes import HTTP_409_CONFLICT
 
 from app import api_checks
 from app.api_auth import ApiSecurity
+from app.api_documents import (
+    BalancesDocument,
+    HealthDocument,
+    MarginDocument,
+    ViewDocument,
+    checked,
+)
 from ledger import reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
@@ -144,15 +151,15 @@ def _account_document(
 @get("/accounts/{account_id:str}/margin", summary="An account's figures from the risk model")
 async def account_margin(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
-) -> dict[str, Any]:
-    return _account_document(request, account_id, as_of, "margin")
+) -> MarginDocument:
+    return checked(_account_document(request, account_id, as_of, "margin"), MarginDocument)
 
 
 @get("/accounts/{account_id:str}/balances", summary="Each asset's balance, mark and value")
 async def account_balances(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
-) -> dict[str, Any]:
-    return _account_document(request, account_id, as_of, "balances")
+) -> BalancesDocument:
+    return checked(_account_document(request, account_id, as_of, "balances"), BalancesDocument)
 
 
 @get("/reports/{view:str}", summary="A regulatory view, as `ledger report VIEW` shows it")
@@ -160,7 +167,7 @@ async def report(
     request: Request[Any, Any, Any],
     view: Annotated[str, Parameter(description=", ".join(REPORT_VIEWS), max_length=64)],
     as_of: AS_OF = None,
-) -> dict[str, Any]:
+) -> ViewDocument:
     if view not in REPORT_VIEWS:
         raise NotFoundException(detail=f"no view {view!r}: the views are {', '.join(REPORT_VIEWS)}")
     live = _live(request)
@@ -168,24 +175,24 @@ async def report(
     seq = _seq_of(live, as_of)
     table = TABLES_BY_VIEW[view]
     if seq is None:
-        return document(live.database, table)
+        return checked(document(live.database, table), ViewDocument)
     scratch = views_at(live.store, live.policy, seq)
     try:
-        return document(scratch, table)
+        return checked(document(scratch, table), ViewDocument)
     finally:
         scratch.close()
 
 
 @get("/health", summary="Whether the store answers, and its journal position")
-async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def health(request: Request[Any, Any, Any]) -> HealthDocument:
     live = _live(request)
     live.refresh()
-    return {
-        "status": "ok",
-        "journal_seq": live.book.last_seq,
-        "last_hash": live.book.last_hash,
-        "policy_version": live.policy.version,
-    }
+    return HealthDocument(
+        status="ok",
+        journal_seq=live.book.last_seq,
+        last_hash=live.book.last_hash,
+        policy_version=live.policy.version,
+    )
 
 
 def metrics_text(live: LiveViews) -> str:

@@ -78,3 +78,19 @@ def test_ledger_schema_prints_the_documents_text() -> None:
         check=True,
     ).stdout
     assert printed == (DOCS / "schemas" / "journal.schema.json").read_text(encoding="utf-8")
+
+
+def test_the_openapi_document_gives_each_answers_schema() -> None:
+    document = json.loads((DOCS / "openapi.json").read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    margin = schemas["MarginDocument"]
+    assert {"equity", "margin_level", "status", "positions"} <= set(margin["required"])
+    answers = {
+        path: operation["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        for path, operation in document["paths"].items()
+        if "get" in operation and path != "/metrics"
+    }
+    assert answers["/accounts/{account_id}/margin"] == {
+        "$ref": "#/components/schemas/MarginDocument"
+    }
+    assert answers["/reports/{view}"] == {"$ref": "#/components/schemas/ViewDocument"}
