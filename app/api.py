@@ -6,30 +6,38 @@
 
 Every read takes `as_of` (a journal seq or an RFC 3339 time with an offset). The current
 state is one projection of the store's journal kept in memory (`LiveViews`) and brought up
-to the journal's end before each read; an `as_of` read builds the views at that position
-in a scratch database. A user's mistake is a 4xx with a JSON body
-(`{"status_code": ..., "detail": ...}`), never a 500.
-
-Handlers are `async` but do their (short, SQLite or PostgreSQL) reads on the event loop's
-thread: the in-memory views are a SQLite connection bound to one thread, and a read-only
-API for a few clients needs no more.
+to the journal's end before each read, on the event loop's thread (the in-memory views are
+a SQLite connection bound to one thread; catching up is short). An `as_of` read rebuilds
+state at a past position, which is not short: it runs in a bounded pool of worker
+processes (`app/api_as_of.py`), never on the event loop. A user's mistake is a 4xx with a
+JSON body (`{"status_code": ..., "detail": ...}`), never a 500.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.exceptions import ClientException, HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_409_CONFLICT
+from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
 from app import api_checks
+from app.api_as_of import (
+    AsOfBusy,
+    AsOfReader,
+    AsOfRefusal,
+    AsOfSource,
+    account_document,
+    as_of_retry_after_s,
+    report_document,
+)
 from app.api_auth import ApiSecurity
 from app.api_documents import (
     BalancesDocument,
@@ -42,12 +50,11 @@ from ledger import reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
 from ledger.rejections import decode_reject_record
-from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES, TABLES_BY_VIEW
-from projections.views import document, views_at
+from projections.views import document
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -106,34 +113,36 @@ class LiveViews:
         self.database.close()
 
 
-def _seq_of(live: LiveViews, as_of: str | None) -> int | None:
-    """None for "now", else the journal seq `as_of` names; a bad one is a 400."""
-    if as_of is None:
-        return None
-    try:
-        return reporting.as_of_seq(live.store, as_of)
-    except AsOfError as error:
-        raise ClientException(detail=str(error).replace("--as-of", "as_of")) from error
-
-
-def _book_at(live: LiveViews, as_of: str | None) -> Book:
-    live.refresh()
-    seq = _seq_of(live, as_of)
-    if seq is None:
-        return live.book
-    return reporting.book_as_of(live.store, str(seq))
-
-
 def _live(request: Request[Any, Any, Any]) -> LiveViews:
     live: LiveViews = request.app.state.live
     return live
 
 
-def _account_document(
+async def _as_of(
+    request: Request[Any, Any, Any], read: Callable[..., dict[str, Any]], *args: str
+) -> dict[str, Any]:
+    """`read(*args)` in the as_of pool; its refusals as 4xx, a full pool as 503."""
+    reader: AsOfReader = request.app.state.as_of
+    try:
+        return await reader.run(read, *args)
+    except AsOfRefusal as refusal:
+        raise HTTPException(status_code=refusal.status_code, detail=refusal.detail) from None
+    except AsOfBusy:
+        raise HTTPException(
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            detail="too many as_of requests in flight: retry shortly",
+            headers={"Retry-After": str(as_of_retry_after_s)},
+        ) from None
+
+
+async def _account_document(
     request: Request[Any, Any, Any], account_id: str, as_of: str | None, what: str
 ) -> dict[str, Any]:
+    if as_of is not None:
+        return await _as_of(request, account_document, as_of, account_id, what)
     live = _live(request)
-    book = _book_at(live, as_of)
+    live.refresh()
+    book = live.book
     account = book.accounts.get(account_id)
     # A platform account (platform:house, platform:insurance, ...) answers as in `ledger query`.
     if account is None:
@@ -152,14 +161,15 @@ def _account_document(
 async def account_margin(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
 ) -> MarginDocument:
-    return checked(_account_document(request, account_id, as_of, "margin"), MarginDocument)
+    return checked(await _account_document(request, account_id, as_of, "margin"), MarginDocument)
 
 
 @get("/accounts/{account_id:str}/balances", summary="Each asset's balance, mark and value")
 async def account_balances(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
 ) -> BalancesDocument:
-    return checked(_account_document(request, account_id, as_of, "balances"), BalancesDocument)
+    answer = await _account_document(request, account_id, as_of, "balances")
+    return checked(answer, BalancesDocument)
 
 
 @get("/reports/{view:str}", summary="A regulatory view, as `ledger report VIEW` shows it")
@@ -170,17 +180,11 @@ async def report(
 ) -> ViewDocument:
     if view not in REPORT_VIEWS:
         raise NotFoundException(detail=f"no view {view!r}: the views are {', '.join(REPORT_VIEWS)}")
+    if as_of is not None:
+        return checked(await _as_of(request, report_document, as_of, view), ViewDocument)
     live = _live(request)
     live.refresh()
-    seq = _seq_of(live, as_of)
-    table = TABLES_BY_VIEW[view]
-    if seq is None:
-        return checked(document(live.database, table), ViewDocument)
-    scratch = views_at(live.store, live.policy, seq)
-    try:
-        return checked(document(scratch, table), ViewDocument)
-    finally:
-        scratch.close()
+    return checked(document(live.database, TABLES_BY_VIEW[view]), ViewDocument)
 
 
 @get("/health", summary="Whether the store answers, and its journal position")
@@ -248,20 +252,29 @@ OPENAPI_CONFIG = OpenAPIConfig(
 )
 
 
-def create_app(store: LedgerStore, policy: Policy, security: ApiSecurity) -> Litestar:
+def create_app(
+    store: LedgerStore,
+    policy: Policy,
+    security: ApiSecurity,
+    as_of_source: AsOfSource | None = None,
+) -> Litestar:
     """The API over an open store; the caller closes the store after the app stops.
 
     `security` (app/api_auth.py) says who may read what, marks every response no-store
-    and writes the access log.
+    and writes the access log. `as_of_source` lets worker processes open the same store and
+    policy for as_of reads; without it (a store in memory) they run on threads.
 
     The in-memory views are opened at startup, on the thread that serves the requests."""
 
     def open_views(app: Litestar) -> None:
         app.state.live = LiveViews(store, policy)
+        app.state.as_of = AsOfReader(store, policy, as_of_source)
 
     def close_views(app: Litestar) -> None:
         live: LiveViews = app.state.live
         live.close()
+        reader: AsOfReader = app.state.as_of
+        reader.close()
 
     return Litestar(
         route_handlers=ROUTE_HANDLERS,
@@ -296,12 +309,13 @@ def serve(
     *,
     security: ApiSecurity,
     tls: TlsFiles | None,
+    as_of_source: AsOfSource | None,
 ) -> None:
     """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM)."""
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
     uvicorn.run(
-        create_app(store, policy, security),
+        create_app(store, policy, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key),

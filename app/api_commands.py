@@ -75,7 +75,7 @@ def _access_log(path: Path | None) -> IO[str]:
 def _api(args: argparse.Namespace) -> int:
     _check_settings(args)
     policy = policy_of(args)
-    from app import api, api_auth  # noqa: PLC0415 - Litestar loads only for `ledger api`
+    from app import api, api_as_of, api_auth  # noqa: PLC0415 - Litestar only for `ledger api`
 
     try:
         security = api_auth.ApiSecurity(
@@ -92,7 +92,10 @@ def _api(args: argparse.Namespace) -> int:
         if args.insecure_no_auth:
             print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
         tls = api.TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
-        api.serve(store, policy, args.host, args.port, security=security, tls=tls)
+        source = api_as_of.AsOfSource(args.store, args.policy)
+        api.serve(
+            store, policy, args.host, args.port, security=security, tls=tls, as_of_source=source
+        )
     return 0
 
 

@@ -1,0 +1,158 @@
+"""The API's `as_of` reads, off the event loop and bounded.
+
+An `as_of` read rebuilds state at a past journal position: the book from the nearest
+snapshot at or before it (`ledger.snapshots`), or every view from seq 1 for a report. That
+is work in milliseconds to seconds, so it never runs on the event loop's thread, where it
+would starve `/health` (and with it the liveness probe) and every other read:
+
+- it runs in a pool of `as_of_workers` worker processes (their own interpreter, so their
+  work never holds the event loop's GIL), each with the store opened once, at a lower CPU
+  priority (`as_of_worker_niceness`) so the event loop wins the cores when both want them;
+  at most `as_of_workers` replays run at once;
+- at most `as_of_requests_in_flight_max` `as_of` requests are admitted (running or
+  waiting for a worker); one more is answered 503 with `Retry-After`, never queued without
+  bound.
+
+A store in memory (tests) cannot be opened by another process: without an `AsOfSource`
+the same work runs on a pool of `as_of_workers` threads sharing the open store instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger import reporting, risk
+from ledger.invariants import InvariantViolation, require
+from ledger.policy import Policy, load_policy
+from ledger.store import LedgerStore
+from projections.tables import TABLES_BY_VIEW
+from projections.views import document, views_at
+
+as_of_workers = 2  # replays at once: one per core of the machines the API runs on
+as_of_requests_in_flight_max = 64  # admitted as_of requests, running or waiting
+as_of_worker_niceness = 10  # added to a worker process's nice value: the event loop first
+as_of_retry_after_s = 1  # the Retry-After of a 503 when the bound is reached
+_HTTP_BAD_REQUEST = 400
+_HTTP_NOT_FOUND = 404
+_HTTP_CONFLICT = 409
+
+
+@dataclass(frozen=True)
+class AsOfSource:
+    """What a worker process opens: the store's URL (password included: never logged) and
+    the policy file (None: the demonstration policy)."""
+
+    store_url: str
+    policy_path: Path | None
+
+
+class AsOfRefusal(Exception):
+    """A user's as_of request the ledger cannot answer: an HTTP status and a sentence."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(status_code, detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class AsOfBusy(Exception):
+    """`as_of_requests_in_flight_max` as_of requests are in flight already."""
+
+
+# The store and policy of a worker (process or thread), set by the pool's initializer.
+_worker: dict[str, tuple[LedgerStore, Policy]] = {}
+_OPENED = "opened"
+
+
+def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
+    os.nice(as_of_worker_niceness)
+    policy = load_policy(source.policy_path)
+    require(policy.digest == policy_digest, "the policy file changed since the API started")
+    _worker[_OPENED] = (LedgerStore.open(source.store_url), policy)
+
+
+def _share_with_thread(store: LedgerStore, policy: Policy) -> None:
+    _worker[_OPENED] = (store, policy)
+
+
+def _opened() -> tuple[LedgerStore, Policy]:
+    opened = _worker.get(_OPENED)
+    if opened is None:
+        raise InvariantViolation("an as_of worker ran before its pool opened the store")
+    return opened
+
+
+def _seq(store: LedgerStore, as_of: str) -> int:
+    try:
+        return reporting.as_of_seq(store, as_of)
+    except reporting.AsOfError as error:
+        detail = str(error).replace("--as-of", "as_of")
+        raise AsOfRefusal(_HTTP_BAD_REQUEST, detail) from error
+
+
+def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
+    """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
+    store, policy = _opened()
+    book = reporting.book_as_of(store, str(_seq(store, as_of)))
+    # A platform account answers too, as in `ledger query` and the current reads.
+    if account_id not in book.accounts:
+        raise AsOfRefusal(_HTTP_NOT_FOUND, f"account {account_id} is not in the ledger")
+    build = reporting.margin_view if what == "margin" else reporting.balances_view
+    try:
+        return build(book, policy, account_id)
+    except risk.MissingMark as missing:
+        detail = f"account {account_id} cannot be valued yet: {missing}"
+        raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing
+
+
+def report_document(as_of: str, view: str) -> dict[str, Any]:
+    """`GET /reports/{view}?as_of=`, in a worker: the views rebuilt up to the seq."""
+    store, policy = _opened()
+    scratch = views_at(store, policy, _seq(store, as_of))
+    try:
+        return document(scratch, TABLES_BY_VIEW[view])
+    finally:
+        scratch.close()
+
+
+class AsOfReader:
+    """Runs as_of reads in a bounded pool; `await reader.run(account_document, ...)`."""
+
+    def __init__(self, store: LedgerStore, policy: Policy, source: AsOfSource | None) -> None:
+        self.in_flight = 0
+        self._executor: Executor
+        if source is None:
+            self._executor = ThreadPoolExecutor(
+                as_of_workers, "as_of", _share_with_thread, (store, policy)
+            )
+        else:
+            self._executor = ProcessPoolExecutor(
+                as_of_workers,
+                # spawn: a fresh interpreter, nothing inherited from the server's threads
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_open_in_process,
+                initargs=(source, policy.digest),
+            )
+
+    async def run(self, read: Callable[..., dict[str, Any]], *args: str) -> dict[str, Any]:
+        """The document `read(*args)` builds in a worker; `AsOfBusy` past the bound."""
+        if self.in_flight >= as_of_requests_in_flight_max:
+            raise AsOfBusy
+        self.in_flight += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, read, *args)
+        finally:
+            self.in_flight -= 1
+
+    def close(self) -> None:
+        # Waits for the replays running now (at most `as_of_workers`), so no worker outlives
+        # the server; the waiting ones are cancelled.
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,141 @@
+"""`as_of` reads never starve the API: they run in a bounded pool of worker processes.
+
+The one timing this suite asserts, because the contract is a timing: `/health` answers in
+under 100 ms (the median of several probes, so one descheduled probe on a busy machine is
+not a failure) while 50 `as_of` requests are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from app.api import create_app
+from app.api_as_of import AsOfReader, AsOfSource, as_of_requests_in_flight_max
+from app.commands import ingest_stream
+from app.simulation import simulate
+from ledger import reporting
+from ledger.application import LedgerApplication
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
+from tests.api_security import AUDITOR, api_security
+from tests.conftest import free_port
+
+POLICY = load_policy(None)
+as_of_requests = 50
+health_probes = 9
+health_bound_s = 0.100
+in_flight_poll_s = 0.01
+server_start_s = 60.0
+server_stop_s = 30.0
+request_timeout_s = 300.0
+requests_sent_s = 0.5
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('as_of') / 'ledger.db'}"
+    inbox = b"\n".join(simulate(11, 8, 1))
+    with LedgerStore.open(url) as store:
+        ingest_stream(LedgerApplication(store, POLICY, snapshot_events=500), io.BytesIO(inbox), "t")
+    return url
+
+
+def _app(store: LedgerStore, url: str) -> Litestar:
+    return create_app(store, POLICY, api_security(), AsOfSource(url, None))
+
+
+@contextmanager
+def _ledger_api(store_url: str, tmp_path: Path) -> Iterator[str]:
+    """`ledger api` in its own process, as deployed (no authentication, loopback only)."""
+    port = free_port()
+    log = (tmp_path / "api.log").open("wb")
+    command = [sys.executable, "-m", "app", "--store", store_url, "api", "--insecure-no-auth"]
+    server = subprocess.Popen([*command, "--port", str(port)], stderr=log, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + server_start_s
+        while not _answers(f"{base}/health"):
+            assert server.poll() is None, (tmp_path / "api.log").read_text()
+            assert time.monotonic() < deadline, "ledger api did not start"
+            time.sleep(in_flight_poll_s)  # waiting on another process: nothing to await
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=server_stop_s)
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _probe_health(client: httpx.AsyncClient, pending: list[asyncio.Task[Any]]) -> float:
+    started = time.perf_counter()
+    health = await client.get("/health")
+    elapsed = time.perf_counter() - started
+    assert health.status_code == 200
+    assert not all(task.done() for task in pending), "the as_of requests ended before the probe"
+    return elapsed
+
+
+@pytest.mark.asyncio
+async def test_health_answers_in_under_100_ms_with_50_as_of_requests_in_flight(
+    store_url: str, tmp_path: Path
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        last = store.last_seq()
+        client_id = sorted(a.account_id for a in reporting.book_as_of(store, None).clients())[0]
+    seqs = [last * (n + 1) // as_of_requests for n in range(as_of_requests)]
+    paths = [
+        "/reports/margin-clients" if n % 2 else f"/accounts/{client_id}/balances"
+        for n in range(as_of_requests)
+    ]
+    limits = httpx.Limits(max_connections=as_of_requests + 1)
+    with _ledger_api(store_url, tmp_path) as base:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=request_timeout_s, limits=limits
+        ) as client:
+            pending = [
+                asyncio.create_task(client.get(path, params={"as_of": str(seq)}))
+                for path, seq in zip(paths, seqs, strict=True)
+            ]
+            await asyncio.sleep(requests_sent_s)  # let every request reach the server
+            probes = [await _probe_health(client, pending) for _ in range(health_probes)]
+            answers: list[httpx.Response] = await asyncio.gather(*pending)
+    assert statistics.median(probes) < health_bound_s, probes
+    assert [a.status_code for a in answers] == [200] * as_of_requests
+    assert [a.json()["as_of_seq"] for a in answers] == seqs
+
+
+@pytest.mark.asyncio
+async def test_as_of_past_the_bound_is_503_and_bad_as_of_is_400(store_url: str) -> None:
+    with LedgerStore.open(store_url) as store:
+        app = _app(store, store_url)
+        async with AsyncTestClient(app) as client:
+            client.headers.update(AUDITOR)
+            reader: AsOfReader = app.state.as_of
+            bad = await client.get("/reports/margin-clients", params={"as_of": "yesterday"})
+            assert bad.status_code == 400
+            assert "as_of 'yesterday'" in bad.json()["detail"]
+            reader.in_flight = as_of_requests_in_flight_max  # as if that many were running
+            busy = await client.get("/reports/margin-clients", params={"as_of": "1"})
+            reader.in_flight = 0
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "1"
