@@ -18,7 +18,7 @@ from typing import IO, Any
 import msgspec
 
 from app.progress import Progress
-from ledger import reporting
+from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
 from ledger.identifiers import printable
 from ledger.inbox_lines import read_inbox_lines
@@ -370,6 +370,37 @@ def reject_origin(record: dict[str, Any]) -> str:
     return f"{topic} partition {partition} offset {offset}"
 
 
+checkpoint_key_env = "LEDGER_CHECKPOINT_KEY"
+
+
+class _RecordEnd(msgspec.Struct, frozen=True):
+    hash: str
+    recorded_at: str
+
+
+def _journal_checkpoint(args: argparse.Namespace) -> int:
+    """A signed checkpoint of the journal's last record, for `audit verify --checkpoint`."""
+    if args.key is None:
+        raise CommandError(f"a checkpoint needs --key (${checkpoint_key_env}), an Ed25519 key")
+    try:
+        key = checkpoints.load_private_key(Path(args.key))
+    except checkpoints.CheckpointError as error:
+        raise CommandError(str(error)) from error
+    with open_store(args) as store:
+        seq = store.last_seq()
+        if seq == 0:
+            raise CommandError("the journal is empty: nothing to checkpoint")
+        (entry,) = store.read_journal(seq - 1, 1)
+    end = msgspec.json.decode(entry.record, type=_RecordEnd)
+    document = checkpoints.sign_checkpoint(seq, end.hash, end.recorded_at, key)
+    if args.out is None:
+        sys.stdout.buffer.write(document)
+    else:
+        Path(args.out).write_bytes(document)
+    print(f"checkpoint: seq {seq}, hash {end.hash}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _journal_export(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer if args.out in (None, "-") else Path(args.out).open("wb")  # noqa: SIM115
     progress = Progress("export", unit="events")
@@ -461,3 +492,13 @@ def register(sub: Any) -> None:
     export = journal_sub.add_parser("export", help="write the journal as JSON lines")
     export.add_argument("--out", default=None, help="write to FILE instead of stdout")
     export.set_defaults(handler=_journal_export)
+    checkpoint = journal_sub.add_parser(
+        "checkpoint", help="sign the journal's end (seq, hash, time) with an Ed25519 key"
+    )
+    checkpoint.add_argument(
+        "--key",
+        default=os.environ.get(checkpoint_key_env) or None,
+        help=f"Ed25519 private key, PEM (${checkpoint_key_env})",
+    )
+    checkpoint.add_argument("--out", default=None, help="write to FILE instead of stdout")
+    checkpoint.set_defaults(handler=_journal_checkpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 from app.commands import EXIT_REFUSED, CommandError, open_store, policy_of, policy_scales
 from app.progress import Progress
-from ledger import reporting, snapshots
+from ledger import checkpoints, reporting, snapshots
 from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
@@ -84,7 +85,28 @@ def _verifying() -> Iterator[Advance]:
         progress.close()
 
 
+checkpoint_public_key_env = "LEDGER_CHECKPOINT_PUBLIC_KEY"
+
+
+def _anchors(args: argparse.Namespace) -> list[checkpoints.Anchor]:
+    """The anchors the journal must hold: `--expect SEQ:HASH` and signed `--checkpoint`s."""
+    try:
+        anchors = [checkpoints.parse_expectation(text) for text in args.expect]
+        if args.checkpoint:
+            if args.public_key is None:
+                raise CommandError(
+                    f"--checkpoint needs --public-key (${checkpoint_public_key_env}), the "
+                    "Ed25519 key that signed it"
+                )
+            key = checkpoints.load_public_key(Path(args.public_key))
+            anchors.extend(checkpoints.read_checkpoint(Path(c), key) for c in args.checkpoint)
+    except checkpoints.CheckpointError as error:
+        raise CommandError(str(error)) from error
+    return anchors
+
+
 def _verify(args: argparse.Namespace) -> int:
+    anchors = _anchors(args)
     if args.from_kafka:
         # Only this option needs Kafka: consumers/ stays out of every other audit.
         from app.kafka_commands import broker_faults  # noqa: PLC0415
@@ -95,7 +117,8 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             quiet = args.log_level is None
             with broker_faults(args.bootstrap, client_logs=not quiet), _verifying() as progress:
-                outcome = audit.verify_records(read_journal_topic(args.bootstrap, topic), progress)
+                records = read_journal_topic(args.bootstrap, topic)
+                outcome = audit.verify_records(records, progress, anchors)
         except JournalTopicError as error:
             raise CommandError(f"{topic} is not a journal: {error}", EXIT_REFUSED) from error
     elif args.file is not None:
@@ -103,10 +126,10 @@ def _verify(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise CommandError(f"journal file {path} does not exist")
         with _verifying() as progress:
-            outcome = audit.verify_records(audit.file_records(path), progress)
+            outcome = audit.verify_records(audit.file_records(path), progress, anchors)
     else:
         with open_store(args) as store, _verifying() as progress:
-            outcome = audit.verify_store(store, progress)
+            outcome = audit.verify_store(store, progress, anchors)
     print(outcome.describe())
     return 0 if outcome.ok else 1
 
@@ -235,6 +258,25 @@ def register(sub: Any) -> None:
     verify = audit_sub.add_parser("verify", help="seq continuity and the hash chain")
     verify.add_argument("--file", default=None, help="an exported journal (JSON lines)")
     verify.add_argument("--from-kafka", action="store_true", help="read the journal topic")
+    verify.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="the journal must reach SEQ and hold HASH there (repeatable)",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a signed checkpoint (ledger journal checkpoint) the journal must hold",
+    )
+    verify.add_argument(
+        "--public-key",
+        default=os.environ.get(checkpoint_public_key_env) or None,
+        help=f"Ed25519 public key (PEM) that signed the checkpoints (${checkpoint_public_key_env})",
+    )
     verify.set_defaults(handler=_guarded(_verify))
 
     replay = audit_sub.add_parser("replay", help="rebuild every view and compare with the live")

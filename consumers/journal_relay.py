@@ -154,6 +154,20 @@ def tail_consumer(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
+class TopicDiverged(Exception):
+    """The topic's tail is not what the store holds at that position: a record appended by
+    someone else, a store restored from an older copy, or a record without its position
+    header. The relay stops with an alarm rather than publish past it."""
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The topic's last committed record: its position header and its bytes."""
+
+    position: int
+    value: bytes
+
+
 def _header(headers: Any, name: str) -> int | None:
     for header_name, value in headers or ():
         if header_name == name:
@@ -163,31 +177,37 @@ def _header(headers: Any, name: str) -> int | None:
 
 async def _partition_tail(
     consumer: AIOKafkaConsumer, partition: TopicPartition, header: str
-) -> int:
-    """The largest `header` among the last committed records of `partition`; 0 if none."""
+) -> Tail | None:
+    """The last committed record of `partition`; None when it holds none."""
     beginning = (await consumer.beginning_offsets([partition]))[partition]
     end = (await consumer.end_offsets([partition]))[partition]  # read_committed: the LSO
     window = tail_window_records_initial
     while end > beginning:
         start = max(end - window, beginning)
         consumer.seek(partition, start)
-        found: int | None = None
+        last: Any = None
         while await consumer.position(partition) < end:
             batches = await consumer.getmany(partition, timeout_ms=tail_poll_timeout_ms)
             for record in batches.get(partition, []):
                 if record.offset < end:
-                    found = _header(record.headers, header) or found
-        if found is not None:
-            return found
+                    last = record
+        if last is not None:
+            position = _header(last.headers, header)
+            if position is None:
+                raise TopicDiverged(
+                    f"{partition.topic} partition {partition.partition} offset {last.offset} "
+                    f"has no `{header}` header: the ledger did not write it"
+                )
+            return Tail(position, last.value)
         if start == beginning:
-            return 0
+            return None
         window *= 2
-    return 0
+    return None
 
 
-async def read_tail(bootstrap: str, topic: str, header: str) -> int:
-    """The last published position on `topic`: max over partitions of the last committed
-    record's `header`; 0 when the topic holds no committed record."""
+async def read_tail(bootstrap: str, topic: str, header: str) -> Tail | None:
+    """The last published record on `topic`: the committed tail with the largest `header`
+    over partitions; None when the topic holds no committed record."""
     consumer = tail_consumer(bootstrap)
     try:
         await consumer.start()
@@ -197,7 +217,24 @@ async def read_tail(bootstrap: str, topic: str, header: str) -> int:
             tails = [await _partition_tail(consumer, p, header) for p in partitions]
     finally:
         await consumer.stop()
-    return max(tails, default=0)
+    found = [tail for tail in tails if tail is not None]
+    return max(found, key=lambda tail: tail.position, default=None)
+
+
+def check_journal_tail(store: LedgerStore, tail: Tail) -> None:
+    """The journal topic's tail must be, byte for byte, the store's record of that seq."""
+    entries = store.read_journal(tail.position - 1, 1) if tail.position > 0 else []
+    if not entries or entries[0].seq != tail.position:
+        raise TopicDiverged(
+            f"the journal topic ends at seq {tail.position}, which the store does not hold "
+            f"(it ends at {store.last_seq()}): a store restored from an older copy, or a "
+            "record the ledger did not write"
+        )
+    if entries[0].record != tail.value:
+        raise TopicDiverged(
+            f"the journal topic's record of seq {tail.position} differs from the store's: "
+            "a record the ledger did not write was appended to the topic"
+        )
 
 
 @dataclass
@@ -221,6 +258,7 @@ class Relay:
         header: str,
         read_batch: Callable[[int], list[Outgoing]],
         wake: asyncio.Event,
+        check_tail: Callable[[Tail], None] | None = None,
     ) -> None:
         self.name = name
         self._bootstrap = bootstrap
@@ -228,6 +266,7 @@ class Relay:
         self._transactional_id = transactional_id
         self._header = header
         self._read_batch = read_batch  # blocking: runs in a thread
+        self._check_tail = check_tail  # blocking: runs in a thread; raises TopicDiverged
         self._wake = wake
         self.progress = RelayProgress()
 
@@ -259,7 +298,11 @@ class Relay:
         producer = relay_producer(self._bootstrap, self._transactional_id)
         try:
             await producer.start()  # InitProducerId: fences, aborts an older instance's work
-            published = await read_tail(self._bootstrap, self._topic, self._header)
+            tail = await read_tail(self._bootstrap, self._topic, self._header)
+            if tail is not None and self._check_tail is not None:
+                check = self._check_tail
+                await backoff_retry(lambda: check(tail), f"check_{self.name}_tail")
+            published = 0 if tail is None else tail.position
             self.progress.published = published
             self.progress.healthy = True
             log.info("relay_resume relay=%s topic=%s after=%d", self.name, self._topic, published)

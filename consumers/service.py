@@ -30,6 +30,8 @@ from consumers.inbox import (
 from consumers.journal_relay import (
     Relay,
     RelayFenced,
+    TopicDiverged,
+    check_journal_tail,
     read_journal_batch,
     read_rejects_batch,
 )
@@ -53,6 +55,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_FENCED = 3  # another instance took over, or two writers met in the store
 EXIT_UNDECIDABLE = 4  # an inbox record could not be decided: a fault in the ledger
+EXIT_DIVERGED = 5  # the journal topic's tail is not the store's record: an alarm
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +116,7 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
         header="seq",
         read_batch=lambda after: read_journal_batch(store, after, state.recent_journal),
         wake=state.journal_recorded,
+        check_tail=lambda tail: check_journal_tail(store, tail),
     )
     rejects = Relay(
         name="rejects",
@@ -399,6 +403,9 @@ def _failure_status(task: asyncio.Task[None]) -> int:
         )  # fmt: skip
         log.debug("undecidable_record_traceback", exc_info=error.error)
         return EXIT_UNDECIDABLE
+    if isinstance(error, TopicDiverged):
+        log.critical("alarm=journal_topic_diverged task=%s detail=%s", task.get_name(), error)
+        return EXIT_DIVERGED
     log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
     if isinstance(error, RelayFenced | InvariantViolation):
         return EXIT_FENCED

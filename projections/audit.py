@@ -3,10 +3,13 @@ rebuilt from the journal alone compared with the live ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
+from ledger.checkpoints import Anchor
 from ledger.invariants import InvariantViolation
 from ledger.journal import VerifyReport, verify_journal
 from ledger.store import LedgerStore
@@ -17,20 +20,25 @@ from projections.runner import Advance
 class VerifyOutcome:
     report: VerifyReport
     first_seq: int
+    anchor_failures: tuple[str, ...] = ()  # anchors (--expect, --checkpoint) that do not hold
+    anchors_held: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.report.ok
+        return self.report.ok and not self.anchor_failures
 
     def describe(self) -> str:
         report = self.report
+        if report.ok and self.anchor_failures:
+            return "journal NOT anchored: " + "; ".join(self.anchor_failures)
         if report.ok:
             if report.count == 0:
                 return "journal verified: it is empty"
             last = self.first_seq + report.count - 1
+            anchored = f", {self.anchors_held} anchors hold" if self.anchors_held else ""
             return (
                 f"journal verified: {report.count} records, seq {self.first_seq}..{last}, "
-                f"last hash {report.last_hash}"
+                f"last hash {report.last_hash}{anchored}"
             )
         return (
             f"journal broken at seq {report.first_bad_seq}: {report.reason} "
@@ -75,16 +83,60 @@ def _counted(records: Iterable[bytes], progress: Advance) -> Iterator[bytes]:
         yield record
 
 
-def verify_records(records: Iterable[bytes], progress: Advance | None = None) -> VerifyOutcome:
-    """seq continuity from 1 and the hash chain of docs/events.md, over any run of records."""
+class _RecordHash(msgspec.Struct, frozen=True):
+    hash: str
+
+
+def _watched(
+    records: Iterable[bytes], seqs: frozenset[int], found: dict[int, str]
+) -> Iterator[bytes]:
+    """The records unchanged; the hash of the record at each of `seqs` (counted from 1,
+    which the chain's verification requires) kept in `found`."""
+    for seq, record in enumerate(records, start=1):
+        if seq in seqs:
+            try:
+                found[seq] = msgspec.json.decode(record, type=_RecordHash).hash
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                found[seq] = ""  # the chain's verification names what is wrong with it
+        yield record
+
+
+def verify_records(
+    records: Iterable[bytes],
+    progress: Advance | None = None,
+    anchors: Sequence[Anchor] = (),
+) -> VerifyOutcome:
+    """seq continuity from 1 and the hash chain of docs/events.md, over any run of records;
+    then each anchor: the journal reaches its seq and holds its hash there."""
     counted = records if progress is None else _counted(records, progress)
-    return VerifyOutcome(verify_journal(counted), 1)
+    found: dict[int, str] = {}
+    report = verify_journal(_watched(counted, frozenset(a.seq for a in anchors), found))
+    failures = tuple(
+        failure for anchor in anchors if (failure := _anchor_failure(anchor, report, found))
+    )
+    return VerifyOutcome(report, 1, failures, len(anchors) - len(failures))
 
 
-def verify_store(store: LedgerStore, progress: Advance | None = None) -> VerifyOutcome:
+def _anchor_failure(anchor: Anchor, report: VerifyReport, found: dict[int, str]) -> str:
+    if anchor.seq > report.count and report.ok:
+        return (
+            f"{anchor.source} vouches for seq {anchor.seq}, but the journal ends at seq "
+            f"{report.count}: records were dropped from its end"
+        )
+    if anchor.seq in found and found[anchor.seq] != anchor.hash:
+        return (
+            f"{anchor.source}: seq {anchor.seq} holds hash {found[anchor.seq]}, not "
+            f"{anchor.hash}: the journal was rewritten from there or before"
+        )
+    return ""
+
+
+def verify_store(
+    store: LedgerStore, progress: Advance | None = None, anchors: Sequence[Anchor] = ()
+) -> VerifyOutcome:
     records = _StoreRecords(store)
-    outcome = verify_records(records, progress)
-    if outcome.ok and records.gap is not None:
+    outcome = verify_records(records, progress, anchors)
+    if outcome.report.ok and records.gap is not None:
         bad = outcome.report.count + 1
         report = VerifyReport(False, outcome.report.count, bad, records.gap, "")
         return VerifyOutcome(report, 1)

@@ -1,0 +1,137 @@
+"""The journal's end is anchored: a signed checkpoint (or `--expect SEQ:HASH`) fails a
+journal that is shorter than it or differs at its seq, and the relay refuses a journal
+topic whose tail is not the store's record of that seq."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.cli import main
+from consumers.journal_relay import Tail, TopicDiverged, check_journal_tail
+from ledger.store import LedgerStore
+from tests.ledger_scenario import Scenario
+
+
+def _write_keys(folder: Path) -> tuple[Path, Path]:
+    key = Ed25519PrivateKey.generate()
+    private, public = folder / "key.pem", folder / "public.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def _ledger_file(path: Path, deposits: int, amount: str = "100") -> str:
+    """A store with an account and `deposits` deposits; its URL."""
+    url = f"sqlite:///{path}"
+    s = Scenario(url)
+    s.open("C1")
+    for _ in range(deposits):
+        s.deposit("C1", "USD", amount)
+    s.store.close()
+    return url
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> tuple[str, Path, Path]:
+    """A ledger of 5 deposits, its signed checkpoint file and the public key."""
+    url = _ledger_file(tmp_path / "ledger.db", 5)
+    private, public = _write_keys(tmp_path)
+    checkpoint = tmp_path / "checkpoint.json"
+    assert main(["--store", url, "journal", "checkpoint", "--key", str(private),
+                 "--out", str(checkpoint)]) == 0  # fmt: skip
+    return url, checkpoint, public
+
+
+def _verify(*args: str) -> int:
+    return main(["audit", "verify", *args])
+
+
+def test_the_journal_the_checkpoint_was_taken_of_verifies(
+    signed: tuple[str, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, checkpoint, public = signed
+    assert (
+        _verify("--checkpoint", str(checkpoint), "--public-key", str(public), "--store", url) == 0
+    )
+    assert "1 anchors hold" in capsys.readouterr().out
+
+
+def test_a_journal_missing_its_last_records_fails_the_checkpoint(
+    signed: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, checkpoint, public = signed
+    with LedgerStore.open(url) as store:
+        records = [entry.record for entry in store.iter_journal()]
+    shortened = tmp_path / "shortened.jsonl"
+    shortened.write_bytes(b"\n".join(records[:-2]) + b"\n")  # its chain still verifies
+    assert _verify("--file", str(shortened)) == 0
+    assert _verify("--file", str(shortened), "--checkpoint", str(checkpoint),
+                   "--public-key", str(public)) == 1  # fmt: skip
+    assert "records were dropped from its end" in capsys.readouterr().out
+
+
+def test_a_journal_rewritten_with_recomputed_hashes_fails_the_checkpoint(
+    signed: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, checkpoint, public = signed
+    # Another history with valid hashes throughout, as long as the signed one or longer.
+    rewritten = _ledger_file(tmp_path / "rewritten.db", 7, amount="999")
+    assert _verify("--store", rewritten) == 0
+    assert _verify("--store", rewritten, "--checkpoint", str(checkpoint),
+                   "--public-key", str(public)) == 1  # fmt: skip
+    assert "the journal was rewritten" in capsys.readouterr().out
+
+
+def test_expect_names_the_seq_and_hash_that_must_hold(
+    signed: tuple[str, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, checkpoint, _ = signed
+    written = json.loads(checkpoint.read_bytes())
+    assert _verify("--store", url, "--expect", f"{written['seq']}:{written['hash']}") == 0
+    assert _verify("--store", url, "--expect", f"{written['seq'] + 1}:{written['hash']}") == 1
+    assert _verify("--store", url, "--expect", f"2:{written['hash']}") == 1
+    capsys.readouterr()
+    assert _verify("--store", url, "--expect", "2:not-a-hash") == 2
+    assert "write SEQ:HASH" in capsys.readouterr().err
+
+
+def test_a_forged_or_unsigned_checkpoint_is_refused(
+    signed: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, checkpoint, public = signed
+    forged = tmp_path / "forged.json"
+    document = json.loads(checkpoint.read_bytes())
+    forged.write_text(json.dumps({**document, "seq": document["seq"] - 1}))
+    assert _verify("--store", url, "--checkpoint", str(forged), "--public-key", str(public)) == 2
+    assert "the signature does not verify" in capsys.readouterr().err
+    assert _verify("--store", url, "--checkpoint", str(checkpoint)) == 2
+    assert "--checkpoint needs --public-key" in capsys.readouterr().err
+
+
+def test_the_relay_accepts_a_tail_identical_to_the_store_and_refuses_any_other(
+    tmp_path: Path,
+) -> None:
+    with LedgerStore.open(_ledger_file(tmp_path / "ledger.db", 3)) as store:
+        last = store.last_seq()
+        (entry,) = store.read_journal(last - 1, 1)
+        check_journal_tail(store, Tail(last, entry.record))  # the genuine tail: no alarm
+        forged = entry.record.replace(b'"C1"', b'"C2"')
+        with pytest.raises(TopicDiverged, match="differs from the store's"):
+            check_journal_tail(store, Tail(last, forged))
+        with pytest.raises(TopicDiverged, match="which the store does not hold"):
+            check_journal_tail(store, Tail(last + 1, entry.record))
