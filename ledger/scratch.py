@@ -7,7 +7,8 @@ the ledger has not received. They call the ledger's own decision code (`decision
 and its own pending journal, which is thrown away afterwards.
 
 Copying every account for each pre-trade check would cost more than the check itself, so
-the scratch book copies an account the first time a decision reads it (`_CopiedOnRead`).
+the scratch book copies an account (or any value of the book's dicts) the first time a
+decision reads it (`_CopiedOnRead`), and then only structurally (`_structural_copy`).
 The inputs already seen stay with the original: a scratch desk starts with none, and the
 caller checks a proposed input's event id against the original book first.
 """
@@ -17,82 +18,114 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import ItemsView, ValuesView
+from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
-from ledger.book import Account, Book
+from ledger.book import Book
 from ledger.desk import Desk
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.watchlist import Watchlist
 
-_NOT_COPIED = ("accounts", "seen_inputs")
-_IMMUTABLE = (Decimal, str, int, type(None))
+_T = TypeVar("_T")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_SHARED_TYPES = frozenset({Decimal, str, int, bool, type(None), datetime, tuple})
 
 
-class _CopiedOnRead(dict[str, Account]):
-    """The original book's accounts, each replaced by its own deep copy when first read."""
+class _CopiedOnRead(dict[_K, _V]):
+    """The original book's dict (its accounts, its liquidation lots, ...), each value
+    replaced by its own copy the first time it is read, so unread values cost nothing."""
 
-    def __init__(self, original: dict[str, Account]) -> None:
+    def __init__(self, original: dict[_K, _V]) -> None:
         super().__init__(original)
-        self._copied: set[str] = set()
+        self._copied: set[_K] = set()
 
-    def _own(self, account_id: str) -> Account:
-        account = super().__getitem__(account_id)
-        if account_id not in self._copied:
-            account = _copy_account(account)
-            super().__setitem__(account_id, account)
-            self._copied.add(account_id)
-        return account
+    def _own(self, key: _K) -> _V:
+        value = super().__getitem__(key)
+        if key not in self._copied:
+            value = _structural_copy(value)
+            super().__setitem__(key, value)
+            self._copied.add(key)
+        return value
 
-    def __getitem__(self, account_id: str) -> Account:
-        return self._own(account_id)
+    def __getitem__(self, key: _K) -> _V:
+        return self._own(key)
 
-    def __setitem__(self, account_id: str, account: Account) -> None:
-        super().__setitem__(account_id, account)
-        self._copied.add(account_id)
+    def __setitem__(self, key: _K, value: _V) -> None:
+        super().__setitem__(key, value)
+        self._copied.add(key)
 
-    def get(self, account_id: str, default: Account | None = None) -> Account | None:  # type: ignore[override]  # dict.get's overloads
-        return self._own(account_id) if account_id in self else default
+    def get(self, key: _K, default: _V | None = None) -> _V | None:  # type: ignore[override]  # dict.get's overloads
+        return self._own(key) if key in self else default
 
-    def values(self) -> ValuesView[Account]:  # type: ignore[override]  # a view of the copies
+    def setdefault(self, key: _K, default: _V) -> _V:
+        if key not in self:
+            self[key] = default
+        return self._own(key)
+
+    def pop(self, key: _K, default: _V | None = None) -> _V | None:  # type: ignore[override]  # one signature
+        value = self._own(key) if key in self else default
+        super().pop(key, None)
+        return value
+
+    def values(self) -> ValuesView[_V]:  # type: ignore[override]  # a view of the copies
         self._own_all()
         return super().values()
 
-    def items(self) -> ItemsView[str, Account]:  # type: ignore[override]  # a view of the copies
+    def items(self) -> ItemsView[_K, _V]:  # type: ignore[override]  # a view of the copies
         self._own_all()
         return super().items()
 
     def _own_all(self) -> None:
-        for account_id in list(super().keys()):
-            self._own(account_id)
+        for key in list(super().keys()):
+            self._own(key)
 
 
-def _copy_account(account: Account) -> Account:
-    """A copy no decision on the scratch book can reach through: the account's dicts are
-    copied, with their mutable values (positions); decimals and strings are immutable and
-    shared. Faster than `copy.deepcopy`, which is most of a pre-trade check's cost."""
-    copied = copy.copy(account)
-    for name, value in vars(account).items():
-        if isinstance(value, dict):
-            setattr(copied, name, {key: _immutable_or_copy(item) for key, item in value.items()})
-        elif not isinstance(value, _IMMUTABLE):
-            setattr(copied, name, copy.deepcopy(value))
-    return copied
+def _structural_copy(value: _T) -> _T:
+    """A copy that no change to the copy can reach the original through: dicts, lists and
+    mutable dataclasses are copied level by level; everything else (decimals, strings,
+    numbers, times, tuples, frozen records, set members) is immutable and shared. Much
+    faster than `copy.deepcopy`, which was most of a pre-trade check's cost."""
+    copied: object
+    if type(value) in _SHARED_TYPES:  # the common case first: most fields are figures
+        return value
+    if isinstance(value, dict):
+        copied = {key: _structural_copy(item) for key, item in value.items()}
+    elif isinstance(value, list):
+        copied = [_structural_copy(item) for item in value]
+    elif isinstance(value, set):
+        copied = set(value)
+    elif _is_mutable_dataclass(value):
+        copied = copy.copy(value)
+        for item in dataclasses.fields(value):  # type: ignore[arg-type]  # a dataclass instance
+            setattr(copied, item.name, _structural_copy(getattr(value, item.name)))
+    else:
+        return value
+    return copied  # type: ignore[return-value]  # the same type as `value`, copied
 
 
-def _immutable_or_copy(value: object) -> object:
-    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
+def _is_mutable_dataclass(value: object) -> bool:
+    return (
+        dataclasses.is_dataclass(value)
+        and not isinstance(value, type)
+        and not type(value).__dataclass_params__.frozen  # type: ignore[attr-defined]  # dataclass
+    )
 
 
 def scratch_book(book: Book) -> Book:
     """A copy of `book` that decisions may change freely; `book` itself is never changed.
 
-    Every field but the accounts (copied on read) and the inputs seen (left behind) is deep
-    copied, so a field added to `Book` later is copied too."""
-    scratch = dataclasses.replace(book, accounts=_CopiedOnRead(book.accounts), seen_inputs={})
+    Every dict of the book (the accounts, the liquidation lots, ...) is copied value by value
+    when read; every other field but the inputs seen (left behind) is copied at once; so a
+    field added to `Book` later is copied too."""
+    scratch = dataclasses.replace(book, seen_inputs={})
     for item in dataclasses.fields(book):
-        if item.name not in _NOT_COPIED:
-            setattr(scratch, item.name, copy.deepcopy(getattr(book, item.name)))
+        if item.name != "seen_inputs":
+            value = getattr(book, item.name)
+            lazy = isinstance(value, dict)
+            setattr(scratch, item.name, _CopiedOnRead(value) if lazy else _structural_copy(value))
     return scratch
 
 

@@ -33,7 +33,7 @@ from ledger.store import LedgerStore
 from tests.conftest import free_port
 
 concurrent_callers = 50
-checks_per_caller = 40
+checks_per_caller = 20
 api_start_timeout_s = 60.0
 api_poll_interval_s = 0.2
 request_timeout_s = 30.0

@@ -1,0 +1,46 @@
+"""The scratch book: whatever a decision changes on the copy, the original is untouched."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+from ledger.book import Book
+from ledger.scratch import scratch_book
+from tests.ledger_scenario import Scenario
+
+
+def _book() -> Book:
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "perp_trade",
+        account_id="C1",
+        trade_id="t1",
+        market="BTC-PERP",
+        side="buy",
+        quantity="1",
+        price="60000",
+        fee="0",
+    )
+    s.send("related_group_set", account_id="C1", group_id="g1")
+    return s.app.book
+
+
+def test_changes_on_the_scratch_book_never_reach_the_original() -> None:
+    book = _book()
+    before = copy.deepcopy(book)
+    scratch = scratch_book(book)
+    account = scratch.accounts["C1"]
+    account.balances["USD"] = Decimal(0)
+    account.positions["BTC-PERP"].size = Decimal(5)
+    scratch.post("USD", Decimal(1), "platform:house", "platform:fees")
+    scratch.marks["BTC-PERP"] = Decimal(1)
+    scratch.related_groups["g1"].add("C2")
+    scratch.last_seq = 0
+    for other in scratch.clients():
+        other.credit_limit = Decimal(0)
+    assert book == before
+    assert scratch.accounts["C1"].positions["BTC-PERP"].size == Decimal(5)
