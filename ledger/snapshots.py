@@ -82,6 +82,9 @@ class _HashHead(msgspec.Struct, frozen=True):
 
 
 _encode = msgspec.msgpack.Encoder().encode
+# For comparing two books only: sets in sorted order (a set's order is its hash order, which a
+# decoded snapshot and a rebuilt book need not share; no decision depends on it).
+_encode_comparable = msgspec.msgpack.Encoder(order="deterministic").encode
 _decode_snapshot = msgspec.msgpack.Decoder(BookSnapshot).decode
 _decode_snapshot_head = msgspec.msgpack.Decoder(_SnapshotHead).decode
 _decode_seen = msgspec.msgpack.Decoder(SeenInputs).decode
@@ -202,9 +205,9 @@ def check_all(store: LedgerStore) -> list[SnapshotCheck]:
         if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
             checks.append(SnapshotCheck(seq, "other code"))
             continue
-        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and encode_book(
-            _decode_snapshot(record).book
-        ) == encode_book(book)
+        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and _encode_comparable(
+            _kept(_decode_snapshot(record).book)
+        ) == _encode_comparable(_kept(book))
         checks.append(SnapshotCheck(seq, "equal" if same else "differs"))
     return checks
 
