@@ -48,11 +48,12 @@ kafka-runtime:
 
 # The local server scripts: standard library only, outside the packages `mypy` checks.
 lint-local-servers: $(STAMP)
-	$(BIN)/ruff check deploy/local/kafka deploy/local/postgres deploy/local/local_servers
-	$(BIN)/ruff format --check deploy/local/kafka deploy/local/postgres deploy/local/local_servers
+	$(BIN)/ruff check deploy/local/kafka deploy/local/postgres deploy/local/local_servers deploy/compose/make-secrets
+	$(BIN)/ruff format --check deploy/local/kafka deploy/local/postgres deploy/local/local_servers deploy/compose/make-secrets
 	MYPYPATH=deploy/local $(BIN)/mypy -p local_servers
 	MYPYPATH=deploy/local $(BIN)/mypy deploy/local/kafka
 	MYPYPATH=deploy/local $(BIN)/mypy deploy/local/postgres
+	MYPYPATH=deploy/local $(BIN)/mypy deploy/compose/make-secrets
 
 # Pure logic only: no Java, no PostgreSQL.
 test-fast: $(STAMP)

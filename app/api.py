@@ -28,7 +28,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
-from app import api_checks
+from app import api_auth, api_checks
 from app.api_as_of import (
     AsOfBusy,
     AsOfReader,
@@ -187,7 +187,11 @@ async def report(
     return checked(document(live.database, TABLES_BY_VIEW[view]), ViewDocument)
 
 
-@get("/health", summary="Whether the store answers, and its journal position")
+@get(
+    "/health",
+    summary="Whether the store answers, and its journal position",
+    security=api_auth.OPENAPI_PUBLIC,  # probes carry no token
+)
 async def health(request: Request[Any, Any, Any]) -> HealthDocument:
     live = _live(request)
     live.refresh()
@@ -249,6 +253,8 @@ OPENAPI_CONFIG = OpenAPIConfig(
     version=API_VERSION,
     path="/",
     render_plugins=[JsonRenderPlugin()],
+    components=api_auth.openapi_components(),
+    security=api_auth.OPENAPI_SECURITY,
 )
 
 

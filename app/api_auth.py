@@ -41,6 +41,7 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 
 api_token_chars_max = 8_192  # a JWT with a few claims is well under 2 KB
@@ -58,6 +59,27 @@ CLIENT_ROLE_PREFIX = "client:"
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 AccessKind = Literal["public", "check", "account", "report", "operations", "other"]
 _ACCESS_STATE_KEY = "ledger_access"
+
+
+# The OpenAPI document's word for the scheme: every path needs it but /health (whose
+# operation says `security: [{}]`, no requirement) and the document itself.
+OPENAPI_SCHEME = "bearer"
+OPENAPI_SECURITY: list[dict[str, list[str]]] = [{OPENAPI_SCHEME: []}]
+OPENAPI_PUBLIC: list[dict[str, list[str]]] = [{}]
+
+
+def openapi_components() -> Components:
+    return Components(
+        security_schemes={
+            OPENAPI_SCHEME: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                bearer_format="an opaque API token (ledger api-token) or a JWT",
+                description="roles: auditor, risk, reporting, client:<account_id> "
+                "(docs/security.md); 401 without a valid token, 403 outside the role",
+            )
+        }
+    )
 
 
 class RoleError(ValueError):

@@ -349,3 +349,20 @@ def test_ledger_api_token_keeps_only_the_hash(
         assert client.get("/metrics", headers=bearer(token)).status_code == 403
     assert main([*command, "--role", "root"]) == 2
     assert "'root' is not a role" in capsys.readouterr().err
+
+
+def test_the_openapi_document_asks_for_a_bearer_token_except_on_health(
+    client: TestClient[Litestar],
+) -> None:
+    document = client.get("/openapi.json").json()
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert document["security"] == [{"bearer": []}]
+    operations = {
+        (path, method): operation.get("security")
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    assert operations.pop(("/health", "get")) == [{}]
+    assert operations
+    assert all(security is None for security in operations.values())
