@@ -73,3 +73,14 @@ def test_the_cli_says_so_in_one_line_without_the_password(
     err = capsys.readouterr().err
     assert err.startswith("ledger: LEDGER_KAFKA_CA_FILE /nonexistent/ca.crt is not a readable")
     assert PASSWORD not in err
+
+
+def test_ledger_run_health_endpoint_binds_loopback_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.cli import build_parser  # noqa: PLC0415
+
+    monkeypatch.delenv("LEDGER_HEALTH_HOST", raising=False)
+    assert build_parser().parse_args(["run"]).health_host == "127.0.0.1"
+    arguments = build_parser().parse_args(["run", "--health-host", "0.0.0.0"])  # noqa: S104
+    assert arguments.health_host == "0.0.0.0"  # noqa: S104 - what a container's probe needs
