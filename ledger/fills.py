@@ -8,8 +8,8 @@ fill is booked on the liquidation account, never on the client (`decisions.py` b
 trade legs), and reduces what the liquidation left to execute in that instrument. The
 difference between the fill price and the takeover price, less the fill's fee, is the
 liquidation account's result: a gain is paid into the insurance fund, a loss drawn from
-it, and what the fund cannot cover is the broker's bad debt (the position is already
-executed: no one is left to deleverage against).
+it; what the fund cannot cover is absorbed by auto-deleveraging what is left of the lot
+(`liquidation.deleverage_lot`), and what that cannot absorb is the broker's bad debt.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ledger import journal_events as je
 from ledger.book import INSURANCE_FUND, LIQUIDATION, LiquidationLot
 from ledger.desk import Desk
 from ledger.invariants import require
+from ledger.liquidation import deleverage_lot
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
@@ -120,10 +121,13 @@ def settle_fill(
         )
     )
     if result < ZERO:
-        _cover_loss(desk, lot.liquidation_id, -result)
+        _cover_loss(desk, lot, -result)
 
 
-def _cover_loss(desk: Desk, liquidation_id: str, loss: Decimal) -> None:
+def _cover_loss(desk: Desk, lot: LiquidationLot, loss: Decimal) -> None:
+    """The insurance fund first; beyond it, auto-deleveraging of what is left of a position
+    lot; what neither covers is bad debt."""
+    liquidation_id = lot.liquidation_id
     fund = desk.book.accounts[INSURANCE_FUND].balance(REPORTING_ASSET)
     drawn = min(loss, max(fund, ZERO))
     if drawn > ZERO:
@@ -135,12 +139,15 @@ def _cover_loss(desk: Desk, liquidation_id: str, loss: Decimal) -> None:
                 fund_balance_after=fund - drawn,
             )
         )
-    if loss > drawn:
+    left = loss - drawn
+    if left > ZERO and lot.kind == "close_position" and not lot.remaining.is_zero():
+        left -= deleverage_lot(desk, lot, left)
+    if left > ZERO:
         desk.record(
             je.BadDebtRecorded(
                 **desk.common(LIQUIDATION),
                 liquidation_id=liquidation_id,
                 loan_written_off=ZERO,
-                cash_written_off=loss - drawn,
+                cash_written_off=left,
             )
         )

@@ -30,7 +30,15 @@ from decimal import ROUND_CEILING, Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import EQUITY_CALL_TRIGGER, INSURANCE_FUND, LIQUIDATION, Account, Book, Position
+from ledger.book import (
+    EQUITY_CALL_TRIGGER,
+    INSURANCE_FUND,
+    LIQUIDATION,
+    Account,
+    Book,
+    LiquidationLot,
+    Position,
+)
 from ledger.desk import Desk, figures_record
 from ledger.invariants import require
 from ledger.lending import limit_breach
@@ -210,15 +218,36 @@ def _cover_deficit(
         )
 
 
+def deleverage_lot(desk: Desk, lot: LiquidationLot, deficit: Decimal) -> Decimal:
+    """A venue fill's loss beyond the insurance fund, absorbed by deleveraging what is left
+    of the lot: profitable opposite positions take it over at the liquidation account's
+    bankruptcy price, `takeover price + deficit / remaining`, the price at which the rest of
+    the lot would settle the deficit exactly. Returns what they absorbed."""
+    closed = _Closed(lot.instrument, lot.remaining, ZERO)
+    liquidation = desk.book.accounts[LIQUIDATION]
+    return _auto_deleverage(
+        desk, liquidation, lot.liquidation_id, closed, deficit, reference=lot.takeover_price
+    )
+
+
 def _auto_deleverage(
-    desk: Desk, bankrupt: Account, liquidation_id: str, closed: _Closed, deficit: Decimal
+    desk: Desk,
+    bankrupt: Account,
+    liquidation_id: str,
+    closed: _Closed,
+    deficit: Decimal,
+    *,
+    reference: Decimal | None = None,
 ) -> Decimal:
-    """Reduce profitable opposite positions at the bankruptcy price; returns what they absorbed."""
+    """Reduce profitable opposite positions at the bankruptcy price `reference + deficit /
+    size` (the reference is the mark, at which the bankrupt's position was closed, unless
+    given); returns what they absorbed."""
     mark = desk.book.marks[closed.market]
-    bankruptcy_price = (mark + DECIMAL_CONTEXT.divide(deficit, closed.size)).quantize(
+    base = mark if reference is None else reference
+    bankruptcy_price = (base + DECIMAL_CONTEXT.divide(deficit, closed.size)).quantize(
         Decimal(1).scaleb(-DERIVED_FIGURE_SCALE)
     )
-    give_up_per_unit = abs(bankruptcy_price - mark)
+    give_up_per_unit = abs(bankruptcy_price - base)
     if give_up_per_unit.is_zero() or bankruptcy_price <= ZERO:
         return ZERO
     absorbed_total = ZERO

@@ -158,6 +158,41 @@ def test_a_fill_loss_beyond_the_fund_is_bad_debt() -> None:
     assert s.app.book.accounts["platform:bad_debt"].balance("USD") == Decimal("-4785.00")
 
 
+def test_a_fill_loss_beyond_the_fund_is_deleveraged_against_what_is_left_of_the_lot() -> None:
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("W1")
+    s.deposit("W1", "USD", "100000")
+    _perp(s, "W1", "w1", "sell 1 60000")  # W1 short 1 from 60,000: 15,000 up at 45,000
+    liquidation = _liquidated_long(s, fund=None)  # the fund holds only the 225 fee
+    # 0.5 executed at 40,000: 0.5 x (40,000 - 45,000) = -2,500. The fund pays 225; the 2,275
+    # left is deleveraged against the 0.5 still to execute, at the liquidation account's
+    # bankruptcy price 45,000 + 2,275 / 0.5 = 49,550: W1 buys 0.5 back there, giving up
+    # 0.5 x (49,550 - 45,000) = 2,275 of its profit, and nothing is bad debt.
+    _perp(s, "C2", "v1", "sell 0.5 40000", liquidation_id=liquidation)
+    (drawn,) = s.events("insurance_fund_drawn")
+    assert drawn["amount"] == "225.00"
+    (adl,) = s.events("auto_deleveraged")
+    assert (adl["account_id"], adl["bankrupt_account_id"]) == ("W1", LIQUIDATION)
+    assert (adl["bankruptcy_price"], adl["size_reduced"], adl["absorbed"]) == (
+        "49550.00000000",
+        "0.5",
+        "2275.00",
+    )
+    assert s.events("bad_debt_recorded") == []
+    book = s.app.book
+    lot = book.lot(liquidation, "BTC-PERP")
+    assert lot is not None
+    assert lot.remaining == 0  # nothing left for the venue
+    assert "BTC-PERP" not in book.accounts[LIQUIDATION].positions
+    assert _usd(s, LIQUIDATION) == 0  # -2,500 realised, +225 drawn, +2,275 from W1's trade
+    assert book.accounts["W1"].positions["BTC-PERP"].size == Decimal("-0.5")
+    assert all(total == 0 for _, total in balances_by_asset(s.app))
+    explanations = explain(s.store, liquidation, load_policy(None))
+    assert "auto_deleveraged" in {e.type for e in explanations}
+    assert all(e.consistent for e in explanations), [e.differences for e in explanations]
+
+
 def test_a_collateral_sale_is_settled_to_the_cent_of_what_the_liquidation_paid() -> None:
     s = Scenario()
     s.mark("BTC", "60000")
