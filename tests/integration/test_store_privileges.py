@@ -13,7 +13,7 @@ from psycopg import errors, sql
 
 from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
 from ledger.store_privileges import JOURNAL_TABLE, TRACKING_TABLE
-from tests.store_suite import INBOX, journal_entries
+from tests.store_suite import INBOX, journal_entries, reject_records
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ def test_the_writer_appends_and_the_reader_reads(
     postgres_url: str, schema: str, owned_store: LedgerStore
 ) -> None:
     with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
-        writer.append(journal_entries(4, 2, "1" * 64), [b'{"number":1}'], Tracking(INBOX, 1))
+        writer.append(journal_entries(4, 2, "1" * 64), reject_records(1, 1), Tracking(INBOX, 1))
         assert (writer.last_seq(), writer.max_tracking_id(INBOX)) == (5, 1)
     with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
         assert [entry.seq for entry in reader.read_journal()] == [1, 2, 3, 4, 5]
