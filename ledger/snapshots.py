@@ -101,10 +101,10 @@ class SnapshotMark:
 
 def encode_book(book: Book) -> bytes:
     """The snapshot form of `book`: what a replay to its seq holds (no clock, no inputs)."""
-    return _encode(_kept(book))
+    return _encode(snapshot_form(book))
 
 
-def _kept(book: Book) -> Book:
+def snapshot_form(book: Book) -> Book:
     """`book` without what a snapshot does not keep: the clock, the seen inputs (kept apart)
     and the event being applied (none between events)."""
     return dataclasses.replace(book, clock=None, seen_inputs={}, _applying=None)
@@ -121,7 +121,7 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         code_digest=CODE_DIGEST,
         seq=book.last_seq,
         hash=book.last_hash,
-        book=_kept(book),
+        book=snapshot_form(book),
     )
     seen_record = SeenInputs(
         after_seq=previous.seq, seq=book.last_seq, count=len(seen), inputs=inputs

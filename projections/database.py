@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from projections.tables import TABLES, Row, Table
 
 POSITION_TABLE = "projection_position"
+# The projection's in-memory state at its position (projections/resume.py): derived data.
+STATE_TABLE = "projection_state"
 DEFAULT_PROJECTION = "views"
 sqlite_lock_timeout_s = 5.0  # a second writer holding the lock longer is an error
 postgres_connect_timeout_s = 10
@@ -162,6 +164,11 @@ class ViewDatabase:
                 f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} (projection TEXT PRIMARY KEY, "
                 "last_seq BIGINT NOT NULL, last_hash TEXT NOT NULL, recorded_at TEXT NOT NULL)"
             )
+            binary = "BLOB" if self._placeholder == "?" else "BYTEA"
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (projection TEXT PRIMARY KEY, "
+                f"last_seq BIGINT NOT NULL, state {binary} NOT NULL)"
+            )
 
     def position(self, projection: str = DEFAULT_PROJECTION) -> Position:
         with self.transaction(write=False) as cursor:
@@ -238,8 +245,29 @@ class ViewDatabase:
         with self.transaction() as cursor:
             for table in TABLES:
                 cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
-            forget = f"DELETE FROM {POSITION_TABLE} WHERE projection = ?"  # noqa: S608
+            for kept in (POSITION_TABLE, STATE_TABLE):
+                forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608
+                cursor.execute(self._sql(forget), (projection,))
+
+    def save_state(self, last_seq: int, state: bytes, projection: str = DEFAULT_PROJECTION) -> None:
+        """Keep the projection's encoded state at `last_seq`, replacing the previous one."""
+        with self.transaction() as cursor:
+            forget = f"DELETE FROM {STATE_TABLE} WHERE projection = ?"  # noqa: S608
             cursor.execute(self._sql(forget), (projection,))
+            cursor.execute(
+                self._sql(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)"),  # noqa: S608
+                (projection, last_seq, state),
+            )
+
+    def saved_state(self, projection: str = DEFAULT_PROJECTION) -> tuple[int, bytes] | None:
+        """The projection's last saved state and its seq; None when none was saved."""
+        with self.transaction(write=False) as cursor:
+            cursor.execute(
+                self._sql(f"SELECT last_seq, state FROM {STATE_TABLE} WHERE projection = ?"),  # noqa: S608
+                (projection,),
+            )
+            rows = cursor.fetchall()
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
     def rows(self, table: Table) -> list[Row]:
         """Every row of `table`, ordered by its key in code point order (sorted here, not by

@@ -26,6 +26,7 @@ from ledger.store import LedgerStore
 from projections import rows, tables
 from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
 from projections.records import Touched
+from projections.resume import resume
 from projections.state import ProjectionState
 
 projection_batch_events_max = journal_read_batch_events_max
@@ -52,8 +53,9 @@ class ProjectionRunner:
         self.database = database
         self.policy = policy
         self.name = name
-        self.state = ProjectionState(policy)
         self.position = database.position(name)
+        # Where the views stand, when their saved state fits; else from seq 1.
+        self.state = resume(database, policy, self.position, name)
 
     @property
     def last_seq(self) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.store import LedgerStore
+from projections import resume
 from projections.database import ViewDatabase
 from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
@@ -23,7 +24,10 @@ def live_views(
     """The views kept next to the store at `url`, brought up to the journal's end first."""
     database = ViewDatabase.open(url)
     try:
-        ProjectionRunner(database, policy).follow(store, progress=progress)
+        runner = ProjectionRunner(database, policy)
+        if runner.follow(store, progress=progress):
+            # The next reader resumes here instead of rebuilding the state from seq 1.
+            resume.save(database, runner.state, runner.name)
     except BaseException:
         database.close()
         raise

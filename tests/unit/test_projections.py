@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from ledger.limits import inbox_batch_records_max
 from ledger.policy import Policy, load_policy
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
-from projections import tables, views
+from projections import resume, tables, views
 from projections.database import ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
@@ -114,6 +115,36 @@ def test_a_restarted_runner_continues_where_the_views_stand(
         restarted = ProjectionRunner(database, policy)
         written = restarted.follow(store)
         assert written == store.last_seq() - 7_777
+        assert views.snapshot(database) == _project(store, policy, batch_events=5000)
+
+
+def test_a_runner_resumes_from_the_saved_state_and_writes_the_same_views(
+    store: LedgerStore, policy: Policy
+) -> None:
+    with ViewDatabase.open("sqlite:///:memory:") as database:
+        first = ProjectionRunner(database, policy)
+        first.follow(store, until_seq=7_777, batch_events=1000)
+        resume.save(database, first.state, first.name)
+        resumed = ProjectionRunner(database, policy)
+        assert resumed.state.last_seq == 7_777  # not rebuilt from seq 1
+        assert resumed.state.calls == first.state.calls
+        assert resumed.follow(store) == store.last_seq() - 7_777
+        assert views.snapshot(database) == _project(store, policy, batch_events=5000)
+
+
+def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(
+    store: LedgerStore, policy: Policy
+) -> None:
+    with ViewDatabase.open("sqlite:///:memory:") as database:
+        first = ProjectionRunner(database, policy)
+        first.follow(store, until_seq=3_000)
+        resume.save(database, first.state, first.name)
+        other = dataclasses.replace(policy, digest="0" * 64)
+        assert ProjectionRunner(database, other).state.last_seq == 0
+        first.follow(store, until_seq=4_000)  # the views move on, the saved state does not
+        restarted = ProjectionRunner(database, policy)
+        assert restarted.state.last_seq == 0
+        assert restarted.follow(store) == store.last_seq() - 4_000
         assert views.snapshot(database) == _project(store, policy, batch_events=5000)
 
 

@@ -1,0 +1,106 @@
+"""The projection's state kept next to the views, so that catching the views up starts where
+they stand instead of replaying the journal from seq 1.
+
+The views' rows are in their tables, but a batch's rows are computed from the projection's
+in-memory state (the book and the registers of `projections.state`), which a new process
+would otherwise rebuild from seq 1 before it can apply the first new event: the cost of
+every `ledger report` on a large store. So after catching up, the runner saves that state
+with its seq (`save`), and a new runner resumes from it (`resume`) when it fits exactly:
+the same seq and hash as the views' recorded position, the same policy, and the same code
+(format and the digest of the modules that build the state). Anything else, and the state is
+rebuilt from seq 1 as before. The state is derived data: losing it costs one replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import typing
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ledger import snapshots
+from ledger.policy import Policy
+from projections import records, state
+from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
+from projections.state import ProjectionState
+
+log = logging.getLogger("projections.resume")
+
+STATE_FORMAT = 1
+# Fields a saved state leaves out: the policy (given by the caller, checked by digest) and
+# what the current batch touched (empty between batches).
+_LEFT_OUT = frozenset({"policy", "touched"})
+_HINTS = typing.get_type_hints(ProjectionState)
+_FIELDS = [f.name for f in dataclasses.fields(ProjectionState) if f.name not in _LEFT_OUT]
+# Every field of ProjectionState, whatever a later change adds, with its declared type.
+_SavedState: Any = msgspec.defstruct(
+    "SavedProjectionState",
+    [
+        ("format", int),
+        ("code_digest", str),
+        ("policy_digest", str),
+        *((name, _HINTS[name]) for name in _FIELDS),
+    ],
+    kw_only=True,
+)
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256(f"format {STATE_FORMAT}\n{snapshots.CODE_DIGEST}\n".encode())
+    for module in (state, records):
+        assert module.__file__ is not None  # modules loaded from files
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
+
+
+CODE_DIGEST = _code_digest()
+
+
+class _SavedHead(msgspec.Struct, kw_only=True):
+    format: int
+    code_digest: str
+    policy_digest: str
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_head = msgspec.msgpack.Decoder(_SavedHead).decode
+_decode = msgspec.msgpack.Decoder(_SavedState).decode
+
+
+def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None:
+    """Keep `projection`'s state (between batches) next to the views."""
+    values = {field: getattr(projection, field) for field in _FIELDS}
+    values["book"] = snapshots.snapshot_form(projection.book)
+    saved = _SavedState(
+        format=STATE_FORMAT,
+        code_digest=CODE_DIGEST,
+        policy_digest=projection.policy.digest,
+        **values,
+    )
+    database.save_state(projection.last_seq, _encode(saved), name)
+
+
+def resume(
+    database: ViewDatabase, policy: Policy, position: Position, name: str = DEFAULT_PROJECTION
+) -> ProjectionState:
+    """The saved state when it stands exactly at `position`, else a fresh one (seq 0)."""
+    found = database.saved_state(name)
+    if found is None or found[0] != position.last_seq or position.last_seq == 0:
+        return ProjectionState(policy)
+    head = _decode_head(found[1])
+    if (head.format, head.code_digest, head.policy_digest) != (
+        STATE_FORMAT,
+        CODE_DIGEST,
+        policy.digest,
+    ):
+        log.info("saved projection state is of other code or policy: replaying from seq 1")
+        return ProjectionState(policy)
+    saved = _decode(found[1])
+    if saved.book.last_hash != position.last_hash:
+        log.warning("saved projection state does not match the views: replaying from seq 1")
+        return ProjectionState(policy)
+    return ProjectionState(policy, **{field: getattr(saved, field) for field in _FIELDS})
