@@ -100,8 +100,9 @@ class SnapshotMark:
 
 
 def encode_book(book: Book) -> bytes:
-    """The snapshot form of `book`: what a replay to its seq holds (no clock, no inputs)."""
-    return _encode(snapshot_form(book))
+    """The snapshot form of `book` (what a replay to its seq holds: no clock, no inputs),
+    encoded with keys and set members sorted, to compare books: equal books, equal bytes."""
+    return _encode_comparable(snapshot_form(book))
 
 
 def snapshot_form(book: Book) -> Book:
@@ -205,9 +206,9 @@ def check_all(store: LedgerStore) -> list[SnapshotCheck]:
         if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
             checks.append(SnapshotCheck(seq, "other code"))
             continue
-        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and _encode_comparable(
-            _kept(_decode_snapshot(record).book)
-        ) == _encode_comparable(_kept(book))
+        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and encode_book(
+            _decode_snapshot(record).book
+        ) == encode_book(book)
         checks.append(SnapshotCheck(seq, "equal" if same else "differs"))
     return checks
 
