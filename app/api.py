@@ -75,6 +75,9 @@ ACCOUNT_ID = Annotated[
 REPORT_VIEWS = tuple(table.view for table in TABLES)
 
 
+_MARK_ALERT = b'"alert":true'
+
+
 @dataclass
 class LiveViews:
     """The store's journal projected into in-memory views, brought up to date on demand,
@@ -86,6 +89,7 @@ class LiveViews:
     runner: ProjectionRunner = field(init=False)
     events_by_type: Counter[str] = field(default_factory=Counter)
     rejects_by_reason: Counter[str] = field(default_factory=Counter)
+    mark_alerts: int = 0  # marks that moved more than the policy's mark_alert_move
     counted_seq: int = 0
     counted_rejects: int = 0
 
@@ -98,6 +102,9 @@ class LiveViews:
         self.runner.follow(self.store)
         for entry in self.store.iter_journal(self.counted_seq):
             self.events_by_type[entry.type] += 1
+            # Canonical JSON writes `alert` only when true: no decoding of every mark.
+            if entry.type == "mark_price_applied" and _MARK_ALERT in entry.record:
+                self.mark_alerts += 1
             self.counted_seq = entry.seq
         while records := self.store.read_rejects(self.counted_rejects):
             for record in records:
@@ -224,6 +231,10 @@ def metrics_text(live: LiveViews) -> str:
     for reason, count in sorted(live.rejects_by_reason.items()):
         lines.append(f'ledger_rejects_total{{reason="{reason}"}} {count}')
     lines += [
+        "# HELP ledger_mark_alerts_total Marks that moved more than the policy's "
+        "mark_alert_move from the previous mark (booked, flagged).",
+        "# TYPE ledger_mark_alerts_total counter",
+        f"ledger_mark_alerts_total {live.mark_alerts}",
         "# HELP ledger_client_accounts Client accounts in the ledger.",
         "# TYPE ledger_client_accounts gauge",
         f"ledger_client_accounts {len(live.book.clients())}",

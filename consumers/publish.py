@@ -1,7 +1,8 @@
 """`ledger publish FILE|-`: JSON-lines inbox records to `<prefix>.inbox`, keyed per docs/events.md.
 
 The key is the record's `account_id`, or the instrument of a `mark_price`, the market of a
-`funding_rate`, the `business_date` of a `day_closed`; a record with none of these as a
+`funding_rate`, the `business_date` of a `day_closed`, the `trade_id` of a `trade_busted`,
+the `reference` of a `deposit_returned`; a record with none of these as a
 string is sent with a null key, and the ledger refuses it with a reason. A line that is not
 a JSON object is not sent at all (`InboxLines`), unless `--send-malformed` asks for it.
 """
@@ -41,6 +42,8 @@ class _KeyFields(msgspec.Struct, frozen=True):
     instrument: str | None = None
     market: str | None = None
     business_date: str | None = None
+    trade_id: str | None = None
+    reference: str | None = None
 
 
 _decode_key_fields = msgspec.json.Decoder(_KeyFields).decode
@@ -62,6 +65,10 @@ def inbox_key(raw: bytes) -> bytes | None:
                 key = fields.market
             case "day_closed":
                 key = fields.business_date
+            case "trade_busted":
+                key = fields.trade_id
+            case "deposit_returned":
+                key = fields.reference
             case _:
                 key = None
     return None if key is None else key.encode("utf-8")

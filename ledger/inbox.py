@@ -233,8 +233,7 @@ class TradeBusted(InboxRecord, tag="trade_busted", frozen=True):
 
 
 class DepositReturned(InboxRecord, tag="deposit_returned", frozen=True):
-    """A deposit came back (a bank return, a recall): it is reversed exactly. `reference`
-    is the `reference` the deposit was booked with."""
+    """A deposit came back (a bank return, a recall): it is reversed exactly."""
 
     reference: Text
     reason: Text

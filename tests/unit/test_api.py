@@ -162,6 +162,13 @@ def test_metrics_count_the_journal_and_the_rejects(
     assert reasons, "the simulated day has no reject: the per-reason counters go unchecked"
     for reason, count in reasons.items():
         assert samples[f'ledger_rejects_total{{reason="{reason}"}}'] == count
+    alerts = sum(
+        1
+        for entry in store.iter_journal()
+        if entry.type == "mark_price_applied"
+        and msgspec.json.decode(entry.record).get("alert", False)
+    )
+    assert samples["ledger_mark_alerts_total"] == alerts
 
 
 def test_openapi_lists_every_path(client: TestClient[Litestar]) -> None:

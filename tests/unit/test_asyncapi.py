@@ -54,12 +54,20 @@ INBOX_TYPES: dict[str, tuple[str, ...]] = {
     "day_closed": ("business_date",),
     "related_group_set": ("account_id", "group_id"),
     "daily_statements_set": ("account_id", "daily_statements"),
+    "trade_busted": ("trade_id", "reason"),
+    "deposit_returned": ("reference", "reason"),
 }
 COMMON_REQUIRED = ("event_id", "type", "occurred_at")
 # docs/events.md: amounts, prices, quantities and rates are JSON strings.
 DECIMAL_FIELDS = frozenset({"amount", "credit_limit", "quantity", "price", "fee", "rate"})
 # docs/events.md "Topics": the key of each inbox type.
-KEY_FIELDS = {"mark_price": "instrument", "funding_rate": "market", "day_closed": "business_date"}
+KEY_FIELDS = {
+    "mark_price": "instrument",
+    "funding_rate": "market",
+    "day_closed": "business_date",
+    "trade_busted": "trade_id",
+    "deposit_returned": "reference",
+}
 JOURNAL_FIELDS = ("seq", "type", "recorded_at", "causation_id", "account_id", "prev_hash", "hash")
 REJECT_FIELDS = (
     "reason_code",
