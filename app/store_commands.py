@@ -16,7 +16,7 @@ from app.commands import open_store
 
 
 def _init(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, writes=True) as store:
         print(f"store ready: {store.describe()}, journal at seq {store.last_seq()}")
     return 0
 

@@ -1,4 +1,5 @@
-"""A PostgreSQL URL without a password takes it from LEDGER_STORE_PASSWORD_FILE."""
+"""Store settings for deployments: `ledger store init`, and a PostgreSQL URL without a
+password taking it from LEDGER_STORE_PASSWORD_FILE."""
 
 from __future__ import annotations
 
@@ -31,3 +32,16 @@ def test_a_password_in_the_url_wins_and_none_means_trust(
     assert _parse_postgres_url(URL.replace("writer@", "writer:inline@")).password == "inline"
     with pytest.raises(StoreUrlError, match=r"LEDGER_STORE_PASSWORD_FILE .* cannot be read"):
         _parse_postgres_url(URL)
+
+
+def test_store_init_creates_the_store_that_read_commands_then_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main  # noqa: PLC0415
+
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert main(["--store", store, "audit", "verify"]) == 2
+    capsys.readouterr()
+    assert main(["--store", store, "store", "init"]) == 0
+    assert capsys.readouterr().out == f"store ready: {store}, journal at seq 0\n"
+    assert main(["--store", store, "audit", "verify"]) == 0
