@@ -6,13 +6,15 @@ stands at, in one store transaction:
 - a `BookSnapshot`: the book as a replay up to that seq builds it (no clock: the clock is the
   deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
   digest of the code that applies events to a book;
-- a `SeenInputs`: the inputs (event id and digest) first seen since the previous snapshot.
-  Those are most of a book's size (one per input ever decided), so each snapshot carries only
-  its own, and a restart joins them; a read (`ledger query`, `as_of`) needs none of them.
+- a `SnapshotRegisters`: what the book's append-only registers gained since the previous
+  snapshot: the inputs seen (event id and digest), the client trades and the client deposits
+  kept for busts and returns. Those grow with every input ever decided and are most of a
+  book's size, so each snapshot carries only its own share, and a restart joins them; a read
+  (`ledger query`, `as_of`) needs none of them.
 
 A snapshot is derived data, never the truth. It is used only when its format and code
 digest are this code's, its hash equals the journal's at its seq, and the seen inputs form
-an unbroken run from seq 1 to it; otherwise the book is rebuilt from seq 1 (logged), as
+an unbroken run from seq 1 to it (the registers' records); otherwise the book is rebuilt from seq 1 (logged), as
 `ledger audit replay` always does, comparing each snapshot with the rebuilt book.
 """
 
@@ -24,14 +26,14 @@ import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from ledger import book as book_module
 from ledger import journal_events as je
 from ledger import money, risk
-from ledger.book import Book
+from ledger.book import Book, BookedTrade
 from ledger.invariants import require
 from ledger.limits import journal_read_batch_events_max
 from ledger.store import LedgerStore
@@ -63,11 +65,17 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     book: Book  # without clock and seen inputs
 
 
-class SeenInputs(msgspec.Struct, frozen=True, kw_only=True):
+# The book's registers that only ever gain entries (in journal order), kept apart.
+APPENDED_REGISTERS = ("seen_inputs", "trades", "deposits")
+
+
+class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
     after_seq: int  # the previous snapshot's seq (0 for the first)
     seq: int
-    count: int  # inputs seen from seq 1 up to `seq`, these included
-    inputs: dict[str, str]  # event id -> input digest, in journal order
+    counts: tuple[int, int, int]  # each register's size up to `seq`, these entries included
+    seen_inputs: dict[str, str]  # event id -> input digest
+    trades: dict[str, BookedTrade]
+    deposits: dict[str, je.DepositCredited]
 
 
 class _SnapshotHead(msgspec.Struct, frozen=True):
@@ -87,7 +95,7 @@ _encode = msgspec.msgpack.Encoder().encode
 _encode_comparable = msgspec.msgpack.Encoder(order="deterministic").encode
 _decode_snapshot = msgspec.msgpack.Decoder(BookSnapshot).decode
 _decode_snapshot_head = msgspec.msgpack.Decoder(_SnapshotHead).decode
-_decode_seen = msgspec.msgpack.Decoder(SeenInputs).decode
+_decode_registers = msgspec.msgpack.Decoder(SnapshotRegisters).decode
 _decode_hash = msgspec.json.Decoder(_HashHead).decode
 
 
@@ -96,7 +104,7 @@ class SnapshotMark:
     """Where the latest snapshot stands: its seq and how many inputs were seen up to it."""
 
     seq: int = 0
-    seen_count: int = 0
+    counts: tuple[int, int, int] = (0, 0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
 
 
 def encode_book(book: Book) -> bytes:
@@ -106,17 +114,25 @@ def encode_book(book: Book) -> bytes:
 
 
 def snapshot_form(book: Book) -> Book:
-    """`book` without what a snapshot does not keep: the clock, the seen inputs (kept apart)
-    and the event being applied (none between events)."""
-    return dataclasses.replace(book, clock=None, seen_inputs={}, _applying=None)
+    """`book` without what a snapshot does not keep: the clock, the append-only registers
+    (kept apart) and the event being applied (none between events)."""
+    return dataclasses.replace(
+        book, clock=None, seen_inputs={}, trades={}, deposits={}, _applying=None
+    )
+
+
+def _gained(register: dict[str, Any], before: int) -> dict[str, Any]:
+    """The entries added to `register` after its first `before` ones (insertion order)."""
+    fresh = len(register) - before
+    require(fresh >= 0, "an append-only register of the book lost entries")
+    return dict(reversed(list(itertools.islice(reversed(register.items()), fresh))))
 
 
 def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
-    """Record a snapshot of `book` (at its last seq), the inputs seen since `previous`."""
-    seen = book.seen_inputs
-    fresh = len(seen) - previous.seen_count
-    require(fresh >= 0, "the book has seen fewer inputs than at its previous snapshot")
-    inputs = dict(reversed(list(itertools.islice(reversed(seen.items()), fresh))))
+    """Record a snapshot of `book` (at its last seq) and what its append-only registers
+    gained since `previous`."""
+    seen, trades, deposits = book.seen_inputs, book.trades, book.deposits
+    counts = (len(seen), len(trades), len(deposits))
     snapshot = BookSnapshot(
         format=SNAPSHOT_FORMAT,
         code_digest=CODE_DIGEST,
@@ -124,27 +140,33 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         hash=book.last_hash,
         book=snapshot_form(book),
     )
-    seen_record = SeenInputs(
-        after_seq=previous.seq, seq=book.last_seq, count=len(seen), inputs=inputs
+    registers = SnapshotRegisters(
+        after_seq=previous.seq,
+        seq=book.last_seq,
+        counts=counts,
+        seen_inputs=_gained(seen, previous.counts[0]),
+        trades=_gained(trades, previous.counts[1]),
+        deposits=_gained(deposits, previous.counts[2]),
     )
-    store.append_snapshot(book.last_seq, _encode(snapshot), _encode(seen_record))
-    return SnapshotMark(book.last_seq, len(seen))
+    store.append_snapshot(book.last_seq, _encode(snapshot), _encode(registers))
+    return SnapshotMark(book.last_seq, counts)
 
 
 def latest_mark(store: LedgerStore) -> SnapshotMark:
     """The latest snapshot's mark, whatever code wrote it: the next one continues its run."""
-    record = store.last_seen_inputs()
+    record = store.last_snapshot_registers()
     if record is None:
         return SnapshotMark()
-    seen = _decode_seen(record)
-    return SnapshotMark(seen.seq, seen.count)
+    registers = _decode_registers(record)
+    return SnapshotMark(registers.seq, registers.counts)
 
 
 def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
     """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
 
-    With `with_inputs` the book carries every input seen (a writer needs them to refuse a
-    repeated event id); without, it carries none (enough for reading figures)."""
+    With `with_inputs` the book carries its append-only registers (a writer needs the inputs
+    seen to refuse a repeated event id, the trades and deposits to reverse them); without,
+    it carries none (enough for reading figures)."""
     found = store.snapshot_at_or_before(until_seq)
     if found is None:
         return Book()
@@ -158,32 +180,31 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bo
         log.warning("snapshot at seq %s does not match the journal: replaying from seq 1", seq)
         return Book()
     book = _decode_snapshot(record).book
-    if with_inputs:
-        inputs = _seen_inputs(store, seq)
-        if inputs is None:
-            log.warning("seen inputs up to seq %s are incomplete: replaying from seq 1", seq)
-            return Book()
-        book.seen_inputs = inputs
+    if with_inputs and not _join_registers(store, book, seq):
+        log.warning("registers up to seq %s are incomplete: replaying from seq 1", seq)
+        return Book()
     return book
 
 
-def _seen_inputs(store: LedgerStore, until_seq: int) -> dict[str, str] | None:
-    """Every input seen up to `until_seq`, joined from the run of seen-inputs records, or
-    None when that run is broken (a record missing, or the counts disagree)."""
-    inputs: dict[str, str] = {}
+def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
+    """Fill the book's append-only registers from the run of register records up to
+    `until_seq`; False when that run is broken (a record missing, or a count disagrees)."""
     after_seq = 0
-    while after_seq < until_seq and (records := store.read_seen_inputs(after_seq)):
+    while after_seq < until_seq and (records := store.read_snapshot_registers(after_seq)):
         for record in records:
-            seen = _decode_seen(record)
-            if seen.after_seq != after_seq or seen.seq > until_seq:
-                return None
-            inputs.update(seen.inputs)
-            if len(inputs) != seen.count:
-                return None
-            after_seq = seen.seq
+            registers = _decode_registers(record)
+            if registers.after_seq != after_seq or registers.seq > until_seq:
+                return False
+            book.seen_inputs.update(registers.seen_inputs)
+            book.trades.update(registers.trades)
+            book.deposits.update(registers.deposits)
+            sizes = (len(book.seen_inputs), len(book.trades), len(book.deposits))
+            if sizes != registers.counts:
+                return False
+            after_seq = registers.seq
             if after_seq == until_seq:
                 break
-    return inputs if after_seq == until_seq else None
+    return after_seq == until_seq
 
 
 @dataclass(frozen=True, slots=True)

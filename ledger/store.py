@@ -10,8 +10,8 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - rejects are a second stream, `REJECTS_STREAM_ID`, with version = the reject `number`;
 - a `Tracking` (input partition name, Kafka offset) is recorded in the same transaction,
   so a redelivered input books nothing: `append` raises `TrackingConflict`;
-- book snapshots and the inputs seen since the previous snapshot are two more streams,
-  `SNAPSHOTS_STREAM_ID` and `SEEN_INPUTS_STREAM_ID`, with version = the journal `seq` they
+- book snapshots and what the book's append-only registers gained since the previous
+  snapshot are two more streams, `SNAPSHOTS_STREAM_ID` and `SNAPSHOT_REGISTERS_STREAM_ID`, with version = the journal `seq` they
   stand at (`ledger.snapshots` writes and checks them; they are derived, never the truth).
 """
 
@@ -50,8 +50,8 @@ from ledger.rejections import decode_reject_record
 __all__ = [
     "JOURNAL_STREAM_ID",
     "REJECTS_STREAM_ID",
-    "SEEN_INPUTS_STREAM_ID",
     "SNAPSHOTS_STREAM_ID",
+    "SNAPSHOT_REGISTERS_STREAM_ID",
     "InterfaceError",
     "JournalConflict",
     "LedgerStore",
@@ -66,10 +66,12 @@ __all__ = [
 JOURNAL_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:journal")
 REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
 SNAPSHOTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:snapshots")
-SEEN_INPUTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:seen-inputs")
+SNAPSHOT_REGISTERS_STREAM_ID: UUID = uuid5(
+    NAMESPACE_URL, "urn:collateral-ledger:snapshot-registers"
+)
 REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
 SNAPSHOT_TOPIC = "book_snapshot"
-SEEN_INPUTS_TOPIC = "seen_inputs"
+SNAPSHOT_REGISTERS_TOPIC = "snapshot_registers"
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
@@ -271,13 +273,13 @@ class LedgerStore:
         rows = self._recorder.select_events(REJECTS_STREAM_ID, desc=True, limit=1)
         return rows[0].originator_version if rows else 0
 
-    def append_snapshot(self, seq: int, book: bytes, seen_inputs: bytes) -> None:
-        """Record a book snapshot and the inputs seen since the previous one, both at journal
-        `seq`, in one transaction. Raises `JournalConflict` when `seq` has one already."""
+    def append_snapshot(self, seq: int, book: bytes, registers: bytes) -> None:
+        """Record a book snapshot and what its append-only registers gained since the previous
+        one, both at journal `seq`, in one transaction. Raises `JournalConflict` when `seq` has one already."""
         require(0 < seq <= self.last_seq(), f"a snapshot at seq {seq} is beyond the journal")
         rows = [
             StoredEvent(SNAPSHOTS_STREAM_ID, seq, SNAPSHOT_TOPIC, book),
-            StoredEvent(SEEN_INPUTS_STREAM_ID, seq, SEEN_INPUTS_TOPIC, seen_inputs),
+            StoredEvent(SNAPSHOT_REGISTERS_STREAM_ID, seq, SNAPSHOT_REGISTERS_TOPIC, registers),
         ]
         try:
             self._recorder.insert_events(rows)
@@ -294,16 +296,14 @@ class LedgerStore:
         rows = self._recorder.select_events(SNAPSHOTS_STREAM_ID, gt=after_seq, limit=limit)
         return [(row.originator_version, row.state) for row in rows]
 
-    def read_seen_inputs(
-        self, after_seq: int = 0, limit: int = limits.journal_read_batch_events_max
-    ) -> list[bytes]:
-        """Up to `limit` seen-inputs records after journal seq `after_seq`, in seq order."""
-        rows = self._recorder.select_events(SEEN_INPUTS_STREAM_ID, gt=after_seq, limit=limit)
+    def read_snapshot_registers(self, after_seq: int = 0, limit: int = 16) -> list[bytes]:
+        """Up to `limit` snapshot-register records after journal seq `after_seq`, in order."""
+        rows = self._recorder.select_events(SNAPSHOT_REGISTERS_STREAM_ID, gt=after_seq, limit=limit)
         return [row.state for row in rows]
 
-    def last_seen_inputs(self) -> bytes | None:
-        """The latest seen-inputs record; None before the first snapshot."""
-        rows = self._recorder.select_events(SEEN_INPUTS_STREAM_ID, desc=True, limit=1)
+    def last_snapshot_registers(self) -> bytes | None:
+        """The latest snapshot-register record; None before the first snapshot."""
+        rows = self._recorder.select_events(SNAPSHOT_REGISTERS_STREAM_ID, desc=True, limit=1)
         return rows[0].state if rows else None
 
     def max_tracking_id(self, name: str) -> int | None:
