@@ -13,8 +13,8 @@ stands at, in one store transaction:
   (`ledger query`, `as_of`) needs none of them.
 
 A snapshot is derived data, never the truth. It is used only when its format and code
-digest are this code's, its hash equals the journal's at its seq, and the seen inputs form
-an unbroken run from seq 1 to it (the registers' records); otherwise the book is rebuilt from seq 1 (logged), as
+digest are this code's, its hash equals the journal's at its seq, and the register records
+form an unbroken run from seq 1 to it; otherwise the book is rebuilt from seq 1 (logged), as
 `ledger audit replay` always does, comparing each snapshot with the rebuilt book.
 """
 

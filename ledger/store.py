@@ -11,8 +11,9 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - a `Tracking` (input partition name, Kafka offset) is recorded in the same transaction,
   so a redelivered input books nothing: `append` raises `TrackingConflict`;
 - book snapshots and what the book's append-only registers gained since the previous
-  snapshot are two more streams, `SNAPSHOTS_STREAM_ID` and `SNAPSHOT_REGISTERS_STREAM_ID`, with version = the journal `seq` they
-  stand at (`ledger.snapshots` writes and checks them; they are derived, never the truth).
+  snapshot are two more streams, `SNAPSHOTS_STREAM_ID` and `SNAPSHOT_REGISTERS_STREAM_ID`,
+  with version = the journal `seq` they stand at (`ledger.snapshots` writes and checks
+  them; they are derived, never the truth).
 """
 
 from __future__ import annotations
@@ -275,7 +276,8 @@ class LedgerStore:
 
     def append_snapshot(self, seq: int, book: bytes, registers: bytes) -> None:
         """Record a book snapshot and what its append-only registers gained since the previous
-        one, both at journal `seq`, in one transaction. Raises `JournalConflict` when `seq` has one already."""
+        one, both at journal `seq`, in one transaction. Raises `JournalConflict` when `seq`
+        has one already."""
         require(0 < seq <= self.last_seq(), f"a snapshot at seq {seq} is beyond the journal")
         rows = [
             StoredEvent(SNAPSHOTS_STREAM_ID, seq, SNAPSHOT_TOPIC, book),
