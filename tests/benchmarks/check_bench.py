@@ -37,6 +37,7 @@ checks_per_caller = 20
 api_start_timeout_s = 60.0
 api_poll_interval_s = 0.2
 request_timeout_s = 30.0
+send_attempts_max = 3
 
 
 def demo_store(folder: Path) -> str:
@@ -72,10 +73,13 @@ def _orders(url: str) -> list[tuple[str, bytes]]:
     return orders
 
 
-def _start_api(url: str, port: int) -> subprocess.Popen[bytes]:
+def _start_api(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`ledger api` on the store, its stderr (one access-log line per request) in `log`:
+    a pipe nobody reads would fill and stop the server."""
     command = [sys.executable, "-m", "app", "--store", url, "api", "--port", str(port)]
     command.append("--insecure-no-auth")  # loopback only: the figure is the check, not TLS
-    api = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as errors:
+        api = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
     deadline = time.monotonic() + api_start_timeout_s
     while time.monotonic() < deadline:
         try:
@@ -84,7 +88,7 @@ def _start_api(url: str, port: int) -> subprocess.Popen[bytes]:
         except httpx.TransportError:
             time.sleep(api_poll_interval_s)
     api.kill()
-    raise RuntimeError(f"ledger api did not answer: {api.communicate()[1].decode()[-2000:]}")
+    raise RuntimeError(f"ledger api did not answer: {log.read_text()[-2000:]}")
 
 
 async def _callers(port: int, orders: list[tuple[str, bytes]]) -> tuple[list[float], float]:
@@ -94,10 +98,16 @@ async def _callers(port: int, orders: list[tuple[str, bytes]]) -> tuple[list[flo
     async def caller(client: httpx.AsyncClient, number: int) -> None:
         for turn in range(checks_per_caller):
             account_id, record = orders[(number * checks_per_caller + turn) % len(orders)]
-            started = time.perf_counter()
-            response = await client.post(f"/accounts/{account_id}/checks", content=record)
-            latencies.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
+            for _ in range(send_attempts_max):
+                started = time.perf_counter()
+                try:
+                    response = await client.post(f"/accounts/{account_id}/checks", content=record)
+                except httpx.TransportError:
+                    # A kept-alive connection the server closed as it was reused: send again.
+                    continue
+                latencies.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                break
 
     limits = httpx.Limits(max_connections=concurrent_callers)
     async with httpx.AsyncClient(
@@ -112,7 +122,14 @@ def check_latency(url: str) -> tuple[float, float, float]:
     """(p50 ms, p99 ms, checks per second) with 50 concurrent callers."""
     orders = _orders(url)
     port = free_port()
-    api = _start_api(url, port)
+    with tempfile.TemporaryDirectory(prefix="ledger-check-bench-log-") as folder:
+        api = _start_api(url, port, Path(folder) / "api.log")
+        return _measure(api, port, orders)
+
+
+def _measure(
+    api: subprocess.Popen[bytes], port: int, orders: list[tuple[str, bytes]]
+) -> tuple[float, float, float]:
     try:
         latencies, elapsed_s = asyncio.run(_callers(port, orders))
     finally:
