@@ -7,11 +7,14 @@ What it writes, in `occurred_at` order, from 2026-11-02T00:00:00Z:
   Kong trading hours, from a seeded random walk with a crash in it: on day 2 (the middle
   day of a shorter run) BTC falls about 30% and ETH about 20% in two hours, then recovers
   part of the fall over six hours;
-- funding every 8 hours per market and a `day_closed` at every midnight;
+- funding every 8 hours per market and a `day_closed` at every midnight after a weekday:
+  no day is closed on Saturday or Sunday, so Monday's close accrues the weekend's interest;
 - client accounts `C000001`, … (about 85% professional) that deposit, trade spot and
   perpetuals, draw and repay margin loans and withdraw, sized from a shadow of each
   account so that most requests pass and some do not; retail accounts now and then try
   to open a perpetual position (the ledger refuses it);
+- a few venue corrections: every `BUST_EVERY_TRADES`-th trade, when it is a spot sale, is
+  busted (`trade_busted`) ten minutes later, at most `BUSTS_MAX` times a run;
 - about 0.2% malformed or repeated records (`Malformation`), each labelled in
   `simulate_labelled` with the answer the ledger owes it.
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -40,6 +43,9 @@ MINUTES_PER_DAY = 1_440
 FUNDING_INTERVAL_SECONDS = 8 * 3_600
 INSURANCE_ACCOUNT = "platform:insurance"
 INSURANCE_FUND_CENTS = 5_000_000_00
+BUST_EVERY_TRADES = 499  # a spot sale numbered a multiple of this is busted by the venue
+BUSTS_MAX = 2
+BUST_DELAY_SECONDS = 600
 MALFORMED_SHARE_PPM = 2_000  # 0.2% of client records get a malformed twin
 PPM = 1_000_000
 COIN_UNITS = 10**8  # BTC, ETH and perpetual sizes are written with 8 decimal places
@@ -55,6 +61,8 @@ LIQUIDATION_HAIRCUT_PPM = {BTC: 500_000, ETH: 550_000, TENCENT: 200_000}
 PERP_MAINTENANCE_PPM = 50_000
 SPOT_FEE_PPM = 1_000  # 0.1% of notional
 PERP_FEE_PPM = 500
+
+SATURDAY = 5  # date.weekday(): Monday 0 ... Sunday 6
 
 # Order of records that share a second: the platform, marks, funding, day close, clients.
 PLATFORM, MARK, FUNDING, DAY_CLOSE, CLIENT = range(5)
@@ -366,6 +374,7 @@ class Simulation:
         self.event_prefix = f"sim{seed}-"
         self.events = 0
         self.trades = 0
+        self.busts = 0
         self.generated = 0
         self.pending: list[Pending] = []
         self.last_second, self.last_timestamp = -1, ""
@@ -466,9 +475,13 @@ class Simulation:
                 rate = rate_text(100 + self.between(-150, 150) - (300 if after_crash else 0))
                 fields = {"market": market, "rate": rate, "funding_time": self.timestamp(second)}
                 self.emit(second, FUNDING, "funding_rate", fields)
-        self.emit(
-            (day + 1) * SECONDS_PER_DAY, DAY_CLOSE, "day_closed", {"business_date": self.dates[day]}
-        )
+        if date.fromisoformat(self.dates[day]).weekday() < SATURDAY:
+            self.emit(
+                (day + 1) * SECONDS_PER_DAY,
+                DAY_CLOSE,
+                "day_closed",
+                {"business_date": self.dates[day]},
+            )
 
     # --- the clients' records ---
 
@@ -579,7 +592,23 @@ class Simulation:
             "fee": cents_text(fee),
         }
         self.emit(second, CLIENT, "spot_trade", fields)
+        if not buying:
+            self.maybe_bust(client, second, fields["trade_id"], (base, quantity, notional, fee))
         return True
+
+    def maybe_bust(
+        self, client: Client, second: int, trade_id: str, sale: tuple[str, int, int, int]
+    ) -> None:
+        """The venue busts a spot sale now and then: the shadow takes it back at once."""
+        same_day = second // SECONDS_PER_DAY == (second + BUST_DELAY_SECONDS) // SECONDS_PER_DAY
+        if self.trades % BUST_EVERY_TRADES or self.busts >= BUSTS_MAX or not same_day:
+            return
+        base, quantity, notional, fee = sale
+        self.busts += 1
+        client.holdings[base] += quantity
+        client.cash_cents -= notional - fee
+        fields = {"trade_id": trade_id, "reason": "busted by the venue: erroneous price"}
+        self.emit(second + BUST_DELAY_SECONDS, CLIENT, "trade_busted", fields)
 
     def perp_trade(self, client: Client, second: int) -> bool:
         market = BTC_PERP if self.chance(60) else ETH_PERP

@@ -26,6 +26,7 @@ from ledger.inbox import (
     MarkPrice,
     PerpTrade,
     SpotTrade,
+    TradeBusted,
     decode_inbox,
     inbox_digest,
 )
@@ -211,6 +212,25 @@ def test_each_malformation_spoils_a_deposit_as_labelled(kind: Malformation) -> N
         with pytest.raises(Refusal) as refused:
             decode_inbox(value, POLICY)
         assert refused.value.reason_code == kind.reason_code
+
+
+def test_no_day_is_closed_on_a_weekend_so_monday_closes_three_days() -> None:
+    closed = [r.business_date for r in decoded(5, 3, 9) if isinstance(r, DayClosed)]
+    # From Monday 2026-11-02: Saturday the 7th and Sunday the 8th pass unclosed.
+    assert [d.isoformat() for d in closed] == [
+        "2026-11-02", "2026-11-03", "2026-11-04", "2026-11-05", "2026-11-06",
+        "2026-11-09", "2026-11-10",
+    ]  # fmt: skip
+
+
+def test_the_venue_busts_a_spot_sale_or_two_ten_minutes_after_it() -> None:
+    records = decoded(5, 40, 3)
+    sales = {r.trade_id: r for r in records if isinstance(r, SpotTrade) and r.side == "sell"}
+    busts = [r for r in records if isinstance(r, TradeBusted)]
+    assert 1 <= len(busts) <= 2
+    for bust in busts:
+        sale = sales[bust.trade_id]
+        assert (bust.occurred_at - sale.occurred_at).total_seconds() == 600
 
 
 def test_a_run_needs_a_day() -> None:
