@@ -30,7 +30,7 @@ from app.contract_glossary import JOURNAL_TYPE_MEANINGS, REASON_MEANINGS, SHAPE_
 from app.contract_glossary import field_meaning as _field_meaning
 from ledger import journal_events as je
 from ledger.inbox import inbox_json_schema
-from ledger.rejections import ReasonCode
+from ledger.rejections import ReasonCode, RejectRecord
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Fields a sealed journal record always has, although the Struct defaults them before sealing.
@@ -115,27 +115,21 @@ def journal_json_schema() -> dict[str, Any]:
     }
 
 
+# Written only for a record over the reject value bound (ledger/application.py); every
+# other field is always written, null when it has no value.
+REJECT_TRUNCATION_FIELDS = frozenset({"value_bytes", "value_sha256"})
+
+
 def reject_json_schema() -> dict[str, Any]:
-    """The JSON Schema of a reject record (`<prefix>.rejects`, `ledger rejects --format json`)."""
-    nullable_integer = {"type": ["integer", "null"]}
-    properties: dict[str, dict[str, Any]] = {
-        "number": {"type": "integer", "minimum": 1},
-        "recorded_at": {"type": ["string", "null"], "format": "date-time"},
-        "reason_code": {"type": "string", "enum": [str(code) for code in ReasonCode]},
-        "detail": {"type": "string"},
-        "event_id": {"type": ["string", "null"]},
-        "topic": {"type": "string"},
-        "partition": nullable_integer,
-        "offset": nullable_integer,
-        "key": {"type": ["string", "null"]},
-        "value": {"type": "string"},
-        "value_encoding": {"type": "string", "enum": ["utf-8", "base64"]},
-    }
-    required = list(properties)
-    properties["value_bytes"] = {"type": "integer", "minimum": 1}  # only when cut
-    properties["value_sha256"] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    """The JSON Schema of a reject record (`<prefix>.rejects`, `ledger rejects --format json`),
+    from the `RejectRecord` Struct, its reason codes inlined."""
+    schema: dict[str, Any] = msgspec.json.schema(RejectRecord)
+    definition: dict[str, Any] = schema["$defs"]["RejectRecord"]
+    properties: dict[str, dict[str, Any]] = definition["properties"]
+    properties["reason_code"] = {"type": "string", "enum": [str(code) for code in ReasonCode]}
     for field, node in properties.items():
-        node["description"] = REJECT_FIELD_MEANINGS[field]
+        node.pop("default", None)
+        node["description"] = REJECT_FIELD_MEANINGS.get(field, "")
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "title": "ledger.rejects record",
@@ -143,7 +137,7 @@ def reject_json_schema() -> dict[str, Any]:
         "balance.",
         "type": "object",
         "properties": properties,
-        "required": required,
+        "required": [f for f in properties if f not in REJECT_TRUNCATION_FIELDS],
         "additionalProperties": True,
     }
 
@@ -386,10 +380,12 @@ def _reason_table() -> str:
 
 def _reject_table() -> str:
     schema = reject_json_schema()
-    lines = ["| field | type | meaning |", "| --- | --- | --- |"]
+    required = set(schema["required"])
+    lines = ["| field | type | always | meaning |", "| --- | --- | --- | --- |"]
     for field, node in schema["properties"].items():
-        kinds = node["type"] if isinstance(node["type"], list) else [node["type"]]
-        lines.append(f"| `{field}` | {' or '.join(kinds)} | {node['description']} |")
+        always = "yes" if field in required else "no"
+        kind = "a reason code (below)" if field == "reason_code" else _type_text(node)
+        lines.append(f"| `{field}` | {kind} | {always} | {node['description']} |")
     return "\n".join(lines)
 
 
@@ -576,6 +572,11 @@ def stale_documents(docs: Path, parser: argparse.ArgumentParser) -> list[Path]:
 def undocumented() -> list[str]:
     """Every field, journal type, nested shape and reason code the glossary gives no meaning."""
     missing = [f"reason code {code}" for code in ReasonCode if code not in REASON_MEANINGS]
+    missing += [
+        f"reject field {field}"
+        for field in reject_json_schema()["properties"]
+        if field not in REJECT_FIELD_MEANINGS
+    ]
     for schema in (inbox_contract_schema(), journal_json_schema()):
         for name, definition in schema["$defs"].items():
             context = _tag(definition) or _snake(name)
