@@ -18,11 +18,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from ledger import journal_events as je
 from ledger import snapshots
 from ledger.book import Book
-from ledger.decisions import decide
+from ledger.decisions import Booked, Refused, Rejected, decide
 from ledger.desk import Desk
 from ledger.identifiers import printable
 from ledger.inbox import decode_inbox, inbox_digest, readable_event_id
@@ -216,19 +217,14 @@ class LedgerApplication:
             return
         self.desk.begin(record.event_id, record.occurred_at, digest)
         self._adopt_policy()
-        recorded_before = len(self.desk.pending)
-        try:
-            rejected = decide(self.desk, record)
-        except Refusal as refused:
-            require(
-                len(self.desk.pending) == recorded_before, "a refused input recorded journal events"
-            )
-            self._reject(item, refused, record.event_id, outcome)
-            return
-        if rejected is not None:
-            self._reject(item, rejected, record.event_id, outcome)
-        else:
-            outcome.accepted += 1
+        decision = decide(self.desk, record)
+        match decision:
+            case Booked():
+                outcome.accepted += 1
+            case Rejected(refusal=refused) | Refused(refusal=refused):
+                self._reject(item, refused, record.event_id, outcome)
+            case _:
+                assert_never(decision)
 
     def _adopt_policy(self) -> None:
         """Record the policy in the journal the first time a decision is taken under it."""

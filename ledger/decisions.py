@@ -1,16 +1,23 @@
 """What the ledger does with each inbox record (docs/events.md, docs/risk-model.md "Rules").
 
 `decide` runs one decoded record against the desk: it records the journal events the
-record causes, then reviews the margin of every account the record touched. A request
-the rules refuse is recorded as a `*_rejected` journal event and returned as a Refusal
-for the rejects topic; an input that cannot be booked at all raises Refusal and leaves
-the book untouched.
+record causes, then reviews the margin of every account the record touched. It returns
+one of three outcomes, as TigerBeetle's `create_transfer` returns a result code:
+
+- `Booked`: the record's journal events are recorded;
+- `Rejected`: a request the rules refuse, recorded as its `*_rejected` journal event and
+  kept as a reject;
+- `Refused`: an input that cannot be booked at all; nothing is recorded, the book is
+  untouched, and the input is kept as a reject.
+
+An exception out of `decide` is a bug or a fault, never a refusal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import assert_never
@@ -26,7 +33,7 @@ from ledger.book import (
 )
 from ledger.desk import Desk
 from ledger.groups import group_loan_limit, group_loan_refusal, related_group_set
-from ledger.invariants import InvariantViolation
+from ledger.invariants import InvariantViolation, require
 from ledger.journal import format_timestamp
 from ledger.lending import finance_debits, loan_limit_checks, loan_limits
 from ledger.margin import review, review_due_calls
@@ -36,15 +43,43 @@ from ledger.rejections import ReasonCode, Refusal
 Touched = Iterable[str]
 
 
-def decide(desk: Desk, record: inbox.InboxRecordType) -> Refusal | None:
-    """Decide one record; returns the refusal of a well-formed request, recorded as such."""
-    touched, refusal = _dispatch(desk, record)
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """The record is booked: its journal events are recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A request the rules refuse: recorded as its `*_rejected` journal event."""
+
+    refusal: Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An input the ledger will not book: nothing is recorded."""
+
+    refusal: Refusal
+
+
+Decision = Booked | Rejected | Refused
+BOOKED = Booked()
+
+
+def decide(desk: Desk, record: inbox.InboxRecordType) -> Decision:
+    """Decide one record and return its outcome; a refusal is returned, never raised."""
+    recorded_before = len(desk.pending)
+    try:
+        touched, rejected = _dispatch(desk, record)
+    except Refusal as refusal:
+        require(len(desk.pending) == recorded_before, "a refused input recorded journal events")
+        return Refused(refusal)
     review(desk, touched, finance_debits(desk))
     review_due_calls(desk)
     # A liquidation may leave a client's USD below zero (a loss it realised on closing):
     # that too is financed, and the account reviewed again for the limits it breaks.
     review(desk, (), finance_debits(desk))
-    return refusal
+    return BOOKED if rejected is None else Rejected(rejected)
 
 
 def _dispatch(  # noqa: PLR0912  # one arm per inbox type

@@ -33,7 +33,7 @@ from typing import Any
 
 from ledger import inbox, reporting, risk
 from ledger.book import Book
-from ledger.decisions import decide
+from ledger.decisions import Booked, decide
 from ledger.inbox import decode_inbox, inbox_digest
 from ledger.money import format_decimal
 from ledger.policy import Policy
@@ -114,17 +114,13 @@ def check(book: Book, policy: Policy, account_id: str, raw: bytes) -> PreTradeCh
         return verdict.refused(record, conflict)
     desk = scratch_desk(book, policy)
     desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
-    refusal: Refusal | None
-    try:
-        refusal = decide(desk, record)
-    except Refusal as refused:
-        refusal = refused
+    decision = decide(desk, record)
     recorded = tuple(entry.type for entry in desk.pending)
-    if refusal is not None:
-        return verdict.refused(record, refusal, recorded)
+    if not isinstance(decision, Booked):
+        return verdict.refused(record, decision.refusal, recorded)
     after = _figures_document(desk.book, policy, account_id)
-    if isinstance(record, inbox.PerpTrade | inbox.SpotTrade):
-        refusal = _margin_refusal(before, after)
+    trade = isinstance(record, inbox.PerpTrade | inbox.SpotTrade)
+    refusal = _margin_refusal(before, after) if trade else None
     if refusal is not None:
         return verdict.refused(record, refusal, recorded, after)
     return verdict.of(record, Outcome.ACCEPTED, None, recorded, after)

@@ -27,11 +27,10 @@ from decimal import Decimal, localcontext
 from ledger import inbox
 from ledger import journal_events as je
 from ledger.book import INSURANCE_FUND, Book
-from ledger.decisions import decide
+from ledger.decisions import Booked, decide
 from ledger.limits import price_decimal_places_max
 from ledger.money import DECIMAL_CONTEXT, ONE, REPORTING_ASSET, ZERO, format_decimal, quantize
 from ledger.policy import Policy
-from ledger.rejections import Refusal
 from ledger.scratch import scratch_desk
 
 PERCENT = Decimal(100)
@@ -225,10 +224,9 @@ def stress(book: Book, policy: Policy, shock: Shock) -> StressResult:
             price=price,
         )
         desk.begin(record.event_id, now, f"stress:{number}")
-        try:
-            decide(desk, record)
-        except Refusal as refusal:
-            refused.append(f"{instrument}: {refusal.detail}")
+        decision = decide(desk, record)
+        if not isinstance(decision, Booked):
+            refused.append(f"{instrument}: {decision.refusal.detail}")
     accounts = _read_events(je.decode_journal_record(e.record) for e in desk.pending)
     scratch = desk.book
     funds = policy.shareholders_funds
