@@ -15,7 +15,7 @@ from typing import assert_never
 from ledger import journal_events as je
 from ledger import risk
 from ledger.inbox import Side
-from ledger.invariants import InvariantViolation, require
+from ledger.invariants import InvariantViolation, present, require
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, quantize
 
 HOUSE = "platform:house"
@@ -208,14 +208,39 @@ class Book:
     # -- postings -------------------------------------------------------------
 
     def post(self, asset: str, amount: Decimal, debit: str, credit: str) -> None:
-        """Move `amount` of `asset` from `debit` to `credit`: one balanced posting pair."""
+        """Move `amount` of `asset` from `debit` to `credit`: one balanced posting pair.
+
+        Checked on every posting: the two entries are equal and opposite (no rounding
+        took a digit), and no client account holds less than nothing of an asset other
+        than USD (a USD debit is financed on the margin loan in the same decision)."""
         source = self.accounts[debit].balances
         target = self.accounts[credit].balances
-        source[asset] = source.get(asset, ZERO) - amount
-        target[asset] = target.get(asset, ZERO) + amount
+        if source is target:  # the house paying itself funding: nothing moves
+            source.setdefault(asset, ZERO)
+            return
+        source_before, target_before = source.get(asset, ZERO), target.get(asset, ZERO)
+        source_after, target_after = source_before - amount, target_before + amount
+        require(
+            source_before - source_after == amount == target_after - target_before,
+            "posting %s %s from %s to %s does not balance",
+            amount,
+            asset,
+            debit,
+            credit,
+        )
+        if asset != REPORTING_ASSET:
+            for account_id, balance in ((debit, source_after), (credit, target_after)):
+                require(
+                    balance >= ZERO or is_reserved(account_id),
+                    "%s would hold %s %s: a client holds no negative asset but USD",
+                    account_id,
+                    balance,
+                    asset,
+                )
+        source[asset], target[asset] = source_after, target_after
         if asset == REPORTING_ASSET:
-            self._watch_overdraft(debit, source[asset])
-            self._watch_overdraft(credit, target[asset])
+            self._watch_overdraft(debit, source_after)
+            self._watch_overdraft(credit, target_after)
 
     def _watch_overdraft(self, account_id: str, usd: Decimal) -> None:
         """Keep `overdrawn` to the clients whose USD is negative (platform accounts may be)."""
@@ -225,9 +250,7 @@ class Book:
             return
         if account_id in self.overdrawn or is_reserved(account_id):
             return
-        event = self._applying
-        require(event is not None, "a posting outside Book.apply")
-        assert event is not None  # narrowing for mypy; require() above cannot be stripped
+        event = present(self._applying, "a posting outside Book.apply")
         tag = type(event).__struct_config__.tag
         self.overdrawn[account_id] = (str(tag), event.seq)
 
@@ -280,11 +303,15 @@ class Book:
     # -- apply ------------------------------------------------------------------
 
     def apply(self, event: je.JournalEventType) -> None:
-        # Checked inline, not with `require`: its message would be formatted for every event.
-        if event.seq != self.last_seq + 1:
-            raise InvariantViolation(f"journal seq {event.seq} follows {self.last_seq}")
-        if event.prev_hash != self.last_hash:
-            raise InvariantViolation(f"journal seq {event.seq} breaks the chain")
+        """Apply one journal event: the next seq, linked to the last record's hash."""
+        require(
+            event.seq == self.last_seq + 1, "journal seq %s follows %s", event.seq, self.last_seq
+        )
+        require(
+            event.prev_hash == self.last_hash and len(event.hash) == len(self.last_hash),
+            "journal seq %s breaks the hash chain",
+            event.seq,
+        )
         self._applying = event
         self._apply_body(event)
         self._applying = None  # only postings inside apply read it; a snapshot holds none
@@ -379,11 +406,9 @@ class Book:
         return sum((self.accounts[a].loan for a in self.related_groups[group_id]), ZERO)
 
     def _open_account(self, event: je.AccountOpened) -> None:
-        require(event.account_id not in self.accounts, "account opened twice")
-        assert event.account_id is not None
-        self.accounts[event.account_id] = Account(
-            event.account_id, event.investor_class, event.credit_limit
-        )
+        account_id = present(event.account_id, "account_opened without an account_id")
+        require(account_id not in self.accounts, "account %s opened twice", account_id)
+        self.accounts[account_id] = Account(account_id, event.investor_class, event.credit_limit)
 
     def _apply_waiting(self, event: je.MarginDecisionWaiting) -> None:
         if event.stale_marks:

@@ -25,6 +25,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import EQUITY_CALL_TRIGGER, Account, OpenMarginCall
 from ledger.desk import Desk
+from ledger.invariants import present
 from ledger.journal import format_timestamp
 from ledger.lending import LimitBreach, limit_breach, limit_call_amount
 from ledger.liquidation import liquidate
@@ -43,8 +44,8 @@ def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ())
 
 def review_due_calls(desk: Desk) -> None:
     """Liquidate every account whose margin call deadline has passed and is still open."""
-    assert desk.now is not None
-    for account_id, call_id in desk.watchlist.due(desk.now):
+    now = present(desk.now, "margin calls reviewed before any input set the ledger clock")
+    for account_id, call_id in desk.watchlist.due(now):
         account = desk.book.accounts[account_id]
         call = account.margin_call
         if call is None or call.call_id != call_id:
@@ -150,8 +151,8 @@ def _issue(
     desk: Desk, account: Account, figures: risk.MarginFigures, breach: LimitBreach | None
 ) -> None:
     """A call on the equity (`breach` None) or on the loan limit `breach` names."""
-    assert desk.now is not None
-    deadline = desk.now + timedelta(hours=desk.policy.deadline_hours)
+    now = present(desk.now, "a margin call issued before any input set the ledger clock")
+    deadline = now + timedelta(hours=desk.policy.deadline_hours)
     call_id = f"{desk.cause}:call:{account.account_id}"
     common = desk.common(account.account_id)
     inputs = desk.inputs(account, figures)
@@ -180,8 +181,7 @@ def _issue(
 def _clear(
     desk: Desk, account: Account, figures: risk.MarginFigures, outcome: je.CallOutcome
 ) -> None:
-    call = account.margin_call
-    assert call is not None
+    call = present(account.margin_call, f"{account.account_id} has no margin call to clear")
     desk.record(
         je.MarginCallCleared(
             **desk.common(account.account_id),
