@@ -227,11 +227,9 @@ def check_all(store: LedgerStore) -> list[SnapshotCheck]:
         if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
             checks.append(SnapshotCheck(seq, "other code"))
             continue
-        # Compared as values, not bytes: a set's encoding follows its iteration order,
-        # which differs between a set decoded from a snapshot and one built by a replay.
-        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and _decode_snapshot(
-            record
-        ).book == _kept(book)
+        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and encode_book(
+            _decode_snapshot(record).book
+        ) == encode_book(book)
         checks.append(SnapshotCheck(seq, "equal" if same else "differs"))
     return checks
 
