@@ -59,8 +59,11 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 def https_api(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     cert, key = _certificate(tmp_path)
     port = free_port()
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    # `ledger api` serves an existing store only: make an empty one first.
+    subprocess.run([sys.executable, "-m", "app", "--store", store, "store", "init"], check=True)
     command = [
-        sys.executable, "-m", "app", "--store", f"sqlite:///{tmp_path / 'ledger.db'}",
+        sys.executable, "-m", "app", "--store", store,
         "api", "--insecure-no-auth", "--port", str(port),
         "--tls-cert", str(cert), "--tls-key", str(key),
     ]  # fmt: skip
