@@ -7,7 +7,10 @@ BENCH_RECORDS inbox records: the raw aiokafka + msgspec consume-and-decode rate,
 recorder rate (batches of 1,000), `ledger run` end to end on SQLite and on PostgreSQL and
 their ratio to the lower raw rate, a naive one-aggregate-per-record eventsourcing baseline,
 the publish-to-journal latency at a fixed offered load, and the pre-trade check latency
-with 50 concurrent callers on the demo's store (check_bench.py).
+with 50 concurrent callers on the demo's store (check_bench.py). A second table sets each
+row of the speed targets beside its figure from the same run: ingest against the raw SQLite
+recorder, `ledger run`, restart, replay against decode, query and report against
+`ledger --help`, and the API's `as_of` with 50 requests in flight (read_bench.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -33,6 +37,7 @@ from consumers.topics import TopicNames, ensure_topics
 from ledger.store import LedgerStore
 from tests.benchmarks.check_bench import check_row, demo_store
 from tests.benchmarks.ingest_bench import ingest_rate
+from tests.benchmarks.read_bench import ReadFigures, as_of_requests, read_figures
 from tests.benchmarks.replay_bench import replay_benchmark
 from tests.benchmarks.store_bench import bench_recorder
 from tests.conftest import free_port, run_server_script
@@ -259,12 +264,70 @@ def latency_ms(bootstrap: str, workdir: Path) -> tuple[float, float]:
     return statistics.median(delays), delays[int(len(delays) * 0.99) - 1]
 
 
-def embedded_rows(records: list[bytes], workdir: Path) -> list[tuple[str, str]]:
-    """`ledger ingest` of the same records, and replaying a journal into every view."""
+@dataclass
+class Targets:
+    """The figures of this run that the speed targets are set against."""
+
+    raw_sqlite_events_per_s: float = 0.0  # float-ok: a benchmark rate, never money
+    run_records_per_s: dict[str, float] = field(default_factory=dict)  # float-ok: rates
+
+    def rows(
+        self, ingest_events_per_s: float, replay_ratio: float, read: ReadFigures
+    ) -> list[tuple[str, str, str]]:
+        """(measure, target, figure) for each row of the speed issue's table."""
+        share = ingest_events_per_s / self.raw_sqlite_events_per_s
+        run = self.run_records_per_s
+        help_s = read.help_s
+        return [
+            (
+                "`ledger ingest`, events/s as a share of the raw SQLite recorder",
+                ">= 0.30",
+                f"{share:.2f} ({ingest_events_per_s:,.0f} of "
+                f"{self.raw_sqlite_events_per_s:,.0f} events/s)",
+            ),
+            (
+                "`ledger run`, SQLite / PostgreSQL",
+                ">= 20k / 15k records/s",
+                f"{run.get('sqlite', 0):,.0f} / {run.get('pg', 0):,.0f} records/s",
+            ),
+            (
+                f"restart after {read.events:,} journal events (start to ready)",
+                "< 3 s after 1.35M events",
+                f"{read.restart_s:.2f} s",
+            ),
+            ("replay into every view, share of raw decode", ">= 0.30", f"{replay_ratio:.2f}"),
+            (
+                "`ledger query margin ID` / `report VIEW`, views maintained",
+                "< 3x `ledger --help`",
+                f"{read.query_s / help_s:.1f}x / {read.report_s / help_s:.1f}x "
+                f"({read.query_s:.2f} s / {read.report_s:.2f} s; --help {help_s:.2f} s; "
+                f"the report's first run, building the views: {read.report_first_s:.1f} s)",
+            ),
+            (
+                f"API `as_of` account reads, {as_of_requests} in flight",
+                "p99 < 250 ms",
+                f"p50 {read.as_of_p50_ms:,.0f} ms, p99 {read.as_of_p99_ms:,.0f} ms",
+            ),
+            (
+                "peak RSS replaying 10M events",
+                "< 1 GB, flat",
+                "not measured here (10M events take hours on this machine)",
+            ),
+        ]
+
+
+def embedded_rows(
+    records: list[bytes], workdir: Path, targets: Targets
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """`ledger ingest` of the same records, replaying a journal into every view, and the
+    reads of the ingested store; with the target rows."""
     inbox = workdir / "inbox.jsonl"
     inbox.write_bytes(b"".join(record + b"\n" for record in records))
     ingest, peak_mib, events = ingest_rate(inbox, workdir, len(records))
     replay = replay_benchmark(events=min(events, replay_events_max))
+    read = read_figures(f"sqlite:///{workdir / 'ingest.db'}", workdir)
+    ingest_events_per_s = ingest * events / len(records)
+    target_rows = targets.rows(ingest_events_per_s, replay.replay_to_decode_ratio, read)
     return [
         (
             "`ledger ingest` (embedded, SQLite)",
@@ -275,7 +338,7 @@ def embedded_rows(records: list[bytes], workdir: Path) -> list[tuple[str, str]]:
             f"{replay.replay_events_per_s:,.0f} events/s ({replay.replay_to_decode_ratio:.1%} of "
             f"msgspec decode), peak RSS {replay.peak_rss_mib:,.0f} MiB",
         ),
-    ]
+    ], target_rows
 
 
 def main() -> None:
@@ -283,6 +346,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     records = hand_written_stream(42, 500, count)[:count]
     rows: list[tuple[str, str]] = []
+    targets = Targets()
     with servers(workdir) as (bootstrap, pg_url):
         prefixes = {kind: f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("sqlite", "pg")}
         for prefix in prefixes.values():
@@ -296,8 +360,11 @@ def main() -> None:
             scratch = store if kind == "pg" else f"sqlite:///{workdir / 'recorder.db'}"
             scratch = scratch.replace("schema=bench", "schema=bench_recorder")
             raw = bench_recorder(scratch, count, recorder_batch_events)
+            if kind == "sqlite":
+                targets.raw_sqlite_events_per_s = raw
             rows.append((f"raw recorder, {kind}, batches of 1,000", f"{raw:,.0f} events/s"))
             run = run_rate(store, bootstrap, prefixes[kind], count, workdir)
+            targets.run_records_per_s[kind] = run
             ratio = run / min(raw, consume)
             rows.append(
                 (
@@ -316,13 +383,18 @@ def main() -> None:
                 f"p50 {p50:.0f} ms, p99 {p99:.0f} ms",
             )
         )
-    rows.extend(embedded_rows(records, workdir))
+    embedded, target_rows = embedded_rows(records, workdir, targets)
+    rows.extend(embedded)
     demo = workdir / "demo"
     demo.mkdir()
     rows.append(check_row(demo_store(demo)))
     print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
     for name, figure in rows:
         print(f"| {name} | {figure} |")
+    print("\nThe speed targets, against this run's raw rates\n")
+    print("| measure | target | this run |\n| --- | --- | --- |")
+    for name, target, figure in target_rows:
+        print(f"| {name} | {target} | {figure} |")
     shutil.rmtree(workdir, ignore_errors=True)
 
 

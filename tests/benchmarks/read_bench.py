@@ -1,0 +1,130 @@
+"""Restart, query, report and API `as_of` figures on a store `ledger ingest` built.
+
+Each is a child process timed from its start, as a person or an orchestrator sees it, and
+set beside `ledger --help` (the interpreter and the CLI's imports) timed the same way in the
+same run. Asserts nothing. Run: `python -m tests.benchmarks.read_bench sqlite:///PATH`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from ledger import reporting
+from ledger.store import LedgerStore
+from tests.conftest import free_port
+
+command_runs = 3  # each command is timed this many times; the median is kept
+as_of_requests = 50
+api_start_s = 120.0
+api_poll_s = 0.1
+api_request_timeout_s = 600.0
+_RESTART = (
+    "import sys; from ledger.application import LedgerApplication; "
+    "from ledger.policy import load_policy; from ledger.store import LedgerStore; "
+    "LedgerApplication(LedgerStore.open(sys.argv[1]), load_policy(None))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFigures:
+    events: int
+    help_s: float  # float-ok: seconds, never money
+    restart_s: float  # float-ok: seconds
+    query_s: float  # float-ok: seconds
+    report_first_s: float  # float-ok: seconds
+    report_s: float  # float-ok: seconds
+    as_of_p50_ms: float  # float-ok: milliseconds
+    as_of_p99_ms: float  # float-ok: milliseconds
+
+
+def _median_s(command: list[str]) -> float:
+    timings = []
+    for _ in range(command_runs):
+        started = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def _once_s(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+def read_figures(store_url: str, workdir: Path) -> ReadFigures:
+    with LedgerStore.open(store_url) as store:
+        events = store.last_seq()
+        client = sorted(a.account_id for a in reporting.book_as_of(store, None).clients())[0]
+    ledger = [sys.executable, "-m", "app", "--store", store_url]
+    report = [*ledger, "report", "margin-clients", "--format", "csv"]
+    first = _once_s(report)  # builds the views and saves their state
+    p50, p99 = _as_of_ms(store_url, client, events, workdir)
+    return ReadFigures(
+        events=events,
+        help_s=_median_s([sys.executable, "-m", "app", "--help"]),
+        restart_s=_median_s([sys.executable, "-c", _RESTART, store_url]),
+        query_s=_median_s([*ledger, "query", "margin", client]),
+        report_first_s=first,
+        report_s=_median_s(report),
+        as_of_p50_ms=p50,
+        as_of_p99_ms=p99,
+    )
+
+
+def _as_of_ms(store_url: str, client: str, events: int, workdir: Path) -> tuple[float, float]:
+    """p50 and p99 of `as_of_requests` account reads at seqs spread over the journal's
+    second half (the account exists there), all sent at once."""
+    port = free_port()
+    command = [sys.executable, "-m", "app", "--store", store_url, "api", "--insecure-no-auth"]
+    log = (workdir / "api-bench.log").open("wb")
+    server = subprocess.Popen([*command, "--port", str(port)], stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + api_start_s
+        while not _answers(f"{base}/health"):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("ledger api did not start: see api-bench.log")
+            time.sleep(api_poll_s)  # another process: nothing to await
+        half = events // 2
+        seqs = [half + half * (n + 1) // as_of_requests for n in range(as_of_requests)]
+        return asyncio.run(_fire(base, f"/accounts/{client}/margin", seqs))
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _fire(base: str, path: str, seqs: list[int]) -> tuple[float, float]:
+    limits = httpx.Limits(max_connections=len(seqs))
+    async with httpx.AsyncClient(
+        base_url=base, timeout=api_request_timeout_s, limits=limits
+    ) as client:
+
+        async def one(seq: int) -> float:
+            started = time.perf_counter()
+            response = await client.get(path, params={"as_of": str(seq)})
+            response.raise_for_status()
+            return (time.perf_counter() - started) * 1000
+
+        delays = sorted(await asyncio.gather(*(one(seq) for seq in seqs)))
+    return statistics.median(delays), delays[max(0, int(len(delays) * 0.99) - 1)]
+
+
+if __name__ == "__main__":
+    print(read_figures(sys.argv[1], Path.cwd()))
