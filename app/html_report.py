@@ -17,14 +17,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
-from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, Rounding, format_decimal, quantize
 from ledger.policy import Policy
 from ledger.rejections import decode_reject_record
 from ledger.store import LedgerStore
@@ -460,7 +460,7 @@ def _weakest_first(row: Row) -> tuple[bool, Decimal, str]:
 CHART_WIDTH = 1300
 PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 80, 1280, 20, 40  # margins in pixels
 MARK_POINTS_MAX = 1_500  # points of the mark line; the crash minutes are always kept
-PIXEL = Decimal("0.1")
+PIXEL_SCALE = 1  # SVG coordinates to a tenth of a pixel
 
 
 @dataclass(frozen=True)
@@ -480,7 +480,7 @@ class Scale:
 
 
 def px(value: Decimal) -> str:
-    return format_decimal(value.quantize(PIXEL, rounding=ROUND_HALF_EVEN))
+    return format_decimal(quantize(value, PIXEL_SCALE))
 
 
 def _seconds(moment: datetime, origin: datetime) -> Decimal:
@@ -527,7 +527,7 @@ def _value_ticks(y: Scale, count: int, label: str, unit: str) -> list[str]:
     if y.high <= y.low:
         return parts
     step = _round_step(y.high - y.low, count)
-    value = (y.low / step).to_integral_value(rounding=ROUND_CEILING) * step
+    value = quantize(y.low / step, 0, Rounding.CEILING) * step
     while value <= y.high:
         top = px(y(value))
         shown = quantize(value, _places(step))

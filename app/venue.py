@@ -20,14 +20,14 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import IO
 
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book, LiquidationLot
 from ledger.journal import format_timestamp
 from ledger.limits import perp_quantity_decimal_places_max
-from ledger.money import format_decimal
+from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.policy import Policy
 
 fills_per_order_max = 3
@@ -101,14 +101,14 @@ class Venue:
         fills = []
         for part in parts:
             slippage = Decimal(self.rng.randint(slippage_bps_low, slippage_bps_high)) / _BPS
-            price = (mark * (1 + sign * slippage)).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+            price = quantize(mark * (1 + sign * slippage), USD_SCALE)
             fills.append((Decimal(part).scaleb(-places), max(price, Decimal("0.01"))))
         return fills
 
     def _record(
         self, lot: LiquidationLot, due: datetime, quantity: Decimal, price: Decimal
     ) -> bytes:
-        fee = (quantity * price * venue_fee_bps / _BPS).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+        fee = quantize(quantity * price * venue_fee_bps / _BPS, USD_SCALE)
         fields = {
             "event_id": f"venue-fill-{self.fills}",
             "type": "perp_trade" if lot.kind == "close_position" else "spot_trade",

@@ -16,13 +16,13 @@ whose amount is what the loan exceeds it by, rounded up to the cent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account
 from ledger.desk import Desk
-from ledger.money import REPORTING_ASSET, USD_SCALE
+from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, Rounding, quantize
 from ledger.rejections import ReasonCode
 
 
@@ -37,7 +37,7 @@ class LimitBreach:
 
 def limit_call_amount(loan: Decimal, limit: Decimal) -> Decimal:
     """A limit call's amount: what the loan exceeds the limit by, rounded up to the cent."""
-    return (loan - limit).quantize(Decimal(1).scaleb(-USD_SCALE), rounding=ROUND_CEILING)
+    return quantize(DECIMAL_CONTEXT.subtract(loan, limit), USD_SCALE, Rounding.CEILING)
 
 
 def loan_limits(desk: Desk, account: Account, amount: Decimal, lending: Decimal) -> je.LoanLimits:

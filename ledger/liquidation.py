@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
@@ -48,6 +48,7 @@ from ledger.money import (
     REPORTING_ASSET,
     USD_SCALE,
     ZERO,
+    Rounding,
     quantize,
 )
 from ledger.policy import CASH_ASSETS, Policy
@@ -166,8 +167,10 @@ def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.Liquidation
     if reduction_per_unit > ZERO:
         # Half a cent more than the shortfall: rounding the proceeds may cost that much equity.
         shortfall = figures.initial_requirement - figures.equity + _HALF_CENT
-        needed = DECIMAL_CONTEXT.divide(shortfall, reduction_per_unit).quantize(
-            Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
+        needed = quantize(
+            DECIMAL_CONTEXT.divide(shortfall, reduction_per_unit),
+            asset_policy.scale,
+            Rounding.CEILING,
         )
         quantity = min(held, max(needed, _limit_cure(desk, scratch, asset, mark)))
     proceeds = quantize(quantity * mark, USD_SCALE)
@@ -244,8 +247,9 @@ def _auto_deleverage(
     given); returns what they absorbed."""
     mark = desk.book.marks[closed.market]
     base = mark if reference is None else reference
-    bankruptcy_price = (base + DECIMAL_CONTEXT.divide(deficit, closed.size)).quantize(
-        Decimal(1).scaleb(-DERIVED_FIGURE_SCALE)
+    bankruptcy_price = quantize(
+        DECIMAL_CONTEXT.add(base, DECIMAL_CONTEXT.divide(deficit, closed.size)),
+        DERIVED_FIGURE_SCALE,
     )
     give_up_per_unit = abs(bankruptcy_price - base)
     if give_up_per_unit.is_zero() or bankruptcy_price <= ZERO:
@@ -377,9 +381,7 @@ def _limit_cure(desk: Desk, scratch: Account, asset: str, mark: Decimal) -> Deci
     if per_unit.is_zero():
         return ZERO  # selling an asset without haircut leaves the gap where it is
     gap = breach.loan - breach.limit + _HALF_CENT
-    return DECIMAL_CONTEXT.divide(gap, per_unit).quantize(
-        Decimal(1).scaleb(-asset_policy.scale), rounding=ROUND_CEILING
-    )
+    return quantize(DECIMAL_CONTEXT.divide(gap, per_unit), asset_policy.scale, Rounding.CEILING)
 
 
 def _step(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from enum import StrEnum
 
 # Decimal places per asset (docs/risk-model.md "Money"); the policy may override them.
 DEFAULT_SCALES: dict[str, int] = {"USD": 2, "HKD": 2, "USDT": 6, "BTC": 8, "ETH": 8}
@@ -28,11 +29,18 @@ def is_security(asset: str) -> bool:
     return _SECURITY_CODE.match(asset) is not None
 
 
-def quantize(amount: Decimal, scale: int) -> Decimal:
-    """Round a booked amount to `scale` decimal places, half to even."""
-    return amount.quantize(
-        Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT
-    )
+class Rounding(StrEnum):
+    """How an amount is rounded to its scale: the ledger's only rounding modes."""
+
+    HALF_EVEN = ROUND_HALF_EVEN  # booked amounts and derived figures
+    CEILING = ROUND_CEILING  # what a client must cover (a call, a quantity to sell): never short
+    FLOOR = ROUND_FLOOR  # what a client can pay (a fee capped at the equity left): never more
+
+
+def quantize(amount: Decimal, scale: int, rounding: Rounding = Rounding.HALF_EVEN) -> Decimal:
+    """Round `amount` to `scale` decimal places (half to even unless told), in the ledger's
+    context: the one rounding function."""
+    return amount.quantize(Decimal(1).scaleb(-scale), rounding=rounding, context=DECIMAL_CONTEXT)
 
 
 def format_decimal(value: Decimal) -> str:

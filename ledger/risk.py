@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, Inexact, Rounded, localcontext
+from decimal import Context, Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
 
 from ledger.money import (
@@ -34,6 +34,7 @@ from ledger.money import (
     REPORTING_ASSET,
     USD_SCALE,
     ZERO,
+    Rounding,
     quantize,
 )
 from ledger.policy import CASH_ASSETS, MarketPolicy, Policy
@@ -245,9 +246,7 @@ def margin_call_amount(figures: MarginFigures) -> Decimal:
     a margin call or liquidation (the caller issues a call only when it is)."""
     with localcontext(DECIMAL_CONTEXT):
         shortfall = figures.maintenance_requirement - figures.equity
-    return shortfall.quantize(
-        ONE.scaleb(-USD_SCALE), rounding=ROUND_CEILING, context=DECIMAL_CONTEXT
-    )
+    return quantize(shortfall, USD_SCALE, Rounding.CEILING)
 
 
 def liquidation_fee(notional: Decimal, fee_rate: Decimal, equity_left: Decimal) -> Decimal:
@@ -257,9 +256,7 @@ def liquidation_fee(notional: Decimal, fee_rate: Decimal, equity_left: Decimal) 
     only be paid by the insurance fund, to itself: an account with no equity left pays none."""
     with localcontext(DECIMAL_CONTEXT):
         fee = quantize(notional * fee_rate, USD_SCALE)
-    payable = equity_left.quantize(
-        ONE.scaleb(-USD_SCALE), rounding=ROUND_FLOOR, context=DECIMAL_CONTEXT
-    )
+    payable = quantize(equity_left, USD_SCALE, Rounding.FLOOR)
     return quantize(max(ZERO, min(fee, payable)), USD_SCALE)
 
 
