@@ -19,10 +19,6 @@ from ledger.stress import AccountStress, LadderResult, StressResult
 _FIGURE = re.compile(r"^-?\d+\.\d{3,}$")  # more places than a cent: an unrounded USD figure
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
-
-
 def _utilisation(amount: Decimal, limit: Decimal) -> str:
     return format_decimal(quantize(DECIMAL_CONTEXT.divide(amount, limit), DERIVED_FIGURE_SCALE))
 
@@ -44,8 +40,8 @@ def account_document(stressed: AccountStress) -> dict[str, Any]:
         "account_id": stressed.account_id,
         "called": stressed.called,
         "liquidated": stressed.liquidated,
-        "equity_at_shock": _text(stressed.equity_at_shock),
-        "equity_after": _text(stressed.equity_after),
+        "equity_at_shock": format_decimal(stressed.equity_at_shock),
+        "equity_after": format_decimal(stressed.equity_after),
         "collateral_sold": _figures(stressed.collateral_sold),
         "sale_proceeds": format_decimal(stressed.sale_proceeds),
         "perps_closed": _figures(stressed.perps_closed),

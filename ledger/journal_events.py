@@ -456,7 +456,7 @@ def _figures_as_text(value: dict[str, object]) -> dict[str, object]:
 def _figure_as_text(value: object) -> object:
     kind = type(value)
     if kind is Decimal:
-        return format_decimal(value)  # type: ignore[arg-type]  # kind is Decimal
+        return format_decimal(value)  # type: ignore[call-overload]  # kind is Decimal
     if kind is dict:
         return _figures_as_text(value)  # type: ignore[arg-type]  # kind is dict
     if kind is list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from enum import StrEnum
+from typing import overload
 
 # Decimal places per asset (docs/risk-model.md "Money"); the policy may override them.
 DEFAULT_SCALES: dict[str, int] = {"USD": 2, "HKD": 2, "USDT": 6, "BTC": 8, "ETH": 8}
@@ -43,8 +44,17 @@ def quantize(amount: Decimal, scale: int, rounding: Rounding = Rounding.HALF_EVE
     return amount.quantize(Decimal(1).scaleb(-scale), rounding=rounding, context=DECIMAL_CONTEXT)
 
 
-def format_decimal(value: Decimal) -> str:
-    """Fixed-point text for JSON: `0.00000001`, never `1E-8`; `-0` is written `0`."""
+@overload
+def format_decimal(value: Decimal) -> str: ...
+@overload
+def format_decimal(value: None) -> None: ...
+@overload
+def format_decimal(value: Decimal | None) -> str | None: ...
+def format_decimal(value: Decimal | None) -> str | None:
+    """Fixed-point text for JSON: `0.00000001`, never `1E-8`; `-0` is written `0`; None
+    (a figure that does not exist, as a margin level without requirement) stays None."""
+    if value is None:
+        return None
     if value.is_zero():
         value = abs(value)
     return format(value, "f")

@@ -73,12 +73,6 @@ def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
     return snapshots.book_at(store, as_of_seq(store, as_of), with_inputs=False)
 
 
-def _text(value: Any) -> Any:
-    if value is None or isinstance(value, str | int):
-        return value
-    return format_decimal(value)
-
-
 def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
     account = book.accounts[account_id]
     figures = risk.margin_figures(account.holdings(), book.marks, policy)
@@ -90,37 +84,37 @@ def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
         positions.append(
             {
                 "market": position.market,
-                "size": _text(position.size),
-                "entry_price": _text(position.entry_price),
-                "mark_price": _text(position.mark_price),
-                "unrealized_pnl": _text(position.unrealized_pnl),
-                "notional": _text(position.notional),
-                "initial_margin": _text(position.initial_margin),
-                "maintenance_margin": _text(position.maintenance_margin),
-                "liquidation_price": _text(liquidation_price),
+                "size": format_decimal(position.size),
+                "entry_price": format_decimal(position.entry_price),
+                "mark_price": format_decimal(position.mark_price),
+                "unrealized_pnl": format_decimal(position.unrealized_pnl),
+                "notional": format_decimal(position.notional),
+                "initial_margin": format_decimal(position.initial_margin),
+                "maintenance_margin": format_decimal(position.maintenance_margin),
+                "liquidation_price": format_decimal(liquidation_price),
             }
         )
     return {
         "account_id": account_id,
         "as_of_seq": book.last_seq,
-        "equity": _text(figures.equity),
-        "market_value": _text(figures.market_value),
-        "loan": _text(figures.loan),
-        "unrealized_pnl": _text(figures.unrealized_pnl),
-        "initial_requirement": _text(figures.initial_requirement),
-        "maintenance_requirement": _text(figures.maintenance_requirement),
-        "liquidation_requirement": _text(figures.liquidation_requirement),
-        "excess": _text(figures.excess),
-        "available": _text(figures.available),
-        "margin_level": _text(figures.margin_level),
-        "ltv": _text(figures.ltv),
+        "equity": format_decimal(figures.equity),
+        "market_value": format_decimal(figures.market_value),
+        "loan": format_decimal(figures.loan),
+        "unrealized_pnl": format_decimal(figures.unrealized_pnl),
+        "initial_requirement": format_decimal(figures.initial_requirement),
+        "maintenance_requirement": format_decimal(figures.maintenance_requirement),
+        "liquidation_requirement": format_decimal(figures.liquidation_requirement),
+        "excess": format_decimal(figures.excess),
+        "available": format_decimal(figures.available),
+        "margin_level": format_decimal(figures.margin_level),
+        "ltv": format_decimal(figures.ltv),
         "status": str(figures.status),
         "margin_call": None
         if account.margin_call is None
         else {
             "call_id": account.margin_call.call_id,
             "issued_at": account.margin_call.issued_at,
-            "amount": _text(account.margin_call.amount),
+            "amount": format_decimal(account.margin_call.amount),
         },
         "positions": positions,
     }
@@ -135,9 +129,9 @@ def balances_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]
         rows.append(
             {
                 "asset": asset,
-                "balance": _text(balance),
-                "mark_price": _text(mark),
-                "market_value": None if mark is None else _text(balance * mark),
+                "balance": format_decimal(balance),
+                "mark_price": format_decimal(mark),
+                "market_value": None if mark is None else format_decimal(balance * mark),
             }
         )
     return {"account_id": account_id, "as_of_seq": book.last_seq, "balances": rows}

@@ -23,7 +23,7 @@ from ledger.groups import group_limit_checks
 from ledger.journal import format_timestamp
 from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
-from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, quantize
+from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 
@@ -67,9 +67,7 @@ def _tag(event: je.JournalEventType) -> str:
 
 def _n(value: Decimal | None) -> str:
     """A figure as the journal writes it (full precision, fixed point)."""
-    if value is None:
-        return "null"
-    return format(abs(value) if value.is_zero() else value, "f")
+    return "null" if value is None else format_decimal(value)
 
 
 def _shown(value: object) -> str:

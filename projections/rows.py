@@ -32,10 +32,6 @@ largest_loans_count = 5  # the lending-limits view lists this many client loans
 _MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
 
 
-def text(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
-
-
 def ratio(numerator: Decimal, denominator: Decimal) -> str | None:
     """`numerator / denominator` to 8 places; None when the denominator is 0."""
     if denominator.is_zero():
@@ -74,7 +70,15 @@ def balance_rows(account: Account, book: Book) -> list[Row]:
     for asset, balance in sorted(account.balances.items()):
         mark = mark_of(book, asset)
         value = None if mark is None else balance * mark
-        rows.append((account.account_id, asset, text(balance), text(mark), text(value)))
+        rows.append(
+            (
+                account.account_id,
+                asset,
+                format_decimal(balance),
+                format_decimal(mark),
+                format_decimal(value),
+            )
+        )
     return rows
 
 
@@ -84,9 +88,9 @@ def position_rows(account: Account, figures: risk.MarginFigures | None, book: Bo
             (
                 account.account_id,
                 market,
-                text(p.size),
-                text(p.entry_price),
-                text(book.marks.get(market)),
+                format_decimal(p.size),
+                format_decimal(p.entry_price),
+                format_decimal(book.marks.get(market)),
                 None,
                 None,
                 None,
@@ -99,14 +103,14 @@ def position_rows(account: Account, figures: risk.MarginFigures | None, book: Bo
         (
             account.account_id,
             p.market,
-            text(p.size),
-            text(p.entry_price),
-            text(p.mark_price),
-            text(p.unrealized_pnl),
-            text(p.notional),
-            text(p.initial_margin),
-            text(p.maintenance_margin),
-            text(p.liquidation_price),
+            format_decimal(p.size),
+            format_decimal(p.entry_price),
+            format_decimal(p.mark_price),
+            format_decimal(p.unrealized_pnl),
+            format_decimal(p.notional),
+            format_decimal(p.initial_margin),
+            format_decimal(p.maintenance_margin),
+            format_decimal(p.liquidation_price),
         )
         for p in figures.positions
     ]
@@ -132,17 +136,17 @@ def margin_client_row(
         if call is None
         else (
             call.call_id,
-            text(call.amount),
+            format_decimal(call.amount),
             call.issued_at,
             format_timestamp(call.deadline),
             hours_between(call.issued_at, clock),
         )
     )
-    head: Row = (account.account_id, account.investor_class, text(account.credit_limit))
+    head: Row = (account.account_id, account.investor_class, format_decimal(account.credit_limit))
     loan_cells: Row = (
-        text(account.loan),
-        text(account.loan_principal),
-        text(account.loan_interest),
+        format_decimal(account.loan),
+        format_decimal(account.loan_principal),
+        format_decimal(account.loan_interest),
     )
     if figures is None:
         empty: Row = (None,) * 5
@@ -152,20 +156,20 @@ def margin_client_row(
     lending = risk.lending_value(account.balances, book.marks, policy)
     return (
         *head,
-        text(figures.market_value),
-        text(figures.eligible_collateral_value),
-        text(haircut_value),
-        text(lending),
-        text(figures.unrealized_pnl),
+        format_decimal(figures.market_value),
+        format_decimal(figures.eligible_collateral_value),
+        format_decimal(haircut_value),
+        format_decimal(lending),
+        format_decimal(figures.unrealized_pnl),
         *loan_cells,
-        text(figures.ltv),
-        text(figures.equity),
-        text(figures.initial_requirement),
-        text(figures.maintenance_requirement),
-        text(figures.liquidation_requirement),
-        text(figures.excess),
-        text(figures.available),
-        text(figures.margin_level),
+        format_decimal(figures.ltv),
+        format_decimal(figures.equity),
+        format_decimal(figures.initial_requirement),
+        format_decimal(figures.maintenance_requirement),
+        format_decimal(figures.liquidation_requirement),
+        format_decimal(figures.excess),
+        format_decimal(figures.available),
+        format_decimal(figures.margin_level),
         str(figures.status),
         *call_cells,
     )
@@ -181,11 +185,11 @@ def call_row(record: CallRecord) -> Row:
         record.account_id,
         record.issued_seq,
         record.issued_at,
-        text(record.amount),
+        format_decimal(record.amount),
         record.deadline,
-        text(figures.equity),
-        text(figures.maintenance_requirement),
-        text(figures.liquidation_requirement),
+        format_decimal(figures.equity),
+        format_decimal(figures.maintenance_requirement),
+        format_decimal(figures.liquidation_requirement),
         record.outcome,
         record.closed_seq,
         record.closed_at,
@@ -209,25 +213,25 @@ def liquidation_row(record: LiquidationRecord) -> Row:
         record.triggered_seq,
         record.triggered_at,
         record.trigger,
-        text(figures.equity),
-        text(figures.initial_requirement),
-        text(figures.maintenance_requirement),
-        text(figures.liquidation_requirement),
-        text(figures.loan),
-        text(figures.market_value),
+        format_decimal(figures.equity),
+        format_decimal(figures.initial_requirement),
+        format_decimal(figures.maintenance_requirement),
+        format_decimal(figures.liquidation_requirement),
+        format_decimal(figures.loan),
+        format_decimal(figures.market_value),
         len(record.steps),
-        text(closed_notional),
-        text(proceeds),
-        text(fees),
-        text(repaid),
-        None if after is None else text(after.equity),
+        format_decimal(closed_notional),
+        format_decimal(proceeds),
+        format_decimal(fees),
+        format_decimal(repaid),
+        None if after is None else format_decimal(after.equity),
         None if after is None else after.status,
-        text(record.insurance_fund_drawn),
-        text(record.auto_deleveraged),
-        text(record.bad_debt_loan),
-        text(record.bad_debt_cash),
+        format_decimal(record.insurance_fund_drawn),
+        format_decimal(record.auto_deleveraged),
+        format_decimal(record.bad_debt_loan),
+        format_decimal(record.bad_debt_cash),
         record.fills,
-        text(record.fills_paid_to_fund),
+        format_decimal(record.fills_paid_to_fund),
     )
 
 
@@ -239,11 +243,11 @@ def liquidation_step_rows(record: LiquidationRecord) -> list[Row]:
             record.account_id,
             step.kind,
             step.instrument,
-            text(step.quantity),
-            text(step.price),
-            text(step.proceeds),
-            text(step.fee),
-            text(step.loan_repaid),
+            format_decimal(step.quantity),
+            format_decimal(step.price),
+            format_decimal(step.proceeds),
+            format_decimal(step.fee),
+            format_decimal(step.loan_repaid),
         )
         for number, step in enumerate(record.steps, start=1)
     ]
@@ -278,11 +282,11 @@ def concentration_rows(book: Book, policy: Policy) -> list[Row]:
             (
                 asset,
                 len(held),
-                text(quantity),
-                text(mark),
-                text(value),
+                format_decimal(quantity),
+                format_decimal(mark),
+                format_decimal(value),
                 None if value is None else ratio(value, total),
-                None if mark is None else text(top * mark),
+                None if mark is None else format_decimal(top * mark),
                 ratio(top, quantity),
                 held[0][1],
                 ratio(held[0][0], quantity),
@@ -307,9 +311,9 @@ def _concentration_limits(
         "no_limit" if asset_limit is None and client_limit is None else "within"
     )
     return (
-        text(asset_limit),
+        format_decimal(asset_limit),
         None if asset_limit is None or share is None else _share_text(asset_limit - share),
-        text(client_limit),
+        format_decimal(client_limit),
         None if client_limit is None else _share_text(client_limit - largest_share),
         status,
     )
@@ -349,19 +353,19 @@ def _perps_row(book: Book, funding: FundingTotals | None, market: str) -> Row:
     problems += ["retail_exposure"] if retail else []
     return (
         market,
-        text(book.marks.get(market)),
-        text(long_oi),
-        text(short_oi),
-        text(long_oi - short_oi),
-        text(client_long),
-        text(client_short),
-        text(platform_long),
-        text(platform_short),
+        format_decimal(book.marks.get(market)),
+        format_decimal(long_oi),
+        format_decimal(short_oi),
+        format_decimal(long_oi - short_oi),
+        format_decimal(client_long),
+        format_decimal(client_short),
+        format_decimal(platform_long),
+        format_decimal(platform_short),
         long_accounts,
         short_accounts,
-        text(funding.paid if funding else ZERO),
-        text(funding.received if funding else ZERO),
-        text(funding.residue if funding else ZERO),
+        format_decimal(funding.paid if funding else ZERO),
+        format_decimal(funding.received if funding else ZERO),
+        format_decimal(funding.residue if funding else ZERO),
         retail,
         ",".join(problems) or "ok",
     )
@@ -380,7 +384,17 @@ def platform_exposure_rows(book: Book) -> list[Row]:
                 mark = mark_of(book, asset)
                 value = None if mark is None else balance * mark
                 head: Row = (account_id, f"balance:{asset}", "balance", asset, None, None)
-                rows.append((*head, text(balance), None, text(mark), text(value), None, None))
+                rows.append(
+                    (
+                        *head,
+                        format_decimal(balance),
+                        None,
+                        format_decimal(mark),
+                        format_decimal(value),
+                        None,
+                        None,
+                    )
+                )
         for market, position in sorted(account.positions.items()):
             head = (account_id, f"position:{market}", "position", market, None, None)
             rows.append(
@@ -414,7 +428,7 @@ def stale_mark_rows(book: Book, policy: Policy, recorded_at: str) -> list[Row]:
     def row(item: str, kind: str, instrument: str, account_id: str | None) -> Row:
         observed = book.mark_times[instrument]
         age = int((now - observed).total_seconds()) // 60
-        mark = text(book.marks[instrument])
+        mark = format_decimal(book.marks[instrument])
         return (item, kind, instrument, account_id, mark, format_timestamp(observed), age)
 
     rows = [
@@ -433,14 +447,14 @@ def _exposure(size: Decimal, entry_price: Decimal, mark: Decimal | None) -> Row:
     """(quantity, entry, mark, market value, notional, unrealised PnL) of a position or a
     lot: `notional = |size| * mark`, `unrealized_pnl = size * (mark - entry_price)`."""
     if mark is None:
-        return (text(size), text(entry_price), None, None, None, None)
+        return (format_decimal(size), format_decimal(entry_price), None, None, None, None)
     return (
-        text(size),
-        text(entry_price),
-        text(mark),
+        format_decimal(size),
+        format_decimal(entry_price),
+        format_decimal(mark),
         None,
-        text(abs(size) * mark),
-        text(size * (mark - entry_price)),
+        format_decimal(abs(size) * mark),
+        format_decimal(size * (mark - entry_price)),
     )
 
 
@@ -473,14 +487,14 @@ def client_asset_rows(
         rows.append(
             (
                 asset,
-                text(client),
-                text(negative.get(asset, ZERO)),
-                text(house),
-                text(taken_in),
-                text(paid_out),
-                text(net),
-                text(held),
-                text(difference),
+                format_decimal(client),
+                format_decimal(negative.get(asset, ZERO)),
+                format_decimal(house),
+                format_decimal(taken_in),
+                format_decimal(paid_out),
+                format_decimal(net),
+                format_decimal(held),
+                format_decimal(difference),
                 "tied" if tied else "break",
             )
         )
@@ -492,17 +506,17 @@ def _limit_row(item: str, account_id: str | None, amount: Decimal, limit: Decima
     return (
         item,
         account_id,
-        text(amount),
-        text(limit),
+        format_decimal(amount),
+        format_decimal(limit),
         ratio(amount, limit),
-        text(limit - amount),
+        format_decimal(limit - amount),
         status,
     )
 
 
 def lending_rows(book: Book, policy: Policy) -> list[Row]:
     funds = policy.shareholders_funds
-    rows: list[Row] = [("shareholders_funds", None, text(funds), None, None, None, None)]
+    rows: list[Row] = [("shareholders_funds", None, format_decimal(funds), None, None, None, None)]
     rows.append(
         _limit_row(
             "firm_total_loans", None, book.total_loans, funds * policy.max_total_loans_multiple
@@ -524,15 +538,17 @@ def lending_rows(book: Book, policy: Policy) -> list[Row]:
             rows.append(_limit_row(f"related_group:{group_id}", None, loans, client_max))
     market_value, cover = _client_collateral(book, policy)
     loans = sum((a.loan for a in book.clients()), ZERO)
-    rows.append(("client_collateral_market_value", None, text(market_value)) + (None,) * 4)
+    rows.append(
+        ("client_collateral_market_value", None, format_decimal(market_value)) + (None,) * 4
+    )
     rows.append(
         (
             "client_collateral_va_full_haircut",
             None,
-            text(cover),
-            text(loans),
+            format_decimal(cover),
+            format_decimal(loans),
             ratio(loans, cover),
-            text(cover - loans),
+            format_decimal(cover - loans),
             "covered" if cover >= loans else "uncovered",
         )
     )
@@ -589,21 +605,21 @@ def _statement_row(
     figure_cells: Row = (
         (None, None)
         if figures is None
-        else (text(figures.market_value), text(figures.unrealized_pnl))
+        else (format_decimal(figures.market_value), format_decimal(figures.unrealized_pnl))
     ) + (
-        text(account.loan_principal),
-        text(account.loan_interest),
-        text(account.loan),
-        text(interest.get((business_date, account.account_id), ZERO)),
+        format_decimal(account.loan_principal),
+        format_decimal(account.loan_interest),
+        format_decimal(account.loan),
+        format_decimal(interest.get((business_date, account.account_id), ZERO)),
     )
     tail: Row = (
         (None, None, None, None, "unvalued")
         if figures is None
         else (
-            text(figures.equity),
-            text(figures.initial_requirement),
-            text(figures.maintenance_requirement),
-            text(figures.margin_level),
+            format_decimal(figures.equity),
+            format_decimal(figures.initial_requirement),
+            format_decimal(figures.maintenance_requirement),
+            format_decimal(figures.margin_level),
             str(figures.status),
         )
     )
