@@ -260,6 +260,13 @@ def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
         f"+{usd(summary.fills_paid_to_fund)} USD from gains, -{usd(summary.fills_drawn_from_fund)}"
         f" USD for losses; {summary.lots_to_execute:,} lots left to execute",
         f"platform      platform:liquidation positions: {left}",
+        f"loan book     {summary.debits_financed:,} client debits beyond cash drawn on margin "
+        f"loans ({usd(summary.debits_financed_usd)} USD); client USD below zero "
+        f"{usd(summary.client_usd_below_zero)} USD",
+        f"market inputs {summary.stale_mark_waits:,} margin decisions waited for fresh marks "
+        f"(stale-marks view); {summary.mark_alerts:,} marks beyond the alert move",
+        f"corrections   {summary.trades_busted:,} busted trades and "
+        f"{summary.deposits_returned:,} returned deposits reversed",
         f"rejects       {sum(summary.rejects_by_reason.values()):,}: {rejects or 'none'}",
         f"journal       seq {summary.journal_seq:,}, last hash {summary.last_hash}",
     ]

@@ -106,6 +106,11 @@ class JournalFacts:
     # account within its decision, so the state at a sample moment alone would miss it.
     called_since_sample: set[str] = field(default_factory=set)
     liquidated_since_sample: set[str] = field(default_factory=set)
+    # The money model's own figures: client debits drawn on loans, margin decisions that
+    # waited for fresh marks, marks that jumped past the policy's alert move, corrections.
+    debits_financed: Decimal = ZERO
+    stale_mark_waits: int = 0
+    mark_alerts: int = 0
 
 
 def parse_moment(text: str) -> datetime:
@@ -144,6 +149,7 @@ def collect_facts(
         facts.book.apply(event)
         facts.type_counts[entry.type] += 1
         _note(facts, event, at)
+        _note_money_model(facts, event)
         last_at = at
     if sample_interval is not None and facts.samples and last_at > facts.samples[-1].at:
         facts.samples.append(sample_margin_levels(facts.book, policy, last_at))
@@ -162,6 +168,18 @@ def _interval_sample(facts: JournalFacts, policy: Policy, at: datetime) -> Margi
 def _floor(moment: datetime, interval: timedelta) -> datetime:
     day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     return day + ((moment - day) // interval) * interval
+
+
+def _note_money_model(facts: JournalFacts, event: je.JournalEventType) -> None:
+    match event:
+        case je.MarkPriceApplied() if event.alert:
+            facts.mark_alerts += 1
+        case je.DebitFinanced():
+            facts.debits_financed += event.amount
+        case je.MarginDecisionWaiting() if event.stale_marks:
+            facts.stale_mark_waits += 1
+        case _:
+            pass
 
 
 def _note(facts: JournalFacts, event: je.JournalEventType, at: datetime) -> None:
@@ -305,6 +323,13 @@ class Summary:
     fills_drawn_from_fund: Decimal
     liquidation_positions: dict[str, Decimal]  # market -> the liquidation account's size
     lots_to_execute: int  # liquidation lots the venue has not fully executed
+    debits_financed: int  # client debits beyond cash drawn on margin loans
+    debits_financed_usd: Decimal
+    client_usd_below_zero: Decimal  # the sum of negative client USD balances: 0
+    stale_mark_waits: int  # margin decisions that waited for fresh marks
+    mark_alerts: int
+    trades_busted: int
+    deposits_returned: int
     rejects_by_reason: dict[str, int]
     journal_seq: int
     journal_events: int
@@ -347,6 +372,13 @@ def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summ
             m: p.size for m, p in sorted(book.accounts[LIQUIDATION].positions.items())
         },
         lots_to_execute=sum(1 for lot in book.lots() if lot.remaining),
+        debits_financed=facts.type_counts["debit_financed"],
+        debits_financed_usd=facts.debits_financed,
+        client_usd_below_zero=sum((min(a.balance("USD"), ZERO) for a in clients), ZERO),
+        stale_mark_waits=facts.stale_mark_waits,
+        mark_alerts=facts.mark_alerts,
+        trades_busted=facts.type_counts["trade_reversed"],
+        deposits_returned=facts.type_counts["deposit_reversed"],
         rejects_by_reason=dict(sorted(rejects_by_reason.items())),
         journal_seq=book.last_seq,
         journal_events=sum(facts.type_counts.values()),
@@ -427,6 +459,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "check",
     ),
     "platform-exposure": (),
+    "stale-marks": (),
     "client-assets": (),
     "lending-limits": (),
 }
@@ -775,6 +808,28 @@ def summary_cards(summary: Summary) -> str:
             "liquidation lots left to execute",
             f"{summary.lots_to_execute:,}",
             summary.lots_to_execute > 0,
+        ),
+        _card(
+            "debits_financed",
+            "client debits beyond cash drawn on margin loans (USD)",
+            f"{summary.debits_financed:,}: {usd(summary.debits_financed_usd)}",
+        ),
+        _card(
+            "client_usd_below_zero",
+            "client USD below zero",
+            usd(summary.client_usd_below_zero),
+            summary.client_usd_below_zero < 0,
+        ),
+        _card(
+            "stale_mark_waits",
+            "margin decisions that waited for fresh marks",
+            f"{summary.stale_mark_waits:,}",
+        ),
+        _card("mark_alerts", "marks beyond the alert move", f"{summary.mark_alerts:,}"),
+        _card(
+            "corrections",
+            "busted trades / returned deposits reversed",
+            f"{summary.trades_busted:,} / {summary.deposits_returned:,}",
         ),
         _card("rejects", "inputs refused", f"{sum(summary.rejects_by_reason.values()):,}"),
         _card("journal_seq", "journal seq", f"{summary.journal_seq}"),

@@ -92,6 +92,11 @@ def test_the_venue_executes_every_liquidation_and_the_inbox_file_reproduces_the_
     assert platform == "platform:liquidation positions: none (every liquidation executed)"
     page = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
     assert "<h2>platform-exposure</h2>" in page
+    # Every client debit beyond cash is a loan: no client USD below zero after the crash.
+    assert summary_value(output, "loan book").endswith("client USD below zero 0.00 USD")
+    assert "waited for fresh marks (stale-marks view)" in summary_value(output, "market inputs")
+    assert "<h2>stale-marks</h2>" in page
+    assert 'data-figure="client_usd_below_zero">0.00<' in page
     # The inbox file holds the venue's fills where they were decided: ingesting it again
     # decides the same journal, byte for byte.
     again = f"sqlite:///{tmp_path / 'again.db'}"
