@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,26 @@ def test_a_foreign_tail_on_the_journal_topic_stops_the_relay_with_an_alarm(
     assert second.returncode == 5, text[-3000:]
     assert "alarm=journal_topic_diverged" in text
     assert len(read_topic(kafka_bootstrap, events)) == last + 1  # nothing published past it
+
+
+def test_audit_from_kafka_of_a_topic_with_a_foreign_record_or_no_topic_is_one_line(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    _, last = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path)
+    events = f"{kafka_topic_prefix}events"
+    asyncio.run(_append(kafka_bootstrap, events, b'{"seq":0}', []))
+    for prefix, says in (
+        (kafka_topic_prefix, "has no seq header"),
+        (f"{kafka_topic_prefix}missing.", "does not exist"),
+    ):
+        # Without --log-level: the Kafka client's own errors stay out of the one line.
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "--bootstrap", kafka_bootstrap, "--topic-prefix",
+             prefix, "audit", "verify", "--from-kafka"],
+            capture_output=True, text=True, cwd=tmp_path, check=False, timeout=alarm_timeout_s,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert says in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert last > 0

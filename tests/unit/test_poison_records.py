@@ -4,8 +4,10 @@ stops the writer, naming the record, until an operator skips it on the record.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 import tracemalloc
@@ -305,3 +307,25 @@ def test_ingest_stops_on_a_fault_in_one_line_and_the_skip_moves_past_it(
     again = cli.main(["--store", store, "inbox", "skip", position, "--reason", "again"])
     assert again == 2
     assert "nothing was recorded" in capsys.readouterr().err
+
+
+def test_the_service_stops_on_an_undecidable_record_with_one_line_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from consumers import service  # noqa: PLC0415 - aiokafka loads for this test only
+
+    async def stop_on_it() -> None:
+        item = InboxItem(_deposit(FAULTY_EVENT_ID), None, "ledger.inbox", 3, 1234)
+        raise UndecidableRecord(item, ZeroDivisionError("a bug"))
+
+    async def failed_task() -> asyncio.Task[None]:
+        task = asyncio.create_task(stop_on_it(), name="ingest")
+        await asyncio.wait({task})
+        return task
+
+    caplog.set_level(logging.INFO, logger="consumers.service")
+    status = service._failure_status(asyncio.run(failed_task()))
+    assert status == service.EXIT_UNDECIDABLE == 4
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "undecidable_record topic=ledger.inbox partition=3 offset=1234" in line
+    assert "ledger inbox skip ledger.inbox:3:1234 --reason TEXT" in line
