@@ -18,6 +18,7 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import urllib.parse
@@ -361,8 +362,8 @@ def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, 
         path = Path(path_text).resolve()
         description = f"sqlite:///{path}"
         _require_sqlite_file(path, description, must_exist=read_only)
-        if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only and not path.exists():
+            _create_sqlite_file(path)
         # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
         # `:memory:` in a file name from being read as URI syntax.
         database = "file:" + urllib.parse.quote(str(path)) + _sqlite_read_mode(path, read_only)
@@ -415,6 +416,29 @@ def _require_sqlite_file(path: Path, description: str, *, must_exist: bool) -> N
         raise NotALedgerStore(f"{description} is an empty file, not a ledger store")
     if header != _SQLITE_HEADER:
         raise NotALedgerStore(f"{description} is not a SQLite file, so not a ledger store")
+
+
+def _create_sqlite_file(path: Path) -> None:
+    """A new store file appears whole or not at all: made under a temporary name with its
+    SQLite header written (WAL mode), synced, then renamed into place. So a process killed
+    while creating a store never leaves the empty file that `_require_sqlite_file` refuses
+    as a damaged store (a `kill -9` between SQLite creating the file and writing to it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    creating = path.with_name(f".{path.name}.{uuid4().hex}.creating")
+    try:
+        connection = sqlite3.connect(creating)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # writes the header: never empty
+        finally:
+            connection.close()
+        with creating.open("rb") as written:
+            os.fsync(written.fileno())
+        # A hard link, not a rename: atomic, and it never replaces a store that another
+        # process created meanwhile (that one is then used as it is).
+        with contextlib.suppress(FileExistsError):
+            os.link(creating, path)
+    finally:
+        creating.unlink(missing_ok=True)
 
 
 def _sqlite_read_mode(path: Path, read_only: bool) -> str:
