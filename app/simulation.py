@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from ledger.money import format_decimal
+from ledger.policy import load_policy
 from ledger.rejections import ReasonCode
 
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -55,9 +56,13 @@ BTC_PERP, ETH_PERP = "BTC-PERP", "ETH-PERP"
 SPOT_SYMBOLS = {BTC: "BTC/USD", ETH: "ETH/USD"}
 UNITS_PER_WHOLE = {BTC: COIN_UNITS, ETH: COIN_UNITS, TENCENT: 1}
 UNIT_PLACES = {BTC: 8, ETH: 8, TENCENT: 0}
-# Demonstration policy figures the shadow accounts use to size requests (ppm of value).
-INITIAL_HAIRCUT_PPM = {BTC: 700_000, ETH: 750_000, TENCENT: 400_000}
-LIQUIDATION_HAIRCUT_PPM = {BTC: 500_000, ETH: 550_000, TENCENT: 200_000}
+
+# The demonstration policy's haircuts (ppm of value), with which the shadow accounts size
+# their requests as the ledger will judge them.
+DEMONSTRATION_POLICY = load_policy(None)
+_HAIRCUTS = {asset: DEMONSTRATION_POLICY.asset(asset).haircut for asset in UNITS_PER_WHOLE}
+INITIAL_HAIRCUT_PPM = {asset: int(cut.initial * PPM) for asset, cut in _HAIRCUTS.items()}
+LIQUIDATION_HAIRCUT_PPM = {asset: int(cut.liquidation * PPM) for asset, cut in _HAIRCUTS.items()}
 PERP_MAINTENANCE_PPM = 50_000
 SPOT_FEE_PPM = 1_000  # 0.1% of notional
 PERP_FEE_PPM = 500
