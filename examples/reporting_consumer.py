@@ -37,6 +37,7 @@ from pathlib import Path
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from consumers import kafka_security
 from consumers.topics import (
@@ -53,6 +54,7 @@ from ledger.book import Account, Book
 from ledger.invariants import require
 from ledger.money import USD_SCALE, quantize
 from ledger.policy import Policy, load_policy
+from ledger.store_url import parse_postgres_url
 
 log = logging.getLogger("examples.reporting_consumer")
 
@@ -133,15 +135,16 @@ class MarginClientsTable:
     """The PostgreSQL side: the table, the position, one transaction per batch."""
 
     def __init__(self, url: str) -> None:
-        conninfo, schema = _split_schema(url)
+        location = parse_postgres_url(url)
         self.connection = psycopg.connect(
-            conninfo, autocommit=True, connect_timeout=postgres_connect_timeout_s
+            make_conninfo("", **location.connection_arguments()),
+            autocommit=True,
+            connect_timeout=postgres_connect_timeout_s,
         )
+        schema = sql.Identifier(location.schema)
         with self.connection.transaction():
-            self.connection.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-            )
-            self.connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+            self.connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            self.connection.execute(sql.SQL("SET search_path TO {}").format(schema))
             self.connection.execute(SCHEMA_SQL)
 
     def position(self) -> tuple[int, str]:
@@ -180,22 +183,6 @@ class MarginClientsTable:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _split_schema(url: str) -> tuple[str, str]:
-    """`postgresql://…?schema=name` -> (the URL without it, name); `public` by default."""
-    base, _, query = url.partition("?")
-    schema = "public"
-    rest = []
-    for part in query.split("&") if query else []:
-        key, _, value = part.partition("=")
-        if key == "schema":
-            schema = value
-        else:
-            rest.append(part)
-    if not schema.isidentifier():
-        raise ValueError(f"schema {schema!r} is not a plain identifier")
-    return (f"{base}?{'&'.join(rest)}" if rest else base), schema
 
 
 def journal_consumer(settings: Settings) -> AIOKafkaConsumer:

@@ -23,7 +23,6 @@ import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeAlias, cast
@@ -46,6 +45,7 @@ from ledger import limits, store_privileges
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import JournalEntry
 from ledger.rejections import decode_reject_record
+from ledger.store_url import StoreUrlError, parse_postgres_url
 
 # The store's interface: the position type and the faults a caller may meet, so that no
 # module outside this adapter imports eventsourcing's persistence layer.
@@ -77,17 +77,8 @@ SNAPSHOT_REGISTERS_TOPIC = "snapshot_registers"
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
-_POSTGRES_DEFAULT_PORT = 5432
-# A URL without a password takes it from this file: the password stays out of the
-# environment and the process list (docs/security.md).
-STORE_PASSWORD_FILE_ENV = "LEDGER_STORE_PASSWORD_FILE"  # noqa: S105 (a variable's name)
-_SCHEMA_NAME_CHARS_MAX = 63  # PostgreSQL's NAMEDATALEN - 1
 
 StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
-
-
-class StoreUrlError(ValueError):
-    """A store URL this module cannot open (wrong scheme, missing part, unknown option)."""
 
 
 class NotALedgerStore(StoreUrlError):
@@ -496,63 +487,9 @@ def _require_full_sync(factory: SQLiteFactory) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _PostgresLocation:
-    user: str
-    password: str
-    host: str
-    port: int
-    dbname: str
-    schema: str
-
-    def describe(self) -> str:
-        return (
-            f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}?schema={self.schema}"
-        )
-
-
-def _password_from_file() -> str:
-    """The password in the file LEDGER_STORE_PASSWORD_FILE names (a mounted secret), for a
-    URL without one; "" when unset (trust or peer authentication)."""
-    path = os.environ.get(STORE_PASSWORD_FILE_ENV)
-    if not path:
-        return ""
-    try:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as error:
-        raise StoreUrlError(
-            f"{STORE_PASSWORD_FILE_ENV} {path} cannot be read: {error.strerror}"
-        ) from error
-
-
-def _parse_postgres_url(url: str) -> _PostgresLocation:
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port or _POSTGRES_DEFAULT_PORT
-    except ValueError as error:
-        raise StoreUrlError(f"invalid port in the PostgreSQL URL: {error}") from None
-    dbname = urllib.parse.unquote(parts.path.removeprefix("/"))
-    if not parts.username or not parts.hostname or not dbname or "/" in dbname:
-        raise StoreUrlError("a PostgreSQL URL needs user@host and one database name")
-    options = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
-    if set(options) - {"schema"} or any(len(values) != 1 for values in options.values()):
-        raise StoreUrlError(f"the only PostgreSQL URL option is one schema=, got {parts.query!r}")
-    schema = options.get("schema", ["public"])[0]
-    if not (0 < len(schema) <= _SCHEMA_NAME_CHARS_MAX and schema.isidentifier()):
-        raise StoreUrlError(f"schema {schema!r} is not a plain identifier of 1..63 chars")
-    return _PostgresLocation(
-        user=urllib.parse.unquote(parts.username),
-        password=urllib.parse.unquote(parts.password or "") or _password_from_file(),
-        host=parts.hostname,
-        port=port,
-        dbname=dbname,
-        schema=schema,
-    )
-
-
 def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, str]:
     del read_only  # a reader is the `ledger_reader` role; `open` skips creating tables
-    location = _parse_postgres_url(url)
+    location = parse_postgres_url(url)
     factory = PostgresFactory(
         {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",  # documents the adapter

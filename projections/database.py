@@ -14,13 +14,13 @@ parameters.
 from __future__ import annotations
 
 import sqlite3
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ledger.store_url import StoreUrlError, parse_postgres_url
 from projections.tables import TABLES, Row, Table
 
 POSITION_TABLE = "projection_position"
@@ -118,22 +118,22 @@ class ViewDatabase:
     @classmethod
     def _open_postgres(cls, url: str) -> ViewDatabase:
         import psycopg  # noqa: PLC0415 (only the PostgreSQL mode needs the driver)
+        from psycopg import sql  # noqa: PLC0415
+        from psycopg.conninfo import make_conninfo  # noqa: PLC0415
 
-        parts = urllib.parse.urlsplit(url)
-        options = urllib.parse.parse_qs(parts.query)
-        schema = options.get("schema", ["public"])[0]
-        if not schema.isidentifier():
-            raise ViewsUrlError(f"schema {schema!r} is not a plain identifier")
-        conninfo = urllib.parse.urlunsplit(parts._replace(query=""))
+        try:
+            location = parse_postgres_url(url)
+        except StoreUrlError as error:
+            raise ViewsUrlError(str(error)) from None
         connection = psycopg.connect(
-            conninfo,
+            make_conninfo("", **location.connection_arguments()),
             autocommit=True,  # transactions are explicit: `with connection.transaction()`
             connect_timeout=postgres_connect_timeout_s,
-            options=f"-c search_path={schema}",
         )
-        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        safe = parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port or 5432}")
-        return cls(connection, "%s", urllib.parse.urlunsplit(safe))
+        schema = sql.Identifier(location.schema)
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+        connection.execute(sql.SQL("SET search_path TO {}").format(schema))
+        return cls(connection, "%s", location.describe())
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._placeholder)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import STORE_PASSWORD_FILE_ENV, StoreUrlError, _parse_postgres_url
+from ledger.store_url import STORE_PASSWORD_FILE_ENV, StoreUrlError, parse_postgres_url
 
 URL = "postgresql://ledger_writer@db.internal:5432/ledger?schema=books"
 
@@ -18,7 +18,7 @@ def test_the_password_comes_from_the_file_and_stays_out_of_the_description(
     secret = tmp_path / "password"
     secret.write_text("correct horse battery\n")
     monkeypatch.setenv(STORE_PASSWORD_FILE_ENV, str(secret))
-    location = _parse_postgres_url(URL)
+    location = parse_postgres_url(URL)
     assert (location.user, location.password) == ("ledger_writer", "correct horse battery")
     assert "correct" not in location.describe()
 
@@ -27,11 +27,11 @@ def test_a_password_in_the_url_wins_and_none_means_trust(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(STORE_PASSWORD_FILE_ENV, raising=False)
-    assert _parse_postgres_url(URL).password == ""
+    assert parse_postgres_url(URL).password == ""
     monkeypatch.setenv(STORE_PASSWORD_FILE_ENV, str(tmp_path / "missing"))
-    assert _parse_postgres_url(URL.replace("writer@", "writer:inline@")).password == "inline"
+    assert parse_postgres_url(URL.replace("writer@", "writer:inline@")).password == "inline"
     with pytest.raises(StoreUrlError, match=r"LEDGER_STORE_PASSWORD_FILE .* cannot be read"):
-        _parse_postgres_url(URL)
+        parse_postgres_url(URL)
 
 
 def test_store_init_creates_the_store_that_read_commands_then_open(

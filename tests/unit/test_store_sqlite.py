@@ -8,7 +8,8 @@ import pytest
 from eventsourcing.persistence import Tracking
 
 from ledger.journal import GENESIS_HASH
-from ledger.store import LedgerStore, StoreUrlError, _parse_postgres_url, open_factory
+from ledger.store import LedgerStore, StoreUrlError, open_factory
+from ledger.store_url import parse_postgres_url
 from tests.store_suite import *  # noqa: F403  # the shared suite's tests run here
 from tests.store_suite import INBOX, journal_entries
 
@@ -64,10 +65,10 @@ def test_urls_refused(url: str) -> None:
 
 
 def test_postgres_url_parts_and_their_description() -> None:
-    location = _parse_postgres_url("postgresql://led%40ger:s3cr%2Ft@DB.example:6543/book?schema=q1")
+    location = parse_postgres_url("postgresql://led%40ger:s3cr%2Ft@DB.example:6543/book?schema=q1")
     assert (location.user, location.password, location.host) == ("led@ger", "s3cr/t", "db.example")
     assert (location.port, location.dbname, location.schema) == (6543, "book", "q1")
     assert "s3cr" not in location.describe()
     assert location.describe() == "postgresql://led@ger@db.example:6543/book?schema=q1"
-    defaults = _parse_postgres_url("postgres://postgres@127.0.0.1/ledger")
+    defaults = parse_postgres_url("postgres://postgres@127.0.0.1/ledger")
     assert (defaults.password, defaults.port, defaults.schema) == ("", 5432, "public")
