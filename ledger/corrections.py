@@ -53,7 +53,11 @@ def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
             trade_id=record.trade_id,
             reason=record.reason,
             original_seq=original.seq,
-            original_type=str(type(original).__struct_config__.tag),
+            original_type=(
+                "spot_trade_booked"
+                if isinstance(original, je.SpotTradeBooked)
+                else "perp_trade_booked"
+            ),
             fee_refunded=original.fee,
             realized_pnl_reversed=perp.realized_pnl_reversed,
             size_after=perp.size_after,

@@ -24,6 +24,7 @@ from ledger.risk import MarginStatus
 CallOutcome = Literal["met", "liquidated"]
 LiquidationTrigger = Literal["below_liquidation_requirement", "margin_call_deadline"]
 LiquidationStepKind = Literal["close_position", "cash_to_loan", "sell_collateral"]
+DailyStatements = Literal["sent", "waived"]
 
 
 class JournalEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
@@ -173,14 +174,14 @@ class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
     limits: LoanLimits
     marks: dict[str, Decimal]
     policy_version: str
-    limits_broken: list[str] = []
+    limits_broken: list[ReasonCode] = []
 
 
 class DailyStatementsSet(JournalEvent, tag="daily_statements_set", frozen=True):
     """Whether the account gets daily statements: `sent`, or `waived` (professional only)."""
 
-    daily_statements: str
-    previous: str
+    daily_statements: DailyStatements
+    previous: DailyStatements
 
 
 class LoanRepaid(JournalEvent, tag="loan_repaid", frozen=True):
@@ -234,7 +235,7 @@ class TradeReversed(JournalEvent, tag="trade_reversed", frozen=True):
     trade_id: str
     reason: str
     original_seq: int
-    original_type: str  # spot_trade_booked or perp_trade_booked
+    original_type: Literal["spot_trade_booked", "perp_trade_booked"]
     fee_refunded: Decimal
     realized_pnl_reversed: Decimal | None = None  # None (omitted) for a spot trade
     size_after: Decimal | None = None

@@ -76,8 +76,8 @@ def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, 
     ]
 
 
-def broken_limits(limits: je.LoanLimits) -> list[str]:
-    return [str(reason) for reason, figure, bound, _ in loan_limit_checks(limits) if figure > bound]
+def broken_limits(limits: je.LoanLimits) -> list[ReasonCode]:
+    return [reason for reason, figure, bound, _ in loan_limit_checks(limits) if figure > bound]
 
 
 def marked_lending_value(desk: Desk, account: Account) -> Decimal:

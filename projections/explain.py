@@ -71,7 +71,12 @@ def _n(value: Decimal | None) -> str:
 
 
 def _shown(value: object) -> str:
-    return _n(value) if isinstance(value, Decimal) else str(value)
+    """A recorded or recomputed value as the journal writes it."""
+    if isinstance(value, Decimal):
+        return _n(value)
+    if isinstance(value, list):  # of codes: `['credit_limit_exceeded']`
+        return str([str(item) for item in value])
+    return str(value)
 
 
 def _events(store: LedgerStore) -> Iterator[je.JournalEventType]:
