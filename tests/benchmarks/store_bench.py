@@ -26,6 +26,7 @@ events_per_run = 20_000
 
 def bench_recorder(url: str, events: int, batch: int) -> float:
     """Events per second the bare process recorder inserts, `batch` per transaction."""
+    LedgerStore.open(url).close()  # creates the tables (PostgreSQL's recorder creates none)
     factory, _ = open_factory(url)
     try:
         recorder = factory.process_recorder()
