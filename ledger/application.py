@@ -104,6 +104,7 @@ class LedgerApplication:
         self.policy = policy
         self.snapshot_events = snapshot_events
         self.snapshot = snapshots.latest_mark(store)
+        self.replayed_events = 0  # journal events applied at the last start, after a snapshot
         self.desk = self._replay()
         self._snapshot_when_due()
         self.reject_count = store.reject_count()
@@ -140,13 +141,16 @@ class LedgerApplication:
         return outcome
 
     def _snapshot_when_due(self) -> None:
-        """Record a snapshot once `snapshot_events` events passed since the last one. A
-        snapshot only saves replay time: a store fault here is logged, not raised, since the
-        batch itself is already recorded."""
-        if self.book.last_seq - self.snapshot.seq < self.snapshot_events:
+        """Record a snapshot once `snapshot_events` events passed since the last one, or
+        were replayed at start (the latest snapshot was of other code: an upgrade pays one
+        full replay, not one per start). A snapshot only saves replay time: a store fault
+        here is logged, not raised, since the batch itself is already recorded."""
+        since = self.book.last_seq - self.snapshot.seq
+        if since <= 0 or max(since, self.replayed_events) < self.snapshot_events:
             return
         try:
             self.snapshot = snapshots.take(self.store, self.book, self.snapshot)
+            self.replayed_events = 0
         except PersistenceError as error:
             log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
 
@@ -270,7 +274,10 @@ class LedgerApplication:
         )
 
     def _replay(self) -> Desk:
-        book = snapshots.book_at(self.store, with_inputs=True)
+        book = snapshots.restore(self.store, with_inputs=True)
+        restored_seq = book.last_seq
+        snapshots.apply_until(self.store, book, self.store.last_seq())
+        self.replayed_events = book.last_seq - restored_seq
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk

@@ -222,7 +222,7 @@ def check_all(store: LedgerStore) -> list[SnapshotCheck]:
     while found := store.read_snapshots(after_seq):
         seq, record = found[0]
         after_seq = seq
-        _apply_until(store, book, seq)
+        apply_until(store, book, seq)
         head = _decode_snapshot_head(record)
         if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
             checks.append(SnapshotCheck(seq, "other code"))
@@ -234,7 +234,7 @@ def check_all(store: LedgerStore) -> list[SnapshotCheck]:
     return checks
 
 
-def _apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
+def apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
     """Apply the journal's events after the book's seq up to `until_seq` (or its end)."""
     while book.last_seq < until_seq:
         limit = min(journal_read_batch_events_max, until_seq - book.last_seq)
@@ -249,5 +249,5 @@ def book_at(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bo
     """The book right after journal seq `until_seq` (default: the journal's end): the latest
     usable snapshot at or before it, then the journal's events after it."""
     book = restore(store, until_seq, with_inputs=with_inputs)
-    _apply_until(store, book, store.last_seq() if until_seq is None else until_seq)
+    apply_until(store, book, store.last_seq() if until_seq is None else until_seq)
     return book

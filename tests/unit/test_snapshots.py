@@ -228,3 +228,17 @@ def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
     assert main(["--store", url, "audit", "replay"]) == 1
     out = capsys.readouterr().out
     assert f"book snapshot at seq {latest.seq + 1}: differs" in out
+
+
+def test_a_start_that_replays_a_whole_interval_records_a_snapshot_at_once(
+    snapshotted: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    last = snapshotted.last_seq()
+    latest = _latest_snapshot(snapshotted)
+    assert 0 < last - latest.seq < 300  # not due by the interval alone
+    monkeypatch.setattr(snapshots, "CODE_DIGEST", "f" * 64)  # an upgrade: no usable snapshot
+    app = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
+    assert app.snapshot.seq == last
+    assert _latest_snapshot(snapshotted).code_digest == "f" * 64
+    restarted = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
+    assert restarted.replayed_events == 0  # from the new snapshot, nothing left to replay
