@@ -22,7 +22,7 @@ from ledger.rejections import ReasonCode, Refusal
 
 def group_loan_max(policy: Policy) -> Decimal:
     """A group's loans at most what one client may borrow: `max_client_loan_share *
-    shareholders_funds` (RISK.md "Rules")."""
+    shareholders_funds` (docs/risk-model.md)."""
     return policy.shareholders_funds * policy.max_client_loan_share
 
 

@@ -130,7 +130,7 @@ class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 class GroupLoanLimit(msgspec.Struct, frozen=True, kw_only=True):
     """The related-client group a loan draw's account belongs to, held to the per-client
-    loan limit for the group's total (RISK.md "Rules", docs/risk-tools.md)."""
+    loan limit for the group's total (docs/risk-model.md, docs/risk-tools.md)."""
 
     group_id: str
     members: list[str]  # the group's accounts, in account order
