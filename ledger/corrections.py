@@ -22,6 +22,7 @@ from ledger import inbox, risk
 from ledger import journal_events as je
 from ledger.book import HOUSE, BookedTrade
 from ledger.desk import Desk
+from ledger.invariants import present
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
@@ -40,8 +41,7 @@ def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
             f"trade {record.trade_id} is already reversed: nothing more to do",
         )
     original = booked.event
-    account_id = original.account_id
-    assert account_id is not None  # a booked client trade names its account
+    account_id = present(original.account_id, "a booked client trade names its account")
     perp = _PerpReversal()
     if isinstance(original, je.SpotTradeBooked):
         _check_spot_reversible(desk, original)

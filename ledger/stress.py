@@ -28,6 +28,7 @@ from ledger import inbox
 from ledger import journal_events as je
 from ledger.book import INSURANCE_FUND, Book
 from ledger.decisions import Booked, decide
+from ledger.invariants import present
 from ledger.limits import price_decimal_places_max
 from ledger.money import DECIMAL_CONTEXT, ONE, REPORTING_ASSET, ZERO, format_decimal, quantize
 from ledger.policy import Policy
@@ -252,8 +253,8 @@ def _read_events(events: Iterable[je.JournalEventType]) -> dict[str, AccountStre
     accounts: dict[str, AccountStress] = {}
 
     def of(account_id: str | None) -> AccountStress:
-        assert account_id is not None  # every event read below names its account
-        return accounts.setdefault(account_id, AccountStress(account_id))
+        named = present(account_id, "every event read below names its account")
+        return accounts.setdefault(named, AccountStress(named))
 
     for event in events:
         match event:

@@ -14,6 +14,7 @@ from typing import assert_never
 
 from ledger import journal_events as je
 from ledger.book import PLATFORM_ACCOUNTS, Account, Book
+from ledger.invariants import present
 from ledger.money import ZERO
 from ledger.policy import Policy
 from projections import rows
@@ -86,8 +87,7 @@ class ProjectionState:
             case je.FundingSettled():
                 self._funding(event)
             case je.InterestAccrued():
-                assert event.account_id is not None
-                key = (event.business_date, event.account_id)
+                key = (event.business_date, _account_of(event))
                 self.interest[key] = self.interest.get(key, ZERO) + event.amount
             case je.DayClosed():
                 self.pending_statement = PendingStatement(
@@ -156,10 +156,9 @@ class ProjectionState:
         totals.residue += event.residue
 
     def _call_issued(self, event: je.MarginCallIssued) -> None:
-        assert event.account_id is not None
         self.calls[event.call_id] = CallRecord(
             call_id=event.call_id,
-            account_id=event.account_id,
+            account_id=_account_of(event),
             issued_seq=event.seq,
             issued_at=event.recorded_at,
             amount=event.amount,
@@ -178,16 +177,16 @@ class ProjectionState:
         self.touched.calls.add(event.call_id)
 
     def _liquidation_triggered(self, event: je.LiquidationTriggered) -> None:
-        assert event.account_id is not None
+        account_id = _account_of(event)
         self.liquidations[event.liquidation_id] = LiquidationRecord(
             liquidation_id=event.liquidation_id,
-            account_id=event.account_id,
+            account_id=account_id,
             triggered_seq=event.seq,
             triggered_at=event.recorded_at,
             trigger=event.trigger,
             inputs=event.inputs,
         )
-        self.last_liquidation[event.account_id] = event.liquidation_id
+        self.last_liquidation[account_id] = event.liquidation_id
         self.touched.liquidations.add(event.liquidation_id)
 
     def _liquidation(self, liquidation_id: str) -> LiquidationRecord:
@@ -228,3 +227,7 @@ def _holds(account: Account, instruments: set[str]) -> bool:
 
 def _add(totals: dict[str, Decimal], asset: str, amount: Decimal) -> None:
     totals[asset] = totals.get(asset, ZERO) + amount
+
+
+def _account_of(event: je.JournalEventType) -> str:
+    return present(event.account_id, f"a {type(event).__name__} names its account")
