@@ -21,13 +21,13 @@ class Histogram:
 
     bounds: tuple[float, ...]
     counts: list[int] = field(init=False)
-    total: float = 0.0  # seconds
+    total: float = 0.0  # float-ok: seconds
     count: int = 0
 
     def __post_init__(self) -> None:
         self.counts = [0] * len(self.bounds)
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, seconds: float) -> None:  # float-ok: a duration
         for index, bound in enumerate(self.bounds):
             if seconds <= bound:
                 self.counts[index] += 1

@@ -69,7 +69,7 @@ class ServiceSettings:
     inbox_partitions: int
     replication_factor: int
     snapshot_events: int = snapshot_interval_events  # journal events between book snapshots
-    drain_timeout_s: float = shutdown_drain_timeout_s  # from SIGTERM to exit, at most
+    drain_timeout_s: float = shutdown_drain_timeout_s  # float-ok: seconds from SIGTERM to exit
 
 
 @dataclass
@@ -258,7 +258,11 @@ async def run_service(settings: ServiceSettings) -> int:
         stop_asked.cancel()
 
 
-async def _stop(body: asyncio.Task[int], serving: bool, drain_timeout_s: float) -> int:
+async def _stop(
+    body: asyncio.Task[int],
+    serving: bool,
+    drain_timeout_s: float,  # float-ok: seconds
+) -> int:
     """Wait for the service to drain within its deadline; past it, cancel what is left."""
     if serving:
         deadline_s = drain_timeout_s + shutdown_close_timeout_s
@@ -315,7 +319,11 @@ async def _serve(
             await server.wait_closed()
 
 
-async def _supervise(parts: _Parts, stopping: asyncio.Event, drain_timeout_s: float) -> int:
+async def _supervise(
+    parts: _Parts,
+    stopping: asyncio.Event,
+    drain_timeout_s: float,  # float-ok: seconds
+) -> int:
     """Run the tasks; stop all when one fails. The relays drain after the ingest ends,
     all within `drain_timeout_s` of the stop."""
     ingest_done = asyncio.Event()
@@ -339,7 +347,7 @@ async def _supervise(parts: _Parts, stopping: asyncio.Event, drain_timeout_s: fl
     status = EXIT_OK
     loop = asyncio.get_running_loop()
     stop_asked = asyncio.create_task(_until(stopping), name="stop_asked")
-    deadline_s: float | None = None
+    deadline_s: float | None = None  # float-ok: a monotonic clock reading
     try:
         pending = set(tasks)
         while pending:
