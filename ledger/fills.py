@@ -18,11 +18,11 @@ from decimal import Decimal
 
 from ledger import inbox
 from ledger import journal_events as je
-from ledger.book import INSURANCE_FUND, LIQUIDATION, LiquidationLot
+from ledger.book import LIQUIDATION, LiquidationLot
 from ledger.desk import Desk
 from ledger.invariants import require
-from ledger.liquidation import deleverage_lot
-from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.liquidation import deleverage_lot, draw_insurance_fund
+from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
 
@@ -128,18 +128,7 @@ def _cover_loss(desk: Desk, lot: LiquidationLot, loss: Decimal) -> None:
     """The insurance fund first; beyond it, auto-deleveraging of what is left of a position
     lot; what neither covers is bad debt."""
     liquidation_id = lot.liquidation_id
-    fund = desk.book.accounts[INSURANCE_FUND].balance(REPORTING_ASSET)
-    drawn = min(loss, max(fund, ZERO))
-    if drawn > ZERO:
-        desk.record(
-            je.InsuranceFundDrawn(
-                **desk.common(LIQUIDATION),
-                liquidation_id=liquidation_id,
-                amount=drawn,
-                fund_balance_after=fund - drawn,
-            )
-        )
-    left = loss - drawn
+    left = loss - draw_insurance_fund(desk, LIQUIDATION, liquidation_id, loss)
     if left > ZERO and lot.kind == "close_position" and not lot.remaining.is_zero():
         left -= deleverage_lot(desk, lot, left)
     if left > ZERO:

@@ -189,22 +189,31 @@ def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.Liquidation
     )
 
 
-def _cover_deficit(
-    desk: Desk, account: Account, liquidation_id: str, closed: list[_Closed]
-) -> None:
-    cash = account.balance(REPORTING_ASSET)
-    perps_deficit = max(ZERO, -cash)
+def draw_insurance_fund(
+    desk: Desk, account_id: str, liquidation_id: str, wanted: Decimal
+) -> Decimal:
+    """Draw up to `wanted` from the insurance fund for `account_id`; returns what was drawn
+    (never more than the fund holds)."""
     fund = desk.book.accounts[INSURANCE_FUND].balance(REPORTING_ASSET)
-    drawn = min(perps_deficit, max(fund, ZERO))
+    drawn = min(wanted, max(fund, ZERO))
     if drawn > ZERO:
         desk.record(
             je.InsuranceFundDrawn(
-                **desk.common(account.account_id),
+                **desk.common(account_id),
                 liquidation_id=liquidation_id,
                 amount=drawn,
                 fund_balance_after=fund - drawn,
             )
         )
+    return drawn
+
+
+def _cover_deficit(
+    desk: Desk, account: Account, liquidation_id: str, closed: list[_Closed]
+) -> None:
+    cash = account.balance(REPORTING_ASSET)
+    perps_deficit = max(ZERO, -cash)
+    drawn = draw_insurance_fund(desk, account.account_id, liquidation_id, perps_deficit)
     remaining = perps_deficit - drawn
     if remaining > ZERO and closed:
         largest = max(closed, key=lambda c: (c.notional, c.market))
