@@ -15,6 +15,10 @@ everyone, the owner included, and let a tracking position only move forward (the
 advances its one row per input partition with an UPDATE). A superuser can still drop a
 trigger: the signed checkpoints (`ledger audit verify --checkpoint`) catch what follows.
 
+The owner does this once per layout version and set of roles, and marks it on the lock
+function: an open of a prepared store runs no DDL, so a second instance opening the store
+never waits on, or deadlocks with, the first one's write lock.
+
 The recorder's lock: eventsourcing takes `LOCK TABLE ... IN EXCLUSIVE MODE` on the events
 table so that commit order is notification order. PostgreSQL lets only a role with UPDATE,
 DELETE or TRUNCATE on a table take that lock, so the writer takes it through
@@ -36,6 +40,8 @@ REFUSE_REWRITE_FUNCTION = "ledger_refuse_rewrite"
 TRACKING_FORWARD_FUNCTION = "ledger_tracking_forward_only"
 JOURNAL_TABLE = "stored_events"  # eventsourcing's names for a factory without a name
 TRACKING_TABLE = "notification_tracking"
+# Bump when the owner's statements below change, so that the next owner open applies them.
+STORE_LAYOUT = "ledger store layout 1"
 
 
 class StoreNotCreated(Exception):
@@ -90,15 +96,25 @@ def prepare_tables(
     """The owner creates (or updates) tables, triggers, lock function and grants; any
     other role finds them or is told to open the store with the owner first."""
     schema = factory.datastore.schema
-    if owner:
+    if owner and not _prepared(factory, schema):
         recorder.create_table()
         with factory.datastore.transaction(commit=True) as cursor:
-            # Two owners opening at once must not race on CREATE OR REPLACE.
+            # Two owners opening a fresh store at once: the second waits here, then
+            # finds the first one's work done and leaves it alone.
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ledger:{schema}",))
+            layout = _expected_layout(cursor)
+            if _layout_of(cursor, schema) == layout:
+                return
             for statement in _owner_statements(schema):
                 cursor.execute(statement)
             for statement in _grants(cursor, schema):
                 cursor.execute(statement)
+            # In the same transaction as the rest: the mark present means all of it is.
+            cursor.execute(
+                sql.SQL("COMMENT ON FUNCTION {}.{}() IS {}").format(
+                    sql.Identifier(schema), sql.Identifier(LOCK_FUNCTION), sql.Literal(layout)
+                )
+            )
         return
     with factory.datastore.transaction(commit=False) as cursor:
         cursor.execute(
@@ -110,6 +126,39 @@ def prepare_tables(
                 f"schema {schema} has no ledger tables and this role may not create them: "
                 "open the store once with its owner role first"
             )
+
+
+def _prepared(factory: PostgresFactory, schema: str) -> bool:
+    """Whether the store already has this version's tables, triggers and grants.
+
+    A prepared store is left untouched: DDL on the journal while another instance holds
+    its write lock would wait for it, or deadlock with it (CREATE TRIGGER against the
+    recorder's EXCLUSIVE lock)."""
+    with factory.datastore.transaction(commit=False) as cursor:
+        return _layout_of(cursor, schema) == _expected_layout(cursor)
+
+
+def _expected_layout(cursor: Cursor[DictRow]) -> str:
+    """This version's layout and the ledger roles the server has: a role created after
+    the store's first open gets its grants at the owner's next open."""
+    return f"{STORE_LAYOUT}; roles: {', '.join(sorted(_present_roles(cursor)))}"
+
+
+def _present_roles(cursor: Cursor[DictRow]) -> set[str]:
+    cursor.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([WRITER_ROLE, READER_ROLE],)
+    )
+    return {row["rolname"] for row in cursor.fetchall()}
+
+
+def _layout_of(cursor: Cursor[DictRow], schema: str) -> str | None:
+    """The layout version the owner wrote on the lock function, None before the first open."""
+    cursor.execute(
+        "SELECT obj_description(to_regprocedure(%s), 'pg_proc') AS layout",
+        (f"{_quoted(schema)}.{LOCK_FUNCTION}()",),
+    )
+    layout = _one(cursor)["layout"]
+    return None if layout is None else str(layout)
 
 
 def _quoted(name: str) -> str:
@@ -155,10 +204,7 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
 
 def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
     """The writer's and reader's rights, for those of the two roles the server has."""
-    cursor.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", ([WRITER_ROLE, READER_ROLE],)
-    )
-    present = {row["rolname"] for row in cursor.fetchall()}
+    present = _present_roles(cursor)
     names: dict[str, Any] = {
         "schema": sql.Identifier(schema),
         "journal": sql.Identifier(JOURNAL_TABLE),
