@@ -10,7 +10,8 @@ to the journal's end before each read, on the event loop's thread (the in-memory
 a SQLite connection bound to one thread; catching up is short). An `as_of` read rebuilds
 state at a past position, which is not short: it runs in a bounded pool of worker
 processes (`app/api_as_of.py`), never on the event loop. A user's mistake is a 4xx with a
-JSON body (`{"status_code": ..., "detail": ...}`), never a 500.
+JSON body (`ErrorDocument`: `{"status_code": ..., "detail": ...}`), never a 500; every
+route's errors are in the OpenAPI document with that schema.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+)
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import Parameter
@@ -41,10 +48,13 @@ from app.api_as_of import (
 from app.api_auth import ApiSecurity
 from app.api_documents import (
     BalancesDocument,
+    ErrorDocument,
     HealthDocument,
     MarginDocument,
+    ProblemDocument,
     ViewDocument,
     checked,
+    error_responses,
 )
 from ledger import reporting, risk
 from ledger.book import Book
@@ -164,14 +174,25 @@ async def _account_document(
         ) from missing
 
 
-@get("/accounts/{account_id:str}/margin", summary="An account's figures from the risk model")
+_ACCOUNT_ERRORS = error_responses(400, 401, 403, 404, 409, 500, 503)
+
+
+@get(
+    "/accounts/{account_id:str}/margin",
+    summary="An account's figures from the risk model",
+    responses=_ACCOUNT_ERRORS,
+)
 async def account_margin(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
 ) -> MarginDocument:
     return checked(await _account_document(request, account_id, as_of, "margin"), MarginDocument)
 
 
-@get("/accounts/{account_id:str}/balances", summary="Each asset's balance, mark and value")
+@get(
+    "/accounts/{account_id:str}/balances",
+    summary="Each asset's balance, mark and value",
+    responses=_ACCOUNT_ERRORS,
+)
 async def account_balances(
     request: Request[Any, Any, Any], account_id: ACCOUNT_ID, as_of: AS_OF = None
 ) -> BalancesDocument:
@@ -179,7 +200,11 @@ async def account_balances(
     return checked(answer, BalancesDocument)
 
 
-@get("/reports/{view:str}", summary="A regulatory view, as `ledger report VIEW` shows it")
+@get(
+    "/reports/{view:str}",
+    summary="A regulatory view, as `ledger report VIEW` shows it",
+    responses=error_responses(400, 401, 403, 404, 500, 503),
+)
 async def report(
     request: Request[Any, Any, Any],
     view: Annotated[str, Parameter(description=", ".join(REPORT_VIEWS), max_length=64)],
@@ -198,6 +223,7 @@ async def report(
     "/health",
     summary="Whether the store answers, and its journal position",
     security=api_auth.OPENAPI_PUBLIC,  # probes carry no token
+    responses=error_responses(500),
 )
 async def health(request: Request[Any, Any, Any]) -> HealthDocument:
     live = _live(request)
@@ -242,7 +268,12 @@ def metrics_text(live: LiveViews) -> str:
     return "\n".join(lines) + "\n"
 
 
-@get("/metrics", summary="Prometheus text format", media_type=MediaType.TEXT)
+@get(
+    "/metrics",
+    summary="Prometheus text format",
+    media_type=MediaType.TEXT,
+    responses=error_responses(401, 403, 500),
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     live = _live(request)
     live.refresh()
@@ -258,15 +289,41 @@ ROUTE_HANDLERS = [
     metrics,
     *api_checks.route_handlers(),
 ]
-# The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN.
+# The OpenAPI document only, at /openapi.json: no browser UI that loads from a CDN. Its
+# router lives under that path: at "/" its catch-all took every unknown path.
 OPENAPI_CONFIG = OpenAPIConfig(
     title=API_TITLE,
     version=API_VERSION,
-    path="/",
-    render_plugins=[JsonRenderPlugin()],
+    path="/openapi.json",
+    render_plugins=[JsonRenderPlugin(path="/")],
     components=api_auth.openapi_components(),
     security=api_auth.OPENAPI_SECURITY,
 )
+
+
+def error_response(exception: HTTPException) -> Response[ErrorDocument]:
+    """The API's body for every HTTP error, its headers (Allow, Retry-After, ...) kept."""
+    problems = exception.extra if isinstance(exception.extra, list) else None
+    body = ErrorDocument(
+        status_code=exception.status_code,
+        detail=exception.detail,
+        extra=None if problems is None else msgspec.convert(problems, list[ProblemDocument]),
+    )
+    return Response(body, status_code=exception.status_code, headers=exception.headers)
+
+
+def _error_handler(
+    security: ApiSecurity,
+) -> Callable[[Request[Any, Any, Any], HTTPException], Response[ErrorDocument]]:
+    def respond(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorDocument]:
+        if isinstance(error, NotFoundException | MethodNotAllowedException):
+            try:
+                security.authenticate_unrouted(request)
+            except NotAuthorizedException as unauthenticated:
+                return error_response(unauthenticated)
+        return error_response(error)
+
+    return respond
 
 
 def create_app(
@@ -297,6 +354,7 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
         guards=[security.guard],
+        exception_handlers={HTTPException: _error_handler(security)},
         before_send=[security.before_send],
         on_startup=[open_views],
         on_shutdown=[close_views],

@@ -13,7 +13,8 @@ provider's key (issuer, audience and expiry checked). Either names a principal a
 Only the auditor reads the past (`as_of`): a reconstructed past is evidence, and the other
 roles work on the present. /health and /openapi.json answer anyone (a probe has no token;
 neither shows a figure). A route this table does not know is the auditor's alone, so a
-route added later is closed until someone opens it here.
+route added later is closed until someone opens it here. A path no route takes is a 401
+without a valid token too, and only then a 404 (or a 405 for a method the path does not take).
 
 No token is a 401, a token outside its role a 403, both with the API's JSON error body.
 Every response carries `Cache-Control: no-store` (figures must not sit in a proxy or a
@@ -364,6 +365,18 @@ class ApiSecurity:
                 exchange.role = role
             case Refusal(detail=detail):
                 raise PermissionDeniedException(detail=detail)
+
+    def authenticate_unrouted(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        """A request no route takes (an unknown path, a method a path does not take) is
+        authenticated all the same: without a valid token it is the 401, not the 404 or 405,
+        so the API's paths are told to nobody who cannot read them."""
+        exchange = _exchange(connection.scope)
+        if connection.scope["path"] in PUBLIC_PATHS or exchange.principal is not None:
+            return
+        if self.insecure_no_auth:
+            exchange.principal = insecure_principal
+            return
+        exchange.principal = self.principal(_bearer(connection)).name
 
     async def before_send(self, message: Message, scope: Scope) -> None:
         """Mark every response no-store (and insecure when it is), and log each request."""

@@ -17,6 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
+from app.api_documents import error_responses
 from ledger import pretrade
 from ledger.limits import account_id_chars_max
 
@@ -30,6 +31,7 @@ AccountId = Annotated[
     CHECKS_PATH,
     summary="Would the ledger accept this record? The account's figures before and after",
     status_code=HTTP_200_OK,
+    responses=error_responses(400, 401, 403, 500),
 )
 async def account_check(request: Request[Any, Any, Any], account_id: AccountId) -> dict[str, Any]:
     live = request.app.state.live  # app.api.LiveViews (app.api imports this module)

@@ -5,9 +5,11 @@ Struct checks it against that schema. Decimal figures are strings with their exa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
+from litestar.openapi.datastructures import ResponseSpec
 
 Shape = TypeVar("Shape", bound=msgspec.Struct)
 
@@ -85,6 +87,48 @@ class HealthDocument(msgspec.Struct, frozen=True, kw_only=True):
     journal_seq: int
     last_hash: str
     policy_version: str
+
+
+class ProblemDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """One parameter a 400 refused: what is wrong, which parameter, and where it was."""
+
+    message: str
+    key: str | None = None  # the parameter's name (as_of, view, account_id)
+    source: str | None = None  # path, query, header or body
+
+
+class ErrorDocument(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Every 4xx and 5xx answer of the API: the HTTP status again and a sentence a person
+    can act on; a 400 that names the parameters it refused lists them in `extra`."""
+
+    status_code: int
+    detail: str
+    extra: list[ProblemDocument] | None = None
+
+
+# What each error status means on this API: the description of each route's documented error.
+ERROR_MEANINGS: Mapping[int, str] = {
+    400: "a parameter or body the API cannot take (a bad as_of, a value too long, a record "
+    "a check does not take)",
+    401: "no valid bearer token (every path but /health and /openapi.json)",
+    403: "the token's roles do not open this path, this account or the past (as_of)",
+    404: "no such account or view",
+    409: "the account cannot be valued yet: an asset it holds has no mark",
+    500: "a fault in the ledger, not in the request",
+    503: "too many as_of reads in flight: retry after the Retry-After header's seconds",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI responses of a route's errors: each an `ErrorDocument`."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorDocument,
+            description=ERROR_MEANINGS[code],
+            generate_examples=False,
+        )
+        for code in status_codes
+    }
 
 
 def checked(document: dict[str, Any], shape: type[Shape]) -> Shape:

@@ -6,6 +6,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -13,6 +14,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from app.api import REPORT_VIEWS, create_app
+from app.api_documents import ErrorDocument
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import reporting
@@ -193,3 +195,60 @@ def test_the_cli_registers_the_api_command(tmp_path: Path) -> None:
         ["--store", f"sqlite:///{tmp_path}/x.db", "api", "--insecure-no-auth"]
     )
     assert (arguments.host, arguments.port) == ("127.0.0.1", 8000)
+
+
+def _error_statuses(document: dict[str, Any], path: str, method: str) -> set[int]:
+    """The error statuses an operation documents, each checked to be an ErrorDocument."""
+    responses = document["paths"][path][method]["responses"]
+    errors = {int(code): answer for code, answer in responses.items() if int(code) >= 400}
+    for answer in errors.values():
+        schema = answer["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorDocument"}
+        assert answer["description"]
+    return set(errors)
+
+
+def test_every_route_documents_its_errors_as_one_error_document(
+    client: TestClient[Litestar],
+) -> None:
+    document = client.get("/openapi.json").json()
+    error_schema = document["components"]["schemas"]["ErrorDocument"]
+    assert set(error_schema["required"]) == {"status_code", "detail"}
+    assert set(error_schema["properties"]) == {"status_code", "detail", "extra"}
+    account = {400, 401, 403, 404, 409, 500, 503}
+    assert _error_statuses(document, "/accounts/{account_id}/margin", "get") == account
+    assert _error_statuses(document, "/accounts/{account_id}/balances", "get") == account
+    report = {400, 401, 403, 404, 500, 503}
+    assert _error_statuses(document, "/reports/{view}", "get") == report
+    assert _error_statuses(document, "/metrics", "get") == {401, 403, 500}
+    assert _error_statuses(document, "/health", "get") == {500}
+    assert _error_statuses(document, "/accounts/{account_id}/checks", "post") == {
+        400,
+        401,
+        403,
+        500,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "problem_keys"),
+    [
+        ("/accounts/nobody/margin", 404, None),
+        ("/accounts/nobody/balances?as_of=yesterday", 400, None),
+        ("/reports/" + "x" * 65, 400, ["view"]),
+        ("/reports/margin-calls?as_of=" + "9" * 65, 400, ["as_of"]),
+        ("/nowhere", 404, None),
+    ],
+)
+def test_every_error_body_is_an_error_document(
+    client: TestClient[Litestar], path: str, status: int, problem_keys: list[str] | None
+) -> None:
+    response = client.get(path)
+    assert response.status_code == status
+    error = msgspec.json.decode(response.content, type=ErrorDocument, strict=True)
+    # Nothing beside the document's fields: decoding and encoding again gives the same body.
+    assert msgspec.json.decode(msgspec.json.encode(error)) == response.json()
+    assert error.status_code == status
+    assert error.detail
+    keys = None if error.extra is None else [problem.key for problem in error.extra]
+    assert keys == problem_keys

@@ -155,9 +155,10 @@ def test_every_response_is_no_store(
         client.get("/reports/margin-clients"),  # 401
         client.get("/metrics", headers=bearer(TOKENS_BY_ROLE["reporting"])),  # 403
         client.get("/reports/nothing", headers=auditor),  # 404
-        client.get("/no/such/path"),  # 404 before any route
+        client.get("/no/such/path"),  # 401: no route, and no token either
+        client.get("/no/such/path", headers=auditor),  # 404 before any route
     ]
-    assert [r.status_code for r in responses] == [200, 401, 403, 404, 404]
+    assert [r.status_code for r in responses] == [200, 401, 403, 404, 401, 404]
     assert {r.headers["cache-control"] for r in responses} == {"no-store"}
     assert not any("x-ledger-insecure" in r.headers for r in responses)
 
@@ -366,3 +367,39 @@ def test_the_openapi_document_asks_for_a_bearer_token_except_on_health(
     assert operations.pop(("/health", "get")) == [{}]
     assert operations
     assert all(security is None for security in operations.values())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "known"),
+    [
+        ("GET", "/nope", 404),
+        ("GET", "/", 404),
+        ("GET", "/accounts/C-1", 404),
+        ("GET", "/accounts/C-1/margin/extra", 404),
+        ("GET", "/openapi.yaml", 404),
+        ("POST", "/metrics", 405),
+        ("PUT", "/reports/margin-clients", 405),
+        ("DELETE", "/accounts/C-1/balances", 405),
+    ],
+)
+def test_a_path_or_method_no_route_takes_is_a_401_before_it_is_a_404(
+    client: TestClient[Litestar], access_log: io.StringIO, method: str, path: str, known: int
+) -> None:
+    anonymous = client.request(method, path)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["status_code"] == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    forged = client.request(method, path, headers={"Authorization": "Bearer lgr_forged"})
+    assert forged.status_code == 401
+    # Only a caller with a valid token learns that the path or the method does not exist.
+    risk = client.request(method, path, headers=bearer(TOKENS_BY_ROLE["risk"]))
+    assert (risk.status_code, risk.json()["status_code"]) == (known, known)
+    assert json.loads(access_log.getvalue().splitlines()[-1])["principal"] == "test-risk"
+
+
+def test_health_and_the_contract_answer_a_wrong_method_without_a_token(
+    client: TestClient[Litestar],
+) -> None:
+    assert client.delete("/health").status_code == 405
+    assert client.post("/openapi.json").status_code == 405
+    assert client.get("/openapi.json").status_code == 200
