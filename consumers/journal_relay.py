@@ -224,16 +224,33 @@ async def read_tail(bootstrap: str, topic: str, header: str) -> Tail | None:
 def check_journal_tail(store: LedgerStore, tail: Tail) -> None:
     """The journal topic's tail must be, byte for byte, the store's record of that seq."""
     entries = store.read_journal(tail.position - 1, 1) if tail.position > 0 else []
-    if not entries or entries[0].seq != tail.position:
+    held = entries[0].record if entries and entries[0].seq == tail.position else None
+    _require_tail_held("journal", "seq", tail, held, store.last_seq())
+
+
+def check_rejects_tail(store: LedgerStore, tail: Tail) -> None:
+    """The rejects topic's tail must be, byte for byte, the store's reject of that number."""
+    records = store.read_rejects(tail.position - 1, 1) if tail.position > 0 else []
+    held = (
+        records[0] if records and decode_reject_record(records[0]).number == tail.position else None
+    )
+    _require_tail_held("rejects", "number", tail, held, store.reject_count())
+
+
+def _require_tail_held(
+    stream: str, position_name: str, tail: Tail, held: bytes | None, store_end: int
+) -> None:
+    """Raise TopicDiverged unless the store holds exactly the tail's bytes at its position."""
+    if held is None:
         raise TopicDiverged(
-            f"the journal topic ends at seq {tail.position}, which the store does not hold "
-            f"(it ends at {store.last_seq()}): a store restored from an older copy, or a "
-            "record the ledger did not write"
+            f"the {stream} topic ends at {position_name} {tail.position}, which the store "
+            f"does not hold (it ends at {store_end}): a store restored from an older copy, "
+            "or a record the ledger did not write"
         )
-    if entries[0].record != tail.value:
+    if held != tail.value:
         raise TopicDiverged(
-            f"the journal topic's record of seq {tail.position} differs from the store's: "
-            "a record the ledger did not write was appended to the topic"
+            f"the {stream} topic's record of {position_name} {tail.position} differs from "
+            "the store's: a record the ledger did not write was appended to the topic"
         )
 
 
@@ -258,7 +275,7 @@ class Relay:
         header: str,
         read_batch: Callable[[int], list[Outgoing]],
         wake: asyncio.Event,
-        check_tail: Callable[[Tail], None] | None = None,
+        check_tail: Callable[[Tail], None],
     ) -> None:
         self.name = name
         self._bootstrap = bootstrap
@@ -299,7 +316,7 @@ class Relay:
         try:
             await producer.start()  # InitProducerId: fences, aborts an older instance's work
             tail = await read_tail(self._bootstrap, self._topic, self._header)
-            if tail is not None and self._check_tail is not None:
+            if tail is not None:
                 check = self._check_tail
                 await backoff_retry(lambda: check(tail), f"check_{self.name}_tail")
             published = 0 if tail is None else tail.position

@@ -32,6 +32,7 @@ from consumers.journal_relay import (
     RelayFenced,
     TopicDiverged,
     check_journal_tail,
+    check_rejects_tail,
     read_journal_batch,
     read_rejects_batch,
 )
@@ -126,6 +127,7 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
         header="number",
         read_batch=lambda after: read_rejects_batch(store, after),
         wake=state.rejects_recorded,
+        check_tail=lambda tail: check_rejects_tail(store, tail),
     )
     return _Parts(store, state, ingest, journal, rejects)
 
@@ -414,7 +416,8 @@ def _failure_status(task: asyncio.Task[None]) -> int:
         log.debug("undecidable_record_traceback", exc_info=error.error)
         return EXIT_UNDECIDABLE
     if isinstance(error, TopicDiverged):
-        log.critical("alarm=journal_topic_diverged task=%s detail=%s", task.get_name(), error)
+        # The alarm names the stream: `journal_topic_diverged` or `rejects_topic_diverged`.
+        log.critical("alarm=%s_topic_diverged detail=%s", task.get_name(), error)
         return EXIT_DIVERGED
     log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
     if isinstance(error, RelayFenced | InvariantViolation):

@@ -1,7 +1,8 @@
-"""The relay trusts no journal topic tail it did not write: on start it compares the tail
-record, byte for byte, with the store's record of that seq, and stops with an alarm
-(exit status 5) when they differ. Before, it took the tail's `seq` header on trust and
-never published the genuine record of that seq."""
+"""The relays trust no topic tail they did not write: on start each compares the tail
+record, byte for byte, with the store's record of that seq (reject number), and stops with
+an alarm (exit status 5) when they differ. Before, the journal relay took the tail's `seq`
+header on trust and never published the genuine record of that seq, and the rejects relay
+checked nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.integration.test_pipeline_support import (
     REPOSITORY,
     hand_written_stream,
     health,
+    hostile_records,
     ledger_command,
     read_topic,
     run_ledger,
@@ -47,8 +49,9 @@ async def _append(
 def _published_ledger(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[str, int]:
     """A ledger run until its whole journal is on the topic, then stopped; (store, last seq)."""
     store, port = f"sqlite:///{tmp_path / 'ledger.db'}", free_port()
-    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 3, 40))
-    run_ledger(store, bootstrap, prefix, "publish", str(inbox))
+    refused = [record for record, _ in hostile_records()]
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 3, 40) + refused)
+    run_ledger(store, bootstrap, prefix, "publish", str(inbox), "--send-malformed")
     service = start_service(store, bootstrap, prefix, tmp_path / "first.log", port)
     wait_until(
         lambda: (
@@ -56,6 +59,8 @@ def _published_ledger(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[str,
             and h["inbox_lag"] == 0
             and int(str(h["journal_seq"])) > 0
             and h["published_seq"] == h["journal_seq"]
+            and h["rejects"] == len(refused)
+            and h["rejects_published"] == h["rejects"]
         ),
         ready_timeout_s,
         "the journal published",
@@ -65,16 +70,28 @@ def _published_ledger(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[str,
     return store, last
 
 
-@pytest.mark.parametrize("forgery", ["next_seq", "no_seq_header"])
-def test_a_foreign_tail_on_the_journal_topic_stops_the_relay_with_an_alarm(
-    forgery: str, kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("forgery", "topic"),
+    [
+        ("next_seq", "events"),
+        ("no_seq_header", "events"),
+        ("next_number", "rejects"),
+        ("same_number_other_bytes", "rejects"),
+    ],
+)
+def test_a_foreign_tail_on_a_ledger_topic_stops_the_relay_with_an_alarm(
+    forgery: str, topic: str, kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
-    store, last = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path)
-    events = f"{kafka_topic_prefix}events"
-    genuine = read_topic(kafka_bootstrap, events)[-1]
-    headers = [] if forgery == "no_seq_header" else [("seq", str(last + 1).encode())]
-    forged = genuine.value.replace(f'"seq":{last}'.encode(), f'"seq":{last + 1}'.encode())
-    asyncio.run(_append(kafka_bootstrap, events, forged, headers))
+    header = "seq" if topic == "events" else "number"
+    store, _ = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path)
+    name = f"{kafka_topic_prefix}{topic}"
+    genuine = read_topic(kafka_bootstrap, name)[-1]
+    last = int(genuine.headers[header])
+    position = last if forgery == "same_number_other_bytes" else last + 1
+    headers = [] if forgery == "no_seq_header" else [(header, str(position).encode())]
+    forged = genuine.value.replace(f'"{header}":{last}'.encode(), f'"{header}":{last + 1}'.encode())
+    assert forged != genuine.value
+    asyncio.run(_append(kafka_bootstrap, name, forged, headers))
     log = tmp_path / "second.log"
     with log.open("ab") as sink:
         second = subprocess.run(
@@ -84,8 +101,9 @@ def test_a_foreign_tail_on_the_journal_topic_stops_the_relay_with_an_alarm(
         )  # fmt: skip
     text = log.read_text()
     assert second.returncode == 5, text[-3000:]
-    assert "alarm=journal_topic_diverged" in text
-    assert len(read_topic(kafka_bootstrap, events)) == last + 1  # nothing published past it
+    stream = "journal" if topic == "events" else "rejects"
+    assert f"alarm={stream}_topic_diverged" in text
+    assert len(read_topic(kafka_bootstrap, name)) == last + 1  # nothing published past it
 
 
 def test_audit_from_kafka_of_a_topic_with_a_foreign_record_or_no_topic_is_one_line(

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.cli import main
-from consumers.journal_relay import Tail, TopicDiverged, check_journal_tail
+from consumers.journal_relay import Tail, TopicDiverged, check_journal_tail, check_rejects_tail
 from ledger.store import LedgerStore
 from tests.ledger_scenario import Scenario
 
@@ -135,3 +135,23 @@ def test_the_relay_accepts_a_tail_identical_to_the_store_and_refuses_any_other(
             check_journal_tail(store, Tail(last, forged))
         with pytest.raises(TopicDiverged, match="which the store does not hold"):
             check_journal_tail(store, Tail(last + 1, entry.record))
+
+
+def test_the_rejects_relay_accepts_a_tail_identical_to_the_store_and_refuses_any_other(
+    tmp_path: Path,
+) -> None:
+    s = Scenario(f"sqlite:///{tmp_path / 'ledger.db'}")
+    s.open("C1")
+    s.send("withdrawal", account_id="C1", event_id="w1")  # no such type: two rejects
+    s.send("withdrawal", account_id="C1", event_id="w2")
+    with s.store as store:
+        assert store.reject_count() == 2
+        (genuine,) = store.read_rejects(1, 1)
+        check_rejects_tail(store, Tail(2, genuine))  # the genuine tail: no alarm
+        with pytest.raises(TopicDiverged, match="rejects topic's record of number 2 differs"):
+            check_rejects_tail(store, Tail(2, genuine.replace(b'"w2"', b'"w9"')))
+        with pytest.raises(TopicDiverged, match="ends at number 3, which the store does not"):
+            check_rejects_tail(store, Tail(3, genuine))
+        (first,) = store.read_rejects(0, 1)
+        with pytest.raises(TopicDiverged, match="record of number 2 differs"):
+            check_rejects_tail(store, Tail(2, first))  # the right bytes under another number
