@@ -5,9 +5,10 @@
   any row has, so every figure keeps its exact digits; a column whose figures need more than
   38 digits stays a string (the file's metadata names it);
 - timestamps (`*_at`, `*deadline`): `timestamp[us, UTC]`; `business_date`: `date32`;
-- the daily statement's `balances` (`map<string, string>`, asset to balance) and
-  `positions` (`list<struct<market, size, entry_price>>`) as nested values, their figures
-  exact decimal strings;
+- the daily statement's `balances` (`map<string, decimal128>`, asset to balance) and
+  `positions` (`list<struct<market: string, size: decimal128, entry_price: decimal128>>`)
+  as nested values, each figure a decimal at the scale of the most decimal places that
+  figure has in the file (a balance of BTC and one of USD share one scale: 8 holds both);
 - other text: `string`.
 """
 
@@ -22,7 +23,7 @@ from typing import IO, Any
 from projections.tables import Column, Table
 
 decimal128_digits_max = 38  # Parquet's DECIMAL in 16 bytes
-POSITION_FIELDS = ("market", "size", "entry_price")
+POSITION_FIGURES = ("size", "entry_price")
 
 
 class ParquetError(ValueError):
@@ -48,16 +49,59 @@ def _decimal_shape(values: list[Any]) -> tuple[int, int]:
     return integer_digits + scale, scale
 
 
+def _figure_type(pa: Any, name: str, values: list[Any]) -> tuple[Any, str | None]:
+    """decimal128 holding every value exactly, or string with a note past 38 digits."""
+    precision, scale = _decimal_shape(values)
+    if precision > decimal128_digits_max:
+        return pa.string(), f"{name}: more than 38 digits, kept as text"
+    return pa.decimal128(precision, scale), None
+
+
+def _figure(text: str | None, kind: Any, pa: Any) -> Decimal | str | None:
+    """One figure as its column holds it: a Decimal, or its text in a string column."""
+    if text is None or kind == pa.string():
+        return text
+    return Decimal(text)
+
+
+def _balances(pa: Any, values: list[Any]) -> tuple[Any, list[Any], str | None]:
+    """`{"BTC": "1.5", ...}` per row as map<asset, figure>."""
+    rows = [None if v is None else json.loads(v) for v in values]
+    figures = [figure for row in rows if row for figure in row.values()]
+    kind, note = _figure_type(pa, "balances", figures)
+    mapped = [
+        None if row is None else [(asset, _figure(text, kind, pa)) for asset, text in row.items()]
+        for row in rows
+    ]
+    return pa.map_(pa.string(), kind), mapped, note
+
+
+def _positions(pa: Any, values: list[Any]) -> tuple[Any, list[Any], str | None]:
+    """`[{"market", "size", "entry_price"}, ...]` per row as list<struct<...>>."""
+    rows = [None if v is None else json.loads(v) for v in values]
+    held = [position for row in rows if row for position in row]
+    fields, notes = [pa.field("market", pa.string())], []
+    for name in POSITION_FIGURES:
+        kind, note = _figure_type(pa, f"positions.{name}", [p[name] for p in held])
+        fields.append(pa.field(name, kind))
+        notes += [] if note is None else [note]
+    kinds = {field.name: field.type for field in fields[1:]}
+
+    def position(held: dict[str, str]) -> dict[str, Any]:
+        figures = {name: _figure(held[name], kind, pa) for name, kind in kinds.items()}
+        return {"market": held["market"], **figures}
+
+    converted = [None if row is None else [position(p) for p in row] for row in rows]
+    return pa.list_(pa.struct(fields)), converted, "; ".join(notes) or None
+
+
 def _column(pa: Any, column: Column, values: list[Any]) -> tuple[Any, list[Any], str | None]:
     """(Arrow type, values converted, a note when a decimal column stays a string)."""
     if column.kind == "integer":
         return pa.int64(), values, None
     if column.kind == "decimal":
-        precision, scale = _decimal_shape(values)
-        if precision > decimal128_digits_max:
-            return pa.string(), values, f"{column.name}: more than 38 digits, kept as text"
-        converted = [None if v is None else Decimal(v) for v in values]
-        return pa.decimal128(precision, scale), converted, None
+        kind, note = _figure_type(pa, column.name, values)
+        return kind, [_figure(v, kind, pa) for v in values], note
     if _is_timestamp(column.name):
         moments = [
             None if not v else datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values
@@ -66,11 +110,9 @@ def _column(pa: Any, column: Column, values: list[Any]) -> tuple[Any, list[Any],
     if column.name == "business_date":
         return pa.date32(), [None if not v else date.fromisoformat(v) for v in values], None
     if column.name == "balances":
-        mapped = [None if v is None else list(json.loads(v).items()) for v in values]
-        return pa.map_(pa.string(), pa.string()), mapped, None
+        return _balances(pa, values)
     if column.name == "positions":
-        position = pa.struct([pa.field(name, pa.string()) for name in POSITION_FIELDS])
-        return pa.list_(position), [None if v is None else json.loads(v) for v in values], None
+        return _positions(pa, values)
     return pa.string(), values, None
 
 

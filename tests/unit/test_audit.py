@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sqlite3
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -143,8 +144,31 @@ def test_report_formats_keep_decimals_as_strings(
     assert main(["--store", store_url, *arguments]) == 0
     read = pq.read_table(statement)
     assert str(read.schema.field("business_date").type) == "date32[day]"
-    assert str(read.schema.field("balances").type).startswith("map<string, string")
-    assert str(read.schema.field("positions").type).startswith("list<element: struct<market")
+    # Changed: nested figures were strings; they are decimals, exact, at one scale per figure.
+    balance = read.schema.field("balances").type.item_type
+    assert (balance.id, balance.scale) == (pa.decimal128(1, 0).id, 8)  # BTC's 8 places
+    position = read.schema.field("positions").type.value_type
+    assert [position.field(i).name for i in range(3)] == ["market", "size", "entry_price"]
+    assert str(position.field("market").type) == "string"
+    assert position.field("size").type.id == pa.decimal128(1, 0).id
+    assert position.field("entry_price").type.id == pa.decimal128(1, 0).id
+    assert main(["--store", store_url, "report", "daily-statement", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    for row, balances, positions in zip(
+        rows, read.column("balances").to_pylist(), read.column("positions").to_pylist(), strict=True
+    ):
+        # The same figures as the JSON's exact strings, only typed: equal as decimals.
+        assert dict(balances) == {k: Decimal(v) for k, v in json.loads(row["balances"]).items()}
+        expected = [
+            {
+                "market": p["market"],
+                "size": Decimal(p["size"]),
+                "entry_price": Decimal(p["entry_price"]),
+            }
+            for p in json.loads(row["positions"])
+        ]
+        assert positions == expected
+    assert any(positions for positions in read.column("positions").to_pylist())
 
 
 def test_report_as_of_and_bad_input(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
