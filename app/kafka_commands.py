@@ -31,6 +31,7 @@ from ledger.store import StoreUrlError
 
 health_port_env = "LEDGER_HEALTH_PORT"
 drain_timeout_env = "LEDGER_DRAIN_TIMEOUT"
+broker_wait_env = "LEDGER_BROKER_WAIT"
 health_host_env = "LEDGER_HEALTH_HOST"
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
@@ -56,13 +57,20 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
 
 
 def _run(args: argparse.Namespace) -> int:
-    from consumers.service import ServiceSettings, run_service  # noqa: PLC0415
+    from consumers.service import (  # noqa: PLC0415
+        EXIT_BROKER_UNREACHABLE,
+        BrokerUnreachable,
+        ServiceSettings,
+        run_service,
+    )
     from consumers.topics import TopicNames  # noqa: PLC0415
 
     if not 0 <= args.health_port <= 65_535:
         raise CommandError(f"--health-port {args.health_port} is not a port (0 disables)")
     if args.drain_timeout is not None and not args.drain_timeout > 0:
         raise CommandError(f"--drain-timeout {args.drain_timeout} must be above 0 seconds")
+    if args.broker_wait is not None and not args.broker_wait > 0:
+        raise CommandError(f"--broker-wait {args.broker_wait} must be above 0 seconds")
     if args.inbox_partitions < 1 or args.replication_factor < 1:
         raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")
     settings = ServiceSettings(
@@ -78,9 +86,13 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.drain_timeout is not None:
         settings = dataclasses.replace(settings, drain_timeout_s=args.drain_timeout)
+    if args.broker_wait is not None:
+        settings = dataclasses.replace(settings, broker_wait_s=args.broker_wait)
     try:
         with broker_faults(args.bootstrap, client_logs=True):
             return asyncio.run(run_service(settings))
+    except BrokerUnreachable as error:
+        raise CommandError(str(error), EXIT_BROKER_UNREACHABLE) from error
     except StoreUrlError as error:
         raise CommandError(f"{error}: check --store or LEDGER_STORE") from error
 
@@ -165,6 +177,13 @@ def register(sub: Any) -> None:
         default=float(os.environ[drain_timeout_env]) if os.environ.get(drain_timeout_env) else None,
         help="seconds from SIGTERM to exit, at most (default 30): the batch in hand is "
         f"finished and the relays publish what they can meanwhile (${drain_timeout_env})",
+    )
+    run.add_argument(
+        "--broker-wait",
+        type=float,
+        default=float(os.environ[broker_wait_env]) if os.environ.get(broker_wait_env) else None,
+        help="seconds to wait at start for the Kafka broker to answer (default 60); then "
+        f"one line naming it and exit status 6 (${broker_wait_env})",
     )
     _topic_options(run)
     run.set_defaults(handler=_run)

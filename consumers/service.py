@@ -50,13 +50,14 @@ progress_log_interval_s = 5.0  # while records move
 idle_progress_log_interval_s = 60.0  # when nothing moves: the service is alive
 shutdown_drain_timeout_s = 30.0  # SIGTERM to exit: finish the batch, publish what the store holds
 shutdown_close_timeout_s = 5.0  # then closing the Kafka clients, past the drain, at most
-startup_kafka_attempts_max = 30  # topic creation while the broker is starting
-startup_kafka_backoff_s = 1.0
+broker_wait_default_s = 60.0  # at start, wait this long for the broker (--broker-wait)
+broker_wait_backoff_s = 1.0  # between attempts to reach it meanwhile
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_FENCED = 3  # another instance took over, or two writers met in the store
 EXIT_UNDECIDABLE = 4  # an inbox record could not be decided: a fault in the ledger
 EXIT_DIVERGED = 5  # the journal topic's tail is not the store's record: an alarm
+EXIT_BROKER_UNREACHABLE = 6  # at start, the broker did not answer within the broker wait
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +72,7 @@ class ServiceSettings:
     replication_factor: int
     snapshot_events: int = snapshot_interval_events  # journal events between book snapshots
     drain_timeout_s: float = shutdown_drain_timeout_s  # float-ok: seconds from SIGTERM to exit
+    broker_wait_s: float = broker_wait_default_s  # float-ok: seconds to wait for the broker
 
 
 @dataclass
@@ -82,21 +84,51 @@ class _Parts:
     rejects: Relay
 
 
+class BrokerUnreachable(Exception):
+    """At start, the broker did not answer within the broker wait: one line naming it."""
+
+
 async def _create_topics(settings: ServiceSettings) -> None:
-    for attempt in range(1, startup_kafka_attempts_max + 1):
-        try:
-            await ensure_topics(
-                settings.bootstrap,
-                settings.names,
-                inbox_partitions=settings.inbox_partitions,
-                replication_factor=settings.replication_factor,
-            )
-            return
-        except KafkaError as error:
-            if attempt == startup_kafka_attempts_max:
-                raise
-            log.warning("kafka_unavailable attempt=%d error=%r", attempt, error)
-            await asyncio.sleep(startup_kafka_backoff_s)
+    """Create the missing topics, waiting up to `broker_wait_s` for the broker to answer.
+
+    A broker that is starting (Compose starts both at once) is normal: one line says the
+    service waits, and the Kafka client's own connection errors stay out of the log
+    meanwhile (they would repeat every attempt). Past the wait, `BrokerUnreachable`."""
+    loop = asyncio.get_running_loop()
+    deadline_s = loop.time() + settings.broker_wait_s
+    client_log = logging.getLogger("aiokafka")
+    client_level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    waiting = False
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline_s - loop.time(), 0.0)):
+                    await ensure_topics(
+                        settings.bootstrap,
+                        settings.names,
+                        inbox_partitions=settings.inbox_partitions,
+                        replication_factor=settings.replication_factor,
+                    )
+                break
+            except (KafkaError, TimeoutError) as error:
+                if loop.time() + broker_wait_backoff_s >= deadline_s:
+                    detail = str(error).splitlines()[0] if str(error) else "no answer"
+                    raise BrokerUnreachable(
+                        f"the Kafka broker at {settings.bootstrap} did not answer within "
+                        f"{settings.broker_wait_s:g} s (--broker-wait): {detail}"
+                    ) from None
+                if not waiting:
+                    waiting = True
+                    log.warning(
+                        "waiting_for_broker bootstrap=%s wait_s=%g",
+                        settings.bootstrap, settings.broker_wait_s,
+                    )  # fmt: skip
+                await asyncio.sleep(broker_wait_backoff_s)
+    finally:
+        client_log.setLevel(client_level)
+    if waiting:
+        log.info("broker_answered bootstrap=%s", settings.bootstrap)
 
 
 def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication) -> _Parts:

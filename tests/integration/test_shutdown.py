@@ -122,7 +122,7 @@ def test_mid_batch_finishes_the_batch_and_stops_in_time(
 def test_a_broker_unreachable_at_start_stops_at_once(tmp_path: Path) -> None:
     store, log = f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path / "run.log"
     service = _start(store, f"127.0.0.1:{free_port()}", "nobroker.", log, 0)
-    wait_until(lambda: "kafka_unavailable" in log.read_text(), ready_timeout_s, "a retry")
+    wait_until(lambda: "waiting_for_broker" in log.read_text(), ready_timeout_s, "the wait")
     status, took_s = _terminate(service, log)
     assert status == 0, log.read_text()[-3000:]
     assert took_s < drain_timeout_s

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,22 @@ def test_explain_says_when_an_event_records_no_figures(ledger_store: Path) -> No
 def test_an_unreachable_broker_is_one_line(args: tuple[str, ...], ledger_store: Path) -> None:
     done = _ledger("--bootstrap", "127.0.0.1:1", *args, cwd=ledger_store.parent)
     _one_line(done, 1, "the Kafka broker at 127.0.0.1:1 cannot be used")
+
+
+def test_run_waits_a_bounded_time_for_an_unreachable_broker_then_says_so_once(
+    ledger_store: Path, tmp_path: Path
+) -> None:
+    shutil.copy(ledger_store, tmp_path / "ledger.db")
+    started_s = time.monotonic()
+    done = _ledger("--store", "sqlite:///ledger.db", "--bootstrap", "127.0.0.1:1",
+                   "run", "--health-port", "0", "--broker-wait", "2", cwd=tmp_path)  # fmt: skip
+    elapsed_s = time.monotonic() - started_s
+    assert done.returncode == 6, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "ledger: the Kafka broker at 127.0.0.1:1 did not answer within 2 s (--broker-wait)"
+    ), done.stderr
+    assert sum("waiting_for_broker bootstrap=127.0.0.1:1" in line for line in lines) == 1
+    assert "logger=aiokafka" not in done.stderr  # the client's retries are not repeated
+    assert "Traceback" not in done.stderr
+    assert 2 <= elapsed_s < 2 + 20  # the wait, then the interpreter's start and the replay
