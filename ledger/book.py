@@ -55,7 +55,7 @@ class Position:
 
 # What a margin call answers: equity below the maintenance requirement, or a margin loan
 # drawn for a client debit past one of the account's lending limits.
-EQUITY_CALL_TRIGGER = "below_maintenance_requirement"
+EQUITY_CALL_TRIGGER: je.MarginCallTrigger = "below_maintenance_requirement"
 
 
 @dataclass
@@ -64,7 +64,7 @@ class OpenMarginCall:
     issued_at: str
     deadline: datetime
     amount: Decimal
-    trigger: str = EQUITY_CALL_TRIGGER
+    trigger: je.MarginCallTrigger = EQUITY_CALL_TRIGGER
 
 
 @dataclass

@@ -23,6 +23,12 @@ from ledger.risk import MarginStatus
 # "met" when the account is healthy again, "liquidated" when a liquidation closed it.
 CallOutcome = Literal["met", "liquidated"]
 LiquidationTrigger = Literal["below_liquidation_requirement", "margin_call_deadline"]
+# What a margin call answers: equity below the maintenance requirement, or the lending limit
+# a financed debit broke (then the call's `amount = loan - limit`).
+MarginCallTrigger = Literal[
+    "below_maintenance_requirement", "credit_limit_exceeded", "lending_value_exceeded"
+]
+LimitCallTrigger = Literal["credit_limit_exceeded", "lending_value_exceeded"]
 LiquidationStepKind = Literal["close_position", "cash_to_loan", "sell_collateral"]
 DailyStatements = Literal["sent", "waived"]
 
@@ -288,9 +294,7 @@ class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
     amount: Decimal
     deadline: str
     inputs: DecisionInputs
-    # "below_maintenance_requirement", or the lending limit a financed debit broke
-    # ("credit_limit_exceeded", "lending_value_exceeded"): then `amount = loan - limit`.
-    trigger: str = "below_maintenance_requirement"
+    trigger: MarginCallTrigger = "below_maintenance_requirement"
     limit: Decimal | None = None
 
 

@@ -30,7 +30,7 @@ from ledger.rejections import ReasonCode
 class LimitBreach:
     """The account's loan is above `limit`; the trigger of the margin call it gets."""
 
-    trigger: ReasonCode
+    trigger: je.LimitCallTrigger
     limit: Decimal
     loan: Decimal
 
@@ -94,11 +94,11 @@ def limit_breach(desk: Desk, account: Account) -> LimitBreach | None:
     if loan.is_zero():
         return None
     lending = marked_lending_value(desk, account)
-    limit, trigger = min(
-        (account.credit_limit, ReasonCode.CREDIT_LIMIT_EXCEEDED),
-        (lending, ReasonCode.LENDING_VALUE_EXCEEDED),
-        key=lambda bound: bound[0],
+    bounds: tuple[tuple[Decimal, je.LimitCallTrigger], ...] = (
+        (account.credit_limit, "credit_limit_exceeded"),
+        (lending, "lending_value_exceeded"),
     )
+    limit, trigger = min(bounds, key=lambda bound: bound[0])
     return LimitBreach(trigger, limit, loan) if loan > limit else None
 
 

@@ -52,7 +52,6 @@ from ledger.money import (
     quantize,
 )
 from ledger.policy import CASH_ASSETS, Policy
-from ledger.rejections import ReasonCode
 
 _HALF_CENT = Decimal(1).scaleb(-USD_SCALE) / 2
 
@@ -385,7 +384,7 @@ def _limit_cure(desk: Desk, scratch: Account, asset: str, mark: Decimal) -> Deci
     asset_policy = desk.policy.asset(asset)
     per_unit = mark
     lends = asset_policy.eligible and asset not in CASH_ASSETS
-    if breach.trigger is ReasonCode.LENDING_VALUE_EXCEEDED and lends:
+    if breach.trigger == "lending_value_exceeded" and lends:
         per_unit = mark * asset_policy.haircut.initial
     if per_unit.is_zero():
         return ZERO  # selling an asset without haircut leaves the gap where it is

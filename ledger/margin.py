@@ -171,7 +171,7 @@ def _issue(
             amount=limit_call_amount(breach.loan, breach.limit),
             deadline=format_timestamp(deadline),
             inputs=inputs,
-            trigger=str(breach.trigger),
+            trigger=breach.trigger,
             limit=breach.limit,
         )
     desk.record(event)
