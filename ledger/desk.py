@@ -15,6 +15,7 @@ from typing import TypedDict
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
+from ledger.invariants import InvariantViolation
 from ledger.journal import JournalEntry, format_timestamp, seal
 from ledger.money import REPORTING_ASSET
 from ledger.policy import Policy
@@ -157,5 +158,8 @@ def figures_record(figures: risk.MarginFigures) -> je.Figures:
 
 def _tag(event: je.JournalEventType) -> str:
     tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
+    if not isinstance(tag, str):
+        raise InvariantViolation(
+            f"{type(event).__name__} has no string tag: every journal event has one"
+        )
     return tag

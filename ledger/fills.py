@@ -20,7 +20,7 @@ from ledger import inbox
 from ledger import journal_events as je
 from ledger.book import LIQUIDATION, LiquidationLot
 from ledger.desk import Desk
-from ledger.invariants import require
+from ledger.invariants import present
 from ledger.liquidation import deleverage_lot, draw_insurance_fund
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
@@ -77,13 +77,12 @@ def fill_result(
         closed = quantity if lot.remaining > ZERO else -quantity
         gross = quantize(DECIMAL_CONTEXT.multiply(closed, price - lot.takeover_price), USD_SCALE)
         return gross, None
-    require(quote_amount is not None, "a collateral fill is a spot trade with a quote amount")
-    assert quote_amount is not None  # narrowing for mypy; require() above cannot be stripped
+    proceeds = present(quote_amount, "a collateral fill is a spot trade with a quote amount")
     if quantity == lot.remaining:
         cost = lot.remaining_cost
     else:
         cost = quantize(DECIMAL_CONTEXT.multiply(quantity, lot.takeover_price), USD_SCALE)
-    return quote_amount - cost, cost
+    return proceeds - cost, cost
 
 
 def settle_fill(

@@ -28,7 +28,7 @@ import msgspec
 
 from ledger import limits
 from ledger.identifiers import identifier_problem
-from ledger.invariants import InvariantViolation, require
+from ledger.invariants import InvariantViolation, present
 from ledger.money import REPORTING_ASSET, format_decimal, parse_decimal_text
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
@@ -492,7 +492,6 @@ def _scale(scale_of: ScaleOf, values: dict[str, Any], policy: Policy) -> int:
     scale = policy.asset_scale(code)
     if scale is None:
         raise InvariantViolation(f"asset {code!r} was checked against the policy before")
-    assert scale is not None  # narrowing for mypy; require() above cannot be stripped
     return scale
 
 
@@ -550,9 +549,7 @@ _NAMED_FIELD = re.compile(r"field `(?P<field>[^`]*)`")
 
 def _validation_refusal(message: str) -> Refusal:
     """Map msgspec's validation message (`problem - at `$.field``) to a reason code."""
-    parsed = _VALIDATION_MESSAGE.match(message)
-    require(parsed is not None, "the pattern matches any text")
-    assert parsed is not None  # narrowing for mypy; require() above cannot be stripped
+    parsed = present(_VALIDATION_MESSAGE.match(message), "the pattern matches any text")
     problem, path = parsed["problem"], parsed["path"] or ""
     field = path.split(".", 1)[0].split("[", 1)[0]
     named = _NAMED_FIELD.search(problem)

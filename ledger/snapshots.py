@@ -34,7 +34,7 @@ from ledger import book as book_module
 from ledger import journal_events as je
 from ledger import money, risk
 from ledger.book import Book, BookedTrade
-from ledger.invariants import require
+from ledger.invariants import present, require
 from ledger.limits import journal_read_batch_events_max
 from ledger.store import LedgerStore
 
@@ -49,8 +49,8 @@ _APPLY_CODE = (book_module, risk, money)
 def _code_digest() -> str:
     digest = hashlib.sha256(f"format {SNAPSHOT_FORMAT}\n".encode())
     for module in _APPLY_CODE:
-        assert module.__file__ is not None  # a module loaded from a file
-        digest.update(Path(module.__file__).read_bytes())
+        source = present(module.__file__, f"{module.__name__} is loaded from a file")
+        digest.update(Path(source).read_bytes())
     return digest.hexdigest()
 
 
