@@ -28,6 +28,7 @@ from ledger.limits import (
     snapshot_interval_events,
 )
 from ledger.policy import Policy, load_policy
+from ledger.rejections import RejectRecord, decode_reject_record
 from ledger.store import (
     LedgerStore,
     NotALedgerStore,
@@ -302,7 +303,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _rejects(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CommandError("--limit must be at least 1")
-    records: list[dict[str, Any]] = []
+    records: list[RejectRecord] = []
     with open_store(args) as store:
         while len(records) < args.limit:
             page = store.read_rejects(
@@ -310,28 +311,25 @@ def _rejects(args: argparse.Namespace) -> int:
             )
             if not page:
                 break
-            records.extend(msgspec.json.decode(r) for r in page)
+            records.extend(decode_reject_record(r) for r in page)
     match args.format:
         case "json":
-            sys.stdout.write(json.dumps(records, indent=2, sort_keys=True) + "\n")
+            listed = msgspec.to_builtins(records)
+            sys.stdout.write(json.dumps(listed, indent=2, sort_keys=True) + "\n")
         case "csv":
             writer = csv.DictWriter(sys.stdout, fieldnames=REJECT_CSV_COLUMNS, lineterminator="\n")
             writer.writeheader()
-            writer.writerows({c: _csv_cell(r.get(c)) for c in REJECT_CSV_COLUMNS} for r in records)
+            writer.writerows(
+                {c: _csv_cell(getattr(r, c)) for c in REJECT_CSV_COLUMNS} for r in records
+            )
         case _:
             cells = [
-                [
-                    str(r["number"]),
-                    r["reason_code"],
-                    reject_origin(r),
-                    r.get("event_id") or "",
-                    r["detail"],
-                ]
+                [str(r.number), r.reason_code, reject_origin(r), r.event_id or "", r.detail]
                 for r in records
             ]
             for line in text_table(REJECT_TABLE_COLUMNS, cells, frozenset({"number"})):
                 print(line)
-    counts = Counter(r["reason_code"] for r in records)
+    counts = Counter(r.reason_code for r in records)
     summary = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
     noun = "reject" if len(records) == 1 else "rejects"
     print(f"{len(records)} {noun}" + (f": {summary}" if summary else ""), file=sys.stderr)
@@ -358,10 +356,10 @@ def _csv_cell(value: object) -> object:
     return "" if value is None else printable(value) if isinstance(value, str) else value
 
 
-def reject_origin(record: dict[str, Any]) -> str:
+def reject_origin(record: RejectRecord) -> str:
     """Where a refused record came from: `inbox.jsonl line 539` for a file given to
     `ledger ingest`, `ledger.inbox partition 0 offset 4711` for Kafka."""
-    topic, partition, offset = record["topic"], record["partition"], record["offset"]
+    topic, partition, offset = record.topic, record.partition, record.offset
     if topic.startswith("file:"):
         where = topic.removeprefix("file:")
         return where if offset is None else f"{where} line {offset}"
