@@ -134,59 +134,44 @@ def _api_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _from_env(parser: Any, flag: str, env_name: str, help_text: str, *, path: bool = True) -> None:
+    """An option whose default is the environment variable `env_name`; `help_text` names
+    it as `{env}`."""
+    value = os.environ.get(env_name)
+    parser.add_argument(
+        flag,
+        type=Path if path else str,
+        default=_path(value) if path else value,
+        help=help_text.format(env=f"${env_name}"),
+    )
+
+
 def register(sub: Any) -> None:
-    env = os.environ.get
     api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
     api.add_argument("--host", default=insecure_host, help="address to listen on")
     api.add_argument("--port", type=int, default=8000, help="port to listen on")
-    api.add_argument(
+    _from_env(
+        api,
         "--tokens-file",
-        type=Path,
-        default=_path(env(tokens_file_env)),
-        help=f"opaque API tokens, as hashes (${tokens_file_env}; see `ledger api-token`)",
+        tokens_file_env,
+        "opaque API tokens, as hashes ({env}; see `ledger api-token`)",
     )
-    api.add_argument(
-        "--jwt-public-key",
-        type=Path,
-        default=_path(env(jwt_public_key_env)),
-        help=f"PEM public key that signs JWTs (${jwt_public_key_env})",
-    )
-    api.add_argument(
-        "--jwt-jwks",
-        type=Path,
-        default=_path(env(jwt_jwks_env)),
-        help=f"JWKS file of the keys that sign JWTs (${jwt_jwks_env})",
-    )
-    api.add_argument(
-        "--jwt-issuer", default=env(jwt_issuer_env), help=f"expected `iss` (${jwt_issuer_env})"
-    )
-    api.add_argument(
-        "--jwt-audience",
-        default=env(jwt_audience_env),
-        help=f"expected `aud` (${jwt_audience_env})",
-    )
+    _from_env(api, "--jwt-public-key", jwt_public_key_env, "PEM public key that signs JWTs ({env})")
+    _from_env(api, "--jwt-jwks", jwt_jwks_env, "JWKS file of the keys that sign JWTs ({env})")
+    _from_env(api, "--jwt-issuer", jwt_issuer_env, "expected `iss` ({env})", path=False)
+    _from_env(api, "--jwt-audience", jwt_audience_env, "expected `aud` ({env})", path=False)
     api.add_argument(
         "--insecure-no-auth",
         action="store_true",
         help="no authentication: a local look on 127.0.0.1 only",
     )
-    api.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=_path(env(tls_cert_env)),
-        help=f"PEM certificate chain: serve HTTPS (${tls_cert_env})",
-    )
-    api.add_argument(
-        "--tls-key",
-        type=Path,
-        default=_path(env(tls_key_env)),
-        help=f"PEM private key of --tls-cert (${tls_key_env})",
-    )
-    api.add_argument(
+    _from_env(api, "--tls-cert", tls_cert_env, "PEM certificate chain: serve HTTPS ({env})")
+    _from_env(api, "--tls-key", tls_key_env, "PEM private key of --tls-cert ({env})")
+    _from_env(
+        api,
         "--access-log",
-        type=Path,
-        default=_path(env(access_log_env)),
-        help=f"JSON-lines access log file (${access_log_env}; stderr by default)",
+        access_log_env,
+        "JSON-lines access log file ({env}; stderr by default)",
     )
     api.set_defaults(handler=_api)
 
@@ -198,10 +183,10 @@ def register(sub: Any) -> None:
         required=True,
         help="auditor, risk, reporting or client:<account_id> (repeat for several)",
     )
-    token.add_argument(
+    _from_env(
+        token,
         "--tokens-file",
-        type=Path,
-        default=_path(env(tokens_file_env)),
-        help=f"the file `ledger api` reads the token hashes from (${tokens_file_env})",
+        tokens_file_env,
+        "the file `ledger api` reads the token hashes from ({env})",
     )
     token.set_defaults(handler=_api_token)
