@@ -12,6 +12,12 @@ from ledger.statements import ClientStatement, Period
 from projections.tables import Column, ColumnKind, Table
 
 readable_places_max = 8  # more decimal places than this are shown to the cent in HTML
+# A collateral holding's figures: its own columns in the HTML table and in the lines.
+COLLATERAL_FIGURES = ("mark_price", "market_value", "haircut", "haircut_value")
+COLLATERAL_COLUMNS = ("asset", "quantity", *COLLATERAL_FIGURES)
+DECIMAL_COLUMNS = ("amount", "after", "opening", "closing", *COLLATERAL_FIGURES)
+# A movement's fields that are line columns of the same name.
+MOVEMENT_CELLS = ("seq", "recorded_at", "event_type", "detail", "amount", "after")
 LINE_COLUMNS = (
     "period",
     "account_id",
@@ -21,26 +27,7 @@ LINE_COLUMNS = (
     "recorded_at",
     "event_type",
     "detail",
-    "amount",
-    "after",
-    "opening",
-    "closing",
-    "mark_price",
-    "market_value",
-    "haircut",
-    "haircut_value",
-)
-DECIMAL_COLUMNS = frozenset(
-    {
-        "amount",
-        "after",
-        "opening",
-        "closing",
-        "mark_price",
-        "market_value",
-        "haircut",
-        "haircut_value",
-    }
+    *DECIMAL_COLUMNS,
 )
 
 
@@ -107,19 +94,8 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
         opening, closing = statement.opening.get(asset), statement.closing.get(asset)
         lines.append(_line(statement, "balance", asset, opening=opening, closing=closing))
     for m in statement.movements:
-        lines.append(
-            _line(
-                statement,
-                "movement",
-                m.item,
-                seq=m.seq,
-                recorded_at=m.recorded_at,
-                event_type=m.event_type,
-                detail=m.detail,
-                amount=m.amount,
-                after=m.after,
-            )
-        )
+        cells = {name: getattr(m, name) for name in MOVEMENT_CELLS}
+        lines.append(_line(statement, "movement", m.item, **cells))
     for holding in statement.collateral:
         lines.append(_line(statement, "collateral", holding["asset"], **_collateral(holding)))
     for name in ("loan_principal", "loan_interest", "interest_accrued"):
@@ -161,13 +137,7 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
 
 
 def _collateral(holding: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "closing": holding["quantity"],
-        "mark_price": holding["mark_price"],
-        "market_value": holding["market_value"],
-        "haircut": holding["haircut"],
-        "haircut_value": holding["haircut_value"],
-    }
+    return {"closing": holding["quantity"], **{c: holding[c] for c in COLLATERAL_FIGURES}}
 
 
 def _position_line(statement: ClientStatement, position: dict[str, Any]) -> dict[str, Any]:
@@ -268,22 +238,9 @@ def statement_html(statement: ClientStatement, policy_version: str) -> str:
         ),
         "<h2>Collateral</h2>",
         _table(
-            ("asset", "quantity", "mark_price", "market_value", "haircut", "haircut_value"),
-            [
-                tuple(
-                    h[c]
-                    for c in (
-                        "asset",
-                        "quantity",
-                        "mark_price",
-                        "market_value",
-                        "haircut",
-                        "haircut_value",
-                    )
-                )
-                for h in statement.collateral
-            ],
-            {"quantity", "mark_price", "market_value", "haircut", "haircut_value"},
+            COLLATERAL_COLUMNS,
+            [tuple(h[c] for c in COLLATERAL_COLUMNS) for h in statement.collateral],
+            set(COLLATERAL_COLUMNS) - {"asset"},
         ),
         *_loan_and_margin(statement),
     ]
