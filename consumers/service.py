@@ -112,7 +112,8 @@ async def _create_topics(settings: ServiceSettings) -> None:
                     )
                 break
             except (KafkaError, TimeoutError) as error:
-                if loop.time() + broker_wait_backoff_s >= deadline_s:
+                remaining_s = deadline_s - loop.time()
+                if remaining_s <= 0:
                     detail = str(error).splitlines()[0] if str(error) else "no answer"
                     raise BrokerUnreachable(
                         f"the Kafka broker at {settings.bootstrap} did not answer within "
@@ -124,7 +125,7 @@ async def _create_topics(settings: ServiceSettings) -> None:
                         "waiting_for_broker bootstrap=%s wait_s=%g",
                         settings.bootstrap, settings.broker_wait_s,
                     )  # fmt: skip
-                await asyncio.sleep(broker_wait_backoff_s)
+                await asyncio.sleep(min(broker_wait_backoff_s, remaining_s))
     finally:
         client_log.setLevel(client_level)
     if waiting:
