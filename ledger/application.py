@@ -34,7 +34,7 @@ from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max, snaps
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.store import LedgerStore, PersistenceError, Tracking
+from ledger.store import JournalConflict, LedgerStore, PersistenceError, Tracking
 from ledger.watchlist import Watchlist
 
 log = logging.getLogger("ledger.application")
@@ -144,14 +144,16 @@ class LedgerApplication:
         """Record a snapshot once `snapshot_events` events passed since the last one, or
         were replayed at start (the latest snapshot was of other code: an upgrade pays one
         full replay, not one per start). A snapshot only saves replay time: a store fault
-        here is logged, not raised, since the batch itself is already recorded."""
+        here is logged, not raised, since the batch itself is already recorded; so is a
+        snapshot that older code recorded at this seq (an upgrade of a store at rest: the
+        next batch records one)."""
         since = self.book.last_seq - self.snapshot.seq
         if since <= 0 or max(since, self.replayed_events) < self.snapshot_events:
             return
         try:
             self.snapshot = snapshots.take(self.store, self.book, self.snapshot)
             self.replayed_events = 0
-        except PersistenceError as error:
+        except (PersistenceError, JournalConflict) as error:
             log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
 
     def _record_before(self, items: Sequence[InboxItem], tracking: Tracking | None) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import assert_never
+from typing import Literal, assert_never
+
+import msgspec
 
 from ledger import journal_events as je
 from ledger import risk
@@ -92,13 +94,33 @@ class LiquidationLot:
         return "sell" if self.remaining > ZERO else "buy"
 
 
-@dataclass(frozen=True)
-class BookedTrade:
-    """A client trade as booked, with the position it changed (for an exact reversal)."""
+class BookedTrade(msgspec.Struct, frozen=True, array_like=True):
+    """What reversing a client trade (a bust) needs, kept per trade instead of its whole
+    journal event: the register holds one per client trade ever booked, so its ids, hashes
+    and timestamps would be most of a restarted book (see `Book.trades`)."""
 
-    event: je.SpotTradeBooked | je.PerpTradeBooked
-    size_before: Decimal = ZERO
+    seq: int
+    account_id: str
+    type: Literal["spot_trade_booked", "perp_trade_booked"]
+    instrument: str  # the spot symbol or the perpetual market
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    quote_amount: Decimal = ZERO  # spot: the USD that moved
+    realized_pnl: Decimal = ZERO  # perpetual: what the trade realised
+    size_after: Decimal = ZERO  # perpetual: the client's position right after the trade
+    entry_price_after: Decimal = ZERO
+    size_before: Decimal = ZERO  # perpetual: the position it changed (an exact reversal)
     entry_price_before: Decimal = ZERO
+
+    @property
+    def perpetual(self) -> bool:
+        return self.type == "perp_trade_booked"
+
+
+_encode_trade = msgspec.msgpack.Encoder().encode
+_decode_trade = msgspec.msgpack.Decoder(BookedTrade).decode
 
 
 @dataclass
@@ -173,9 +195,10 @@ class Book:
     mark_times: dict[str, datetime] = field(default_factory=dict)
     # Accounts whose margin decision waits for fresh marks, with the stale instruments.
     waiting: dict[str, list[str]] = field(default_factory=dict)
-    # Client trades by trade_id and client deposits by reference, for busts and returns,
-    # with the ids already reversed (each is reversed at most once).
-    trades: dict[str, BookedTrade] = field(default_factory=dict)
+    # Client trades by trade_id (each an encoded `BookedTrade`, decoded only when a bust
+    # asks for it: a restart reads this register whole) and client deposits by reference,
+    # for busts and returns, with the ids already reversed (each is reversed at most once).
+    trades: dict[str, bytes] = field(default_factory=dict)
     busted: set[str] = field(default_factory=set)
     deposits: dict[str, je.DepositCredited] = field(default_factory=dict)
     returned: set[str] = field(default_factory=set)
@@ -201,6 +224,15 @@ class Book:
             for liquidation_id in sorted(self.liquidation_lots)
             for _, lot in sorted(self.liquidation_lots[liquidation_id].items())
         ]
+
+    def booked_trade(self, trade_id: str) -> BookedTrade | None:
+        """The client trade booked under `trade_id`, if any (busted or not)."""
+        encoded = self.trades.get(trade_id)
+        return None if encoded is None else _decode_trade(encoded)
+
+    def _keep_trade(self, trade: BookedTrade, trade_id: str) -> None:
+        if trade_id not in self.trades:  # the first booking under an id is the one reversed
+            self.trades[trade_id] = _encode_trade(trade)
 
     def clients(self) -> list[Account]:
         return [a for a in self.accounts.values() if a.is_client]
@@ -443,16 +475,17 @@ class Book:
         self.post(event.asset, event.amount, self._id(event), CUSTODY)
 
     def _reverse_trade(self, event: je.TradeReversed) -> None:
-        booked = self.trades[event.trade_id]
-        original = booked.event
+        original = present(
+            self.booked_trade(event.trade_id), f"trade {event.trade_id} reversed, never booked"
+        )
         require(
             event.trade_id not in self.busted and original.seq == event.original_seq,
             f"trade {event.trade_id} reversed twice or other than it was booked",
         )
         self.busted.add(event.trade_id)
         account_id = self._id(event)
-        if isinstance(original, je.SpotTradeBooked):
-            base, quantity = original.symbol.split("/")[0], original.quantity
+        if not original.perpetual:
+            base, quantity = original.instrument.split("/")[0], original.quantity
             quote = original.quote_amount
             if original.side == "buy":
                 self.post(base, quantity, account_id, HOUSE)
@@ -463,12 +496,12 @@ class Book:
         else:
             account = self.accounts[account_id]
             self.set_position(
-                account, original.market, booked.size_before, booked.entry_price_before
+                account, original.instrument, original.size_before, original.entry_price_before
             )
             realised = original.realized_pnl
             self.post(REPORTING_ASSET, realised, account_id, PERP_SETTLEMENT)
             signed = original.quantity * (1 if original.side == "buy" else -1)
-            house = self.trade_position(HOUSE, original.market, signed, original.price)
+            house = self.trade_position(HOUSE, original.instrument, signed, original.price)
             require(
                 event.house_realized_pnl is not None and house == event.house_realized_pnl,
                 f"trade {event.trade_id}: the house's reversal realised other PnL",
@@ -478,7 +511,18 @@ class Book:
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
         account_id = self._id(event)
-        self.trades.setdefault(event.trade_id, BookedTrade(event))
+        trade = BookedTrade(
+            seq=event.seq,
+            account_id=account_id,
+            type="spot_trade_booked",
+            instrument=event.symbol,
+            side=event.side,
+            quantity=event.quantity,
+            price=event.price,
+            fee=event.fee,
+            quote_amount=event.quote_amount,
+        )
+        self._keep_trade(trade, event.trade_id)
         quantity, quote = event.quantity, event.quote_amount
         if event.side == "buy":
             self.post(base, quantity, HOUSE, account_id)
@@ -492,8 +536,22 @@ class Book:
         account = self.accounts[self._id(event)]
         if account.is_client:
             held = account.positions.get(event.market)
-            before = BookedTrade(event, held.size, held.entry_price) if held else BookedTrade(event)
-            self.trades.setdefault(event.trade_id, before)
+            trade = BookedTrade(
+                seq=event.seq,
+                account_id=account.account_id,
+                type="perp_trade_booked",
+                instrument=event.market,
+                side=event.side,
+                quantity=event.quantity,
+                price=event.price,
+                fee=event.fee,
+                realized_pnl=event.realized_pnl,
+                size_after=event.size_after,
+                entry_price_after=event.entry_price_after,
+                size_before=held.size if held else ZERO,
+                entry_price_before=held.entry_price if held else ZERO,
+            )
+            self._keep_trade(trade, event.trade_id)
         self.set_position(account, event.market, event.size_after, event.entry_price_after)
         self.post(REPORTING_ASSET, event.realized_pnl, PERP_SETTLEMENT, account.account_id)
         self.post(REPORTING_ASSET, event.fee, account.account_id, FEES)

@@ -22,15 +22,14 @@ from ledger import inbox, risk
 from ledger import journal_events as je
 from ledger.book import HOUSE, BookedTrade
 from ledger.desk import Desk
-from ledger.invariants import present
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
 
 def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
     book = desk.book
-    booked = book.trades.get(record.trade_id)
-    if booked is None:
+    original = book.booked_trade(record.trade_id)
+    if original is None:
         raise Refusal(
             ReasonCode.UNKNOWN_TRADE,
             f"no client trade {record.trade_id!r} is booked: check the trade_id",
@@ -40,24 +39,19 @@ def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
             ReasonCode.TRADE_ALREADY_BUSTED,
             f"trade {record.trade_id} is already reversed: nothing more to do",
         )
-    original = booked.event
-    account_id = present(original.account_id, "a booked client trade names its account")
-    perp = _PerpReversal()
-    if isinstance(original, je.SpotTradeBooked):
-        _check_spot_reversible(desk, original)
+    account_id = original.account_id
+    if original.perpetual:
+        perp = _perp_reversal(desk, record.trade_id, original)
     else:
-        perp = _perp_reversal(desk, booked, original)
+        _check_spot_reversible(desk, original)
+        perp = _PerpReversal()
     desk.record(
         je.TradeReversed(
             **desk.common(account_id),
             trade_id=record.trade_id,
             reason=record.reason,
             original_seq=original.seq,
-            original_type=(
-                "spot_trade_booked"
-                if isinstance(original, je.SpotTradeBooked)
-                else "perp_trade_booked"
-            ),
+            original_type=original.type,
             fee_refunded=original.fee,
             realized_pnl_reversed=perp.realized_pnl_reversed,
             size_after=perp.size_after,
@@ -68,10 +62,10 @@ def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
     return (account_id,)
 
 
-def _check_spot_reversible(desk: Desk, original: je.SpotTradeBooked) -> None:
+def _check_spot_reversible(desk: Desk, original: BookedTrade) -> None:
     """A bought asset must still be there to give back (USD is financed if short)."""
-    base = original.symbol.split("/")[0]
-    account = desk.book.accounts[str(original.account_id)]
+    base = original.instrument.split("/")[0]
+    account = desk.book.accounts[original.account_id]
     held, bought = account.balance(base), original.quantity
     if original.side == "buy" and held < bought:
         raise Refusal(
@@ -91,19 +85,20 @@ class _PerpReversal:
     house_realized_pnl: Decimal | None = None
 
 
-def _perp_reversal(desk: Desk, booked: BookedTrade, original: je.PerpTradeBooked) -> _PerpReversal:
+def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpReversal:
     """The client's position back to before the trade, if no later trade moved it; the
     house trades the opposite back at the original price. Returns the reversal's figures."""
-    account = desk.book.accounts[str(original.account_id)]
-    held = account.positions.get(original.market)
+    account = desk.book.accounts[original.account_id]
+    market = original.instrument
+    held = account.positions.get(market)
     now = (held.size, held.entry_price) if held else (ZERO, ZERO)
     if now != (original.size_after, original.entry_price_after):
         raise Refusal(
             ReasonCode.TRADE_NOT_REVERSIBLE,
-            f"{account.account_id}'s {original.market} position changed after trade "
-            f"{original.trade_id}: bust the later trades first",
+            f"{account.account_id}'s {market} position changed after trade "
+            f"{trade_id}: bust the later trades first",
         )
-    house = desk.book.accounts[HOUSE].positions.get(original.market)
+    house = desk.book.accounts[HOUSE].positions.get(market)
     signed = original.quantity * (1 if original.side == "buy" else -1)
     price = original.price
     effect = risk.trade_realisation(
@@ -111,8 +106,8 @@ def _perp_reversal(desk: Desk, booked: BookedTrade, original: je.PerpTradeBooked
     )
     return _PerpReversal(
         realized_pnl_reversed=original.realized_pnl,
-        size_after=booked.size_before,
-        entry_price_after=booked.entry_price_before,
+        size_after=original.size_before,
+        entry_price_after=original.entry_price_before,
         house_realized_pnl=quantize(effect.realised_pnl, USD_SCALE),
     )
 

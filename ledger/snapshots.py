@@ -33,14 +33,15 @@ import msgspec
 from ledger import book as book_module
 from ledger import journal_events as je
 from ledger import money, risk
-from ledger.book import Book, BookedTrade
+from ledger.book import Book
 from ledger.invariants import present, require
 from ledger.limits import journal_read_batch_events_max
 from ledger.store import LedgerStore
 
 log = logging.getLogger("ledger.snapshots")
 
-SNAPSHOT_FORMAT = 1
+# 2: a trade register entry is an encoded `BookedTrade`, not the whole journal event.
+SNAPSHOT_FORMAT = 2
 # What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
 # snapshot written before it, so a book is never restored into code that applies otherwise.
 _APPLY_CODE = (book_module, risk, money)
@@ -70,12 +71,25 @@ APPENDED_REGISTERS = ("seen_inputs", "trades", "deposits")
 
 
 class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
-    after_seq: int  # the previous snapshot's seq (0 for the first)
+    after_seq: int  # the previous snapshot's seq (0 for the first of a run)
     seq: int
     counts: tuple[int, int, int]  # each register's size up to `seq`, these entries included
     seen_inputs: dict[str, str]  # event id -> input digest
-    trades: dict[str, BookedTrade]
+    trades: dict[str, bytes]  # trade id -> encoded `BookedTrade`
     deposits: dict[str, je.DepositCredited]
+    format: int = 1  # SNAPSHOT_FORMAT when written (format 1 recorded none)
+    # The seq of this run's first record (its after_seq is 0). A new format starts a new run
+    # from seq 1: the older records stay in the store, never read again.
+    run_from: int = 0
+
+
+class _RegistersHead(msgspec.Struct, frozen=True):
+    """A register record without its entries (msgspec skips them unread)."""
+
+    seq: int
+    counts: tuple[int, int, int]
+    format: int = 1
+    run_from: int = 0
 
 
 class _SnapshotHead(msgspec.Struct, frozen=True):
@@ -96,6 +110,7 @@ _encode_comparable = msgspec.msgpack.Encoder(order="deterministic").encode
 _decode_snapshot = msgspec.msgpack.Decoder(BookSnapshot).decode
 _decode_snapshot_head = msgspec.msgpack.Decoder(_SnapshotHead).decode
 _decode_registers = msgspec.msgpack.Decoder(SnapshotRegisters).decode
+_decode_registers_head = msgspec.msgpack.Decoder(_RegistersHead).decode
 _decode_hash = msgspec.json.Decoder(_HashHead).decode
 
 
@@ -103,8 +118,9 @@ _decode_hash = msgspec.json.Decoder(_HashHead).decode
 class SnapshotMark:
     """Where the latest snapshot stands: its seq and how many inputs were seen up to it."""
 
-    seq: int = 0
+    seq: int = 0  # 0: the next snapshot's registers start a run, holding everything
     counts: tuple[int, int, int] = (0, 0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
+    run_from: int = 0  # the seq of the run's first register record
 
 
 def encode_book(book: Book) -> bytes:
@@ -140,6 +156,7 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         hash=book.last_hash,
         book=snapshot_form(book),
     )
+    run_from = previous.run_from if previous.seq else book.last_seq
     registers = SnapshotRegisters(
         after_seq=previous.seq,
         seq=book.last_seq,
@@ -147,18 +164,23 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         seen_inputs=_gained(seen, previous.counts[0]),
         trades=_gained(trades, previous.counts[1]),
         deposits=_gained(deposits, previous.counts[2]),
+        format=SNAPSHOT_FORMAT,
+        run_from=run_from,
     )
     store.append_snapshot(book.last_seq, _encode(snapshot), _encode(registers))
-    return SnapshotMark(book.last_seq, counts)
+    return SnapshotMark(book.last_seq, counts, run_from)
 
 
 def latest_mark(store: LedgerStore) -> SnapshotMark:
-    """The latest snapshot's mark, whatever code wrote it: the next one continues its run."""
+    """The latest snapshot's mark, whatever code wrote it, if its registers are of this
+    format: the next one continues its run. Otherwise the next one starts a run."""
     record = store.last_snapshot_registers()
     if record is None:
         return SnapshotMark()
-    registers = _decode_registers(record)
-    return SnapshotMark(registers.seq, registers.counts)
+    head = _decode_registers_head(record)
+    if head.format != SNAPSHOT_FORMAT:
+        return SnapshotMark()
+    return SnapshotMark(head.seq, head.counts, head.run_from)
 
 
 def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
@@ -188,9 +210,16 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bo
 
 def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
     """Fill the book's append-only registers from the run of register records up to
-    `until_seq`; False when that run is broken (a record missing, or a count disagrees)."""
-    after_seq = 0
-    while after_seq < until_seq and (records := store.read_snapshot_registers(after_seq)):
+    `until_seq`; False when that run is broken (a record missing, of another format, or a
+    count disagrees)."""
+    last = store.read_snapshot_registers(until_seq - 1, 1)
+    if not last:
+        return False
+    head = _decode_registers_head(last[0])
+    if (head.seq, head.format) != (until_seq, SNAPSHOT_FORMAT) or head.run_from <= 0:
+        return False
+    after_seq, cursor = 0, head.run_from - 1  # the run's first record follows `cursor`
+    while after_seq < until_seq and (records := store.read_snapshot_registers(cursor)):
         for record in records:
             registers = _decode_registers(record)
             if registers.after_seq != after_seq or registers.seq > until_seq:
@@ -201,7 +230,7 @@ def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
             sizes = (len(book.seen_inputs), len(book.trades), len(book.deposits))
             if sizes != registers.counts:
                 return False
-            after_seq = registers.seq
+            after_seq = cursor = registers.seq
             if after_seq == until_seq:
                 break
     return after_seq == until_seq

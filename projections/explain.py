@@ -20,6 +20,7 @@ from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.groups import group_limit_checks
+from ledger.invariants import present
 from ledger.journal import format_timestamp
 from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
@@ -415,12 +416,11 @@ def _explain_reversal(
         original = book.deposits[event.reference]
         out.check("amount = the deposit's", event.amount, original.amount)
         return
-    booked = book.trades[event.trade_id]
-    out.check("original seq", event.original_seq, booked.event.seq)
-    out.check("fee refunded = the trade's fee", event.fee_refunded, booked.event.fee)
-    if isinstance(booked.event, je.PerpTradeBooked):
-        trade = booked.event
-        house = book.accounts[HOUSE].positions.get(trade.market)
+    trade = present(book.booked_trade(event.trade_id), f"trade {event.trade_id} never booked")
+    out.check("original seq", event.original_seq, trade.seq)
+    out.check("fee refunded = the trade's fee", event.fee_refunded, trade.fee)
+    if trade.perpetual:
+        house = book.accounts[HOUSE].positions.get(trade.instrument)
         signed = Decimal(trade.quantity) * (1 if trade.side == "buy" else -1)
         effect = risk.trade_realisation(
             house.size if house else ZERO,
@@ -433,7 +433,7 @@ def _explain_reversal(
             f"the house trades {_n(signed)} back at {trade.price}: realised {_n(realised)}"
         )
         out.check("house realised PnL", event.house_realized_pnl, _n(realised))
-        out.check("position restored", event.size_after, _n(booked.size_before))
+        out.check("position restored", event.size_after, _n(trade.size_before))
 
 
 def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:

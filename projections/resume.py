@@ -30,7 +30,8 @@ from projections.state import ProjectionState
 
 log = logging.getLogger("projections.resume")
 
-STATE_FORMAT = 1
+# 2: the book keeps its trades and deposits (a later bust or return reverses one of them).
+STATE_FORMAT = 2
 # Fields a saved state leaves out: the policy (given by the caller, checked by digest) and
 # what the current batch touched (empty between batches).
 _LEFT_OUT = frozenset({"policy", "touched"})
@@ -74,7 +75,12 @@ _decode = msgspec.msgpack.Decoder(_SavedState).decode
 def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None:
     """Keep `projection`'s state (between batches) next to the views."""
     values = {field: getattr(projection, field) for field in _FIELDS}
-    values["book"] = snapshots.snapshot_form(projection.book)
+    # The views' book reverses busted trades and returned deposits, so it keeps those
+    # registers; the inputs seen only serve the writer (a repeated event id).
+    book = projection.book
+    values["book"] = dataclasses.replace(
+        snapshots.snapshot_form(book), trades=book.trades, deposits=book.deposits
+    )
     saved = _SavedState(
         format=STATE_FORMAT,
         code_digest=CODE_DIGEST,

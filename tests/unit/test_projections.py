@@ -25,6 +25,7 @@ from projections import resume, tables, views
 from projections.database import ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
+from tests.ledger_scenario import Scenario
 
 SEED, ACCOUNTS, DAYS = 1, 8, 3  # the crash of day 2 issues calls and liquidates accounts
 
@@ -130,6 +131,27 @@ def test_a_runner_resumes_from_the_saved_state_and_writes_the_same_views(
         assert resumed.state.calls == first.state.calls
         assert resumed.follow(store) == store.last_seq() - 7_777
         assert views.snapshot(database) == _project(store, policy, batch_events=5000)
+
+
+def test_a_bust_after_the_saved_state_reverses_the_trade_in_the_views(
+    tmp_path: Path, policy: Policy
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    s.mark("BTC-PERP", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
+        quantity="0.1", price="60000", fee="3",
+    )  # fmt: skip
+    views.live_views(s.store, url, policy).close()  # the views and their saved state
+    s.send("trade_busted", trade_id="p1", reason="off-market price")
+    with (
+        views.live_views(s.store, url, policy) as live,  # resumed, then the bust applied
+        views.views_at(s.store, policy, s.store.last_seq()) as rebuilt,  # from seq 1
+    ):
+        assert views.snapshot(live) == views.snapshot(rebuilt)
 
 
 def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(

@@ -135,10 +135,18 @@ def _latest_snapshot(store: LedgerStore) -> snapshots.BookSnapshot:
     return msgspec.msgpack.decode(found[1], type=snapshots.BookSnapshot)
 
 
-def _no_registers(after_seq: int, seq: int) -> snapshots.SnapshotRegisters:
-    """A register record that claims the registers are empty (they are not)."""
+def _no_registers(store: LedgerStore, after_seq: int, seq: int) -> snapshots.SnapshotRegisters:
+    """A register record of this format, continuing the store's run, that claims the
+    registers are empty (they are not)."""
     return snapshots.SnapshotRegisters(
-        after_seq=after_seq, seq=seq, counts=(0, 0, 0), seen_inputs={}, trades={}, deposits={}
+        after_seq=after_seq,
+        seq=seq,
+        counts=(0, 0, 0),
+        seen_inputs={},
+        trades={},
+        deposits={},
+        format=snapshots.SNAPSHOT_FORMAT,
+        run_from=snapshots.latest_mark(store).run_from,
     )
 
 
@@ -146,7 +154,7 @@ def _write_over(store: LedgerStore, snapshot: snapshots.BookSnapshot) -> None:
     """Record `snapshot` one seq later than the real latest one, as a forger would."""
     seq = snapshot.seq + 1
     forged = msgspec.structs.replace(snapshot, seq=seq)
-    seen = _no_registers(after_seq=snapshot.seq, seq=seq)
+    seen = _no_registers(store, after_seq=snapshot.seq, seq=seq)
     store.append_snapshot(seq, msgspec.msgpack.encode(forged), msgspec.msgpack.encode(seen))
 
 
@@ -189,7 +197,7 @@ def test_a_broken_run_of_seen_inputs_falls_back_to_a_replay(snapshotted: LedgerS
         hash=je.decode_journal_record(entry.record).hash,
         book=msgspec.msgpack.decode(snapshots.encode_book(at_next), type=Book),
     )
-    seen = _no_registers(after_seq=latest.seq, seq=latest.seq + 1)
+    seen = _no_registers(snapshotted, after_seq=latest.seq, seq=latest.seq + 1)
     snapshotted.append_snapshot(
         latest.seq + 1, msgspec.msgpack.encode(genuine), msgspec.msgpack.encode(seen)
     )
@@ -242,3 +250,48 @@ def test_a_start_that_replays_a_whole_interval_records_a_snapshot_at_once(
     assert _latest_snapshot(snapshotted).code_digest == "f" * 64
     restarted = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
     assert restarted.replayed_events == 0  # from the new snapshot, nothing left to replay
+
+
+def test_registers_of_an_older_format_start_a_new_run_from_seq_1(
+    simulated: list[InboxItem],
+) -> None:
+    earlier, later = simulated[:-simulated_batch_records], simulated[-simulated_batch_records:]
+    store = _restarting_run(earlier, simulated_batch_records, snapshot_events=never_events)
+    last = store.last_seq()
+    # What format 1 wrote at the journal's end: whole trade events, no format, no run_from;
+    # with a book snapshot of this code, so that only the registers' format stands in the way.
+    older = _replayed(store)
+    (entry,) = store.read_journal(last - 1, 1)
+    book = snapshots.BookSnapshot(
+        format=snapshots.SNAPSHOT_FORMAT,
+        code_digest=snapshots.CODE_DIGEST,
+        seq=last,
+        hash=je.decode_journal_record(entry.record).hash,
+        book=snapshots.snapshot_form(older),
+    )
+    format_1 = {
+        "after_seq": 0,
+        "seq": last,
+        "counts": [len(older.seen_inputs), 1, 0],
+        "seen_inputs": older.seen_inputs,
+        "trades": {"T1": {"event": {"type": "spot_trade_booked", "seq": 5}}},
+        "deposits": {},
+    }
+    store.append_snapshot(last, msgspec.msgpack.encode(book), msgspec.msgpack.encode(format_1))
+    assert snapshots.latest_mark(store) == snapshots.SnapshotMark()  # the run ends there
+    assert snapshots.restore(store, with_inputs=True).last_seq == 0  # not joined: a replay
+    # A start on the store at rest: the older snapshot holds this seq, so none is recorded
+    # (nor is the start refused); the first batch records one, starting a run.
+    app = LedgerApplication(store, POLICY, snapshot_events=100)
+    assert app.snapshot == snapshots.SnapshotMark()
+    app.process(later)
+    new_last = store.last_seq()
+    assert new_last > last
+    assert (app.snapshot.seq, app.snapshot.run_from) == (new_last, new_last)
+    restarted = LedgerApplication(store, POLICY, snapshot_events=100)
+    assert restarted.replayed_events == 0  # from the new run's one record
+    expected = _replayed(store)
+    for register in snapshots.APPENDED_REGISTERS:
+        assert list(getattr(restarted.book, register).items()) == list(
+            getattr(expected, register).items()
+        )
