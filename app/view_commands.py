@@ -17,12 +17,19 @@ from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections import audit, explain, parquet, render, views
-from projections.database import ProjectionConflict, ViewDatabase, ViewsUrlError
+from projections.database import ProjectionConflict, ViewDatabase, ViewsReadOnly, ViewsUrlError
 from projections.runner import Advance, ProjectionGap, projection_batch_events_max
 from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 
-_USER_ERRORS = (AsOfError, PolicyMismatch, ProjectionConflict, ViewsUrlError, ProjectionGap)
+_USER_ERRORS = (
+    AsOfError,
+    PolicyMismatch,
+    ProjectionConflict,
+    ViewsUrlError,
+    ViewsReadOnly,
+    ProjectionGap,
+)
 
 
 @contextmanager
@@ -37,11 +44,18 @@ def _user_errors() -> Iterator[None]:
 def _views(
     store: LedgerStore, args: argparse.Namespace, progress: Advance | None = None
 ) -> ViewDatabase:
-    """The live views (caught up first), or the views as of `--as-of` in a scratch database."""
+    """The live views (caught up first), or the views as of `--as-of` in a scratch database.
+
+    A role that may not write the live views (PostgreSQL's `ledger_reader`) gets the views
+    at the journal's end built in a scratch database: the same rows, nothing written."""
     policy = policy_of(args)
-    if args.as_of is None:
-        return views.live_views(store, args.store, policy, progress)
-    seq = reporting.as_of_seq(store, args.as_of)
+    if args.as_of is not None:
+        seq = reporting.as_of_seq(store, args.as_of)
+    else:
+        try:
+            return views.live_views(store, args.store, policy, progress)
+        except ViewsReadOnly:
+            seq = store.last_seq()
     return views.views_at(store, policy, seq, progress)
 
 
@@ -145,7 +159,11 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"{args.file}: {outcome.describe()}; nothing compared")
             return 1
     with _user_errors(), open_store(args) as store:
-        live = ViewDatabase.open(args.store)
+        try:
+            live = ViewDatabase.open(args.store)
+        except ViewsReadOnly:
+            # A reader role compares the views the owner maintains, as they stand.
+            live = ViewDatabase.open(args.store, create=False)
         with live:
             seq = live.position().last_seq
             if seq == 0:

@@ -7,7 +7,13 @@ Three roles (docs/security.md "PostgreSQL"):
   roles below their rights;
 - `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
   rejects table, SELECT, INSERT and UPDATE on the tracking table, nothing else;
-- `ledger_reader` (`ledger api`, the read commands): SELECT on both tables.
+- `ledger_reader` (`ledger api`, the read commands): SELECT on both tables (and on the
+  view tables, granted by `projections.database` when the owner creates them).
+
+The writer keeps UPDATE on the tracking table because eventsourcing's single-row tracking
+advances a partition's row with `INSERT ... ON CONFLICT DO UPDATE ... WHERE id < new`: that
+UPDATE is the in-transaction refusal of an older offset (docs/security.md says why it stays
+and what it leaves an attacker).
 
 A deployment's login roles are these roles or members of them (`GRANT ledger_writer TO
 run_service`). Triggers refuse UPDATE, DELETE and TRUNCATE of the journal and rejects for

@@ -39,6 +39,11 @@ class ViewsUrlError(ValueError):
     """A views database URL this module cannot open."""
 
 
+class ViewsReadOnly(RuntimeError):
+    """The URL's role may read the store but not create or write its views (a PostgreSQL
+    reader role such as `ledger_reader`), or may not read the views the owner built."""
+
+
 @dataclass(frozen=True, slots=True)
 class Position:
     last_seq: int
@@ -85,26 +90,77 @@ def _quoted(names: Sequence[str]) -> list[str]:
     return [f'"{name}"' for name in names]
 
 
-class ViewDatabase:
-    """The view tables of one database: created on open, written one batch at a time."""
+def _may_create(connection: Any, schema: str) -> bool:
+    """Whether the role may create the view tables: CREATE on the schema, or on the
+    database while the schema does not exist yet."""
+    row = connection.execute(
+        "SELECT CASE WHEN to_regnamespace(%s) IS NULL "
+        "THEN has_database_privilege(current_database(), 'CREATE') "
+        "ELSE has_schema_privilege(%s, 'CREATE') END",
+        (schema, schema),
+    ).fetchone()
+    return bool(row[0])
 
-    def __init__(self, connection: Any, placeholder: str, description: str) -> None:
+
+def _require_readable(connection: Any, where: str) -> None:
+    """The views are there and this role may read them, or `ViewsReadOnly` says why not."""
+    row = connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND has_table_privilege(%s, 'SELECT')",
+        (POSITION_TABLE, POSITION_TABLE),
+    ).fetchone()
+    if not row[0]:
+        raise ViewsReadOnly(
+            f"the views in {where} were never built, or this role may not read them: the "
+            "owner role builds them (`ledger report VIEW`) and grants ledger_reader SELECT"
+        )
+
+
+def _grant_reading(connection: Any) -> None:
+    """SELECT on every view table for the reader role, when the server has it: a reader
+    compares them (`ledger audit replay`) but never writes them."""
+    from psycopg import sql  # noqa: PLC0415
+
+    from ledger.store_privileges import READER_ROLE  # noqa: PLC0415 (PostgreSQL only)
+
+    if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone():
+        for name in (*(table.sql_name for table in TABLES), POSITION_TABLE, STATE_TABLE):
+            granted = connection.execute(
+                "SELECT has_table_privilege(%s, %s, 'SELECT')", (READER_ROLE, name)
+            ).fetchone()
+            if not granted[0]:
+                statement = sql.SQL("GRANT SELECT ON {} TO {}")
+                connection.execute(
+                    statement.format(sql.Identifier(name), sql.Identifier(READER_ROLE))
+                )
+
+
+class ViewDatabase:
+    """The view tables of one database: created on open (unless opened to read what is
+    there), written one batch at a time."""
+
+    def __init__(
+        self, connection: Any, placeholder: str, description: str, *, create: bool = True
+    ) -> None:
         self._connection = connection
         self._placeholder = placeholder
         self.description = description
-        self._create()
+        if create:
+            self._create()
 
     @classmethod
-    def open(cls, url: str) -> ViewDatabase:
-        """`sqlite:///path`, `sqlite:///:memory:` or `postgresql://…[?schema=name]`."""
+    def open(cls, url: str, *, create: bool = True) -> ViewDatabase:
+        """`sqlite:///path`, `sqlite:///:memory:` or `postgresql://…[?schema=name]`.
+
+        `create=False` reads the views that are there and creates nothing; on PostgreSQL,
+        a role that may not create them is `ViewsReadOnly` either way."""
         if url.startswith("sqlite:///"):
-            return cls._open_sqlite(url.removeprefix("sqlite:///"))
+            return cls._open_sqlite(url.removeprefix("sqlite:///"), create)
         if url.startswith(("postgresql://", "postgres://")):
-            return cls._open_postgres(url)
+            return cls._open_postgres(url, create)
         raise ViewsUrlError(f"views URL must start with sqlite:/// or postgresql://: {url!r}")
 
     @classmethod
-    def _open_sqlite(cls, path_text: str) -> ViewDatabase:
+    def _open_sqlite(cls, path_text: str, create: bool) -> ViewDatabase:
         if path_text in ("", ":memory:"):
             connection = sqlite3.connect(":memory:", isolation_level=None)
             return cls(connection, "?", "sqlite:///:memory:")
@@ -113,10 +169,10 @@ class ViewDatabase:
         connection = sqlite3.connect(path, timeout=sqlite_lock_timeout_s, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")  # readers never block the projector
         connection.execute("PRAGMA synchronous=FULL")  # a committed position survives a crash
-        return cls(connection, "?", f"sqlite:///{path}")
+        return cls(connection, "?", f"sqlite:///{path}", create=create)
 
     @classmethod
-    def _open_postgres(cls, url: str) -> ViewDatabase:
+    def _open_postgres(cls, url: str, create: bool) -> ViewDatabase:
         import psycopg  # noqa: PLC0415 (only the PostgreSQL mode needs the driver)
         from psycopg import sql  # noqa: PLC0415
         from psycopg.conninfo import make_conninfo  # noqa: PLC0415
@@ -130,10 +186,23 @@ class ViewDatabase:
             autocommit=True,  # transactions are explicit: `with connection.transaction()`
             connect_timeout=postgres_connect_timeout_s,
         )
-        schema = sql.Identifier(location.schema)
-        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-        connection.execute(sql.SQL("SET search_path TO {}").format(schema))
-        return cls(connection, "%s", location.describe())
+        try:
+            where = f"schema {location.schema}"
+            if create and not _may_create(connection, location.schema):
+                raise ViewsReadOnly(f"this role may not create or write the views in {where}")
+            schema = sql.Identifier(location.schema)
+            if create:
+                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            connection.execute(sql.SQL("SET search_path TO {}").format(schema))
+            if not create:
+                _require_readable(connection, where)
+            database = cls(connection, "%s", location.describe(), create=create)
+            if create:
+                _grant_reading(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return database
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._placeholder)

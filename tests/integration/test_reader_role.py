@@ -1,0 +1,103 @@
+"""Every read command works as `ledger_reader`, the PostgreSQL role with SELECT only: the
+owner builds the store once, the reader reads it and writes nothing into it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.simulation import simulate
+from tests.integration.test_store_privileges import role_url
+
+pytestmark = pytest.mark.integration
+
+FIRST_DATE = "2026-11-02"  # the simulation's first business day
+
+
+@pytest.fixture(scope="module")
+def reader_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store ingested by `ledger_owner`; the URL of the same schema as `ledger_reader`."""
+    schema = f"reader_{uuid.uuid4().hex[:12]}"
+    inbox = tmp_path_factory.mktemp("reader") / "inbox.jsonl"
+    inbox.write_bytes(b"\n".join(simulate(7, 6, 2)) + b"\n")
+    owner = role_url(postgres_url, "ledger_owner", schema)
+    assert main(["--store", owner, "ingest", str(inbox)]) in (0, 1)  # 1: some refused
+    # The owner builds the views (and grants the reader SELECT on them): replay compares them.
+    assert main(["--store", owner, "report", "margin-clients"]) == 0
+    return role_url(postgres_url, "ledger_reader", schema)
+
+
+def _account(reader_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["--store", reader_url, "report", "margin-clients", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows
+    return str(rows[0]["account_id"])
+
+
+def test_report_as_the_reader_builds_its_views_without_writing(
+    reader_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = _account(reader_url, capsys)
+    assert main(["--store", reader_url, "query", "margin", account, "--format", "json"]) == 0
+    equity = json.loads(capsys.readouterr().out)["equity"]
+    assert main(["--store", reader_url, "report", "margin-clients", "--format", "json"]) == 0
+    rows = {r["account_id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows[account]["equity"] == equity
+    assert main(["--store", reader_url, "report", "margin-calls", "--as-of", "50"]) == 0
+    assert "margin-calls as of seq 50" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "balances", "{account}"],
+        ["query", "margin", "{account}", "--as-of", "2026-11-03T12:00:00Z"],
+        ["rejects", "--format", "csv"],
+        ["journal", "export", "--out", "{tmp}/journal.jsonl"],
+        ["audit", "verify"],
+        ["audit", "replay"],
+        ["audit", "explain", "1"],
+        ["check", "{account}", "{tmp}/record.json"],
+        ["stress", "--shock", "BTC=-30%"],
+        ["statements", "daily", "--date", FIRST_DATE, "--out", "{tmp}/statements"],
+    ],
+)
+def test_every_read_command_works_as_the_reader(
+    reader_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    account = _account(reader_url, capsys)
+    record = {
+        "type": "withdrawal_requested",
+        "event_id": "reader-check-1",
+        "occurred_at": "2026-11-03T23:00:00Z",
+        "account_id": account,
+        "asset": "USD",
+        "amount": "1.00",
+    }
+    (tmp_path / "record.json").write_text(json.dumps(record), encoding="utf-8")
+    arguments = [part.format(account=account, tmp=tmp_path) for part in command]
+    status = main(["--store", reader_url, *arguments])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "permission denied" not in captured.err
+
+
+def test_a_reader_replaying_views_never_built_is_told_in_one_line(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = f"reader_{uuid.uuid4().hex[:12]}"
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_bytes(b"\n".join(simulate(8, 2, 1)) + b"\n")
+    owner = role_url(postgres_url, "ledger_owner", schema)
+    assert main(["--store", owner, "ingest", str(inbox)]) in (0, 1)
+    capsys.readouterr()
+    reader = role_url(postgres_url, "ledger_reader", schema)
+    assert main(["--store", reader, "audit", "replay"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"the views in schema {schema} were never built" in error
+    assert "Traceback" not in error
