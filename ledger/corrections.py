@@ -14,9 +14,10 @@ trade (bust the later trades first), or an asset the client no longer holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from ledger import inbox, risk
 from ledger import journal_events as je
@@ -25,26 +26,57 @@ from ledger.desk import Desk
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
+T = TypeVar("T")
 
-def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
-    book = desk.book
-    original = book.booked_trade(record.trade_id)
+
+@dataclass(frozen=True)
+class _Reversible:
+    """What the reversal of one kind of original refuses: an original the ledger never
+    booked, and one reversed already."""
+
+    noun: str
+    unknown: ReasonCode
+    unknown_detail: str  # formatted with the original's `key`
+    reversed_already: ReasonCode
+
+
+_TRADE = _Reversible(
+    "trade",
+    ReasonCode.UNKNOWN_TRADE,
+    "no client trade {key!r} is booked: check the trade_id",
+    ReasonCode.TRADE_ALREADY_BUSTED,
+)
+_DEPOSIT = _Reversible(
+    "deposit",
+    ReasonCode.UNKNOWN_DEPOSIT,
+    "no client deposit with reference {key!r} is booked: check the reference",
+    ReasonCode.DEPOSIT_ALREADY_RETURNED,
+)
+
+
+def _reversible_once(
+    kind: _Reversible, key: str, original: T | None, reversed_keys: Container[str]
+) -> T | Refusal:
+    """The original booked under `key`, or the refusal to reverse it (again)."""
     if original is None:
-        raise Refusal(
-            ReasonCode.UNKNOWN_TRADE,
-            f"no client trade {record.trade_id!r} is booked: check the trade_id",
+        return Refusal(kind.unknown, kind.unknown_detail.format(key=key))
+    if key in reversed_keys:
+        return Refusal(
+            kind.reversed_already, f"{kind.noun} {key} is already reversed: nothing more to do"
         )
-    if record.trade_id in book.busted:
-        raise Refusal(
-            ReasonCode.TRADE_ALREADY_BUSTED,
-            f"trade {record.trade_id} is already reversed: nothing more to do",
-        )
+    return original
+
+
+def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str] | Refusal:
+    book = desk.book
+    trade_id = record.trade_id
+    original = _reversible_once(_TRADE, trade_id, book.booked_trade(trade_id), book.busted)
+    if isinstance(original, Refusal):
+        return original
     account_id = original.account_id
-    if original.perpetual:
-        perp = _perp_reversal(desk, record.trade_id, original)
-    else:
-        _check_spot_reversible(desk, original)
-        perp = _PerpReversal()
+    perp = _reversal(desk, trade_id, original)
+    if isinstance(perp, Refusal):
+        return perp
     desk.record(
         je.TradeReversed(
             **desk.common(account_id),
@@ -62,17 +94,26 @@ def trade_busted(desk: Desk, record: inbox.TradeBusted) -> Iterable[str]:
     return (account_id,)
 
 
-def _check_spot_reversible(desk: Desk, original: BookedTrade) -> None:
+def _reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpReversal | Refusal:
+    """The figures the reversal records (none for a spot trade), or why it cannot be exact."""
+    if original.perpetual:
+        return _perp_reversal(desk, trade_id, original)
+    refusal = _spot_reversal_refusal(desk, original)
+    return _PerpReversal() if refusal is None else refusal
+
+
+def _spot_reversal_refusal(desk: Desk, original: BookedTrade) -> Refusal | None:
     """A bought asset must still be there to give back (USD is financed if short)."""
     base = original.instrument.split("/")[0]
     account = desk.book.accounts[original.account_id]
     held, bought = account.balance(base), original.quantity
     if original.side == "buy" and held < bought:
-        raise Refusal(
+        return Refusal(
             ReasonCode.TRADE_NOT_REVERSIBLE,
             f"{account.account_id} holds {format_decimal(held)} {base}, less than the "
             f"{original.quantity} the busted buy brought: book what moved it first",
         )
+    return None
 
 
 @dataclass(frozen=True)
@@ -85,7 +126,7 @@ class _PerpReversal:
     house_realized_pnl: Decimal | None = None
 
 
-def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpReversal:
+def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpReversal | Refusal:
     """The client's position back to before the trade, if no later trade moved it; the
     house trades the opposite back at the original price. Returns the reversal's figures."""
     account = desk.book.accounts[original.account_id]
@@ -93,7 +134,7 @@ def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpRev
     held = account.positions.get(market)
     now = (held.size, held.entry_price) if held else (ZERO, ZERO)
     if now != (original.size_after, original.entry_price_after):
-        raise Refusal(
+        return Refusal(
             ReasonCode.TRADE_NOT_REVERSIBLE,
             f"{account.account_id}'s {market} position changed after trade "
             f"{trade_id}: bust the later trades first",
@@ -112,24 +153,17 @@ def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpRev
     )
 
 
-def deposit_returned(desk: Desk, record: inbox.DepositReturned) -> Iterable[str]:
+def deposit_returned(desk: Desk, record: inbox.DepositReturned) -> Iterable[str] | Refusal:
     book = desk.book
-    original = book.deposits.get(record.reference)
-    if original is None:
-        raise Refusal(
-            ReasonCode.UNKNOWN_DEPOSIT,
-            f"no client deposit with reference {record.reference!r} is booked: check the reference",
-        )
-    if record.reference in book.returned:
-        raise Refusal(
-            ReasonCode.DEPOSIT_ALREADY_RETURNED,
-            f"deposit {record.reference} is already reversed: nothing more to do",
-        )
+    reference = record.reference
+    original = _reversible_once(_DEPOSIT, reference, book.deposits.get(reference), book.returned)
+    if isinstance(original, Refusal):
+        return original
     account_id = str(original.account_id)
     held = book.accounts[account_id].balance(original.asset)
     if original.asset != REPORTING_ASSET and held < original.amount:
         # A USD shortfall is financed like any debit; another asset cannot go below zero.
-        raise Refusal(
+        return Refusal(
             ReasonCode.INSUFFICIENT_BALANCE,
             f"{account_id} holds {format_decimal(held)} {original.asset}, less than the "
             f"{original.amount} returned: book what moved it first",

@@ -10,7 +10,10 @@ one of three outcomes, as TigerBeetle's `create_transfer` returns a result code:
 - `Refused`: an input that cannot be booked at all; nothing is recorded, the book is
   untouched, and the input is kept as a reject.
 
-An exception out of `decide` is a bug or a fault, never a refusal.
+Every rule returns its outcome the same way: a handler returns the accounts it touched, a
+`Rejected` or a `Refused`, and a helper that can refuse (`Desk.client`, `fills.lot_to_fill`,
+the corrections) returns a `Refusal` value for its caller to switch on. An exception out of
+`decide` is a bug or a fault, never a refusal.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ledger.book import (
     HOUSE,
     LIQUIDATION,
     Account,
+    LiquidationLot,
     is_reserved,
 )
 from ledger.desk import Desk
@@ -64,27 +68,32 @@ class Refused:
 
 Decision = Booked | Rejected | Refused
 BOOKED = Booked()
+# What a rule returns: the accounts whose margin it may have changed, or its refusal.
+Handled = Touched | Rejected | Refused
 
 
 def decide(desk: Desk, record: inbox.InboxRecordType) -> Decision:
     """Decide one record and return its outcome; a refusal is returned, never raised."""
     recorded_before = len(desk.pending)
-    try:
-        touched, rejected = _dispatch(desk, record)
-    except Refusal as refusal:
+    handled = _dispatch(desk, record)
+    if isinstance(handled, Refused):
         require(len(desk.pending) == recorded_before, "a refused input recorded journal events")
-        return Refused(refusal)
-    review(desk, touched, finance_debits(desk))
+        return handled
+    review(desk, () if isinstance(handled, Rejected) else handled, finance_debits(desk))
     review_due_calls(desk)
     # A liquidation may leave a client's USD below zero (a loss it realised on closing):
     # that too is financed, and the account reviewed again for the limits it breaks.
     review(desk, (), finance_debits(desk))
-    return BOOKED if rejected is None else Rejected(rejected)
+    return handled if isinstance(handled, Rejected) else BOOKED
+
+
+def _refused(reason_code: ReasonCode, detail: str) -> Refused:
+    return Refused(Refusal(reason_code, detail))
 
 
 def _dispatch(  # noqa: PLR0912  # one arm per inbox type
     desk: Desk, record: inbox.InboxRecordType
-) -> tuple[Touched, Refusal | None]:
+) -> Handled:
     match record:
         case inbox.AccountOpened():
             return _account_opened(desk, record)
@@ -109,15 +118,19 @@ def _dispatch(  # noqa: PLR0912  # one arm per inbox type
         case inbox.DayClosed():
             return _day_closed(desk, record)
         case inbox.TradeBusted():
-            return corrections.trade_busted(desk, record), None
+            return _refused_or_touched(corrections.trade_busted(desk, record))
         case inbox.DepositReturned():
-            return corrections.deposit_returned(desk, record), None
+            return _refused_or_touched(corrections.deposit_returned(desk, record))
         case inbox.RelatedGroupSet():
-            return related_group_set(desk, record)
+            return _refused_or_touched(related_group_set(desk, record))
         case inbox.DailyStatementsSet():
             return _daily_statements_set(desk, record)
         case _:
             assert_never(record)
+
+
+def _refused_or_touched(done: Touched | Refusal) -> Touched | Refused:
+    return Refused(done) if isinstance(done, Refusal) else done
 
 
 def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> Decimal:
@@ -128,14 +141,14 @@ def _amount(desk: Desk, amount: Decimal, asset: str = "USD") -> Decimal:
     return quantize(amount, scale)
 
 
-def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, None]:
+def _account_opened(desk: Desk, record: inbox.AccountOpened) -> Handled:
     if is_reserved(record.account_id):
-        raise Refusal(
+        return _refused(
             ReasonCode.RESERVED_ACCOUNT,
             f"{record.account_id!r} is reserved for the platform: choose another account_id",
         )
     if record.account_id in desk.book.accounts:
-        raise Refusal(
+        return _refused(
             ReasonCode.ACCOUNT_ALREADY_EXISTS,
             f"account {record.account_id} is already open: send credit_limit_set to change it",
         )
@@ -146,13 +159,15 @@ def _account_opened(desk: Desk, record: inbox.AccountOpened) -> tuple[Touched, N
             credit_limit=_amount(desk, record.credit_limit),
         )
     )
-    return (), None
+    return ()
 
 
-def _daily_statements_set(desk: Desk, record: inbox.DailyStatementsSet) -> tuple[Touched, None]:
+def _daily_statements_set(desk: Desk, record: inbox.DailyStatementsSet) -> Handled:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return Refused(account)
     if record.daily_statements == "waived" and account.investor_class != "professional":
-        raise Refusal(
+        return _refused(
             ReasonCode.NOT_PROFESSIONAL_INVESTOR,
             f"{record.account_id} is a retail account: only a professional investor may waive "
             "daily statements",
@@ -164,11 +179,13 @@ def _daily_statements_set(desk: Desk, record: inbox.DailyStatementsSet) -> tuple
             previous="waived" if account.daily_statements_waived else "sent",
         )
     )
-    return (), None
+    return ()
 
 
-def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> tuple[Touched, None]:
+def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> Handled:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return Refused(account)
     desk.record(
         je.CreditLimitSet(
             **desk.common(record.account_id),
@@ -176,12 +193,14 @@ def _credit_limit_set(desk: Desk, record: inbox.CreditLimitSet) -> tuple[Touched
             previous_credit_limit=account.credit_limit,
         )
     )
-    return (), None
+    return ()
 
 
-def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
+def _deposit(desk: Desk, record: inbox.Deposit) -> Handled:
     if record.account_id not in DEPOSITABLE_PLATFORM_ACCOUNTS:
-        desk.client(record.account_id)
+        unknown = desk.client(record.account_id)
+        if isinstance(unknown, Refusal):
+            return Refused(unknown)
     desk.record(
         je.DepositCredited(
             **desk.common(record.account_id),
@@ -190,11 +209,13 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> tuple[Touched, None]:
             reference=record.reference,
         )
     )
-    return (record.account_id,), None
+    return (record.account_id,)
 
 
-def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched, Refusal | None]:
+def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> Handled:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return Refused(account)
     no_advance = _no_advance_during_call(desk, account)
     if no_advance is not None:
         return _withdrawal_rejected(desk, record, no_advance.reason_code, no_advance.detail, None)
@@ -207,6 +228,8 @@ def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched,
         return _withdrawal_rejected(desk, record, ReasonCode.INSUFFICIENT_BALANCE, detail, None)
     with _balance_set(account, record.asset, balance - record.amount):
         figures = desk.figures(account)
+        if isinstance(figures, Refusal):
+            return Refused(figures)
         inputs = desk.inputs(account, figures)
     if figures.equity < figures.initial_requirement:
         detail = (
@@ -225,7 +248,7 @@ def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> tuple[Touched,
             inputs_after=inputs,
         )
     )
-    return (record.account_id,), None
+    return (record.account_id,)
 
 
 @contextmanager
@@ -248,7 +271,7 @@ def _withdrawal_rejected(
     reason: ReasonCode,
     detail: str,
     inputs: je.DecisionInputs | None,
-) -> tuple[Touched, Refusal]:
+) -> Rejected:
     desk.record(
         je.WithdrawalRejected(
             **desk.common(record.account_id),
@@ -259,11 +282,13 @@ def _withdrawal_rejected(
             inputs=inputs,
         )
     )
-    return (), Refusal(reason, detail)
+    return Rejected(Refusal(reason, detail))
 
 
-def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Refusal | None]:
+def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> Handled:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return Refused(account)
     no_advance = _no_advance_during_call(desk, account)
     if no_advance is not None:
         desk.record(
@@ -275,10 +300,13 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
                 policy_version=desk.policy.version,
             )
         )
-        return (), no_advance
+        return Rejected(no_advance)
+    lending_value = _lending_value(desk, account)
+    if isinstance(lending_value, Refusal):
+        return Refused(lending_value)
     common = desk.common(record.account_id)
     policy = desk.policy
-    limits = loan_limits(desk, account, record.amount, _lending_value(desk, account))
+    limits = loan_limits(desk, account, record.amount, lending_value)
     group_limit = group_loan_limit(desk.book, policy, account, record.amount)
     refusal = _loan_limit_refusal(limits) or group_loan_refusal(group_limit)
     marks = desk.held_marks(account)
@@ -293,7 +321,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
                 group_limit=group_limit,
             )
         )
-        return (record.account_id,), None
+        return (record.account_id,)
     desk.record(
         je.LoanDrawRejected(
             **common,
@@ -306,7 +334,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> tuple[Touched, Re
             group_limit=group_limit,
         )
     )
-    return (), refusal
+    return Rejected(refusal)
 
 
 def _no_advance_during_call(desk: Desk, account: Account) -> Refusal | None:
@@ -321,14 +349,14 @@ def _no_advance_during_call(desk: Desk, account: Account) -> Refusal | None:
     )
 
 
-def _lending_value(desk: Desk, account: Account) -> Decimal:
+def _lending_value(desk: Desk, account: Account) -> Decimal | Refusal:
     try:
         return risk.lending_value(account.balances, desk.book.marks, desk.policy)
     except risk.MissingMark as missing:
-        raise Refusal(
+        return Refusal(
             ReasonCode.NO_MARK_PRICE,
             f"{missing.args[0]} has no mark_price yet: the lending value cannot be computed",
-        ) from missing
+        )
 
 
 def _loan_limit_refusal(limits: je.LoanLimits) -> Refusal | None:
@@ -342,10 +370,12 @@ def _loan_limit_refusal(limits: je.LoanLimits) -> Refusal | None:
     return None
 
 
-def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, None]:
+def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> Handled:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return Refused(account)
     if record.amount > account.loan:
-        raise Refusal(
+        return _refused(
             ReasonCode.REPAYMENT_EXCEEDS_LOAN,
             f"{record.account_id} owes {format_decimal(account.loan)} USD (interest included), "
             f"less than the {format_decimal(record.amount)} repaid: repay at most that",
@@ -354,7 +384,7 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
     if record.amount > cash:
         # Repaying with cash the account does not hold would only move the debt out of the
         # loan, where interest, the credit limit and the firm's lending limits see it.
-        raise Refusal(
+        return _refused(
             ReasonCode.INSUFFICIENT_BALANCE,
             f"{record.account_id} holds {format_decimal(cash)} USD, less than the "
             f"{format_decimal(record.amount)} repaid: deposit the cash first",
@@ -368,22 +398,20 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> tuple[Touched, N
             principal_paid=_amount(desk, principal),
         )
     )
-    return (record.account_id,), None
+    return (record.account_id,)
 
 
-def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
+def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> Handled:
     base = record.symbol.split("/")[0]
-    lot = None
-    if record.liquidation_id is None:
-        account = desk.client(record.account_id)
-    else:
-        lot = fills.lot_to_fill(desk, record, base)
-        account = desk.book.accounts[LIQUIDATION]
+    trader = _trader(desk, record, base)
+    if isinstance(trader, Refusal):
+        return Refused(trader)
+    account, lot = trader
     held = account.balance(base)
     if record.side == "sell" and held < record.quantity:
         # Collateral is held in custody: an account cannot sell more than it holds, so a
         # venue reporting such a sale has the wrong account or a missing deposit.
-        raise Refusal(
+        return _refused(
             ReasonCode.INSUFFICIENT_BALANCE,
             f"{record.account_id} holds {format_decimal(held)} {base}, less than the "
             f"{format_decimal(record.quantity)} sold: book the deposit first",
@@ -402,37 +430,23 @@ def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> tuple[Touched, None]:
             liquidation_id=record.liquidation_id,
         )
     )
-    if lot is None:
-        return (record.account_id,), None
-    fills.settle_fill(
-        desk,
-        lot,
-        trade_id=record.trade_id,
-        quantity=record.quantity,
-        price=record.price,
-        fee=record.fee,
-        quote_amount=quote_amount,
-    )
-    return (), None
+    return _traded(desk, record, lot, quote_amount)
 
 
-def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
+def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> Handled:
     signed = record.quantity if record.side == "buy" else -record.quantity
-    lot = None
-    if record.liquidation_id is None:
-        account = desk.client(record.account_id)
-        held = account.positions.get(record.market)
-        size = held.size if held else ZERO
-        if account.investor_class != "professional" and abs(size + signed) > abs(size):
-            raise Refusal(
-                ReasonCode.NOT_PROFESSIONAL_INVESTOR,
-                f"{record.account_id} is a retail account: perpetual exposure may only be "
-                "reduced, and this trade increases it",
-            )
-    else:
-        # The venue's execution of a liquidation: the liquidation account trades, not the client.
-        lot = fills.lot_to_fill(desk, record, record.market)
-        account = desk.book.accounts[LIQUIDATION]
+    trader = _trader(desk, record, record.market)
+    if isinstance(trader, Refusal):
+        return Refused(trader)
+    account, lot = trader
+    held = account.positions.get(record.market)
+    size = held.size if held else ZERO
+    if lot is None and account.investor_class != "professional" and abs(size + signed) > abs(size):
+        return _refused(
+            ReasonCode.NOT_PROFESSIONAL_INVESTOR,
+            f"{record.account_id} is a retail account: perpetual exposure may only be "
+            "reduced, and this trade increases it",
+        )
     _book_perp(desk, account=account, record=record, signed=signed, fee=record.fee)
     # The platform's house is the counterparty of every client trade.
     house_side: inbox.Side = "sell" if record.side == "buy" else "buy"
@@ -444,17 +458,32 @@ def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> tuple[Touched, None]:
         fee=ZERO,
         side=house_side,
     )
+    return _traded(desk, record, lot)
+
+
+def _trader(
+    desk: Desk, record: inbox.SpotTrade | inbox.PerpTrade, instrument: str
+) -> tuple[Account, LiquidationLot | None] | Refusal:
+    """The client who traded; for the venue's execution of a liquidation, the liquidation
+    account (it trades, not the client) and the lot the fill executes."""
+    if record.liquidation_id is None:
+        client = desk.client(record.account_id)
+        return client if isinstance(client, Refusal) else (client, None)
+    lot = fills.lot_to_fill(desk, record, instrument)
+    return lot if isinstance(lot, Refusal) else (desk.book.accounts[LIQUIDATION], lot)
+
+
+def _traded(
+    desk: Desk,
+    record: inbox.SpotTrade | inbox.PerpTrade,
+    lot: LiquidationLot | None,
+    quote_amount: Decimal | None = None,
+) -> Touched:
+    """A client's trade touches its account; a liquidation's fill settles its lot."""
     if lot is None:
-        return (record.account_id,), None
-    fills.settle_fill(
-        desk,
-        lot,
-        trade_id=record.trade_id,
-        quantity=record.quantity,
-        price=record.price,
-        fee=record.fee,
-    )
-    return (), None
+        return (record.account_id,)
+    fills.settle_fill(desk, lot, record, quote_amount)
+    return ()
 
 
 def _book_perp(
@@ -487,7 +516,7 @@ def _book_perp(
     )
 
 
-def _mark_price(desk: Desk, record: inbox.MarkPrice) -> tuple[Touched, None]:
+def _mark_price(desk: Desk, record: inbox.MarkPrice) -> Handled:
     previous = desk.book.marks.get(record.instrument)
     alert = previous is not None and risk.mark_moved_beyond(
         previous, record.price, desk.policy.mark_alert_move
@@ -508,14 +537,16 @@ def _mark_price(desk: Desk, record: inbox.MarkPrice) -> tuple[Touched, None]:
     )
     crossed = desk.watchlist.crossed(record.instrument, record.price)
     # Accounts that waited for a fresh mark of this instrument are decided now.
-    return [*crossed, *desk.watchlist.fresh_mark(record.instrument)], None
+    return [*crossed, *desk.watchlist.fresh_mark(record.instrument)]
 
 
-def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]:
-    _check_funding_rate(desk, record)
+def _funding_rate(desk: Desk, record: inbox.FundingRate) -> Handled:
+    unsettled = _funding_refusal(desk, record)
+    if unsettled is not None:
+        return Refused(unsettled)
     mark = desk.book.marks.get(record.market)
     if mark is None:
-        raise Refusal(
+        return _refused(
             ReasonCode.NO_MARK_PRICE,
             f"{record.market} has no mark_price yet: funding is settled at the mark",
         )
@@ -539,31 +570,35 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> tuple[Touched, None]
             residue=-residue,
         )
     )
-    return payments.keys(), None
+    return payments.keys()
 
 
-def _check_funding_rate(desk: Desk, record: inbox.FundingRate) -> None:
+def _funding_refusal(desk: Desk, record: inbox.FundingRate) -> Refusal | None:
     """Funding taken on trust no more: once per interval, and within the policy's bound."""
     bound = desk.policy.market(record.market).max_funding_rate
     if abs(record.rate) > bound:
-        raise Refusal(
+        return Refusal(
             ReasonCode.FUNDING_RATE_OUT_OF_BOUNDS,
             f"the {record.market} funding rate {format_decimal(record.rate)} is beyond the "
             f"policy's bound of {format_decimal(bound)} either way: check the rate's source",
         )
     funding_time = format_timestamp(record.funding_time)
     if (record.market, funding_time) in desk.book.funding_settled:
-        raise Refusal(
+        return Refusal(
             ReasonCode.FUNDING_ALREADY_SETTLED,
             f"{record.market} funding for {funding_time} is already settled: "
             "each funding interval settles once",
         )
+    return None
 
 
-def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
+def _day_closed(desk: Desk, record: inbox.DayClosed) -> Handled:
     """Accrue interest for every calendar day since the last close, up to this one."""
     closing = record.business_date
-    days, first_day = _days_to_accrue(desk.book.business_date, closing)
+    to_accrue = _days_to_accrue(desk.book.business_date, closing)
+    if isinstance(to_accrue, Refusal):
+        return Refused(to_accrue)
+    days, first_day = to_accrue
     business_date = closing.isoformat()
     desk.record(je.DayClosed(**desk.common(), business_date=business_date))
     charged: list[str] = []
@@ -585,17 +620,17 @@ def _day_closed(desk: Desk, record: inbox.DayClosed) -> tuple[Touched, None]:
                 )
             )
             charged.append(account.account_id)
-    return charged, None
+    return charged
 
 
-def _days_to_accrue(last_closed: str, closing: date) -> tuple[int, date]:
+def _days_to_accrue(last_closed: str, closing: date) -> tuple[int, date] | Refusal:
     """(calendar days, first of them) from the day after `last_closed` to `closing`; the
     first close of the ledger accrues its own day only."""
     if not last_closed:
         return 1, closing
     previous = date.fromisoformat(last_closed)
     if closing <= previous:
-        raise Refusal(
+        return Refusal(
             ReasonCode.DAY_ALREADY_CLOSED,
             f"business day {closing.isoformat()} is not after the last day closed, "
             f"{last_closed}: close each day once, in order",

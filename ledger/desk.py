@@ -73,28 +73,30 @@ class Desk:
             input_digest=digest,
         )
 
-    def client(self, account_id: str) -> Account:
+    def client(self, account_id: str) -> Account | Refusal:
+        """The client account `account_id`, or the refusal of an input naming another."""
         account = self.book.accounts.get(account_id)
         if account is None or not account.is_client:
-            raise Refusal(
+            return Refusal(
                 ReasonCode.UNKNOWN_ACCOUNT,
                 f"account {account_id!r} is not open: publish its account_opened first",
             )
         return account
 
-    def figures(self, account: Account) -> risk.MarginFigures:
-        """The account's risk figures at the current marks; refuses when a mark is missing."""
+    def figures(self, account: Account) -> risk.MarginFigures | Refusal:
+        """The account's risk figures at the current marks, or the refusal of a decision
+        that needs them while an asset it holds has no mark."""
         try:
             # Decisions never use a liquidation price: it is solved for queries and reports.
             return risk.margin_figures(
                 account.holdings(), self.book.marks, self.policy, with_liquidation_prices=False
             )
         except risk.MissingMark as missing:
-            raise Refusal(
+            return Refusal(
                 ReasonCode.NO_MARK_PRICE,
                 f"{missing.args[0]} has no mark_price yet, so account "
                 f"{account.account_id} cannot be valued: publish a mark first",
-            ) from missing
+            )
 
     def inputs(self, account: Account, figures: risk.MarginFigures) -> je.DecisionInputs:
         """What a decision on `account` was taken on, for the journal."""

@@ -28,7 +28,7 @@ from ledger.rejections import ReasonCode, Refusal
 
 def lot_to_fill(
     desk: Desk, record: inbox.PerpTrade | inbox.SpotTrade, instrument: str
-) -> LiquidationLot:
+) -> LiquidationLot | Refusal:
     """The lot a fill executes, or a refusal: `unknown_liquidation` when the ledger took
     nothing over under that id in that instrument (or for another account),
     `liquidation_overfilled` when it is larger than what is left,
@@ -37,26 +37,26 @@ def lot_to_fill(
     side, quantity = record.side, record.quantity
     lot = desk.book.lot(str(liquidation_id), instrument)
     if lot is None:
-        raise Refusal(
+        return Refusal(
             ReasonCode.UNKNOWN_LIQUIDATION,
             f"no liquidation {liquidation_id!r} of the ledger took {instrument} over: "
             "send the liquidation_id of a liquidation_completed step in that instrument",
         )
     if account_id not in (lot.account_id, LIQUIDATION):
-        raise Refusal(
+        return Refusal(
             ReasonCode.UNKNOWN_LIQUIDATION,
             f"liquidation {liquidation_id!r} is of account {lot.account_id}, not {account_id}: "
             f"send its fills for {lot.account_id} or {LIQUIDATION}",
         )
     if quantity > abs(lot.remaining):
-        raise Refusal(
+        return Refusal(
             ReasonCode.LIQUIDATION_OVERFILLED,
             f"liquidation {liquidation_id!r} has {format_decimal(abs(lot.remaining))} "
             f"{instrument} left to execute, less than the {format_decimal(quantity)} filled: "
             "send fills for at most what is left",
         )
     if side != lot.closing_side:
-        raise Refusal(
+        return Refusal(
             ReasonCode.LIQUIDATION_SIDE_MISMATCH,
             f"liquidation {liquidation_id!r} left {format_decimal(lot.remaining)} {instrument} "
             f"to execute: a fill must {lot.closing_side}, this one would {side}",
@@ -88,14 +88,11 @@ def fill_result(
 def settle_fill(
     desk: Desk,
     lot: LiquidationLot,
-    *,
-    trade_id: str,
-    quantity: Decimal,
-    price: Decimal,
-    fee: Decimal,
+    fill: inbox.PerpTrade | inbox.SpotTrade,
     quote_amount: Decimal | None = None,
 ) -> None:
     """Record the fill's result against the lot and settle it with the insurance fund."""
+    quantity, price, fee = fill.quantity, fill.price, fill.fee
     gross, cost = fill_result(lot, quantity, price, quote_amount)
     result = gross - fee
     remaining = lot.remaining - quantity if lot.remaining > ZERO else lot.remaining + quantity
@@ -104,7 +101,7 @@ def settle_fill(
             **desk.common(LIQUIDATION),
             liquidation_id=lot.liquidation_id,
             liquidated_account_id=lot.account_id,
-            trade_id=trade_id,
+            trade_id=fill.trade_id,
             instrument=lot.instrument,
             kind=lot.kind,
             side=lot.closing_side,

@@ -26,8 +26,10 @@ def group_loan_max(policy: Policy) -> Decimal:
     return policy.shareholders_funds * policy.max_client_loan_share
 
 
-def related_group_set(desk: Desk, record: inbox.RelatedGroupSet) -> tuple[list[str], None]:
+def related_group_set(desk: Desk, record: inbox.RelatedGroupSet) -> list[str] | Refusal:
     account = desk.client(record.account_id)
+    if isinstance(account, Refusal):
+        return account
     desk.record(
         je.RelatedGroupSet(
             **desk.common(record.account_id),
@@ -35,7 +37,7 @@ def related_group_set(desk: Desk, record: inbox.RelatedGroupSet) -> tuple[list[s
             previous_group_id=account.related_group,
         )
     )
-    return [], None
+    return []
 
 
 def group_loan_limit(

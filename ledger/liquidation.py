@@ -40,7 +40,7 @@ from ledger.book import (
     Position,
 )
 from ledger.desk import Desk, figures_record
-from ledger.invariants import require
+from ledger.invariants import InvariantViolation, require
 from ledger.lending import limit_breach
 from ledger.money import (
     DECIMAL_CONTEXT,
@@ -52,6 +52,7 @@ from ledger.money import (
     quantize,
 )
 from ledger.policy import CASH_ASSETS, Policy
+from ledger.rejections import Refusal
 
 _HALF_CENT = Decimal(1).scaleb(-USD_SCALE) / 2
 
@@ -77,7 +78,7 @@ def liquidate(
     )
     scratch = _copy(account)
     steps, closed = _plan(desk, scratch)
-    planned = desk.figures(scratch)
+    planned = _valued(desk, scratch)
     desk.record(
         je.LiquidationCompleted(
             **desk.common(account.account_id),
@@ -86,10 +87,19 @@ def liquidate(
             figures_after=figures_record(planned),
         )
     )
-    after = desk.figures(account)
+    after = _valued(desk, account)
     require(after == planned, f"liquidation {liquidation_id} booked other figures than planned")
     if after.equity < ZERO:
         _cover_deficit(desk, account, liquidation_id, closed)
+
+
+def _valued(desk: Desk, account: Account) -> risk.MarginFigures:
+    """The figures of an account being liquidated: it was valued to be liquidated, so
+    every asset it holds has a mark."""
+    figures = desk.figures(account)
+    if isinstance(figures, Refusal):
+        raise InvariantViolation(f"a liquidation met an unvalued account: {figures.detail}")
+    return figures
 
 
 def _plan(desk: Desk, scratch: Account) -> tuple[list[je.LiquidationStep], list[_Closed]]:
@@ -142,7 +152,7 @@ def _close_position(
     fee = risk.liquidation_fee(
         abs(position.size) * mark,
         desk.policy.markets[market].liquidation_fee_rate,
-        desk.figures(scratch).equity,
+        _valued(desk, scratch).equity,
     )
     scratch.balances[REPORTING_ASSET] -= fee
     return _step(
@@ -157,7 +167,7 @@ def _close_position(
 
 
 def _sell_collateral(desk: Desk, scratch: Account, asset: str) -> je.LiquidationStep:
-    figures = desk.figures(scratch)
+    figures = _valued(desk, scratch)
     mark = desk.book.marks[asset]
     asset_policy = desk.policy.asset(asset)
     held = scratch.balances[asset]
@@ -361,7 +371,7 @@ def _copy(account: Account) -> Account:
 
 
 def _restored(desk: Desk, scratch: Account) -> bool:
-    figures = desk.figures(scratch)
+    figures = _valued(desk, scratch)
     if figures.equity < figures.initial_requirement:
         return False
     return not _cures_limits(scratch) or limit_breach(desk, scratch) is None

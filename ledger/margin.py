@@ -213,7 +213,5 @@ def _cannot_fall_short(account: Account) -> bool:
 
 def _figures_or_none(desk: Desk, account: Account) -> risk.MarginFigures | None:
     """Figures, or None while an asset the account holds has no mark to be valued at."""
-    try:
-        return desk.figures(account)
-    except Refusal:
-        return None
+    figures = desk.figures(account)
+    return None if isinstance(figures, Refusal) else figures

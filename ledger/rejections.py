@@ -63,7 +63,10 @@ class ReasonCode(StrEnum):
 
 
 class Refusal(Exception):
-    """An input the ledger will not book: a stable code and a sentence a person can act on."""
+    """An input the ledger will not book: a stable code and a sentence a person can act on.
+
+    A decision returns it as a value (`ledger.decisions`: `Rejected`, `Refused`); only the
+    inbox decoder raises it, for a record that is not a well-formed input at all."""
 
     def __init__(self, reason_code: ReasonCode, detail: str) -> None:
         super().__init__(f"{reason_code}: {detail}")
