@@ -107,6 +107,11 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
     "ledger audit explain": _STORE,
     "ledger publish": _KAFKA,
     "ledger demo": _KAFKA | {"--policy"},
+    "ledger check": _STORE,
+    "ledger stress": _STORE,
+    "ledger statements daily": _STORE,
+    "ledger statements monthly": _STORE,
+    "ledger store init": _STORE,
 }
 
 

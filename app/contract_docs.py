@@ -449,7 +449,7 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
         name = ", ".join(action.option_strings) or (action.metavar or action.dest)
         if action.choices is not None and not action.option_strings:
             name = f"{action.dest} ({', '.join(map(str, action.choices))})"
-        help_text = action.help or ""
+        help_text = (action.help or "").replace("%%", "%")  # argparse's escape of a %
         setting = _SETTING_HELP.search(help_text)
         if setting is not None:
             meaning, env, default = help_text[: setting.start()], setting[1], setting[2]

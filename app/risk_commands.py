@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from app import stress_output
-from app.commands import CommandError, open_store, policy_of
+from app.commands import CommandError, open_store, policy_of, policy_scales
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
+from projections.figures import ScaleOf, readable
 
 # Exit statuses of `ledger check`: 0 the ledger would accept the record (or already has it),
 # 1 it would refuse it, 2 the command was used wrongly (CommandError).
@@ -42,7 +43,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(_check_table(document))
+        sys.stdout.write(_check_table(document, policy_scales(policy)))
     return check_refused_exit if result.outcome is pretrade.Outcome.REFUSED else 0
 
 
@@ -106,8 +107,9 @@ _CHECK_FIGURES = (
 )
 
 
-def _check_table(document: dict[str, Any]) -> str:
-    """The verdict, then each figure before and after side by side, then the positions."""
+def _check_table(document: dict[str, Any], scale_of: ScaleOf) -> str:
+    """The verdict, then each figure before and after side by side (as `ledger query`
+    shows them: money at the cent, ratios as percentages), then the positions."""
     verdict = document["outcome"]
     if document["reason_code"]:
         verdict += f" {document['reason_code']}: {document['detail']}"
@@ -117,11 +119,12 @@ def _check_table(document: dict[str, Any]) -> str:
         f"journal seq   {document['journal_seq']}",
         f"verdict       {verdict}",
         f"would record  {', '.join(document['would_record']) or '(nothing)'}",
-        f"{'figure':<26}{'before':>22}{'after':>22}",
+        f"{'figure':<26} {'before':>22} {'after':>22}",
     ]
     before, after = document["before"] or {}, document["after"] or {}
     for name in _CHECK_FIGURES:
-        lines.append(f"{name:<26}{_cell(before.get(name)):>22}{_cell(after.get(name)):>22}")
+        shown = [_figure(name, figures.get(name), scale_of) for figures in (before, after)]
+        lines.append(f"{name:<26} {shown[0]:>22} {shown[1]:>22}")
     for label, figures in (("before", before), ("after", after)):
         for position in figures.get("positions", []):
             lines.append(
@@ -134,6 +137,10 @@ def _check_table(document: dict[str, Any]) -> str:
 
 def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
+
+
+def _figure(name: str, value: Any, scale_of: ScaleOf) -> str:
+    return "-" if value is None else readable(name, str(value), {}, scale_of)
 
 
 def register(sub: Any) -> None:

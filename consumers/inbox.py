@@ -1,6 +1,6 @@
 """The sequencer's input: every partition of `<prefix>.inbox` into `LedgerApplication.process`.
 
-Exactly once rests on the store, never on Kafka offsets (notes/exactly-once.md): each batch
+Exactly once rests on the store, never on Kafka offsets (docs/pipeline.md): each batch
 of one partition is decided and recorded in ONE store transaction together with its
 `Tracking("<topic>:<partition>", last offset)`. On assignment, and after any store outage,
 each partition is sought to the store's position + 1, and records below it are dropped

@@ -521,7 +521,7 @@ def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, st
             "SINGLE_ROW_TRACKING": "y",
             "ORIGINATOR_ID_TYPE": "uuid",  # stream ids are UUIDs (native uuid column)
             # OFF: the stored-function insert path skips the tracking row and the table
-            # lock (notes/exactly-once.md), which would break exactly-once.
+            # lock (docs/pipeline.md, exactly once), which would break exactly-once.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
             # Only the schema's owner creates tables, after `_prepare_postgres` has found
             # that the URL's role is the owner (ledger/store_privileges.py).
