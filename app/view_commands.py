@@ -44,19 +44,16 @@ def _user_errors() -> Iterator[None]:
 def _views(
     store: LedgerStore, args: argparse.Namespace, progress: Advance | None = None
 ) -> ViewDatabase:
-    """The live views (caught up first), or the views as of `--as-of` in a scratch database.
+    """The live views (caught up first), or the views as of `--as-of`: from the stored views
+    when they stand at or before it, else built from seq 1, in a scratch database.
 
-    A role that may not write the live views (PostgreSQL's `ledger_reader`) gets the views
-    at the journal's end built in a scratch database: the same rows, nothing written."""
+    Where the live views cannot be written (PostgreSQL's `ledger_reader`, a read-only file
+    system), they are caught up in a scratch copy: the same rows, nothing written."""
     policy = policy_of(args)
-    if args.as_of is not None:
-        seq = reporting.as_of_seq(store, args.as_of)
-    else:
-        try:
-            return views.live_views(store, args.store, policy, progress)
-        except ViewsReadOnly:
-            seq = store.last_seq()
-    return views.views_at(store, policy, seq, progress)
+    if args.as_of is None:
+        return views.readable_views(store, args.store, policy, progress)
+    seq = reporting.as_of_seq(store, args.as_of)
+    return views.views_at(store, policy, seq, progress, stored_url=args.store)
 
 
 # -- report -----------------------------------------------------------------------------

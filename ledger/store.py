@@ -357,7 +357,7 @@ def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, 
             _create_sqlite_file(path)
         # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
         # `:memory:` in a file name from being read as URI syntax.
-        database = "file:" + urllib.parse.quote(str(path)) + _sqlite_read_mode(path, read_only)
+        database = sqlite_reader_uri(path) if read_only else sqlite_file_uri(path)
         if read_only:
             _require_sqlite_ledger(database, description)
     factory = SQLiteFactory(
@@ -432,14 +432,18 @@ def _create_sqlite_file(path: Path) -> None:
         creating.unlink(missing_ok=True)
 
 
-def _sqlite_read_mode(path: Path, read_only: bool) -> str:
-    """URI parameters: `mode=ro` for a reader; on a read-only file system also
-    `immutable=1`, since SQLite cannot create the WAL index there (nothing can change
-    the file either)."""
-    if not read_only:
-        return ""
+def sqlite_file_uri(path: Path) -> str:
+    """`path` as a quoted `file:` URI: `?`, `#` and `:memory:` in a file name are not read as
+    URI syntax."""
+    return "file:" + urllib.parse.quote(str(path))
+
+
+def sqlite_reader_uri(path: Path) -> str:
+    """The URI a reader opens `path` with: `mode=ro`; where the file or its folder cannot be
+    written (a read-only file system, another user's store) also `immutable=1`, since SQLite
+    cannot create the WAL index there (nor can anything change the file)."""
     writable = os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
-    return "?mode=ro" if writable else "?mode=ro&immutable=1"
+    return sqlite_file_uri(path) + ("?mode=ro" if writable else "?mode=ro&immutable=1")
 
 
 def _require_ledger_tables(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ledger.store import sqlite_reader_uri
 from ledger.store_url import StoreUrlError, parse_postgres_url
 from projections.tables import TABLES, Row, Table
 
@@ -41,7 +42,16 @@ class ViewsUrlError(ValueError):
 
 class ViewsReadOnly(RuntimeError):
     """The URL's role may read the store but not create or write its views (a PostgreSQL
-    reader role such as `ledger_reader`), or may not read the views the owner built."""
+    reader role such as `ledger_reader`, a SQLite file on a read-only file system or of
+    another user), or may not read the views the owner built."""
+
+
+# SQLite's primary result codes (the low byte of an extended code) that say the file, its
+# folder or its WAL index cannot be written by this process.
+_SQLITE_PRIMARY_CODE = 0xFF
+_SQLITE_NOT_WRITABLE = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,11 +175,37 @@ class ViewDatabase:
             connection = sqlite3.connect(":memory:", isolation_level=None)
             return cls(connection, "?", "sqlite:///:memory:")
         path = Path(path_text).resolve()
+        description = f"sqlite:///{path}"
+        if not create:
+            return cls._read_sqlite(path, description)
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=sqlite_lock_timeout_s, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")  # readers never block the projector
-        connection.execute("PRAGMA synchronous=FULL")  # a committed position survives a crash
-        return cls(connection, "?", f"sqlite:///{path}", create=create)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # readers never block the projector
+            connection.execute("PRAGMA synchronous=FULL")  # a committed position survives a crash
+            return cls(connection, "?", description)
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if error.sqlite_errorcode & _SQLITE_PRIMARY_CODE in _SQLITE_NOT_WRITABLE:
+                raise ViewsReadOnly(f"{description} cannot be written here: {error}") from None
+            raise
+
+    @classmethod
+    def _read_sqlite(cls, path: Path, description: str) -> ViewDatabase:
+        """The views in the file at `path` as they stand, opened read-only."""
+        if not path.is_file():
+            raise ViewsReadOnly(f"{description} does not exist")
+        connection = sqlite3.connect(sqlite_reader_uri(path), uri=True, isolation_level=None)
+        found = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (POSITION_TABLE,)
+        ).fetchone()
+        if found is None:
+            connection.close()
+            raise ViewsReadOnly(
+                f"the views in {description} were never built: `ledger report VIEW` builds "
+                "them where the store can be written"
+            )
+        return cls(connection, "?", description, create=False)
 
     @classmethod
     def _open_postgres(cls, url: str, create: bool) -> ViewDatabase:

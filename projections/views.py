@@ -11,7 +11,7 @@ from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import resume
-from projections.database import ViewDatabase
+from projections.database import TableWrite, ViewDatabase, ViewsReadOnly
 from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
@@ -34,13 +34,67 @@ def live_views(
     return database
 
 
-def views_at(
-    store: LedgerStore, policy: Policy, seq: int, progress: Advance | None = None
+def readable_views(
+    store: LedgerStore, url: str, policy: Policy, progress: Advance | None = None
 ) -> ViewDatabase:
-    """The views right after journal position `seq`, built in a scratch in-memory database."""
+    """The live views at the journal's end, caught up first (`live_views`). Where they
+    cannot be written (a read-only store or file system, a reader role), the views as they
+    stand when they are at the end, else caught up in a scratch copy: nothing is written."""
+    try:
+        return live_views(store, url, policy, progress)
+    except ViewsReadOnly:
+        return views_at(store, policy, store.last_seq(), progress, stored_url=url)
+
+
+def views_at(
+    store: LedgerStore,
+    policy: Policy,
+    seq: int,
+    progress: Advance | None = None,
+    *,
+    stored_url: str | None = None,
+) -> ViewDatabase:
+    """The views right after journal position `seq`. From the views stored at `stored_url`
+    when they stand at or before `seq` (as they are at `seq`, else a scratch copy caught up
+    to it); otherwise built from seq 1 in a scratch in-memory database. Writes nothing."""
+    stored = _stored_views(stored_url)
+    if stored is not None and stored.position().last_seq == seq:
+        return stored
     scratch = ViewDatabase.open("sqlite:///:memory:")
-    ProjectionRunner(scratch, policy).follow(store, until_seq=seq, progress=progress)
+    try:
+        if stored is not None and stored.position().last_seq < seq:
+            _copy_views(stored, scratch)
+        ProjectionRunner(scratch, policy).follow(store, until_seq=seq, progress=progress)
+    except BaseException:
+        scratch.close()
+        raise
+    finally:
+        if stored is not None:
+            stored.close()
     return scratch
+
+
+def _stored_views(url: str | None) -> ViewDatabase | None:
+    """The views stored at `url` opened to read, or None (no URL, or none readable there)."""
+    if url is None:
+        return None
+    try:
+        return ViewDatabase.open(url, create=False)
+    except ViewsReadOnly:
+        return None
+
+
+def _copy_views(source: ViewDatabase, target: ViewDatabase) -> None:
+    """Every view's rows, the position and the saved projection state of `source` into the
+    empty `target`, so that a runner on `target` resumes where `source` stands."""
+    position = source.position()
+    if position.last_seq == 0:
+        return
+    writes = [TableWrite(table, None, source.rows(table)) for table in TABLES]
+    target.commit_batch(writes, target.position(), position)
+    saved = source.saved_state()
+    if saved is not None:
+        target.save_state(*saved)
 
 
 def views_from_records(

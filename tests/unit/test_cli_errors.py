@@ -152,12 +152,52 @@ def test_read_commands_work_on_a_store_nobody_may_write(
         shutil.rmtree(folder)
 
 
+def test_report_and_audit_replay_catch_up_in_memory_on_a_store_nobody_may_write(
+    ledger_store: Path,
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="ledger-read-only-", dir="/tmp"))
+    shutil.copy(ledger_store, folder / "ledger.db")
+    store = ("--store", "sqlite:///ledger.db")
+    report = (*store, "report", "balances", "--format", "csv")
+    assert _ledger(*report, cwd=folder).returncode == 0  # the views, stored
+    (folder / "more.jsonl").write_bytes(_DAY_CLOSED)
+    assert _ledger(*store, "ingest", "more.jsonl", cwd=folder).returncode == 0  # views behind
+    expected = folder.with_name(folder.name + "-writable")
+    shutil.copytree(folder, expected)
+    written = _ledger(*report, cwd=expected)  # caught up and stored by a writer
+    shutil.rmtree(expected)
+    listing = sorted(folder.iterdir())
+    (folder / "ledger.db").chmod(0o444)
+    folder.chmod(0o555)
+    try:
+
+        def as_nobody(*command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*_as_nobody(), sys.executable, "-m", "app", *store, *command],
+                capture_output=True, text=True, cwd=folder, check=False,
+            )  # fmt: skip
+
+        read = as_nobody("report", "balances", "--format", "csv")
+        assert (read.returncode, read.stderr) == (0, "")
+        assert read.stdout == written.stdout  # the stored views, caught up in memory
+        replay = as_nobody("audit", "replay")
+        assert (replay.returncode, replay.stderr) == (0, ""), replay.stdout
+        assert "every view is identical" in replay.stdout
+        assert sorted(folder.iterdir()) == listing
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+_DAY_CLOSED = (
+    b'{"type":"day_closed","event_id":"x","occurred_at":"2026-12-01T00:00:00Z",'
+    b'"business_date":"2026-11-30"}\n'
+)
+
+
 def test_a_second_writer_holding_the_store_is_one_line(ledger_store: Path, tmp_path: Path) -> None:
     shutil.copy(ledger_store, tmp_path / "ledger.db")
-    (tmp_path / "more.jsonl").write_bytes(
-        b'{"type":"day_closed","event_id":"x","occurred_at":"2026-12-01T00:00:00Z",'
-        b'"business_date":"2026-11-30"}\n'
-    )
+    (tmp_path / "more.jsonl").write_bytes(_DAY_CLOSED)
     holder = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another ingest in the middle of its batch

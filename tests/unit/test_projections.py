@@ -154,6 +154,24 @@ def test_a_bust_after_the_saved_state_reverses_the_trade_in_the_views(
         assert views.snapshot(live) == views.snapshot(rebuilt)
 
 
+def test_views_as_of_a_seq_start_from_the_stored_views_standing_before_it(
+    store: LedgerStore, store_url: str, policy: Policy
+) -> None:
+    with ViewDatabase.open(store_url) as stored:
+        runner = ProjectionRunner(stored, policy)
+        runner.follow(store, until_seq=3_000)
+        resume.save(stored, runner.state, runner.name)
+    for seq in (2_000, 3_000, 5_000):
+        projected: list[int] = []
+        with (
+            views.views_at(store, policy, seq, projected.append, stored_url=store_url) as got,
+            views.views_at(store, policy, seq) as rebuilt,
+        ):
+            assert views.snapshot(got) == views.snapshot(rebuilt)
+        # Before the stored views: from seq 1; at them: as they are; after: the difference.
+        assert sum(projected) == {2_000: 2_000, 3_000: 0, 5_000: 2_000}[seq]
+
+
 def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(
     store: LedgerStore, policy: Policy
 ) -> None:
