@@ -225,6 +225,15 @@ def _inbox_skip(args: argparse.Namespace) -> int:
         partition=partition, offset=offset,
     )  # fmt: skip
     with open_store(args, writes=True) as store:
+        recorded = store.max_tracking_id(name)
+        if recorded is not None and offset > recorded + 1:
+            # Only the record a stopped command named: a later one would pass over records
+            # that were never decided and leave no reject saying so.
+            raise CommandError(
+                f"{name} stands at {recorded}: the record to skip is {recorded + 1}, as the "
+                f"stopped command printed it; skipping {offset} would pass over "
+                f"{offset - recorded - 1} undecided records: nothing was recorded"
+            )
         app = LedgerApplication(store, policy_of(args))
         try:
             number = app.skip(Tracking(name, offset), item, args.reason)

@@ -35,7 +35,8 @@ class VerifyOutcome:
             if report.count == 0:
                 return "journal verified: it is empty"
             last = self.first_seq + report.count - 1
-            anchored = f", {self.anchors_held} anchors hold" if self.anchors_held else ""
+            held = self.anchors_held
+            anchored = f", {held} anchor{'s hold' if held > 1 else ' holds'}" if held else ""
             return (
                 f"journal verified: {report.count} records, seq {self.first_seq}..{last}, "
                 f"last hash {report.last_hash}{anchored}"

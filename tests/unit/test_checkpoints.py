@@ -68,7 +68,7 @@ def test_the_journal_the_checkpoint_was_taken_of_verifies(
     assert (
         _verify("--checkpoint", str(checkpoint), "--public-key", str(public), "--store", url) == 0
     )
-    assert "1 anchors hold" in capsys.readouterr().out
+    assert "1 anchor holds" in capsys.readouterr().out  # changed: was "1 anchors hold"
 
 
 def test_a_journal_missing_its_last_records_fails_the_checkpoint(

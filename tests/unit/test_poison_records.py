@@ -296,6 +296,11 @@ def test_ingest_stops_on_a_fault_in_one_line_and_the_skip_moves_past_it(
     position = err.split("ledger inbox skip ")[1].split(" ")[0]
     assert position.startswith("file:")
     assert position.endswith(":2")
+    ahead = position.removesuffix(":2") + ":3"
+    assert cli.main(["--store", store, "inbox", "skip", ahead, "--reason", "ticket 7"]) == 2
+    refused = capsys.readouterr().err
+    assert "stands at 1: the record to skip is 2" in refused
+    assert "would pass over 1 undecided records: nothing was recorded" in refused
     assert cli.main(["--store", store, "inbox", "skip", position, "--reason", "ticket 7"]) == 0
     monkeypatch.setattr(application, "decide", decide_fails_on_event)
     assert cli.main(["--store", store, "ingest", str(inbox)]) == 0
