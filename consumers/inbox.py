@@ -21,15 +21,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from consumers import kafka_security
 from consumers.handoff import RecentJournal
 from consumers.metrics import ServiceCounters
 from consumers.topics import (
     TopicNames,
-    kafka_connections_max_idle_ms,
-    kafka_metadata_max_age_ms,
-    kafka_request_timeout_ms,
-    kafka_retry_backoff_ms,
+    kafka_connection,
     topic_partitions,
 )
 from ledger.application import InboxItem, LedgerApplication
@@ -67,9 +63,7 @@ STORE_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, OSErro
 def inbox_consumer(bootstrap: str, names: TopicNames) -> Any:
     """The inbox consumer, every option stated (aiokafka's defaults are wrong for a ledger)."""
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id="ledger-sequencer",  # names this client in broker logs
+        **kafka_connection(bootstrap, "ledger-sequencer"),
         # Only to commit offsets for lag tools: partitions are assigned, not subscribed
         # (InboxIngest.assign_all), so no group membership or rebalance is involved.
         group_id=names.consumer_group,
@@ -91,10 +85,6 @@ def inbox_consumer(bootstrap: str, names: TopicNames) -> Any:
         partition_assignment_strategy=(RoundRobinPartitionAssignor,),
         check_crcs=True,  # a corrupted record is an error, not an input
         exclude_internal_topics=True,  # never the broker's own topics
-        request_timeout_ms=kafka_request_timeout_ms,  # see the constant
-        retry_backoff_ms=kafka_retry_backoff_ms,  # see the constant
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # notice new partitions soon
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
         key_deserializer=None,  # keys and values stay bytes: the ledger decodes them
         value_deserializer=None,
     )

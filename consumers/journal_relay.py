@@ -24,14 +24,10 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from consumers import kafka_security
 from consumers.handoff import RecentJournal, relay_read_entries_max
 from consumers.inbox import backoff_retry
 from consumers.topics import (
-    kafka_connections_max_idle_ms,
-    kafka_metadata_max_age_ms,
-    kafka_request_timeout_ms,
-    kafka_retry_backoff_ms,
+    kafka_connection,
     topic_partitions,
 )
 from ledger.invariants import require
@@ -117,9 +113,7 @@ def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
 
 def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id=transactional_id,  # names this client in broker logs
+        **kafka_connection(bootstrap, transactional_id),
         transactional_id=transactional_id,  # fences an older instance of this relay
         transaction_timeout_ms=relay_transaction_timeout_ms,  # see the constant
         acks="all",  # a record counts once every in-sync replica has it (transactions need it)
@@ -128,28 +122,18 @@ def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
         max_batch_size=relay_batch_bytes_max,  # bounded producer batches
         max_request_size=relay_request_bytes_max,  # the broker's default message limit
         compression_type=None,  # small JSON, local network: CPU over bytes
-        request_timeout_ms=kafka_request_timeout_ms,  # a lost broker fails the transaction
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # notice a leader change soon
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
     )
 
 
 def tail_consumer(bootstrap: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id="ledger-relay-tail",  # names this client in broker logs
+        **kafka_connection(bootstrap, "ledger-relay-tail"),
         group_id=None,  # a one-off read of assigned partitions: no group, no commits
         enable_auto_commit=False,  # nothing to commit without a group; stated
         auto_offset_reset="earliest",  # seeks are explicit; the safe direction if not
         isolation_level="read_committed",  # an aborted transaction is not published
         max_poll_records=tail_window_records_initial,  # small reads near the tail
         fetch_max_wait_ms=tail_poll_timeout_ms,  # see the constant
-        request_timeout_ms=kafka_request_timeout_ms,  # see the constant
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # stated
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
         check_crcs=True,  # a corrupted record is an error
     )
 

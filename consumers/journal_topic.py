@@ -15,12 +15,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
-from consumers import kafka_security
 from consumers.topics import (
-    kafka_connections_max_idle_ms,
-    kafka_metadata_max_age_ms,
-    kafka_request_timeout_ms,
-    kafka_retry_backoff_ms,
+    kafka_connection,
     topic_partitions,
 )
 
@@ -36,19 +32,13 @@ def _consumer(bootstrap: str) -> Any:
     from aiokafka import AIOKafkaConsumer  # noqa: PLC0415 - only this command needs Kafka
 
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id="ledger-audit",  # names this client in broker logs
+        **kafka_connection(bootstrap, "ledger-audit"),
         group_id=None,  # an audit reads assigned partitions and commits nothing
         enable_auto_commit=False,  # stated: nothing to commit
         auto_offset_reset="earliest",  # the audit starts at seq 1
         isolation_level="read_committed",  # an aborted transaction is not the journal
         max_poll_records=journal_read_records_max,  # bounded buffers
         fetch_max_wait_ms=journal_read_poll_ms,  # see the constant
-        request_timeout_ms=kafka_request_timeout_ms,  # stated
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # stated
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
         check_crcs=True,  # a corrupted record is an error, not a journal entry
     )
 

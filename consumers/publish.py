@@ -17,12 +17,8 @@ from typing import IO, Any
 
 import msgspec
 
-from consumers import kafka_security
 from consumers.topics import (
-    kafka_connections_max_idle_ms,
-    kafka_metadata_max_age_ms,
-    kafka_request_timeout_ms,
-    kafka_retry_backoff_ms,
+    kafka_connection,
 )
 from ledger.inbox_lines import read_inbox_lines
 
@@ -80,19 +76,13 @@ def inbox_producer(bootstrap: str) -> Any:
     from aiokafka import AIOKafkaProducer  # noqa: PLC0415
 
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id="ledger-publish",  # names this client in broker logs
+        **kafka_connection(bootstrap, "ledger-publish"),
         acks="all",  # a record counts once every in-sync replica has it
         enable_idempotence=True,  # a retried batch is not written twice, order is kept
         linger_ms=publish_linger_ms,  # see the constant
         max_batch_size=publish_batch_bytes_max,  # see the constant
         max_request_size=publish_request_bytes_max,  # see the constant
         compression_type=None,  # small JSON on a local network: CPU matters more
-        request_timeout_ms=kafka_request_timeout_ms,  # a lost broker fails the send
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # notice a leader change
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
     )
 
 

@@ -72,6 +72,20 @@ class TopicNames:
         return f"{self.base}.rejects-relay"
 
 
+def kafka_connection(bootstrap: str, client_id: str) -> dict[str, Any]:
+    """The options every Kafka client of the ledger states alike: where, as whom (SASL/SCRAM
+    over TLS when configured), named `client_id` in the broker's logs, and the bounds above."""
+    return {
+        "bootstrap_servers": bootstrap,
+        **kafka_security.client_options(),
+        "client_id": client_id,
+        "request_timeout_ms": kafka_request_timeout_ms,  # see the constant
+        "retry_backoff_ms": kafka_retry_backoff_ms,  # stated, not defaulted
+        "metadata_max_age_ms": kafka_metadata_max_age_ms,  # notice a leader change soon
+        "connections_max_idle_ms": kafka_connections_max_idle_ms,  # stated
+    }
+
+
 def _forever() -> dict[str, str]:
     return {
         # Keys repeat (one per account): compaction would drop history.
@@ -84,15 +98,7 @@ def _forever() -> dict[str, str]:
 def _admin(bootstrap: str) -> Any:
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
 
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id="ledger-admin",  # names this client in broker logs
-        request_timeout_ms=kafka_request_timeout_ms,  # bounded wait for the controller
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated, not defaulted
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # see the constant
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # see the constant
-    )
+    return AIOKafkaAdminClient(**kafka_connection(bootstrap, "ledger-admin"))
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> list[int]:

@@ -8,8 +8,14 @@ What a downstream team copies: read the journal with its own consumer group
 (`read_committed`, from the earliest record, auto commit off), apply each record to a
 `ledger.book.Book` (which checks `seq` continuity and the hash chain), value each client with
 `ledger.risk`, and write one row per client (equity, loan, ltv, maintenance requirement,
-margin level, status) together with the last applied `seq` and hash, in ONE PostgreSQL
+margin level, status) together with the last applied `seq` and hash, in ONE database
 transaction per batch. Rows whose figures did not change are not rewritten.
+
+The table is written by the ledger's own view-table code (`projections.database`): a
+`Table` declares it, `ViewDatabase` creates it and commits each batch with the position in
+`projection_position` (under the projection name `margin_clients`), moved by the same
+compare-and-set as the ledger's views, so a second instance is refused, never interleaved.
+Figures are decimal text, as in every view (`money.format_decimal`: no float touches money).
 
 Restart without loss or double counting: the stored position is the truth, not Kafka's
 committed offset (committed after each transaction, for lag monitoring only). On start the
@@ -36,82 +42,78 @@ from pathlib import Path
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from consumers import kafka_security
 from consumers.topics import (
     TopicNames,
-    kafka_connections_max_idle_ms,
-    kafka_metadata_max_age_ms,
-    kafka_request_timeout_ms,
-    kafka_retry_backoff_ms,
+    kafka_connection,
     topic_partitions,
 )
 from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.invariants import require
-from ledger.money import USD_SCALE, quantize
+from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.policy import Policy, load_policy
-from ledger.store_url import parse_postgres_url
+from projections.database import (
+    Position,
+    ProjectionConflict,
+    TableWrite,
+    ViewDatabase,
+    ViewsReadOnly,
+)
+from projections.tables import Column, Row, Table
 
 log = logging.getLogger("examples.reporting_consumer")
 
-CONSUMER_NAME = "margin_clients"
-batch_records_max = 1_000  # journal records per PostgreSQL transaction
+CONSUMER_NAME = "margin_clients"  # the projection name its position is kept under
+batch_records_max = 1_000  # journal records per database transaction
 poll_timeout_ms = 500  # wait for new records before checking for a stop
 fetch_bytes_max = 4 * 1024 * 1024  # per fetch request
-postgres_connect_timeout_s = 10
 
-Row = tuple[str, str, Decimal | None, Decimal, Decimal | None, Decimal | None, Decimal | None, str]
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS margin_clients (
-    account_id text PRIMARY KEY,
-    investor_class text NOT NULL,
-    equity numeric,
-    loan numeric NOT NULL,
-    ltv numeric,
-    maintenance_requirement numeric,
-    margin_level numeric,
-    status text NOT NULL,
-    as_of_seq bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reporting_position (
-    consumer text PRIMARY KEY,
-    last_seq bigint NOT NULL,
-    last_hash text NOT NULL
-);
-"""
+MARGIN_CLIENTS = Table(
+    view=CONSUMER_NAME,
+    sql_name=CONSUMER_NAME,
+    columns=(
+        Column("account_id", "text"),
+        Column("investor_class", "text"),
+        *(
+            Column(name, "decimal")
+            for name in ("equity", "loan", "ltv", "maintenance_requirement", "margin_level")
+        ),
+        Column("status", "text"),
+        Column("as_of_seq", "integer"),
+    ),
+    key=("account_id",),
+    scope="account_id",  # a batch rewrites the rows of the clients whose figures changed
+)
 
 
-class PositionMoved(RuntimeError):
-    """Another instance wrote this consumer's position: this one must stop."""
+class MarginClientsDatabase(ViewDatabase):
+    """The consumer's one table, in the view tables' database code."""
+
+    tables = (MARGIN_CLIENTS,)
+
+
+def _text(figure: Decimal | None) -> str | None:
+    return None if figure is None else format_decimal(figure)
 
 
 def client_row(account: Account, book: Book, policy: Policy) -> Row:
-    """One client's row; `unvalued` (no figures) while an asset it holds has no mark."""
+    """One client's row without its `as_of_seq`; `unvalued` (no figures) while an asset it
+    holds has no mark."""
     try:
         figures = risk.margin_figures(account.holdings(), book.marks, policy)
     except risk.MissingMark:
-        return (
-            account.account_id,
-            account.investor_class,
-            None,
-            account.loan,
-            None,
-            None,
-            None,
-            "unvalued",
-        )
+        unvalued = (None, format_decimal(account.loan), None, None, None, "unvalued")
+        return (account.account_id, account.investor_class, *unvalued)
     return (
         account.account_id,
         account.investor_class,
-        quantize(figures.equity, USD_SCALE),
-        figures.loan,
-        figures.ltv,
-        quantize(figures.maintenance_requirement, USD_SCALE),
-        figures.margin_level,
+        format_decimal(quantize(figures.equity, USD_SCALE)),
+        format_decimal(figures.loan),
+        _text(figures.ltv),
+        format_decimal(quantize(figures.maintenance_requirement, USD_SCALE)),
+        _text(figures.margin_level),
         str(figures.status),
     )
 
@@ -131,65 +133,9 @@ class Settings:
     batch_records: int
 
 
-class MarginClientsTable:
-    """The PostgreSQL side: the table, the position, one transaction per batch."""
-
-    def __init__(self, url: str) -> None:
-        location = parse_postgres_url(url)
-        self.connection = psycopg.connect(
-            make_conninfo("", **location.connection_arguments()),
-            autocommit=True,
-            connect_timeout=postgres_connect_timeout_s,
-        )
-        schema = sql.Identifier(location.schema)
-        with self.connection.transaction():
-            self.connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-            self.connection.execute(sql.SQL("SET search_path TO {}").format(schema))
-            self.connection.execute(SCHEMA_SQL)
-
-    def position(self) -> tuple[int, str]:
-        row = self.connection.execute(
-            "SELECT last_seq, last_hash FROM reporting_position WHERE consumer = %s",
-            (CONSUMER_NAME,),
-        ).fetchone()
-        return (0, "0" * 64) if row is None else (int(row[0]), str(row[1]))
-
-    def write(self, rows: Sequence[Row], before_seq: int, seq: int, last_hash: str) -> None:
-        """Upsert `rows` and move the position from `before_seq` to `seq`, atomically."""
-        with self.connection.transaction():
-            with self.connection.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO margin_clients (account_id, investor_class, equity, loan, ltv, "
-                    "maintenance_requirement, margin_level, status, as_of_seq) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (account_id) DO "
-                    "UPDATE SET investor_class = EXCLUDED.investor_class, equity = "
-                    "EXCLUDED.equity, loan = EXCLUDED.loan, ltv = EXCLUDED.ltv, "
-                    "maintenance_requirement = EXCLUDED.maintenance_requirement, margin_level "
-                    "= EXCLUDED.margin_level, status = EXCLUDED.status, as_of_seq = "
-                    "EXCLUDED.as_of_seq",
-                    [(*row, seq) for row in rows],
-                )
-            moved = self.connection.execute(
-                "INSERT INTO reporting_position (consumer, last_seq, last_hash) "
-                "VALUES (%s, %s, %s) ON CONFLICT (consumer) DO UPDATE SET "
-                "last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash "
-                "WHERE reporting_position.last_seq = %s",
-                (CONSUMER_NAME, seq, last_hash, before_seq),
-            )
-            if moved.rowcount != 1:
-                raise PositionMoved(
-                    f"{CONSUMER_NAME} position is no longer {before_seq}: another instance runs"
-                )
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        **kafka_security.client_options(),  # SASL/SCRAM over TLS when configured
-        client_id=settings.group,  # names this client in broker logs
+        **kafka_connection(settings.bootstrap, settings.group),
         group_id=settings.group,  # its own group: its committed offset shows its lag
         enable_auto_commit=False,  # committed after the PostgreSQL transaction, never before
         auto_offset_reset="earliest",  # a new group reads the journal from its start
@@ -197,10 +143,6 @@ def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
         max_poll_records=settings.batch_records,  # bounded batches
         fetch_max_bytes=fetch_bytes_max,  # bounded fetches
         fetch_max_wait_ms=poll_timeout_ms,  # see the constant
-        request_timeout_ms=kafka_request_timeout_ms,  # see the constant
-        retry_backoff_ms=kafka_retry_backoff_ms,  # stated
-        metadata_max_age_ms=kafka_metadata_max_age_ms,  # stated
-        connections_max_idle_ms=kafka_connections_max_idle_ms,  # stated
         check_crcs=True,  # a corrupted record is an error
     )
 
@@ -209,40 +151,44 @@ def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
 class Follower:
     """The book, the stored position, and the rows last written."""
 
-    table: MarginClientsTable
+    database: ViewDatabase
     policy: Policy
-    stored_seq: int
-    stored_hash: str
+    stored: Position
     book: Book
     written: dict[str, Row]
 
     def apply(self, values: Sequence[bytes]) -> None:
         """Apply one batch of journal records; write the changed rows past the position."""
+        recorded_at = self.stored.recorded_at
         for value in values:
             event = je.decode_journal_record(value)
             if event.seq <= self.book.last_seq:
                 continue  # a redelivered record (the Book checks the hash chain on the rest)
             self.book.apply(event)
-            if event.seq == self.stored_seq:
+            recorded_at = event.recorded_at
+            if event.seq == self.stored.last_seq:
                 require(
-                    event.hash == self.stored_hash,
-                    f"the journal's hash at seq {event.seq} is not the one written to PostgreSQL",
+                    event.hash == self.stored.last_hash,
+                    f"the journal's hash at seq {event.seq} is not the one written to the table",
                 )
-        if self.book.last_seq <= self.stored_seq:
-            return  # still replaying what PostgreSQL already has
+        if self.book.last_seq <= self.stored.last_seq:
+            return  # still replaying what the table already has
         rows = client_rows(self.book, self.policy)
-        changed = [row for account, row in rows.items() if self.written.get(account) != row]
-        self.table.write(changed, self.stored_seq, self.book.last_seq, self.book.last_hash)
-        self.written = rows
-        self.stored_seq, self.stored_hash = self.book.last_seq, self.book.last_hash
-        log.info("applied topic=events seq=%d rows_written=%d", self.stored_seq, len(changed))
+        changed = [account for account, row in rows.items() if self.written.get(account) != row]
+        after = Position(self.book.last_seq, self.book.last_hash, recorded_at)
+        write = TableWrite(
+            MARGIN_CLIENTS, changed, [(*rows[account], after.last_seq) for account in changed]
+        )
+        self.database.commit_batch([write], self.stored, after, CONSUMER_NAME)
+        self.written, self.stored = rows, after
+        log.info("applied topic=events seq=%d rows_written=%d", after.last_seq, len(changed))
 
 
 async def follow(settings: Settings, stopping: asyncio.Event) -> int:
     """Follow the journal until `stopping` is set or `until_seq` is applied; returns the seq."""
-    table = MarginClientsTable(settings.database)
-    stored_seq, stored_hash = table.position()
-    follower = Follower(table, settings.policy, stored_seq, stored_hash, Book(), {})
+    database = MarginClientsDatabase.open(settings.database)
+    stored = database.position(CONSUMER_NAME)
+    follower = Follower(database, settings.policy, stored, Book(), {})
     consumer = journal_consumer(settings)
     await consumer.start()
     try:
@@ -253,21 +199,21 @@ async def follow(settings: Settings, stopping: asyncio.Event) -> int:
         require(len(partitions) == 1, f"{topic} must have one partition (the journal's order)")
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)  # rebuild the book: see the docstring
-        log.info("start topic=%s stored_seq=%d", topic, stored_seq)
+        log.info("start topic=%s stored_seq=%d", topic, stored.last_seq)
         while not stopping.is_set():
-            if settings.until_seq is not None and follower.stored_seq >= settings.until_seq:
+            if settings.until_seq is not None and follower.stored.last_seq >= settings.until_seq:
                 break
             batches = await consumer.getmany(timeout_ms=poll_timeout_ms)
             records = [r for batch in batches.values() for r in batch]
             if not records:
                 continue
             await asyncio.to_thread(follower.apply, [r.value for r in records])
-            if follower.book.last_seq > stored_seq:
-                await consumer.commit()  # for lag monitoring only: PostgreSQL holds the truth
+            if follower.book.last_seq > stored.last_seq:
+                await consumer.commit()  # for lag monitoring only: the table holds the truth
     finally:
         await consumer.stop()
-        table.close()
-    return follower.stored_seq
+        database.close()
+    return follower.stored.last_seq
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -276,7 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic-prefix", default="ledger")
-    parser.add_argument("--database", required=True, help="postgresql://…[?schema=name]")
+    parser.add_argument(
+        "--database", required=True, help="postgresql://…[?schema=name] or sqlite:///path"
+    )
     parser.add_argument("--group", default=None, help="consumer group (<prefix>.reporting)")
     parser.add_argument("--policy", type=Path, default=None)
     parser.add_argument("--until-seq", type=int, default=None, help="stop once applied")
@@ -315,7 +263,7 @@ async def _main(settings: Settings) -> int:
         loop.add_signal_handler(signal_number, stopping.set)
     try:
         seq = await follow(settings, stopping)
-    except (psycopg.OperationalError, ValueError) as error:
+    except (psycopg.OperationalError, ValueError, ViewsReadOnly, ProjectionConflict) as error:
         print(f"reporting: {error}", file=sys.stderr)
         return 2
     print(f"reporting: margin_clients at journal seq {seq}", file=sys.stderr)

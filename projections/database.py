@@ -125,7 +125,7 @@ def _require_readable(connection: Any, where: str) -> None:
         )
 
 
-def _grant_reading(connection: Any) -> None:
+def _grant_reading(connection: Any, tables: Sequence[Table]) -> None:
     """SELECT on every view table for the reader role, when the server has it: a reader
     compares them (`ledger audit replay`) but never writes them."""
     from psycopg import sql  # noqa: PLC0415
@@ -133,7 +133,7 @@ def _grant_reading(connection: Any) -> None:
     from ledger.store_privileges import READER_ROLE  # noqa: PLC0415 (PostgreSQL only)
 
     if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone():
-        for name in (*(table.sql_name for table in TABLES), POSITION_TABLE, STATE_TABLE):
+        for name in (*(table.sql_name for table in tables), POSITION_TABLE, STATE_TABLE):
             granted = connection.execute(
                 "SELECT has_table_privilege(%s, %s, 'SELECT')", (READER_ROLE, name)
             ).fetchone()
@@ -146,7 +146,13 @@ def _grant_reading(connection: Any) -> None:
 
 class ViewDatabase:
     """The view tables of one database: created on open (unless opened to read what is
-    there), written one batch at a time."""
+    there), written one batch at a time.
+
+    `tables` are the ledger's views; a downstream consumer keeping tables of its own
+    subclasses with its `tables` (examples/reporting_consumer.py) and gets the same
+    transactions and position compare-and-set."""
+
+    tables: tuple[Table, ...] = TABLES
 
     def __init__(
         self, connection: Any, placeholder: str, description: str, *, create: bool = True
@@ -234,7 +240,7 @@ class ViewDatabase:
                 _require_readable(connection, where)
             database = cls(connection, "%s", location.describe(), create=create)
             if create:
-                _grant_reading(connection)
+                _grant_reading(connection, cls.tables)
         except BaseException:
             connection.close()
             raise
@@ -261,7 +267,7 @@ class ViewDatabase:
 
     def _create(self) -> None:
         with self.transaction() as cursor:
-            for table in TABLES:
+            for table in self.tables:
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {table.sql_name} ({_column_sql(table)})"
                 )
@@ -348,7 +354,7 @@ class ViewDatabase:
     def reset(self, projection: str = DEFAULT_PROJECTION) -> None:
         """Empty every view and forget the position: the next batch starts at seq 1."""
         with self.transaction() as cursor:
-            for table in TABLES:
+            for table in self.tables:
                 cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
             for kept in (POSITION_TABLE, STATE_TABLE):
                 forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608

@@ -75,7 +75,8 @@ def position(database: str) -> tuple[int, str] | None:
         connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         try:
             row = connection.execute(
-                "SELECT last_seq, last_hash FROM reporting_position"
+                "SELECT last_seq, last_hash FROM projection_position WHERE projection = %s",
+                ("margin_clients",),
             ).fetchone()
         except psycopg.errors.UndefinedTable:
             return None
@@ -90,7 +91,10 @@ def table_rows(database: str) -> dict[str, tuple[object, ...]]:
             "SELECT account_id, equity, loan, ltv, maintenance_requirement, margin_level, status "
             "FROM margin_clients"
         ).fetchall()
-    return {str(row[0]): tuple(row[1:]) for row in rows}
+    # Figures are decimal text, as in every view table: compared as numbers.
+    return {
+        str(row[0]): (*(optional_decimal(figure) for figure in row[1:6]), row[6]) for row in rows
+    }
 
 
 def start_consumer(
