@@ -5,9 +5,11 @@
 - `GET /health`, `GET /metrics` (Prometheus text), `GET /openapi.json`.
 
 Every read takes `as_of` (a journal seq or an RFC 3339 time with an offset). The current
-state is one projection of the store's journal kept in memory (`LiveViews`) and brought up
-to the journal's end before each read, on the event loop's thread (the in-memory views are
-a SQLite connection bound to one thread; catching up is short). An `as_of` read rebuilds
+state is one projection of the store's journal kept in memory (`LiveViews`), started at
+startup as a copy of the views stored next to the journal (as `ledger report` keeps them;
+from seq 1 when there are none) and brought up to the journal's end before each read, on
+the event loop's thread (the in-memory views are a SQLite connection bound to one thread;
+catching up is short). An `as_of` read rebuilds
 state at a past position, which is not short: it runs in a bounded pool of worker
 processes (`app/api_as_of.py`), never on the event loop. A user's mistake is a 4xx with a
 JSON body (`ErrorDocument`: `{"status_code": ..., "detail": ...}`), never a 500; every
@@ -64,7 +66,7 @@ from ledger.store import LedgerStore
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES, TABLES_BY_VIEW
-from projections.views import document
+from projections.views import document, stored_copy
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -95,6 +97,9 @@ class LiveViews:
 
     store: LedgerStore
     policy: Policy
+    # Where views are stored next to the journal (None: a store in memory): the in-memory
+    # views start as a copy of them, not from seq 1.
+    stored_url: str | None
     database: ViewDatabase = field(init=False)
     runner: ProjectionRunner = field(init=False)
     events_by_type: Counter[str] = field(default_factory=Counter)
@@ -104,7 +109,7 @@ class LiveViews:
     counted_rejects: int = 0
 
     def __post_init__(self) -> None:
-        self.database = ViewDatabase.open("sqlite:///:memory:")
+        self.database = stored_copy(self.stored_url)
         self.runner = ProjectionRunner(self.database, self.policy)
 
     def refresh(self) -> None:
@@ -341,7 +346,8 @@ def create_app(
     The in-memory views are opened at startup, on the thread that serves the requests."""
 
     def open_views(app: Litestar) -> None:
-        app.state.live = LiveViews(store, policy)
+        stored_url = None if as_of_source is None else as_of_source.store_url
+        app.state.live = LiveViews(store, policy, stored_url)
         app.state.as_of = AsOfReader(store, policy, as_of_source)
 
     def close_views(app: Litestar) -> None:

@@ -1,7 +1,8 @@
 """The API's `as_of` reads, off the event loop and bounded.
 
 An `as_of` read rebuilds state at a past journal position: the book from the nearest
-snapshot at or before it (`ledger.snapshots`), or every view from seq 1 for a report. That
+snapshot at or before it (`ledger.snapshots`); for a report every view, from the stored
+views when they stand at or before it, else from seq 1 (`projections.views.views_at`). That
 is work in milliseconds to seconds, so it never runs on the event loop's thread, where it
 would starve `/health` (and with it the liveness probe) and every other read:
 
@@ -66,8 +67,9 @@ class AsOfBusy(Exception):
     """`as_of_requests_in_flight_max` as_of requests are in flight already."""
 
 
-# The store and policy of a worker (process or thread), set by the pool's initializer.
-_worker: dict[str, tuple[LedgerStore, Policy]] = {}
+# The store, policy and stored views' URL (None for a store in memory) of a worker (process
+# or thread), set by the pool's initializer.
+_worker: dict[str, tuple[LedgerStore, Policy, str | None]] = {}
 _OPENED = "opened"
 
 
@@ -75,14 +77,14 @@ def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
     os.nice(as_of_worker_niceness)
     policy = load_policy(source.policy_path)
     require(policy.digest == policy_digest, "the policy file changed since the API started")
-    _worker[_OPENED] = (LedgerStore.open(source.store_url), policy)
+    _worker[_OPENED] = (LedgerStore.open(source.store_url), policy, source.store_url)
 
 
 def _share_with_thread(store: LedgerStore, policy: Policy) -> None:
-    _worker[_OPENED] = (store, policy)
+    _worker[_OPENED] = (store, policy, None)
 
 
-def _opened() -> tuple[LedgerStore, Policy]:
+def _opened() -> tuple[LedgerStore, Policy, str | None]:
     opened = _worker.get(_OPENED)
     if opened is None:
         raise InvariantViolation("an as_of worker ran before its pool opened the store")
@@ -99,7 +101,7 @@ def _seq(store: LedgerStore, as_of: str) -> int:
 
 def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
-    store, policy = _opened()
+    store, policy, _ = _opened()
     book = reporting.book_as_of(store, str(_seq(store, as_of)))
     # A platform account answers too, as in `ledger query` and the current reads.
     if account_id not in book.accounts:
@@ -113,9 +115,10 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:
-    """`GET /reports/{view}?as_of=`, in a worker: the views rebuilt up to the seq."""
-    store, policy = _opened()
-    scratch = views_at(store, policy, _seq(store, as_of))
+    """`GET /reports/{view}?as_of=`, in a worker: the views at the seq, from the stored views
+    when they stand at or before it, else rebuilt from seq 1."""
+    store, policy, stored_url = _opened()
+    scratch = views_at(store, policy, _seq(store, as_of), stored_url=stored_url)
     try:
         return document(scratch, TABLES_BY_VIEW[view])
     finally:

@@ -11,7 +11,7 @@ from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import resume
-from projections.database import TableWrite, ViewDatabase, ViewsReadOnly
+from projections.database import Position, TableWrite, ViewDatabase, ViewsReadOnly
 from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
@@ -60,18 +60,29 @@ def views_at(
     stored = _stored_views(stored_url)
     if stored is not None and stored.position().last_seq == seq:
         return stored
-    scratch = ViewDatabase.open("sqlite:///:memory:")
     try:
-        if stored is not None and stored.position().last_seq < seq:
-            _copy_views(stored, scratch)
+        usable = stored is not None and stored.position().last_seq < seq
+        scratch = _scratch_copy(stored if usable else None)
+    finally:
+        if stored is not None:
+            stored.close()
+    try:
         ProjectionRunner(scratch, policy).follow(store, until_seq=seq, progress=progress)
     except BaseException:
         scratch.close()
         raise
+    return scratch
+
+
+def stored_copy(url: str | None) -> ViewDatabase:
+    """A scratch in-memory copy of the views stored at `url` (empty when there are none it
+    may read): a runner on it resumes where they stand, and writes nothing to the store."""
+    stored = _stored_views(url)
+    try:
+        return _scratch_copy(stored)
     finally:
         if stored is not None:
             stored.close()
-    return scratch
 
 
 def _stored_views(url: str | None) -> ViewDatabase | None:
@@ -84,17 +95,19 @@ def _stored_views(url: str | None) -> ViewDatabase | None:
         return None
 
 
-def _copy_views(source: ViewDatabase, target: ViewDatabase) -> None:
-    """Every view's rows, the position and the saved projection state of `source` into the
-    empty `target`, so that a runner on `target` resumes where `source` stands."""
-    position = source.position()
-    if position.last_seq == 0:
-        return
+def _scratch_copy(source: ViewDatabase | None) -> ViewDatabase:
+    """A scratch in-memory database holding every view's rows, the position and the saved
+    projection state of `source` (empty without one)."""
+    scratch = ViewDatabase.open("sqlite:///:memory:")
+    position = Position(0, "0" * 64, "") if source is None else source.position()
+    if source is None or position.last_seq == 0:
+        return scratch
     writes = [TableWrite(table, None, source.rows(table)) for table in TABLES]
-    target.commit_batch(writes, target.position(), position)
+    scratch.commit_batch(writes, scratch.position(), position)
     saved = source.saved_state()
     if saved is not None:
-        target.save_state(*saved)
+        scratch.save_state(*saved)
+    return scratch
 
 
 def views_from_records(

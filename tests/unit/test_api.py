@@ -13,7 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from app.api import REPORT_VIEWS, create_app
+from app.api import REPORT_VIEWS, LiveViews, create_app
 from app.api_documents import ErrorDocument
 from app.commands import ingest_stream
 from app.simulation import simulate
@@ -21,6 +21,9 @@ from ledger import reporting
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
+from projections import resume, views
+from projections.database import ViewDatabase
+from projections.runner import ProjectionRunner
 from tests.api_security import AUDITOR, api_security
 
 simulated_accounts = 8
@@ -252,3 +255,25 @@ def test_every_error_body_is_an_error_document(
     assert error.detail
     keys = None if error.extra is None else [problem.key for problem in error.extra]
     assert keys == problem_keys
+
+
+def test_the_live_views_start_from_the_views_stored_next_to_the_journal(
+    store: LedgerStore, policy: Policy, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    half = store.last_seq() // 2
+    with LedgerStore.open(url) as copy:
+        copy.append(list(store.iter_journal())[:half], [], None)
+        with ViewDatabase.open(url) as stored:
+            runner = ProjectionRunner(stored, policy)
+            runner.follow(copy)
+            resume.save(stored, runner.state, runner.name)
+        copy.append(list(store.iter_journal(half)), [], None)
+        fresh = LiveViews(copy, policy, None)  # a store in memory: from seq 1
+        started = LiveViews(copy, policy, url)
+        assert (fresh.runner.last_seq, started.runner.last_seq) == (0, half)
+        for live in (fresh, started):
+            live.refresh()
+        assert views.snapshot(started.database) == views.snapshot(fresh.database)
+        fresh.close()
+        started.close()
