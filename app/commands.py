@@ -380,11 +380,6 @@ def reject_origin(record: RejectRecord) -> str:
 checkpoint_key_env = "LEDGER_CHECKPOINT_KEY"
 
 
-class _RecordEnd(msgspec.Struct, frozen=True):
-    hash: str
-    recorded_at: str
-
-
 def _journal_checkpoint(args: argparse.Namespace) -> int:
     """A signed checkpoint of the journal's last record, for `audit verify --checkpoint`."""
     if args.key is None:
@@ -398,13 +393,15 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
         if seq == 0:
             raise CommandError("the journal is empty: nothing to checkpoint")
         (entry,) = store.read_journal(seq - 1, 1)
-    end = msgspec.json.decode(entry.record, type=_RecordEnd)
-    document = checkpoints.sign_checkpoint(seq, end.hash, end.recorded_at, key)
+    document = checkpoints.sign_journal_entry(entry, key) + b"\n"
     if args.out is None:
         sys.stdout.buffer.write(document)
     else:
         Path(args.out).write_bytes(document)
-    print(f"checkpoint: seq {seq}, hash {end.hash}", file=sys.stderr)
+    print(
+        f"checkpoint: seq {seq}, hash {checkpoints.checkpoint_position(document)[1]}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

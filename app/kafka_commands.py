@@ -21,17 +21,20 @@ from app.commands import (
     EXIT_OK,
     EXIT_REFUSED,
     CommandError,
+    checkpoint_key_env,
     policy_of,
     snapshot_events_setting,
     standard_input,
 )
 from consumers.health import health_port_default
+from ledger import checkpoints
 from ledger.limits import inbox_record_bytes_max
 from ledger.store import StoreUrlError
 
 health_port_env = "LEDGER_HEALTH_PORT"
 drain_timeout_env = "LEDGER_DRAIN_TIMEOUT"
 broker_wait_env = "LEDGER_BROKER_WAIT"
+checkpoint_interval_env = "LEDGER_CHECKPOINT_INTERVAL"
 health_host_env = "LEDGER_HEALTH_HOST"
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
@@ -73,6 +76,16 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"--broker-wait {args.broker_wait} must be above 0 seconds")
     if args.inbox_partitions < 1 or args.replication_factor < 1:
         raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")
+    if not args.checkpoint_interval > 0:
+        raise CommandError(f"--checkpoint-interval {args.checkpoint_interval} must be above 0")
+    try:
+        key = (
+            None
+            if args.checkpoint_key is None
+            else checkpoints.load_private_key(Path(args.checkpoint_key))
+        )
+    except checkpoints.CheckpointError as error:
+        raise CommandError(f"--checkpoint-key: {error}") from error
     settings = ServiceSettings(
         store_url=args.store,
         bootstrap=args.bootstrap,
@@ -83,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         inbox_partitions=args.inbox_partitions,
         replication_factor=args.replication_factor,
         snapshot_events=snapshot_events_setting(),
+        checkpoint_key=key,
+        checkpoint_interval_s=args.checkpoint_interval,
     )
     if args.drain_timeout is not None:
         settings = dataclasses.replace(settings, drain_timeout_s=args.drain_timeout)
@@ -184,6 +199,21 @@ def register(sub: Any) -> None:
         default=float(os.environ[broker_wait_env]) if os.environ.get(broker_wait_env) else None,
         help="seconds to wait at start for the Kafka broker to answer (default 60); then "
         f"one line naming it and exit status 6 (${broker_wait_env})",
+    )
+    run.add_argument(
+        "--checkpoint-key",
+        default=os.environ.get(checkpoint_key_env) or None,
+        help="Ed25519 private key (PEM) to sign a checkpoint of the journal's end with, kept "
+        f"in the store and on <prefix>.checkpoints; none: no checkpoints (${checkpoint_key_env})",
+    )
+    run.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=float(
+            os.environ.get(checkpoint_interval_env) or checkpoints.checkpoint_interval_default_s
+        ),
+        help="seconds between signed checkpoints, when the journal moved "
+        f"(default {checkpoints.checkpoint_interval_default_s:g}; ${checkpoint_interval_env})",
     )
     _topic_options(run)
     run.set_defaults(handler=_run)

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from app.commands import EXIT_REFUSED, CommandError, open_store, policy_of, policy_scales
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
@@ -100,20 +102,64 @@ checkpoint_public_key_env = "LEDGER_CHECKPOINT_PUBLIC_KEY"
 
 
 def _anchors(args: argparse.Namespace) -> list[checkpoints.Anchor]:
-    """The anchors the journal must hold: `--expect SEQ:HASH` and signed `--checkpoint`s."""
+    """The anchors the journal must hold: `--expect SEQ:HASH`, signed `--checkpoint` files
+    and the signed checkpoints `ledger run` kept (`--signed-checkpoints store|kafka`)."""
     try:
         anchors = [checkpoints.parse_expectation(text) for text in args.expect]
-        if args.checkpoint:
+        if args.checkpoint or args.signed_checkpoints:
             if args.public_key is None:
+                option = "--checkpoint" if args.checkpoint else "--signed-checkpoints"
                 raise CommandError(
-                    f"--checkpoint needs --public-key (${checkpoint_public_key_env}), the "
+                    f"{option} needs --public-key (${checkpoint_public_key_env}), the "
                     "Ed25519 key that signed it"
                 )
             key = checkpoints.load_public_key(Path(args.public_key))
-            anchors.extend(checkpoints.read_checkpoint(Path(c), key) for c in args.checkpoint)
+            for path in args.checkpoint:
+                anchors.extend(checkpoints.read_checkpoints(Path(path), key))
+            if args.signed_checkpoints:
+                anchors.extend(_signed_checkpoints(args, key))
     except checkpoints.CheckpointError as error:
         raise CommandError(str(error)) from error
     return anchors
+
+
+def _signed_checkpoints(
+    args: argparse.Namespace, key: Ed25519PublicKey
+) -> list[checkpoints.Anchor]:
+    """Every checkpoint `ledger run` signed, from the store or from `<prefix>.checkpoints`,
+    each signature verified. None at all is a failure: they were removed, or never made."""
+    if args.signed_checkpoints == "kafka":
+        from app.kafka_commands import broker_faults  # noqa: PLC0415
+        from consumers.journal_topic import JournalTopicError, read_journal_topic  # noqa: PLC0415
+        from consumers.topics import TopicNames  # noqa: PLC0415
+
+        where = TopicNames(args.topic_prefix).checkpoints
+        try:
+            with broker_faults(args.bootstrap, client_logs=args.log_level is not None):
+                documents = list(read_journal_topic(args.bootstrap, where))
+        except JournalTopicError as error:
+            raise CommandError(
+                f"{where} is not a checkpoint topic: {error}", EXIT_REFUSED
+            ) from error
+    else:
+        with open_store(args) as store:
+            where, documents = "the store", _stored_checkpoints(store)
+    if not documents:
+        raise CommandError(
+            f"{where} holds no signed checkpoint: `ledger run --checkpoint-key` writes them",
+            EXIT_REFUSED,
+        )
+    return [
+        checkpoints.verify_checkpoint(document, key, f"{where} checkpoint {number}")
+        for number, document in enumerate(documents, 1)
+    ]
+
+
+def _stored_checkpoints(store: LedgerStore) -> list[bytes]:
+    documents: list[bytes] = []
+    while page := store.read_checkpoints(len(documents)):
+        documents.extend(page)
+    return documents
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -291,6 +337,13 @@ def register(sub: Any) -> None:
         default=[],
         metavar="FILE",
         help="a signed checkpoint (ledger journal checkpoint) the journal must hold",
+    )
+    verify.add_argument(
+        "--signed-checkpoints",
+        choices=("store", "kafka"),
+        default=None,
+        help="the journal must hold every checkpoint `ledger run` signed, as kept in the "
+        "store or on <prefix>.checkpoints",
     )
     verify.add_argument(
         "--public-key",

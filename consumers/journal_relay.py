@@ -1,7 +1,9 @@
 """Journal publication: the store's journal to `<prefix>.events`, its rejects to
-`<prefix>.rejects`, each record exactly once and in order.
+`<prefix>.rejects`, its signed checkpoints to `<prefix>.checkpoints`, each record exactly
+once and in order.
 
-Each relay owns a transactional producer (`<prefix>.journal-relay`, `<prefix>.rejects-relay`).
+Each relay owns a transactional producer (`<prefix>.journal-relay`, `<prefix>.rejects-relay`,
+`<prefix>.checkpoint-relay`).
 Starting it fences any older instance (its transactions are aborted, its sends refused
 with `ProducerFenced`); only then does the relay read the topic's tail with a
 `read_committed` consumer (the last record's position header, `seq` or `number`) and resume
@@ -30,6 +32,7 @@ from consumers.topics import (
     kafka_connection,
     topic_partitions,
 )
+from ledger.checkpoints import checkpoint_position
 from ledger.invariants import require
 from ledger.limits import journal_read_batch_events_max
 from ledger.rejections import decode_reject_record
@@ -108,6 +111,20 @@ def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
         ]
         key = None if fields.key is None else fields.key.encode("utf-8")
         batch.append(Outgoing(fields.number, key, record, headers))
+    return batch
+
+
+def read_checkpoints_batch(store: LedgerStore, after: int) -> list[Outgoing]:
+    """Signed checkpoints after number `after`, without a key, with headers `number` and
+    `seq` (the journal seq each is of)."""
+    batch = []
+    for offset, record in enumerate(store.read_checkpoints(after, relay_batch_records_max), 1):
+        seq, _ = checkpoint_position(record)
+        headers = [
+            ("number", str(after + offset).encode("ascii")),
+            ("seq", str(seq).encode("ascii")),
+        ]
+        batch.append(Outgoing(after + offset, None, record, headers))
     return batch
 
 
@@ -219,6 +236,15 @@ def check_rejects_tail(store: LedgerStore, tail: Tail) -> None:
         records[0] if records and decode_reject_record(records[0]).number == tail.position else None
     )
     _require_tail_held("rejects", "number", tail, held, store.reject_count())
+
+
+def check_checkpoints_tail(store: LedgerStore, tail: Tail) -> None:
+    """The checkpoint topic's tail must be, byte for byte, the store's checkpoint of that
+    number."""
+    # Numbers run without gaps: the first checkpoint after position - 1 is that position's.
+    records = store.read_checkpoints(tail.position - 1, 1) if tail.position > 0 else []
+    held = records[0] if records else None
+    _require_tail_held("checkpoints", "number", tail, held, store.checkpoint_count())
 
 
 def _require_tail_held(

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import CoordinatorNotAvailableError, KafkaError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers import kafka_security
+from consumers.checkpoint_writer import CheckpointWriter
 from consumers.health import start_health_server
 from consumers.inbox import (
     InboxIngest,
@@ -31,14 +33,17 @@ from consumers.journal_relay import (
     Relay,
     RelayFenced,
     TopicDiverged,
+    check_checkpoints_tail,
     check_journal_tail,
     check_rejects_tail,
+    read_checkpoints_batch,
     read_journal_batch,
     read_rejects_batch,
 )
 from consumers.metrics import ServiceReading, metrics_text
 from consumers.topics import TopicNames, ensure_topics
 from ledger.application import LedgerApplication, UndecidableRecord
+from ledger.checkpoints import checkpoint_interval_default_s
 from ledger.invariants import InvariantViolation
 from ledger.limits import snapshot_interval_events
 from ledger.policy import Policy
@@ -73,6 +78,8 @@ class ServiceSettings:
     snapshot_events: int = snapshot_interval_events  # journal events between book snapshots
     drain_timeout_s: float = shutdown_drain_timeout_s  # float-ok: seconds from SIGTERM to exit
     broker_wait_s: float = broker_wait_default_s  # float-ok: seconds to wait for the broker
+    checkpoint_key: Ed25519PrivateKey | None = None  # None: no signed checkpoints written
+    checkpoint_interval_s: float = checkpoint_interval_default_s  # float-ok: seconds
 
 
 @dataclass
@@ -82,6 +89,8 @@ class _Parts:
     ingest: InboxIngest
     journal: Relay
     rejects: Relay
+    checkpoint_writer: CheckpointWriter
+    checkpoints: Relay
 
 
 class BrokerUnreachable(Exception):
@@ -162,7 +171,21 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
         wake=state.rejects_recorded,
         check_tail=lambda tail: check_rejects_tail(store, tail),
     )
-    return _Parts(store, state, ingest, journal, rejects)
+    checkpoint_recorded = asyncio.Event()
+    writer = CheckpointWriter(
+        store, settings.checkpoint_key, settings.checkpoint_interval_s, checkpoint_recorded
+    )
+    checkpoints = Relay(
+        name="checkpoints",
+        bootstrap=settings.bootstrap,
+        topic=settings.names.checkpoints,
+        transactional_id=settings.names.checkpoints_transactional_id,
+        header="number",
+        read_batch=lambda after: read_checkpoints_batch(store, after),
+        wake=checkpoint_recorded,
+        check_tail=lambda tail: check_checkpoints_tail(store, tail),
+    )
+    return _Parts(store, state, ingest, journal, rejects, writer, checkpoints)
 
 
 def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
@@ -171,6 +194,7 @@ def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
             parts.state.store_healthy
             and parts.journal.progress.healthy
             and parts.rejects.progress.healthy
+            and parts.checkpoints.progress.healthy
         )
         return {
             "status": "ok" if healthy else "degraded",
@@ -196,9 +220,15 @@ def _metrics(parts: _Parts) -> Callable[[], str]:
                 relay_lag={
                     "journal": max(state.journal_seq - parts.journal.progress.published, 0),
                     "rejects": max(state.reject_count - parts.rejects.progress.published, 0),
+                    "checkpoints": max(
+                        parts.checkpoint_writer.count - parts.checkpoints.progress.published, 0
+                    ),
                 },
                 store_up=state.store_healthy,
-                broker_up=parts.journal.progress.healthy and parts.rejects.progress.healthy,
+                broker_up=all(
+                    relay.progress.healthy
+                    for relay in (parts.journal, parts.rejects, parts.checkpoints)
+                ),
             )
         )
 
@@ -328,9 +358,29 @@ async def _start_and_serve(
         log.info("replayed store=%s journal_seq=%d", store.describe(), app.book.last_seq)
         await _create_topics(settings)
         parts = _build(settings, store, app)
+        await backoff_retry(parts.checkpoint_writer.resume, "read_checkpoints")
         return await _serve(settings, parts, stopping, serving)
     finally:
-        store.close()
+        if await _store_work_done():
+            store.close()
+
+
+async def _store_work_done() -> bool:
+    """Wait for the store work still running in worker threads; whether it ended in time.
+
+    A cancelled task leaves its blocking store call running in its thread: closing the
+    store under it can crash the interpreter inside SQLite. Past the wait the store is left
+    open; the process is ending, and the threads end with it."""
+    try:
+        async with asyncio.timeout(shutdown_close_timeout_s):
+            await asyncio.get_running_loop().shutdown_default_executor()
+    except TimeoutError:
+        log.error(
+            "store_work_still_running after_s=%.0f: the store is left open",
+            shutdown_close_timeout_s,
+        )
+        return False
+    return True
 
 
 async def _serve(
@@ -362,12 +412,19 @@ async def _supervise(
     """Run the tasks; stop all when one fails. The relays drain after the ingest ends,
     all within `drain_timeout_s` of the stop."""
     ingest_done = asyncio.Event()
+    checkpoints_done = asyncio.Event()
 
     async def ingest() -> None:
         try:
             await parts.ingest.run(stopping)
         finally:
             ingest_done.set()
+
+    async def checkpoint() -> None:
+        try:  # the last checkpoint is of the journal's end, once the ingest has stopped
+            await parts.checkpoint_writer.run(ingest_done)
+        finally:
+            checkpoints_done.set()
 
     tasks = {
         asyncio.create_task(ingest(), name="ingest"),
@@ -376,6 +433,11 @@ async def _supervise(
         ),
         asyncio.create_task(
             parts.rejects.run(ingest_done, lambda: parts.state.reject_count), name="rejects"
+        ),
+        asyncio.create_task(checkpoint(), name="checkpoint_writer"),
+        asyncio.create_task(
+            parts.checkpoints.run(checkpoints_done, lambda: parts.checkpoint_writer.count),
+            name="checkpoints",
         ),
     }
     progress = asyncio.create_task(_log_progress(parts), name="progress")

@@ -1,8 +1,9 @@
-"""The ledger's three topics (docs/events.md), created when missing, and the bounds of talking to
+"""The ledger's four topics (docs/events.md), created when missing, and the bounds of talking to
 Kafka that every module of `consumers/` shares.
 
 `<prefix>.inbox` (upstream facts and requests), `<prefix>.events` (the journal, one
-partition, kept forever) and `<prefix>.rejects` (refused inputs, kept forever). Production
+partition, kept forever), `<prefix>.rejects` (refused inputs, kept forever) and
+`<prefix>.checkpoints` (signed checkpoints of the journal's end, kept forever). Production
 clusters create them with their own settings (deploy/k8s/topics.yaml); `ensure_topics` only
 creates the ones that are missing, so a local broker or a test works out of the box.
 """
@@ -31,6 +32,7 @@ topic_create_timeout_ms = 30_000
 inbox_partitions_default = 1  # docs/pipeline.md: one partition, byte-identical re-runs
 events_partitions = 1  # the journal's total order is the topic's order
 rejects_partitions = 1  # rejects are numbered 1, 2, … in one order too
+checkpoints_partitions = 1  # checkpoints are numbered 1, 2, … in one order too
 replication_factor_default = 1  # one local broker; production uses 3 (deploy/k8s)
 _TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another process created it first
 _TOPIC_AUTHORIZATION_FAILED = 29  # Kafka's error code: the principal's ACLs refuse it
@@ -60,6 +62,10 @@ class TopicNames:
         return f"{self.base}.rejects"
 
     @property
+    def checkpoints(self) -> str:
+        return f"{self.base}.checkpoints"
+
+    @property
     def consumer_group(self) -> str:
         return f"{self.base}.sequencer"
 
@@ -70,6 +76,10 @@ class TopicNames:
     @property
     def rejects_transactional_id(self) -> str:
         return f"{self.base}.rejects-relay"
+
+    @property
+    def checkpoints_transactional_id(self) -> str:
+        return f"{self.base}.checkpoint-relay"
 
 
 def kafka_connection(bootstrap: str, client_id: str) -> dict[str, Any]:
@@ -124,7 +134,7 @@ async def ensure_topics(
     inbox_partitions: int = inbox_partitions_default,
     replication_factor: int = replication_factor_default,
 ) -> list[str]:
-    """Create whichever of the three topics is missing; returns the names created."""
+    """Create whichever of the four topics is missing; returns the names created."""
     from aiokafka.admin import NewTopic  # noqa: PLC0415
 
     wanted = {
@@ -136,6 +146,9 @@ async def ensure_topics(
         ),
         names.rejects: NewTopic(
             names.rejects, rejects_partitions, replication_factor, topic_configs=_forever()
+        ),
+        names.checkpoints: NewTopic(
+            names.checkpoints, checkpoints_partitions, replication_factor, topic_configs=_forever()
         ),
     }
     admin = _admin(bootstrap)

@@ -7,8 +7,12 @@ ledger (by an auditor, or in another system) anchors the end: `ledger audit veri
 --checkpoint FILE` fails when the journal is shorter than the checkpoint's seq or holds a
 different hash there, and the signature shows who vouched for the checkpoint.
 
-The signed bytes are the canonical JSON of `{"hash", "recorded_at", "seq"}`; the file
-adds `signature` (base64) and `algorithm` ("ed25519").
+`ledger run` signs one at an interval when given a key, and keeps it in the store and on
+`<prefix>.checkpoints` (docs/pipeline.md); `ledger journal checkpoint` signs one on demand.
+
+The signed bytes are the canonical JSON of `{"hash", "recorded_at", "seq"}`; a checkpoint
+adds `signature` (base64) and `algorithm` ("ed25519"). A checkpoint file holds one or more
+checkpoints, one per line: a single checkpoint, or the checkpoint topic saved as JSON lines.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.journal import canonical_json
+from ledger.journal import JournalEntry, canonical_json
 
 CHECKPOINT_ALGORITHM = "ed25519"
+# `ledger run` signs the journal's end at most this often (seconds), when it moved.
+checkpoint_interval_default_s = 60.0
 _HASH_HEX_CHARS = 64
 
 
@@ -42,12 +48,25 @@ class Anchor:
     source: str  # where it came from, for the verdict: `--expect`, a checkpoint file
 
 
-class _CheckpointFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class _Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seq: int
     hash: str
     recorded_at: str
     algorithm: str
     signature: str
+
+
+_decode_checkpoint = msgspec.json.Decoder(_Checkpoint).decode
+
+
+class _RecordEnd(msgspec.Struct, frozen=True):
+    """What a checkpoint takes from the journal record it is of."""
+
+    hash: str
+    recorded_at: str
+
+
+_decode_record_end = msgspec.json.Decoder(_RecordEnd).decode
 
 
 def parse_expectation(text: str) -> Anchor:
@@ -69,7 +88,7 @@ def _signed_bytes(seq: int, hash_text: str, recorded_at: str) -> bytes:
 
 
 def sign_checkpoint(seq: int, hash_text: str, recorded_at: str, key: Ed25519PrivateKey) -> bytes:
-    """The checkpoint file's content: canonical JSON with its Ed25519 signature."""
+    """A checkpoint: canonical JSON with its Ed25519 signature (no line end)."""
     signature = key.sign(_signed_bytes(seq, hash_text, recorded_at))
     document = {
         "algorithm": CHECKPOINT_ALGORITHM,
@@ -78,25 +97,57 @@ def sign_checkpoint(seq: int, hash_text: str, recorded_at: str, key: Ed25519Priv
         "seq": seq,
         "signature": base64.b64encode(signature).decode("ascii"),
     }
-    return canonical_json(document) + b"\n"
+    return canonical_json(document)
 
 
-def read_checkpoint(path: Path, public_key: Ed25519PublicKey) -> Anchor:
-    """The anchor a checkpoint file vouches for, once its signature verifies."""
+def sign_journal_entry(entry: JournalEntry, key: Ed25519PrivateKey) -> bytes:
+    """The checkpoint of a journal entry: its seq, hash and ledger time, signed."""
+    end = _decode_record_end(entry.record)
+    return sign_checkpoint(entry.seq, end.hash, end.recorded_at, key)
+
+
+def checkpoint_position(document: bytes) -> tuple[int, str]:
+    """The seq and hash a checkpoint the ledger wrote itself is of (signature unchecked)."""
+    checkpoint = _decode_checkpoint(document)
+    return checkpoint.seq, checkpoint.hash
+
+
+def verify_checkpoint(document: bytes, public_key: Ed25519PublicKey, source: str) -> Anchor:
+    """The anchor a checkpoint vouches for, once its signature verifies; `source` names it
+    in errors and verdicts (a file and line, a store, a topic offset)."""
     try:
-        checkpoint = msgspec.json.decode(path.read_bytes(), type=_CheckpointFile)
+        checkpoint = _decode_checkpoint(document)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise CheckpointError(f"checkpoint {path} is not a checkpoint file: {error}") from None
+        raise CheckpointError(f"{source} is not a checkpoint: {error}") from None
     if checkpoint.algorithm != CHECKPOINT_ALGORITHM or not _is_hash(checkpoint.hash):
-        raise CheckpointError(f"checkpoint {path}: algorithm or hash is not as written")
+        raise CheckpointError(f"{source}: algorithm or hash is not as written")
     signed = _signed_bytes(checkpoint.seq, checkpoint.hash, checkpoint.recorded_at)
     try:
         public_key.verify(base64.b64decode(checkpoint.signature, validate=True), signed)
     except (InvalidSignature, binascii.Error):
         raise CheckpointError(
-            f"checkpoint {path}: the signature does not verify with the public key given"
+            f"{source}: the signature does not verify with the public key given"
         ) from None
-    return Anchor(checkpoint.seq, checkpoint.hash, f"checkpoint {path.name}")
+    return Anchor(checkpoint.seq, checkpoint.hash, source)
+
+
+def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Anchor]:
+    """The anchors a checkpoint file vouches for, one per non-blank line, every signature
+    verified."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {error.strerror}") from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    if not numbered:
+        raise CheckpointError(f"checkpoint {path} is empty")
+    single = len(numbered) == 1
+    return [
+        verify_checkpoint(
+            line, public_key, f"checkpoint {path.name}" + ("" if single else f" line {number}")
+        )
+        for number, line in numbered
+    ]
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

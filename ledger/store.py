@@ -13,7 +13,9 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - book snapshots and what the book's append-only registers gained since the previous
   snapshot are two more streams, `SNAPSHOTS_STREAM_ID` and `SNAPSHOT_REGISTERS_STREAM_ID`,
   with version = the journal `seq` they stand at (`ledger.snapshots` writes and checks
-  them; they are derived, never the truth).
+  them; they are derived, never the truth);
+- signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
+  `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from ledger.store_url import StoreUrlError, parse_postgres_url
 # The store's interface: the position type and the faults a caller may meet, so that no
 # module outside this adapter imports eventsourcing's persistence layer.
 __all__ = [
+    "CHECKPOINTS_STREAM_ID",
     "JOURNAL_STREAM_ID",
     "REJECTS_STREAM_ID",
     "SNAPSHOTS_STREAM_ID",
@@ -71,9 +74,11 @@ SNAPSHOTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:snapshot
 SNAPSHOT_REGISTERS_STREAM_ID: UUID = uuid5(
     NAMESPACE_URL, "urn:collateral-ledger:snapshot-registers"
 )
+CHECKPOINTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:checkpoints")
 REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
 SNAPSHOT_TOPIC = "book_snapshot"
 SNAPSHOT_REGISTERS_TOPIC = "snapshot_registers"
+CHECKPOINT_TOPIC = "journal_checkpoint"
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
@@ -299,6 +304,35 @@ class LedgerStore:
         """The latest snapshot-register record; None before the first snapshot."""
         rows = self._recorder.select_events(SNAPSHOT_REGISTERS_STREAM_ID, desc=True, limit=1)
         return rows[0].state if rows else None
+
+    def append_checkpoint(self, number: int, checkpoint: bytes) -> None:
+        """Record signed checkpoint `number` (the next after `checkpoint_count()`). Raises
+        `JournalConflict` when that number is taken: two writers."""
+        require(
+            number == self.checkpoint_count() + 1,
+            f"checkpoint number {number} does not follow {self.checkpoint_count()}",
+        )
+        row = StoredEvent(CHECKPOINTS_STREAM_ID, number, CHECKPOINT_TOPIC, checkpoint)
+        try:
+            self._recorder.insert_events([row])
+        except IntegrityError as error:
+            raise JournalConflict(f"checkpoint {number} is already recorded") from error
+
+    def read_checkpoints(
+        self, after: int = 0, limit: int = limits.journal_read_batch_events_max
+    ) -> list[bytes]:
+        """Up to `limit` signed checkpoints after checkpoint number `after`, in order."""
+        require(
+            0 < limit <= limits.journal_read_batch_events_max,
+            f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
+        )
+        rows = self._recorder.select_events(CHECKPOINTS_STREAM_ID, gt=after, limit=limit)
+        return [row.state for row in rows]
+
+    def checkpoint_count(self) -> int:
+        """How many signed checkpoints are recorded (numbered 1, 2, ... without gaps)."""
+        rows = self._recorder.select_events(CHECKPOINTS_STREAM_ID, desc=True, limit=1)
+        return rows[0].originator_version if rows else 0
 
     def max_tracking_id(self, name: str) -> int | None:
         """The last input position recorded under `name` (`ledger.inbox:0`); None if none."""

@@ -14,18 +14,20 @@ ssl.truststore.type=PEM
 ssl.truststore.location=/run/secrets/kafka-ca.crt
 PROPERTIES
 acl() { /opt/kafka/bin/kafka-acls.sh --bootstrap-server kafka:9092 --command-config "$config" --add "$@"; }
-# ledger: reads the inbox with its group, creates its three topics, writes and reads back
-# the journal and the rejects, owns the relays' transactional ids.
+# ledger: reads the inbox with its group, creates its four topics, writes and reads back
+# the journal, the rejects and the signed checkpoints, owns the relays' transactional ids.
 acl --allow-principal User:ledger --operation Read --operation Describe \
   --topic "$prefix.inbox" --group "$prefix.sequencer"
 acl --allow-principal User:ledger --operation Create --operation Describe --topic "$prefix.inbox"
 acl --allow-principal User:ledger --operation Write --operation Read --operation Describe \
-  --operation Create --topic "$prefix.events" --topic "$prefix.rejects"
+  --operation Create --topic "$prefix.events" --topic "$prefix.rejects" \
+  --topic "$prefix.checkpoints"
 acl --allow-principal User:ledger --operation Write --operation Describe \
-  --transactional-id "$prefix.journal-relay" --transactional-id "$prefix.rejects-relay"
+  --transactional-id "$prefix.journal-relay" --transactional-id "$prefix.rejects-relay" \
+  --transactional-id "$prefix.checkpoint-relay"
 # upstream: writes the inbox, nothing else.
 acl --allow-principal User:upstream --operation Write --operation Describe --topic "$prefix.inbox"
-# reader: reads the journal and the rejects with its own group.
+# reader: reads the journal, the rejects and the checkpoints with its own group.
 acl --allow-principal User:reader --operation Read --operation Describe \
-  --topic "$prefix.events" --topic "$prefix.rejects"
+  --topic "$prefix.events" --topic "$prefix.rejects" --topic "$prefix.checkpoints"
 acl --allow-principal User:reader --operation Read --operation Describe --group "$prefix.reporting"

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from ledger.checkpoints import checkpoint_position
+from ledger.store import LedgerStore
 from tests.conftest import free_port
 from tests.integration.test_pipeline_support import (
     REPOSITORY,
@@ -28,6 +30,7 @@ from tests.integration.test_pipeline_support import (
     wait_until,
     write_lines,
 )
+from tests.signing_keys import write_keys
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +130,46 @@ def test_audit_from_kafka_of_a_topic_with_a_foreign_record_or_no_topic_is_one_li
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert last > 0
+
+
+def _audit(store: str, bootstrap: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--store", store, "--bootstrap", bootstrap,
+         "--topic-prefix", prefix, "audit", "verify", *args],
+        capture_output=True, text=True, cwd=REPOSITORY, check=False, timeout=alarm_timeout_s,
+    )  # fmt: skip
+
+
+def test_run_signs_checkpoints_into_the_store_and_their_topic_and_audit_anchors_with_them(
+    kafka_bootstrap: str,
+    kafka_topic_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    private, public = write_keys(tmp_path)
+    monkeypatch.setenv("LEDGER_CHECKPOINT_KEY", str(private))
+    monkeypatch.setenv("LEDGER_CHECKPOINT_INTERVAL", "1")
+    store, last = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path)
+    with LedgerStore.open(store, read_only=True) as ledger:
+        stored = ledger.read_checkpoints()
+        records = [entry.record for entry in ledger.iter_journal()]
+    published = read_topic(kafka_bootstrap, f"{kafka_topic_prefix}checkpoints")
+    assert [record.value for record in published] == stored
+    assert [record.headers["number"] for record in published] == [
+        str(number).encode() for number in range(1, len(stored) + 1)
+    ]
+    # The stop signs the journal's end; each checkpoint is of a later seq than the one before.
+    seqs = [checkpoint_position(document)[0] for document in stored]
+    assert seqs[-1] == last
+    assert seqs == sorted(set(seqs))
+    anchored = ["--public-key", str(public), "--signed-checkpoints"]
+    for audit in (("kafka",), ("store", "--from-kafka")):
+        done = _audit(store, kafka_bootstrap, kafka_topic_prefix, *anchored, *audit)
+        assert done.returncode == 0, done.stderr
+        assert f"{len(stored)} anchors hold" in done.stdout
+    shortened = tmp_path / "shortened.jsonl"
+    shortened.write_bytes(b"\n".join(records[:-1]) + b"\n")  # its chain still verifies
+    done = _audit(store, kafka_bootstrap, kafka_topic_prefix, "--file", str(shortened),
+                  *anchored, "kafka")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"vouches for seq {last}, but the journal ends at seq {last - 1}" in done.stdout

@@ -4,35 +4,20 @@ topic whose tail is not the store's record of that seq."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.cli import main
+from consumers.checkpoint_writer import CheckpointWriter
 from consumers.journal_relay import Tail, TopicDiverged, check_journal_tail, check_rejects_tail
+from ledger import checkpoints
 from ledger.store import LedgerStore
 from tests.ledger_scenario import Scenario
-
-
-def _write_keys(folder: Path) -> tuple[Path, Path]:
-    key = Ed25519PrivateKey.generate()
-    private, public = folder / "key.pem", folder / "public.pem"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return private, public
+from tests.signing_keys import write_keys
 
 
 def _ledger_file(path: Path, deposits: int, amount: str = "100") -> str:
@@ -50,7 +35,7 @@ def _ledger_file(path: Path, deposits: int, amount: str = "100") -> str:
 def signed(tmp_path: Path) -> tuple[str, Path, Path]:
     """A ledger of 5 deposits, its signed checkpoint file and the public key."""
     url = _ledger_file(tmp_path / "ledger.db", 5)
-    private, public = _write_keys(tmp_path)
+    private, public = write_keys(tmp_path)
     checkpoint = tmp_path / "checkpoint.json"
     assert main(["--store", url, "journal", "checkpoint", "--key", str(private),
                  "--out", str(checkpoint)]) == 0  # fmt: skip
@@ -155,3 +140,72 @@ def test_the_rejects_relay_accepts_a_tail_identical_to_the_store_and_refuses_any
         (first,) = store.read_rejects(0, 1)
         with pytest.raises(TopicDiverged, match="record of number 2 differs"):
             check_rejects_tail(store, Tail(2, first))  # the right bytes under another number
+
+
+def _write_checkpoint(store: LedgerStore, key: Ed25519PrivateKey) -> CheckpointWriter:
+    """The writer's last act when the service stops: a checkpoint of the journal's end."""
+    writer = CheckpointWriter(store, key, 60.0, asyncio.Event())
+    writer.resume()
+
+    async def stop_at_once() -> None:
+        stopping = asyncio.Event()
+        stopping.set()
+        await writer.run(stopping)
+
+    asyncio.run(stop_at_once())
+    return writer
+
+
+def test_the_service_checkpoints_the_journal_end_when_it_moved_and_audit_verify_uses_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    private, public = write_keys(tmp_path)
+    key = checkpoints.load_private_key(private)
+    s = Scenario(f"sqlite:///{tmp_path / 'ledger.db'}")
+    s.open("C1")
+    s.deposit("C1", "USD", "100")
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with LedgerStore.open(url) as store:
+        assert _write_checkpoint(store, key).count == 1
+        assert _write_checkpoint(store, key).count == 1  # the journal did not move: none
+        s.deposit("C1", "USD", "5")
+        assert _write_checkpoint(store, key).count == 2
+        documents = store.read_checkpoints()
+        ends = [entry.seq for entry in store.iter_journal()]
+    assert [checkpoints.checkpoint_position(d)[0] for d in documents] == [ends[-2], ends[-1]]
+    s.store.close()
+    verify = ["--signed-checkpoints", "store", "--public-key", str(public)]
+    assert _verify("--store", url, *verify) == 0
+    assert "2 anchors hold" in capsys.readouterr().out
+    with LedgerStore.open(url) as store:
+        records = [entry.record for entry in store.iter_journal()]
+    shortened = tmp_path / "shortened.jsonl"
+    shortened.write_bytes(b"\n".join(records[:-1]) + b"\n")
+    assert _verify("--file", str(shortened), "--store", url, *verify) == 1
+    assert "the store checkpoint 2 vouches for seq" in capsys.readouterr().out
+
+
+def test_signed_checkpoints_that_are_missing_or_signed_by_another_key_fail(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _ledger_file(tmp_path / "ledger.db", 2)
+    _, public = write_keys(tmp_path)
+    verify = ["--store", url, "--signed-checkpoints", "store", "--public-key", str(public)]
+    assert _verify(*verify) == 1
+    assert "the store holds no signed checkpoint" in capsys.readouterr().err
+    with LedgerStore.open(url) as store:
+        _write_checkpoint(store, Ed25519PrivateKey.generate())
+    assert _verify(*verify) == 2
+    assert "the store checkpoint 1: the signature does not verify" in capsys.readouterr().err
+    assert _verify("--store", url, "--signed-checkpoints", "store") == 2
+    assert "--signed-checkpoints needs --public-key" in capsys.readouterr().err
+
+
+def test_a_checkpoint_file_may_hold_many_checkpoints_one_per_line(
+    signed: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, checkpoint, public = signed
+    many = tmp_path / "many.jsonl"
+    many.write_bytes(checkpoint.read_bytes() * 3)
+    assert _verify("--store", url, "--checkpoint", str(many), "--public-key", str(public)) == 0
+    assert "3 anchors hold" in capsys.readouterr().out

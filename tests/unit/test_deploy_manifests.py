@@ -181,9 +181,9 @@ def test_journal_topic_is_append_only_forever_as_events_md_requires() -> None:
     assert topic["partitions"] == 1
 
 
-def test_inbox_and_rejects_topics_are_replicated_and_kept() -> None:
+def test_inbox_rejects_and_checkpoints_topics_are_replicated_and_kept() -> None:
     prefix = settings()["LEDGER_TOPIC_PREFIX"]
-    for name in ("inbox", "rejects"):
+    for name in ("inbox", "rejects", "checkpoints"):
         topic = k8s_object("KafkaTopic", f"ledger-{name}")["spec"]
         assert topic["topicName"] == f"{prefix}.{name}"
         assert topic["replicas"] == 3
@@ -199,7 +199,7 @@ def test_inbox_and_rejects_topics_are_replicated_and_kept() -> None:
 
 def test_topics_belong_to_the_cluster_the_ledger_connects_to() -> None:
     topics = [item for item in load_k8s_objects() if item["kind"] == "KafkaTopic"]
-    assert len(topics) == 3
+    assert len(topics) == 4
     clusters = {item["metadata"]["labels"]["strimzi.io/cluster"] for item in topics}
     assert len(clusters) == 1
     # Strimzi names the bootstrap Service `<cluster>-kafka-bootstrap`.
@@ -468,13 +468,16 @@ KAFKA_USER_ACLS = {
         ("group", "ledger.sequencer"): {"Read", "Describe"},
         ("topic", "ledger.events"): {"Write", "Read", "Describe"},
         ("topic", "ledger.rejects"): {"Write", "Read", "Describe"},
+        ("topic", "ledger.checkpoints"): {"Write", "Read", "Describe"},
         ("transactionalId", "ledger.journal-relay"): {"Write", "Describe"},
         ("transactionalId", "ledger.rejects-relay"): {"Write", "Describe"},
+        ("transactionalId", "ledger.checkpoint-relay"): {"Write", "Describe"},
     },
     "ledger-upstream": {("topic", "ledger.inbox"): {"Write", "Describe"}},
     "ledger-reader": {
         ("topic", "ledger.events"): {"Read", "Describe"},
         ("topic", "ledger.rejects"): {"Read", "Describe"},
+        ("topic", "ledger.checkpoints"): {"Read", "Describe"},
         ("group", "ledger.reporting"): {"Read", "Describe"},
     },
 }

@@ -216,7 +216,9 @@ def scram_argument_file(layout: SecureLayout, main: str, arguments: list[str]) -
 
 def acl_commands(prefix: str) -> list[list[str]]:
     """AclCommand arguments: each principal's rights on `<prefix>.*` (docs/security.md)."""
-    inbox, events, rejects = (f"{prefix}.{name}" for name in ("inbox", "events", "rejects"))
+    inbox, events, rejects, checkpoints = (
+        f"{prefix}.{name}" for name in ("inbox", "events", "rejects", "checkpoints")
+    )
 
     def allow(principal: str, operations: list[str], resources: list[str]) -> list[str]:
         granted = [item for operation in operations for item in ("--operation", operation)]
@@ -224,13 +226,14 @@ def acl_commands(prefix: str) -> list[list[str]]:
 
     return [
         # ledger: reads the inbox (its group commits offsets for lag tools), creates its
-        # three topics when missing, writes and reads back the journal and the rejects.
+        # four topics when missing, writes and reads back the journal, the rejects and the
+        # signed checkpoints.
         allow("ledger", ["Read", "Describe"], ["--topic", inbox, "--group", f"{prefix}.sequencer"]),
         allow("ledger", ["Create", "Describe"], ["--topic", inbox]),
         allow(
             "ledger",
             ["Write", "Read", "Describe", "Create"],
-            ["--topic", events, "--topic", rejects],
+            ["--topic", events, "--topic", rejects, "--topic", checkpoints],
         ),
         allow(
             "ledger",
@@ -240,12 +243,18 @@ def acl_commands(prefix: str) -> list[list[str]]:
                 f"{prefix}.journal-relay",
                 "--transactional-id",
                 f"{prefix}.rejects-relay",
+                "--transactional-id",
+                f"{prefix}.checkpoint-relay",
             ],
         ),
         # upstream: writes the inbox, nothing else.
         allow("upstream", ["Write", "Describe"], ["--topic", inbox]),
-        # reader: reads the journal and the rejects with its own group.
-        allow("reader", ["Read", "Describe"], ["--topic", events, "--topic", rejects]),
+        # reader: reads the journal, the rejects and the checkpoints with its own group.
+        allow(
+            "reader",
+            ["Read", "Describe"],
+            ["--topic", events, "--topic", rejects, "--topic", checkpoints],
+        ),
         allow("reader", ["Read", "Describe"], ["--group", f"{prefix}.reporting"]),
     ]
 
