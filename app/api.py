@@ -18,6 +18,7 @@ route's errors are in the OpenAPI document with that schema.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
@@ -67,6 +69,8 @@ from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES, TABLES_BY_VIEW
 from projections.views import document, stored_copy
+
+log = logging.getLogger(__name__)
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -331,6 +335,13 @@ def _error_handler(
     return respond
 
 
+def _fault(request: Request[Any, Any, Any], fault: Exception) -> Response[ErrorDocument]:
+    """A fault of the ledger, not of the request: logged with its traceback for the operator
+    (Litestar logs none outside debug), answered 500 without a word of it for the caller."""
+    log.error("api_fault method=%s path=%s", request.method, request.url.path, exc_info=fault)
+    return error_response(InternalServerException())
+
+
 def create_app(
     store: LedgerStore,
     policy: Policy,
@@ -360,7 +371,7 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
         guards=[security.guard],
-        exception_handlers={HTTPException: _error_handler(security)},
+        exception_handlers={HTTPException: _error_handler(security), Exception: _fault},
         before_send=[security.before_send],
         on_startup=[open_views],
         on_shutdown=[close_views],

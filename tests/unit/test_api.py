@@ -277,3 +277,25 @@ def test_the_live_views_start_from_the_views_stored_next_to_the_journal(
         assert views.snapshot(started.database) == views.snapshot(fresh.database)
         fresh.close()
         started.close()
+
+
+def test_a_fault_is_a_500_error_document_that_hides_the_fault(
+    client: TestClient[Litestar],
+    client_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: object) -> dict[str, Any]:
+        raise RuntimeError("a bug with a secret in it")
+
+    monkeypatch.setattr(reporting, "margin_view", broken)
+    response = client.get(f"/accounts/{client_id}/margin")
+    assert response.status_code == 500
+    error = msgspec.json.decode(response.content, type=ErrorDocument, strict=True)
+    assert error == ErrorDocument(status_code=500, detail="Internal Server Error")
+    assert response.json() == {"status_code": 500, "detail": "Internal Server Error"}
+    # The operator gets the fault: one error record, with its traceback.
+    (record,) = [r for r in caplog.records if r.name == "app.api"]
+    assert record.getMessage() == f"api_fault method=GET path=/accounts/{client_id}/margin"
+    assert record.exc_info is not None
+    assert "a bug with a secret in it" in str(record.exc_info[1])
