@@ -6,7 +6,7 @@ Struct checks it against that schema. Decimal figures are strings with their exa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -92,18 +92,25 @@ class HealthDocument(msgspec.Struct, frozen=True, kw_only=True):
 class ProblemDocument(msgspec.Struct, frozen=True, kw_only=True):
     """One parameter a 400 refused: what is wrong, which parameter, and where it was."""
 
-    message: str
-    key: str | None = None  # the parameter's name (as_of, view, account_id)
-    source: str | None = None  # path, query, header or body
+    message: Annotated[str, msgspec.Meta(description="what is wrong with the parameter")]
+    key: Annotated[
+        str | None, msgspec.Meta(description="the parameter's name: as_of, view, account_id")
+    ] = None
+    source: Annotated[
+        str | None, msgspec.Meta(description="where it was: path, query, header or body")
+    ] = None
 
 
 class ErrorDocument(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Every 4xx and 5xx answer of the API: the HTTP status again and a sentence a person
     can act on; a 400 that names the parameters it refused lists them in `extra`."""
 
-    status_code: int
-    detail: str
-    extra: list[ProblemDocument] | None = None
+    status_code: Annotated[int, msgspec.Meta(description="the HTTP status, as in the response")]
+    detail: Annotated[str, msgspec.Meta(description="what went wrong, a sentence to act on")]
+    extra: Annotated[
+        list[ProblemDocument] | None,
+        msgspec.Meta(description="the parameters a 400 refused, one each; absent otherwise"),
+    ] = None
 
 
 # What each error status means on this API: the description of each route's documented error.

@@ -115,7 +115,7 @@ def _check_table(document: dict[str, Any], scale_of: ScaleOf) -> str:
         verdict += f" {document['reason_code']}: {document['detail']}"
     lines = [
         f"account       {document['account_id']}",
-        f"record        {document['record_type']} {document['event_id']}",
+        f"record        {_cell(document['record_type'])} {_cell(document['event_id'])}",
         f"journal seq   {document['journal_seq']}",
         f"verdict       {verdict}",
         f"would record  {', '.join(document['would_record']) or '(nothing)'}",
