@@ -13,6 +13,7 @@ import pytest
 
 from app.cli import SETTINGS, build_parser, main
 from app.contract_docs import _commands
+from ledger.rejections import RejectRecord
 
 REFUSED_LINE = (
     '{"event_id":"dep-2","type":"deposit","occurred_at":"2026-11-24T09:00:00Z",'
@@ -110,6 +111,9 @@ def test_rejects_as_csv_keep_every_field_and_as_json_the_records(
     assert main(["rejects", "--format", "json", "--store", store_with_two_rejects]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["number"] for r in records] == [1, 2]
+    # Every field of the reject record, null where the store kept none.
+    assert all(set(r) == set(RejectRecord.__struct_fields__) for r in records)
+    assert (records[0]["event_id"], records[0]["value_bytes"]) == ("dep-2", None)
 
 
 def test_one_reject_is_counted_in_the_singular(

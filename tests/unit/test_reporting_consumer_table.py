@@ -1,0 +1,82 @@
+"""The reference consumer's table, without Kafka: journal records applied in batches to a
+SQLite `margin_clients` through the view tables' code, its position moved by the one
+compare-and-set (a second writer at a stale position is refused, nothing written)."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.commands import ingest_stream
+from app.simulation import simulate
+from examples.reporting_consumer import (
+    CONSUMER_NAME,
+    MARGIN_CLIENTS,
+    Follower,
+    MarginClientsDatabase,
+)
+from ledger import reporting
+from ledger.application import LedgerApplication
+from ledger.book import Book
+from ledger.money import USD_SCALE, format_decimal, quantize
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
+from projections.database import ProjectionConflict, ViewDatabase
+
+POLICY = load_policy(None)
+batch_records = 40
+
+
+def _journal(folder: Path) -> tuple[list[bytes], Book]:
+    inbox = b"\n".join(simulate(7, 6, 1))
+    with LedgerStore.open(f"sqlite:///{folder / 'ledger.db'}") as store:
+        ingest_stream(LedgerApplication(store, POLICY), io.BytesIO(inbox), "test")
+        records = [entry.record for entry in store.iter_journal()]
+        return records, reporting.book_as_of(store, None)
+
+
+def _follow(database: ViewDatabase, records: list[bytes]) -> Follower:
+    follower = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+    for start in range(0, len(records), batch_records):
+        follower.apply(records[start : start + batch_records])
+    return follower
+
+
+def test_margin_clients_hold_each_clients_figures_and_the_journal_position(
+    tmp_path: Path,
+) -> None:
+    records, book = _journal(tmp_path)
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        _follow(database, records)
+        position = database.position(CONSUMER_NAME)
+        rows = database.rows(MARGIN_CLIENTS)
+    assert (position.last_seq, position.last_hash) == (book.last_seq, book.last_hash)
+    expected = []
+    for account in sorted(book.clients(), key=lambda a: a.account_id):
+        margin = reporting.margin_view(book, POLICY, account.account_id)
+        equity = format_decimal(quantize(Decimal(margin["equity"]), USD_SCALE))
+        assert margin["status"] != "unvalued"
+        expected.append((account.account_id, equity, margin["status"]))
+    assert [(row[0], row[2], row[7]) for row in rows] == expected
+    assert len(rows) == 6
+
+
+def test_a_restarted_follower_writes_nothing_it_had_and_a_stale_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    records, book = _journal(tmp_path)
+    half = len(records) // 2
+    url = f"sqlite:///{tmp_path / 'reporting.db'}"
+    with MarginClientsDatabase.open(url) as database:
+        stale = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+        _follow(database, records[:half])
+        # Restarted: it replays from seq 1 and carries on from the stored position.
+        _follow(database, records)
+        assert database.position(CONSUMER_NAME).last_seq == book.last_seq
+        # One that read the position before the others wrote cannot move it.
+        with pytest.raises(ProjectionConflict):
+            stale.apply(records[:batch_records])
+        assert database.position(CONSUMER_NAME).last_seq == book.last_seq
