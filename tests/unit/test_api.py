@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import openapi_spec_validator
+import openapi_spec_validator.validation.exceptions
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -29,6 +31,7 @@ from tests.api_security import AUDITOR, api_security
 simulated_accounts = 8
 simulated_days = 1
 JSON_ERROR_KEYS = {"status_code", "detail"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +302,14 @@ def test_a_fault_is_a_500_error_document_that_hides_the_fault(
     assert record.getMessage() == f"api_fault method=GET path=/accounts/{client_id}/margin"
     assert record.exc_info is not None
     assert "a bug with a secret in it" in str(record.exc_info[1])
+
+
+def test_the_committed_openapi_document_is_valid_openapi() -> None:
+    """What a downstream team feeds its client generator must pass a validator, the error
+    responses' references included."""
+    document = msgspec.json.decode((DOCS / "openapi.json").read_bytes())
+    assert document["openapi"].startswith("3.1")
+    openapi_spec_validator.validate(document)
+    broken = {**document, "paths": {"/health": {"get": {"responses": {"200": {"$ref": 7}}}}}}
+    with pytest.raises(openapi_spec_validator.validation.exceptions.OpenAPIValidationError):
+        openapi_spec_validator.validate(broken)
