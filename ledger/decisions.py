@@ -40,8 +40,8 @@ from ledger.groups import group_loan_limit, group_loan_refusal, related_group_se
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import format_timestamp
 from ledger.lending import finance_debits, loan_limit_checks, loan_limits
-from ledger.margin import review, review_due_calls
-from ledger.money import USD_SCALE, ZERO, format_decimal, quantize
+from ledger.margin import after_usd_posting, review, review_due_calls
+from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
 Touched = Iterable[str]
@@ -209,6 +209,8 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> Handled:
             reference=record.reference,
         )
     )
+    if record.asset == REPORTING_ASSET:
+        return after_usd_posting(desk, (record.account_id,))
     return (record.account_id,)
 
 
@@ -570,7 +572,7 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> Handled:
             residue=-residue,
         )
     )
-    return payments.keys()
+    return after_usd_posting(desk, payments.keys())
 
 
 def _funding_refusal(desk: Desk, record: inbox.FundingRate) -> Refusal | None:

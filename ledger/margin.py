@@ -42,6 +42,23 @@ def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ())
             _review_one(desk, account, account_id in drawn)
 
 
+def after_usd_posting(desk: Desk, account_ids: Iterable[str]) -> list[str]:
+    """Of accounts whose USD alone an input moved (a deposit, funding), those a review
+    could decide anything for.
+
+    The others have no call open, wait for no mark and are healthy without revaluing
+    (`Watchlist.still_healthy`: USD at least what their bands were set on): their review
+    would record nothing and only re-centre bands that stay valid as they are."""
+    accounts, waiting = desk.book.accounts, desk.book.waiting
+    return [
+        account_id
+        for account_id in account_ids
+        if accounts[account_id].margin_call is not None
+        or account_id in waiting
+        or not desk.watchlist.still_healthy(accounts[account_id])
+    ]
+
+
 def review_due_calls(desk: Desk) -> None:
     """Liquidate every account whose margin call deadline has passed and is still open."""
     now = present(desk.now, "margin calls reviewed before any input set the ledger clock")

@@ -34,6 +34,20 @@ class _Bands:
     above: list[tuple[Decimal, int, str]] = field(default_factory=list)  # (high, gen, account)
 
 
+# What a healthy account's bands were set on besides its USD: its loan, its other balances
+# and its positions (market, size, entry price).
+_HeldState = tuple[
+    Decimal, tuple[tuple[str, Decimal], ...], tuple[tuple[str, Decimal, Decimal], ...]
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _HealthyWatch:
+    generation: int
+    usd: Decimal
+    held: _HeldState
+
+
 @dataclass
 class Watchlist:
     policy: Policy
@@ -43,6 +57,8 @@ class Watchlist:
     steepest: dict[str, Decimal] = field(default_factory=dict)  # per market, from the policy
     # Accounts whose margin decision waits for a fresh mark, by the stale instrument.
     waiting: dict[str, set[str]] = field(default_factory=dict)
+    # What each account held when it was last watched healthy.
+    healthy: dict[str, _HealthyWatch] = field(default_factory=dict)
 
     def watch(
         self, account: Account, figures: risk.MarginFigures, marks: dict[str, Decimal]
@@ -51,6 +67,9 @@ class Watchlist:
         account_id = account.account_id
         generation = self.generation.get(account_id, 0) + 1
         self.generation[account_id] = generation
+        if figures.status is risk.MarginStatus.HEALTHY:
+            usd = account.balances.get(REPORTING_ASSET, ZERO)
+            self.healthy[account_id] = _HealthyWatch(generation, usd, _held_state(account))
         exposures = self._exposures(account, marks)
         if not exposures:
             return
@@ -71,6 +90,21 @@ class Watchlist:
 
     def forget(self, account_id: str) -> None:
         self.generation[account_id] = self.generation.get(account_id, 0) + 1
+
+    def still_healthy(self, account: Account) -> bool:
+        """Whether the account is healthy without revaluing it: its current bands were set
+        while it was healthy, and since then only its USD moved, to at least what it was.
+        A mark outside a band revalues the account at that mark's input, so between inputs
+        every mark lies inside its current bands; more USD raises the equity by its amount
+        and the requirements by at most as much (haircuts are at most 1), so the slack is
+        at least what the bands were set on, at every price."""
+        watched = self.healthy.get(account.account_id)
+        return (
+            watched is not None
+            and watched.generation == self.generation.get(account.account_id)
+            and account.balances.get(REPORTING_ASSET, ZERO) >= watched.usd
+            and watched.held == _held_state(account)
+        )
 
     def crossed(self, instrument: str, price: Decimal) -> list[str]:
         """Accounts whose band for `instrument` no longer holds `price`, in account order."""
@@ -141,6 +175,14 @@ class Watchlist:
             bands.below = [e for e in bands.below if self.generation.get(e[2]) == e[1]]
             heapq.heapify(bands.above)
             heapq.heapify(bands.below)
+
+
+def _held_state(account: Account) -> _HeldState:
+    return (
+        account.loan,
+        tuple((a, b) for a, b in account.balances.items() if a != REPORTING_ASSET),
+        tuple((m, p.size, p.entry_price) for m, p in account.positions.items()),
+    )
 
 
 def _slack(figures: risk.MarginFigures) -> Decimal:

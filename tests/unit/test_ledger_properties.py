@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 
 import pytest
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 
 from app.simulation import simulate, simulate_timed
 from app.venue import Venue, decide_stream_with_venue
-from ledger import margin
+from ledger import decisions, margin
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import CUSTODY, LIQUIDATION, Book
+from ledger.desk import Desk
 from ledger.journal_events import decode_journal_record
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
@@ -165,6 +167,26 @@ def test_price_bands_decide_exactly_as_revaluing_every_account_on_every_mark(
     monkeypatch.setattr(Watchlist, "crossed", everyone)
     monkeypatch.setattr(margin, "_cannot_fall_short", lambda _account: False)
     assert _hashes(_run(items, batch=500)) == _hashes(banded)
+
+
+def test_skipping_reviews_after_a_usd_posting_decides_exactly_as_reviewing_every_account(
+    crash_run: tuple[list[InboxItem], LedgerApplication], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items, skipping = crash_run
+    skipped = 0
+
+    def counted(desk: Desk, account_ids: Iterable[str]) -> list[str]:
+        nonlocal skipped
+        posted = list(account_ids)
+        kept = margin.after_usd_posting(desk, posted)
+        skipped += len(posted) - len(kept)
+        return kept
+
+    monkeypatch.setattr(decisions, "after_usd_posting", counted)
+    assert _hashes(_run(items, batch=500)) == _hashes(skipping)
+    assert skipped > 100, "the scenario skipped too few reviews to show anything"
+    monkeypatch.setattr(decisions, "after_usd_posting", lambda _desk, ids: list(ids))
+    assert _hashes(_run(items, batch=500)) == _hashes(skipping)
 
 
 def test_with_the_venue_in_the_loop_every_liquidation_is_executed_and_assets_sum_to_zero() -> None:
