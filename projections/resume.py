@@ -30,8 +30,9 @@ from projections.state import ProjectionState
 
 log = logging.getLogger("projections.resume")
 
-# 2: the book keeps its trades and deposits (a later bust or return reverses one of them).
-STATE_FORMAT = 2
+# 3: the book whole but its clock: trades and deposits (a later bust or return reverses one)
+# and the inputs seen (the API's pre-trade check answers a repeated event id from them).
+STATE_FORMAT = 3
 # Fields a saved state leaves out: the policy (given by the caller, checked by digest) and
 # what the current batch touched (empty between batches).
 _LEFT_OUT = frozenset({"policy", "touched"})
@@ -75,12 +76,10 @@ _decode = msgspec.msgpack.Decoder(_SavedState).decode
 def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None:
     """Keep `projection`'s state (between batches) next to the views."""
     values = {field: getattr(projection, field) for field in _FIELDS}
-    # The views' book reverses busted trades and returned deposits, so it keeps those
-    # registers; the inputs seen only serve the writer (a repeated event id).
-    book = projection.book
-    values["book"] = dataclasses.replace(
-        snapshots.snapshot_form(book), trades=book.trades, deposits=book.deposits
-    )
+    # The book whole, registers included: a later bust or return reverses a trade or a
+    # deposit it keeps, and the API's pre-trade check answers a repeated event id from the
+    # inputs seen. Only the clock (the deciding desk's) and the event being applied go.
+    values["book"] = dataclasses.replace(projection.book, clock=None, _applying=None)
     saved = _SavedState(
         format=STATE_FORMAT,
         code_digest=CODE_DIGEST,
