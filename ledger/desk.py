@@ -16,7 +16,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.invariants import InvariantViolation
-from ledger.journal import JournalEntry, format_timestamp, seal
+from ledger.journal import JournalEntry, format_timestamp
 from ledger.money import REPORTING_ASSET
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
@@ -56,7 +56,7 @@ class Desk:
         """Seal `body` as the next journal event and apply it to the book."""
         book = self.book
         seq = book.last_seq + 1
-        sealed = seal(je.journal_body(body), seq, book.last_hash)
+        sealed = je.seal_event(body, seq, book.last_hash)
         # The book applies the record as a replay will read it back, figure for figure.
         event = je.decode_journal_record(sealed.record)
         book.apply(event)

@@ -113,6 +113,37 @@ class SealedRecord:
     hash: str
 
 
+# The hash's place while a record is encoded for `seal_draft`: not hex, so no hash equals it.
+HASH_STAND_IN = "~" * 64
+_HASH_STAND_IN_FIELD = b',"hash":"' + HASH_STAND_IN.encode("ascii") + b'"'
+_HASH_VALUE_OFFSET = len(b',"hash":"')
+
+
+def _check_link(seq: int, prev_hash: str) -> None:
+    if type(seq) is not int or seq < 1:
+        raise InvariantViolation(f"journal seq must be a positive int, got {seq!r}")
+    if _HASH_TEXT.match(prev_hash) is None:
+        raise InvariantViolation(f"prev_hash {prev_hash!r} is not sha256 hex")
+
+
+def seal_draft(draft: bytes, seq: int, prev_hash: str) -> SealedRecord | None:
+    """Seal a record already written as canonical JSON with its `seq`, its `prev_hash` and
+    `HASH_STAND_IN` as its `hash`: the bytes without the `hash` field are what the hash
+    covers, and the hash takes the stand-in's place, so one encode gives both. None when
+    the stand-in is not there exactly once (the caller seals the long way).
+
+    The field has a comma before it: `causation_id`, which every record has, sorts first."""
+    _check_link(seq, prev_hash)
+    at = draft.find(_HASH_STAND_IN_FIELD)
+    if at < 0 or draft.count(_HASH_STAND_IN_FIELD) != 1:
+        return None
+    end = at + len(_HASH_STAND_IN_FIELD)
+    digest = chain_hash(prev_hash, draft[:at] + draft[end:])
+    value_at = at + _HASH_VALUE_OFFSET
+    record = draft[:value_at] + digest.encode("ascii") + draft[value_at + len(HASH_STAND_IN) :]
+    return SealedRecord(record=record, hash=digest)
+
+
 def seal(body: Mapping[str, object], seq: int, prev_hash: str) -> SealedRecord:
     """Add `seq`, `prev_hash` and `hash` to `body` and write the record's canonical JSON.
 
@@ -120,10 +151,7 @@ def seal(body: Mapping[str, object], seq: int, prev_hash: str) -> SealedRecord:
     for a `journal_events` Struct, `msgspec.to_builtins(event)` is its body (the Struct
     omits its unset `seq`, `prev_hash` and `hash`).
     """
-    if type(seq) is not int or seq < 1:
-        raise InvariantViolation(f"journal seq must be a positive int, got {seq!r}")
-    if _HASH_TEXT.match(prev_hash) is None:
-        raise InvariantViolation(f"prev_hash {prev_hash!r} is not sha256 hex")
+    _check_link(seq, prev_hash)
     require(SEALED_FIELDS.isdisjoint(body), "a body to seal must not carry seq/prev_hash/hash")
     record: dict[str, object] = dict(body)
     _check_mapping(record, 0)

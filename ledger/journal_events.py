@@ -10,12 +10,15 @@ newer ledger added.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
 from ledger.inbox import InvestorClass, Side
+from ledger.invariants import require
+from ledger.journal import HASH_STAND_IN, SealedRecord, seal, seal_draft
 from ledger.money import format_decimal
 from ledger.rejections import ReasonCode
 from ledger.risk import MarginStatus
@@ -444,6 +447,34 @@ journal_decoder: msgspec.json.Decoder[JournalEventType] = msgspec.json.Decoder(J
 
 def decode_journal_record(record: bytes) -> JournalEventType:
     return journal_decoder.decode(record)
+
+
+_encode_struct_sorted = msgspec.json.Encoder(order="sorted", decimal_format="string").encode
+# msgspec writes a Decimal as `str(Decimal)`: fixed-point text, the journal's form, except
+# with an exponent (`1E-8`, `1E+2`: an `E` and a sign) or as negative zero (`-0.00`).
+_NEGATIVE_ZERO = re.compile(rb'"-0(?:\.0+)?"')
+
+
+def _fixed_point(draft: bytes) -> bool:
+    """Whether every figure of `draft` is fixed-point text (a text of the record that
+    merely looks like an exponent or a negative zero only sends it the long way)."""
+    if b"E-" in draft or b"E+" in draft:
+        return False
+    return b'"-0' not in draft or _NEGATIVE_ZERO.search(draft) is None
+
+
+def seal_event(event: JournalEventType, seq: int, prev_hash: str) -> SealedRecord:
+    """`journal.seal(journal_body(event), seq, prev_hash)`, from one encode of the Struct
+    (`journal.seal_draft`); the long way when a figure would not be written fixed-point."""
+    require(
+        event.seq == 0 and not event.prev_hash and not event.hash,
+        "an event to seal must not carry seq/prev_hash/hash",
+    )
+    draft = _encode_struct_sorted(
+        msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=HASH_STAND_IN)
+    )
+    sealed = seal_draft(draft, seq, prev_hash) if _fixed_point(draft) else None
+    return sealed or seal(journal_body(event), seq, prev_hash)
 
 
 def journal_body(event: JournalEventType) -> dict[str, object]:

@@ -181,6 +181,30 @@ def test_a_journal_event_struct_seals_through_to_builtins() -> None:
     assert verify_journal([sealed.record]).ok
 
 
+@given(
+    amount=st.decimals(allow_nan=False, allow_infinity=False, places=None),
+    reference=st.sampled_from([None, "1E-8", "-0.00", "E+", 'ref "hash":"x" é']),
+    seq=st.integers(min_value=1, max_value=10**12),
+)
+def test_sealing_a_struct_in_one_encode_writes_the_bytes_of_its_body(
+    amount: Decimal, reference: str | None, seq: int
+) -> None:
+    """Exponents, negative zero and texts that look like them: the one-encode seal and the
+    body's seal write the same record (the former falls back to the latter when it must)."""
+    event = journal_events.DepositCredited(
+        asset="BTC",
+        amount=amount,
+        reference=reference,
+        recorded_at="2026-11-24T03:12:00Z",
+        causation_id="dep-1",
+        account_id="ACC-1",
+    )
+    prev_hash = hashlib.sha256(str(seq).encode()).hexdigest()
+    assert journal_events.seal_event(event, seq, prev_hash) == seal(
+        journal_events.journal_body(event), seq, prev_hash
+    )
+
+
 @given(st.lists(bodies, min_size=1, max_size=5))
 def test_seal_agrees_with_the_contract_read_literally(chain: list[dict[str, object]]) -> None:
     assert _seal_chain(chain) == _reference_chain(chain)
