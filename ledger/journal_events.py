@@ -138,8 +138,9 @@ class LoanLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class GroupLoanLimit(msgspec.Struct, frozen=True, kw_only=True):
-    """The related-client group a loan draw's account belongs to, held to the per-client
-    loan limit for the group's total (docs/risk-model.md, docs/risk-tools.md)."""
+    """The related-client group a loan draw's (or a financed debit's) account belongs to,
+    held to the per-client loan limit for the group's total (docs/risk-model.md,
+    docs/risk-tools.md)."""
 
     group_id: str
     members: list[str]  # the group's accounts, in account order
@@ -175,7 +176,8 @@ class RelatedGroupSet(JournalEvent, tag="related_group_set", frozen=True):
 class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
     """A booked fact took more USD than the client held: the shortfall is drawn on the
     client's margin loan in the same decision. A fact cannot be refused, so the draw is
-    made even past a limit; `limits_broken` names each limit it broke (reason codes)."""
+    made even past a limit; `limits_broken` names each limit it broke (reason codes), the
+    related-client group's total among them for an account in a group."""
 
     amount: Decimal
     cause: str  # the journal event type whose debit took the USD below zero
@@ -184,6 +186,7 @@ class DebitFinanced(JournalEvent, tag="debit_financed", frozen=True):
     marks: dict[str, Decimal]
     policy_version: str
     limits_broken: list[ReasonCode] = []
+    group_limit: GroupLoanLimit | None = None  # only for an account in a group
 
 
 class DailyStatementsSet(JournalEvent, tag="daily_statements_set", frozen=True):

@@ -11,6 +11,12 @@ in the same decision (`debit_financed`, naming the journal event that caused it)
 client's USD is ever negative. When that draw leaves the loan above the credit limit or the
 lending value, the account gets a margin call at once, whose trigger names the limit and
 whose amount is what the loan exceeds it by, rounded up to the cent.
+
+The firm's and one client's limits are the firm's to hold, not the client's to restore in a
+deadline: a financed debit that breaks one of them (or, for an account in a related-client
+group, the group's total, `ledger/groups.py`) names it in `limits_broken`, with the group's
+figures, and calls no margin; the `lending-limits` view flags the breach and every later
+loan draw past it is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account
 from ledger.desk import Desk
+from ledger.groups import group_limit_checks, group_loan_limit
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, Rounding, quantize
 from ledger.rejections import ReasonCode
 
@@ -76,8 +83,10 @@ def loan_limit_checks(limits: je.LoanLimits) -> list[tuple[ReasonCode, Decimal, 
     ]
 
 
-def broken_limits(limits: je.LoanLimits) -> list[ReasonCode]:
-    return [reason for reason, figure, bound, _ in loan_limit_checks(limits) if figure > bound]
+def broken_limits(limits: je.LoanLimits, group: je.GroupLoanLimit | None) -> list[ReasonCode]:
+    """The limits a draw with these figures breaks, the group's (if any) last."""
+    checks = loan_limit_checks(limits) + group_limit_checks(group)
+    return [reason for reason, figure, bound, _ in checks if figure > bound]
 
 
 def marked_lending_value(desk: Desk, account: Account) -> Decimal:
@@ -112,6 +121,7 @@ def finance_debits(desk: Desk) -> list[str]:
         account = book.accounts[account_id]
         amount = -account.balance(REPORTING_ASSET)
         limits = loan_limits(desk, account, amount, marked_lending_value(desk, account))
+        group_limit = group_loan_limit(book, desk.policy, account, amount)
         desk.record(
             je.DebitFinanced(
                 **desk.common(account_id),
@@ -119,9 +129,10 @@ def finance_debits(desk: Desk) -> list[str]:
                 cause=cause,
                 cause_seq=cause_seq,
                 limits=limits,
-                limits_broken=broken_limits(limits),
+                limits_broken=broken_limits(limits, group_limit),
                 marks=desk.held_marks(account),
                 policy_version=desk.policy.version,
+                group_limit=group_limit,
             )
         )
     return financed

@@ -354,9 +354,7 @@ def _explain_loan(
         )
         out.check("lending value", limits.lending_value, _n(lending))
     failed = None
-    # A financed debit is a fact: it records no group figures (lending-limits shows them).
-    group = None if isinstance(event, je.DebitFinanced) else event.group_limit
-    checks = loan_limit_checks(limits) + group_limit_checks(group)
+    checks = loan_limit_checks(limits) + group_limit_checks(event.group_limit)
     for reason, figure, bound, what in checks:
         holds = figure <= bound
         out.lines.append(f"{what}: {_n(figure)} ≤ {_n(bound)}: {'holds' if holds else 'FAILS'}")
@@ -365,7 +363,7 @@ def _explain_loan(
         out.lines.append(
             f"a fact ({event.cause}, seq {event.cause_seq}) is financed even past a limit"
         )
-        out.check("limits broken", event.limits_broken, broken_limits(limits))
+        out.check("limits broken", event.limits_broken, broken_limits(limits, event.group_limit))
         return
     decided = event.reason_code if isinstance(event, je.LoanDrawRejected) else None
     out.check("decision (first failing limit)", decided, failed)

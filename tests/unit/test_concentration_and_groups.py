@@ -159,3 +159,62 @@ def test_audit_explain_agrees_with_a_group_refusal(
     assert main(["--store", url, "audit", "explain", str(rejected["seq"])]) == 0
     printed = capsys.readouterr().out
     assert "related group's loan limit: 10000000.01 ≤ 10000000.00: FAILS" in printed
+
+
+def _buy_btc(s: Scenario, account: str, quantity: str) -> None:
+    """A spot buy at 60,000 with no fee: its USD debit is financed on the margin loan."""
+    s.send(
+        "spot_trade",
+        account_id=account,
+        trade_id=f"buy-{account}-{quantity}",
+        symbol="BTC/USD",
+        side="buy",
+        quantity=quantity,
+        price="60000",
+        fee="0",
+    )
+
+
+def test_a_financed_debit_is_held_to_the_groups_loan_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    assert _draw(s, "A", "6000000") == []
+    # B buys 70 BTC for 70 x 60,000 = 4,200,000 USD it does not hold: financed. Alone B's
+    # loan is within every limit (lending value 470 x 60,000 x 0.30 = 8,460,000; one client
+    # 10,000,000), but the group's 6,000,000 + 4,200,000 = 10,200,000 is above 10,000,000.
+    _buy_btc(s, "B", "70")
+    (financed,) = s.events("debit_financed")
+    assert (financed["account_id"], financed["amount"]) == ("B", "4200000.00")
+    assert financed["limits_broken"] == ["group_loan_limit_exceeded"]
+    assert financed["group_limit"] == {
+        "group_id": "family-1",
+        "members": ["A", "B"],
+        "group_loans_after": "10200000.00",
+        "group_loan_max": "10000000.00",
+    }
+    # A fact is booked past the limit; a request is not: no further draw while above it.
+    assert s.app.book.accounts["B"].loan == Decimal("4200000.00")
+    assert s.app.book.accounts["B"].margin_call is None
+    assert _draw(s, "B", "0.01") == ["group_loan_limit_exceeded"]
+    s.store.close()
+    assert main(["--store", url, "audit", "explain", str(financed["seq"])]) == 0
+    printed = capsys.readouterr().out
+    assert "related group's loan limit: 10200000.00 ≤ 10000000.00: FAILS" in printed
+    assert "limits broken: recorded ['group_loan_limit_exceeded'] = recomputed ✓" in printed
+
+
+def test_a_financed_debit_outside_any_group_records_no_group_figures() -> None:
+    s = Scenario()
+    _borrowers(s)
+    assert _draw(s, "A", "6000000") == []
+    _buy_btc(s, "B", "70")
+    (financed,) = s.events("debit_financed")
+    assert financed["amount"] == "4200000.00"
+    # Canonical JSON leaves out an empty list and an absent group: no limit broken.
+    assert "limits_broken" not in financed
+    assert "group_limit" not in financed
