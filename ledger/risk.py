@@ -114,10 +114,20 @@ class MarginFigures:
     liquidation_requirement: Decimal  # H_liquidation + sum_p MM_p
     excess: Decimal  # E - maintenance_requirement
     available: Decimal  # E - initial_requirement
-    margin_level: Decimal | None  # E / maintenance_requirement; None when it is 0
-    ltv: Decimal | None  # L / eligible_collateral_value; None when it is 0
     status: MarginStatus
     positions: tuple[PositionFigures, ...]
+
+    # The two exact quotients are computed when read: a margin review reads neither, only
+    # a decision's journal record and the reports do.
+    @property
+    def margin_level(self) -> Decimal | None:
+        """E / maintenance_requirement; None when it is 0."""
+        return _derived_ratio(self.equity, self.maintenance_requirement)
+
+    @property
+    def ltv(self) -> Decimal | None:
+        """L / eligible_collateral_value; None when it is 0."""
+        return _derived_ratio(self.loan, self.eligible_collateral_value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +231,6 @@ def margin_figures(
         liquidation_requirement=liquidation_requirement,
         excess=equity - maintenance_requirement,
         available=equity - initial_requirement,
-        margin_level=_derived_ratio(equity, maintenance_requirement),
-        ltv=_derived_ratio(loan, eligible_value),
         status=margin_status(equity, maintenance_requirement, liquidation_requirement),
         positions=positions,
     )
