@@ -133,27 +133,18 @@ def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
     assert main(["--store", url, "check", account_id, str(record), "--format", "json"]) == 0
     accepted = json.loads(capsys.readouterr().out)
     assert (accepted["outcome"], accepted["would_record"]) == ("accepted", ["withdrawal_approved"])
-    record.write_bytes(_withdrawal(account_id, "999999999"))
-    assert main(["--store", url, "check", account_id, str(record)]) == 1
-    table = capsys.readouterr().out
-    assert "verdict       refused insufficient_balance" in table
-
-
-def test_ledger_check_table_shows_figures_as_ledger_query_does(
-    store_path: Path, store: LedgerStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    account_id = _holder(store)
-    record = tmp_path / "record.json"
-    url = f"sqlite:///{store_path}"
-    record.write_bytes(_withdrawal(account_id, "0.01"))
-    assert main(["--store", url, "check", account_id, str(record), "--format", "json"]) == 0
-    after = json.loads(capsys.readouterr().out)["after"]
     assert main(["--store", url, "check", account_id, str(record)]) == 0
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
-    # Two cells per figure, never run together; money at the cent, ratios as percentages.
+    # The table shows the figures as `ledger query` does, two cells apart, never run together:
+    # money at the cent, ratios as percentages.
+    after = accepted["after"]
     equity = Decimal(after["equity"]).quantize(Decimal("0.01"))
     assert rows["equity"][1] == f"{equity:,f}"
     level = after["margin_level"]
     shown = "-" if level is None else f"{(Decimal(level) * 100).quantize(Decimal('0.01')):,f}%"
     assert rows["margin_level"][1] == shown
     assert rows["status"][1] == after["status"]
+    record.write_bytes(_withdrawal(account_id, "999999999"))
+    assert main(["--store", url, "check", account_id, str(record)]) == 1
+    table = capsys.readouterr().out
+    assert "verdict       refused insufficient_balance" in table
