@@ -37,7 +37,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -94,10 +93,6 @@ class MarginClientsDatabase(ViewDatabase):
     tables = (MARGIN_CLIENTS,)
 
 
-def _text(figure: Decimal | None) -> str | None:
-    return None if figure is None else format_decimal(figure)
-
-
 def client_row(account: Account, book: Book, policy: Policy) -> Row:
     """One client's row without its `as_of_seq`; `unvalued` (no figures) while an asset it
     holds has no mark."""
@@ -111,9 +106,9 @@ def client_row(account: Account, book: Book, policy: Policy) -> Row:
         account.investor_class,
         format_decimal(quantize(figures.equity, USD_SCALE)),
         format_decimal(figures.loan),
-        _text(figures.ltv),
+        format_decimal(figures.ltv),
         format_decimal(quantize(figures.maintenance_requirement, USD_SCALE)),
-        _text(figures.margin_level),
+        format_decimal(figures.margin_level),
         str(figures.status),
     )
 
