@@ -346,19 +346,8 @@ def _rejects(args: argparse.Namespace) -> int:
 
 
 REJECT_TABLE_COLUMNS = ["number", "reason_code", "origin", "event_id", "detail"]
-REJECT_CSV_COLUMNS = [
-    "number",
-    "recorded_at",
-    "reason_code",
-    "detail",
-    "event_id",
-    "topic",
-    "partition",
-    "offset",
-    "key",
-    "value",
-    "value_encoding",
-]
+# Every field of the reject record, in its order (a truncated value's length and SHA-256 too).
+REJECT_CSV_COLUMNS = list(RejectRecord.__struct_fields__)
 
 
 def _csv_cell(value: object) -> object:

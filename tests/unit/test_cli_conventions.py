@@ -108,6 +108,7 @@ def test_rejects_as_csv_keep_every_field_and_as_json_the_records(
     assert [row["reason_code"] for row in rows] == ["number_not_string", "malformed_json"]
     assert rows[0]["value"] == REFUSED_LINE
     assert (rows[0]["partition"], rows[0]["offset"], rows[0]["event_id"]) == ("", "2", "dep-2")
+    assert list(rows[0]) == list(RejectRecord.__struct_fields__)  # every field, in order
     assert main(["rejects", "--format", "json", "--store", store_with_two_rejects]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["number"] for r in records] == [1, 2]
