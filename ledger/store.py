@@ -31,12 +31,14 @@ from typing import Self, TypeAlias, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
+import psycopg
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     OperationalError,
     PersistenceError,
     ProcessRecorder,
+    ProgrammingError,
     StoredEvent,
     Tracking,
 )
@@ -47,7 +49,7 @@ from ledger import limits, store_privileges
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import JournalEntry
 from ledger.rejections import decode_reject_record
-from ledger.store_url import StoreUrlError, parse_postgres_url
+from ledger.store_url import PostgresLocation, StoreUrlError, parse_postgres_url
 
 # The store's interface: the position type and the faults a caller may meet, so that no
 # module outside this adapter imports eventsourcing's persistence layer.
@@ -63,6 +65,7 @@ __all__ = [
     "NotALedgerStore",
     "OperationalError",
     "PersistenceError",
+    "StoreNotPermitted",
     "StoreUrlError",
     "Tracking",
     "TrackingConflict",
@@ -89,6 +92,16 @@ StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
 class NotALedgerStore(StoreUrlError):
     """The URL names no ledger store: a missing file, an empty or foreign file, a database
     without the ledger's tables. Nothing was created."""
+
+
+class StoreNotPermitted(StoreUrlError):
+    """The URL's role may not use the store's schema or tables: a setting to fix, never an
+    outage to wait out."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class TrackingConflict(Exception):
@@ -142,9 +155,17 @@ class LedgerStore:
         try:
             recorder = _process_recorder(factory)
             if isinstance(factory, PostgresFactory) and not read_only:
-                _prepare_postgres(factory, recorder)
+                _prepare_postgres(factory, recorder, description)
             if read_only:
                 _require_ledger_tables(factory, recorder, description)
+        except ProgrammingError as error:
+            factory.close()
+            # Never an outage: waiting would not change the role's rights.
+            raise StoreNotPermitted(
+                f"{_first_line(error)}: this role may not use the store "
+                "(the owner's first open grants ledger_writer and ledger_reader; "
+                "docs/security.md)"
+            ) from None
         except BaseException:
             factory.close()
             raise
@@ -392,8 +413,8 @@ def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, 
         # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
         # `:memory:` in a file name from being read as URI syntax.
         database = sqlite_reader_uri(path) if read_only else sqlite_file_uri(path)
-        if read_only:
-            _require_sqlite_ledger(database, description)
+        # A writer looks read-only too: it must not change a file it may then refuse.
+        _require_sqlite_ledger(sqlite_reader_uri(path), description, read_only=read_only)
     factory = SQLiteFactory(
         {
             # Documents the adapter; the factory class is chosen here, not by topic.
@@ -497,21 +518,39 @@ def _require_ledger_tables(
         raise NotALedgerStore(f"{description} holds no ledger (it has no journal table)")
 
 
-def _require_sqlite_ledger(database: str, description: str) -> None:
-    """Before eventsourcing opens it (it would switch the file to WAL, a write): the file
-    is a SQLite database that holds the ledger's journal table."""
+def _require_sqlite_ledger(database: str, description: str, *, read_only: bool) -> None:
+    """Before eventsourcing opens it (it would switch the file to WAL, a write, and create
+    its tables): the file is a SQLite database that holds the ledger's journal table, or,
+    for a writer, one that holds no table yet (a new store)."""
     try:
         connection = sqlite3.connect(database, uri=True)
         try:
-            row = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_EVENTS_TABLE,)
-            ).fetchone()
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            tables = sorted(str(row[0]) for row in rows)
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
         raise NotALedgerStore(f"{description} is not a readable SQLite file: {error}") from None
-    if row is None:
+    _require_ledger_or_new(description, tables, read_only=read_only)
+
+
+foreign_tables_named_max = 5  # a refusal names the first few tables it found
+
+
+def _require_ledger_or_new(description: str, tables: Sequence[str], *, read_only: bool) -> None:
+    """A reader needs the journal table; a writer makes a new store only where there is no
+    table at all, never next to another application's tables."""
+    if _EVENTS_TABLE in tables:
+        return
+    if read_only:
         raise NotALedgerStore(f"{description} holds no ledger (it has no journal table)")
+    if tables:
+        named = ", ".join(tables[:foreign_tables_named_max])
+        more = ", ..." if len(tables) > foreign_tables_named_max else ""
+        raise NotALedgerStore(
+            f"{description} holds other tables ({named}{more}) and no ledger: a new store "
+            "needs a new file or an empty schema"
+        )
 
 
 def _require_full_sync(factory: SQLiteFactory) -> None:
@@ -528,6 +567,7 @@ def _require_full_sync(factory: SQLiteFactory) -> None:
 def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, str]:
     del read_only  # a reader is the `ledger_reader` role; `open` skips creating tables
     location = parse_postgres_url(url)
+    _require_server_accepts(location)
     factory = PostgresFactory(
         {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",  # documents the adapter
@@ -539,7 +579,7 @@ def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, st
             "POSTGRES_GET_PASSWORD_TOPIC": "",  # the password comes from the URL
             "POSTGRES_SCHEMA": location.schema,  # tables live in this schema alone
             # Seconds to wait for a pooled connection: fail loudly, never hang a writer.
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_CONNECT_TIMEOUT": str(postgres_connect_timeout_s),
             # Two connections: the writer, and one reader (a replay or a CLI query).
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "2",  # short bursts of extra readers, bounded
@@ -571,7 +611,23 @@ def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, st
     return factory, location.describe()
 
 
-def _prepare_postgres(factory: PostgresFactory, recorder: ProcessRecorder) -> None:
+postgres_connect_timeout_s = 10  # one connection attempt, before the pool and in it
+
+
+def _require_server_accepts(location: PostgresLocation) -> None:
+    """One direct connection before the pool is made. A server that refuses the role, the
+    password or the database says so at once; the pool would retry in the background for
+    its whole timeout and then say only that it got no connection."""
+    try:
+        conninfo = psycopg.conninfo.make_conninfo("", **location.connection_arguments())
+        psycopg.connect(conninfo, connect_timeout=postgres_connect_timeout_s).close()
+    except psycopg.OperationalError as error:
+        raise OperationalError(_first_line(error).removeprefix("connection failed: ")) from None
+
+
+def _prepare_postgres(
+    factory: PostgresFactory, recorder: ProcessRecorder, description: str
+) -> None:
     """The owner creates the schema, tables, triggers and grants; a writer or reader
     finds them. A role that may not create a missing store is a StoreUrlError."""
     require(
@@ -579,6 +635,7 @@ def _prepare_postgres(factory: PostgresFactory, recorder: ProcessRecorder) -> No
         "the PostgreSQL recorder is the ledger's JournalRecorder",
     )
     schema = factory.datastore.schema
+    _require_ledger_or_new(description, _postgres_tables(factory, schema), read_only=False)
     try:
         try:
             owner = store_privileges.may_create(factory, schema)
@@ -589,3 +646,15 @@ def _prepare_postgres(factory: PostgresFactory, recorder: ProcessRecorder) -> No
         store_privileges.prepare_tables(factory, journal_recorder, owner)
     except store_privileges.StoreNotCreated as error:
         raise StoreUrlError(str(error)) from error
+
+
+def _postgres_tables(factory: PostgresFactory, schema: str) -> list[str]:
+    """The tables, views and foreign tables in `schema`, by name; none when it is missing."""
+    with factory.datastore.transaction(commit=False) as cursor:
+        cursor.execute(
+            "SELECT c.relname AS name FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1",
+            (schema,),
+        )
+        return [str(row["name"]) for row in cursor.fetchall()]

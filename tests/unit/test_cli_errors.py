@@ -117,6 +117,20 @@ def test_a_sqlite_file_of_another_program_is_not_a_ledger(tmp_path: Path) -> Non
     _one_line(done, 2, "holds no ledger")
 
 
+def test_a_writer_never_adds_the_ledger_to_a_sqlite_file_of_another_program(
+    tmp_path: Path,
+) -> None:
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE customers (name TEXT)")
+    before = (tmp_path / "other.db").read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--store", "sqlite:///other.db", "ingest", "-"],
+        capture_output=True, text=True, cwd=tmp_path, check=False, input="",
+    )  # fmt: skip
+    _one_line(done, 2, "holds other tables (customers) and no ledger")
+    assert (tmp_path / "other.db").read_bytes() == before
+
+
 def _as_nobody() -> list[str]:
     """Run as a user who may not write the folder: root ignores file modes."""
     if os.geteuid() != 0:
