@@ -40,7 +40,7 @@ from ledger.groups import group_loan_limit, group_loan_refusal, related_group_se
 from ledger.invariants import InvariantViolation, require
 from ledger.journal import format_timestamp
 from ledger.lending import finance_debits, loan_limit_checks, loan_limits
-from ledger.margin import after_usd_posting, review, review_due_calls
+from ledger.margin import after_cash_moved, review, review_due_calls
 from ledger.money import REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.rejections import ReasonCode, Refusal
 
@@ -210,7 +210,7 @@ def _deposit(desk: Desk, record: inbox.Deposit) -> Handled:
         )
     )
     if record.asset == REPORTING_ASSET:
-        return after_usd_posting(desk, (record.account_id,))
+        return after_cash_moved(desk, (record.account_id,))
     return (record.account_id,)
 
 
@@ -323,7 +323,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> Handled:
                 group_limit=group_limit,
             )
         )
-        return (record.account_id,)
+        return after_cash_moved(desk, (record.account_id,))
     desk.record(
         je.LoanDrawRejected(
             **common,
@@ -400,7 +400,7 @@ def _loan_repayment(desk: Desk, record: inbox.LoanRepayment) -> Handled:
             principal_paid=_amount(desk, principal),
         )
     )
-    return (record.account_id,)
+    return after_cash_moved(desk, (record.account_id,))
 
 
 def _spot_trade(desk: Desk, record: inbox.SpotTrade) -> Handled:
@@ -572,7 +572,7 @@ def _funding_rate(desk: Desk, record: inbox.FundingRate) -> Handled:
             residue=-residue,
         )
     )
-    return after_usd_posting(desk, payments.keys())
+    return after_cash_moved(desk, payments.keys())
 
 
 def _funding_refusal(desk: Desk, record: inbox.FundingRate) -> Refusal | None:

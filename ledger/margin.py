@@ -42,13 +42,14 @@ def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ())
             _review_one(desk, account, account_id in drawn)
 
 
-def after_usd_posting(desk: Desk, account_ids: Iterable[str]) -> list[str]:
-    """Of accounts whose USD alone an input moved (a deposit, funding), those a review
-    could decide anything for.
+def after_cash_moved(desk: Desk, account_ids: Iterable[str]) -> list[str]:
+    """Of accounts whose USD or loan alone an input moved (a USD deposit, funding, a loan
+    drawn or repaid), those a review could decide anything for.
 
     The others have no call open, wait for no mark and are healthy without revaluing
-    (`Watchlist.still_healthy`: USD at least what their bands were set on): their review
-    would record nothing and only re-centre bands that stay valid as they are."""
+    (`Watchlist.still_healthy`: their slack did not shrink since their bands were set):
+    their review would record nothing and only re-centre bands that stay valid as they
+    are."""
     accounts, waiting = desk.book.accounts, desk.book.waiting
     return [
         account_id

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from ledger import risk
 from ledger.book import Account
@@ -34,17 +34,16 @@ class _Bands:
     above: list[tuple[Decimal, int, str]] = field(default_factory=list)  # (high, gen, account)
 
 
-# What a healthy account's bands were set on besides its USD: its loan, its other balances
-# and its positions (market, size, entry price).
-_HeldState = tuple[
-    Decimal, tuple[tuple[str, Decimal], ...], tuple[tuple[str, Decimal, Decimal], ...]
-]
+# What a healthy account's bands were set on besides its USD and its loan: its other
+# balances and its positions (market, size, entry price).
+_HeldState = tuple[tuple[tuple[str, Decimal], ...], tuple[tuple[str, Decimal, Decimal], ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class _HealthyWatch:
     generation: int
     usd: Decimal
+    loan: Decimal
     held: _HeldState
 
 
@@ -69,7 +68,9 @@ class Watchlist:
         self.generation[account_id] = generation
         if figures.status is risk.MarginStatus.HEALTHY:
             usd = account.balances.get(REPORTING_ASSET, ZERO)
-            self.healthy[account_id] = _HealthyWatch(generation, usd, _held_state(account))
+            self.healthy[account_id] = _HealthyWatch(
+                generation, usd, account.loan, _held_state(account)
+            )
         exposures = self._exposures(account, marks)
         if not exposures:
             return
@@ -93,18 +94,23 @@ class Watchlist:
 
     def still_healthy(self, account: Account) -> bool:
         """Whether the account is healthy without revaluing it: its current bands were set
-        while it was healthy, and since then only its USD moved, to at least what it was.
+        while it was healthy, and since then only its USD and its loan moved, in a way that
+        left its slack at least as large.
+
         A mark outside a band revalues the account at that mark's input, so between inputs
-        every mark lies inside its current bands; more USD raises the equity by its amount
-        and the requirements by at most as much (haircuts are at most 1), so the slack is
-        at least what the bands were set on, at every price."""
+        every mark lies inside its current bands. USD moving by `dU` and the loan by `dL`
+        move the equity by `dU - dL` and the maintenance requirement by
+        `h * (max(U, 0) - max(U_before, 0))` (`h`: USD's maintenance haircut), at every
+        price alike: when the slack did not shrink, the bands still hold."""
         watched = self.healthy.get(account.account_id)
-        return (
-            watched is not None
-            and watched.generation == self.generation.get(account.account_id)
-            and account.balances.get(REPORTING_ASSET, ZERO) >= watched.usd
-            and watched.held == _held_state(account)
-        )
+        if watched is None or watched.generation != self.generation.get(account.account_id):
+            return False
+        usd = account.balances.get(REPORTING_ASSET, ZERO)
+        haircut = self.policy.asset(REPORTING_ASSET).haircut.maintenance
+        with localcontext(DECIMAL_CONTEXT):
+            equity_moved = (usd - watched.usd) - (account.loan - watched.loan)
+            requirement_moved = haircut * (max(usd, ZERO) - max(watched.usd, ZERO))
+        return equity_moved >= requirement_moved and watched.held == _held_state(account)
 
     def crossed(self, instrument: str, price: Decimal) -> list[str]:
         """Accounts whose band for `instrument` no longer holds `price`, in account order."""
@@ -179,7 +185,6 @@ class Watchlist:
 
 def _held_state(account: Account) -> _HeldState:
     return (
-        account.loan,
         tuple((a, b) for a, b in account.balances.items() if a != REPORTING_ASSET),
         tuple((m, p.size, p.entry_price) for m, p in account.positions.items()),
     )

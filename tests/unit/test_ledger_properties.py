@@ -178,14 +178,14 @@ def test_skipping_reviews_after_a_usd_posting_decides_exactly_as_reviewing_every
     def counted(desk: Desk, account_ids: Iterable[str]) -> list[str]:
         nonlocal skipped
         posted = list(account_ids)
-        kept = margin.after_usd_posting(desk, posted)
+        kept = margin.after_cash_moved(desk, posted)
         skipped += len(posted) - len(kept)
         return kept
 
-    monkeypatch.setattr(decisions, "after_usd_posting", counted)
+    monkeypatch.setattr(decisions, "after_cash_moved", counted)
     assert _hashes(_run(items, batch=500)) == _hashes(skipping)
     assert skipped > 100, "the scenario skipped too few reviews to show anything"
-    monkeypatch.setattr(decisions, "after_usd_posting", lambda _desk, ids: list(ids))
+    monkeypatch.setattr(decisions, "after_cash_moved", lambda _desk, ids: list(ids))
     assert _hashes(_run(items, batch=500)) == _hashes(skipping)
 
 
