@@ -6,7 +6,8 @@ Three roles (docs/security.md "PostgreSQL"):
   the tables, the append-only triggers and the journal-lock function, and grants the two
   roles below their rights;
 - `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
-  rejects table, SELECT, INSERT and UPDATE on the tracking table, nothing else;
+  rejects table, SELECT and INSERT on the tracking table and UPDATE of its position column
+  (`notification_id`), nothing else;
 - `ledger_reader` (`ledger api`, the read commands): SELECT on both tables (and on the
   view tables, granted by `projections.database` when the owner creates them).
 
@@ -47,7 +48,7 @@ TRACKING_FORWARD_FUNCTION = "ledger_tracking_forward_only"
 JOURNAL_TABLE = "stored_events"  # eventsourcing's names for a factory without a name
 TRACKING_TABLE = "notification_tracking"
 # Bump when the owner's statements below change, so that the next owner open applies them.
-STORE_LAYOUT = "ledger store layout 1"
+STORE_LAYOUT = "ledger store layout 2"  # 2: the writer's UPDATE is on the position column only
 
 
 class StoreNotCreated(Exception):
@@ -225,7 +226,8 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
             "GRANT USAGE ON SCHEMA {schema} TO {writer}",
             "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking} FROM {writer}",
             "GRANT SELECT, INSERT ON {schema}.{journal} TO {writer}",
-            "GRANT SELECT, INSERT, UPDATE ON {schema}.{tracking} TO {writer}",
+            # UPDATE of the position column alone: the recorder's upsert sets nothing else.
+            "GRANT SELECT, INSERT, UPDATE (notification_id) ON {schema}.{tracking} TO {writer}",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
             "GRANT EXECUTE ON FUNCTION {schema}.{lock}() TO {writer}",
         ]

@@ -88,6 +88,17 @@ def test_a_tracking_position_only_moves_forward(postgres_url: str, schema: str, 
         execute(postgres_url, role, schema, "TRUNCATE {tracking}")
 
 
+@pytest.mark.usefixtures("owned_store")
+def test_the_writer_may_update_the_position_column_alone(postgres_url: str, schema: str) -> None:
+    rename = "UPDATE {tracking} SET application_name = 'forged:0' WHERE application_name = %s"
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+        execute(postgres_url, "ledger_writer", schema, rename, INBOX)
+    forward = "UPDATE {tracking} SET notification_id = 5 WHERE application_name = %s"
+    execute(postgres_url, "ledger_writer", schema, forward, INBOX)
+    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+        assert reader.max_tracking_id(INBOX) == 5
+
+
 def test_the_writer_appends_and_the_reader_reads(
     postgres_url: str, schema: str, owned_store: LedgerStore
 ) -> None:
