@@ -8,9 +8,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
+from app.api import create_app
+from app.api_as_of import AsOfSource
 from app.cli import main
 from app.simulation import simulate
+from ledger.policy import load_policy
+from ledger.store import LedgerStore
+from tests.api_security import AUDITOR, api_security
 from tests.integration.test_store_privileges import role_url
 
 pytestmark = pytest.mark.integration
@@ -101,3 +107,21 @@ def test_a_reader_replaying_views_never_built_is_told_in_one_line(
     assert error.count("\n") == 1
     assert f"the views in schema {schema} were never built" in error
     assert "Traceback" not in error
+
+
+def test_the_api_serves_as_the_reader(reader_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    account = _account(reader_url, capsys)
+    policy = load_policy(None)
+    with LedgerStore.open(reader_url) as store:
+        app = create_app(store, policy, api_security(), AsOfSource(reader_url, None))
+        with TestClient(app) as client:
+            client.headers.update(AUDITOR)
+            margin = client.get(f"/accounts/{account}/margin")
+            assert margin.status_code == 200, margin.text
+            assert margin.json()["as_of_seq"] == store.last_seq()
+            assert client.get("/reports/margin-calls").status_code == 200
+            past = client.get(
+                f"/accounts/{account}/balances", params={"as_of": "2026-11-03T12:00:00Z"}
+            )
+            assert past.status_code == 200, past.text
+            assert client.get("/metrics").status_code == 200
