@@ -30,6 +30,7 @@ from ledger.limits import (
 from ledger.policy import Policy, load_policy
 from ledger.rejections import RejectRecord, decode_reject_record
 from ledger.store import (
+    JournalConflict,
     LedgerStore,
     NotALedgerStore,
     StoreUrlError,
@@ -180,6 +181,13 @@ def _ingest(args: argparse.Namespace) -> int:
                     total = ingest_stream(app, stream, f"file:{path.name}", tracking_name)
         except UndecidableRecord as undecidable:
             raise _undecidable_error(undecidable, tracking_name) from undecidable
+        except (TrackingConflict, JournalConflict) as conflict:
+            raise CommandError(
+                "another process wrote this store meanwhile (a second ingest, or ledger run): "
+                "nothing of this batch was booked (earlier batches were); run one writer at a "
+                "time, then run this ingest again to resume",
+                EXIT_REFUSED,
+            ) from conflict
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(total.refused_by_reason.items()))
         earlier = f", {total.already_ingested} ingested before" if total.already_ingested else ""
         print(

@@ -152,8 +152,9 @@ def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Anchor]:
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """An Ed25519 private key in PEM (`openssl genpkey -algorithm ed25519 -out key.pem`)."""
+    pem = _key_bytes(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as error:
         raise CheckpointError(
             f"{path} is not a PEM private key without a password: {error}"
@@ -165,10 +166,18 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """An Ed25519 public key in PEM (`openssl pkey -in key.pem -pubout -out public.pem`)."""
+    pem = _key_bytes(path)
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path} is not a PEM public key: {error}") from None
     if not isinstance(key, Ed25519PublicKey):
         raise CheckpointError(f"{path} is not an Ed25519 public key")
     return key
+
+
+def _key_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"key file {path} cannot be read: {error.strerror}") from None

@@ -209,3 +209,14 @@ def test_a_checkpoint_file_may_hold_many_checkpoints_one_per_line(
     many.write_bytes(checkpoint.read_bytes() * 3)
     assert _verify("--store", url, "--checkpoint", str(many), "--public-key", str(public)) == 0
     assert "3 anchors hold" in capsys.readouterr().out
+
+
+def test_a_key_file_that_cannot_be_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _ledger_file(tmp_path / "ledger.db", 1)
+    missing = str(tmp_path / "missing.pem")
+    assert _verify("--store", url, "--signed-checkpoints", "store", "--public-key", missing) == 2
+    assert f"key file {missing} cannot be read" in capsys.readouterr().err
+    assert main(["--store", url, "journal", "checkpoint", "--key", missing]) == 2
+    assert f"key file {missing} cannot be read" in capsys.readouterr().err

@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from app import commands
+from app.cli import main
 from app.simulation import simulate
+from ledger.application import LedgerApplication
 from ledger.store import LedgerStore, NotALedgerStore
 
 
@@ -29,6 +33,14 @@ def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _journal_and_rejects(url: str) -> tuple[list[bytes], list[bytes]]:
     with LedgerStore.open(url) as store:
         return [e.record for e in store.iter_journal()], list(store.read_rejects())
+
+
+def _record(number: int) -> bytes:
+    return (
+        f'{{"event_id":"open-{number}","type":"account_opened",'
+        f'"occurred_at":"2026-11-24T00:00:00Z","account_id":"C{number}",'
+        '"investor_class":"professional","credit_limit":"1000"}\n'
+    ).encode()
 
 
 def _inbox(path: Path, accounts: int, days: int) -> Path:
@@ -79,3 +91,38 @@ def test_an_ingest_killed_mid_file_resumes_to_the_uninterrupted_journal(tmp_path
     assert len(partial) < len(_journal_and_rejects(whole)[0]), "the kill must land mid-file"
     _ledger("--store", killed, "ingest", str(inbox), cwd=tmp_path)
     assert _journal_and_rejects(killed) == _journal_and_rejects(whole)
+
+
+@pytest.mark.parametrize("same_file", [True, False], ids=["same_file", "other_input"])
+def test_a_second_writer_meanwhile_is_one_line_and_books_nothing_of_the_batch(
+    same_file: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Two `ledger ingest` on one store at once: the one that finds the store written after
+    its replay stops with one line (exit 1), and the store holds the other's work alone."""
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_bytes(b"".join(_record(n) for n in range(1, 6)))
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(b"".join(_record(n) for n in range(11, 14)))
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    LedgerStore.open(url).close()
+    left_by_other: list[tuple[list[bytes], list[bytes]]] = []
+
+    class SecondWriterFirst(LedgerApplication):
+        def process(self, *args: Any, **kwargs: Any) -> Any:
+            # The other ingest commits after this one replayed, before its first batch.
+            monkeypatch.setattr(commands, "LedgerApplication", LedgerApplication)
+            assert main(["--store", url, "ingest", str(inbox if same_file else other)]) == 0
+            left_by_other.append(_journal_and_rejects(url))
+            return super().process(*args, **kwargs)
+
+    monkeypatch.setattr(commands, "LedgerApplication", SecondWriterFirst)
+    capsys.readouterr()
+    assert main(["--store", url, "ingest", str(inbox)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ledger: another process wrote this store meanwhile"), err
+    assert "Traceback" not in "\n".join(err)
+    assert left_by_other[0][0]
+    assert _journal_and_rejects(url) == left_by_other[0]  # the other writer's work alone
