@@ -89,6 +89,17 @@ def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None
     database.save_state(projection.last_seq, _encode(saved), name)
 
 
+def valued_with(
+    database: ViewDatabase, policy: Policy, position: Position, name: str = DEFAULT_PROJECTION
+) -> bool:
+    """Whether the views at `position` were valued with `policy`, as their saved state there
+    records (read from its head alone: the state itself is not decoded)."""
+    found = database.saved_state(name)
+    if found is None or found[0] != position.last_seq or position.last_seq == 0:
+        return False
+    return _decode_head(found[1]).policy_digest == policy.digest
+
+
 def resume(
     database: ViewDatabase, policy: Policy, position: Position, name: str = DEFAULT_PROJECTION
 ) -> ProjectionState:

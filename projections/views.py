@@ -24,6 +24,9 @@ def live_views(
     """The views kept next to the store at `url`, brought up to the journal's end first."""
     database = ViewDatabase.open(url)
     try:
+        position = database.position()
+        if position.last_seq == store.last_seq() and resume.valued_with(database, policy, position):
+            return database  # nothing to catch up: the saved state need not be decoded
         runner = ProjectionRunner(database, policy)
         if runner.follow(store, progress=progress):
             # The next reader resumes here instead of rebuilding the state from seq 1.

@@ -25,6 +25,7 @@ from projections import resume, tables, views
 from projections.database import ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
+from projections.state import PolicyMismatch
 from tests.ledger_scenario import Scenario
 
 SEED, ACCOUNTS, DAYS = 1, 8, 3  # the crash of day 2 issues calls and liquidates accounts
@@ -171,6 +172,23 @@ def test_views_as_of_a_seq_start_from_the_stored_views_standing_before_it(
             assert views.snapshot(got) == views.snapshot(rebuilt)
         # Before the stored views: from seq 1; at them: as they are; after: the difference.
         assert sum(projected) == {2_000: 2_000, 3_000: 0, 5_000: 2_000}[seq]
+
+
+def test_views_at_the_journal_end_are_served_without_decoding_their_state(
+    store: LedgerStore, store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views.live_views(store, store_url, policy).close()  # built, their state saved
+
+    def undecodable(_: bytes) -> None:
+        raise AssertionError("the saved state was decoded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(resume, "_decode", undecodable)
+        with views.live_views(store, store_url, policy) as again:
+            assert again.position().last_seq == store.last_seq()
+    other = dataclasses.replace(policy, digest="0" * 64)
+    with pytest.raises(PolicyMismatch):  # valued with another policy: not served as they are
+        views.live_views(store, store_url, other)
 
 
 def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(
