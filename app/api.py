@@ -303,6 +303,13 @@ ROUTE_HANDLERS = [
 OPENAPI_CONFIG = OpenAPIConfig(
     title=API_TITLE,
     version=API_VERSION,
+    description=(
+        "The collateral ledger's figures and regulatory views, read-only (docs/api.md). Every "
+        "path but /health and /openapi.json needs a bearer token whose roles open it "
+        "(docs/security.md), checked before the path is looked for: without one, an unknown "
+        "path is a 401 too. Figures are exact decimal strings. Every error is an "
+        "ErrorDocument."
+    ),
     path="/openapi.json",
     render_plugins=[JsonRenderPlugin(path="/")],
     components=api_auth.openapi_components(),
