@@ -250,6 +250,8 @@ def _withdrawal(desk: Desk, record: inbox.WithdrawalRequested) -> Handled:
             inputs_after=inputs,
         )
     )
+    if record.asset == REPORTING_ASSET:
+        return after_cash_moved(desk, (record.account_id,))
     return (record.account_id,)
 
 

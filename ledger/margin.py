@@ -43,8 +43,8 @@ def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ())
 
 
 def after_cash_moved(desk: Desk, account_ids: Iterable[str]) -> list[str]:
-    """Of accounts whose USD or loan alone an input moved (a USD deposit, funding, a loan
-    drawn or repaid), those a review could decide anything for.
+    """Of accounts whose USD or loan alone an input moved (a USD deposit or withdrawal,
+    funding, a loan drawn or repaid), those a review could decide anything for.
 
     The others have no call open, wait for no mark and are healthy without revaluing
     (`Watchlist.still_healthy`: their slack did not shrink since their bands were set):

@@ -25,6 +25,9 @@ from ledger.policy import MarketPolicy, Policy
 
 # Stale heap entries (superseded bands) are dropped once they outnumber live ones by this.
 stale_band_entries_ratio_max = 4
+# The share of an account's slack its bands leave unused: a debit of USD or a loan smaller
+# than it (a funding payment) leaves a healthy account healthy without revaluing it.
+band_slack_reserve_ratio = Decimal("0.1")
 _UNBOUNDED = Decimal("Infinity")
 
 
@@ -44,6 +47,7 @@ class _HealthyWatch:
     generation: int
     usd: Decimal
     loan: Decimal
+    reserve: Decimal  # the slack the bands leave unused, in USD
     held: _HeldState
 
 
@@ -66,16 +70,17 @@ class Watchlist:
         account_id = account.account_id
         generation = self.generation.get(account_id, 0) + 1
         self.generation[account_id] = generation
+        slack = _slack(figures)
+        reserve = DECIMAL_CONTEXT.multiply(slack, band_slack_reserve_ratio)
         if figures.status is risk.MarginStatus.HEALTHY:
             usd = account.balances.get(REPORTING_ASSET, ZERO)
             self.healthy[account_id] = _HealthyWatch(
-                generation, usd, account.loan, _held_state(account)
+                generation, usd, account.loan, reserve, _held_state(account)
             )
         exposures = self._exposures(account, marks)
         if not exposures:
             return
-        slack = _slack(figures)
-        share = DECIMAL_CONTEXT.divide(slack, Decimal(len(exposures)))
+        share = DECIMAL_CONTEXT.divide(slack - reserve, Decimal(len(exposures)))
         for instrument, sensitivity, bracket in exposures:
             mark = marks[instrument]
             width = DECIMAL_CONTEXT.divide(share, sensitivity)
@@ -101,7 +106,8 @@ class Watchlist:
         every mark lies inside its current bands. USD moving by `dU` and the loan by `dL`
         move the equity by `dU - dL` and the maintenance requirement by
         `h * (max(U, 0) - max(U_before, 0))` (`h`: USD's maintenance haircut), at every
-        price alike: when the slack did not shrink, the bands still hold."""
+        price alike: while the slack shrank by no more than the reserve the bands left
+        unused, the bands still hold."""
         watched = self.healthy.get(account.account_id)
         if watched is None or watched.generation != self.generation.get(account.account_id):
             return False
@@ -110,7 +116,8 @@ class Watchlist:
         with localcontext(DECIMAL_CONTEXT):
             equity_moved = (usd - watched.usd) - (account.loan - watched.loan)
             requirement_moved = haircut * (max(usd, ZERO) - max(watched.usd, ZERO))
-        return equity_moved >= requirement_moved and watched.held == _held_state(account)
+            shrunk = requirement_moved - equity_moved
+        return shrunk <= watched.reserve and watched.held == _held_state(account)
 
     def crossed(self, instrument: str, price: Decimal) -> list[str]:
         """Accounts whose band for `instrument` no longer holds `price`, in account order."""
