@@ -60,7 +60,7 @@ from app.api_documents import (
     checked,
     error_responses,
 )
-from ledger import reporting, risk
+from ledger import pretrade, reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
 from ledger.rejections import decode_reject_record
@@ -111,14 +111,21 @@ class LiveViews:
     mark_alerts: int = 0  # marks that moved more than the policy's mark_alert_move
     counted_seq: int = 0
     counted_rejects: int = 0
+    # Each account's figures before a pre-trade check, kept until the journal moves on.
+    figures_before: pretrade.FiguresBefore = field(default_factory=pretrade.FiguresBefore)
 
     def __post_init__(self) -> None:
         self.database = stored_copy(self.stored_url)
         self.runner = ProjectionRunner(self.database, self.policy)
 
+    def follow_journal(self) -> None:
+        """Project what the journal gained since the last read (one read when nothing is
+        new), without counting for /metrics: what a pre-trade check needs, and no more."""
+        self.runner.follow(self.store)
+
     def refresh(self) -> None:
         """Project and count what the journal and the rejects gained since the last read."""
-        self.runner.follow(self.store)
+        self.follow_journal()
         for entry in self.store.iter_journal(self.counted_seq):
             self.events_by_type[entry.type] += 1
             # Canonical JSON writes `alert` only when true: no decoding of every mark.
@@ -421,6 +428,10 @@ def serve(
         host=host,
         port=port,
         workers=1,  # one process: the in-memory views belong to it
+        # The C HTTP parser and event loop: with h11 and asyncio's loop, parsing and writing
+        # a request cost more than the pre-trade check it carries (docs/performance.md).
+        http="httptools",
+        loop="uvloop",
         log_level="warning",
         access_log=False,
         proxy_headers=False,  # nothing sits in front of it by default: trust no header

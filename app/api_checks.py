@@ -1,8 +1,10 @@
 """`POST /accounts/{id}/checks`: the pre-trade check of `ledger/pretrade.py` over HTTP.
 
 The body is one proposed inbox record (JSON, as it would be published to the inbox); the
-answer is `ledger check`'s document. The check is decided on a scratch copy of the live
-book, brought up to the journal's end first: nothing is booked and the store is only read.
+answer is `ledger check`'s document (`CheckDocument`). The check is decided on a scratch
+copy of the live book, brought up to the journal's end first (one read of the store when
+nothing is new): nothing is booked and the store is only read. The figures before a record
+are kept per account until the journal moves on (`pretrade.FiguresBefore`).
 A verdict (accepted, refused with a reason code, duplicate) is a 200; a record type a check
 does not take, or a record for another account, is a 400.
 """
@@ -17,7 +19,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from app.api_documents import error_responses
+from app.api_documents import CheckDocument, checked, error_responses
 from ledger import pretrade
 from ledger.limits import account_id_chars_max
 
@@ -33,15 +35,15 @@ AccountId = Annotated[
     status_code=HTTP_200_OK,
     responses=error_responses(400, 401, 403, 500),
 )
-async def account_check(request: Request[Any, Any, Any], account_id: AccountId) -> dict[str, Any]:
+async def account_check(request: Request[Any, Any, Any], account_id: AccountId) -> CheckDocument:
     live = request.app.state.live  # app.api.LiveViews (app.api imports this module)
     raw = await request.body()
-    live.refresh()
+    live.follow_journal()
     try:
-        result = pretrade.check(live.book, live.policy, account_id, raw)
+        result = pretrade.check(live.book, live.policy, account_id, raw, live.figures_before)
     except pretrade.CheckError as error:
         raise ClientException(detail=str(error)) from error
-    return result.document(live.policy.version)
+    return checked(result.document(live.policy.version), CheckDocument)
 
 
 def route_handlers() -> list[HTTPRouteHandler]:

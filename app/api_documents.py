@@ -6,7 +6,7 @@ Struct checks it against that schema. Decimal figures are strings with their exa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -35,12 +35,10 @@ class MarginCallDocument(msgspec.Struct, frozen=True, kw_only=True):
     amount: Figure
 
 
-class MarginDocument(msgspec.Struct, frozen=True, kw_only=True):
-    """An account's figures from the risk model (docs/risk-model.md), as `ledger query
-    margin` prints them."""
+class FiguresDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's figures from the risk model (docs/risk-model.md): `MarginDocument`'s
+    without the account and seq, which a check names once for its before and after."""
 
-    account_id: str
-    as_of_seq: int
     equity: Figure
     market_value: Figure
     loan: Figure
@@ -55,6 +53,46 @@ class MarginDocument(msgspec.Struct, frozen=True, kw_only=True):
     status: str  # healthy, margin_call or liquidating
     margin_call: MarginCallDocument | None
     positions: list[PositionDocument]
+
+
+class MarginDocument(FiguresDocument, frozen=True, kw_only=True):
+    """An account's figures from the risk model (docs/risk-model.md), as `ledger query
+    margin` prints them."""
+
+    account_id: str
+    as_of_seq: int
+
+
+class CheckDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A pre-trade check's answer (docs/risk-tools.md): would the ledger accept the record,
+    computed on the book at `journal_seq`, and the account's figures before and after."""
+
+    account_id: str
+    journal_seq: Annotated[
+        int, msgspec.Meta(description="the last journal seq of the book the check was decided on")
+    ]
+    policy_version: str
+    record_type: Annotated[
+        str | None, msgspec.Meta(description="null when the record could not be decoded")
+    ]
+    event_id: str | None
+    outcome: Literal["accepted", "refused", "duplicate"]
+    accepted: bool
+    reason_code: Annotated[
+        str | None, msgspec.Meta(description="the ledger's reason code when refused")
+    ]
+    detail: Annotated[str | None, msgspec.Meta(description="what to do, when refused")]
+    would_record: Annotated[
+        list[str], msgspec.Meta(description="the journal event types the ledger would record")
+    ]
+    before: Annotated[
+        FiguresDocument | None,
+        msgspec.Meta(description="null for an account that cannot be valued (a mark missing)"),
+    ]
+    after: Annotated[
+        FiguresDocument | None,
+        msgspec.Meta(description="null unless the ledger would book the record"),
+    ]
 
 
 class BalanceDocument(msgspec.Struct, frozen=True, kw_only=True):

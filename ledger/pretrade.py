@@ -22,11 +22,14 @@ The verdict:
 - anything else is `accepted`.
 
 The figures before and after are those of `ledger query margin` (`reporting.margin_view`).
+A long-lived caller (the API) passes one `FiguresBefore` to every check: an account's
+figures before a record change only when the book takes a journal event, so they are
+computed once per account and journal seq, not once per check.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -93,9 +96,33 @@ class PreTradeCheck:
         }
 
 
-def check(book: Book, policy: Policy, account_id: str, raw: bytes) -> PreTradeCheck:
+@dataclass
+class FiguresBefore:
+    """Each account's figures at the book's journal seq, forgotten when the seq moves on.
+    Bounded by the book's own accounts; the documents are shared, never changed."""
+
+    book: Book | None = None
+    seq: int = 0
+    documents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def of(self, book: Book, policy: Policy, account_id: str) -> dict[str, Any] | None:
+        if book is not self.book or book.last_seq != self.seq:
+            self.book, self.seq = book, book.last_seq
+            self.documents.clear()
+        if account_id not in self.documents:
+            self.documents[account_id] = _figures_document(book, policy, account_id)
+        return self.documents[account_id]
+
+
+def check(
+    book: Book,
+    policy: Policy,
+    account_id: str,
+    raw: bytes,
+    figures_before: FiguresBefore | None = None,
+) -> PreTradeCheck:
     """Decide the proposed record `raw` for `account_id` on a scratch copy of `book`."""
-    before = _figures_document(book, policy, account_id)
+    before = (figures_before or FiguresBefore()).of(book, policy, account_id)
     verdict = _Verdict(account_id, book.last_seq, before)
     try:
         record = decode_inbox(raw, policy)

@@ -375,7 +375,7 @@ def main() -> None:
     rows.extend(embedded)
     demo = workdir / "demo"
     demo.mkdir()
-    rows.append(check_row(demo_store(demo)))
+    target_rows.append(check_row(demo_store(demo)))
     print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
     for name, figure in rows:
         print(f"| {name} | {figure} |")

@@ -96,6 +96,16 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
     assert refused.json()["reason_code"] == "insufficient_balance"
 
 
+def test_the_answer_is_typed_in_the_openapi_document(client: TestClient[Litestar]) -> None:
+    schema = client.get("/openapi.json").json()
+    route = schema["paths"]["/accounts/{account_id}/checks"]["post"]
+    answer = route["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/CheckDocument"}
+    document = schema["components"]["schemas"]["CheckDocument"]
+    assert document["properties"]["outcome"]["enum"] == ["accepted", "refused", "duplicate"]
+    assert set(document["required"]) >= {"journal_seq", "outcome", "before", "after"}
+
+
 def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
     client: TestClient[Litestar], store: LedgerStore
 ) -> None:

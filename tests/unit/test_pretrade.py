@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.policy import load_policy
-from ledger.pretrade import CheckError, Outcome, PreTradeCheck, check
+from ledger.pretrade import CheckError, FiguresBefore, Outcome, PreTradeCheck, check
 from tests.ledger_scenario import START, Scenario
 
 POLICY = load_policy(None)
@@ -84,6 +84,22 @@ def test_a_withdrawal_within_the_initial_requirement_is_accepted_with_figures_af
     assert _figure(result, "after", "equity") == Decimal("39000")
     assert _figure(result, "after", "initial_requirement") == Decimal("37800")
     assert _figure(result, "after", "available") == Decimal("1200")
+
+
+def test_the_figures_before_are_kept_until_the_journal_moves_on() -> None:
+    s = Scenario()
+    _one_btc_with_loan(s)
+    kept = FiguresBefore()
+    raw = _record("withdrawal_requested", account_id="C1", asset="BTC", amount="0.1")
+    first = check(s.app.book, POLICY, "C1", raw, kept)
+    again = check(s.app.book, POLICY, "C1", raw, kept)
+    assert again.before is first.before  # the same journal seq: computed once
+    # A deposit of 10,000 USD: E = 60,000 + 10,000 - 15,000 = 55,000, available 13,000.
+    s.deposit("C1", "USD", "10000")
+    moved = check(s.app.book, POLICY, "C1", raw, kept)
+    assert moved.journal_seq > first.journal_seq
+    assert _figure(moved, "before", "equity") == Decimal("55000")
+    assert _figure(moved, "before", "available") == Decimal("13000")
 
 
 def test_a_withdrawal_below_the_initial_requirement_is_refused_with_the_ledgers_reason() -> None:
