@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -36,6 +36,7 @@ drain_timeout_env = "LEDGER_DRAIN_TIMEOUT"
 broker_wait_env = "LEDGER_BROKER_WAIT"
 checkpoint_interval_env = "LEDGER_CHECKPOINT_INTERVAL"
 health_host_env = "LEDGER_HEALTH_HOST"
+port_max = 65_535
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
 
@@ -64,20 +65,15 @@ def _run(args: argparse.Namespace) -> int:
         EXIT_BROKER_UNREACHABLE,
         BrokerUnreachable,
         ServiceSettings,
+        broker_wait_default_s,
         run_service,
+        shutdown_drain_timeout_s,
     )
     from consumers.topics import TopicNames  # noqa: PLC0415
 
-    if not 0 <= args.health_port <= 65_535:
-        raise CommandError(f"--health-port {args.health_port} is not a port (0 disables)")
-    if args.drain_timeout is not None and not args.drain_timeout > 0:
-        raise CommandError(f"--drain-timeout {args.drain_timeout} must be above 0 seconds")
-    if args.broker_wait is not None and not args.broker_wait > 0:
-        raise CommandError(f"--broker-wait {args.broker_wait} must be above 0 seconds")
+    health_port = _port(args.health_port)
     if args.inbox_partitions < 1 or args.replication_factor < 1:
         raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")
-    if not args.checkpoint_interval > 0:
-        raise CommandError(f"--checkpoint-interval {args.checkpoint_interval} must be above 0")
     try:
         key = (
             None
@@ -92,17 +88,24 @@ def _run(args: argparse.Namespace) -> int:
         names=TopicNames(args.topic_prefix),
         policy=policy_of(args),
         health_host=args.health_host,
-        health_port=args.health_port,
+        health_port=health_port,
         inbox_partitions=args.inbox_partitions,
         replication_factor=args.replication_factor,
         snapshot_events=snapshot_events_setting(),
         checkpoint_key=key,
-        checkpoint_interval_s=args.checkpoint_interval,
+        drain_timeout_s=_seconds(
+            args.drain_timeout, "--drain-timeout", drain_timeout_env, shutdown_drain_timeout_s
+        ),
+        broker_wait_s=_seconds(
+            args.broker_wait, "--broker-wait", broker_wait_env, broker_wait_default_s
+        ),
+        checkpoint_interval_s=_seconds(
+            args.checkpoint_interval,
+            "--checkpoint-interval",
+            checkpoint_interval_env,
+            checkpoints.checkpoint_interval_default_s,
+        ),
     )
-    if args.drain_timeout is not None:
-        settings = dataclasses.replace(settings, drain_timeout_s=args.drain_timeout)
-    if args.broker_wait is not None:
-        settings = dataclasses.replace(settings, broker_wait_s=args.broker_wait)
     try:
         with broker_faults(args.bootstrap, client_logs=True):
             return asyncio.run(run_service(settings))
@@ -110,6 +113,33 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(error), EXIT_BROKER_UNREACHABLE) from error
     except StoreUrlError as error:
         raise CommandError(f"{error}: check --store or LEDGER_STORE") from error
+
+
+def _seconds(
+    text: str | None,
+    flag: str,
+    env: str,
+    default_s: float,  # float-ok: seconds
+) -> float:
+    """A duration option (or its environment variable) in seconds above 0, else the default.
+    Read when `ledger run` starts, so a bad value never breaks another command."""
+    if text is None:
+        return default_s
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise CommandError(f"{flag} {text!r} (${env}) is not a number of seconds above 0")
+    return seconds
+
+
+def _port(text: str) -> int:
+    if not (text.isdigit() and int(text) <= port_max):
+        raise CommandError(
+            f"--health-port {text!r} (${health_port_env}) is not a port (0 disables)"
+        )
+    return int(text)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -177,8 +207,7 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="the service: inbox from Kafka, journal to Kafka")
     run.add_argument(
         "--health-port",
-        type=int,
-        default=int(os.environ.get(health_port_env) or health_port_default),
+        default=os.environ.get(health_port_env) or str(health_port_default),
         help=f"GET /health on this port (0 disables; ${health_port_env})",
     )
     run.add_argument(
@@ -188,15 +217,13 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--drain-timeout",
-        type=float,
-        default=float(os.environ[drain_timeout_env]) if os.environ.get(drain_timeout_env) else None,
+        default=os.environ.get(drain_timeout_env) or None,
         help="seconds from SIGTERM to exit, at most (default 30): the batch in hand is "
         f"finished and the relays publish what they can meanwhile (${drain_timeout_env})",
     )
     run.add_argument(
         "--broker-wait",
-        type=float,
-        default=float(os.environ[broker_wait_env]) if os.environ.get(broker_wait_env) else None,
+        default=os.environ.get(broker_wait_env) or None,
         help="seconds to wait at start for the Kafka broker to answer (default 60); then "
         f"one line naming it and exit status 6 (${broker_wait_env})",
     )
@@ -208,10 +235,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--checkpoint-interval",
-        type=float,
-        default=float(
-            os.environ.get(checkpoint_interval_env) or checkpoints.checkpoint_interval_default_s
-        ),
+        default=os.environ.get(checkpoint_interval_env) or None,
         help="seconds between signed checkpoints, when the journal moved "
         f"(default {checkpoints.checkpoint_interval_default_s:g}; ${checkpoint_interval_env})",
     )

@@ -193,4 +193,6 @@ def test_the_cli_refuses_a_drain_timeout_of_zero(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, check=False,
     )  # fmt: skip
     assert done.returncode == 2
-    assert "--drain-timeout 0.0 must be above 0 seconds" in done.stderr
+    assert "--drain-timeout '0' ($LEDGER_DRAIN_TIMEOUT) is not a number of seconds above 0" in (
+        done.stderr
+    )

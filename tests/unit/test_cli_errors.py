@@ -279,3 +279,28 @@ def test_run_waits_a_bounded_time_for_an_unreachable_broker_then_says_so_once(
     assert "logger=aiokafka" not in done.stderr  # the client's retries are not repeated
     assert "Traceback" not in done.stderr
     assert 2 <= elapsed_s < 2 + 20  # the wait, then the interpreter's start and the replay
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("LEDGER_DRAIN_TIMEOUT", "soon", "--drain-timeout 'soon' ($LEDGER_DRAIN_TIMEOUT) is not"),
+        ("LEDGER_BROKER_WAIT", "-1", "--broker-wait '-1' ($LEDGER_BROKER_WAIT) is not"),
+        ("LEDGER_CHECKPOINT_INTERVAL", "nan", "--checkpoint-interval 'nan'"),
+        ("LEDGER_HEALTH_PORT", "http", "--health-port 'http' ($LEDGER_HEALTH_PORT) is not a port"),
+    ],
+)
+def test_a_malformed_service_setting_is_one_line_for_run_and_breaks_no_other_command(
+    variable: str, value: str, says: str, ledger_store: Path
+) -> None:
+    environment = {**os.environ, variable: value}
+    run = subprocess.run(
+        [sys.executable, "-m", "app", "--store", "sqlite:///ledger.db", "run"],
+        capture_output=True, text=True, cwd=ledger_store.parent, check=False, env=environment,
+    )  # fmt: skip
+    _one_line(run, 2, says)
+    query = subprocess.run(
+        [sys.executable, "-m", "app", "--store", "sqlite:///ledger.db", "rejects"],
+        capture_output=True, text=True, cwd=ledger_store.parent, check=False, env=environment,
+    )  # fmt: skip
+    assert query.returncode == 0, query.stderr
