@@ -29,6 +29,7 @@ import yaml
 from app.contract_glossary import JOURNAL_TYPE_MEANINGS, REASON_MEANINGS, SHAPE_MEANINGS
 from app.contract_glossary import field_meaning as _field_meaning
 from ledger import journal_events as je
+from ledger.checkpoints import SignedCheckpoint
 from ledger.inbox import inbox_json_schema
 from ledger.rejections import ReasonCode, RejectRecord
 
@@ -48,6 +49,19 @@ REJECT_HEADERS = {
     "number": "The reject's number as ASCII digits.",
     "reason_code": "The reject's reason code.",
 }
+CHECKPOINT_HEADERS = {
+    "number": "The checkpoint's number as ASCII digits: 1, 2, 3, ...",
+    "seq": "The journal seq it is of, as ASCII digits.",
+}
+CHECKPOINT_FIELD_MEANINGS = {
+    "seq": "The journal seq the checkpoint is of.",
+    "hash": "That journal record's hash: 64 lowercase hex digits.",
+    "recorded_at": "That journal record's ledger time (`recorded_at`).",
+    "algorithm": "The signature's algorithm: `ed25519`.",
+    "signature": "Base64 of the Ed25519 signature over the canonical JSON of "
+    '`{"hash","recorded_at","seq"}` (keys sorted, no spaces).',
+}
+CHECKPOINT_SCHEMA_NAME = "Checkpoint"
 
 
 def _snake(name: str) -> str:
@@ -243,6 +257,35 @@ def _reject_message(old: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
+def checkpoint_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a signed checkpoint (`<prefix>.checkpoints`, `ledger journal
+    checkpoint`), from the `SignedCheckpoint` Struct."""
+    schema: dict[str, Any] = msgspec.json.schema(SignedCheckpoint)
+    definition: dict[str, Any] = schema["$defs"]["SignedCheckpoint"]
+    properties: dict[str, dict[str, Any]] = definition["properties"]
+    for field, node in properties.items():
+        node["description"] = CHECKPOINT_FIELD_MEANINGS[field]
+    return {
+        "title": "ledger.checkpoints record",
+        "description": "The journal's end at one moment, signed by the ledger's Ed25519 key.",
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _checkpoint_message() -> dict[str, Any]:
+    return {
+        "name": "checkpoint",
+        "title": "Signed checkpoint",
+        "summary": "The journal's seq, hash and ledger time, signed (docs/pipeline.md).",
+        "payload": {"$ref": f"#/components/schemas/{CHECKPOINT_SCHEMA_NAME}"},
+        "headers": _headers(CHECKPOINT_HEADERS),
+        "bindings": _key_binding("None: checkpoints have no key.", True),
+    }
+
+
 def asyncapi_document(written: dict[str, Any]) -> dict[str, Any]:
     """The AsyncAPI document: `written`'s prose, every schema and message from the code."""
     inbox, journal = inbox_contract_schema(), journal_json_schema()
@@ -257,17 +300,23 @@ def asyncapi_document(written: dict[str, Any]) -> dict[str, Any]:
         {f"journal.{tag}": _journal_message(tag, name) for tag, name in journal_tags.items()}
     )
     messages["reject"] = _reject_message(old_messages.get("reject", {}))
+    messages["checkpoint"] = _checkpoint_message()
     document = dict(written)
     channels = dict(document["channels"])
     channels["inbox"] = {**channels["inbox"], "messages": _message_refs(inbox_tags, "")}
     channels["events"] = {**channels["events"], "messages": _message_refs(journal_tags, "journal.")}
     channels["rejects"] = {**channels["rejects"], "messages": _message_refs({"reject": ""}, "")}
+    channels["checkpoints"] = {
+        **channels["checkpoints"],
+        "messages": _message_refs({"checkpoint": ""}, ""),
+    }
     document["channels"] = channels
     document["components"] = {
         "schemas": {
             **_components(inbox, INBOX_PREFIX),
             **_components(journal, JOURNAL_PREFIX),
             REJECT_SCHEMA_NAME: reject,
+            CHECKPOINT_SCHEMA_NAME: checkpoint_json_schema(),
         },
         "messageTraits": {
             "keyedByAccount": {"bindings": _key_binding("The record's `account_id`.")}

@@ -48,15 +48,17 @@ class Anchor:
     source: str  # where it came from, for the verdict: `--expect`, a checkpoint file
 
 
-class _Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    seq: int
-    hash: str
-    recorded_at: str
-    algorithm: str
-    signature: str
+class SignedCheckpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A checkpoint as written: a file line, a store row, a `<prefix>.checkpoints` value."""
+
+    seq: int  # the journal seq it is of
+    hash: str  # that record's hash, 64 lowercase hex digits
+    recorded_at: str  # that record's ledger time
+    algorithm: str  # "ed25519"
+    signature: str  # base64 of the signature over the canonical JSON of hash, recorded_at, seq
 
 
-_decode_checkpoint = msgspec.json.Decoder(_Checkpoint).decode
+_decode_checkpoint = msgspec.json.Decoder(SignedCheckpoint).decode
 
 
 class _RecordEnd(msgspec.Struct, frozen=True):

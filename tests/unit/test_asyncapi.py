@@ -11,7 +11,9 @@ from typing import Any, get_args
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.checkpoints import sign_checkpoint
 from ledger.inbox import decode_inbox, inbox_json_schema
 from ledger.journal_events import JournalEventType
 from ledger.policy import load_policy
@@ -134,10 +136,10 @@ def kafka_key(document: dict[str, Any], message: dict[str, Any]) -> dict[str, An
     return key
 
 
-def test_it_is_asyncapi_3_and_names_the_three_topics(document: dict[str, Any]) -> None:
+def test_it_is_asyncapi_3_and_names_the_four_topics(document: dict[str, Any]) -> None:
     assert str(document["asyncapi"]).startswith("3.0")
     addresses = {c["address"] for c in document["channels"].values()}
-    assert addresses == {"ledger.inbox", "ledger.events", "ledger.rejects"}
+    assert addresses == {"ledger.inbox", "ledger.events", "ledger.rejects", "ledger.checkpoints"}
     for entry in document["channels"].values():
         assert entry["bindings"]["kafka"]["topic"] == entry["address"]
     for operation in document["operations"].values():
@@ -308,3 +310,13 @@ def test_the_upstream_guides_kcat_lines_are_accepted_and_keyed_by_contract() -> 
         decode_inbox(value.encode(), policy)
         key_field = KEY_FIELDS.get(record["type"], "account_id")
         assert key == record[key_field], line
+
+
+def test_the_checkpoint_payload_is_what_the_ledger_signs(document: dict[str, Any]) -> None:
+    (message,) = messages(document, "ledger.checkpoints").values()
+    schema = payload(document, message)
+    key = Ed25519PrivateKey.generate()
+    written = json.loads(sign_checkpoint(7, "a" * 64, "2026-11-24T00:00:00Z", key))
+    assert set(schema["required"]) == set(schema["properties"]) == set(written)
+    assert schema["additionalProperties"] is False
+    assert set(message["headers"]["properties"]) == {"number", "seq"}
