@@ -29,6 +29,8 @@ HEALTH_PORT_SETTING = "LEDGER_HEALTH_PORT"
 HEALTH_HOST_SETTING = "LEDGER_HEALTH_HOST"
 # `ledger api`'s token hashes (docs/security.md).
 API_TOKENS_SETTING = "LEDGER_API_TOKENS_FILE"
+# `ledger run`'s checkpoint signing key (docs/pipeline.md "Signed checkpoints").
+CHECKPOINT_KEY_SETTING = "LEDGER_CHECKPOINT_KEY"
 # docs/security.md: the store's password file, and the Kafka client security settings.
 SECURITY_SETTINGS = frozenset(
     {
@@ -46,6 +48,7 @@ LEDGER_ENVIRONMENT = (
         HEALTH_PORT_SETTING,
         HEALTH_HOST_SETTING,
         API_TOKENS_SETTING,
+        CHECKPOINT_KEY_SETTING,
     }
 )
 
@@ -529,6 +532,7 @@ def test_the_sequencer_is_the_kafka_principal_ledger_with_files_from_secrets() -
     assert env["LEDGER_STORE"]["secretKeyRef"]["name"] == "ledger-store-writer"
     store_password = _mounted_secret(deployment, env["LEDGER_STORE_PASSWORD_FILE"])
     assert store_password == "ledger-store-writer"
+    assert _mounted_secret(deployment, env[CHECKPOINT_KEY_SETTING]) == "ledger-checkpoint-key"
 
 
 def test_the_api_reads_as_the_reader_role_behind_tls() -> None:
@@ -559,6 +563,7 @@ PASSWORD_FILE_SETTINGS = (
     "LEDGER_KAFKA_PASSWORD_FILE",
     "LEDGER_KAFKA_CA_FILE",
     "LEDGER_API_TOKENS_FILE",
+    CHECKPOINT_KEY_SETTING,
 )
 
 
@@ -607,3 +612,13 @@ def test_compose_kafka_takes_only_sasl_ssl_clients_and_denies_by_default() -> No
     assert run["depends_on"]["ledger-store-init"] == {"condition": "service_completed_successfully"}
     for script in ("kafka-start.sh", "kafka-acls.sh", "postgres-roles.sh"):
         assert (DEPLOY / "compose" / script).is_file()
+
+
+def test_both_kits_give_the_sequencer_a_checkpoint_key_and_nobody_else() -> None:
+    assert service("ledger-run")["environment"][CHECKPOINT_KEY_SETTING].startswith("/run/")
+    for name in ("ledger-api", "ledger-store-init"):
+        assert CHECKPOINT_KEY_SETTING not in service(name)["environment"]
+        assert "checkpoint-key.pem" not in service(name).get("secrets", [])
+    assert CHECKPOINT_KEY_SETTING not in _environment(
+        only_container(k8s_object("Deployment", "ledger-api"))
+    )
