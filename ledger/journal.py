@@ -92,12 +92,13 @@ def canonical_json(obj: object) -> bytes:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC RFC 3339 with `Z`: `2026-11-24T03:12:00Z`, `.ffffff` only when non-zero."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        msg = f"naive datetime {moment!r}: journal timestamps need a time zone"
-        raise ValueError(msg)
-    utc = moment.astimezone(UTC).replace(tzinfo=None)
-    timespec = "microseconds" if utc.microsecond else "seconds"
-    return utc.isoformat(timespec=timespec) + "Z"
+    if moment.tzinfo is not UTC:  # the inbox's moments are UTC already: once per input
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            msg = f"naive datetime {moment!r}: journal timestamps need a time zone"
+            raise ValueError(msg)
+        moment = moment.astimezone(UTC)
+    timespec = "microseconds" if moment.microsecond else "seconds"
+    return moment.isoformat(timespec=timespec).removesuffix("+00:00") + "Z"
 
 
 def chain_hash(prev_hash: str, unsealed_record: bytes) -> str:
