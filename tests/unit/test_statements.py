@@ -3,6 +3,7 @@ tied out to `ledger query --as-of` at the period's close."""
 
 from __future__ import annotations
 
+import argparse
 import io
 from collections.abc import Iterator
 from datetime import date
@@ -13,6 +14,7 @@ import pytest
 
 from app.cli import main
 from app.commands import ingest_stream
+from app.demo import DEMO_ACCOUNTS, DEMO_DAYS, DEMO_SEED, decide_with_venue
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, statements
@@ -133,15 +135,53 @@ def test_every_statement_ties_out_to_ledger_query_at_the_close(simulated: Path) 
     with LedgerStore.open(f"sqlite:///{simulated}") as store:
         closes = statements.find_closes(_events(store))
         assert len(closes) >= 2
-        for period in (
-            statements.daily_period(closes, date.fromisoformat(closes[1].business_date)),
-            statements.monthly_period(closes, closes[0].business_date[:7]),
-        ):
-            batch = statements.statements(_events(store), POLICY, period)
-            assert batch
-            book = reporting.book_as_of(store, str(period.closing_seq))
-            for statement in batch:
-                _ties_out(statement, book)
+        _tie_out_every_client(
+            store,
+            (
+                statements.daily_period(closes, date.fromisoformat(closes[1].business_date)),
+                statements.monthly_period(closes, closes[0].business_date[:7]),
+            ),
+        )
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The store `ledger demo` writes: its seed, accounts and days, the venue filling each
+    liquidation."""
+    folder = tmp_path_factory.mktemp("demo-statements")
+    demo = argparse.Namespace(seed=DEMO_SEED, accounts=DEMO_ACCOUNTS, days=DEMO_DAYS, policy=None)
+    decide_with_venue(demo, folder / "inbox.jsonl", f"sqlite:///{folder / 'ledger.db'}")
+    return folder / "ledger.db"
+
+
+@pytest.mark.slow
+def test_every_client_of_the_demo_ties_out_every_day_and_the_month(demo_store: Path) -> None:
+    with LedgerStore.open(f"sqlite:///{demo_store}") as store:
+        closes = statements.find_closes(_events(store))
+        assert len(closes) == DEMO_DAYS
+        days = [
+            statements.daily_period(closes, date.fromisoformat(c.business_date)) for c in closes
+        ]
+        month = statements.monthly_period(closes, closes[0].business_date[:7])
+        tied = _tie_out_every_client(store, (*days, month))
+        # Every client of the demo has a monthly statement: each opened an account that month.
+        assert len(tied[-1]) == DEMO_ACCOUNTS
+
+
+def _tie_out_every_client(
+    store: LedgerStore, periods: tuple[statements.Period, ...]
+) -> list[set[str]]:
+    """Each period's statements (every client with activity, a loan or a position in it)
+    against `ledger query` as of its close; the accounts tied out, period by period."""
+    tied = []
+    for period in periods:
+        batch = statements.statements(_events(store), POLICY, period)
+        book = reporting.book_as_of(store, str(period.closing_seq))
+        assert batch
+        for statement in batch:
+            _ties_out(statement, book)
+        tied.append({statement.account_id for statement in batch})
+    return tied
 
 
 def _ties_out(statement: statements.ClientStatement, book: Book) -> None:
