@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+from app import stress_output
 from ledger import journal_events as je
-from ledger import risk
+from ledger import reporting, risk, stress
 from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, Rounding, format_decimal, quantize
@@ -51,6 +53,9 @@ LTV_BUCKET_EDGES = tuple(Decimal(n) / 100 for n in range(5, 65, 5))
 LTV_BUCKET_LABELS = (*(f"<{int(e * 100)}%" for e in LTV_BUCKET_EDGES), ">=60%")
 CRASH_LOOKBACK = timedelta(hours=12)  # "before the fall": BTC's high in this window before its low
 TABLE_ROWS_MAX = 40  # rows of a view shown in the report; the API returns them all
+# The report's stress ladder: the demo's crash assets falling together (docs/risk-tools.md).
+REPORT_LADDER = "BTC=-5%..-60%,ETH=-5%..-60%"
+REPORT_LADDER_STEP_PERCENT = Decimal(5)
 
 
 @dataclass
@@ -905,11 +910,30 @@ def view_table(
     )
 
 
+def stress_ladder(book: Book, policy: Policy) -> dict[str, Any]:
+    """`ledger stress --ladder` of the report's moves on the book at the report's end: the
+    insurance fund left and the deficit it could not cover at each rung."""
+    shocks = stress.parse_ladder(REPORT_LADDER, REPORT_LADDER_STEP_PERCENT)
+    return stress_output.ladder_document(stress.ladder(book, policy, shocks))
+
+
+def stress_section(ladder: Mapping[str, Any]) -> str:
+    return (
+        f"<h2>Stress ladder: {html.escape(REPORT_LADDER)}, "
+        f"{REPORT_LADDER_STEP_PERCENT}% apart</h2>"
+        '<p class="note">The book at the report\'s end revalued under each move together, '
+        "the liquidation logic run on a copy (<code>ledger stress --ladder</code>), nothing "
+        "journalled. "
+        f"{stress_output.LADDER_LEGEND}</p>" + stress_output.ladder_section(dict(ladder))
+    )
+
+
 def render_report(
     summary: Summary,
     facts: JournalFacts,
     views: Mapping[str, Sequence[Row]],
     scale_of: ScaleOf,
+    ladder: Mapping[str, Any],
 ) -> str:
     """The whole report as one HTML document: no script, no external resource."""
     rejects: list[Row] = [
@@ -936,6 +960,7 @@ def render_report(
         "<h2>Loan-to-value of borrowers</h2>",
         _legend((name, colour) for name, colour, _ in ltv_series(facts)),
         ltv_chart(facts),
+        stress_section(ladder),
     ]
     for name, rows in views.items():
         sections.append(f"<h2>{html.escape(name)}</h2>")
@@ -974,7 +999,8 @@ def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:
     summary = summarise(facts, rejects_by_reason(store))
     views = projection_views(store, policy, summary.journal_seq)
     views["liquidations"] = with_realized_pnl(views["liquidations"], facts)
-    page = render_report(summary, facts, views, lambda code: policy.asset(code).scale)
+    ladder = stress_ladder(reporting.book_as_of(store, str(summary.journal_seq)), policy)
+    page = render_report(summary, facts, views, lambda code: policy.asset(code).scale, ladder)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return summary

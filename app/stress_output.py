@@ -219,39 +219,51 @@ def ladder_html(document: dict[str, Any]) -> str:
     """Every ladder of a `ledger stress` document as a self-contained page: per ladder, the
     insurance fund left and the deficit it could not cover at each rung (an SVG chart), and
     the rung table."""
-    sections = []
-    for ladder in document["ladders"]:
-        exhausted = ladder["insurance_fund_exhausted_at"]
-        verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
-        columns = tuple(ladder["rungs"][0]) if ladder["rungs"] else ()
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>"
-            for r in ladder["rungs"]
-        )
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-        sections.append(
-            f"<h2>Insurance fund {html.escape(verdict)}</h2>{_ladder_svg(ladder['rungs'])}"
-            f"<table><tr>{head}</tr>{rows}</table>"
-        )
+    sections = [ladder_section(ladder) for ladder in document["ladders"]]
     title = f"Stress ladder at journal seq {document['journal_seq']}"
     style = (
         "body{font:13px system-ui,sans-serif;margin:24px}table{border-collapse:collapse}"
         "td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:right}"
-        ".fund{fill:none;stroke:#1f4e79;stroke-width:2}.gap{fill:none;stroke:#c0392b;"
-        "stroke-width:2}.tick{font-size:11px;fill:#555}"
     )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{style}</style></head><body><h1>{title}</h1>"
-        f"<p>Policy {html.escape(document['policy_version'])}. Blue: the insurance fund left "
-        "after each rung's liquidations; red: the deficit it could not cover (deleveraged or "
-        "written off), USD.</p>" + "".join(sections) + "</body></html>\n"
+        f"<p>Policy {html.escape(document['policy_version'])}. {LADDER_LEGEND}</p>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+LADDER_LEGEND = (
+    "Blue: the insurance fund left after each rung's liquidations; red: the deficit it could "
+    "not cover (deleveraged or written off), USD."
+)
+
+
+def ladder_section(ladder: dict[str, Any]) -> str:
+    """One ladder of `ladder_document`: its verdict as a heading, the chart (styled by its own
+    attributes, so that any page can hold it) and the rung table."""
+    exhausted = ladder["insurance_fund_exhausted_at"]
+    verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
+    columns = tuple(ladder["rungs"][0]) if ladder["rungs"] else ()
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>"
+        for r in ladder["rungs"]
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    return (
+        f"<h2>Insurance fund {html.escape(verdict)}</h2>{_ladder_svg(ladder['rungs'])}"
+        f"<table><tr>{head}</tr>{rows}</table>"
     )
 
 
 def _first_move(shock: str) -> str:
     """`BTC=-5%,ETH=-5%` -> `-5%`: an axis label (the rung table names every move)."""
     return shock.split(",", 1)[0].split("=", 1)[1]
+
+
+_TICK_ATTRIBUTES = 'font-size="11" fill="#555"'
+_LINE_ATTRIBUTES = 'fill="none" stroke-width="2"'
 
 
 def _ladder_svg(rungs: list[dict[str, Any]]) -> str:
@@ -270,7 +282,7 @@ def _ladder_svg(rungs: list[dict[str, Any]]) -> str:
         return f"{x:.1f},{y:.1f}"
 
     labels = "".join(
-        f'<text class="tick" x="{chart_margin_px + step * i:.1f}" '
+        f'<text {_TICK_ATTRIBUTES} x="{chart_margin_px + step * i:.1f}" '
         f'y="{chart_height_px - chart_margin_px + 18}" text-anchor="middle">'
         f"{html.escape(_first_move(r['shock']))}</text>"
         for i, r in enumerate(rungs)
@@ -280,7 +292,8 @@ def _ladder_svg(rungs: list[dict[str, Any]]) -> str:
     return (
         f'<svg data-chart="stress-ladder" viewBox="0 0 {chart_width_px} {chart_height_px}" '
         f'width="{chart_width_px}" height="{chart_height_px}" role="img">'
-        f'<text class="tick" x="4" y="{chart_margin_px}">{format_decimal(top)} USD</text>'
-        f'<polyline class="fund" points="{fund}"/><polyline class="gap" points="{gap}"/>'
+        f'<text {_TICK_ATTRIBUTES} x="4" y="{chart_margin_px}">{format_decimal(top)} USD</text>'
+        f'<polyline class="fund" {_LINE_ATTRIBUTES} stroke="#1f4e79" points="{fund}"/>'
+        f'<polyline class="gap" {_LINE_ATTRIBUTES} stroke="#c0392b" points="{gap}"/>'
         f"{labels}</svg>"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -62,7 +63,26 @@ def test_the_report_needs_no_network(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "<script" not in page
     assert not re.search(r"""(src|href)\s*=""", page)
     assert "url(" not in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4
+
+
+def test_the_report_holds_the_stress_ladder_ledger_stress_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_demo(tmp_path, capsys)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    ladder = ["--ladder", html_report.REPORT_LADDER, "--format", "json"]
+    assert main(["--store", f"sqlite:///{tmp_path / 'ledger.db'}", "stress", *ladder]) == 0
+    (expected,) = json.loads(capsys.readouterr().out)["ladders"]
+    # BTC and ETH together from -5% to -60%, 5 points apart: 12 rungs, each a table row.
+    assert len(expected["rungs"]) == 12
+    assert 'data-chart="stress-ladder"' in page
+    exhausted = expected["insurance_fund_exhausted_at"]
+    verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
+    assert f"<h2>Insurance fund {verdict}</h2>" in page
+    for rung in expected["rungs"]:
+        assert f"<td>{rung['shock']}</td>" in page
+        assert f"<td>{rung['insurance_fund_after']}</td>" in page
 
 
 def test_bad_sizes_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
