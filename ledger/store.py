@@ -273,24 +273,17 @@ class LedgerStore:
 
     def last_seq(self) -> int:
         """The journal's last `seq`; 0 when it is empty."""
-        rows = self._recorder.select_events(JOURNAL_STREAM_ID, desc=True, limit=1)
-        return rows[0].originator_version if rows else 0
+        return self._numbered_count(JOURNAL_STREAM_ID)
 
     def read_rejects(
         self, after: int = 0, limit: int = limits.journal_read_batch_events_max
     ) -> list[bytes]:
         """Up to `limit` reject records after reject number `after`, in number order."""
-        require(
-            0 < limit <= limits.journal_read_batch_events_max,
-            f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
-        )
-        rows = self._recorder.select_events(REJECTS_STREAM_ID, gt=after, limit=limit)
-        return [row.state for row in rows]
+        return self._read_numbered(REJECTS_STREAM_ID, after, limit)
 
     def reject_count(self) -> int:
         """How many rejects are recorded (they are numbered 1, 2, … without gaps)."""
-        rows = self._recorder.select_events(REJECTS_STREAM_ID, desc=True, limit=1)
-        return rows[0].originator_version if rows else 0
+        return self._numbered_count(REJECTS_STREAM_ID)
 
     def append_snapshot(self, seq: int, book: bytes, registers: bytes) -> None:
         """Record a book snapshot and what its append-only registers gained since the previous
@@ -343,16 +336,24 @@ class LedgerStore:
         self, after: int = 0, limit: int = limits.journal_read_batch_events_max
     ) -> list[bytes]:
         """Up to `limit` signed checkpoints after checkpoint number `after`, in order."""
+        return self._read_numbered(CHECKPOINTS_STREAM_ID, after, limit)
+
+    def checkpoint_count(self) -> int:
+        """How many signed checkpoints are recorded (numbered 1, 2, ... without gaps)."""
+        return self._numbered_count(CHECKPOINTS_STREAM_ID)
+
+    def _read_numbered(self, stream: UUID, after: int, limit: int) -> list[bytes]:
+        """Up to `limit` records of a numbered stream after number `after`, in order."""
         require(
             0 < limit <= limits.journal_read_batch_events_max,
             f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
         )
-        rows = self._recorder.select_events(CHECKPOINTS_STREAM_ID, gt=after, limit=limit)
+        rows = self._recorder.select_events(stream, gt=after, limit=limit)
         return [row.state for row in rows]
 
-    def checkpoint_count(self) -> int:
-        """How many signed checkpoints are recorded (numbered 1, 2, ... without gaps)."""
-        rows = self._recorder.select_events(CHECKPOINTS_STREAM_ID, desc=True, limit=1)
+    def _numbered_count(self, stream: UUID) -> int:
+        """The last number of a numbered stream (1, 2, … without gaps); 0 when empty."""
+        rows = self._recorder.select_events(stream, desc=True, limit=1)
         return rows[0].originator_version if rows else 0
 
     def max_tracking_id(self, name: str) -> int | None:
