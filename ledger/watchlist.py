@@ -1,13 +1,14 @@
 """Which accounts a new mark can move across a margin boundary, without revaluing them all.
 
 After each evaluation an account gets, for every instrument it holds, a price band within
-which its status cannot change: the distance to the nearest boundary (`slack`, in USD)
-is split evenly between the instruments it holds, and each instrument's share divided by
-the most the account's slack can move per unit of that price. Moves inside every band
-change the slack by less than the whole, so a mark inside its band needs no
-revaluation; a mark outside it revalues the account. The result equals revaluing every
-holder on every mark, at the cost of a heap operation per mark. Open margin calls are
-kept by deadline, so the first input at or after a deadline finds them.
+which its status cannot change: nine tenths of the distance to the nearest boundary
+(`slack`, in USD) are split evenly between the instruments it holds, and each instrument's
+share divided by the most the account's slack can move per unit of that price. Moves inside
+every band change the slack by less than those nine tenths, so a mark inside its band needs
+no revaluation (nor does a debit within the tenth left: `still_healthy`); a mark outside it
+revalues the account. The result equals revaluing every holder on every mark, at the cost
+of a heap operation per mark. Open margin calls are kept by deadline, so the first input
+at or after a deadline finds them.
 """
 
 from __future__ import annotations
