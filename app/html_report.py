@@ -765,6 +765,7 @@ th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;white-space:n
 th{white-space:normal;overflow-wrap:anywhere;vertical-align:bottom}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 .note{color:#777;font-size:12px}.scroll{overflow-x:auto;max-width:100%}
+.breaches{color:#c0392b;margin:8px 0}
 """
 
 
@@ -786,7 +787,32 @@ def open_interest_text(summary: Summary) -> str:
     )
 
 
-def summary_cards(summary: Summary) -> str:
+# The views whose rows are limits, each with the column that names a row: a row whose
+# `status` is none of `within`, `no_limit`, `covered` is a breach the report flags.
+LIMIT_VIEWS = {"collateral-concentration": "asset", "lending-limits": "item"}
+WITHIN_LIMIT = frozenset({"within", "no_limit", "covered", None})
+
+
+def limit_breaches(views: Mapping[str, Sequence[Row]]) -> list[str]:
+    """`view: row (account) status` for each limit the views show exceeded, in view order."""
+    breaches = []
+    for view, key in LIMIT_VIEWS.items():
+        for row in views[view]:
+            if row["status"] not in WITHIN_LIMIT:
+                account = row.get("account_id") or row.get("largest_client")
+                named = f"{row[key]} ({account})" if account else f"{row[key]}"
+                breaches.append(f"{view}: {named} {row['status']}")
+    return breaches
+
+
+def breaches_list(breaches: Sequence[str]) -> str:
+    if not breaches:
+        return ""
+    items = "".join(f"<li>{html.escape(breach)}</li>" for breach in breaches)
+    return f'<ul class="breaches" data-figure="breaches">{items}</ul>'
+
+
+def summary_cards(summary: Summary, breaches: Sequence[str]) -> str:
     open_interest = open_interest_text(summary)
     cards = [
         _card("accounts", "client accounts", f"{summary.accounts:,}"),
@@ -837,6 +863,12 @@ def summary_cards(summary: Summary) -> str:
             f"{summary.trades_busted:,} / {summary.deposits_returned:,}",
         ),
         _card("rejects", "inputs refused", f"{sum(summary.rejects_by_reason.values()):,}"),
+        _card(
+            "limit_breaches",
+            "concentration and lending limits exceeded",
+            f"{len(breaches):,}",
+            bool(breaches),
+        ),
         _card("journal_seq", "journal seq", f"{summary.journal_seq}"),
     ]
     return '<div class="cards">' + "".join(cards) + "</div>"
@@ -939,6 +971,7 @@ def render_report(
     rejects: list[Row] = [
         {"reason_code": r, "count": n} for r, n in summary.rejects_by_reason.items()
     ]
+    breaches = limit_breaches(views)
     sections = [
         "<h2>BTC mark, margin calls and liquidations</h2>",
         _legend(
@@ -975,7 +1008,8 @@ def render_report(
         f'<p class="sub">{summary.first_at} to {summary.last_at} (ledger clock, UTC); '
         f"{summary.journal_events:,} journal events, last seq {summary.journal_seq}, "
         f'last hash <code data-figure="last_hash">{summary.last_hash}</code></p>'
-        + summary_cards(summary)
+        + summary_cards(summary, breaches)
+        + breaches_list(breaches)
         + "".join(sections)
         + "</body></html>"
     )

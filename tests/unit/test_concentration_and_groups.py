@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.html_report import write_report
 from ledger.policy import load_policy
 from ledger.pretrade import check
+from ledger.store import LedgerStore
 from projections.rows import concentration_rows, lending_rows
 from tests.ledger_scenario import START, Scenario
 
@@ -218,3 +220,29 @@ def test_a_financed_debit_outside_any_group_records_no_group_figures() -> None:
     # Canonical JSON leaves out an empty list and an absent group: no limit broken.
     assert "limits_broken" not in financed
     assert "group_limit" not in financed
+
+
+def test_the_html_report_flags_each_limit_breach(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrowers(s)
+    assert _draw(s, "A", "7000000") == []
+    assert _draw(s, "B", "7000000") == []
+    _group(s, "A", "companies-7")
+    _group(s, "B", "companies-7")
+    # The group's loans: 14,000,000 > 10,000,000. Client collateral: 800 BTC at 60,000 =
+    # 48,000,000 and the 14,000,000 USD drawn, 62,000,000: BTC is 77% of it, above 60%;
+    # A and B each hold half the BTC and half the USD, above 25% (A named: the first).
+    # The USD cover (14,000,000, no haircut) equals the loans: covered, no breach.
+    s.store.close()
+    report = tmp_path / "report.html"
+    with LedgerStore.open(url) as store:
+        write_report(store, POLICY, report)
+    page = report.read_text(encoding="utf-8")
+    assert '<b data-figure="limit_breaches">3</b>' in page
+    assert (
+        '<ul class="breaches" data-figure="breaches">'
+        "<li>collateral-concentration: BTC (A) asset_share_exceeded,client_share_exceeded</li>"
+        "<li>collateral-concentration: USD (A) client_share_exceeded</li>"
+        "<li>lending-limits: related_group:companies-7 exceeded</li></ul>"
+    ) in page
