@@ -49,9 +49,12 @@ async def _append(
         await producer.stop()
 
 
-def _published_ledger(bootstrap: str, prefix: str, tmp_path: Path) -> tuple[str, int]:
-    """A ledger run until its whole journal is on the topic, then stopped; (store, last seq)."""
-    store, port = f"sqlite:///{tmp_path / 'ledger.db'}", free_port()
+def _published_ledger(
+    bootstrap: str, prefix: str, tmp_path: Path, store: str | None = None
+) -> tuple[str, int]:
+    """A ledger run until its whole journal is on the topic, then stopped; (store, last
+    seq). The store is a new SQLite file unless given."""
+    store, port = store or f"sqlite:///{tmp_path / 'ledger.db'}", free_port()
     refused = [record for record, _ in hostile_records()]
     inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 3, 40) + refused)
     run_ledger(store, bootstrap, prefix, "publish", str(inbox), "--send-malformed")
@@ -140,16 +143,42 @@ def _audit(store: str, bootstrap: str, prefix: str, *args: str) -> subprocess.Co
     )  # fmt: skip
 
 
-def test_run_signs_checkpoints_into_the_store_and_their_topic_and_audit_anchors_with_them(
-    kafka_bootstrap: str,
-    kafka_topic_prefix: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _as(url: str, role: str) -> str:
+    return url.replace("//postgres@", f"//{role}@", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def run_store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """The URL `ledger run` writes and the URL an audit reads: one SQLite file, or on
+    PostgreSQL the deployment's roles (the owner prepares, the writer runs, the reader
+    audits)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        return url, url
+    owner = str(request.getfixturevalue("pg_schema_url"))
+    LedgerStore.open(owner).close()
+    return _as(owner, "ledger_writer"), _as(owner, "ledger_reader")
+
+
+@pytest.fixture
+def checkpoint_public_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`ledger run` started by the test signs a checkpoint every second; the public key."""
     private, public = write_keys(tmp_path)
     monkeypatch.setenv("LEDGER_CHECKPOINT_KEY", str(private))
     monkeypatch.setenv("LEDGER_CHECKPOINT_INTERVAL", "1")
-    store, last = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path)
+    return public
+
+
+def test_run_signs_checkpoints_into_the_store_and_their_topic_and_audit_anchors_with_them(
+    run_store: tuple[str, str],
+    kafka_bootstrap: str,
+    kafka_topic_prefix: str,
+    tmp_path: Path,
+    checkpoint_public_key: Path,
+) -> None:
+    public = checkpoint_public_key
+    written, store = run_store
+    _, last = _published_ledger(kafka_bootstrap, kafka_topic_prefix, tmp_path, written)
     with LedgerStore.open(store, read_only=True) as ledger:
         stored = ledger.read_checkpoints()
         records = [entry.record for entry in ledger.iter_journal()]
@@ -163,10 +192,11 @@ def test_run_signs_checkpoints_into_the_store_and_their_topic_and_audit_anchors_
     assert seqs[-1] == last
     assert seqs == sorted(set(seqs))
     anchored = ["--public-key", str(public), "--signed-checkpoints"]
+    held = "1 anchor holds" if len(stored) == 1 else f"{len(stored)} anchors hold"
     for audit in (("kafka",), ("store", "--from-kafka")):
         done = _audit(store, kafka_bootstrap, kafka_topic_prefix, *anchored, *audit)
         assert done.returncode == 0, done.stderr
-        assert f"{len(stored)} anchors hold" in done.stdout
+        assert held in done.stdout
     shortened = tmp_path / "shortened.jsonl"
     shortened.write_bytes(b"\n".join(records[:-1]) + b"\n")  # its chain still verifies
     done = _audit(store, kafka_bootstrap, kafka_topic_prefix, "--file", str(shortened),
