@@ -8,7 +8,11 @@ and its own pending journal, which is thrown away afterwards.
 
 Copying every account for each pre-trade check would cost more than the check itself, so
 the scratch book copies an account (or any value of the book's dicts) the first time a
-decision reads it (`_CopiedOnRead`), and then only structurally (`_structural_copy`).
+decision reads it (`_CopiedOnRead`), and then only structurally (`_structural_copy`). The
+registers that only grow, with values never changed (`APPEND_ONLY_REGISTERS`: a trade or a
+deposit kept for its reversal), are not copied at all: what a decision adds to them goes
+into a layer over the original (a `ChainMap`), so a check costs the same on a store of a
+million trades as on a new one.
 The inputs already seen stay with the original: a scratch desk starts with none, and the
 caller checks a proposed input's event id against the original book first.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import ChainMap
 from collections.abc import ItemsView, ValuesView
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +37,9 @@ _T = TypeVar("_T")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 _SHARED_TYPES = frozenset({Decimal, str, int, bool, type(None), datetime, tuple})
+# Book fields only ever added to, under new keys, with immutable values (`Book.trades`,
+# `Book.deposits`): a scratch book reads through to them and writes to its own layer.
+APPEND_ONLY_REGISTERS = frozenset({"trades", "deposits"})
 
 
 class _CopiedOnRead(dict[_K, _V]):
@@ -118,15 +126,20 @@ def scratch_book(book: Book) -> Book:
     """A copy of `book` that decisions may change freely; `book` itself is never changed.
 
     Every dict of the book (the accounts, the liquidation lots, ...) is copied value by value
-    when read; every other field but the inputs seen (left behind) is copied at once; so a
-    field added to `Book` later is copied too."""
+    when read, the append-only registers are layered over; every other field but the
+    inputs seen (left behind) is copied at once; so a field added to `Book` later is copied
+    too."""
     scratch = dataclasses.replace(book, seen_inputs={})
     for item in dataclasses.fields(book):
         if item.name != "seen_inputs":
-            value = getattr(book, item.name)
-            lazy = isinstance(value, dict)
-            setattr(scratch, item.name, _CopiedOnRead(value) if lazy else _structural_copy(value))
+            setattr(scratch, item.name, _scratch_field(item.name, getattr(book, item.name)))
     return scratch
+
+
+def _scratch_field(name: str, value: object) -> object:
+    if isinstance(value, dict):
+        return ChainMap({}, value) if name in APPEND_ONLY_REGISTERS else _CopiedOnRead(value)
+    return _structural_copy(value)
 
 
 def scratch_desk(book: Book, policy: Policy, *, watch_everyone: bool = False) -> Desk:

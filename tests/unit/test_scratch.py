@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from ledger import inbox
 from ledger.book import Book
-from ledger.scratch import scratch_book
+from ledger.decisions import decide
+from ledger.inbox import inbox_digest
+from ledger.policy import load_policy
+from ledger.scratch import scratch_book, scratch_desk
 from tests.ledger_scenario import Scenario
 
 
@@ -44,3 +49,24 @@ def test_changes_on_the_scratch_book_never_reach_the_original() -> None:
         other.credit_limit = Decimal(0)
     assert book == before
     assert scratch.accounts["C1"].positions["BTC-PERP"].size == Decimal(5)
+
+
+def test_a_scratch_decision_reads_the_trade_register_and_writes_only_its_own_layer() -> None:
+    book = _book()
+    trades = dict(book.trades)
+    desk = scratch_desk(book, load_policy(None))
+    bust = inbox.TradeBusted(
+        event_id="bust-t1",
+        occurred_at=datetime(2030, 1, 1, tzinfo=UTC),
+        trade_id="t1",
+        reason="venue error",
+    )
+    desk.begin(bust.event_id, bust.occurred_at, inbox_digest(bust))
+    decide(desk, bust)
+    # The bust found t1 through the scratch book and reversed it there: the position is gone
+    # on the scratch book only, and the original's register and position are as they were.
+    assert [entry.type for entry in desk.pending] == ["trade_reversed"]
+    assert "BTC-PERP" not in desk.book.accounts["C1"].positions
+    assert book.accounts["C1"].positions["BTC-PERP"].size == Decimal(1)
+    assert book.trades == trades
+    assert "t1" not in book.busted
