@@ -76,12 +76,18 @@ def snapshot_events_setting() -> int:
 
 
 @contextmanager
-def open_store(args: argparse.Namespace, *, writes: bool = False) -> Iterator[LedgerStore]:
-    """The store of `--store`: read-only, and never created, unless the command `writes`."""
+def open_store(
+    args: argparse.Namespace, *, writes: bool = False, creates: bool = True
+) -> Iterator[LedgerStore]:
+    """The store of `--store`: read-only, and never created, unless the command `writes`;
+    a command that writes to a store it must find (not `creates`) refuses a missing one."""
+    if writes and not creates:
+        with open_store(args):
+            pass  # the read-only open refuses a store that is missing or holds no ledger
     try:
         store = LedgerStore.open(args.store, read_only=not writes)
     except NotALedgerStore as error:
-        hint = "" if writes else " (a command that only reads never creates one)"
+        hint = "" if writes else " (this command never creates one)"
         raise CommandError(f"{error}: check --store or LEDGER_STORE{hint}") from error
     except (StoreUrlError, ValueError) as error:
         raise CommandError(f"cannot open the store {args.store}: {error}") from error
@@ -232,7 +238,7 @@ def _inbox_skip(args: argparse.Namespace) -> int:
         value=b"", key=None, topic=name if partition is None else topic,
         partition=partition, offset=offset,
     )  # fmt: skip
-    with open_store(args, writes=True) as store:
+    with open_store(args, writes=True, creates=False) as store:
         recorded = store.max_tracking_id(name)
         if recorded is not None and offset > recorded + 1:
             # Only the record a stopped command named: a later one would pass over records

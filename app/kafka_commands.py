@@ -47,12 +47,22 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
     exit status 1, never a traceback. A command (not the service) also keeps the Kafka
     client's own connection errors out of stderr unless `client_logs`: that one line
     says it all."""
-    from aiokafka.errors import KafkaError  # noqa: PLC0415 - only Kafka commands load it
+    from aiokafka.errors import (  # noqa: PLC0415 - only Kafka commands load it
+        KafkaConnectionError,
+        KafkaError,
+    )
 
     if not client_logs:
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         yield
+    except KafkaConnectionError as error:
+        # The client's text is a repr of its address list: say what it means instead.
+        raise CommandError(
+            f"the Kafka broker at {bootstrap} cannot be reached: no broker answered "
+            "(is it running, and are the address and port right?)",
+            EXIT_REFUSED,
+        ) from error
     except KafkaError as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CommandError(

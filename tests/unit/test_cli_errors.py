@@ -259,7 +259,15 @@ def test_explain_says_when_an_event_records_no_figures(ledger_store: Path) -> No
 )
 def test_an_unreachable_broker_is_one_line(args: tuple[str, ...], ledger_store: Path) -> None:
     done = _ledger("--bootstrap", "127.0.0.1:1", *args, cwd=ledger_store.parent)
-    _one_line(done, 1, "the Kafka broker at 127.0.0.1:1 cannot be used")
+    _one_line(done, 1, "the Kafka broker at 127.0.0.1:1 cannot be reached: no broker answered")
+    assert "AddressFamily" not in done.stderr  # the client's repr of its address list
+
+
+def test_an_inbox_skip_on_a_missing_store_creates_none(tmp_path: Path) -> None:
+    done = _ledger("--store", "sqlite:///typo.db", "inbox", "skip", "ledger.inbox:0:7",
+                   "--reason", "ticket 7", cwd=tmp_path)  # fmt: skip
+    _one_line(done, 2, "does not exist: check --store or LEDGER_STORE")
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_run_waits_a_bounded_time_for_an_unreachable_broker_then_says_so_once(
