@@ -56,9 +56,9 @@ class Desk:
         """Seal `body` as the next journal event and apply it to the book."""
         book = self.book
         seq = book.last_seq + 1
-        sealed = je.seal_event(body, seq, book.last_hash)
         # The book applies the record as a replay will read it back, figure for figure.
-        event = je.decode_journal_record(sealed.record)
+        sealed = je.seal_event(body, seq, book.last_hash)
+        event = sealed.event
         book.apply(event)
         self.pending.append(JournalEntry(seq=seq, type=_tag(event), record=sealed.record))
         return event

@@ -18,7 +18,7 @@ import msgspec
 
 from ledger.inbox import InvestorClass, Side
 from ledger.invariants import require
-from ledger.journal import HASH_STAND_IN, SealedRecord, seal, seal_draft
+from ledger.journal import HASH_STAND_IN, seal, seal_draft
 from ledger.money import format_decimal
 from ledger.rejections import ReasonCode
 from ledger.risk import MarginStatus
@@ -466,9 +466,20 @@ def _fixed_point(draft: bytes) -> bool:
     return b'"-0' not in draft or _NEGATIVE_ZERO.search(draft) is None
 
 
-def seal_event(event: JournalEventType, seq: int, prev_hash: str) -> SealedRecord:
+class SealedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A sealed journal record and its event exactly as a replay decodes it."""
+
+    record: bytes
+    event: JournalEventType
+
+
+def seal_event(event: JournalEventType, seq: int, prev_hash: str) -> SealedEvent:
     """`journal.seal(journal_body(event), seq, prev_hash)`, from one encode of the Struct
-    (`journal.seal_draft`); the long way when a figure would not be written fixed-point."""
+    (`journal.seal_draft`); the long way when a figure would not be written fixed-point.
+
+    On the short way every figure is `str(Decimal)`, which reads back as the very same
+    `Decimal` (sign, digits and exponent), so the Struct with its seq and hashes is the
+    event a replay decodes, without decoding it; on the long way it is decoded."""
     require(
         event.seq == 0 and not event.prev_hash and not event.hash,
         "an event to seal must not carry seq/prev_hash/hash",
@@ -477,7 +488,11 @@ def seal_event(event: JournalEventType, seq: int, prev_hash: str) -> SealedRecor
         msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=HASH_STAND_IN)
     )
     sealed = seal_draft(draft, seq, prev_hash) if _fixed_point(draft) else None
-    return sealed or seal(journal_body(event), seq, prev_hash)
+    if sealed is None:
+        record = seal(journal_body(event), seq, prev_hash).record
+        return SealedEvent(record=record, event=decode_journal_record(record))
+    replayed = msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=sealed.hash)
+    return SealedEvent(record=sealed.record, event=replayed)
 
 
 def journal_body(event: JournalEventType) -> dict[str, object]:

@@ -190,7 +190,8 @@ def test_sealing_a_struct_in_one_encode_writes_the_bytes_of_its_body(
     amount: Decimal, reference: str | None, seq: int
 ) -> None:
     """Exponents, negative zero and texts that look like them: the one-encode seal and the
-    body's seal write the same record (the former falls back to the latter when it must)."""
+    body's seal write the same record (the former falls back to the latter when it must),
+    and the event it hands the book is the one a replay decodes."""
     event = journal_events.DepositCredited(
         asset="BTC",
         amount=amount,
@@ -200,9 +201,13 @@ def test_sealing_a_struct_in_one_encode_writes_the_bytes_of_its_body(
         account_id="ACC-1",
     )
     prev_hash = hashlib.sha256(str(seq).encode()).hexdigest()
-    assert journal_events.seal_event(event, seq, prev_hash) == seal(
-        journal_events.journal_body(event), seq, prev_hash
-    )
+    sealed = journal_events.seal_event(event, seq, prev_hash)
+    assert sealed.record == seal(journal_events.journal_body(event), seq, prev_hash).record
+    replayed = journal_events.decode_journal_record(sealed.record)
+    assert isinstance(sealed.event, journal_events.DepositCredited)
+    assert isinstance(replayed, journal_events.DepositCredited)
+    assert sealed.event == replayed
+    assert str(sealed.event.amount) == str(replayed.amount), "the same exponent too"
 
 
 @given(st.lists(bodies, min_size=1, max_size=5))
