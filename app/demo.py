@@ -81,6 +81,16 @@ def decide_with_venue(args: argparse.Namespace, inbox: Path, store_url: str) -> 
     return records, venue.fills
 
 
+def default_demo_store(folder: Path) -> str:
+    """The store `ledger demo` writes with its default seed, accounts and days, written in
+    `folder` (the venue filling each liquidation): the store the pre-trade check's benchmark
+    and the statements' tie-out test measure on. Returns its URL."""
+    url = store_url_for(folder)
+    demo = argparse.Namespace(seed=DEMO_SEED, accounts=DEMO_ACCOUNTS, days=DEMO_DAYS, policy=None)
+    decide_with_venue(demo, folder / "inbox.jsonl", url)
+    return url
+
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPOSITORY / "deploy" / "local" / "kafka"
 kafka_start_timeout_s = 1_200  # a first start resolves the broker's jars through Maven

@@ -34,10 +34,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 
+from app.demo import default_demo_store
 from consumers.publish import inbox_key, publish_records
 from consumers.topics import TopicNames, ensure_topics
 from ledger.store import LedgerStore
-from tests.benchmarks.check_bench import check_row, demo_store
+from tests.benchmarks.check_bench import check_row
 from tests.benchmarks.ingest_bench import ingest_rate
 from tests.benchmarks.memory_bench import memory_row
 from tests.benchmarks.read_bench import ReadFigures, read_figures
@@ -375,7 +376,7 @@ def main() -> None:
     rows.extend(embedded)
     demo = workdir / "demo"
     demo.mkdir()
-    target_rows.append(check_row(demo_store(demo)))
+    target_rows.append(check_row(default_demo_store(demo)))
     print(f"\n{count:,} inbox records\n\n| measure | figure |\n| --- | --- |")
     for name, figure in rows:
         print(f"| {name} | {figure} |")

@@ -3,7 +3,6 @@ tied out to `ledger query --as-of` at the period's close."""
 
 from __future__ import annotations
 
-import argparse
 import io
 from collections.abc import Iterator
 from datetime import date
@@ -14,7 +13,7 @@ import pytest
 
 from app.cli import main
 from app.commands import ingest_stream
-from app.demo import DEMO_ACCOUNTS, DEMO_DAYS, DEMO_SEED, decide_with_venue
+from app.demo import DEMO_ACCOUNTS, DEMO_DAYS, default_demo_store
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, statements
@@ -145,18 +144,13 @@ def test_every_statement_ties_out_to_ledger_query_at_the_close(simulated: Path) 
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The store `ledger demo` writes: its seed, accounts and days, the venue filling each
-    liquidation."""
-    folder = tmp_path_factory.mktemp("demo-statements")
-    demo = argparse.Namespace(seed=DEMO_SEED, accounts=DEMO_ACCOUNTS, days=DEMO_DAYS, policy=None)
-    decide_with_venue(demo, folder / "inbox.jsonl", f"sqlite:///{folder / 'ledger.db'}")
-    return folder / "ledger.db"
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return default_demo_store(tmp_path_factory.mktemp("demo-statements"))
 
 
 @pytest.mark.slow
-def test_every_client_of_the_demo_ties_out_every_day_and_the_month(demo_store: Path) -> None:
-    with LedgerStore.open(f"sqlite:///{demo_store}") as store:
+def test_every_client_of_the_demo_ties_out_every_day_and_the_month(demo_store: str) -> None:
+    with LedgerStore.open(demo_store) as store:
         closes = statements.find_closes(_events(store))
         assert len(closes) == DEMO_DAYS
         days = [
