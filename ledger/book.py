@@ -511,18 +511,10 @@ class Book:
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
         account_id = self._id(event)
-        trade = BookedTrade(
-            seq=event.seq,
-            account_id=account_id,
-            type="spot_trade_booked",
-            instrument=event.symbol,
-            side=event.side,
-            quantity=event.quantity,
-            price=event.price,
-            fee=event.fee,
-            quote_amount=event.quote_amount,
+        trade = _booked(event, account_id, event.symbol)
+        self._keep_trade(
+            msgspec.structs.replace(trade, quote_amount=event.quote_amount), event.trade_id
         )
-        self._keep_trade(trade, event.trade_id)
         quantity, quote = event.quantity, event.quote_amount
         if event.side == "buy":
             self.post(base, quantity, HOUSE, account_id)
@@ -536,15 +528,8 @@ class Book:
         account = self.accounts[self._id(event)]
         if account.is_client:
             held = account.positions.get(event.market)
-            trade = BookedTrade(
-                seq=event.seq,
-                account_id=account.account_id,
-                type="perp_trade_booked",
-                instrument=event.market,
-                side=event.side,
-                quantity=event.quantity,
-                price=event.price,
-                fee=event.fee,
+            trade = msgspec.structs.replace(
+                _booked(event, account.account_id, event.market),
                 realized_pnl=event.realized_pnl,
                 size_after=event.size_after,
                 entry_price_after=event.entry_price_after,
@@ -630,6 +615,23 @@ class Book:
 
     def _client(self, event: je.JournalEvent) -> Account:
         return self.accounts[self._id(event)]
+
+
+def _booked(
+    event: je.SpotTradeBooked | je.PerpTradeBooked, account_id: str, instrument: str
+) -> BookedTrade:
+    """What every client trade keeps for its reversal; the caller adds its kind's figures."""
+    spot = isinstance(event, je.SpotTradeBooked)
+    return BookedTrade(
+        seq=event.seq,
+        account_id=account_id,
+        type="spot_trade_booked" if spot else "perp_trade_booked",
+        instrument=instrument,
+        side=event.side,
+        quantity=event.quantity,
+        price=event.price,
+        fee=event.fee,
+    )
 
 
 def _parse_time(text: str) -> datetime:

@@ -59,6 +59,16 @@ class Scenario:
     def deposit(self, account: str, asset: str, amount: str) -> BatchOutcome:
         return self.send("deposit", account_id=account, asset=asset, amount=amount)
 
+    def perp_long(self) -> None:
+        """C1, with 10,000 USD, buys 0.1 BTC-PERP at the mark of 60,000 (fee 3) as trade p1."""
+        self.mark("BTC-PERP", "60000")
+        self.open("C1")
+        self.deposit("C1", "USD", "10000")
+        self.send(
+            "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
+            quantity="0.1", price="60000", fee="3",
+        )  # fmt: skip
+
     def journal(self) -> list[dict[str, Any]]:
         return [json.loads(entry.record) for entry in self.store.iter_journal()]
 

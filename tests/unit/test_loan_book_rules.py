@@ -305,13 +305,7 @@ def test_a_busted_sale_turns_a_healthy_account_into_a_call() -> None:
 
 def test_a_busted_perpetual_trade_restores_the_position_fee_and_house() -> None:
     s = Scenario()
-    s.mark("BTC-PERP", "60000")
-    s.open("C1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
-        quantity="0.1", price="60000", fee="3",
-    )  # fmt: skip
+    s.perp_long()
     s.send("trade_busted", trade_id="p1", reason="off-market price")
     (reversal,) = s.events("trade_reversed")
     assert (reversal["fee_refunded"], reversal["size_after"], reversal["house_realized_pnl"]) == (

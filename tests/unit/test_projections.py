@@ -140,13 +140,7 @@ def test_a_bust_after_the_saved_state_reverses_the_trade_in_the_views(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     s = Scenario(url)
-    s.mark("BTC-PERP", "60000")
-    s.open("C1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
-        quantity="0.1", price="60000", fee="3",
-    )  # fmt: skip
+    s.perp_long()
     views.live_views(s.store, url, policy).close()  # the views and their saved state
     s.send("trade_busted", trade_id="p1", reason="off-market price")
     with (
