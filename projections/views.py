@@ -11,7 +11,7 @@ from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import resume
-from projections.database import Position, TableWrite, ViewDatabase, ViewsReadOnly
+from projections.database import TableWrite, ViewDatabase, ViewsReadOnly
 from projections.runner import Advance, ProjectionRunner
 from projections.tables import TABLES, Row, Table
 
@@ -58,11 +58,14 @@ def views_at(
     stored_url: str | None = None,
 ) -> ViewDatabase:
     """The views right after journal position `seq`. From the views stored at `stored_url`
-    when they stand at or before `seq` (as they are at `seq`, else a scratch copy caught up
-    to it); otherwise built from seq 1 in a scratch in-memory database. Writes nothing."""
+    when they stand at or before `seq` (as they are when at `seq` and valued with `policy`,
+    else a scratch copy caught up to it); otherwise built from seq 1 in a scratch in-memory
+    database. Writes nothing."""
     stored = _stored_views(stored_url)
-    if stored is not None and stored.position().last_seq == seq:
-        return stored
+    if stored is not None:
+        position = stored.position()
+        if position.last_seq == seq and resume.valued_with(stored, policy, position):
+            return stored
     try:
         usable = stored is not None and stored.position().last_seq < seq
         scratch = _scratch_copy(stored if usable else None)
@@ -102,8 +105,10 @@ def _scratch_copy(source: ViewDatabase | None) -> ViewDatabase:
     """A scratch in-memory database holding every view's rows, the position and the saved
     projection state of `source` (empty without one)."""
     scratch = ViewDatabase.open("sqlite:///:memory:")
-    position = Position(0, "0" * 64, "") if source is None else source.position()
-    if source is None or position.last_seq == 0:
+    if source is None:
+        return scratch
+    position = source.position()
+    if position.last_seq == 0:
         return scratch
     writes = [TableWrite(table, None, source.rows(table)) for table in TABLES]
     scratch.commit_batch(writes, scratch.position(), position)
