@@ -18,6 +18,7 @@ route's errors are in the OpenAPI document with that schema.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -113,6 +114,7 @@ class LiveViews:
     counted_rejects: int = 0
     # Each account's figures before a pre-trade check, kept until the journal moves on.
     figures_before: pretrade.FiguresBefore = field(default_factory=pretrade.FiguresBefore)
+    caught_up: bool = False  # the first follow done, what it built frozen out of the GC
 
     def __post_init__(self) -> None:
         self.database = stored_copy(self.stored_url)
@@ -122,6 +124,12 @@ class LiveViews:
         """Project what the journal gained since the last read (one read when nothing is
         new), without counting for /metrics: what a pre-trade check needs, and no more."""
         self.runner.follow(self.store)
+        if not self.caught_up:
+            # The book and views of the first catch-up live as long as the process: frozen,
+            # the collector's full passes no longer walk them after each burst of requests
+            # (on the demo's store, /health answered 3 times as many callers a second).
+            gc.freeze()
+            self.caught_up = True
 
     def refresh(self) -> None:
         """Project and count what the journal and the rejects gained since the last read."""
