@@ -39,6 +39,16 @@ def _draw(s: Scenario, account: str, amount: str) -> list[str]:
     return sorted(outcome.refused_by_reason)
 
 
+def _family_on_file(tmp_path: Path) -> tuple[Scenario, str]:
+    """A and B of `_borrowers`, both in group family-1, on a store file (for the CLI)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    return s, url
+
+
 def test_a_group_is_held_to_one_clients_loan_limit_for_its_total() -> None:
     s = Scenario()
     _borrowers(s)
@@ -149,11 +159,7 @@ def test_the_concentration_view_shows_each_limit_its_figure_and_headroom() -> No
 def test_audit_explain_agrees_with_a_group_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    s = Scenario(url)
-    _borrowers(s)
-    _group(s, "A", "family-1")
-    _group(s, "B", "family-1")
+    s, url = _family_on_file(tmp_path)
     _draw(s, "A", "7000000")
     _draw(s, "B", "3000000.01")
     (rejected,) = s.events("loan_draw_rejected")
@@ -180,11 +186,7 @@ def _buy_btc(s: Scenario, account: str, quantity: str) -> None:
 def test_a_financed_debit_is_held_to_the_groups_loan_limit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    s = Scenario(url)
-    _borrowers(s)
-    _group(s, "A", "family-1")
-    _group(s, "B", "family-1")
+    s, url = _family_on_file(tmp_path)
     assert _draw(s, "A", "6000000") == []
     # B buys 70 BTC for 70 x 60,000 = 4,200,000 USD it does not hold: financed. Alone B's
     # loan is within every limit (lending value 470 x 60,000 x 0.30 = 8,460,000; one client
