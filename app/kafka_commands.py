@@ -246,8 +246,9 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--checkpoint-interval",
         default=os.environ.get(checkpoint_interval_env) or None,
-        help="seconds between signed checkpoints, when the journal moved "
-        f"(default {checkpoints.checkpoint_interval_default_s:g}; ${checkpoint_interval_env})",
+        help=f"seconds between signed checkpoints (default "
+        f"{checkpoints.checkpoint_interval_default_s:g}), each taken when the journal moved "
+        f"(${checkpoint_interval_env})",
     )
     _topic_options(run)
     run.set_defaults(handler=_run)
