@@ -404,13 +404,10 @@ async def _serve(
             await server.wait_closed()
 
 
-async def _supervise(
-    parts: _Parts,
-    stopping: asyncio.Event,
-    drain_timeout_s: float,  # float-ok: seconds
-) -> int:
-    """Run the tasks; stop all when one fails. The relays drain after the ingest ends,
-    all within `drain_timeout_s` of the stop."""
+def _service_tasks(parts: _Parts, stopping: asyncio.Event) -> set[asyncio.Task[None]]:
+    """The ingest, the checkpoint writer and the three relays. The journal and rejects
+    relays drain once the ingest has stopped, the checkpoint relay once the writer has
+    signed the journal's end."""
     ingest_done = asyncio.Event()
     checkpoints_done = asyncio.Event()
 
@@ -426,7 +423,7 @@ async def _supervise(
         finally:
             checkpoints_done.set()
 
-    tasks = {
+    return {
         asyncio.create_task(ingest(), name="ingest"),
         asyncio.create_task(
             parts.journal.run(ingest_done, lambda: parts.state.journal_seq), name="journal"
@@ -440,6 +437,16 @@ async def _supervise(
             name="checkpoints",
         ),
     }
+
+
+async def _supervise(
+    parts: _Parts,
+    stopping: asyncio.Event,
+    drain_timeout_s: float,  # float-ok: seconds
+) -> int:
+    """Run the tasks; stop all when one fails. The relays drain after what feeds them has
+    stopped, all within `drain_timeout_s` of the stop."""
+    tasks = _service_tasks(parts, stopping)
     progress = asyncio.create_task(_log_progress(parts), name="progress")
     status = EXIT_OK
     loop = asyncio.get_running_loop()
