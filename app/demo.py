@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from app import html_report
+from app import html_report, stress_output
 from app.commands import CommandError, policy_of
 from app.simulation import simulate_timed
 from app.venue import Venue, decide_stream_with_venue
@@ -277,6 +277,8 @@ def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
         f"(stale-marks view); {summary.mark_alerts:,} marks beyond the alert move",
         f"corrections   {summary.trades_busted:,} busted trades and "
         f"{summary.deposits_returned:,} returned deposits reversed",
+        f"stress        {html_report.REPORT_LADDER} together: insurance fund "
+        f"{stress_output.ladder_verdict(summary.insurance_fund_exhausted_at)}",
         f"rejects       {sum(summary.rejects_by_reason.values()):,}: {rejects or 'none'}",
         f"journal       seq {summary.journal_seq:,}, last hash {summary.last_hash}",
     ]

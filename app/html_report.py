@@ -23,7 +23,7 @@ from typing import Any
 
 from app import stress_output
 from ledger import journal_events as je
-from ledger import reporting, risk, stress
+from ledger import risk, stress
 from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, Rounding, format_decimal, quantize
@@ -341,9 +341,13 @@ class Summary:
     last_hash: str
     first_at: str
     last_at: str
+    # The first move of the report's stress ladder at which the insurance fund is exhausted.
+    insurance_fund_exhausted_at: str | None
 
 
-def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summary:
+def summarise(
+    facts: JournalFacts, rejects_by_reason: Mapping[str, int], ladder: Mapping[str, Any]
+) -> Summary:
     book = facts.book
     clients = book.clients()
     calls = list(facts.margin_calls.values())
@@ -390,6 +394,7 @@ def summarise(facts: JournalFacts, rejects_by_reason: Mapping[str, int]) -> Summ
         last_hash=book.last_hash,
         first_at=_text_at(facts.marks[0][0]) if facts.marks else "",
         last_at=_text_at(facts.marks[-1][0]) if facts.marks else "",
+        insurance_fund_exhausted_at=ladder["insurance_fund_exhausted_at"],
     )
 
 
@@ -1030,10 +1035,10 @@ def rejects_by_reason(store: LedgerStore) -> Counter[str]:
 def write_report(store: LedgerStore, policy: Policy, path: Path) -> Summary:
     """Replay the store's journal, write the HTML report to `path`, return the summary."""
     facts = collect_facts(store.iter_journal(), policy)
-    summary = summarise(facts, rejects_by_reason(store))
+    ladder = stress_ladder(facts.book, policy)
+    summary = summarise(facts, rejects_by_reason(store), ladder)
     views = projection_views(store, policy, summary.journal_seq)
     views["liquidations"] = with_realized_pnl(views["liquidations"], facts)
-    ladder = stress_ladder(reporting.book_as_of(store, str(summary.journal_seq)), policy)
     page = render_report(summary, facts, views, lambda code: policy.asset(code).scale, ladder)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -178,13 +178,8 @@ def ladder_table(document: dict[str, Any]) -> str:
         "insurance_fund_sufficient",
     )
     rows = [[_cell(rung[c]) for c in columns] for rung in document["rungs"]]
-    exhausted = document["insurance_fund_exhausted_at"]
-    verdict = (
-        f"insurance fund exhausted at {exhausted}"
-        if exhausted
-        else "insurance fund not exhausted within the ladder"
-    )
-    return _columns(columns, rows) + "\n" + verdict + "\n"
+    verdict = ladder_verdict(document["insurance_fund_exhausted_at"])
+    return _columns(columns, rows) + "\ninsurance fund " + verdict + "\n"
 
 
 def _pairs(values: dict[str, str]) -> str:
@@ -240,11 +235,15 @@ LADDER_LEGEND = (
 )
 
 
+def ladder_verdict(exhausted_at: str | None) -> str:
+    """What a ladder says of the insurance fund, given its first rung that exhausts it."""
+    return f"exhausted at {exhausted_at}" if exhausted_at else "not exhausted within the ladder"
+
+
 def ladder_section(ladder: dict[str, Any]) -> str:
     """One ladder of `ladder_document`: its verdict as a heading, the chart (styled by its own
     attributes, so that any page can hold it) and the rung table."""
-    exhausted = ladder["insurance_fund_exhausted_at"]
-    verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
+    verdict = ladder_verdict(ladder["insurance_fund_exhausted_at"])
     columns = tuple(ladder["rungs"][0]) if ladder["rungs"] else ()
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>"

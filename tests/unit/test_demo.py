@@ -32,6 +32,7 @@ def test_the_demo_prints_the_summary_and_the_report_path(
 ) -> None:
     output = run_demo(tmp_path, capsys)
     for label in (
+        "stress",
         "accounts",
         "loans",
         "open interest",
@@ -69,7 +70,7 @@ def test_the_report_needs_no_network(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_the_report_holds_the_stress_ladder_ledger_stress_gives(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_demo(tmp_path, capsys)
+    output = run_demo(tmp_path, capsys)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     ladder = ["--ladder", html_report.REPORT_LADDER, "--format", "json"]
     assert main(["--store", f"sqlite:///{tmp_path / 'ledger.db'}", "stress", *ladder]) == 0
@@ -80,6 +81,8 @@ def test_the_report_holds_the_stress_ladder_ledger_stress_gives(
     exhausted = expected["insurance_fund_exhausted_at"]
     verdict = f"exhausted at {exhausted}" if exhausted else "not exhausted within the ladder"
     assert f"<h2>Insurance fund {verdict}</h2>" in page
+    printed = f"{html_report.REPORT_LADDER} together: insurance fund {verdict}"
+    assert summary_value(output, "stress") == printed
     for rung in expected["rungs"]:
         assert f"<td>{rung['shock']}</td>" in page
         assert f"<td>{rung['insurance_fund_after']}</td>" in page
