@@ -20,7 +20,7 @@ import msgspec
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
-from ledger.identifiers import printable
+from ledger.identifiers import identifier_problem, printable
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
     inbox_batch_records_max,
@@ -224,9 +224,9 @@ def _undecidable_error(undecidable: UndecidableRecord, tracking_name: str | None
 
 def _inbox_skip(args: argparse.Namespace) -> int:
     name, _, offset_text = args.position.rpartition(":")
-    if not name or not offset_text.isdigit():
+    if not name or not offset_text.isdigit() or identifier_problem(name) is not None:
         raise CommandError(
-            f"{args.position!r} is not a position: write TOPIC:PARTITION:OFFSET "
+            f"'{printable(args.position)}' is not a position: write TOPIC:PARTITION:OFFSET "
             "(ledger.inbox:0:1234) or file:SHA256:LINE, as the stopped command printed it"
         )
     if not args.reason.strip():
@@ -271,7 +271,7 @@ def _query(args: argparse.Namespace) -> int:
         except reporting.AsOfError as error:
             raise CommandError(str(error)) from error
     if args.account not in book.accounts:
-        raise CommandError(f"account {args.account} is not in the ledger")
+        raise CommandError(f"account {printable(args.account)} is not in the ledger")
     build: Callable[..., dict[str, Any]] = (
         reporting.margin_view if args.what == "margin" else reporting.balances_view
     )

@@ -312,3 +312,25 @@ def test_a_malformed_service_setting_is_one_line_for_run_and_breaks_no_other_com
         capture_output=True, text=True, cwd=ledger_store.parent, check=False, env=environment,
     )  # fmt: skip
     assert query.returncode == 0, query.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ("query", "margin", "A\x1b[31mB\u202e"),
+            "account A\\x1b[31mB\\u202e is not in the ledger",
+        ),
+        (("inbox", "skip", "b\x1b:1", "--reason", "x"), "'b\\x1b:1' is not a position"),
+    ],
+)
+def test_what_a_person_typed_is_echoed_escaped_and_a_hostile_position_is_refused(
+    args: tuple[str, ...], says: str, ledger_store: Path, tmp_path: Path
+) -> None:
+    shutil.copy(ledger_store, tmp_path / "ledger.db")
+    done = _ledger("--store", "sqlite:///ledger.db", *args, cwd=tmp_path)
+    _one_line(done, 2, says)
+    assert "\x1b" not in done.stderr
+    assert "\u202e" not in done.stderr
+    rejects = _ledger("--store", "sqlite:///ledger.db", "rejects", "--format", "json", cwd=tmp_path)
+    assert "skipped_by_operator" not in rejects.stdout  # nothing was recorded
