@@ -24,6 +24,7 @@ from app import (
     view_commands,
 )
 from consumers.kafka_security import KafkaSecurityError
+from consumers.topics import TopicPrefixError
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError, PersistenceError
 
@@ -257,7 +258,7 @@ def _handle(handler: Handler, args: argparse.Namespace) -> int:
     except commands.CommandError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return error.status
-    except (PolicyError, KafkaSecurityError) as error:
+    except (PolicyError, KafkaSecurityError, TopicPrefixError) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return commands.EXIT_USAGE
     except (InterfaceError, OperationalError) as error:

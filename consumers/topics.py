@@ -38,11 +38,36 @@ _TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another process created it first
 _TOPIC_AUTHORIZATION_FAILED = 29  # Kafka's error code: the principal's ACLs refuse it
 
 
+# Kafka's own rule for a topic name: these characters, at most 249 of them.
+_TOPIC_NAME_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+)
+topic_name_chars_max = 249
+_LONGEST_SUFFIX = ".checkpoints"
+
+
+class TopicPrefixError(ValueError):
+    """A topic prefix Kafka would refuse in a topic name: a sentence a person can act on."""
+
+
 @dataclass(frozen=True, slots=True)
 class TopicNames:
     """The topic names for one prefix (`ledger` gives `ledger.inbox`, ...)."""
 
     prefix: str
+
+    def __post_init__(self) -> None:
+        # Refused here, in one line, rather than by the broker's CreateTopics answer.
+        if not self.base or not set(self.base) <= _TOPIC_NAME_CHARACTERS:
+            raise TopicPrefixError(
+                f"--topic-prefix {self.prefix!r} cannot start a Kafka topic name: use "
+                "letters, digits, '.', '_' and '-'"
+            )
+        if len(self.base + _LONGEST_SUFFIX) > topic_name_chars_max:
+            raise TopicPrefixError(
+                f"--topic-prefix is {len(self.prefix)} characters: a Kafka topic name holds "
+                f"at most {topic_name_chars_max}, suffix included"
+            )
 
     @property
     def base(self) -> str:

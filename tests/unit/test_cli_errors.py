@@ -334,3 +334,21 @@ def test_what_a_person_typed_is_echoed_escaped_and_a_hostile_position_is_refused
     assert "\u202e" not in done.stderr
     rejects = _ledger("--store", "sqlite:///ledger.db", "rejects", "--format", "json", cwd=tmp_path)
     assert "skipped_by_operator" not in rejects.stdout  # nothing was recorded
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--health-port", "0"),
+        ("publish", "inbox.jsonl"),
+        ("audit", "verify", "--from-kafka"),
+    ],
+)
+@pytest.mark.parametrize("prefix", ["bad prefix!", "x" * 240])
+def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_asked(
+    args: tuple[str, ...], prefix: str, ledger_store: Path
+) -> None:
+    done = _ledger("--bootstrap", "127.0.0.1:1", "--topic-prefix", prefix, *args,
+                   cwd=ledger_store.parent)  # fmt: skip
+    _one_line(done, 2, "--topic-prefix")
+    assert "Kafka topic name" in done.stderr
