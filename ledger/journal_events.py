@@ -10,7 +10,6 @@ newer ledger added.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Literal
 
@@ -455,7 +454,7 @@ def decode_journal_record(record: bytes) -> JournalEventType:
 _encode_struct_sorted = msgspec.json.Encoder(order="sorted", decimal_format="string").encode
 # msgspec writes a Decimal as `str(Decimal)`: fixed-point text, the journal's form, except
 # with an exponent (`1E-8`, `1E+2`: an `E` and a sign) or as negative zero (`-0.00`).
-_NEGATIVE_ZERO = re.compile(rb'"-0(?:\.0+)?"')
+_NEGATIVE_ZERO_START = b'"-0'
 
 
 def _fixed_point(draft: bytes) -> bool:
@@ -463,7 +462,14 @@ def _fixed_point(draft: bytes) -> bool:
     merely looks like an exponent or a negative zero only sends it the long way)."""
     if b"E-" in draft or b"E+" in draft:
         return False
-    return b'"-0' not in draft or _NEGATIVE_ZERO.search(draft) is None
+    at = draft.find(_NEGATIVE_ZERO_START)
+    while at >= 0:
+        rest_at = at + len(_NEGATIVE_ZERO_START)
+        end = draft.find(b'"', rest_at)
+        if draft[rest_at:end].rstrip(b"0") in (b"", b"."):  # `"-0"`, `"-0.00"`
+            return False
+        at = draft.find(_NEGATIVE_ZERO_START, rest_at)
+    return True
 
 
 class SealedEvent(msgspec.Struct, frozen=True, kw_only=True):
