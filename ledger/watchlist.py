@@ -100,8 +100,8 @@ class Watchlist:
 
     def still_healthy(self, account: Account) -> bool:
         """Whether the account is healthy without revaluing it: its current bands were set
-        while it was healthy, and since then only its USD and its loan moved, in a way that
-        left its slack at least as large.
+        while it was healthy, and since then only its USD and its loan moved, shrinking its
+        slack by no more than the reserve its bands left unused (or growing it).
 
         A mark outside a band revalues the account at that mark's input, so between inputs
         every mark lies inside its current bands. USD moving by `dU` and the loan by `dL`
