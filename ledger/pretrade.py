@@ -19,6 +19,11 @@ The verdict:
   before: a trade the venue reports is booked whatever it does to the margin, but the SFC
   wants margin collected before an order is accepted, so the check answers for the order.
   A trade that reduces the account's risk (available no lower than before) passes.
+- a trade whose USD debit the ledger would finance on the margin loan past a lending limit
+  (the account's credit limit or lending value, the firm's total, one client's share, the
+  related group's total) is `refused` with that limit's reason code: the ledger books such
+  a fill and names the limit in `debit_financed.limits_broken`, but an order should not
+  be sent that breaks it.
 - anything else is `accepted`.
 
 The figures before and after are those of `ledger query margin` (`reporting.margin_view`).
@@ -35,9 +40,11 @@ from enum import StrEnum
 from typing import Any
 
 from ledger import inbox, reporting, risk
+from ledger import journal_events as je
 from ledger.book import Book
 from ledger.decisions import Booked, decide
 from ledger.inbox import decode_inbox, inbox_digest
+from ledger.journal import JournalEntry
 from ledger.money import format_decimal
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
@@ -49,6 +56,7 @@ CHECKABLE_TYPES = (
     inbox.WithdrawalRequested,
     inbox.LoanDrawRequested,
 )
+DEBIT_FINANCED = str(je.DebitFinanced.__struct_config__.tag)
 CHECKABLE_TAGS = tuple(str(t.__struct_config__.tag) for t in CHECKABLE_TYPES)
 CheckableRecord = (
     inbox.PerpTrade | inbox.SpotTrade | inbox.WithdrawalRequested | inbox.LoanDrawRequested
@@ -147,7 +155,9 @@ def check(
         return verdict.refused(record, decision.refusal, recorded)
     after = _figures_document(desk.book, policy, account_id)
     trade = isinstance(record, inbox.PerpTrade | inbox.SpotTrade)
-    refusal = _margin_refusal(before, after) if trade else None
+    refusal = (
+        (_financing_refusal(desk.pending) or _margin_refusal(before, after)) if trade else None
+    )
     if refusal is not None:
         return verdict.refused(record, refusal, recorded, after)
     return verdict.of(record, Outcome.ACCEPTED, None, recorded, after)
@@ -213,6 +223,23 @@ def _figures_document(book: Book, policy: Policy, account_id: str) -> dict[str, 
         return None
     del document["account_id"], document["as_of_seq"]
     return document
+
+
+def _financing_refusal(pending: list[JournalEntry]) -> Refusal | None:
+    """The first lending limit a financed debit of the trade would break, as a refusal."""
+    for entry in pending:
+        if entry.type != DEBIT_FINANCED:
+            continue
+        financed = je.decode_journal_record(entry.record)
+        if isinstance(financed, je.DebitFinanced) and financed.limits_broken:
+            reason = financed.limits_broken[0]
+            return Refusal(
+                reason,
+                f"the trade would draw {format_decimal(financed.amount)} USD on the margin "
+                f"loan, breaking {', '.join(financed.limits_broken)}: trade less, or deposit "
+                "USD first",
+            )
+    return None
 
 
 def _margin_refusal(before: dict[str, Any] | None, after: dict[str, Any] | None) -> Refusal | None:

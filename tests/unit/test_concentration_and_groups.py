@@ -248,3 +248,39 @@ def test_the_html_report_flags_each_limit_breach(tmp_path: Path) -> None:
         "<li>collateral-concentration: USD (A) client_share_exceeded</li>"
         "<li>lending-limits: related_group:companies-7 exceeded</li></ul>"
     ) in page
+
+
+def _spot_buy(account: str, quantity: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "spot_trade",
+            "event_id": f"proposed-{quantity}",
+            "occurred_at": START.isoformat(),
+            "account_id": account,
+            "trade_id": f"proposed-{quantity}",
+            "symbol": "BTC/USD",
+            "side": "buy",
+            "quantity": quantity,
+            "price": "60000",
+            "fee": "0",
+        }
+    ).encode()
+
+
+def test_a_pre_trade_check_refuses_an_order_financed_past_the_group_limit() -> None:
+    s = Scenario()
+    _borrowers(s)
+    _group(s, "A", "family-1")
+    _group(s, "B", "family-1")
+    assert _draw(s, "A", "6000000") == []
+    # 60 BTC at 60,000 = 3,600,000 financed: the group's 9,600,000 stays within 10,000,000.
+    within = check(s.app.book, POLICY, "B", _spot_buy("B", "60"))
+    assert within.refusal is None
+    assert within.would_record == ("spot_trade_booked", "debit_financed")
+    # 70 BTC = 4,200,000: the group would reach 10,200,000. The ledger would book the fill
+    # (a fact), but the order is refused with the limit it would break.
+    past = check(s.app.book, POLICY, "B", _spot_buy("B", "70"))
+    assert past.refusal is not None
+    assert past.refusal.reason_code == "group_loan_limit_exceeded"
+    assert "draw 4200000.00 USD on the margin loan" in past.refusal.detail
+    assert s.app.book.accounts["B"].loan == Decimal(0)
