@@ -169,18 +169,21 @@ def test_audit_explain_agrees_with_a_group_refusal(
     assert "related group's loan limit: 10000000.01 ≤ 10000000.00: FAILS" in printed
 
 
-def _buy_btc(s: Scenario, account: str, quantity: str) -> None:
+def _btc_buy(account: str, quantity: str) -> dict[str, str]:
     """A spot buy at 60,000 with no fee: its USD debit is financed on the margin loan."""
-    s.send(
-        "spot_trade",
-        account_id=account,
-        trade_id=f"buy-{account}-{quantity}",
-        symbol="BTC/USD",
-        side="buy",
-        quantity=quantity,
-        price="60000",
-        fee="0",
-    )
+    return {
+        "account_id": account,
+        "trade_id": f"buy-{account}-{quantity}",
+        "symbol": "BTC/USD",
+        "side": "buy",
+        "quantity": quantity,
+        "price": "60000",
+        "fee": "0",
+    }
+
+
+def _buy_btc(s: Scenario, account: str, quantity: str) -> None:
+    s.send("spot_trade", **_btc_buy(account, quantity))
 
 
 def test_a_financed_debit_is_held_to_the_groups_loan_limit(
@@ -251,20 +254,10 @@ def test_the_html_report_flags_each_limit_breach(tmp_path: Path) -> None:
 
 
 def _spot_buy(account: str, quantity: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "spot_trade",
-            "event_id": f"proposed-{quantity}",
-            "occurred_at": START.isoformat(),
-            "account_id": account,
-            "trade_id": f"proposed-{quantity}",
-            "symbol": "BTC/USD",
-            "side": "buy",
-            "quantity": quantity,
-            "price": "60000",
-            "fee": "0",
-        }
-    ).encode()
+    """`_btc_buy` as a proposed inbox record, for a pre-trade check."""
+    head = {"type": "spot_trade", "event_id": f"proposed-{quantity}"}
+    record = {**head, "occurred_at": START.isoformat(), **_btc_buy(account, quantity)}
+    return json.dumps(record).encode()
 
 
 def test_a_pre_trade_check_refuses_an_order_financed_past_the_group_limit() -> None:
