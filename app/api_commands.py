@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
-from app.commands import CommandError, open_store, policy_of
+from app.commands import CommandError, open_store, policy_of, port_max
 
 tokens_file_env = "LEDGER_API_TOKENS_FILE"
 jwt_public_key_env = "LEDGER_API_JWT_PUBLIC_KEY"
@@ -60,6 +60,9 @@ def _check_settings(args: argparse.Namespace) -> None:
         )
     if args.insecure_no_auth and not ipaddress.ip_address(args.host).is_loopback:
         raise CommandError(f"--insecure-no-auth binds {insecure_host} only, not {args.host}")
+    if not 0 <= args.port <= port_max:
+        # The server would log the bind failure and keep running without a socket.
+        raise CommandError(f"--port {args.port} is not a port (0 to {port_max})")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("TLS needs both --tls-cert and --tls-key")
     _readable(args.tls_cert, "--tls-cert")

@@ -42,6 +42,7 @@ from projections.figures import ScaleOf
 from projections.render import text_table
 
 file_digest_chunk_bytes = 1 << 20
+port_max = 65_535  # a TCP port number, at most
 SNAPSHOT_EVENTS_ENV = "LEDGER_SNAPSHOT_EVENTS"
 
 # Exit statuses of every command (README "Exit status").
@@ -301,6 +302,11 @@ def policy_scales(policy: Policy) -> ScaleOf:
 def _simulate(args: argparse.Namespace) -> int:
     from app.simulation import simulate  # noqa: PLC0415 - only this command needs it
 
+    if args.accounts < 0 or args.days < 1:
+        raise CommandError(
+            f"--accounts {args.accounts} --days {args.days}: a simulation needs accounts from 0 "
+            "and days from 1"
+        )
     out = sys.stdout.buffer
     for record in simulate(args.seed, args.accounts, args.days):
         out.write(record + b"\n")

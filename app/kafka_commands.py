@@ -23,6 +23,7 @@ from app.commands import (
     CommandError,
     checkpoint_key_env,
     policy_of,
+    port_max,
     snapshot_events_setting,
     standard_input,
 )
@@ -36,7 +37,6 @@ drain_timeout_env = "LEDGER_DRAIN_TIMEOUT"
 broker_wait_env = "LEDGER_BROKER_WAIT"
 checkpoint_interval_env = "LEDGER_CHECKPOINT_INTERVAL"
 health_host_env = "LEDGER_HEALTH_HOST"
-port_max = 65_535
 # Loopback unless told otherwise: a container sets LEDGER_HEALTH_HOST=0.0.0.0 for its probe.
 health_host_default = "127.0.0.1"
 

@@ -400,6 +400,8 @@ def open_factory(url: str, *, read_only: bool = False) -> tuple[StoreFactory, st
 def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, str]:
     if not path_text:
         raise StoreUrlError("sqlite:/// needs a path or :memory:")
+    if path_text == ":memory:" and read_only:
+        raise NotALedgerStore("sqlite:///:memory: is a new, empty store: reading needs a file")
     if path_text == ":memory:":
         # A named shared-cache memory database: every pooled connection of this store
         # sees the same data (a bare ":memory:" would give each connection its own).

@@ -59,20 +59,23 @@ def _published_ledger(
     inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 3, 40) + refused)
     run_ledger(store, bootstrap, prefix, "publish", str(inbox), "--send-malformed")
     service = start_service(store, bootstrap, prefix, tmp_path / "first.log", port)
-    wait_until(
-        lambda: (
-            (h := health(port)) is not None
-            and h["inbox_lag"] == 0
-            and int(str(h["journal_seq"])) > 0
-            and h["published_seq"] == h["journal_seq"]
-            and h["rejects"] == len(refused)
-            and h["rejects_published"] == h["rejects"]
-        ),
-        ready_timeout_s,
-        "the journal published",
-    )
-    last = int(str(health(port)["journal_seq"]))  # type: ignore[index]
-    assert stop_service(service) == 0
+    try:
+        wait_until(
+            lambda: (
+                (h := health(port)) is not None
+                and h["inbox_lag"] == 0
+                and int(str(h["journal_seq"])) > 0
+                and h["published_seq"] == h["journal_seq"]
+                and h["rejects"] == len(refused)
+                and h["rejects_published"] == h["rejects"]
+            ),
+            ready_timeout_s,
+            "the journal published",
+        )
+        last = int(str(health(port)["journal_seq"]))  # type: ignore[index]
+    finally:
+        status = stop_service(service)  # never left running past a failed wait
+    assert status == 0
     return store, last
 
 

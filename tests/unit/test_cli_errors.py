@@ -352,3 +352,20 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
                    cwd=ledger_store.parent)  # fmt: skip
     _one_line(done, 2, "--topic-prefix")
     assert "Kafka topic name" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("simulate", "--days", "0"), "a simulation needs accounts from 0 and days from 1"),
+        (("simulate", "--accounts", "-1"), "a simulation needs accounts from 0"),
+        (("--store", "sqlite:///:memory:", "query", "margin", "C1"), "reading needs a file"),
+        (("api", "--insecure-no-auth", "--port", "99999"), "--port 99999 is not a port"),
+    ],
+)
+def test_more_mistakes_are_one_line(args: tuple[str, ...], says: str, ledger_store: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        capture_output=True, text=True, cwd=ledger_store.parent, check=False, timeout=60,
+    )  # fmt: skip
+    _one_line(done, 2, says)
