@@ -397,13 +397,21 @@ def create_app(
         before_send=[security.before_send],
         on_startup=[open_views],
         on_shutdown=[close_views],
+        # The command line has configured logging (one format for every command); the
+        # framework's default would replace the root logger's handler with its own.
+        logging_config=None,
         debug=False,
     )
 
 
 def openapi_schema() -> dict[str, Any]:
     """The OpenAPI document `/openapi.json` serves, without a store (docs/openapi.json)."""
-    app = Litestar(route_handlers=ROUTE_HANDLERS, openapi_config=OPENAPI_CONFIG, debug=False)
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        openapi_config=OPENAPI_CONFIG,
+        logging_config=None,
+        debug=False,
+    )
     return app.openapi_schema.to_schema()
 
 
