@@ -64,9 +64,15 @@ class Scenario:
         self.mark("BTC-PERP", "60000")
         self.open("C1")
         self.deposit("C1", "USD", "10000")
+        self.perp_buy("C1", "p1", "0.1", "60000", fee="3")
+
+    def perp_buy(
+        self, account: str, trade_id: str, quantity: str, price: str, *, fee: str = "0"
+    ) -> None:
+        """`account` buys `quantity` BTC-PERP at `price` as `trade_id`."""
         self.send(
-            "perp_trade", account_id="C1", trade_id="p1", market="BTC-PERP", side="buy",
-            quantity="0.1", price="60000", fee="3",
+            "perp_trade", account_id=account, trade_id=trade_id, market="BTC-PERP",
+            side="buy", quantity=quantity, price=price, fee=fee,
         )  # fmt: skip
 
     def journal(self) -> list[dict[str, Any]]:

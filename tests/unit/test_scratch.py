@@ -20,16 +20,7 @@ def _book() -> Book:
     s.mark("BTC-PERP", "60000")
     s.open("C1")
     s.deposit("C1", "USD", "10000")
-    s.send(
-        "perp_trade",
-        account_id="C1",
-        trade_id="t1",
-        market="BTC-PERP",
-        side="buy",
-        quantity="1",
-        price="60000",
-        fee="0",
-    )
+    s.perp_buy("C1", "t1", "1", "60000")
     s.send("related_group_set", account_id="C1", group_id="g1")
     return s.app.book
 

@@ -53,16 +53,7 @@ def _perp_trader(s: Scenario, fund: str) -> None:
     s.deposit("platform:insurance", "USD", fund)
     s.open("T1")
     s.deposit("T1", "USD", "10000")
-    s.send(
-        "perp_trade",
-        account_id="T1",
-        trade_id="t1",
-        market="BTC-PERP",
-        side="buy",
-        quantity="1",
-        price="60000",
-        fee="0",
-    )
+    s.perp_buy("T1", "t1", "1", "60000")
 
 
 def test_a_shock_between_liquidation_and_maintenance_calls_without_selling() -> None:
