@@ -107,24 +107,31 @@ def _anchors(args: argparse.Namespace) -> list[checkpoints.Anchor]:
     try:
         anchors = [checkpoints.parse_expectation(text) for text in args.expect]
         if args.checkpoint or args.signed_checkpoints:
-            if args.public_key is None:
+            paths = args.public_key or _environment_public_keys()
+            if not paths:
                 option = "--checkpoint" if args.checkpoint else "--signed-checkpoints"
                 raise CommandError(
                     f"{option} needs --public-key (${checkpoint_public_key_env}), the "
                     "Ed25519 key that signed it"
                 )
-            key = checkpoints.load_public_key(Path(args.public_key))
+            keys = [checkpoints.load_public_key(Path(path)) for path in paths]
             for path in args.checkpoint:
-                anchors.extend(checkpoints.read_checkpoints(Path(path), key))
+                anchors.extend(checkpoints.read_checkpoints(Path(path), keys))
             if args.signed_checkpoints:
-                anchors.extend(_signed_checkpoints(args, key))
+                anchors.extend(_signed_checkpoints(args, keys))
     except checkpoints.CheckpointError as error:
         raise CommandError(str(error)) from error
     return anchors
 
 
+def _environment_public_keys() -> list[str]:
+    """The key files of LEDGER_CHECKPOINT_PUBLIC_KEY, separated as in PATH (':' on Unix)."""
+    listed = os.environ.get(checkpoint_public_key_env, "")
+    return [path for path in listed.split(os.pathsep) if path]
+
+
 def _signed_checkpoints(
-    args: argparse.Namespace, key: Ed25519PublicKey
+    args: argparse.Namespace, keys: list[Ed25519PublicKey]
 ) -> list[checkpoints.Anchor]:
     """Every checkpoint `ledger run` signed, from the store or from `<prefix>.checkpoints`,
     each signature verified. None at all is a failure: they were removed, or never made."""
@@ -150,7 +157,7 @@ def _signed_checkpoints(
             EXIT_REFUSED,
         )
     return [
-        checkpoints.verify_checkpoint(document, key, f"{where} checkpoint {number}")
+        checkpoints.verify_checkpoint(document, keys, f"{where} checkpoint {number}")
         for number, document in enumerate(documents, 1)
     ]
 
@@ -347,8 +354,11 @@ def register(sub: Any) -> None:
     )
     verify.add_argument(
         "--public-key",
-        default=os.environ.get(checkpoint_public_key_env) or None,
-        help=f"Ed25519 public key (PEM) that signed the checkpoints (${checkpoint_public_key_env})",
+        action="append",
+        default=[],
+        help="Ed25519 public key (PEM) that signed the checkpoints; after a key rotation give "
+        "each key in use since the oldest checkpoint, the option once per key "
+        f"(${checkpoint_public_key_env}: the files separated by '{os.pathsep}')",
     )
     verify.set_defaults(handler=_guarded(_verify))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.invariants import require
 from ledger.journal import JournalEntry, canonical_json
 
 CHECKPOINT_ALGORITHM = "ed25519"
@@ -114,9 +116,14 @@ def checkpoint_position(document: bytes) -> tuple[int, str]:
     return checkpoint.seq, checkpoint.hash
 
 
-def verify_checkpoint(document: bytes, public_key: Ed25519PublicKey, source: str) -> Anchor:
-    """The anchor a checkpoint vouches for, once its signature verifies; `source` names it
-    in errors and verdicts (a file and line, a store, a topic offset)."""
+def verify_checkpoint(
+    document: bytes, public_keys: Sequence[Ed25519PublicKey], source: str
+) -> Anchor:
+    """The anchor a checkpoint vouches for, once its signature verifies with one of
+    `public_keys` (the keys in use since the oldest checkpoint: a rotated key's old
+    checkpoints stay valid); `source` names it in errors and verdicts (a file and line, a
+    store, a topic offset)."""
+    require(bool(public_keys), "a checkpoint is verified with at least one public key")
     try:
         checkpoint = _decode_checkpoint(document)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -125,15 +132,24 @@ def verify_checkpoint(document: bytes, public_key: Ed25519PublicKey, source: str
         raise CheckpointError(f"{source}: algorithm or hash is not as written")
     signed = _signed_bytes(checkpoint.seq, checkpoint.hash, checkpoint.recorded_at)
     try:
-        public_key.verify(base64.b64decode(checkpoint.signature, validate=True), signed)
-    except (InvalidSignature, binascii.Error):
-        raise CheckpointError(
-            f"{source}: the signature does not verify with the public key given"
-        ) from None
+        signature = base64.b64decode(checkpoint.signature, validate=True)
+    except binascii.Error:
+        raise CheckpointError(f"{source}: the signature is not base64") from None
+    if not any(_verifies(key, signature, signed) for key in public_keys):
+        given = "the public key given" if len(public_keys) == 1 else "none of the public keys"
+        raise CheckpointError(f"{source}: the signature does not verify with {given}")
     return Anchor(checkpoint.seq, checkpoint.hash, source)
 
 
-def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Anchor]:
+def _verifies(key: Ed25519PublicKey, signature: bytes, signed: bytes) -> bool:
+    try:
+        key.verify(signature, signed)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def read_checkpoints(path: Path, public_keys: Sequence[Ed25519PublicKey]) -> list[Anchor]:
     """The anchors a checkpoint file vouches for, one per non-blank line, every signature
     verified."""
     try:
@@ -146,7 +162,7 @@ def read_checkpoints(path: Path, public_key: Ed25519PublicKey) -> list[Anchor]:
     single = len(numbered) == 1
     return [
         verify_checkpoint(
-            line, public_key, f"checkpoint {path.name}" + ("" if single else f" line {number}")
+            line, public_keys, f"checkpoint {path.name}" + ("" if single else f" line {number}")
         )
         for number, line in numbered
     ]

@@ -201,6 +201,45 @@ def test_signed_checkpoints_that_are_missing_or_signed_by_another_key_fail(
     assert "--signed-checkpoints needs --public-key" in capsys.readouterr().err
 
 
+def test_after_a_key_rotation_each_key_in_use_verifies_its_own_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _ledger_file(tmp_path / "ledger.db", 2)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old_private, old_public = write_keys(tmp_path / "old")
+    new_private, new_public = write_keys(tmp_path / "new")
+    with LedgerStore.open(url) as store:
+        _write_checkpoint(store, checkpoints.load_private_key(old_private))
+    s = Scenario(url)
+    s.counter = 100  # past the event ids and offsets the first two deposits took
+    s.deposit("C1", "USD", "100")
+    s.store.close()
+    with LedgerStore.open(url) as store:
+        _write_checkpoint(store, checkpoints.load_private_key(new_private))
+        assert store.checkpoint_count() == 2
+    store_checkpoints = ["--store", url, "--signed-checkpoints", "store"]
+    assert _verify(*store_checkpoints, "--public-key", str(new_public)) == 2
+    refused = capsys.readouterr().err
+    assert "the store checkpoint 1: the signature does not verify with the public key given" in (
+        refused
+    )
+    both = ["--public-key", str(old_public), "--public-key", str(new_public)]
+    assert _verify(*store_checkpoints, *both) == 0
+    assert "2 anchors hold" in capsys.readouterr().out
+    monkeypatch.setenv("LEDGER_CHECKPOINT_PUBLIC_KEY", f"{old_public}:{new_public}")
+    assert _verify(*store_checkpoints) == 0
+    assert "2 anchors hold" in capsys.readouterr().out
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    _, stranger_public = write_keys(stranger)
+    assert _verify(*store_checkpoints, "--public-key", str(stranger_public),
+                   "--public-key", str(new_public)) == 2  # fmt: skip
+    assert "checkpoint 1: the signature does not verify with none of the public keys" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_checkpoint_file_may_hold_many_checkpoints_one_per_line(
     signed: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
