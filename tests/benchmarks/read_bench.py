@@ -19,12 +19,10 @@ import httpx
 
 from ledger import reporting
 from ledger.store import LedgerStore
-from tests.conftest import free_port
+from tests.api_process import ledger_api
 
 command_runs = 3  # each command is timed this many times; the median is kept
 as_of_requests = 50
-api_start_s = 120.0
-api_poll_s = 0.1
 api_request_timeout_s = 600.0
 health_poll_s = 0.05  # /health is asked this often while the as_of reads are in flight
 _RESTART = (
@@ -113,31 +111,10 @@ def _as_of_ms(
     """p50 and p99 of `as_of_requests` account reads at seqs spread over the journal's
     second half (the account exists there), all sent at once; and the p99 of `/health`,
     asked every `health_poll_s` while they are in flight."""
-    port = free_port()
-    command = [sys.executable, "-m", "app", "--store", store_url, "api", "--insecure-no-auth"]
-    log = (workdir / "api-bench.log").open("wb")
-    server = subprocess.Popen([*command, "--port", str(port)], stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + api_start_s
-        while not _answers(f"{base}/health"):
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("ledger api did not start: see api-bench.log")
-            time.sleep(api_poll_s)  # another process: nothing to await
+    with ledger_api(store_url, workdir / "api-bench.log") as base:
         half = events // 2
         seqs = [half + half * (n + 1) // as_of_requests for n in range(as_of_requests)]
         return asyncio.run(_fire(base, f"/accounts/{client}/margin", seqs))
-    finally:
-        server.terminate()
-        server.wait()
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def _fire(base: str, path: str, seqs: list[int]) -> tuple[float, float, float]:

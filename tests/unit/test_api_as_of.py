@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +27,13 @@ from ledger import reporting
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from tests.api_process import ledger_api
 from tests.api_security import AUDITOR, api_security
-from tests.conftest import free_port
 
 POLICY = load_policy(None)
 as_of_requests = 50
 health_probes = 9
 health_bound_s = 0.100
-in_flight_poll_s = 0.01
-server_start_s = 60.0
-server_stop_s = 30.0
 request_timeout_s = 300.0
 requests_sent_s = 0.5
 
@@ -56,34 +49,6 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _app(store: LedgerStore, url: str) -> Litestar:
     return create_app(store, POLICY, api_security(), AsOfSource(url, None))
-
-
-@contextmanager
-def _ledger_api(store_url: str, tmp_path: Path) -> Iterator[str]:
-    """`ledger api` in its own process, as deployed (no authentication, loopback only)."""
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    command = [sys.executable, "-m", "app", "--store", store_url, "api", "--insecure-no-auth"]
-    server = subprocess.Popen([*command, "--port", str(port)], stderr=log, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + server_start_s
-        while not _answers(f"{base}/health"):
-            assert server.poll() is None, (tmp_path / "api.log").read_text()
-            assert time.monotonic() < deadline, "ledger api did not start"
-            time.sleep(in_flight_poll_s)  # waiting on another process: nothing to await
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=server_stop_s)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 async def _probe_health(client: httpx.AsyncClient, pending: list[asyncio.Task[Any]]) -> float:
@@ -108,7 +73,7 @@ async def test_health_answers_in_under_100_ms_with_50_as_of_requests_in_flight(
         for n in range(as_of_requests)
     ]
     limits = httpx.Limits(max_connections=as_of_requests + 1)
-    with _ledger_api(store_url, tmp_path) as base:
+    with ledger_api(store_url, tmp_path / "api.log") as base:
         async with httpx.AsyncClient(
             base_url=base, timeout=request_timeout_s, limits=limits
         ) as client:

@@ -1,0 +1,46 @@
+"""`ledger api` in its own process, as deployed (no authentication, loopback only), for the
+tests and benchmarks that call it from outside."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+api_start_s = 120.0  # building the views of a large store comes first
+api_poll_s = 0.05
+api_stop_s = 30.0
+
+
+@contextmanager
+def ledger_api(store_url: str, log_path: Path) -> Iterator[str]:
+    """The base URL of a running `ledger api` on `store_url`; its stderr goes to `log_path`."""
+    port = free_port()
+    command = [sys.executable, "-m", "app", "--store", store_url, "api", "--insecure-no-auth"]
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([*command, "--port", str(port)], stderr=log, cwd=log_path.parent)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + api_start_s
+            while not _answers(f"{base}/health"):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ledger api did not start: {log_path.read_text()[-3000:]}")
+                time.sleep(api_poll_s)  # waiting on another process: nothing to await
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=api_stop_s)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
