@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from ledger import reporting, risk
+from ledger.book import Book, is_reserved
 from ledger.invariants import InvariantViolation, require
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
+from projections import history
+from projections.database import ViewDatabase, ViewsReadOnly
 from projections.tables import TABLES_BY_VIEW
 from projections.views import document, views_at
 
@@ -71,6 +74,8 @@ class AsOfBusy(Exception):
 # or thread), set by the pool's initializer.
 _worker: dict[str, tuple[LedgerStore, Policy, str | None]] = {}
 _OPENED = "opened"
+# The stored views a worker process reads accounts' history from, opened at its first read.
+_history_views: dict[str, ViewDatabase] = {}
 
 
 def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
@@ -91,6 +96,11 @@ def _opened() -> tuple[LedgerStore, Policy, str | None]:
     return opened
 
 
+def _ready() -> None:
+    """Nothing but a worker's start (its initializer opened the store)."""
+    _opened()
+
+
 def _seq(store: LedgerStore, as_of: str) -> int:
     try:
         return reporting.as_of_seq(store, as_of)
@@ -101,8 +111,9 @@ def _seq(store: LedgerStore, as_of: str) -> int:
 
 def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
-    store, policy, _ = _opened()
-    book = reporting.book_as_of(store, str(_seq(store, as_of)))
+    store, policy, stored_url = _opened()
+    seq = _seq(store, as_of)
+    book = _from_history(stored_url, account_id, seq) or reporting.book_as_of(store, str(seq))
     # A platform account answers too, as in `ledger query` and the current reads.
     if account_id not in book.accounts:
         raise AsOfRefusal(_HTTP_NOT_FOUND, f"account {account_id} is not in the ledger")
@@ -112,6 +123,24 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     except risk.MissingMark as missing:
         detail = f"account {account_id} cannot be valued yet: {missing}"
         raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing
+
+
+def _from_history(stored_url: str | None, account_id: str, seq: int) -> Book | None:
+    """The book for a client's read right after `seq` from the accounts' history stored
+    with the views (a few indexed queries), or None where it does not reach: no stored
+    views, a seq past them or before their history, a platform account (not kept)."""
+    if stored_url is None or is_reserved(account_id):
+        return None
+    views = _history_views.get(stored_url)
+    if views is None:
+        try:
+            views = ViewDatabase.open(stored_url, create=False)
+        except ViewsReadOnly:
+            return None  # never built here, or not readable: the replay answers
+        _history_views[stored_url] = views
+    if not history.covers(views, seq):
+        return None
+    return history.book_at(views, account_id, seq)
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:
@@ -143,6 +172,10 @@ class AsOfReader:
                 initializer=_open_in_process,
                 initargs=(source, policy.digest),
             )
+            # Every worker started now (a new interpreter, its imports, the store opened:
+            # seconds on a busy machine), not by the first reads, which would wait for it.
+            for started in [self._executor.submit(_ready) for _ in range(as_of_workers)]:
+                started.result()
 
     async def run(self, read: Callable[..., dict[str, Any]], *args: str) -> dict[str, Any]:
         """The document `read(*args)` builds in a worker; `AsOfBusy` past the bound."""

@@ -91,6 +91,7 @@ class MarginClientsDatabase(ViewDatabase):
     """The consumer's one table, in the view tables' database code."""
 
     tables = (MARGIN_CLIENTS,)
+    records_history = False  # the ledger's own as_of reads use it; this consumer has none
 
 
 def client_row(account: Account, book: Book, policy: Policy) -> Row:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ledger.store import sqlite_reader_uri
 from ledger.store_url import StoreUrlError, parse_postgres_url
-from projections.tables import TABLES, Row, Table
+from projections.tables import HISTORY_START, HISTORY_TABLES, TABLES, Row, Table
 
 POSITION_TABLE = "projection_position"
 # The projection's in-memory state at its position (projections/resume.py): derived data.
@@ -69,6 +69,7 @@ class TableWrite:
     table: Table
     scopes: Sequence[str] | None
     rows: Sequence[Row]
+    keep_existing: bool = False  # a row whose key is there already is left as it is
 
 
 class _Cursor(Protocol):
@@ -153,13 +154,23 @@ class ViewDatabase:
     transactions and position compare-and-set."""
 
     tables: tuple[Table, ...] = TABLES
+    # Whether views stored next to the journal keep the accounts' history (HISTORY_TABLES,
+    # projections/history.py); scratch views in memory never do.
+    records_history = True
 
     def __init__(
-        self, connection: Any, placeholder: str, description: str, *, create: bool = True
+        self,
+        connection: Any,
+        placeholder: str,
+        description: str,
+        *,
+        create: bool = True,
+        stored: bool = True,
     ) -> None:
         self._connection = connection
         self._placeholder = placeholder
         self.description = description
+        self.keeps_history = stored and self.records_history
         if create:
             self._create()
 
@@ -179,7 +190,7 @@ class ViewDatabase:
     def _open_sqlite(cls, path_text: str, create: bool) -> ViewDatabase:
         if path_text in ("", ":memory:"):
             connection = sqlite3.connect(":memory:", isolation_level=None)
-            return cls(connection, "?", "sqlite:///:memory:")
+            return cls(connection, "?", "sqlite:///:memory:", stored=False)
         path = Path(path_text).resolve()
         description = f"sqlite:///{path}"
         if not create:
@@ -240,11 +251,16 @@ class ViewDatabase:
                 _require_readable(connection, where)
             database = cls(connection, "%s", location.describe(), create=create)
             if create:
-                _grant_reading(connection, cls.tables)
+                _grant_reading(connection, database.kept_tables)
         except BaseException:
             connection.close()
             raise
         return database
+
+    @property
+    def kept_tables(self) -> tuple[Table, ...]:
+        """The views, and the accounts' history where it is kept."""
+        return (*self.tables, *(HISTORY_TABLES if self.keeps_history else ()))
 
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self._placeholder)
@@ -267,7 +283,7 @@ class ViewDatabase:
 
     def _create(self) -> None:
         with self.transaction() as cursor:
-            for table in self.tables:
+            for table in self.kept_tables:
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {table.sql_name} ({_column_sql(table)})"
                 )
@@ -349,12 +365,14 @@ class ViewDatabase:
         if write.rows:
             marks = ", ".join("?" for _ in table.columns)
             insert = f"INSERT INTO {table.sql_name} VALUES ({marks})"  # noqa: S608
+            if write.keep_existing:
+                insert += " ON CONFLICT DO NOTHING"
             cursor.executemany(self._sql(insert), list(write.rows))
 
     def reset(self, projection: str = DEFAULT_PROJECTION) -> None:
         """Empty every view and forget the position: the next batch starts at seq 1."""
         with self.transaction() as cursor:
-            for table in self.tables:
+            for table in self.kept_tables:
                 cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
             for kept in (POSITION_TABLE, STATE_TABLE):
                 forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608
@@ -379,6 +397,32 @@ class ViewDatabase:
             )
             rows = cursor.fetchall()
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def history_start(self, projection: str = DEFAULT_PROJECTION) -> int | None:
+        """The seq from which the accounts' history is complete; None when none is kept
+        (scratch views, or views built before the history was)."""
+        with self.transaction(write=False) as cursor:
+            if self._placeholder == "?":
+                cursor.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (HISTORY_START.sql_name,),
+                )
+            else:
+                exists = "SELECT 1 WHERE to_regclass(%s) IS NOT NULL"
+                cursor.execute(exists, (HISTORY_START.sql_name,))
+            if not cursor.fetchall():
+                return None
+            cursor.execute(
+                self._sql(f"SELECT first_seq FROM {HISTORY_START.sql_name} WHERE projection = ?"),  # noqa: S608
+                (projection,),
+            )
+            rows = cursor.fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def query(self, cursor: _Cursor, statement: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one read statement (`?` placeholders), in `cursor`'s transaction."""
+        cursor.execute(self._sql(statement), params)
+        return cursor.fetchall()
 
     def rows(self, table: Table) -> list[Row]:
         """Every row of `table`, ordered by its key in code point order (sorted here, not by

@@ -25,6 +25,7 @@ from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import rows, tables
 from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
+from projections.history import HistoryRecorder, RecordingBook
 from projections.records import Touched
 from projections.resume import resume
 from projections.state import ProjectionState
@@ -56,6 +57,18 @@ class ProjectionRunner:
         self.position = database.position(name)
         # Where the views stand, when their saved state fits; else from seq 1.
         self.state = resume(database, policy, self.position, name)
+        self.history: HistoryRecorder | None = None
+        self._history_begins = False  # the first batch written starts the history
+        self._keep_history()
+
+    def _keep_history(self) -> None:
+        """Record the accounts' history (projections/history.py) where the views keep it."""
+        if not self.database.keeps_history:
+            return
+        book = RecordingBook.adopting(self.state.book)
+        self.state.book = book
+        self.history = HistoryRecorder(book)
+        self._history_begins = self.database.history_start(self.name) is None
 
     @property
     def last_seq(self) -> int:
@@ -79,11 +92,19 @@ class ProjectionRunner:
                 raise ProjectionGap(
                     f"journal seq {event.seq} arrived where {self.state.last_seq + 1} belongs"
                 )
+            history = self.history
+            begins = self._history_begins and event.seq == self.position.last_seq + 1 > 1
+            if history is not None and begins:
+                history.record_whole()  # the views were built before the history was kept
             self.state.apply(event)
             if event.seq <= self.position.last_seq:
                 self.state.forget_touched()  # already in the views: rebuild memory only
+                if history is not None:
+                    history.forget()
             else:
                 applied += 1
+                if history is not None:
+                    history.record(event)
         if applied:
             self._commit()
         return BatchResult(applied, self.position.last_seq)
@@ -92,8 +113,12 @@ class ProjectionRunner:
         state = self.state
         after = Position(state.last_seq, state.book.last_hash, state.recorded_at)
         writes = batch_writes(state, state.end_batch())
+        if self.history is not None:
+            start = (self.name, self.position.last_seq) if self._history_begins else None
+            writes.extend(self.history.writes(start))
         self.database.commit_batch(writes, self.position, after, self.name)
         self.position = after
+        self._history_begins = False
 
     def follow(
         self,
@@ -118,6 +143,7 @@ class ProjectionRunner:
         self.database.reset(self.name)
         self.state = ProjectionState(self.policy)
         self.position = self.database.position(self.name)
+        self._keep_history()
         return self.follow(store, until_seq=until_seq)
 
 

@@ -201,3 +201,40 @@ TABLES_BY_VIEW: dict[str, Table] = {table.view: table for table in TABLES}
 
 Cell: TypeAlias = str | int | None
 Row: TypeAlias = tuple[Cell, ...]
+
+# The history the API's `as_of` account reads are answered from (projections/history.py):
+# each client account's balances, positions, loan and margin call after every event that
+# changed them, and every mark, by journal seq. Appended to, never rewritten; kept only by
+# views stored next to the journal, not by scratch views in memory.
+HISTORY_START = Table(
+    "history-start",
+    "history_start",
+    _columns("$projection #first_seq"),
+    ("projection",),
+    "projection",
+)
+HISTORY_KEYS = Table(
+    "history-keys",
+    "history_keys",
+    _columns("$account_id $kind $item #ordinal #first_seq"),
+    ("account_id", "kind", "item"),
+    None,
+)
+HISTORY_VALUES = Table(
+    "history-values",
+    "history_values",
+    _columns("$account_id $kind $item #seq value extra"),
+    ("account_id", "kind", "item", "seq"),
+    None,
+)
+HISTORY_ACCOUNTS = Table(
+    "history-accounts",
+    "history_accounts",
+    _columns(
+        "$account_id #seq loan_principal loan_interest $call_id $call_issued_at "
+        "$call_deadline call_amount $call_trigger"
+    ),
+    ("account_id", "seq"),
+    None,
+)
+HISTORY_TABLES: tuple[Table, ...] = (HISTORY_START, HISTORY_KEYS, HISTORY_VALUES, HISTORY_ACCOUNTS)
