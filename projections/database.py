@@ -286,6 +286,12 @@ class ViewDatabase:
             for table in self.kept_tables:
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {table.sql_name} ({_column_sql(table)})"
+                    # SQLite: the history is stored in its key's order, no second index.
+                    + (
+                        " WITHOUT ROWID"
+                        if self._placeholder == "?" and table in HISTORY_TABLES
+                        else ""
+                    )
                 )
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} (projection TEXT PRIMARY KEY, "

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import journal_events as je
-from ledger.book import Account, Book, OpenMarginCall, Position, is_reserved
+from ledger.book import RESERVED_PREFIXES, Account, Book, OpenMarginCall, Position, is_reserved
 from projections.database import TableWrite, ViewDatabase
 from projections.tables import (
     HISTORY_ACCOUNTS,
@@ -61,14 +61,18 @@ class RecordingBook(Book):
 
     def post(self, asset: str, amount: Decimal, debit: str, credit: str) -> None:
         super().post(asset, amount, debit, credit)
-        self.changed.add((debit, BALANCE, asset))
-        self.changed.add((credit, BALANCE, asset))
+        # Platform accounts are left out (the module's docstring says why).
+        if not debit.startswith(RESERVED_PREFIXES):
+            self.changed.add((debit, BALANCE, asset))
+        if not credit.startswith(RESERVED_PREFIXES):
+            self.changed.add((credit, BALANCE, asset))
 
     def set_position(  # type: ignore[override]  # the same call, through the instance
         self, account: Account, market: str, size: Decimal, entry_price: Decimal
     ) -> None:
         Book.set_position(account, market, size, entry_price)
-        self.changed.add((account.account_id, POSITION, market))
+        if not account.account_id.startswith(RESERVED_PREFIXES):
+            self.changed.add((account.account_id, POSITION, market))
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -95,8 +99,6 @@ class HistoryRecorder:
             self._value((_MARKS_OWNER, MARK, event.instrument), seq, 0, event.price, None)
         for key in book.changed:
             account_id, kind, item = key
-            if is_reserved(account_id):
-                continue
             account = book.accounts[account_id]
             if kind == BALANCE:
                 balances = account.balances
@@ -108,8 +110,9 @@ class HistoryRecorder:
                 size, entry = (None, None) if held is None else (held.size, held.entry_price)
                 self._value(key, seq, 0, size, entry)
         book.changed.clear()
-        if event.account_id is not None and not is_reserved(event.account_id):
-            self._account(book.accounts[event.account_id], seq)
+        account_id = event.account_id
+        if account_id is not None and not account_id.startswith(RESERVED_PREFIXES):
+            self._account(book.accounts[account_id], seq)
 
     def record_whole(self) -> None:
         """Every client account's state and every mark at the book's seq: the start of a
@@ -138,18 +141,21 @@ class HistoryRecorder:
         self.values.append((*key, seq, _text(value), _text(extra)))
 
     def _account(self, account: Account, seq: int) -> None:
-        now = (account.loan_principal, account.loan_interest, account.margin_call)
+        principal, interest, call = (
+            account.loan_principal,
+            account.loan_interest,
+            account.margin_call,
+        )
         last = self._written.get(account.account_id)
-        if last is not None and all(a is b for a, b in zip(last, now, strict=True)):
+        if last is not None and last[0] is principal and last[1] is interest and last[2] is call:
             return
-        self._written[account.account_id] = now
-        call = account.margin_call
+        self._written[account.account_id] = (principal, interest, call)
         self.accounts.append(
             (
                 account.account_id,
                 seq,
-                str(account.loan_principal),
-                str(account.loan_interest),
+                str(principal),
+                str(interest),
                 None if call is None else call.call_id,
                 None if call is None else call.issued_at,
                 None if call is None else call.deadline.isoformat(),
@@ -161,6 +167,7 @@ class HistoryRecorder:
     def writes(self, start: tuple[str, int] | None) -> list[TableWrite]:
         """The batch's history rows (with the history's start when it begins), then none
         pending. Keys are kept when there: after a restart a key may be written again."""
+        self.values.sort()  # in the table's key order: SQLite appends instead of inserting
         writes = [
             TableWrite(HISTORY_KEYS, (), self.keys, keep_existing=True),
             TableWrite(HISTORY_VALUES, (), self.values),
