@@ -98,8 +98,8 @@ class HistoryRecorder:
         if isinstance(event, je.MarkPriceApplied):
             self._value((_MARKS_OWNER, MARK, event.instrument), seq, 0, event.price, None)
         for key in book.changed:
-            account_id, kind, item = key
-            account = book.accounts[account_id]
+            owner, kind, item = key
+            account = book.accounts[owner]
             if kind == BALANCE:
                 balances = account.balances
                 # Keys are never removed from a balance dict: the index is for good.
@@ -110,9 +110,9 @@ class HistoryRecorder:
                 size, entry = (None, None) if held is None else (held.size, held.entry_price)
                 self._value(key, seq, 0, size, entry)
         book.changed.clear()
-        account_id = event.account_id
-        if account_id is not None and not account_id.startswith(RESERVED_PREFIXES):
-            self._account(book.accounts[account_id], seq)
+        named = event.account_id
+        if named is not None and not named.startswith(RESERVED_PREFIXES):
+            self._account(book.accounts[named], seq)
 
     def record_whole(self) -> None:
         """Every client account's state and every mark at the book's seq: the start of a
