@@ -391,7 +391,7 @@ _FLAT_DECODER = msgspec.json.Decoder(dict[str, str | None])
 def _nesting_depth(raw: bytes) -> int:
     """How deep arrays and objects nest, outside strings. Counted before msgspec reads
     the record: its recursion on a deep value depends on the caller's stack."""
-    if sum(raw.count(opener) for opener in _OPENERS) <= limits.inbox_json_depth_max:
+    if raw.count(b"{") + raw.count(b"[") <= limits.inbox_json_depth_max:
         return 1  # the common case: too few brackets to nest too deep
     depth = deepest = 0
     for bracket in _BRACKET.finditer(_JSON_STRING.sub(b"", raw)):
@@ -410,7 +410,7 @@ def _duplicate_key(raw: bytes) -> str | None:
     the standard library's reader lists every pair."""
     if b"\\" not in raw:
         fields = _FLAT_DECODER.decode(raw)
-        strings = sum(value is not None for value in fields.values())
+        strings = len(fields) - list(fields.values()).count(None)
         if raw.count(b'"') == 2 * (len(fields) + strings):
             return None
     seen: set[str] = set()
@@ -636,11 +636,20 @@ def inbox_digest(record: InboxRecordType) -> str:
     Content is compared by value: `"1.50"` and `"1.5"`, or `08:00+08:00` and `00:00Z`,
     are the same figure and the same moment, so they give the same digest."""
     values = msgspec.structs.asdict(record)
-    for name, value in values.items():
-        if isinstance(value, Decimal):
-            values[name] = format_decimal(value.normalize())
-    values["type"] = record.__struct_config__.tag
+    figures, values["type"] = _DIGEST_FIGURES[type(record)]
+    for name in figures:
+        values[name] = format_decimal(values[name].normalize())
     return hashlib.sha256(_DIGEST_ENCODER.encode(values)).hexdigest()
+
+
+# Per record type: its decimal fields (every one a `Figure`, never None) and its tag.
+_DIGEST_FIGURES: dict[type[InboxRecordType], tuple[tuple[str, ...], object]] = {
+    plan.record_type: (
+        tuple(name for name, _ in plan.figures),
+        plan.record_type.__struct_config__.tag,
+    )
+    for plan in _PLANS.values()
+}
 
 
 _REFERENCE_DESCRIPTIONS = {

@@ -90,6 +90,9 @@ def canonical_json(obj: object) -> bytes:
     return _encode_sorted(obj)
 
 
+_UTC_OFFSET_CHARS = len("+00:00")
+
+
 def format_timestamp(moment: datetime) -> str:
     """UTC RFC 3339 with `Z`: `2026-11-24T03:12:00Z`, `.ffffff` only when non-zero."""
     if moment.tzinfo is not UTC:  # the inbox's moments are UTC already: once per input
@@ -97,8 +100,9 @@ def format_timestamp(moment: datetime) -> str:
             msg = f"naive datetime {moment!r}: journal timestamps need a time zone"
             raise ValueError(msg)
         moment = moment.astimezone(UTC)
-    timespec = "microseconds" if moment.microsecond else "seconds"
-    return moment.isoformat(timespec=timespec).removesuffix("+00:00") + "Z"
+    # `isoformat()` writes `.ffffff` exactly when it is non-zero, and a UTC moment ends in
+    # `+00:00`: sliced off, without the slower `timespec` and `removesuffix` (once per input).
+    return moment.isoformat()[:-_UTC_OFFSET_CHARS] + "Z"
 
 
 def chain_hash(prev_hash: str, unsealed_record: bytes) -> str:

@@ -38,10 +38,17 @@ class Rounding(StrEnum):
     FLOOR = ROUND_FLOOR  # what a client can pay (a fee capped at the equity left): never more
 
 
+# `10^-scale` by scale, made once each: `quantize` runs several times per decision.
+_QUANTA: dict[int, Decimal] = {}
+
+
 def quantize(amount: Decimal, scale: int, rounding: Rounding = Rounding.HALF_EVEN) -> Decimal:
     """Round `amount` to `scale` decimal places (half to even unless told), in the ledger's
     context: the one rounding function."""
-    return amount.quantize(Decimal(1).scaleb(-scale), rounding=rounding, context=DECIMAL_CONTEXT)
+    quantum = _QUANTA.get(scale)
+    if quantum is None:
+        quantum = _QUANTA[scale] = Decimal(1).scaleb(-scale)
+    return amount.quantize(quantum, rounding=rounding, context=DECIMAL_CONTEXT)
 
 
 @overload
