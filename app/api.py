@@ -9,9 +9,9 @@ state is one projection of the store's journal kept in memory (`LiveViews`), sta
 startup as a copy of the views stored next to the journal (as `ledger report` keeps them;
 from seq 1 when there are none) and brought up to the journal's end before each read, on
 the event loop's thread (the in-memory views are a SQLite connection bound to one thread;
-catching up is short). An `as_of` read rebuilds
-state at a past position, which is not short: it runs in a bounded pool of worker
-processes (`app/api_as_of.py`), never on the event loop. A user's mistake is a 4xx with a
+catching up is short). An `as_of` read reads the accounts' history stored with the views,
+or rebuilds state at a past position, which is not short: either runs in a bounded pool of
+worker processes (`app/api_as_of.py`), never on the event loop. A user's mistake is a 4xx with a
 JSON body (`ErrorDocument`: `{"status_code": ..., "detail": ...}`), never a 500; every
 route's errors are in the OpenAPI document with that schema.
 """

@@ -1,13 +1,16 @@
 """The API's `as_of` reads, off the event loop and bounded.
 
-An `as_of` read rebuilds state at a past journal position: the book from the nearest
-snapshot at or before it (`ledger.snapshots`); for a report every view, from the stored
-views when they stand at or before it, else from seq 1 (`projections.views.views_at`). That
-is work in milliseconds to seconds, so it never runs on the event loop's thread, where it
-would starve `/health` (and with it the liveness probe) and every other read:
+An `as_of` read of a client account is a few indexed queries of the accounts' history
+stored with the views (`projections.history`) when it reaches that position. Otherwise it
+rebuilds state at the position: the book from the nearest snapshot at or before it
+(`ledger.snapshots`); for a report every view, from the stored views when they stand at or
+before it, else from seq 1 (`projections.views.views_at`). That is work in milliseconds to
+seconds, so it never runs on the event loop's thread, where it would starve `/health` (and
+with it the liveness probe) and every other read:
 
 - it runs in a pool of `as_of_workers` worker processes (their own interpreter, so their
-  work never holds the event loop's GIL), each with the store opened once, at a lower CPU
+  work never holds the event loop's GIL), started with the API, each with the store
+  opened once (and the stored views at its first history read), at a lower CPU
   priority (`as_of_worker_niceness`) so the event loop wins the cores when both want them;
   at most `as_of_workers` replays run at once;
 - at most `as_of_requests_in_flight_max` `as_of` requests are admitted (running or
