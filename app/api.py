@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ REPORT_VIEWS = tuple(table.view for table in TABLES)
 
 
 _MARK_ALERT = b'"alert":true'
+uvicorn_startup_failure_status = 3  # what `uvicorn.run` exits with when it cannot start
 
 
 @dataclass
@@ -380,7 +383,11 @@ def create_app(
 
     def open_views(app: Litestar) -> None:
         stored_url = None if as_of_source is None else as_of_source.store_url
-        app.state.live = LiveViews(store, policy, stored_url)
+        app.state.live = live = LiveViews(store, policy, stored_url)
+        # Caught up and counted before the server listens: a worker answers its first
+        # caller at once, not after replaying the journal into its book and counting it for
+        # /metrics (7 s on the demo's store).
+        live.refresh()
         app.state.as_of = AsOfReader(store, policy, as_of_source)
 
     def close_views(app: Litestar) -> None:
@@ -432,18 +439,20 @@ def serve(
     security: ApiSecurity,
     tls: TlsFiles | None,
     as_of_source: AsOfSource | None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM)."""
+    """Run the API with uvicorn until stopped (Ctrl-C or SIGTERM), on `sock` when given (a
+    worker of `ledger api --workers`, app/api_processes.py), else on (host, port)."""
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(store, policy, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key),
         host=host,
         port=port,
-        workers=1,  # one process: the in-memory views belong to it
+        workers=1,  # this process: the in-memory views belong to it
         # The C HTTP parser and event loop: with h11 and asyncio's loop, parsing and writing
         # a request cost more than the pre-trade check it carries (docs/performance.md).
         http="httptools",
@@ -452,3 +461,7 @@ def serve(
         access_log=False,
         proxy_headers=False,  # nothing sits in front of it by default: trust no header
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=None if sock is None else [sock])
+    if not server.started:  # it logged why (the port taken, the TLS files unreadable...)
+        sys.exit(uvicorn_startup_failure_status)

@@ -12,11 +12,16 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from app.commands import CommandError, open_store, policy_of, port_max
+from ledger.policy import Policy
+
+if TYPE_CHECKING:
+    from app.api_auth import ApiSecurity
 
 tokens_file_env = "LEDGER_API_TOKENS_FILE"
 jwt_public_key_env = "LEDGER_API_JWT_PUBLIC_KEY"
@@ -27,6 +32,7 @@ access_log_env = "LEDGER_API_ACCESS_LOG"
 tls_cert_env = "LEDGER_API_TLS_CERT"
 tls_key_env = "LEDGER_API_TLS_KEY"
 insecure_host = "127.0.0.1"
+api_workers_max = 16  # processes on one machine: more than its cores only queue on them
 tokens_file_mode = 0o600  # the hashes are not secrets, but who holds which role is
 
 
@@ -63,6 +69,11 @@ def _check_settings(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= port_max:
         # The server would log the bind failure and keep running without a socket.
         raise CommandError(f"--port {args.port} is not a port (0 to {port_max})")
+    if not 1 <= args.workers <= api_workers_max:
+        raise CommandError(f"--workers {args.workers} is not 1 to {api_workers_max}")
+    if args.workers > 1 and args.port == 0:
+        # Each worker binds the port itself: port 0 would give each its own port.
+        raise CommandError("--workers needs a fixed --port, not 0")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("TLS needs both --tls-cert and --tls-key")
     _readable(args.tls_cert, "--tls-cert")
@@ -78,7 +89,7 @@ def _access_log(path: Path | None) -> IO[str]:
 def _api(args: argparse.Namespace) -> int:
     _check_settings(args)
     policy = policy_of(args)
-    from app import api, api_as_of, api_auth  # noqa: PLC0415 - Litestar only for `ledger api`
+    from app import api_auth  # noqa: PLC0415 - Litestar only for `ledger api`
 
     try:
         security = api_auth.ApiSecurity(
@@ -89,17 +100,46 @@ def _api(args: argparse.Namespace) -> int:
         )
     except (api_auth.TokenFileError, ValueError, OSError) as error:
         raise CommandError(str(error)) from error
+    with open_store(args):
+        pass  # a store that cannot be opened is refused before the server says it is up
     scheme = "https" if args.tls_cert else "http"
+    print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
+    if args.insecure_no_auth:
+        print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
+    if args.workers == 1:
+        _serve(args, policy, security, sock=None)
+        return 0
+    from app import api_processes  # noqa: PLC0415
+
+    def worker() -> int:
+        _serve(args, policy, security, api_processes.listening_socket(args.host, args.port))
+        return 0
+
+    return api_processes.run_workers(args.workers, worker)
+
+
+def _serve(
+    args: argparse.Namespace,
+    policy: Policy,
+    security: ApiSecurity,
+    sock: socket.socket | None,
+) -> None:
+    """One server process: the store opened here, its views built here."""
+    from app import api, api_as_of  # noqa: PLC0415
+
     with open_store(args) as store:
-        print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
-        if args.insecure_no_auth:
-            print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
         tls = api.TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
         source = api_as_of.AsOfSource(args.store, args.policy)
         api.serve(
-            store, policy, args.host, args.port, security=security, tls=tls, as_of_source=source
+            store,
+            policy,
+            args.host,
+            args.port,
+            security=security,
+            tls=tls,
+            as_of_source=source,
+            sock=sock,
         )
-    return 0
 
 
 def _jwt_verifier(args: argparse.Namespace) -> Any:
@@ -153,6 +193,13 @@ def register(sub: Any) -> None:
     api = sub.add_parser("api", help="the read-only HTTP API (OpenAPI at /openapi.json)")
     api.add_argument("--host", default=insecure_host, help="address to listen on")
     api.add_argument("--port", type=int, default=8000, help="port to listen on")
+    api.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, each with its own views (deploy/README.md: one "
+        f"per core the API may use; at most {api_workers_max})",
+    )
     _from_env(
         api,
         "--tokens-file",

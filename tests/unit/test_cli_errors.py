@@ -361,6 +361,8 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
         (("simulate", "--accounts", "-1"), "a simulation needs accounts from 0"),
         (("--store", "sqlite:///:memory:", "query", "margin", "C1"), "reading needs a file"),
         (("api", "--insecure-no-auth", "--port", "99999"), "--port 99999 is not a port"),
+        (("api", "--insecure-no-auth", "--workers", "0"), "--workers 0 is not 1 to 16"),
+        (("api", "--insecure-no-auth", "--workers", "2", "--port", "0"), "a fixed --port"),
     ],
 )
 def test_more_mistakes_are_one_line(args: tuple[str, ...], says: str, ledger_store: Path) -> None:
