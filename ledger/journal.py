@@ -105,9 +105,13 @@ def format_timestamp(moment: datetime) -> str:
     return moment.isoformat()[:-_UTC_OFFSET_CHARS] + "Z"
 
 
-def chain_hash(prev_hash: str, unsealed_record: bytes) -> str:
-    """docs/events.md: sha256 hex of `prev_hash` (ASCII) then the record's JSON without `hash`."""
-    return hashlib.sha256(prev_hash.encode("ascii") + unsealed_record).hexdigest()
+def chain_hash(prev_hash: str, *unsealed_record: bytes) -> str:
+    """docs/events.md: sha256 hex of `prev_hash` (ASCII) then the record's JSON without `hash`
+    (given whole, or in pieces that join to it: hashed without joining them)."""
+    hasher = hashlib.sha256(prev_hash.encode("ascii"))
+    for piece in unsealed_record:
+        hasher.update(piece)
+    return hasher.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +144,10 @@ def seal_draft(draft: bytes, seq: int, prev_hash: str) -> SealedRecord | None:
     The field has a comma before it: `causation_id`, which every record has, sorts first."""
     _check_link(seq, prev_hash)
     at = draft.find(_HASH_STAND_IN_FIELD)
-    if at < 0 or draft.count(_HASH_STAND_IN_FIELD) != 1:
-        return None
     end = at + len(_HASH_STAND_IN_FIELD)
-    digest = chain_hash(prev_hash, draft[:at] + draft[end:])
+    if at < 0 or draft.find(_HASH_STAND_IN_FIELD, end) >= 0:
+        return None
+    digest = chain_hash(prev_hash, draft[:at], draft[end:])
     value_at = at + _HASH_VALUE_OFFSET
     record = draft[:value_at] + digest.encode("ascii") + draft[value_at + len(HASH_STAND_IN) :]
     return SealedRecord(record=record, hash=digest)

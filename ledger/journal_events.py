@@ -10,6 +10,7 @@ newer ledger added.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Literal
 
@@ -454,22 +455,15 @@ def decode_journal_record(record: bytes) -> JournalEventType:
 _encode_struct_sorted = msgspec.json.Encoder(order="sorted", decimal_format="string").encode
 # msgspec writes a Decimal as `str(Decimal)`: fixed-point text, the journal's form, except
 # with an exponent (`1E-8`, `1E+2`: an `E` and a sign) or as negative zero (`-0.00`).
-_NEGATIVE_ZERO_START = b'"-0'
+# One search for a whole negative-zero text: a short position's `"-0.25"` is common, and
+# looking at every `"-0` one by one cost more than the search.
+_NEGATIVE_ZERO_TEXT = re.compile(rb'"-0(?:0*|\.0*)"')
 
 
 def _fixed_point(draft: bytes) -> bool:
     """Whether every figure of `draft` is fixed-point text (a text of the record that
     merely looks like an exponent or a negative zero only sends it the long way)."""
-    if b"E-" in draft or b"E+" in draft:
-        return False
-    at = draft.find(_NEGATIVE_ZERO_START)
-    while at >= 0:
-        rest_at = at + len(_NEGATIVE_ZERO_START)
-        end = draft.find(b'"', rest_at)
-        if draft[rest_at:end].rstrip(b"0") in (b"", b"."):  # `"-0"`, `"-0.00"`
-            return False
-        at = draft.find(_NEGATIVE_ZERO_START, rest_at)
-    return True
+    return not (b"E-" in draft or b"E+" in draft or _NEGATIVE_ZERO_TEXT.search(draft) is not None)
 
 
 class SealedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -490,15 +484,16 @@ def seal_event(event: JournalEventType, seq: int, prev_hash: str) -> SealedEvent
         event.seq == 0 and not event.prev_hash and not event.hash,
         "an event to seal must not carry seq/prev_hash/hash",
     )
-    draft = _encode_struct_sorted(
-        msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=HASH_STAND_IN)
-    )
+    linked = msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=HASH_STAND_IN)
+    draft = _encode_struct_sorted(linked)
     sealed = seal_draft(draft, seq, prev_hash) if _fixed_point(draft) else None
     if sealed is None:
         record = seal(journal_body(event), seq, prev_hash).record
         return SealedEvent(record=record, event=decode_journal_record(record))
-    replayed = msgspec.structs.replace(event, seq=seq, prev_hash=prev_hash, hash=sealed.hash)
-    return SealedEvent(record=sealed.record, event=replayed)
+    # `linked` is this function's own copy, seen by nothing else yet: its hash is set in
+    # place rather than copied once more.
+    msgspec.structs.force_setattr(linked, "hash", sealed.hash)
+    return SealedEvent(record=sealed.record, event=linked)
 
 
 def journal_body(event: JournalEventType) -> dict[str, object]:
