@@ -158,10 +158,18 @@ def figures_record(figures: risk.MarginFigures) -> je.Figures:
     )
 
 
+# Each event type's tag, looked up once: `Desk.record` names the type of every event.
+_TAGS: dict[type[je.JournalEventType], str] = {}
+
+
 def _tag(event: je.JournalEventType) -> str:
-    tag = type(event).__struct_config__.tag
-    if not isinstance(tag, str):
-        raise InvariantViolation(
-            f"{type(event).__name__} has no string tag: every journal event has one"
-        )
+    kind = type(event)
+    tag = _TAGS.get(kind)
+    if tag is None:
+        found = kind.__struct_config__.tag
+        if not isinstance(found, str):
+            raise InvariantViolation(
+                f"{kind.__name__} has no string tag: every journal event has one"
+            )
+        tag = _TAGS[kind] = found
     return tag

@@ -35,6 +35,8 @@ from ledger.rejections import Refusal
 def review(desk: Desk, account_ids: Iterable[str], financed: Iterable[str] = ()) -> None:
     """Revalue each client account (in account order) and take the decisions it calls for;
     the `financed` ones (a debit drawn on their loan just now) are held to their limits."""
+    if not account_ids and not financed:
+        return  # most inputs: nothing touched, nothing financed (decide asks twice per input)
     drawn = frozenset(financed)
     for account_id in sorted(drawn.union(account_ids)):
         account = desk.book.accounts[account_id]
@@ -62,6 +64,8 @@ def after_cash_moved(desk: Desk, account_ids: Iterable[str]) -> list[str]:
 
 def review_due_calls(desk: Desk) -> None:
     """Liquidate every account whose margin call deadline has passed and is still open."""
+    if not desk.watchlist.deadlines:
+        return  # no margin call open: the common case, once per input
     now = present(desk.now, "margin calls reviewed before any input set the ledger clock")
     for account_id, call_id in desk.watchlist.due(now):
         account = desk.book.accounts[account_id]
