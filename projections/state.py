@@ -75,15 +75,18 @@ class ProjectionState:
         self.touched.statements.add(date)
 
     def _register(self, event: je.JournalEventType) -> None:  # noqa: PLR0912  # one arm per type
+        # A class pattern is an isinstance test, tried in order: the most frequent first.
         match event:
+            case je.SpotTradeBooked() | je.PerpTradeBooked():
+                pass
+            case je.MarkPriceApplied():
+                self.touched.marked.add(event.instrument)
             case je.PolicyAdopted():
                 self._check_policy(event)
             case je.DepositCredited():
                 _add(self.custody_in, event.asset, event.amount)
             case je.WithdrawalApproved() | je.DepositReversed():
                 _add(self.custody_out, event.asset, event.amount)
-            case je.MarkPriceApplied():
-                self.touched.marked.add(event.instrument)
             case je.FundingSettled():
                 self._funding(event)
             case je.InterestAccrued():
@@ -126,8 +129,6 @@ class ProjectionState:
                 | je.TradeReversed()
                 | je.LoanDrawRejected()
                 | je.LoanRepaid()
-                | je.SpotTradeBooked()
-                | je.PerpTradeBooked()
                 | je.RelatedGroupSet()
                 | je.DailyStatementsSet()
             ):
