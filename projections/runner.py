@@ -30,7 +30,10 @@ from projections.records import Touched
 from projections.resume import resume
 from projections.state import ProjectionState
 
-projection_batch_events_max = journal_read_batch_events_max
+# Events written per transaction. A batch rewrites the rows of every account it touched,
+# and a batch of a few thousand events touches most of them (every holder of a marked
+# instrument): fewer, larger batches recompute those rows less often (docs/performance.md).
+projection_batch_events_max = 20_000
 # Told how many more events were projected (a progress display, say).
 Advance = Callable[[int], None]
 
@@ -129,13 +132,18 @@ class ProjectionRunner:
         progress: Advance | None = None,
     ) -> int:
         """Project the store's journal up to `until_seq` (default: its end), a batch of at
-        most `batch_events` at a time; returns how many events were written."""
+        most `batch_events` at a time (read a page at a time); returns how many events were
+        written."""
+        require(0 < batch_events <= projection_batch_events_max, "batch size out of bounds")
         written = 0
-        for batch in _pages(store, self.state.last_seq, until_seq, batch_events):
-            result = self.apply_events(batch)
-            written += result.applied
-            if progress is not None:
-                progress(len(batch))
+        while until_seq is None or self.state.last_seq < until_seq:
+            start = self.state.last_seq
+            end = (
+                start + batch_events if until_seq is None else min(start + batch_events, until_seq)
+            )
+            written += self.apply_events(_events(store, start, end, progress)).applied
+            if self.state.last_seq == start:
+                break  # the journal's end
         return written
 
     def rebuild(self, store: LedgerStore, *, until_seq: int | None = None) -> int:
@@ -147,16 +155,18 @@ class ProjectionRunner:
         return self.follow(store, until_seq=until_seq)
 
 
-def _pages(
-    store: LedgerStore, after_seq: int, until_seq: int | None, batch_events: int
-) -> Iterator[list[je.JournalEventType]]:
-    require(0 < batch_events <= journal_read_batch_events_max, "batch size out of bounds")
-    while until_seq is None or after_seq < until_seq:
-        limit = batch_events if until_seq is None else min(batch_events, until_seq - after_seq)
+def _events(
+    store: LedgerStore, after_seq: int, until_seq: int, progress: Advance | None
+) -> Iterator[je.JournalEventType]:
+    """The journal's events after `after_seq` up to `until_seq`, read a page at a time."""
+    while after_seq < until_seq:
+        limit = min(journal_read_batch_events_max, until_seq - after_seq)
         entries = store.read_journal(after_seq, limit)
         if not entries:
             return
-        yield [je.decode_journal_record(entry.record) for entry in entries]
+        yield from (je.decode_journal_record(entry.record) for entry in entries)
+        if progress is not None:
+            progress(len(entries))
         after_seq = entries[-1].seq
 
 
