@@ -118,15 +118,22 @@ class LiveViews:
     # Each account's figures before a pre-trade check, kept until the journal moves on.
     figures_before: pretrade.FiguresBefore = field(default_factory=pretrade.FiguresBefore)
     caught_up: bool = False  # the first follow done, what it built frozen out of the GC
+    # The store's commit marker at the last follow and the last count (None: read again).
+    followed_marker: int | None = None
+    counted_marker: int | None = None
 
     def __post_init__(self) -> None:
         self.database = stored_copy(self.stored_url)
         self.runner = ProjectionRunner(self.database, self.policy)
 
     def follow_journal(self) -> None:
-        """Project what the journal gained since the last read (one read when nothing is
-        new), without counting for /metrics: what a pre-trade check needs, and no more."""
-        self.runner.follow(self.store)
+        """Project what the journal gained since the last read, without counting for
+        /metrics: what a pre-trade check needs, and no more. Nothing is read when the
+        store says nothing was committed since (`LedgerStore.commit_marker`)."""
+        marker = self.store.commit_marker()  # before the read: a later commit moves it
+        if marker is None or marker != self.followed_marker:
+            self.runner.follow(self.store)
+            self.followed_marker = marker
         if not self.caught_up:
             # The book and views of the first catch-up live as long as the process: frozen,
             # the collector's full passes no longer walk them after each burst of requests
@@ -136,7 +143,10 @@ class LiveViews:
 
     def refresh(self) -> None:
         """Project and count what the journal and the rejects gained since the last read."""
+        marker = self.store.commit_marker()
         self.follow_journal()
+        if marker is not None and marker == self.counted_marker:
+            return
         for entry in self.store.iter_journal(self.counted_seq):
             self.events_by_type[entry.type] += 1
             # Canonical JSON writes `alert` only when true: no decoding of every mark.
@@ -148,6 +158,7 @@ class LiveViews:
                 head = decode_reject_record(record)
                 self.rejects_by_reason[head.reason_code] += 1
                 self.counted_rejects = head.number
+        self.counted_marker = marker
 
     @property
     def book(self) -> Book:

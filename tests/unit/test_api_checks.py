@@ -158,3 +158,43 @@ def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
     assert main(["--store", url, "check", account_id, str(record)]) == 1
     table = capsys.readouterr().out
     assert "verdict       refused insufficient_balance" in table
+
+
+def test_a_check_is_decided_on_what_another_writer_committed_since(
+    tmp_path: Path, store_path: Path, policy: Policy
+) -> None:
+    """The API reads the journal only when the store says something was committed: a
+    deposit another connection commits (as `ledger run` would) is in the next answer."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    (tmp_path / "ledger.db").write_bytes(store_path.read_bytes())
+    with LedgerStore.open(url) as store, LedgerStore.open(url) as writer:
+        account_id = _holder(store)
+        security = api_security(client_accounts=(account_id,))
+        raw = _withdrawal(account_id, "0.01")
+        with TestClient(create_app(store, policy, security)) as client:
+            client.headers.update(bearer(TOKENS_BY_ROLE["risk"]))
+            first = client.post(f"/accounts/{account_id}/checks", content=raw).json()
+            assert client.post(f"/accounts/{account_id}/checks", content=raw).json() == first
+            deposit = {
+                "type": "deposit",
+                "event_id": "test-deposit-after-start",
+                "occurred_at": "2026-11-30T00:00:00Z",
+                "account_id": account_id,
+                "asset": "USD",
+                "amount": "1000.00",
+            }
+            stream = io.BytesIO(json.dumps(deposit).encode())
+            ingest_stream(LedgerApplication(writer, policy), stream, "test")
+            seq = writer.last_seq()
+            assert seq > first["journal_seq"]
+            second = client.post(f"/accounts/{account_id}/checks", content=raw).json()
+            expected = pretrade.check(reporting.book_as_of(writer, None), policy, account_id, raw)
+            assert second == expected.document(policy.version)
+            assert second["journal_seq"] == seq
+            equity_gain = Decimal(second["before"]["equity"]) - Decimal(first["before"]["equity"])
+            assert equity_gain == Decimal("1000.00")
+            assert client.get("/health").json()["journal_seq"] == seq
+            metrics = client.get("/metrics").text.splitlines()
+            assert f"ledger_journal_seq {seq}" in metrics
+            counts = [line for line in metrics if line.startswith("ledger_journal_events_total")]
+            assert sum(int(line.rsplit(" ", 1)[1]) for line in counts) == seq  # each once
