@@ -353,7 +353,14 @@ class Book:
         self.last_hash = event.hash
 
     def _apply_body(self, event: je.JournalEventType) -> None:  # noqa: PLR0912, PLR0915  # one arm per type
+        # A class pattern is an isinstance test, tried in order: the most frequent first.
         match event:
+            case je.PerpTradeBooked():
+                self._apply_perp_trade(event)
+            case je.SpotTradeBooked():
+                self._apply_spot_trade(event)
+            case je.MarkPriceApplied():
+                self._apply_mark(event)
             case je.PolicyAdopted():
                 self.policy_version, self.policy_digest = event.version, event.digest
             case je.AccountOpened():
@@ -378,12 +385,6 @@ class Book:
                 self.repay_loan(self._client(event), event.amount)
             case je.InterestAccrued():
                 self._client(event).loan_interest += event.amount
-            case je.SpotTradeBooked():
-                self._apply_spot_trade(event)
-            case je.PerpTradeBooked():
-                self._apply_perp_trade(event)
-            case je.MarkPriceApplied():
-                self._apply_mark(event)
             case je.FundingSettled():
                 self._apply_funding(event)
             case je.DayClosed():
