@@ -9,6 +9,7 @@ from ledger.store import LedgerStore
 from projections import views
 from projections.database import ProjectionConflict, ViewDatabase
 from projections.runner import ProjectionRunner
+from tests.unit.test_history import compare_history_with_replay
 from tests.unit.test_projections import ingest_simulation
 
 pytestmark = pytest.mark.integration
@@ -32,3 +33,14 @@ def test_postgres_views_equal_sqlite_views(pg_schema_url: str) -> None:
             in_sqlite = views.snapshot(sqlite)
     assert in_postgres == in_sqlite
     assert b'"perps-exposure":[["BTC-PERP"' in in_postgres
+
+
+def test_postgres_history_answers_as_the_replay_does(pg_schema_url: str) -> None:
+    """The accounts' history kept in PostgreSQL (the API's as_of account reads)."""
+    policy = load_policy(None)
+    ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
+    with LedgerStore.open(pg_schema_url) as store, ViewDatabase.open(pg_schema_url) as postgres:
+        ProjectionRunner(postgres, policy).follow(store, batch_events=1_500)
+        assert postgres.history_start() == 0
+        seqs = set(range(1, store.last_seq() + 1, 53)) | {store.last_seq()}
+        assert compare_history_with_replay(store, postgres, policy, seqs) > 100

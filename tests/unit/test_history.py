@@ -55,7 +55,7 @@ def _document(book: Book, policy: Policy, account_id: str) -> bytes:
     return canonical_json([margin, reporting.balances_view(book, policy, account_id)])
 
 
-def _compare_with_replay(
+def compare_history_with_replay(
     store: LedgerStore, database: ViewDatabase, policy: Policy, seqs: set[int]
 ) -> int:
     """Replay the journal once, comparing every client's documents at each seq of `seqs`
@@ -85,7 +85,7 @@ def test_history_answers_as_the_replay_does(store_url: str, policy: Policy) -> N
         ProjectionRunner(database, policy).follow(store, batch_events=997)
         last = store.last_seq()
         assert database.history_start() == 0
-        assert _compare_with_replay(store, database, policy, _sample(last, 1)) > 1_000
+        assert compare_history_with_replay(store, database, policy, _sample(last, 1)) > 1_000
 
 
 @pytest.mark.parametrize("state_saved", [True, False])
@@ -102,7 +102,7 @@ def test_history_goes_on_after_a_restart(
         with views.live_views(store, store_url, policy) as database:
             assert database.history_start() == 0
             seqs = _sample(store.last_seq(), 1) | set(range(half - 5, half + 5))
-            _compare_with_replay(store, database, policy, seqs)
+            compare_history_with_replay(store, database, policy, seqs)
 
 
 class _WithoutHistory(ViewDatabase):
@@ -121,7 +121,7 @@ def test_a_history_begun_on_older_views_starts_where_they_stood(
             ProjectionRunner(database, policy).follow(store)
             assert database.history_start() == third
             assert not history.covers(database, third - 1)
-            _compare_with_replay(store, database, policy, _sample(store.last_seq(), third))
+            compare_history_with_replay(store, database, policy, _sample(store.last_seq(), third))
 
 
 def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy) -> None:
