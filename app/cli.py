@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import logging
 import os
 import sys
 import urllib.parse
@@ -24,6 +23,7 @@ from app import (
     view_commands,
 )
 from consumers.kafka_security import KafkaSecurityError
+from consumers.log_format import configure_logging
 from consumers.topics import TopicPrefixError
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError, PersistenceError
@@ -237,11 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return commands.EXIT_USAGE
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(level)
     handler: Handler = args.handler
     try:
         return _handle(handler, args)

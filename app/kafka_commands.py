@@ -71,8 +71,8 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
 
 
 def _run(args: argparse.Namespace) -> int:
+    from consumers.exit_status import EXIT_BROKER_UNREACHABLE  # noqa: PLC0415
     from consumers.service import (  # noqa: PLC0415
-        EXIT_BROKER_UNREACHABLE,
         BrokerUnreachable,
         ServiceSettings,
         broker_wait_default_s,

@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from consumers.handoff import RecentJournal
 from consumers.metrics import ServiceCounters
 from consumers.topics import (
     TopicNames,
@@ -100,9 +99,7 @@ class IngestState:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offsets
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     store_healthy: bool = True
-    journal_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
-    rejects_recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes a relay
-    recent_journal: RecentJournal = field(default_factory=RecentJournal)  # for the relay
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the relays
     counters: ServiceCounters = field(default_factory=ServiceCounters)  # for /metrics
 
 
@@ -275,11 +272,8 @@ class InboxIngest:
         self._state.records += len(items)
         self._state.journal_seq = self._app.book.last_seq
         self._state.reject_count = self._app.reject_count
-        if outcome.journal:
-            self._state.recent_journal.add(outcome.journal)
-            self._state.journal_recorded.set()
-        if outcome.rejects:
-            self._state.rejects_recorded.set()
+        if outcome.journal or outcome.rejects:
+            self._state.recorded.set()
 
     def _advance(self, partition: TopicPartition, next_offset: int, *, seek: bool) -> None:
         self._next[partition] = next_offset

@@ -26,7 +26,6 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from consumers.handoff import RecentJournal, relay_read_entries_max
 from consumers.inbox import backoff_retry
 from consumers.topics import (
     kafka_connection,
@@ -53,7 +52,6 @@ tail_window_records_initial = 64  # read back this far for the tail, doubling wh
 tail_read_timeout_s = 60.0
 tail_poll_timeout_ms = 500
 require(relay_batch_records_max <= journal_read_batch_events_max, "a relay batch exceeds a read")
-require(relay_read_entries_max <= relay_batch_records_max, "a handoff exceeds a relay batch")
 
 
 class RelayFenced(Exception):
@@ -80,14 +78,11 @@ class _JournalKeyFields(msgspec.Struct, frozen=True):
 _decode_journal_key = msgspec.json.Decoder(_JournalKeyFields).decode
 
 
-def read_journal_batch(store: LedgerStore, after: int, recent: RecentJournal) -> list[Outgoing]:
+def read_journal_batch(store: LedgerStore, after: int) -> list[Outgoing]:
     """Journal entries after `after`, keyed by account, instrument or market (else by
     type), with headers `seq`, `type` and `hash`; values exactly as stored."""
     batch = []
-    entries = recent.after(after)
-    for entry in (
-        entries if entries is not None else store.read_journal(after, relay_batch_records_max)
-    ):
+    for entry in store.read_journal(after, relay_batch_records_max):
         fields = _decode_journal_key(entry.record)
         key_text = fields.account_id or fields.instrument or fields.market or entry.type
         headers = [

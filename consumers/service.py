@@ -1,5 +1,6 @@
-"""`ledger run`: the sequencer service. One process: the inbox ingest, the journal and
-rejects relays, the health endpoint and the progress logs, until SIGTERM or SIGINT.
+"""`ledger run`: the sequencer service. The inbox ingest, the checkpoint writer, the health
+endpoint and the progress logs, and the relays in a child process of their own
+(consumers/relay_process.py), until SIGTERM or SIGINT.
 
 Shutdown finishes the inbox batch in hand, then lets the relays publish everything the
 store holds, then closes the clients. A crash at any moment loses and duplicates nothing:
@@ -22,6 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers import kafka_security
 from consumers.checkpoint_writer import CheckpointWriter
+from consumers.exit_status import (
+    EXIT_FAILED,
+    EXIT_FENCED,
+    EXIT_OK,
+    EXIT_UNDECIDABLE,
+)
 from consumers.health import start_health_server
 from consumers.inbox import (
     InboxIngest,
@@ -29,18 +36,8 @@ from consumers.inbox import (
     backoff_retry,
     inbox_consumer,
 )
-from consumers.journal_relay import (
-    Relay,
-    RelayFenced,
-    TopicDiverged,
-    check_checkpoints_tail,
-    check_journal_tail,
-    check_rejects_tail,
-    read_checkpoints_batch,
-    read_journal_batch,
-    read_rejects_batch,
-)
 from consumers.metrics import ServiceReading, metrics_text
+from consumers.relay_process import RelayConfig, RelayFeed, RelayProcess, RelayProcessFailed
 from consumers.topics import TopicNames, ensure_topics
 from ledger.application import LedgerApplication, UndecidableRecord
 from ledger.checkpoints import checkpoint_interval_default_s
@@ -57,12 +54,6 @@ shutdown_drain_timeout_s = 30.0  # SIGTERM to exit: finish the batch, publish wh
 shutdown_close_timeout_s = 5.0  # then closing the Kafka clients, past the drain, at most
 broker_wait_default_s = 60.0  # at start, wait this long for the broker (--broker-wait)
 broker_wait_backoff_s = 1.0  # between attempts to reach it meanwhile
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_FENCED = 3  # another instance took over, or two writers met in the store
-EXIT_UNDECIDABLE = 4  # an inbox record could not be decided: a fault in the ledger
-EXIT_DIVERGED = 5  # the journal topic's tail is not the store's record: an alarm
-EXIT_BROKER_UNREACHABLE = 6  # at start, the broker did not answer within the broker wait
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,10 +78,9 @@ class _Parts:
     store: LedgerStore
     state: IngestState
     ingest: InboxIngest
-    journal: Relay
-    rejects: Relay
     checkpoint_writer: CheckpointWriter
-    checkpoints: Relay
+    relays: RelayProcess
+    feed: RelayFeed
 
 
 class BrokerUnreachable(Exception):
@@ -151,57 +141,38 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
         state=state,
         bootstrap=settings.bootstrap,
     )
-    journal = Relay(
-        name="journal",
-        bootstrap=settings.bootstrap,
-        topic=settings.names.events,
-        transactional_id=settings.names.journal_transactional_id,
-        header="seq",
-        read_batch=lambda after: read_journal_batch(store, after, state.recent_journal),
-        wake=state.journal_recorded,
-        check_tail=lambda tail: check_journal_tail(store, tail),
-    )
-    rejects = Relay(
-        name="rejects",
-        bootstrap=settings.bootstrap,
-        topic=settings.names.rejects,
-        transactional_id=settings.names.rejects_transactional_id,
-        header="number",
-        read_batch=lambda after: read_rejects_batch(store, after),
-        wake=state.rejects_recorded,
-        check_tail=lambda tail: check_rejects_tail(store, tail),
-    )
-    checkpoint_recorded = asyncio.Event()
     writer = CheckpointWriter(
-        store, settings.checkpoint_key, settings.checkpoint_interval_s, checkpoint_recorded
+        store, settings.checkpoint_key, settings.checkpoint_interval_s, state.recorded
     )
-    checkpoints = Relay(
-        name="checkpoints",
-        bootstrap=settings.bootstrap,
-        topic=settings.names.checkpoints,
-        transactional_id=settings.names.checkpoints_transactional_id,
-        header="number",
-        read_batch=lambda after: read_checkpoints_batch(store, after),
-        wake=checkpoint_recorded,
-        check_tail=lambda tail: check_checkpoints_tail(store, tail),
+    relays = RelayProcess(
+        RelayConfig(
+            store_url=settings.store_url,
+            bootstrap=settings.bootstrap,
+            prefix=settings.names.prefix,
+            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+        )
     )
-    return _Parts(store, state, ingest, journal, rejects, writer, checkpoints)
+    feed = RelayFeed(
+        positions=lambda: {
+            "journal": state.journal_seq,
+            "rejects": state.reject_count,
+            "checkpoints": writer.count,
+        },
+        changed=state.recorded,
+    )
+    return _Parts(store, state, ingest, writer, relays, feed)
 
 
 def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
     def document() -> dict[str, Any]:
-        healthy = (
-            parts.state.store_healthy
-            and parts.journal.progress.healthy
-            and parts.rejects.progress.healthy
-            and parts.checkpoints.progress.healthy
-        )
+        progress = parts.relays.progress
+        healthy = parts.state.store_healthy and all(p.healthy for p in progress.values())
         return {
             "status": "ok" if healthy else "degraded",
             "journal_seq": parts.state.journal_seq,
-            "published_seq": parts.journal.progress.published,
+            "published_seq": progress["journal"].published,
             "rejects": parts.state.reject_count,
-            "rejects_published": parts.rejects.progress.published,
+            "rejects_published": progress["rejects"].published,
             "inbox_lag": sum(parts.state.lag.values()),
         }
 
@@ -211,6 +182,7 @@ def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
 def _metrics(parts: _Parts) -> Callable[[], str]:
     def text() -> str:
         state = parts.state
+        progress = parts.relays.progress
         return metrics_text(
             ServiceReading(
                 lag=dict(state.lag),
@@ -218,17 +190,14 @@ def _metrics(parts: _Parts) -> Callable[[], str]:
                 journal_seq=state.journal_seq,
                 counters=state.counters,
                 relay_lag={
-                    "journal": max(state.journal_seq - parts.journal.progress.published, 0),
-                    "rejects": max(state.reject_count - parts.rejects.progress.published, 0),
+                    "journal": max(state.journal_seq - progress["journal"].published, 0),
+                    "rejects": max(state.reject_count - progress["rejects"].published, 0),
                     "checkpoints": max(
-                        parts.checkpoint_writer.count - parts.checkpoints.progress.published, 0
+                        parts.checkpoint_writer.count - progress["checkpoints"].published, 0
                     ),
                 },
                 store_up=state.store_healthy,
-                broker_up=all(
-                    relay.progress.healthy
-                    for relay in (parts.journal, parts.rejects, parts.checkpoints)
-                ),
+                broker_up=all(p.healthy for p in progress.values()),
             )
         )
 
@@ -241,8 +210,8 @@ def _moved(parts: _Parts) -> tuple[int, ...]:
     return (
         state.records,
         sum(state.lag.values()),
-        parts.journal.progress.published,
-        parts.rejects.progress.published,
+        parts.relays.progress["journal"].published,
+        parts.relays.progress["rejects"].published,
     )
 
 
@@ -265,8 +234,8 @@ async def _log_progress(parts: _Parts) -> None:
                 "progress topic=%s partition=%d offset=%d lag=%d seq=%d published_seq=%d "
                 "rejects=%d rejects_published=%d records_per_s=%.0f",
                 topic, partition, offset, parts.state.lag.get((topic, partition), 0),
-                parts.state.journal_seq, parts.journal.progress.published,
-                parts.state.reject_count, parts.rejects.progress.published, rate,
+                parts.state.journal_seq, parts.relays.progress["journal"].published,
+                parts.state.reject_count, parts.relays.progress["rejects"].published, rate,
             )  # fmt: skip
 
 
@@ -405,37 +374,34 @@ async def _serve(
 
 
 def _service_tasks(parts: _Parts, stopping: asyncio.Event) -> set[asyncio.Task[None]]:
-    """The ingest, the checkpoint writer and the three relays. The journal and rejects
+    """The ingest, the checkpoint writer and the relay process. The journal and rejects
     relays drain once the ingest has stopped, the checkpoint relay once the writer has
     signed the journal's end."""
     ingest_done = asyncio.Event()
-    checkpoints_done = asyncio.Event()
+    done = parts.feed.done
+
+    def ended(*streams: str) -> None:
+        for stream in streams:
+            done[stream].set()
+        parts.feed.changed.set()
 
     async def ingest() -> None:
         try:
             await parts.ingest.run(stopping)
         finally:
             ingest_done.set()
+            ended("journal", "rejects")
 
     async def checkpoint() -> None:
         try:  # the last checkpoint is of the journal's end, once the ingest has stopped
             await parts.checkpoint_writer.run(ingest_done)
         finally:
-            checkpoints_done.set()
+            ended("checkpoints")
 
     return {
         asyncio.create_task(ingest(), name="ingest"),
-        asyncio.create_task(
-            parts.journal.run(ingest_done, lambda: parts.state.journal_seq), name="journal"
-        ),
-        asyncio.create_task(
-            parts.rejects.run(ingest_done, lambda: parts.state.reject_count), name="rejects"
-        ),
         asyncio.create_task(checkpoint(), name="checkpoint_writer"),
-        asyncio.create_task(
-            parts.checkpoints.run(checkpoints_done, lambda: parts.checkpoint_writer.count),
-            name="checkpoints",
-        ),
+        asyncio.create_task(parts.relays.run(parts.feed), name="relays"),
     }
 
 
@@ -479,7 +445,7 @@ async def _supervise(
         await asyncio.gather(*tasks, progress, stop_asked, return_exceptions=True)
     log.info(
         "stopped status=%d journal_seq=%d published_seq=%d",
-        status, parts.state.journal_seq, parts.journal.progress.published,
+        status, parts.state.journal_seq, parts.relays.progress["journal"].published,
     )  # fmt: skip
     return status
 
@@ -517,11 +483,11 @@ def _failure_status(task: asyncio.Task[None]) -> int:
         )  # fmt: skip
         log.debug("undecidable_record_traceback", exc_info=error.error)
         return EXIT_UNDECIDABLE
-    if isinstance(error, TopicDiverged):
-        # The alarm names the stream: `journal_topic_diverged` or `rejects_topic_diverged`.
-        log.critical("alarm=%s_topic_diverged detail=%s", task.get_name(), error)
-        return EXIT_DIVERGED
+    if isinstance(error, RelayProcessFailed):
+        # The relay process logged why (an alarm, a fencing, a fault): its status says it.
+        log.error("relays_stopped status=%d", error.status)
+        return error.status
     log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
-    if isinstance(error, RelayFenced | InvariantViolation):
+    if isinstance(error, InvariantViolation):
         return EXIT_FENCED
     return EXIT_FAILED

@@ -35,14 +35,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 
 from app.demo import default_demo_store
-from consumers.publish import inbox_key, publish_records
-from consumers.topics import TopicNames, ensure_topics
-from ledger.store import LedgerStore
+from consumers.publish import inbox_key
+from consumers.topics import TopicNames
 from tests.benchmarks.check_bench import check_row
 from tests.benchmarks.ingest_bench import ingest_rate
 from tests.benchmarks.memory_bench import memory_row
 from tests.benchmarks.read_bench import ReadFigures, read_figures
 from tests.benchmarks.replay_bench import replay_benchmark
+from tests.benchmarks.run_bench import journal_published, publish, run_rate, run_timeout_s
 from tests.benchmarks.store_bench import bench_recorder
 from tests.conftest import free_port, run_server_script
 from tests.integration.test_pipeline_support import (
@@ -58,7 +58,6 @@ naive_records_max = 20_000
 recorder_batch_events = 1_000
 latency_rate_per_s = 2_000
 latency_duration_s = 10.0
-run_timeout_s = 3_600.0
 consume_poll_ms = 500
 replay_events_max = 1_000_000
 
@@ -82,14 +81,6 @@ def servers(workdir: Path) -> Iterator[tuple[str, str]]:
             shutil.rmtree(pg_dir, ignore_errors=True)
     finally:
         run_server_script("kafka", "stop", kafka)
-
-
-async def publish(bootstrap: str, prefix: str, records: list[bytes]) -> float:
-    names = TopicNames(prefix)
-    await ensure_topics(bootstrap, names)
-    began = time.perf_counter()
-    await publish_records(bootstrap, names.inbox, records)
-    return len(records) / (time.perf_counter() - began)
 
 
 async def consume_decode_rate(bootstrap: str, topic: str, count: int) -> float:
@@ -118,28 +109,6 @@ async def consume_decode_rate(bootstrap: str, topic: str, count: int) -> float:
         return seen / (time.perf_counter() - began)
     finally:
         await consumer.stop()
-
-
-def run_rate(store: str, bootstrap: str, prefix: str, count: int, workdir: Path) -> float:
-    """`ledger run` records per second, from its start until its store holds the inbox's
-    last position (startup and replay of an empty store included)."""
-    name = f"{TopicNames(prefix).inbox}:0"
-    port = free_port()
-    began = time.perf_counter()
-    service = start_service(store, bootstrap, prefix, workdir / f"{prefix}.log", port)
-    try:
-        with LedgerStore.open(store) as reader:
-            wait_until(lambda: reader.max_tracking_id(name) == count - 1, run_timeout_s, name)
-        elapsed = time.perf_counter() - began
-        wait_until(lambda: _published(port), run_timeout_s, "the journal published")
-    finally:
-        stop_service(service)
-    return count / elapsed
-
-
-def _published(port: int) -> bool:
-    document = health(port) or {}
-    return document.get("published_seq") == document.get("journal_seq")
 
 
 class Account(Aggregate):
@@ -239,7 +208,7 @@ def latency_ms(bootstrap: str, workdir: Path) -> tuple[float, float]:
     port = free_port()
     service = start_service(store, bootstrap, prefix, workdir / "latency.log", port)
     try:
-        wait_until(lambda: _published(port) and (health(port) or {}).get("inbox_lag") == 0,
+        wait_until(lambda: journal_published(port) and (health(port) or {}).get("inbox_lag") == 0,
                    run_timeout_s, "the openings")  # fmt: skip
         sent_at: dict[str, float] = {}
         arrived: dict[str, float] = {}
@@ -353,12 +322,14 @@ def main() -> None:
                 targets.raw_sqlite_events_per_s = raw
             rows.append((f"raw recorder, {kind}, batches of 1,000", f"{raw:,.0f} events/s"))
             run = run_rate(store, bootstrap, prefixes[kind], count, workdir)
-            targets.run_records_per_s[kind] = run
-            ratio = run / min(raw, consume)
+            targets.run_records_per_s[kind] = run.recorded_per_s
+            ratio = run.recorded_per_s / min(raw, consume)
             rows.append(
                 (
                     f"`ledger run` end to end, {kind}",
-                    f"{run:,.0f} records/s ({ratio:.0%} of the lower raw rate)",
+                    f"{run.recorded_per_s:,.0f} records/s recorded ({ratio:.0%} of the lower raw "
+                    f"rate), {run.published_per_s:,.0f} published; CPU {run.service_cpu_s:.1f} s "
+                    f"decisions' process + {run.children_cpu_s:.1f} s relay process",
                 )
             )
         naive = naive_rate(records[:naive_records_max], workdir)

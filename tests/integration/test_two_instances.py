@@ -40,8 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from consumers.exit_status import EXIT_FENCED, EXIT_OK
 from consumers.publish import publish_records
-from consumers.service import EXIT_FENCED, EXIT_OK
 from consumers.topics import TopicNames, ensure_topics
 from ledger.journal import verify_journal
 from ledger.store import LedgerStore

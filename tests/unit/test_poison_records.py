@@ -317,7 +317,7 @@ def test_ingest_stops_on_a_fault_in_one_line_and_the_skip_moves_past_it(
 def test_the_service_stops_on_an_undecidable_record_with_one_line_naming_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from consumers import service  # noqa: PLC0415 - aiokafka loads for this test only
+    from consumers import exit_status, service  # noqa: PLC0415 - aiokafka loads for this test only
 
     async def stop_on_it() -> None:
         item = InboxItem(_deposit(FAULTY_EVENT_ID), None, "ledger.inbox", 3, 1234)
@@ -330,7 +330,7 @@ def test_the_service_stops_on_an_undecidable_record_with_one_line_naming_it(
 
     caplog.set_level(logging.INFO, logger="consumers.service")
     status = service._failure_status(asyncio.run(failed_task()))
-    assert status == service.EXIT_UNDECIDABLE == 4
+    assert status == exit_status.EXIT_UNDECIDABLE == 4
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "undecidable_record topic=ledger.inbox partition=3 offset=1234" in line
     assert "ledger inbox skip ledger.inbox:3:1234 --reason TEXT" in line
