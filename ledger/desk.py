@@ -83,13 +83,20 @@ class Desk:
             )
         return account
 
-    def figures(self, account: Account) -> risk.MarginFigures | Refusal:
+    def figures(
+        self, account: Account, *, with_positions: bool = False
+    ) -> risk.MarginFigures | Refusal:
         """The account's risk figures at the current marks, or the refusal of a decision
-        that needs them while an asset it holds has no mark."""
+        that needs them while an asset it holds has no mark. Decisions read the account's
+        figures only; `with_positions` adds each position's (without liquidation prices)."""
         try:
             # Decisions never use a liquidation price: it is solved for queries and reports.
             return risk.margin_figures(
-                account.holdings(), self.book.marks, self.policy, with_liquidation_prices=False
+                account.holdings(),
+                self.book.marks,
+                self.policy,
+                with_liquidation_prices=False,
+                with_positions=with_positions,
             )
         except risk.MissingMark as missing:
             return Refusal(

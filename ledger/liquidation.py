@@ -95,8 +95,9 @@ def liquidate(
 
 def _valued(desk: Desk, account: Account) -> risk.MarginFigures:
     """The figures of an account being liquidated: it was valued to be liquidated, so
-    every asset it holds has a mark."""
-    figures = desk.figures(account)
+    every asset it holds has a mark. With each position's, so that the booked figures are
+    checked against the planned ones position by position."""
+    figures = desk.figures(account, with_positions=True)
     if isinstance(figures, Refusal):
         raise InvariantViolation(f"a liquidation met an unvalued account: {figures.detail}")
     return figures

@@ -115,7 +115,7 @@ class MarginFigures:
     excess: Decimal  # E - maintenance_requirement
     available: Decimal  # E - initial_requirement
     status: MarginStatus
-    positions: tuple[PositionFigures, ...]
+    positions: tuple[PositionFigures, ...]  # empty when not asked for (`margin_figures`)
 
     # The two exact quotients are computed when read: a margin review reads neither, only
     # a decision's journal record and the reports do.
@@ -181,6 +181,7 @@ def margin_figures(
     policy: Policy,
     *,
     with_liquidation_prices: bool = True,
+    with_positions: bool = True,
 ) -> MarginFigures:
     """Every figure of docs/risk-model.md "Valuation":
 
@@ -197,6 +198,10 @@ def margin_figures(
     ignored (it is 1). Zero balances and zero-size positions are skipped and need no mark.
     Raises `MissingMark` for a held asset or an open position's market without a mark, and
     KeyError for a position in a market the policy does not list.
+
+    Without `with_positions`, `positions` is empty: the account's figures alone, which is
+    all a margin review reads (a fifth of a review's valuation went to the per-position
+    records it never looked at).
     """
     with localcontext(DECIMAL_CONTEXT):
         market_value, eligible_value, h_initial, h_maintenance, h_liquidation = _value_balances(
@@ -213,9 +218,13 @@ def margin_figures(
         initial_requirement = h_initial + initial_margin
         maintenance_requirement = h_maintenance + total_maintenance_margin
         liquidation_requirement = h_liquidation + total_maintenance_margin
-        positions = tuple(
-            _position_figures(term, equity, liquidation_requirement, with_liquidation_prices)
-            for term in terms
+        positions = (
+            tuple(
+                _position_figures(term, equity, liquidation_requirement, with_liquidation_prices)
+                for term in terms
+            )
+            if with_positions
+            else ()
         )
     return MarginFigures(
         market_value=market_value,
