@@ -40,7 +40,9 @@ async def account_check(request: Request[Any, Any, Any], account_id: AccountId) 
     raw = await request.body()
     live.follow_journal()
     try:
-        result = pretrade.check(live.book, live.policy, account_id, raw, live.figures_before)
+        result = pretrade.check(
+            live.book, live.policy, account_id, raw, live.figures_before, store=live.store
+        )
     except pretrade.CheckError as error:
         raise ClientException(detail=str(error)) from error
     return checked(result.document(live.policy.version), CheckDocument)

@@ -18,6 +18,7 @@ from app.commands import CommandError, open_store, policy_of, policy_scales
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
+from ledger.store import LedgerStore
 from projections.figures import ScaleOf, readable
 
 # Exit statuses of `ledger check`: 0 the ledger would accept the record (or already has it),
@@ -34,11 +35,12 @@ def _check(args: argparse.Namespace) -> int:
         raw = path.read_bytes()
     else:
         raise CommandError(f"record file {path} does not exist")
-    book = _book(args)
-    try:
-        result = pretrade.check(book, policy, args.account, raw.strip())
-    except pretrade.CheckError as error:
-        raise CommandError(str(error)) from error
+    with open_store(args) as store:
+        book = _book_in(store, args)
+        try:
+            result = pretrade.check(book, policy, args.account, raw.strip(), store=store)
+        except pretrade.CheckError as error:
+            raise CommandError(str(error)) from error
     document = result.document(policy.version)
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -49,10 +51,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def _book(args: argparse.Namespace) -> Book:
     with open_store(args) as store:
-        try:
-            return reporting.book_as_of(store, args.as_of)
-        except reporting.AsOfError as error:
-            raise CommandError(str(error)) from error
+        return _book_in(store, args)
+
+
+def _book_in(store: LedgerStore, args: argparse.Namespace) -> Book:
+    try:
+        return reporting.book_as_of(store, args.as_of)
+    except reporting.AsOfError as error:
+        raise CommandError(str(error)) from error
 
 
 def _stress(args: argparse.Namespace) -> int:

@@ -7,7 +7,10 @@ that transaction fails, the book is rebuilt from the store, so memory never hold
 decision the store does not.
 
 The book is restored from the latest snapshot and the journal's tail (`ledger.snapshots`),
-and a snapshot is recorded every `snapshot_interval_events` journal events.
+and a snapshot is recorded every `snapshot_interval_events` journal events. The inputs
+already decided are not in memory: the store keeps them, written with the journal, and a
+batch asks it once for all its event ids (`LedgerStore.inputs_seen`); the book holds only
+those of the batch being decided (`Book.new_inputs`).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from ledger.book import Book
 from ledger.decisions import Booked, Refused, Rejected, decide
 from ledger.desk import Desk
 from ledger.identifiers import printable
-from ledger.inbox import decode_inbox, inbox_digest, readable_event_id
+from ledger.inbox import InboxRecordType, decode_inbox, inbox_digest, readable_event_id
 from ledger.inbox_lines import Truncation
-from ledger.invariants import require
+from ledger.invariants import present, require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
 from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max, snapshot_interval_events
 from ledger.margin import watch_all
@@ -67,6 +70,18 @@ class BatchOutcome:
     journal: list[JournalEntry] = field(default_factory=list)
     rejects: list[bytes] = field(default_factory=list)
     refused_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """An inbox item decoded ahead of its decision, so that a batch asks the store about
+    all its event ids at once: the record, or why it is refused (with its event id when
+    one is readable), or the fault decoding it met (raised when its turn comes)."""
+
+    record: InboxRecordType | None = None
+    refusal: Refusal | None = None
+    event_id: str | None = None
+    fault: Exception | None = None
 
 
 class StaleBook(RuntimeError):
@@ -106,6 +121,7 @@ class LedgerApplication:
         self.policy = policy
         self.snapshot_events = snapshot_events
         self.snapshot = snapshots.latest_mark(store)
+        store.catch_up_inputs_seen()
         self.replayed_events = 0  # journal events applied at the last start, after a snapshot
         self.desk = self._replay()
         self._snapshot_when_due()
@@ -126,20 +142,22 @@ class LedgerApplication:
             )
         with _cyclic_collector_paused():
             outcome = self._decide(items, tracking)
-            try:
+            with self._rebuilt_on_store_fault():
                 self.store.append(outcome.journal, outcome.rejects, tracking)
-            except BaseException:
-                self._rebuild()
-                raise
+            self.book.new_inputs = {}  # the store has them now
             self._snapshot_when_due()
         return outcome
 
     def _decide(self, items: Sequence[InboxItem], tracking: Tracking | None) -> BatchOutcome:
         outcome = BatchOutcome()
         self.desk.pending = []
-        for index, item in enumerate(items):
+        reads = [self._read(item) for item in items]
+        event_ids = {read.record.event_id for read in reads if read.record is not None}
+        with self._rebuilt_on_store_fault():
+            seen = self.store.inputs_seen(event_ids, self.book.last_seq)
+        for index, (item, read) in enumerate(zip(items, reads, strict=True)):
             try:
-                self._process_one(item, outcome)
+                self._process_one(item, read, seen, outcome)
             except Exception as error:
                 self._rebuild()
                 self._record_before(items[:index], tracking)
@@ -185,12 +203,19 @@ class LedgerApplication:
             f"an operator moved past this record without deciding it: {printable(reason)}",
         )
         self._reject(item, refusal, None, outcome)
-        try:
+        with self._rebuilt_on_store_fault():
             self.store.append([], outcome.rejects, position)
+        return self.reject_count
+
+    @contextmanager
+    def _rebuilt_on_store_fault(self) -> Iterator[None]:
+        """A store fault (or an interruption) may leave memory ahead of the store, or the
+        store unreachable: rebuild the book from it before the fault goes on."""
+        try:
+            yield
         except BaseException:
             self._rebuild()
             raise
-        return self.reject_count
 
     def _rebuild(self) -> None:
         """Memory may hold decisions the store lacks: rebuild from the store, and if even
@@ -200,7 +225,7 @@ class LedgerApplication:
         self.reject_count = self.store.reject_count()
         self._stale = False
 
-    def _process_one(self, item: InboxItem, outcome: BatchOutcome) -> None:
+    def _read(self, item: InboxItem) -> _Read:
         if item.truncation is not None:
             length = item.truncation.length_bytes
             oversized = Refusal(
@@ -208,15 +233,28 @@ class LedgerApplication:
                 f"the record is {length} bytes; an inbox record may hold at most "
                 f"{inbox_record_bytes_max} bytes",
             )
-            self._reject(item, oversized, None, outcome)
-            return
+            return _Read(refusal=oversized)
         try:
-            record = decode_inbox(item.value, self.policy)
+            return _Read(record=decode_inbox(item.value, self.policy))
         except Refusal as refusal:
-            self._reject(item, refusal, readable_event_id(item.value), outcome)
+            return _Read(refusal=refusal, event_id=readable_event_id(item.value))
+        except Exception as fault:  # a fault of the ledger's: raised in the record's turn
+            return _Read(fault=fault)
+
+    def _process_one(
+        self, item: InboxItem, read: _Read, seen_before: dict[str, str], outcome: BatchOutcome
+    ) -> None:
+        if read.fault is not None:
+            raise read.fault
+        record = read.record
+        if record is None:
+            self._reject(
+                item, present(read.refusal, "a read without record"), read.event_id, outcome
+            )
             return
         digest = inbox_digest(record)
-        seen = self.book.seen_inputs.get(record.event_id)
+        new_inputs = present(self.book.new_inputs, "the writer's book keeps its new inputs")
+        seen = new_inputs.get(record.event_id) or seen_before.get(record.event_id)
         if seen is not None:
             if seen == digest:
                 outcome.duplicates += 1
@@ -283,10 +321,11 @@ class LedgerApplication:
         )
 
     def _replay(self) -> Desk:
-        book = snapshots.restore(self.store, with_inputs=True)
+        book = snapshots.restore(self.store, with_registers=True)
         restored_seq = book.last_seq
         snapshots.apply_until(self.store, book, self.store.last_seq())
         self.replayed_events = book.last_seq - restored_seq
+        book.new_inputs = {}
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk

@@ -178,7 +178,10 @@ class Book:
     accounts: dict[str, Account] = field(default_factory=dict)
     marks: dict[str, Decimal] = field(default_factory=dict)
     clock: datetime | None = None
-    seen_inputs: dict[str, str] = field(default_factory=dict)
+    # The writer's book only: the inputs it applied since its last store transaction (event
+    # id -> input digest). The store keeps every input seen (`LedgerStore.inputs_seen`); a
+    # reader's book (views, queries, audit) keeps none: None.
+    new_inputs: dict[str, str] | None = None
     last_seq: int = 0
     last_hash: str = "0" * 64
     policy_version: str = ""
@@ -347,8 +350,8 @@ class Book:
         self._applying = event
         self._apply_body(event)
         self._applying = None  # only postings inside apply read it; a snapshot holds none
-        if event.input_digest is not None:
-            self.seen_inputs[event.causation_id] = event.input_digest
+        if event.input_digest is not None and self.new_inputs is not None:
+            self.new_inputs[event.causation_id] = event.input_digest
         self.last_seq = event.seq
         self.last_hash = event.hash
 

@@ -49,6 +49,7 @@ from ledger.money import format_decimal
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
 from ledger.scratch import scratch_desk
+from ledger.store import LedgerStore
 
 CHECKABLE_TYPES = (
     inbox.PerpTrade,
@@ -128,8 +129,12 @@ def check(
     account_id: str,
     raw: bytes,
     figures_before: FiguresBefore | None = None,
+    *,
+    store: LedgerStore,
 ) -> PreTradeCheck:
-    """Decide the proposed record `raw` for `account_id` on a scratch copy of `book`."""
+    """Decide the proposed record `raw` for `account_id` on a scratch copy of `book`, which
+    stands at a seq of `store`'s journal: `store` says whether the ledger has seen the
+    record's event id by then (no book keeps the inputs seen)."""
     before = (figures_before or FiguresBefore()).of(book, policy, account_id)
     verdict = _Verdict(account_id, book.last_seq, before)
     try:
@@ -137,7 +142,7 @@ def check(
     except Refusal as undecodable:
         return verdict.refused(None, undecodable)
     record = _checkable(record, account_id)
-    seen = book.seen_inputs.get(record.event_id)
+    seen = store.inputs_seen((record.event_id,), book.last_seq).get(record.event_id)
     if seen is not None:
         if seen == inbox_digest(record):
             return verdict.of(record, Outcome.DUPLICATE, None)

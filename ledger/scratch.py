@@ -13,8 +13,8 @@ registers that only grow, with values never changed (`APPEND_ONLY_REGISTERS`: a 
 deposit kept for its reversal), are not copied at all: what a decision adds to them goes
 into a layer over the original (a `ChainMap`), so a check costs the same on a store of a
 million trades as on a new one.
-The inputs already seen stay with the original: a scratch desk starts with none, and the
-caller checks a proposed input's event id against the original book first.
+No book keeps the inputs already seen (the store does): the caller checks a proposed
+input's event id against the store first.
 """
 
 from __future__ import annotations
@@ -128,12 +128,12 @@ def scratch_book(book: Book) -> Book:
 
     Every dict of the book (the accounts, the liquidation lots, ...) is copied value by value
     when read, the append-only registers are layered over; every other field but the
-    inputs seen (left behind) is copied at once; so a field added to `Book` later is copied
-    too."""
+    writer's new inputs (a scratch book records none) is copied at once; so a field added
+    to `Book` later is copied too."""
     scratch = object.__new__(Book)  # every field set below: no __init__ to run again
     fields = vars(scratch)
     for name, value in vars(book).items():
-        fields[name] = {} if name == "seen_inputs" else _scratch_field(name, value)
+        fields[name] = None if name == "new_inputs" else _scratch_field(name, value)
     return scratch
 
 

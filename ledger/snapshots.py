@@ -7,10 +7,11 @@ stands at, in one store transaction:
   deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
   digest of the code that applies events to a book;
 - a `SnapshotRegisters`: what the book's append-only registers gained since the previous
-  snapshot: the inputs seen (event id and digest), the client trades and the client deposits
-  kept for busts and returns. Those grow with every input ever decided and are most of a
-  book's size, so each snapshot carries only its own share, and a restart joins them; a read
-  (`ledger query`, `as_of`) needs none of them.
+  snapshot: the client trades and the client deposits kept for busts and returns. Those
+  grow with every trade and deposit ever booked and are most of a book's size, so each
+  snapshot carries only its own share, and a restart joins them; a read (`ledger query`,
+  `as_of`) needs none of them. (The inputs seen are not in a book at all: the store keeps
+  them, `LedgerStore.inputs_seen`.)
 
 A snapshot is derived data, never the truth. It is used only when its format and code
 digest are this code's, its hash equals the journal's at its seq, and the register records
@@ -41,7 +42,8 @@ from ledger.store import LedgerStore
 log = logging.getLogger("ledger.snapshots")
 
 # 2: a trade register entry is an encoded `BookedTrade`, not the whole journal event.
-SNAPSHOT_FORMAT = 2
+# 3: no inputs seen (the store keeps them).
+SNAPSHOT_FORMAT = 3
 # What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
 # snapshot written before it, so a book is never restored into code that applies otherwise.
 _APPLY_CODE = (book_module, risk, money)
@@ -63,18 +65,17 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     code_digest: str
     seq: int
     hash: str  # the journal record's hash at `seq`
-    book: Book  # without clock and seen inputs
+    book: Book  # without clock and registers
 
 
 # The book's registers that only ever gain entries (in journal order), kept apart.
-APPENDED_REGISTERS = ("seen_inputs", "trades", "deposits")
+APPENDED_REGISTERS = ("trades", "deposits")
 
 
 class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
     after_seq: int  # the previous snapshot's seq (0 for the first of a run)
     seq: int
-    counts: tuple[int, int, int]  # each register's size up to `seq`, these entries included
-    seen_inputs: dict[str, str]  # event id -> input digest
+    counts: tuple[int, int]  # each register's size up to `seq`, these entries included
     trades: dict[str, bytes]  # trade id -> encoded `BookedTrade`
     deposits: dict[str, je.DepositCredited]
     format: int = 1  # SNAPSHOT_FORMAT when written (format 1 recorded none)
@@ -87,7 +88,7 @@ class _RegistersHead(msgspec.Struct, frozen=True):
     """A register record without its entries (msgspec skips them unread)."""
 
     seq: int
-    counts: tuple[int, int, int]
+    counts: tuple[int, ...]  # of this format: tuple[int, int]; of format 2: three counts
     format: int = 1
     run_from: int = 0
 
@@ -116,24 +117,25 @@ _decode_hash = msgspec.json.Decoder(_HashHead).decode
 
 @dataclass(frozen=True, slots=True)
 class SnapshotMark:
-    """Where the latest snapshot stands: its seq and how many inputs were seen up to it."""
+    """Where the latest snapshot stands: its seq and its registers' sizes up to it."""
 
     seq: int = 0  # 0: the next snapshot's registers start a run, holding everything
-    counts: tuple[int, int, int] = (0, 0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
+    counts: tuple[int, ...] = (0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
     run_from: int = 0  # the seq of the run's first register record
 
 
 def encode_book(book: Book) -> bytes:
-    """The snapshot form of `book` (what a replay to its seq holds: no clock, no inputs),
+    """The snapshot form of `book` (what a replay to its seq holds: no clock, no registers),
     encoded with keys and set members sorted, to compare books: equal books, equal bytes."""
     return _encode_comparable(snapshot_form(book))
 
 
 def snapshot_form(book: Book) -> Book:
-    """`book` without what a snapshot does not keep: the clock, the append-only registers
-    (kept apart) and the event being applied (none between events)."""
+    """`book` without what a snapshot does not keep: the clock, the writer's inputs of its
+    current batch, the append-only registers (kept apart) and the event being applied (none
+    between events)."""
     return dataclasses.replace(
-        book, clock=None, seen_inputs={}, trades={}, deposits={}, _applying=None
+        book, clock=None, new_inputs=None, trades={}, deposits={}, _applying=None
     )
 
 
@@ -147,8 +149,8 @@ def _gained(register: dict[str, Any], before: int) -> dict[str, Any]:
 def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
     """Record a snapshot of `book` (at its last seq) and what its append-only registers
     gained since `previous`."""
-    seen, trades, deposits = book.seen_inputs, book.trades, book.deposits
-    counts = (len(seen), len(trades), len(deposits))
+    trades, deposits = book.trades, book.deposits
+    counts = (len(trades), len(deposits))
     snapshot = BookSnapshot(
         format=SNAPSHOT_FORMAT,
         code_digest=CODE_DIGEST,
@@ -161,9 +163,8 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         after_seq=previous.seq,
         seq=book.last_seq,
         counts=counts,
-        seen_inputs=_gained(seen, previous.counts[0]),
-        trades=_gained(trades, previous.counts[1]),
-        deposits=_gained(deposits, previous.counts[2]),
+        trades=_gained(trades, previous.counts[0]),
+        deposits=_gained(deposits, previous.counts[1]),
         format=SNAPSHOT_FORMAT,
         run_from=run_from,
     )
@@ -183,12 +184,12 @@ def latest_mark(store: LedgerStore) -> SnapshotMark:
     return SnapshotMark(head.seq, head.counts, head.run_from)
 
 
-def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
+def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
     """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
 
-    With `with_inputs` the book carries its append-only registers (a writer needs the inputs
-    seen to refuse a repeated event id, the trades and deposits to reverse them); without,
-    it carries none (enough for reading figures)."""
+    With `with_registers` the book carries its append-only registers (a writer needs the
+    trades and deposits to reverse them); without, it carries none (enough for reading
+    figures)."""
     found = store.snapshot_at_or_before(until_seq)
     if found is None:
         return Book()
@@ -202,7 +203,7 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bo
         log.warning("snapshot at seq %s does not match the journal: replaying from seq 1", seq)
         return Book()
     book = _decode_snapshot(record).book
-    if with_inputs and not _join_registers(store, book, seq):
+    if with_registers and not _join_registers(store, book, seq):
         log.warning("registers up to seq %s are incomplete: replaying from seq 1", seq)
         return Book()
     return book
@@ -224,10 +225,9 @@ def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
             registers = _decode_registers(record)
             if registers.after_seq != after_seq or registers.seq > until_seq:
                 return False
-            book.seen_inputs.update(registers.seen_inputs)
             book.trades.update(registers.trades)
             book.deposits.update(registers.deposits)
-            sizes = (len(book.seen_inputs), len(book.trades), len(book.deposits))
+            sizes = (len(book.trades), len(book.deposits))
             if sizes != registers.counts:
                 return False
             after_seq = cursor = registers.seq
@@ -274,9 +274,9 @@ def apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
             book.apply(je.decode_journal_record(entry.record))
 
 
-def book_at(store: LedgerStore, until_seq: int | None = None, *, with_inputs: bool) -> Book:
+def book_at(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
     """The book right after journal seq `until_seq` (default: the journal's end): the latest
     usable snapshot at or before it, then the journal's events after it."""
-    book = restore(store, until_seq, with_inputs=with_inputs)
+    book = restore(store, until_seq, with_registers=with_registers)
     apply_until(store, book, store.last_seq() if until_seq is None else until_seq)
     return book

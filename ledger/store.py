@@ -15,7 +15,13 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
   with version = the journal `seq` they stand at (`ledger.snapshots` writes and checks
   them; they are derived, never the truth);
 - signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
-  `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps).
+  `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps);
+- the inputs seen (`INPUTS_SEEN_TABLE`: event id, input digest, the seq of its first journal
+  event) are a table of their own, keyed by event id, its rows taken from the journal
+  records of each `append` and written in the same transaction: a writer asks it which of
+  a batch's event ids were decided before (`inputs_seen`), and no book keeps them in
+  memory. A store written before the table existed is filled from its journal when a writer
+  opens it (`catch_up_inputs_seen`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ import contextlib
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeAlias, cast
+from typing import Any, Protocol, Self, TypeAlias, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
@@ -43,7 +49,7 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from eventsourcing.postgres import PostgresFactory
-from eventsourcing.sqlite import SQLiteFactory
+from eventsourcing.sqlite import SQLiteCursor, SQLiteFactory, SQLiteProcessRecorder
 
 from ledger import limits, store_privileges
 from ledger.invariants import InvariantViolation, require
@@ -125,9 +131,72 @@ class JournalConflict(InvariantViolation):
 class _RecordHead(msgspec.Struct, frozen=True):
     seq: int
     type: str
+    causation_id: str = ""
+    input_digest: str | None = None  # on the first journal event of each decided input
 
 
 _decode_record_head = msgspec.json.Decoder(_RecordHead).decode
+
+# One decided input: its event id, its input digest, the seq of its first journal event.
+InputSeen: TypeAlias = tuple[str, str, int]
+INPUTS_SEEN_TABLE = store_privileges.INPUTS_SEEN_TABLE
+# Event ids asked per statement (SQLite binds at most 32,766 values to one statement).
+inputs_seen_lookup_ids_max = 1_000
+
+
+class _InputsSeenRecorder(Protocol):
+    """What both dialects' journal recorders add to eventsourcing's: the inputs-seen table."""
+
+    def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]: ...
+
+    def last_input_seen_seq(self) -> int: ...
+
+
+# SQLite's statements on the inputs-seen table (its name a constant, never an input).
+_SQLITE_INPUTS_SEEN = (
+    f"CREATE TABLE IF NOT EXISTS {INPUTS_SEEN_TABLE} (event_id TEXT PRIMARY KEY, "
+    "input_digest TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
+    f"CREATE INDEX IF NOT EXISTS {INPUTS_SEEN_TABLE}_seq ON {INPUTS_SEEN_TABLE} (seq)",
+)
+_SQLITE_INSERT_INPUT = (
+    f"INSERT INTO {INPUTS_SEEN_TABLE} (event_id, input_digest, seq) VALUES (?, ?, ?) "  # noqa: S608
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+_SQLITE_SELECT_INPUTS = (
+    f"SELECT event_id, input_digest FROM {INPUTS_SEEN_TABLE} WHERE seq <= ? AND event_id IN "  # noqa: S608
+)
+_SQLITE_LAST_INPUT_SEQ = f"SELECT MAX(seq) AS seq FROM {INPUTS_SEEN_TABLE}"  # noqa: S608
+
+
+class SQLiteJournalRecorder(SQLiteProcessRecorder):
+    """eventsourcing's SQLite process recorder, writing the inputs seen in the transaction
+    of the journal records they come from (the `inputs_seen` argument of `insert_events`)."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *_SQLITE_INPUTS_SEEN]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        inputs: Sequence[InputSeen] = kwargs.get("inputs_seen", ())
+        if inputs:
+            c.executemany(_SQLITE_INSERT_INPUT, inputs)
+        return returning
+
+    def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
+        marks = ", ".join("?" * len(event_ids))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"{_SQLITE_SELECT_INPUTS}({marks})", [until_seq, *event_ids])
+            return {row["event_id"]: row["input_digest"] for row in c.fetchall()}
+
+    def last_input_seen_seq(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(_SQLITE_LAST_INPUT_SEQ)
+            return int(c.fetchone()["seq"] or 0)
+
+
+SQLITE_RECORDER_TOPIC = f"{__name__}:{SQLiteJournalRecorder.__qualname__}"
 
 
 class LedgerStore:
@@ -136,6 +205,7 @@ class LedgerStore:
     def __init__(self, factory: StoreFactory, recorder: ProcessRecorder, description: str) -> None:
         self._factory = factory
         self._recorder = recorder
+        self._inputs = cast(_InputsSeenRecorder, recorder)  # both recorders are the ledger's
         self._description = description
         self._probe: sqlite3.Connection | None = None  # opened by the first commit_marker()
 
@@ -194,23 +264,27 @@ class LedgerStore:
                 tracking.application_name != _RESERVED_TRACKING_NAME,
                 f"tracking name {_RESERVED_TRACKING_NAME!r} is eventsourcing's own",
             )
-        stored = self._journal_rows(journal) + self._reject_rows(rejects)
+        journal_rows, inputs = self._journal_rows(journal)
+        stored = journal_rows + self._reject_rows(rejects)
         if not stored and tracking is None:
             return
         try:
-            self._recorder.insert_events(stored, tracking=tracking)
+            self._recorder.insert_events(stored, tracking=tracking, inputs_seen=inputs)
         except IntegrityError as error:
             raise self._conflict(error, tracking) from error
 
-    def _journal_rows(self, journal: Sequence[JournalEntry]) -> list[StoredEvent]:
+    def _journal_rows(
+        self, journal: Sequence[JournalEntry]
+    ) -> tuple[list[StoredEvent], list[InputSeen]]:
+        """The journal's rows, checked to continue it, and the inputs its records decided."""
         if not journal:
-            return []
+            return [], []
         first_seq = journal[0].seq
         # A gap is a sequencer bug the database cannot see; a repeat it refuses itself,
         # which lets a redelivered batch surface as TrackingConflict.
         last_seq = self.last_seq()
         require(first_seq <= last_seq + 1, f"seq {first_seq} would leave a gap after {last_seq}")
-        rows = []
+        rows, inputs = [], []
         for offset, entry in enumerate(journal):
             head = _decode_record_head(entry.record)
             if not (entry.seq == first_seq + offset == head.seq and head.type == entry.type):
@@ -220,7 +294,36 @@ class LedgerStore:
                     f"{head.seq}, {head.type!r}) breaks the batch's run from {first_seq}"
                 )
             rows.append(StoredEvent(JOURNAL_STREAM_ID, entry.seq, entry.type, entry.record))
-        return rows
+            if head.input_digest is not None:
+                inputs.append((head.causation_id, head.input_digest, head.seq))
+        return rows, inputs
+
+    def inputs_seen(self, event_ids: Collection[str], until_seq: int) -> dict[str, str]:
+        """The input digest of each of `event_ids` that a journal record up to `until_seq`
+        decided; absent: never decided (a refused input is not seen). Asked a bounded chunk
+        of ids at a time."""
+        ids = list(event_ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), inputs_seen_lookup_ids_max):
+            chunk = ids[start : start + inputs_seen_lookup_ids_max]
+            found.update(self._inputs.select_inputs_seen(chunk, until_seq))
+        return found
+
+    def catch_up_inputs_seen(self) -> int:
+        """Fill the inputs-seen table from the journal records after the last input it holds
+        (all of them, once, on a store written before the table existed). A writer calls it
+        at start; returns how many journal records were read."""
+        after = read = self._inputs.last_input_seen_seq()
+        while entries := self.read_journal(after):
+            inputs = []
+            for entry in entries:
+                head = _decode_record_head(entry.record)
+                if head.input_digest is not None:
+                    inputs.append((head.causation_id, head.input_digest, head.seq))
+            if inputs:
+                self._recorder.insert_events([], inputs_seen=inputs)
+            after = entries[-1].seq
+        return after - read
 
     def _reject_rows(self, rejects: Sequence[bytes]) -> list[StoredEvent]:
         if not rejects:
@@ -455,7 +558,8 @@ def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, 
             "ORIGINATOR_ID_TYPE": "uuid",  # stream ids are UUIDs (stored as hex text)
             # A new store creates its tables on open; a reader never creates anything.
             "CREATE_TABLE": "n" if read_only else "y",
-            "PROCESS_RECORDER_TOPIC": "",  # eventsourcing's own SQLiteProcessRecorder
+            # eventsourcing's SQLiteProcessRecorder, with the inputs-seen table.
+            "PROCESS_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
         }
     )
     if database.startswith("file:/"):

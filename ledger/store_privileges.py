@@ -6,9 +6,9 @@ Three roles (docs/security.md "PostgreSQL"):
   the tables, the append-only triggers and the journal-lock function, and grants the two
   roles below their rights;
 - `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
-  rejects table, SELECT and INSERT on the tracking table and UPDATE of its position column
-  (`notification_id`), nothing else;
-- `ledger_reader` (`ledger api`, the read commands): SELECT on both tables (and on the
+  rejects table and on the inputs-seen table, SELECT and INSERT on the tracking table and
+  UPDATE of its position column (`notification_id`), nothing else;
+- `ledger_reader` (`ledger api`, the read commands): SELECT on those tables (and on the
   view tables, granted by `projections.database` when the owner creates them).
 
 The writer keeps UPDATE on the tracking table because eventsourcing's single-row tracking
@@ -34,9 +34,11 @@ DELETE or TRUNCATE on a table take that lock, so the writer takes it through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.postgres import PostgresFactory, PostgresProcessRecorder
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresDatastore, PostgresFactory, PostgresProcessRecorder
 from psycopg import Cursor, sql
 from psycopg.rows import DictRow
 
@@ -47,8 +49,11 @@ REFUSE_REWRITE_FUNCTION = "ledger_refuse_rewrite"
 TRACKING_FORWARD_FUNCTION = "ledger_tracking_forward_only"
 JOURNAL_TABLE = "stored_events"  # eventsourcing's names for a factory without a name
 TRACKING_TABLE = "notification_tracking"
+# The inputs seen (event id, input digest, seq), written with the journal (ledger/store.py).
+INPUTS_SEEN_TABLE = "ledger_inputs_seen"
 # Bump when the owner's statements below change, so that the next owner open applies them.
-STORE_LAYOUT = "ledger store layout 2"  # 2: the writer's UPDATE is on the position column only
+# 2: the writer's UPDATE is on the position column only; 3: the inputs-seen table.
+STORE_LAYOUT = "ledger store layout 3"
 
 
 class StoreNotCreated(Exception):
@@ -56,7 +61,52 @@ class StoreNotCreated(Exception):
 
 
 class JournalRecorder(PostgresProcessRecorder):
-    """eventsourcing's process recorder, locking the journal through the owner's function."""
+    """eventsourcing's process recorder, locking the journal through the owner's function,
+    and writing the inputs seen in the transaction of the journal records they come from
+    (the `inputs_seen` argument of `insert_events`)."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self._inputs = sql.Identifier(datastore.schema, INPUTS_SEEN_TABLE)
+        self.sql_create_statements += [
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {0} (event_id text PRIMARY KEY, "
+                "input_digest text NOT NULL, seq bigint NOT NULL)"
+            ).format(self._inputs),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (seq)").format(
+                sql.Identifier(f"{INPUTS_SEEN_TABLE}_seq"), self._inputs
+            ),
+        ]
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        inputs: Sequence[tuple[str, str, int]] = kwargs.get("inputs_seen", ())
+        if inputs:
+            curs.executemany(
+                sql.SQL(
+                    "INSERT INTO {0} (event_id, input_digest, seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (event_id) DO NOTHING"
+                ).format(self._inputs),
+                inputs,
+            )
+
+    def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                sql.SQL(
+                    "SELECT event_id, input_digest FROM {0} WHERE event_id = ANY(%s) AND seq <= %s"
+                ).format(self._inputs),
+                (list(event_ids), until_seq),
+            )
+            return {row["event_id"]: row["input_digest"] for row in curs.fetchall()}
+
+    def last_input_seen_seq(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(sql.SQL("SELECT MAX(seq) AS seq FROM {0}").format(self._inputs))
+            row = curs.fetchone()
+            return int(row["seq"] or 0) if row is not None else 0
 
     def _lock_table(self, curs: Cursor[DictRow]) -> None:
         curs.execute(
@@ -177,6 +227,7 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "schema": sql.Identifier(schema),
         "journal": sql.Identifier(JOURNAL_TABLE),
         "tracking": sql.Identifier(TRACKING_TABLE),
+        "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "refuse": sql.Identifier(REFUSE_REWRITE_FUNCTION),
         "forward": sql.Identifier(TRACKING_FORWARD_FUNCTION),
@@ -195,6 +246,10 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "ON {schema}.{journal} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
         "ON {schema}.{journal} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE "
+        "ON {schema}.{inputs} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+        "ON {schema}.{inputs} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE FUNCTION {schema}.{forward}() RETURNS trigger LANGUAGE plpgsql "
         "AS $$ BEGIN IF TG_OP = 'UPDATE' AND NEW.application_name = OLD.application_name "
         "AND NEW.notification_id > OLD.notification_id THEN RETURN NEW; END IF; "
@@ -216,6 +271,7 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
         "schema": sql.Identifier(schema),
         "journal": sql.Identifier(JOURNAL_TABLE),
         "tracking": sql.Identifier(TRACKING_TABLE),
+        "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "writer": sql.Identifier(WRITER_ROLE),
         "reader": sql.Identifier(READER_ROLE),
@@ -224,8 +280,9 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
     if WRITER_ROLE in present:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {writer}",
-            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking} FROM {writer}",
-            "GRANT SELECT, INSERT ON {schema}.{journal} TO {writer}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
+            "FROM {writer}",
+            "GRANT SELECT, INSERT ON {schema}.{journal}, {schema}.{inputs} TO {writer}",
             # UPDATE of the position column alone: the recorder's upsert sets nothing else.
             "GRANT SELECT, INSERT, UPDATE (notification_id) ON {schema}.{tracking} TO {writer}",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
@@ -234,7 +291,9 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
     if READER_ROLE in present:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {reader}",
-            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking} FROM {reader}",
-            "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking} TO {reader}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
+            "FROM {reader}",
+            "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
+            "TO {reader}",
         ]
     return [sql.SQL(text).format(**names) for text in texts]

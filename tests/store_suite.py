@@ -196,3 +196,44 @@ def test_a_large_batch_in_one_append(store: LedgerStore) -> None:
     with pytest.raises(TrackingConflict):
         store.append(journal_entries(5_001, 5_000, last_hash(entries)), [], Tracking(INBOX, 7))
     assert store.last_seq() == 5_000
+
+
+def decided_entries(first_seq: int, count: int, prev_hash: str) -> list[JournalEntry]:
+    """Records of inputs decided two journal events each (input `in-N` at seqs 2N and
+    2N+1): the first event of each carries the input's digest, as the desk writes them."""
+    entries = []
+    for seq in range(first_seq, first_seq + count):
+        body: dict[str, object] = {
+            "type": "deposit_credited",
+            "recorded_at": "2026-11-24T03:12:00Z",
+            "causation_id": f"in-{seq // 2}",
+            "account_id": "ACC-1",
+            "asset": "BTC",
+            "amount": "1",
+        }
+        if seq % 2 == 0:
+            body["input_digest"] = input_digest(seq // 2)
+        sealed = seal(body, seq, prev_hash)
+        entries.append(JournalEntry(seq, "deposit_credited", sealed.record))
+        prev_hash = sealed.hash
+    return entries
+
+
+def input_digest(number: int) -> str:
+    return f"{number:064x}"
+
+
+def test_the_inputs_seen_are_written_with_the_journal_records(store: LedgerStore) -> None:
+    first = decided_entries(1, 5, GENESIS_HASH)  # in-0 (no first event here), in-1, in-2
+    store.append(first, [], Tracking(INBOX, 1))
+    ids = ["in-0", "in-1", "in-2", "in-3"]
+    assert store.inputs_seen(ids, 5) == {"in-1": input_digest(1), "in-2": input_digest(2)}
+    assert store.inputs_seen(ids, 3) == {"in-1": input_digest(1)}  # as of seq 3
+    again = decided_entries(6, 2, last_hash(first))  # in-3
+    with pytest.raises(TrackingConflict):
+        store.append(again, [], Tracking(INBOX, 1))
+    assert store.inputs_seen(ids, 7) == store.inputs_seen(ids, 5)  # rolled back with it
+    store.append(again, [], Tracking(INBOX, 2))
+    many = [f"never-{n}" for n in range(2_500)]  # more than one statement's worth of ids
+    assert store.inputs_seen([*many, "in-3"], 7) == {"in-3": input_digest(3)}
+    assert store.catch_up_inputs_seen() == 1  # only the record after the last input's

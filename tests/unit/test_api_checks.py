@@ -86,7 +86,8 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
         raw = _withdrawal(account_id, amount)
         response = client.post(f"/accounts/{account_id}/checks", content=raw)
         assert response.status_code == 200, response.text
-        expected = pretrade.check(reporting.book_as_of(store, None), policy, account_id, raw)
+        book = reporting.book_as_of(store, None)
+        expected = pretrade.check(book, policy, account_id, raw, store=store)
         assert response.json() == expected.document(policy.version)
         assert response.json()["journal_seq"] == seq
     assert (store.last_seq(), store.reject_count()) == (seq, rejects)

@@ -110,7 +110,7 @@ def test_a_pre_trade_check_refuses_a_draw_that_breaks_the_group_limit() -> None:
         "account_id": "B",
         "amount": "3000000.01",
     }
-    result = check(s.app.book, POLICY, "B", json.dumps(record).encode())
+    result = check(s.app.book, POLICY, "B", json.dumps(record).encode(), store=s.store)
     assert result.refusal is not None
     assert result.refusal.reason_code == "group_loan_limit_exceeded"
 
@@ -267,12 +267,12 @@ def test_a_pre_trade_check_refuses_an_order_financed_past_the_group_limit() -> N
     _group(s, "B", "family-1")
     assert _draw(s, "A", "6000000") == []
     # 60 BTC at 60,000 = 3,600,000 financed: the group's 9,600,000 stays within 10,000,000.
-    within = check(s.app.book, POLICY, "B", _spot_buy("B", "60"))
+    within = check(s.app.book, POLICY, "B", _spot_buy("B", "60"), store=s.store)
     assert within.refusal is None
     assert within.would_record == ("spot_trade_booked", "debit_financed")
     # 70 BTC = 4,200,000: the group would reach 10,200,000. The ledger would book the fill
     # (a fact), but the order is refused with the limit it would break.
-    past = check(s.app.book, POLICY, "B", _spot_buy("B", "70"))
+    past = check(s.app.book, POLICY, "B", _spot_buy("B", "70"), store=s.store)
     assert past.refusal is not None
     assert past.refusal.reason_code == "group_loan_limit_exceeded"
     assert "draw 4200000.00 USD on the margin loan" in past.refusal.detail

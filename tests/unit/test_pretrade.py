@@ -26,7 +26,7 @@ def _check(s: Scenario, account: str, raw: bytes) -> PreTradeCheck:
     """The check, with proof it changed neither the store nor the ledger's book."""
     seq, rejects = s.store.last_seq(), s.store.reject_count()
     accounts = copy.deepcopy(s.app.book.accounts)
-    result = check(s.app.book, POLICY, account, raw)
+    result = check(s.app.book, POLICY, account, raw, store=s.store)
     assert (s.store.last_seq(), s.store.reject_count()) == (seq, rejects)
     assert s.app.book.accounts == accounts
     assert result.journal_seq == seq
@@ -91,12 +91,12 @@ def test_the_figures_before_are_kept_until_the_journal_moves_on() -> None:
     _one_btc_with_loan(s)
     kept = FiguresBefore()
     raw = _record("withdrawal_requested", account_id="C1", asset="BTC", amount="0.1")
-    first = check(s.app.book, POLICY, "C1", raw, kept)
-    again = check(s.app.book, POLICY, "C1", raw, kept)
+    first = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
+    again = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
     assert again.before is first.before  # the same journal seq: computed once
     # A deposit of 10,000 USD: E = 60,000 + 10,000 - 15,000 = 55,000, available 13,000.
     s.deposit("C1", "USD", "10000")
-    moved = check(s.app.book, POLICY, "C1", raw, kept)
+    moved = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
     assert moved.journal_seq > first.journal_seq
     assert _figure(moved, "before", "equity") == Decimal("55000")
     assert _figure(moved, "before", "available") == Decimal("13000")
@@ -228,7 +228,11 @@ def test_a_check_takes_only_orders_withdrawals_and_loan_draws_for_its_own_accoun
     _usd_trader(s)
     with pytest.raises(CheckError, match="not deposit"):
         check(
-            s.app.book, POLICY, "T1", _record("deposit", account_id="T1", asset="USD", amount="1")
+            s.app.book,
+            POLICY,
+            "T1",
+            _record("deposit", account_id="T1", asset="USD", amount="1"),
+            store=s.store,
         )
     with pytest.raises(CheckError, match="not T2"):
-        check(s.app.book, POLICY, "T2", _perp("buy", "1", "60000"))
+        check(s.app.book, POLICY, "T2", _perp("buy", "1", "60000"), store=s.store)

@@ -141,8 +141,7 @@ def _no_registers(store: LedgerStore, after_seq: int, seq: int) -> snapshots.Sna
     return snapshots.SnapshotRegisters(
         after_seq=after_seq,
         seq=seq,
-        counts=(0, 0, 0),
-        seen_inputs={},
+        counts=(0, 0),
         trades={},
         deposits={},
         format=snapshots.SNAPSHOT_FORMAT,
@@ -165,7 +164,7 @@ def test_a_snapshot_that_does_not_match_the_journal_hash_is_not_used(
     wrong = dataclasses.replace(latest.book, total_loans=latest.book.total_loans + 1)
     _write_over(snapshotted, msgspec.structs.replace(latest, book=wrong))
     # The forged snapshot claims seq latest+1 with the hash of seq latest: refused.
-    restored = snapshots.book_at(snapshotted, latest.seq + 1, with_inputs=False)
+    restored = snapshots.book_at(snapshotted, latest.seq + 1, with_registers=False)
     expected = _replayed(snapshotted, latest.seq + 1)
     assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
 
@@ -183,13 +182,13 @@ def test_a_snapshot_written_by_other_code_is_not_used(snapshotted: LedgerStore) 
     restored = LedgerApplication(snapshotted, POLICY).book
     expected = _replayed(snapshotted)
     assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
-    assert list(restored.seen_inputs.items()) == list(expected.seen_inputs.items())
+    assert list(restored.trades.items()) == list(expected.trades.items())
 
 
-def test_a_broken_run_of_seen_inputs_falls_back_to_a_replay(snapshotted: LedgerStore) -> None:
+def test_a_broken_run_of_registers_falls_back_to_a_replay(snapshotted: LedgerStore) -> None:
     latest = _latest_snapshot(snapshotted)
     (entry,) = snapshotted.read_journal(latest.seq, 1)
-    # A genuine book at seq latest+1, but its seen inputs miss that input's event id.
+    # A genuine book at seq latest+1, but its register record claims no trades at all.
     at_next = _replayed(snapshotted, latest.seq + 1)
     genuine = msgspec.structs.replace(
         latest,
@@ -203,7 +202,8 @@ def test_a_broken_run_of_seen_inputs_falls_back_to_a_replay(snapshotted: LedgerS
     )
     restored = LedgerApplication(snapshotted, POLICY).book
     expected = _replayed(snapshotted)
-    assert list(restored.seen_inputs.items()) == list(expected.seen_inputs.items())
+    assert expected.trades  # the forged record's zero counts disagree: not joined
+    assert list(restored.trades.items()) == list(expected.trades.items())
 
 
 def test_a_second_snapshot_at_the_same_seq_is_refused(snapshotted: LedgerStore) -> None:
@@ -272,14 +272,14 @@ def test_registers_of_an_older_format_start_a_new_run_from_seq_1(
     format_1 = {
         "after_seq": 0,
         "seq": last,
-        "counts": [len(older.seen_inputs), 1, 0],
-        "seen_inputs": older.seen_inputs,
+        "counts": [0, 1, 0],
+        "seen_inputs": {},
         "trades": {"T1": {"event": {"type": "spot_trade_booked", "seq": 5}}},
         "deposits": {},
     }
     store.append_snapshot(last, msgspec.msgpack.encode(book), msgspec.msgpack.encode(format_1))
     assert snapshots.latest_mark(store) == snapshots.SnapshotMark()  # the run ends there
-    assert snapshots.restore(store, with_inputs=True).last_seq == 0  # not joined: a replay
+    assert snapshots.restore(store, with_registers=True).last_seq == 0  # not joined: a replay
     # A start on the store at rest: the older snapshot holds this seq, so none is recorded
     # (nor is the start refused); the first batch records one, starting a run.
     app = LedgerApplication(store, POLICY, snapshot_events=100)

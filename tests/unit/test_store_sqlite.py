@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import Tracking
 
 from ledger.journal import GENESIS_HASH
-from ledger.store import LedgerStore, StoreUrlError, open_factory
+from ledger.store import INPUTS_SEEN_TABLE, LedgerStore, StoreUrlError, open_factory
 from ledger.store_url import parse_postgres_url
 from tests.store_suite import *  # noqa: F403  # the shared suite's tests run here
-from tests.store_suite import INBOX, journal_entries
+from tests.store_suite import INBOX, decided_entries, input_digest, journal_entries
 
 
 @pytest.fixture
@@ -21,6 +22,23 @@ def store_url(tmp_path: Path) -> str:
 
 def test_the_suite_is_collected_here() -> None:
     assert "test_a_large_batch_in_one_append" in globals()
+
+
+def test_a_store_written_before_the_inputs_seen_table_is_filled_from_its_journal(
+    store_url: str, tmp_path: Path
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        store.append(decided_entries(1, 4_000, GENESIS_HASH), [], Tracking(INBOX, 0))
+    with sqlite3.connect(tmp_path / "ledger.db") as connection:  # as older code left it
+        connection.execute(f"DROP TABLE {INPUTS_SEEN_TABLE}")
+    with LedgerStore.open(store_url) as store:  # a writer's open makes the table, empty
+        assert store.inputs_seen(["in-1"], 4_000) == {}
+        assert store.catch_up_inputs_seen() == 4_000
+        ids = [f"in-{n}" for n in range(2_001)]
+        assert store.inputs_seen(ids, 4_000) == {
+            f"in-{n}": input_digest(n) for n in range(1, 2_001)
+        }  # in-0's first event would be at seq 0: not in this journal
+        assert store.catch_up_inputs_seen() == 0  # the last record is the last input's
 
 
 def test_a_memory_store_is_private_to_its_instance() -> None:
