@@ -189,7 +189,8 @@ def test_a_check_is_decided_on_what_another_writer_committed_since(
             seq = writer.last_seq()
             assert seq > first["journal_seq"]
             second = client.post(f"/accounts/{account_id}/checks", content=raw).json()
-            expected = pretrade.check(reporting.book_as_of(writer, None), policy, account_id, raw)
+            book = reporting.book_as_of(writer, None)
+            expected = pretrade.check(book, policy, account_id, raw, store=writer)
             assert second == expected.document(policy.version)
             assert second["journal_seq"] == seq
             equity_gain = Decimal(second["before"]["equity"]) - Decimal(first["before"]["equity"])

@@ -58,9 +58,10 @@ def _withdrawal(account_id: str) -> bytes:
 def test_every_worker_answers_the_check_one_process_would(store_url: str, tmp_path: Path) -> None:
     with LedgerStore.open(store_url) as store:
         book = reporting.book_as_of(store, None)
-    account_id = sorted(a.account_id for a in book.clients() if a.balance("USD") > 0)[0]
-    raw = _withdrawal(account_id)
-    expected = pretrade.check(book, POLICY, account_id, raw).document(POLICY.version)
+        account_id = sorted(a.account_id for a in book.clients() if a.balance("USD") > 0)[0]
+        raw = _withdrawal(account_id)
+        checked = pretrade.check(book, POLICY, account_id, raw, store=store)
+    expected = checked.document(POLICY.version)
     with running_api(store_url, tmp_path / "api.log", workers) as api:
         assert len(_workers_of(api.process.pid)) == workers
         assert listening_sockets(api.port) == workers
