@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
 
+import msgspec
+
 from ledger import risk
 from ledger.book import Account
 from ledger.invariants import InvariantViolation
@@ -43,8 +45,7 @@ class _Bands:
 _HeldState = tuple[tuple[tuple[str, Decimal], ...], tuple[tuple[str, Decimal, Decimal], ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class _HealthyWatch:
+class _HealthyWatch(msgspec.Struct, frozen=True):  # made on every review: a fast init
     generation: int
     usd: Decimal
     loan: Decimal
