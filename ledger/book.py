@@ -201,6 +201,10 @@ class Book:
     # Client trades by trade_id (each an encoded `BookedTrade`, decoded only when a bust
     # asks for it: a restart reads this register whole) and client deposits by reference,
     # for busts and returns, with the ids already reversed (each is reversed at most once).
+    # A reader's book (`keeps_originals` False: views, queries, audit, read from a store)
+    # keeps none on booking: only the original of each reversal it applies, read from the
+    # journal at the reversal's `original_seq` just before (`remember_original`).
+    keeps_originals: bool = True
     trades: dict[str, bytes] = field(default_factory=dict)
     busted: set[str] = field(default_factory=set)
     deposits: dict[str, je.DepositCredited] = field(default_factory=dict)
@@ -236,6 +240,42 @@ class Book:
     def _keep_trade(self, trade: BookedTrade, trade_id: str) -> None:
         if trade_id not in self.trades:  # the first booking under an id is the one reversed
             self.trades[trade_id] = _encode_trade(trade)
+
+    def remember_original(
+        self, original: je.JournalEventType, reversal: je.TradeReversed | je.DepositReversed
+    ) -> None:
+        """A reader's book: keep the original that `reversal`, about to be applied, reverses
+        (the journal's record at its `original_seq`). A perpetual position before the trade
+        is the one the reversal restores (its `size_after`, `entry_price_after`)."""
+        require(original.seq == reversal.original_seq, "a reversal's original is another seq")
+        if isinstance(reversal, je.DepositReversed):
+            deposit = reversal.reference
+            if not (isinstance(original, je.DepositCredited) and original.reference == deposit):
+                raise InvariantViolation(f"deposit {deposit} reversed, never booked there")
+            self.deposits.setdefault(deposit, original)
+            return
+        match original:
+            case je.SpotTradeBooked(trade_id=reversal.trade_id):
+                trade = _booked(
+                    original, present(original.account_id, "a trade's account"), original.symbol
+                )
+                trade = msgspec.structs.replace(trade, quote_amount=original.quote_amount)
+            case je.PerpTradeBooked(trade_id=reversal.trade_id):
+                trade = msgspec.structs.replace(
+                    _booked(
+                        original, present(original.account_id, "a trade's account"), original.market
+                    ),
+                    realized_pnl=original.realized_pnl,
+                    size_after=original.size_after,
+                    entry_price_after=original.entry_price_after,
+                    size_before=present(reversal.size_after, "a perpetual reversal's size"),
+                    entry_price_before=present(
+                        reversal.entry_price_after, "a perpetual reversal's entry price"
+                    ),
+                )
+            case _:
+                raise InvariantViolation(f"trade {reversal.trade_id} reversed, never booked there")
+        self.trades.setdefault(reversal.trade_id, _encode_trade(trade))
 
     def clients(self) -> list[Account]:
         return [a for a in self.accounts.values() if a.is_client]
@@ -464,7 +504,7 @@ class Book:
     def _apply_deposit(self, event: je.DepositCredited) -> None:
         account_id = self._id(event)
         self.post(event.asset, event.amount, CUSTODY, account_id)
-        if event.reference is not None and not is_reserved(account_id):
+        if event.reference is not None and self.keeps_originals and not is_reserved(account_id):
             self.deposits.setdefault(event.reference, event)
 
     def _reverse_deposit(self, event: je.DepositReversed) -> None:
@@ -515,10 +555,11 @@ class Book:
     def _apply_spot_trade(self, event: je.SpotTradeBooked) -> None:
         base = event.symbol.split("/")[0]
         account_id = self._id(event)
-        trade = _booked(event, account_id, event.symbol)
-        self._keep_trade(
-            msgspec.structs.replace(trade, quote_amount=event.quote_amount), event.trade_id
-        )
+        if self.keeps_originals:
+            trade = _booked(event, account_id, event.symbol)
+            self._keep_trade(
+                msgspec.structs.replace(trade, quote_amount=event.quote_amount), event.trade_id
+            )
         quantity, quote = event.quantity, event.quote_amount
         if event.side == "buy":
             self.post(base, quantity, HOUSE, account_id)
@@ -530,7 +571,7 @@ class Book:
 
     def _apply_perp_trade(self, event: je.PerpTradeBooked) -> None:
         account = self.accounts[self._id(event)]
-        if account.is_client:
+        if account.is_client and self.keeps_originals:
             held = account.positions.get(event.market)
             trade = msgspec.structs.replace(
                 _booked(event, account.account_id, event.market),

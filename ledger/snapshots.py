@@ -135,7 +135,13 @@ def snapshot_form(book: Book) -> Book:
     current batch, the append-only registers (kept apart) and the event being applied (none
     between events)."""
     return dataclasses.replace(
-        book, clock=None, new_inputs=None, trades={}, deposits={}, _applying=None
+        book,
+        clock=None,
+        new_inputs=None,
+        keeps_originals=True,
+        trades={},
+        deposits={},
+        _applying=None,
     )
 
 
@@ -188,24 +194,26 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers:
     """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
 
     With `with_registers` the book carries its append-only registers (a writer needs the
-    trades and deposits to reverse them); without, it carries none (enough for reading
-    figures)."""
+    trades and deposits to reverse them); without, it is a reader's book, which keeps none
+    (`Book.keeps_originals`): applied with `apply_from_store`, it reads the original of a
+    reversal from the journal."""
     found = store.snapshot_at_or_before(until_seq)
     if found is None:
-        return Book()
+        return Book(keeps_originals=with_registers)
     seq, record = found
     head = _decode_snapshot_head(record)
     if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
         log.info("snapshot at seq %s was written by other code: replaying from seq 1", seq)
-        return Book()
+        return Book(keeps_originals=with_registers)
     journal = store.read_journal(seq - 1, 1)
     if not journal or journal[0].seq != seq or _decode_hash(journal[0].record).hash != head.hash:
         log.warning("snapshot at seq %s does not match the journal: replaying from seq 1", seq)
-        return Book()
+        return Book(keeps_originals=with_registers)
     book = _decode_snapshot(record).book
+    book.keeps_originals = with_registers
     if with_registers and not _join_registers(store, book, seq):
         log.warning("registers up to seq %s are incomplete: replaying from seq 1", seq)
-        return Book()
+        return Book(keeps_originals=with_registers)
     return book
 
 
@@ -245,7 +253,7 @@ class SnapshotCheck:
 def check_all(store: LedgerStore) -> list[SnapshotCheck]:
     """Every snapshot compared with the book rebuilt from seq 1 (`ledger audit replay`):
     equal, differing, or written by other code (not comparable, never used by this code)."""
-    book = Book()
+    book = Book(keeps_originals=False)  # a snapshot keeps no registers: compared without
     checks = []
     after_seq = 0
     while found := store.read_snapshots(after_seq):
@@ -271,7 +279,16 @@ def apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
         if not entries:
             return
         for entry in entries:
-            book.apply(je.decode_journal_record(entry.record))
+            apply_from_store(store, book, je.decode_journal_record(entry.record))
+
+
+def apply_from_store(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:
+    """`book.apply(event)`; a reader's book (`Book.keeps_originals` False) first gets the
+    original a reversal reverses, read from the journal at the reversal's `original_seq`."""
+    if not book.keeps_originals and isinstance(event, je.TradeReversed | je.DepositReversed):
+        (original,) = store.read_journal(event.original_seq - 1, 1)
+        book.remember_original(je.decode_journal_record(original.record), event)
+    book.apply(event)
 
 
 def book_at(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:

@@ -2,13 +2,13 @@
 
 Replays the journal of a store (the `make bench` store, or any: `python -m
 tests.benchmarks.memory_bench sqlite:///PATH`) two ways, each in a fresh child process so
-that one's memory is not the other's: into a book from seq 1 (`Book.apply`, what a start
-without a snapshot does) and into every view (a scratch in-memory view database, what
-`ledger report` does on its first run). RSS is read from /proc every `sample_events`
-events; the figures are the peak, and the growth per million events over the second half
-of the journal (after the book holds every account): flat means about 0. A store of 10M
-events takes hours to build on a 2-core machine, so the 10M figure is that growth carried
-forward from the measured end, and says so. Asserts nothing.
+that one's memory is not the other's: into a reader's book from seq 1 (`Book.apply`, what
+`ledger query` or `audit replay` does without a snapshot) and into every view (a scratch
+in-memory view database, what `ledger report` does on its first run). RSS is read from
+/proc every `sample_events` events; the figures are the peak, and the growth per million
+events over the second half of the journal (after the book holds every account): flat
+means about 0. A store of 10M events takes hours to build on a 2-core machine, so the 10M
+figure is that growth carried forward from the measured end, and says so. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 import msgspec
 
 from ledger import journal_events as je
+from ledger import snapshots
 from ledger.book import Book
 from ledger.limits import journal_read_batch_events_max
 from ledger.policy import load_policy
@@ -59,11 +60,12 @@ def _figures(samples: list[tuple[int, float]]) -> MemoryFigures:
 
 
 def replay_book(store_url: str) -> MemoryFigures:
-    """`Book.apply` of every journal event from seq 1, RSS sampled on the way."""
-    book, samples = Book(), [(0, _rss_mib())]
+    """`Book.apply` of every journal event from seq 1 into a reader's book (as `ledger query`
+    and the audit replay build theirs: no registers kept), RSS sampled on the way."""
+    book, samples = Book(keeps_originals=False), [(0, _rss_mib())]
     with LedgerStore.open(store_url, read_only=True) as store:
         for entry in store.iter_journal():
-            book.apply(je.decode_journal_record(entry.record))
+            snapshots.apply_from_store(store, book, je.decode_journal_record(entry.record))
             if entry.seq % sample_events == 0:
                 samples.append((entry.seq, _rss_mib()))
         samples.append((book.last_seq, _rss_mib()))

@@ -20,6 +20,7 @@ from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.policy import load_policy
 from ledger.store import JournalConflict, LedgerStore
+from tests.ledger_scenario import Scenario
 
 POLICY = load_policy(None)
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -295,3 +296,44 @@ def test_registers_of_an_older_format_start_a_new_run_from_seq_1(
         assert list(getattr(restarted.book, register).items()) == list(
             getattr(expected, register).items()
         )
+
+
+def test_a_readers_book_keeps_only_the_reversed_originals_read_from_the_journal() -> None:
+    s = Scenario()
+    s.perp_long()  # C1 buys 0.1 BTC-PERP as p1
+    s.perp_buy("C1", "p2", "0.2", "61000", fee="1")  # the position grows: entry averaged
+    s.send("trade_busted", trade_id="p2", reason="off-market price")
+    s.mark("BTC", "60000")
+    s.send("deposit", account_id="C1", asset="BTC", amount="1", reference="bank-1")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="sell",
+        quantity="0.5", price="60000", fee="2",
+    )  # fmt: skip
+    s.send("trade_busted", trade_id="t1", reason="venue error")
+    s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
+    assert len(s.events("trade_reversed")) == 2
+    assert len(s.events("deposit_reversed")) == 1
+    writer = s.app.book
+    reader = Book(keeps_originals=False)
+    snapshots.apply_until(s.store, reader, s.store.last_seq())
+    assert snapshots.encode_book(reader) == snapshots.encode_book(writer)
+    # Only what was reversed, exactly as the writer kept it when it was booked.
+    assert set(reader.trades) == reader.busted == {"p2", "t1"}
+    assert {t: writer.trades[t] for t in reader.trades} == reader.trades
+    assert reader.deposits == {"bank-1": writer.deposits["bank-1"]}
+    assert set(writer.trades) == {"p1", "p2", "t1"}
+
+
+def test_a_read_from_a_snapshot_reverses_a_trade_booked_before_it() -> None:
+    s = Scenario()
+    s.app = LedgerApplication(s.store, POLICY, snapshot_events=1)  # a snapshot per batch
+    s.perp_long()
+    s.app.snapshot_events = never_events  # none after the bust: it is in the tail
+    s.send("trade_busted", trade_id="p1", reason="off-market price")
+    snapshot = s.store.snapshot_at_or_before()
+    assert snapshot is not None
+    assert snapshot[0] < s.store.last_seq()
+    read = reporting.book_as_of(s.store, None)  # the snapshot without registers, then the tail
+    assert not read.keeps_originals
+    assert snapshots.encode_book(read) == snapshots.encode_book(s.app.book)
+    assert read.accounts["C1"].positions == {}
