@@ -9,8 +9,7 @@ from ledger.store import LedgerStore
 from projections import views
 from projections.database import ProjectionConflict, ViewDatabase
 from projections.runner import ProjectionRunner
-from tests.unit.test_history import compare_history_with_replay
-from tests.unit.test_projections import ingest_simulation
+from tests.unit.test_projections import compare_history_with_replay, ingest_simulation
 
 pytestmark = pytest.mark.integration
 
