@@ -75,12 +75,12 @@ def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
 
 def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
     account = book.accounts[account_id]
+    # Each position's liquidation price comes with the figures, solved from the same
+    # valuation (the same equation as `risk.liquidation_price`, which values the account
+    # again for each position: half of this view's cost).
     figures = risk.margin_figures(account.holdings(), book.marks, policy)
     positions = []
     for position in figures.positions:
-        liquidation_price = risk.liquidation_price(
-            account.holdings(), book.marks, policy, position.market
-        )
         positions.append(
             {
                 "market": position.market,
@@ -91,7 +91,7 @@ def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
                 "notional": format_decimal(position.notional),
                 "initial_margin": format_decimal(position.initial_margin),
                 "maintenance_margin": format_decimal(position.maintenance_margin),
-                "liquidation_price": format_decimal(liquidation_price),
+                "liquidation_price": format_decimal(position.liquidation_price),
             }
         )
     return {
