@@ -64,7 +64,7 @@ def _holder(store: LedgerStore) -> str:
     )[0]
 
 
-def _withdrawal(account_id: str, amount: str) -> bytes:
+def withdrawal(account_id: str, amount: str) -> bytes:
     return json.dumps(
         {
             "type": "withdrawal_requested",
@@ -83,7 +83,7 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
     account_id = _holder(store)
     seq, rejects = store.last_seq(), store.reject_count()
     for amount in ("0.01", "999999999"):
-        raw = _withdrawal(account_id, amount)
+        raw = withdrawal(account_id, amount)
         response = client.post(f"/accounts/{account_id}/checks", content=raw)
         assert response.status_code == 200, response.text
         book = reporting.book_as_of(store, None)
@@ -92,7 +92,7 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
         assert response.json()["journal_seq"] == seq
     assert (store.last_seq(), store.reject_count()) == (seq, rejects)
     refused = client.post(
-        f"/accounts/{account_id}/checks", content=_withdrawal(account_id, "999999999")
+        f"/accounts/{account_id}/checks", content=withdrawal(account_id, "999999999")
     )
     assert refused.json()["reason_code"] == "insufficient_balance"
 
@@ -111,7 +111,7 @@ def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
     client: TestClient[Litestar], store: LedgerStore
 ) -> None:
     account_id = _holder(store)
-    response = client.post("/accounts/SOMEONE-ELSE/checks", content=_withdrawal(account_id, "1"))
+    response = client.post("/accounts/SOMEONE-ELSE/checks", content=withdrawal(account_id, "1"))
     assert response.status_code == 400
     assert "check it under its own account" in response.json()["detail"]
 
@@ -126,7 +126,7 @@ def test_checks_are_for_the_trading_and_risk_roles(
     token = client_token(account_id) if role == "client" else TOKENS_BY_ROLE[role]
     response = client.post(
         f"/accounts/{account_id}/checks",
-        content=_withdrawal(account_id, "0.01"),
+        content=withdrawal(account_id, "0.01"),
         headers=bearer(token),
     )
     assert response.status_code == status
@@ -140,7 +140,7 @@ def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
     account_id = _holder(store)
     record = tmp_path / "record.json"
     url = f"sqlite:///{store_path}"
-    record.write_bytes(_withdrawal(account_id, "0.01"))
+    record.write_bytes(withdrawal(account_id, "0.01"))
     assert main(["--store", url, "check", account_id, str(record), "--format", "json"]) == 0
     accepted = json.loads(capsys.readouterr().out)
     assert (accepted["outcome"], accepted["would_record"]) == ("accepted", ["withdrawal_approved"])
@@ -155,7 +155,7 @@ def test_ledger_check_prints_the_verdict_and_exits_1_on_a_refusal(
     shown = "-" if level is None else f"{(Decimal(level) * 100).quantize(Decimal('0.01')):,f}%"
     assert rows["margin_level"][1] == shown
     assert rows["status"][1] == after["status"]
-    record.write_bytes(_withdrawal(account_id, "999999999"))
+    record.write_bytes(withdrawal(account_id, "999999999"))
     assert main(["--store", url, "check", account_id, str(record)]) == 1
     table = capsys.readouterr().out
     assert "verdict       refused insufficient_balance" in table
@@ -171,7 +171,7 @@ def test_a_check_is_decided_on_what_another_writer_committed_since(
     with LedgerStore.open(url) as store, LedgerStore.open(url) as writer:
         account_id = _holder(store)
         security = api_security(client_accounts=(account_id,))
-        raw = _withdrawal(account_id, "0.01")
+        raw = withdrawal(account_id, "0.01")
         with TestClient(create_app(store, policy, security)) as client:
             client.headers.update(bearer(TOKENS_BY_ROLE["risk"]))
             first = client.post(f"/accounts/{account_id}/checks", content=raw).json()

@@ -3,8 +3,6 @@ giving the answers one process gives, stopped together."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import signal
 from pathlib import Path
@@ -12,13 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.commands import ingest_stream
-from app.simulation import simulate
 from ledger import pretrade, reporting
-from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from tests.api_process import listening_sockets, running_api
+from tests.unit.test_api_checks import withdrawal
+from tests.unit.test_projections import ingest_simulation
 
 workers = 2
 stop_timeout_s = 30.0
@@ -30,9 +27,7 @@ POLICY = load_policy(None)
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('workers') / 'ledger.db'}"
-    with LedgerStore.open(url) as store:
-        inbox = b"\n".join(simulate(5, 6, 1))
-        ingest_stream(LedgerApplication(store, POLICY), io.BytesIO(inbox), "test")
+    ingest_simulation(url, POLICY, 5, 6, 1)
     return url
 
 
@@ -43,23 +38,11 @@ def _workers_of(supervisor: int) -> list[int]:
     ]
 
 
-def _withdrawal(account_id: str) -> bytes:
-    record = {
-        "type": "withdrawal_requested",
-        "event_id": "proposed-withdrawal",
-        "occurred_at": "2026-11-30T00:00:00Z",
-        "account_id": account_id,
-        "asset": "USD",
-        "amount": "0.01",
-    }
-    return json.dumps(record).encode()
-
-
 def test_every_worker_answers_the_check_one_process_would(store_url: str, tmp_path: Path) -> None:
     with LedgerStore.open(store_url) as store:
         book = reporting.book_as_of(store, None)
         account_id = sorted(a.account_id for a in book.clients() if a.balance("USD") > 0)[0]
-        raw = _withdrawal(account_id)
+        raw = withdrawal(account_id, "0.01")
         checked = pretrade.check(book, POLICY, account_id, raw, store=store)
     expected = checked.document(POLICY.version)
     with running_api(store_url, tmp_path / "api.log", workers) as api:
