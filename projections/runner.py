@@ -87,21 +87,21 @@ class ProjectionRunner:
         return self.apply_events(je.decode_journal_record(record) for record in records)
 
     def apply_events(self, events: Iterable[je.JournalEventType]) -> BatchResult:
-        applied = 0
+        # Per event only what must be: the state, history and position are read once.
+        state, history, written = self.state, self.history, self.position.last_seq
+        applied, last = 0, state.last_seq
         for event in events:
-            if event.seq <= self.state.last_seq:
+            seq = event.seq
+            if seq <= last:
                 continue
-            if event.seq != self.state.last_seq + 1:
-                raise ProjectionGap(
-                    f"journal seq {event.seq} arrived where {self.state.last_seq + 1} belongs"
-                )
-            history = self.history
-            begins = self._history_begins and event.seq == self.position.last_seq + 1 > 1
-            if history is not None and begins:
+            if seq != last + 1:
+                raise ProjectionGap(f"journal seq {seq} arrived where {last + 1} belongs")
+            if history is not None and self._history_begins and seq == written + 1 > 1:
                 history.record_whole()  # the views were built before the history was kept
-            self.state.apply(event)
-            if event.seq <= self.position.last_seq:
-                self.state.forget_touched()  # already in the views: rebuild memory only
+            state.apply(event)
+            last = seq
+            if seq <= written:
+                state.forget_touched()  # already in the views: rebuild memory only
                 if history is not None:
                     history.forget()
             else:
