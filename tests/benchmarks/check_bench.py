@@ -188,6 +188,7 @@ def check_row(url: str) -> tuple[str, str, str]:
 
     The callers form a closed loop: the server processes answer them in turn, so a caller
     waits about `concurrent_callers / rate` for its answer whatever a check costs."""
+    load_before = os.getloadavg()[0]
     checks, health = check_latency(url, api_workers)
     one_process, _ = check_latency(url, 1)
     alone_p50, alone_p99 = in_process_ms(url, _orders(url))
@@ -197,7 +198,10 @@ def check_row(url: str) -> tuple[str, str, str]:
         f"p99 < {check_p99_target_ms} ms",
         f"{_figures(checks, 'checks')}; the same callers on /health: {_figures(health, 'answers')}"
         f"; one process (--workers 1): {_figures(one_process, 'checks')}; "
-        f"the check alone in process p50 {alone_p50:.2f} ms, p99 {alone_p99:.2f} ms",
+        f"the check alone in process p50 {alone_p50:.2f} ms, p99 {alone_p99:.2f} ms; "
+        # The machine's other work stretches every latency above: say how busy it was.
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+        f"{os.cpu_count()} cores",
     )
 
 
