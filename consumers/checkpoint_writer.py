@@ -19,7 +19,7 @@ import logging
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consumers.inbox import backoff_retry
+from consumers.store_retry import backoff_retry
 from ledger.checkpoints import checkpoint_position, sign_journal_entry
 from ledger.store import LedgerStore
 

@@ -15,13 +15,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from consumers.metrics import ServiceCounters
+from consumers.store_retry import STORE_OUTAGE_ERRORS, backoff_retry
 from consumers.topics import (
     TopicNames,
     kafka_connection,
@@ -29,10 +30,9 @@ from consumers.topics import (
 )
 from ledger.application import InboxItem, LedgerApplication
 from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max
-from ledger.store import LedgerStore, PersistenceError, Tracking, TrackingConflict
+from ledger.store import LedgerStore, Tracking, TrackingConflict
 
 log = logging.getLogger("consumers.inbox")
-_T = TypeVar("_T")
 
 inbox_poll_timeout_ms = 200  # getmany waits this long for records before looping
 inbox_fetch_max_wait_ms = 100  # broker holds a fetch this long to fill fetch_min_bytes
@@ -52,11 +52,6 @@ inbox_offset_commit_interval_s = 5.0  # Kafka offsets are only a convenience for
 # A commit waits this long at most: with the broker gone it would retry for as long as it
 # is away, holding up the loop (and a stop) for a convenience.
 inbox_offset_commit_timeout_s = 2.0
-store_outage_retries_max = 60  # then exit non-zero: the orchestrator restarts the service
-store_outage_backoff_initial_s = 0.2
-store_outage_backoff_max_s = 5.0
-# Errors of an unreachable or restarting database; anything else stops the service.
-STORE_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, OSError)
 
 
 def inbox_consumer(bootstrap: str, names: TopicNames) -> Any:
@@ -101,32 +96,6 @@ class IngestState:
     store_healthy: bool = True
     recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the relays
     counters: ServiceCounters = field(default_factory=ServiceCounters)  # for /metrics
-
-
-async def backoff_retry(
-    action: Callable[[], _T], what: str, on_failure: Callable[[], None] | None = None
-) -> _T:
-    """Run the blocking `action` in a thread until it succeeds, backing off on store
-    outages; re-raises after `store_outage_retries_max` failed attempts."""
-    delay_s = store_outage_backoff_initial_s
-    for attempt in range(1, store_outage_retries_max + 1):
-        try:
-            return await asyncio.to_thread(action)
-        except STORE_OUTAGE_ERRORS as error:
-            if on_failure is not None:
-                on_failure()
-            if attempt == store_outage_retries_max:
-                raise
-            log.warning(
-                "store_unavailable action=%s attempt=%d retry_in_s=%.1f error=%s",
-                what,
-                attempt,
-                delay_s,
-                str(error).splitlines()[0] if str(error) else type(error).__name__,
-            )
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, store_outage_backoff_max_s)
-    raise AssertionError("unreachable: the last attempt re-raises")
 
 
 def tracking_name(partition: TopicPartition) -> str:

@@ -26,7 +26,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
-from consumers.inbox import backoff_retry
+from consumers.store_retry import backoff_retry
 from consumers.topics import (
     kafka_connection,
     topic_partitions,

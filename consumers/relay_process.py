@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consumers.exit_status import EXIT_DIVERGED, EXIT_FAILED, EXIT_FENCED, EXIT_OK
-from consumers.inbox import backoff_retry
 from consumers.journal_relay import (
     Relay,
     RelayFenced,
@@ -49,6 +48,7 @@ from consumers.journal_relay import (
     read_rejects_batch,
 )
 from consumers.log_format import configure_logging
+from consumers.store_retry import backoff_retry
 from consumers.topics import TopicNames
 from ledger.store import LedgerStore
 

@@ -30,14 +30,10 @@ from consumers.exit_status import (
     EXIT_UNDECIDABLE,
 )
 from consumers.health import start_health_server
-from consumers.inbox import (
-    InboxIngest,
-    IngestState,
-    backoff_retry,
-    inbox_consumer,
-)
+from consumers.inbox import InboxIngest, IngestState, inbox_consumer
 from consumers.metrics import ServiceReading, metrics_text
 from consumers.relay_process import RelayConfig, RelayFeed, RelayProcess, RelayProcessFailed
+from consumers.store_retry import backoff_retry
 from consumers.topics import TopicNames, ensure_topics
 from ledger.application import LedgerApplication, UndecidableRecord
 from ledger.checkpoints import checkpoint_interval_default_s
