@@ -44,6 +44,9 @@ relay_idle_poll_s = 0.25  # re-read the store this often when nothing woke the r
 relay_transaction_timeout_ms = 60_000  # the coordinator aborts a transaction older than this
 relay_linger_ms = 2  # a short wait to fill batches: the whole transaction is sent at once
 relay_batch_bytes_max = 512 * 1024
+# Every record on partition 0: the ledger creates its topics with one partition (a total
+# order), and a topic made with more by hand still gets the journal in one order.
+relay_partition = 0
 relay_request_bytes_max = 1_048_576
 relay_error_backoff_initial_s = 0.5
 relay_error_backoff_max_s = 5.0
@@ -351,13 +354,32 @@ class Relay:
                 f"{self.name}: store gave position {batch[0].position} where {expected} belongs"
             )
         async with producer.transaction():
-            sent = [
-                await producer.send(self._topic, item.value, key=item.key, headers=item.headers)
-                for item in batch
-            ]
-            await asyncio.gather(*sent)
+            await asyncio.gather(*await self._send_batches(producer, batch))
         self.progress.published = batch[-1].position
         log.debug(
             "relay_published relay=%s topic=%s first=%d last=%d",
             self.name, self._topic, batch[0].position, batch[-1].position,
         )  # fmt: skip
+
+    async def _send_batches(
+        self, producer: AIOKafkaProducer, batch: list[Outgoing]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue `batch` as Kafka record batches of at most `relay_batch_bytes_max`, in
+        order, on partition `relay_partition`. A third of the CPU of a `send` per record:
+        no partitioner hash and no future per record."""
+        sent = []
+        builder = producer.create_batch()
+        for item in batch:
+            if _append(builder, item):
+                continue
+            sent.append(await producer.send_batch(builder, self._topic, partition=relay_partition))
+            builder = producer.create_batch()
+            require(_append(builder, item), "an empty Kafka batch takes any record")
+        sent.append(await producer.send_batch(builder, self._topic, partition=relay_partition))
+        return sent
+
+
+def _append(builder: Any, item: Outgoing) -> bool:
+    """Add `item` to a Kafka record batch; False when the batch is full."""
+    added = builder.append(timestamp=None, key=item.key, value=item.value, headers=item.headers)
+    return added is not None
