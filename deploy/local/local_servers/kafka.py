@@ -237,10 +237,19 @@ def class_path(settings: KafkaSettings) -> str:
     return str(settings.lib_dir / "*")
 
 
+def _cluster_id() -> str:
+    """A random cluster id as Kafka writes them: URL-safe base64 of a UUID. One that
+    starts with '-' would be read by the storage tool as an option (1 in 64 starts)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def format_storage(java: str, settings: KafkaSettings, secure: bool = False) -> None:
     if (settings.log_dirs / "meta.properties").is_file():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = _cluster_id()
     archive = class_archive.archive_path(java, settings.lib_dir, runtime_fingerprint())
     main, arguments = "kafka.tools.StorageTool", [
         "format", "--cluster-id", cluster_id, "--config", str(settings.properties_file),
