@@ -95,6 +95,7 @@ class IngestState:
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     store_healthy: bool = True
     recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the relays
+    first_poll_done: asyncio.Event = field(default_factory=asyncio.Event)  # starts the relays
     counters: ServiceCounters = field(default_factory=ServiceCounters)  # for /metrics
 
 
@@ -180,6 +181,7 @@ class InboxIngest:
             # inbox alone; with several, the journal records the interleaving chosen here.
             for partition in sorted(batches, key=lambda p: (p.topic, p.partition)):
                 await self._record(partition, batches[partition])
+            self._state.first_poll_done.set()
             self._note_lag()
             await self._maybe_commit_offsets()
         await self._maybe_commit_offsets(force=True)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -205,12 +206,19 @@ async def _stdin_reader() -> asyncio.StreamReader:
 
 
 async def _follow_service(reader: asyncio.StreamReader, streams: dict[str, _Stream]) -> None:
-    """Read the service's positions until it has ended every stream; raises EOFError
-    when the service is gone before that."""
+    """Read the service's positions until it has ended every stream. When the service is
+    gone before that, end the process at once: no cleanup is owed (the store was only
+    read; the next life's relays fence whatever transaction is open), and a cancelled
+    Kafka client can swallow its cancellation and keep publishing, taking the CPU the
+    next life needs to start."""
     while not all(stream.done.is_set() for stream in streams.values()):
         line = await reader.readline()
         if not line:
-            raise EOFError("the service ended without telling the relays to drain")
+            log.error(
+                "relay_process_orphaned: the service ended; the next start publishes the rest"
+            )
+            logging.shutdown()
+            os._exit(EXIT_FAILED)
         message = json.loads(line)
         for name, last in message["positions"].items():
             streams[name].last = last
@@ -293,9 +301,6 @@ def _failure_status(task: asyncio.Task[None]) -> int:
         # The alarm names the stream: `journal_topic_diverged`, `rejects_topic_diverged`...
         log.critical("alarm=%s_topic_diverged detail=%s", task.get_name(), error)
         return EXIT_DIVERGED
-    if isinstance(error, EOFError):
-        log.error("relay_process_orphaned: %s; the next start publishes the rest", error)
-        return EXIT_FAILED
     log.error("task_failed task=%s error=%r", task.get_name(), error, exc_info=error)
     return EXIT_FENCED if isinstance(error, RelayFenced) else EXIT_FAILED
 

@@ -386,6 +386,7 @@ def _service_tasks(parts: _Parts, stopping: asyncio.Event) -> set[asyncio.Task[N
             await parts.ingest.run(stopping)
         finally:
             ingest_done.set()
+            parts.state.first_poll_done.set()  # a stop before the first poll still drains
             ended("journal", "rejects")
 
     async def checkpoint() -> None:
@@ -394,10 +395,17 @@ def _service_tasks(parts: _Parts, stopping: asyncio.Event) -> set[asyncio.Task[N
         finally:
             ended("checkpoints")
 
+    async def relays() -> None:
+        # Decisions first: the relay process (an interpreter to start, Kafka clients, a
+        # backlog to publish) starts once the first poll is recorded, so that a restart
+        # under load records its first batch without the child taking the CPU meanwhile.
+        await parts.state.first_poll_done.wait()
+        await parts.relays.run(parts.feed)
+
     return {
         asyncio.create_task(ingest(), name="ingest"),
         asyncio.create_task(checkpoint(), name="checkpoint_writer"),
-        asyncio.create_task(parts.relays.run(parts.feed), name="relays"),
+        asyncio.create_task(relays(), name="relays"),
     }
 
 
