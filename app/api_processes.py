@@ -13,7 +13,8 @@ kernel spreads new connections over the workers that listen (by a hash of the co
 addresses), and a worker that stops takes only its own connections with it. The supervisor
 (the process `ledger api` started as) serves nothing: it forks the workers, each in its own
 process group so that a terminal's Ctrl-C reaches only the supervisor, passes SIGTERM or
-SIGINT on to every worker as SIGTERM, and when one worker exits stops the others and exits
+SIGINT on to every worker as SIGTERM, stops what an exited worker left in its group (the
+as_of pool of a worker that was killed), and when one worker exits stops the others and exits
 with the first failing status, for the service manager to restart the whole (a worker
 restarted alone would have to build its views while the others answer).
 """
@@ -79,6 +80,9 @@ def _supervise(workers: list[int]) -> int:
     while running:
         pid, wait_status = os.wait()
         running.discard(pid)
+        # What the worker started (its as_of pool) is in its process group: a worker that
+        # was killed left it running, orphaned, with the store open.
+        _signal_group(pid)
         code = os.waitstatus_to_exitcode(wait_status)
         if not stopping:
             # One worker gone (a fault, or killed): stop the others, report its status.
@@ -88,6 +92,11 @@ def _supervise(workers: list[int]) -> int:
         elif code > 0 and status == 0:
             status = code
     return status
+
+
+def _signal_group(group: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nothing left in it: a clean exit
+        os.killpg(group, signal.SIGTERM)
 
 
 def _signal_all(pids: set[int] | list[int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -71,3 +72,20 @@ def test_sigterm_stops_every_worker_and_a_lost_worker_stops_the_rest(
         os.kill(lost, signal.SIGKILL)
         assert api.process.wait(timeout=stop_timeout_s) == 1
         assert not Path(f"/proc/{survivor}").exists()  # stopped and reaped before it exited
+        deadline = time.monotonic() + stop_timeout_s
+        while _group_members(lost) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the killed worker's as_of pool, signalled, on its way out
+        assert _group_members(lost) == []
+
+
+def _group_members(group: int) -> list[int]:
+    """The processes in a process group (Linux's /proc: field 5 of a process's stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it exited while the folder was read
+        if int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
