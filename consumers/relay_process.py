@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -172,30 +173,28 @@ class _Stream:
 
 def _relays(store: LedgerStore, config: RelayConfig, streams: dict[str, _Stream]) -> list[Relay]:
     names = TopicNames(config.prefix)
-    common = {"bootstrap": config.bootstrap}
+    # stream: (topic, position header, transactional id, store read, tail check)
+    specs: dict[str, tuple[str, str, str, Callable[..., Any], Callable[..., None]]] = {
+        "journal": (names.events, "seq", names.journal_transactional_id,
+                    read_journal_batch, check_journal_tail),
+        "rejects": (names.rejects, "number", names.rejects_transactional_id,
+                    read_rejects_batch, check_rejects_tail),
+        "checkpoints": (names.checkpoints, "number", names.checkpoints_transactional_id,
+                        read_checkpoints_batch, check_checkpoints_tail),
+    }  # fmt: skip
     return [
         Relay(
-            name="journal", topic=names.events, header="seq",
-            transactional_id=names.journal_transactional_id,
-            read_batch=lambda after: read_journal_batch(store, after),
-            wake=streams["journal"].wake,
-            check_tail=lambda tail: check_journal_tail(store, tail), **common,
-        ),
-        Relay(
-            name="rejects", topic=names.rejects, header="number",
-            transactional_id=names.rejects_transactional_id,
-            read_batch=lambda after: read_rejects_batch(store, after),
-            wake=streams["rejects"].wake,
-            check_tail=lambda tail: check_rejects_tail(store, tail), **common,
-        ),
-        Relay(
-            name="checkpoints", topic=names.checkpoints, header="number",
-            transactional_id=names.checkpoints_transactional_id,
-            read_batch=lambda after: read_checkpoints_batch(store, after),
-            wake=streams["checkpoints"].wake,
-            check_tail=lambda tail: check_checkpoints_tail(store, tail), **common,
-        ),
-    ]  # fmt: skip
+            name=name,
+            bootstrap=config.bootstrap,
+            topic=topic,
+            transactional_id=transactional_id,
+            header=header,
+            read_batch=functools.partial(read, store),
+            wake=streams[name].wake,
+            check_tail=functools.partial(check, store),
+        )
+        for name, (topic, header, transactional_id, read, check) in specs.items()
+    ]
 
 
 async def _stdin_reader() -> asyncio.StreamReader:
