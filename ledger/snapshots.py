@@ -283,12 +283,17 @@ def apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
 
 
 def apply_from_store(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:
-    """`book.apply(event)`; a reader's book (`Book.keeps_originals` False) first gets the
+    """`book.apply(event)`, a reversal's original handed first (`hand_original`)."""
+    hand_original(store, book, event)
+    book.apply(event)
+
+
+def hand_original(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:
+    """Before `event` is applied: a reader's book (`Book.keeps_originals` False) gets the
     original a reversal reverses, read from the journal at the reversal's `original_seq`."""
     if not book.keeps_originals and isinstance(event, je.TradeReversed | je.DepositReversed):
         (original,) = store.read_journal(event.original_seq - 1, 1)
         book.remember_original(je.decode_journal_record(original.record), event)
-    book.apply(event)
 
 
 def book_at(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:

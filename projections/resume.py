@@ -32,7 +32,8 @@ log = logging.getLogger("projections.resume")
 
 # 3: the book whole but its clock: trades and deposits (a later bust or return reverses one)
 # and the inputs seen (the API's pre-trade check answers a repeated event id from them).
-STATE_FORMAT = 3
+# 4: a reader's book: the reversed originals only, no inputs seen (the store keeps them).
+STATE_FORMAT = 4
 # Fields a saved state leaves out: the policy (given by the caller, checked by digest) and
 # what the current batch touched (empty between batches).
 _LEFT_OUT = frozenset({"policy", "touched"})

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ledger import journal_events as je
+from ledger import snapshots
+from ledger.book import Book
 from ledger.invariants import require
 from ledger.limits import journal_read_batch_events_max
 from ledger.policy import Policy
@@ -141,7 +143,8 @@ class ProjectionRunner:
             end = (
                 start + batch_events if until_seq is None else min(start + batch_events, until_seq)
             )
-            written += self.apply_events(_events(store, start, end, progress)).applied
+            events = _events(store, self.state.book, start, end, progress)
+            written += self.apply_events(events).applied
             if self.state.last_seq == start:
                 break  # the journal's end
         return written
@@ -156,15 +159,19 @@ class ProjectionRunner:
 
 
 def _events(
-    store: LedgerStore, after_seq: int, until_seq: int, progress: Advance | None
+    store: LedgerStore, book: Book, after_seq: int, until_seq: int, progress: Advance | None
 ) -> Iterator[je.JournalEventType]:
-    """The journal's events after `after_seq` up to `until_seq`, read a page at a time."""
+    """The journal's events after `after_seq` up to `until_seq`, read a page at a time; the
+    original of a reversal is handed to `book` (which keeps none) before it is applied."""
     while after_seq < until_seq:
         limit = min(journal_read_batch_events_max, until_seq - after_seq)
         entries = store.read_journal(after_seq, limit)
         if not entries:
             return
-        yield from (je.decode_journal_record(entry.record) for entry in entries)
+        for entry in entries:
+            event = je.decode_journal_record(entry.record)
+            snapshots.hand_original(store, book, event)
+            yield event
         if progress is not None:
             progress(len(entries))
         after_seq = entries[-1].seq

@@ -35,7 +35,9 @@ class PolicyMismatch(ValueError):
 @dataclass
 class ProjectionState:
     policy: Policy
-    book: Book = field(default_factory=Book)
+    # A reader's book: no client trade or deposit kept on booking, the original of each
+    # reversal handed to it from the store's journal (`ProjectionRunner.follow`).
+    book: Book = field(default_factory=lambda: Book(keeps_originals=False))
     recorded_at: str = ""
     calls: dict[str, CallRecord] = field(default_factory=dict)
     liquidations: dict[str, LiquidationRecord] = field(default_factory=dict)

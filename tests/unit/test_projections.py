@@ -395,3 +395,24 @@ def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy)
         ProjectionRunner(scratch, policy).follow(store, until_seq=100)
         assert scratch.history_start() is None
         assert not history.covers(scratch, 50)
+
+
+def test_views_read_a_reversals_original_from_the_store_and_keep_no_other(
+    policy: Policy,
+) -> None:
+    s = Scenario()
+    s.perp_long()
+    s.perp_buy("C1", "p2", "0.2", "61000", fee="1")
+    s.send("trade_busted", trade_id="p2", reason="off-market price")
+    s.send("deposit", account_id="C1", asset="USD", amount="5000", reference="bank-1")
+    s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
+    assert [len(s.events(t)) for t in ("trade_reversed", "deposit_reversed")] == [1, 1]
+    with ViewDatabase.open("sqlite:///:memory:") as database:
+        runner = ProjectionRunner(database, policy)
+        runner.follow(s.store)
+        assert set(runner.state.book.trades) == {"p2"}  # not p1: only what was reversed
+        assert set(runner.state.book.deposits) == {"bank-1"}
+        records = [entry.record for entry in s.store.iter_journal()]
+        # An exported journal has no store behind it: its book keeps every original.
+        with views.views_from_records(records, policy, 3) as exported:
+            assert views.snapshot(database) == views.snapshot(exported)
