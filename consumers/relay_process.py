@@ -268,20 +268,47 @@ async def _publish() -> int:
     following = asyncio.create_task(_follow_service(reader, streams), name="service")
     sent: dict[str, tuple[int, bool]] = {}
     reporting = asyncio.create_task(_report(relays, sent), name="report")
+    status = EXIT_FAILED  # what a cancellation of this coroutine leaves
     try:
-        pending: set[asyncio.Task[None]] = {*tasks, following}
-        while tasks & pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            failed = [t for t in done if t.exception() is not None]
-            if failed:
-                return _failure_status(failed[0])
-        return EXIT_OK
+        status = await _first_end(tasks, following)
     finally:
-        for task in [*tasks, following, reporting]:
-            task.cancel()
-        await asyncio.gather(*tasks, following, reporting, return_exceptions=True)
+        await _stop([*tasks, following, reporting], status)
         _send_progress(relays, sent)  # the last word: what /health says at the stop
         await _close_store(store)
+    return status
+
+
+async def _first_end(tasks: set[asyncio.Task[None]], following: asyncio.Task[None]) -> int:
+    """EXIT_OK once every relay has drained; the status of the first task that failed."""
+    pending: set[asyncio.Task[None]] = {*tasks, following}
+    while tasks & pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t.exception() is not None]
+        if failed:
+            return _failure_status(failed[0])
+    return EXIT_OK
+
+
+async def _stop(tasks: list[asyncio.Task[None]], status: int) -> None:
+    """Cancel `tasks` and wait for them, at most `relay_process_stop_timeout_s`. A Kafka
+    client can swallow its cancellation (a relay still starting went on to check its tail
+    after another relay's alarm); waiting for it, here or in asyncio.run's own teardown,
+    would keep the service from ever hearing the status. Past the bound the process ends
+    with `status` at once: the store was only read, and the next life fences the rest."""
+    for task in tasks:
+        task.cancel()
+    try:
+        async with asyncio.timeout(relay_process_stop_timeout_s):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    except TimeoutError:
+        log.error(
+            "relay_process_stop_timeout: a relay ignored its cancellation for %.0f s; "
+            "ending with status %d",
+            relay_process_stop_timeout_s,
+            status,
+        )
+        logging.shutdown()
+        os._exit(status)
 
 
 async def _close_store(store: LedgerStore) -> None:
