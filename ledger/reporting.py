@@ -76,8 +76,7 @@ def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
 def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
     account = book.accounts[account_id]
     # Each position's liquidation price comes with the figures, solved from the same
-    # valuation (the same equation as `risk.liquidation_price`, which values the account
-    # again for each position: half of this view's cost).
+    # valuation rather than valuing the account again per position.
     figures = risk.margin_figures(account.holdings(), book.marks, policy)
     positions = []
     for position in figures.positions:

@@ -394,36 +394,6 @@ def _position_figures(
     )
 
 
-def liquidation_price(
-    holdings: AccountHoldings, marks: Mapping[str, Decimal], policy: Policy, market: str
-) -> Decimal | None:
-    """The mark of `market` at which `E = liquidation_requirement`, every other mark held
-    constant (docs/risk-model.md "Valuation"), rounded half-even to 8 places; None when the account
-    holds no position in `market` or no positive price satisfies the equation.
-
-    The market's own mark is not needed (a missing one does not raise). See
-    `_solve_liquidation_price` for the algebra.
-    """
-    position = next((p for p in holdings.positions if p.market == market), None)
-    if position is None or position.size.is_zero():
-        return None
-    others = tuple(p for p in holdings.positions if p.market != market)
-    with localcontext(DECIMAL_CONTEXT):
-        market_value, _, _, _, h_liquidation = _value_balances(holdings.balances, marks, policy)
-        equity_without = market_value - holdings.loan
-        requirement_without = h_liquidation
-        for term in _position_terms(others, marks, policy):
-            equity_without += term.unrealized_pnl
-            requirement_without += term.maintenance_margin
-    return _solve_liquidation_price(
-        position.size,
-        position.entry_price,
-        equity_without,
-        requirement_without,
-        policy.market(market),
-    )
-
-
 def _solve_liquidation_price(
     size: Decimal,
     entry_price: Decimal,

@@ -32,7 +32,6 @@ from ledger.risk import (
     daily_interest,
     funding_payments,
     lending_value,
-    liquidation_price,
     maintenance_margin,
     margin_call_amount,
     margin_figures,
@@ -243,24 +242,37 @@ def single_perp(cash: str, size: str, entry: str) -> AccountHoldings:
     return account({"USD": cash}, positions=(("BTC-PERP", size, entry),))
 
 
+def liquidation_price(
+    holdings: AccountHoldings, prices: dict[str, Decimal], market: str
+) -> Decimal | None:
+    """The liquidation price `margin_figures` gives `market`'s position. A position's own
+    mark does not enter it (every other mark held constant), so where `prices` has no mark
+    for a position its entry price stands in."""
+    entries = {p.market: p.entry_price for p in holdings.positions}
+    figures = margin_figures(holdings, {**entries, **prices}, POLICY)
+    return next((p.liquidation_price for p in figures.positions if p.market == market), None)
+
+
 def test_liquidation_price_of_a_long_with_usd_collateral() -> None:
     # Cash c, long s at entry e, tier 1 (rate r = 0.05, amount 0). At mark P:
     #   E = c + s (P - e),  LR = s P r.   E = LR  <=>  P = (s e - c) / (s (1 - r))
     #                                              = e - (c - s e r) / (s (1 - r))
     # c = 10,000, s = 1, e = 60,000:  P = 50,000 / 0.95 = 52,631.578947368421...
     holdings = single_perp("10000", "1", "60000")
-    price = liquidation_price(holdings, {}, POLICY, "BTC-PERP")
+    price = liquidation_price(holdings, {}, "BTC-PERP")
     closed_form = (Fraction(1) * 60_000 - 10_000) / (Fraction(1) * (1 - Fraction("0.05")))
     assert price == D("52631.57894737")
     assert price == quantize(D(closed_form.numerator) / D(closed_form.denominator), 8)
-    figures = margin_figures(holdings, marks(BTC_PERP="60000"), POLICY)
-    assert figures.positions[0].liquidation_price == price
+    # the same price whatever the position's own mark
+    for mark in ("40000", "60000", "90000"):
+        figures = margin_figures(holdings, marks(BTC_PERP=mark), POLICY)
+        assert figures.positions[0].liquidation_price == price
 
 
 def test_liquidation_price_of_a_short_with_usd_collateral() -> None:
     # Short s < 0: E = c + s (P - e), LR = |s| P r.  P = (s e - c) / (s (1 + r))
     # c = 10,000, s = -1, e = 60,000:  P = (-60,000 - 10,000) / (-1.05) = 66,666.6666...
-    price = liquidation_price(single_perp("10000", "-1", "60000"), {}, POLICY, "BTC-PERP")
+    price = liquidation_price(single_perp("10000", "-1", "60000"), {}, "BTC-PERP")
     assert price == D("66666.66666667")
 
 
@@ -269,14 +281,14 @@ def test_liquidation_price_in_the_second_tier() -> None:
     # 50,000 < P <= 250,000:  175,000 + 20 (P - 60,000) = 1.5 P - 25,000
     #   18.5 P = 1,000,000  =>  P = 54,054.054054...  (notional 1,081,081: in tier 2).
     # Tier 1 would give 19 P = 1,025,000, P = 53,947.37, notional 1,078,947: not in tier 1.
-    price = liquidation_price(single_perp("175000", "20", "60000"), {}, POLICY, "BTC-PERP")
+    price = liquidation_price(single_perp("175000", "20", "60000"), {}, "BTC-PERP")
     assert price == D("54054.05405405")
 
 
 def test_liquidation_price_exactly_on_a_tier_boundary() -> None:
     # c = 250,000: tier 1 gives 19 P = 950,000, tier 2 gives 18.5 P = 925,000: both P = 50,000,
     # notional 1,000,000, the boundary (MM is continuous there).
-    price = liquidation_price(single_perp("250000", "20", "60000"), {}, POLICY, "BTC-PERP")
+    price = liquidation_price(single_perp("250000", "20", "60000"), {}, "BTC-PERP")
     assert price == D("50000.00000000")
 
 
@@ -285,17 +297,15 @@ def test_liquidation_price_with_spot_collateral_and_a_loan() -> None:
     # Holding the BTC mark constant: C = 60,000 - 40,000 = 20,000, K = 30,000.
     #   20,000 + (P - 60,000) = 30,000 + 0.05 P  =>  0.95 P = 70,000  =>  P = 73,684.2105...
     holdings = account({"BTC": "1"}, loan="40000", positions=(("BTC-PERP", "1", "60000"),))
-    assert liquidation_price(holdings, marks(BTC="60000"), POLICY, "BTC-PERP") == D(
-        "73684.21052632"
-    )
+    assert liquidation_price(holdings, marks(BTC="60000"), "BTC-PERP") == D("73684.21052632")
 
 
 def test_no_liquidation_price_without_a_positive_solution() -> None:
     # c = s e: P = 0 / 0.95 = 0, not positive; more cash makes it negative.
-    assert liquidation_price(single_perp("60000", "1", "60000"), {}, POLICY, "BTC-PERP") is None
-    assert liquidation_price(single_perp("90000", "1", "60000"), {}, POLICY, "BTC-PERP") is None
+    assert liquidation_price(single_perp("60000", "1", "60000"), {}, "BTC-PERP") is None
+    assert liquidation_price(single_perp("90000", "1", "60000"), {}, "BTC-PERP") is None
     # no position in the market
-    assert liquidation_price(single_perp("1000", "1", "60000"), {}, POLICY, "ETH-PERP") is None
+    assert liquidation_price(single_perp("1000", "1", "60000"), {}, "ETH-PERP") is None
 
 
 @settings(max_examples=200, deadline=None)
@@ -311,7 +321,7 @@ def test_at_the_liquidation_price_equity_meets_the_liquidation_requirement(
     holdings = AccountHoldings(
         {"USD": D(cash)}, D(0), (PositionHolding("BTC-PERP", size, D(entry)),)
     )
-    price = liquidation_price(holdings, {}, POLICY, "BTC-PERP")
+    price = liquidation_price(holdings, {}, "BTC-PERP")
     if price is None:
         assert size > 0  # a short always has one: P = (|s| e + c) / (|s| (1 + r))
         return
