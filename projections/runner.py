@@ -54,14 +54,25 @@ class ProjectionRunner:
     """One projection of the journal into a `ViewDatabase`, valued with one policy."""
 
     def __init__(
-        self, database: ViewDatabase, policy: Policy, name: str = DEFAULT_PROJECTION
+        self,
+        database: ViewDatabase,
+        policy: Policy,
+        name: str = DEFAULT_PROJECTION,
+        *,
+        from_store: bool = True,
     ) -> None:
+        """`from_store` False: the events come from somewhere with no store behind them
+        (an exported journal, a benchmark's records), so the book keeps every client trade
+        and deposit a reversal may name; `follow` hands it the originals instead."""
         self.database = database
         self.policy = policy
         self.name = name
         self.position = database.position(name)
         # Where the views stand, when their saved state fits; else from seq 1.
         self.state = resume(database, policy, self.position, name)
+        if not from_store:
+            require(self.state.last_seq == 0, "a runner without a store starts at seq 1")
+            self.state.book.keeps_originals = True
         self.history: HistoryRecorder | None = None
         self._history_begins = False  # the first batch written starts the history
         self._keep_history()

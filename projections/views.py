@@ -123,9 +123,7 @@ def views_from_records(
 ) -> ViewDatabase:
     """The views of an exported journal (JSON lines), in a scratch in-memory database."""
     scratch = ViewDatabase.open("sqlite:///:memory:")
-    runner = ProjectionRunner(scratch, policy)
-    # No store behind the records to read a reversal's original from: the book keeps them.
-    runner.state.book.keeps_originals = True
+    runner = ProjectionRunner(scratch, policy, from_store=False)
     for batch in _chunks(records, batch_records):
         runner.apply_records(batch)
         if progress is not None:

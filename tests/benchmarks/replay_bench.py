@@ -79,7 +79,7 @@ def replay_benchmark(
         je.decode_journal_record(record)
     decode_s = time.perf_counter() - started
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, policy, from_store=False)  # records, as exported
         started = time.perf_counter()
         for start in range(0, len(records), projection_batch_events_max):
             runner.apply_records(records[start : start + projection_batch_events_max])
