@@ -46,6 +46,15 @@ def _rss_mib() -> float:  # float-ok: memory
         return int(statm.read().split()[1]) * _PAGE_KIB / _MIB_KIB
 
 
+def _peak_rss_mib() -> float:  # float-ok: memory
+    """This address space's high-water mark (VmHWM). Not getrusage's ru_maxrss: Linux
+    keeps that across fork and exec, so a child started by a large `make bench` process
+    reported the parent's peak as its own."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / _MIB_KIB
+
+
 def _figures(samples: list[tuple[int, float]]) -> MemoryFigures:
     events, end_mib = samples[-1]
     half = [sample for sample in samples if sample[0] >= events // 2]
@@ -54,7 +63,7 @@ def _figures(samples: list[tuple[int, float]]) -> MemoryFigures:
     (first_events, first_mib) = half[0]
     span = max(events - first_events, 1)
     growth = (end_mib - first_mib) / span * 1_000_000
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _MIB_KIB
+    peak = _peak_rss_mib()
     carried = end_mib + growth * (large_events - events) / 1_000_000
     return MemoryFigures(events, peak, growth, carried)
 
