@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -411,6 +412,8 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
         guards=[security.guard],
+        # The pre-trade check's route authorises in its own middleware (app/api_checks.py).
+        state=State({"security": security}),
         exception_handlers={HTTPException: _error_handler(security), Exception: _fault},
         before_send=[security.before_send],
         on_startup=[open_views],

@@ -289,8 +289,8 @@ class _Exchange:
     bytes: int = 0
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization")
+def _bearer(header: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
     if header is None:
         raise NotAuthorizedException(
             detail="no token: send Authorization: Bearer <token>",
@@ -354,18 +354,35 @@ class ApiSecurity:
         more than the guard's own work (a token's hash looked up, a JWT's signature checked,
         both done while holding the interpreter's lock either way)."""
         template = str(connection.scope.get("path_template") or connection.scope["path"])
-        kind = access_kind(template, connection.path_params)
+        self.admit(
+            connection.scope,
+            access_kind(template, connection.path_params),
+            connection.path_params.get("account_id"),
+            connection.query_params.get("as_of"),
+            connection.headers.get("authorization"),
+        )
+
+    def admit(
+        self,
+        scope: Scope,
+        kind: AccessKind,
+        account_id: str | None,
+        as_of: str | None,
+        authorization: str | None,
+    ) -> None:
+        """The guard's decision on a request of `kind` carrying the `authorization` header:
+        return to let it through (its principal and role noted for the access log), or
+        raise its 401 or 403. The pre-trade check's route calls it before the framework's
+        guard would (app/api_checks.py)."""
         if kind == "public":
             return
         if self.insecure_no_auth:
             principal = Principal(insecure_principal, ("auditor",))
         else:
-            principal = self.principal(_bearer(connection))
-        exchange = _exchange(connection.scope)
+            principal = self.principal(_bearer(authorization))
+        exchange = _exchange(scope)
         exchange.principal = principal.name
-        account_id = connection.path_params.get("account_id")
-        decision = authorise(principal, kind, account_id, connection.query_params.get("as_of"))
-        match decision:
+        match authorise(principal, kind, account_id, as_of):
             case Grant(role=role):
                 exchange.role = role
             case Refusal(detail=detail):
@@ -381,7 +398,8 @@ class ApiSecurity:
         if self.insecure_no_auth:
             exchange.principal = insecure_principal
             return
-        exchange.principal = self.principal(_bearer(connection)).name
+        authorization = connection.headers.get("authorization")
+        exchange.principal = self.principal(_bearer(authorization)).name
 
     async def before_send(self, message: Message, scope: Scope) -> None:
         """Mark every response no-store (and insecure when it is), and log each request."""

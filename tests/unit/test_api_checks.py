@@ -200,3 +200,38 @@ def test_a_check_is_decided_on_what_another_writer_committed_since(
             assert f"ledger_journal_seq {seq}" in metrics
             counts = [line for line in metrics if line.startswith("ledger_journal_events_total")]
             assert sum(int(line.rsplit(" ", 1)[1]) for line in counts) == seq  # each once
+
+
+def test_the_route_answers_as_the_framework_handler_would(
+    store: LedgerStore, policy: Policy
+) -> None:
+    """The route's middleware answers a check itself (app/api_checks.py); a query string sends
+    the same request on to the framework's handler. Both give the same status, headers,
+    body and access-log line, for a verdict and for a 400, a 401 and a 403."""
+    account_id = _holder(store)
+    log = io.StringIO()
+    security = api_security(access_log=log)
+    cases = [
+        (TOKENS_BY_ROLE["trading"], account_id, withdrawal(account_id, "0.01")),
+        (TOKENS_BY_ROLE["risk"], account_id, withdrawal(account_id, "999999999")),
+        (TOKENS_BY_ROLE["trading"], account_id, b'{"type": "perp_trade"'),
+        (TOKENS_BY_ROLE["trading"], "SOMEONE-ELSE", withdrawal(account_id, "1")),
+        ("lgr_not_a_token", account_id, withdrawal(account_id, "1")),
+        (TOKENS_BY_ROLE["reporting"], account_id, withdrawal(account_id, "1")),
+    ]
+    with TestClient(create_app(store, policy, security)) as client:
+        for token, path_account, raw in cases:
+            answers = []
+            for query in ("", "?via=handler"):
+                response = client.post(
+                    f"/accounts/{path_account}/checks{query}", content=raw, headers=bearer(token)
+                )
+                headers = {k: v for k, v in response.headers.items() if k != "date"}
+                answers.append((response.status_code, headers, response.content))
+            assert answers[0] == answers[1]
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert len(lines) == 2 * len(cases)
+    for fast, handled in zip(lines[::2], lines[1::2], strict=True):
+        del fast["time"], handled["time"]
+        assert fast == handled
+    assert [line["status"] for line in lines[::2]] == [200, 200, 200, 400, 401, 403]
