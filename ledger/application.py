@@ -123,6 +123,7 @@ class LedgerApplication:
         self.snapshot = snapshots.latest_mark(store)
         store.catch_up_inputs_seen()
         self.replayed_events = 0  # journal events applied at the last start, after a snapshot
+        self.snapshot_seq = 0  # the seq of this code's latest book snapshot (0: none used)
         self.desk = self._replay()
         self._snapshot_when_due()
         self.reject_count = store.reject_count()
@@ -166,18 +167,16 @@ class LedgerApplication:
         return outcome
 
     def _snapshot_when_due(self) -> None:
-        """Record a snapshot once `snapshot_events` events passed since the last one, or
-        were replayed at start (the latest snapshot was of other code: an upgrade pays one
-        full replay, not one per start). A snapshot only saves replay time: a store fault
-        here is logged, not raised, since the batch itself is already recorded; so is a
-        snapshot that older code recorded at this seq (an upgrade of a store at rest: the
-        next batch records one)."""
-        since = self.book.last_seq - self.snapshot.seq
-        if since <= 0 or max(since, self.replayed_events) < self.snapshot_events:
+        """Record a snapshot once the book stands `snapshot_events` events past this code's
+        latest one: at start too, so that after an upgrade (no snapshot of this code) only
+        the first start replays from seq 1, even on a store at rest. A snapshot only saves
+        replay time: a store fault here is logged, not raised, since the batch itself is
+        already recorded."""
+        if self.book.last_seq - self.snapshot_seq < self.snapshot_events:
             return
         try:
             self.snapshot = snapshots.take(self.store, self.book, self.snapshot)
-            self.replayed_events = 0
+            self.snapshot_seq = self.book.last_seq
         except (PersistenceError, JournalConflict) as error:
             log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
 
@@ -322,9 +321,9 @@ class LedgerApplication:
 
     def _replay(self) -> Desk:
         book = snapshots.restore(self.store, with_registers=True)
-        restored_seq = book.last_seq
+        self.snapshot_seq = book.last_seq
         snapshots.apply_until(self.store, book, self.store.last_seq())
-        self.replayed_events = book.last_seq - restored_seq
+        self.replayed_events = book.last_seq - self.snapshot_seq
         book.new_inputs = {}
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)

@@ -13,10 +13,18 @@ stands at, in one store transaction:
   `as_of`) needs none of them. (The inputs seen are not in a book at all: the store keeps
   them, `LedgerStore.inputs_seen`.)
 
+The book snapshots are a stream per code digest and the register records a stream per
+format (`LedgerStore.append_snapshot`): a code version reads only its own snapshots, so the
+first start after an upgrade replays from seq 1 and records its snapshot at once, even at a
+seq where the older code recorded one (a store at rest), and the next start loads it. The
+register records are the same whatever code writes them (a format fixes them), so a
+snapshot at a seq whose register record is there already records only the book.
+
 A snapshot is derived data, never the truth. It is used only when its format and code
 digest are this code's, its hash equals the journal's at its seq, and the register records
-form an unbroken run from seq 1 to it; otherwise the book is rebuilt from seq 1 (logged), as
-`ledger audit replay` always does, comparing each snapshot with the rebuilt book.
+form an unbroken run from the first one to it; otherwise the book is rebuilt from seq 1
+(logged), as `ledger audit replay` always does, comparing each snapshot with the rebuilt
+book.
 """
 
 from __future__ import annotations
@@ -43,7 +51,8 @@ log = logging.getLogger("ledger.snapshots")
 
 # 2: a trade register entry is an encoded `BookedTrade`, not the whole journal event.
 # 3: no inputs seen (the store keeps them).
-SNAPSHOT_FORMAT = 3
+# 4: a stream per code digest and per register format; a run is its stream, from its start.
+SNAPSHOT_FORMAT = 4
 # What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
 # snapshot written before it, so a book is never restored into code that applies otherwise.
 _APPLY_CODE = (book_module, risk, money)
@@ -73,24 +82,18 @@ APPENDED_REGISTERS = ("trades", "deposits")
 
 
 class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
-    after_seq: int  # the previous snapshot's seq (0 for the first of a run)
+    after_seq: int  # the previous record's seq (0 for the first of its stream)
     seq: int
     counts: tuple[int, int]  # each register's size up to `seq`, these entries included
     trades: dict[str, bytes]  # trade id -> encoded `BookedTrade`
     deposits: dict[str, je.DepositCredited]
-    format: int = 1  # SNAPSHOT_FORMAT when written (format 1 recorded none)
-    # The seq of this run's first record (its after_seq is 0). A new format starts a new run
-    # from seq 1: the older records stay in the store, never read again.
-    run_from: int = 0
 
 
 class _RegistersHead(msgspec.Struct, frozen=True):
     """A register record without its entries (msgspec skips them unread)."""
 
     seq: int
-    counts: tuple[int, ...]  # of this format: tuple[int, int]; of format 2: three counts
-    format: int = 1
-    run_from: int = 0
+    counts: tuple[int, int]
 
 
 class _SnapshotHead(msgspec.Struct, frozen=True):
@@ -119,9 +122,8 @@ _decode_hash = msgspec.json.Decoder(_HashHead).decode
 class SnapshotMark:
     """Where the latest snapshot stands: its seq and its registers' sizes up to it."""
 
-    seq: int = 0  # 0: the next snapshot's registers start a run, holding everything
-    counts: tuple[int, ...] = (0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
-    run_from: int = 0  # the seq of the run's first register record
+    seq: int = 0  # 0: the next snapshot's registers are the first, holding everything
+    counts: tuple[int, int] = (0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
 
 
 def encode_book(book: Book) -> bytes:
@@ -154,7 +156,7 @@ def _gained(register: dict[str, Any], before: int) -> dict[str, Any]:
 
 def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
     """Record a snapshot of `book` (at its last seq) and what its append-only registers
-    gained since `previous`."""
+    gained since `previous` (unless `previous` is at this seq: other code recorded them)."""
     trades, deposits = book.trades, book.deposits
     counts = (len(trades), len(deposits))
     snapshot = BookSnapshot(
@@ -164,30 +166,28 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         hash=book.last_hash,
         book=snapshot_form(book),
     )
-    run_from = previous.run_from if previous.seq else book.last_seq
-    registers = SnapshotRegisters(
-        after_seq=previous.seq,
-        seq=book.last_seq,
-        counts=counts,
-        trades=_gained(trades, previous.counts[0]),
-        deposits=_gained(deposits, previous.counts[1]),
-        format=SNAPSHOT_FORMAT,
-        run_from=run_from,
-    )
-    store.append_snapshot(book.last_seq, _encode(snapshot), _encode(registers))
-    return SnapshotMark(book.last_seq, counts, run_from)
+    registers = None
+    if previous.seq != book.last_seq:
+        gained = SnapshotRegisters(
+            after_seq=previous.seq,
+            seq=book.last_seq,
+            counts=counts,
+            trades=_gained(trades, previous.counts[0]),
+            deposits=_gained(deposits, previous.counts[1]),
+        )
+        registers = (SNAPSHOT_FORMAT, _encode(gained))
+    store.append_snapshot(book.last_seq, (CODE_DIGEST, _encode(snapshot)), registers)
+    return SnapshotMark(book.last_seq, counts)
 
 
 def latest_mark(store: LedgerStore) -> SnapshotMark:
-    """The latest snapshot's mark, whatever code wrote it, if its registers are of this
-    format: the next one continues its run. Otherwise the next one starts a run."""
-    record = store.last_snapshot_registers()
+    """Where the latest register record of this format stands, whatever code wrote it:
+    the next one continues from it."""
+    record = store.last_snapshot_registers(SNAPSHOT_FORMAT)
     if record is None:
         return SnapshotMark()
     head = _decode_registers_head(record)
-    if head.format != SNAPSHOT_FORMAT:
-        return SnapshotMark()
-    return SnapshotMark(head.seq, head.counts, head.run_from)
+    return SnapshotMark(head.seq, head.counts)
 
 
 def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
@@ -197,13 +197,13 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers:
     trades and deposits to reverse them); without, it is a reader's book, which keeps none
     (`Book.keeps_originals`): applied with `apply_from_store`, it reads the original of a
     reversal from the journal."""
-    found = store.snapshot_at_or_before(until_seq)
+    found = store.snapshot_at_or_before(CODE_DIGEST, until_seq)
     if found is None:
         return Book(keeps_originals=with_registers)
     seq, record = found
     head = _decode_snapshot_head(record)
     if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
-        log.info("snapshot at seq %s was written by other code: replaying from seq 1", seq)
+        log.warning("snapshot at seq %s claims other code: replaying from seq 1", seq)
         return Book(keeps_originals=with_registers)
     journal = store.read_journal(seq - 1, 1)
     if not journal or journal[0].seq != seq or _decode_hash(journal[0].record).hash != head.hash:
@@ -219,16 +219,14 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers:
 
 def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
     """Fill the book's append-only registers from the run of register records up to
-    `until_seq`; False when that run is broken (a record missing, of another format, or a
-    count disagrees)."""
-    last = store.read_snapshot_registers(until_seq - 1, 1)
-    if not last:
+    `until_seq`; False when that run is broken (a record missing, or a count disagrees)."""
+    last = store.read_snapshot_registers(SNAPSHOT_FORMAT, until_seq - 1, 1)
+    if not last or _decode_registers_head(last[0]).seq != until_seq:
         return False
-    head = _decode_registers_head(last[0])
-    if (head.seq, head.format) != (until_seq, SNAPSHOT_FORMAT) or head.run_from <= 0:
-        return False
-    after_seq, cursor = 0, head.run_from - 1  # the run's first record follows `cursor`
-    while after_seq < until_seq and (records := store.read_snapshot_registers(cursor)):
+    after_seq = cursor = 0
+    while after_seq < until_seq and (
+        records := store.read_snapshot_registers(SNAPSHOT_FORMAT, cursor)
+    ):
         for record in records:
             registers = _decode_registers(record)
             if registers.after_seq != after_seq or registers.seq > until_seq:
@@ -247,26 +245,24 @@ def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class SnapshotCheck:
     seq: int
-    verdict: Literal["equal", "differs", "other code"]
+    verdict: Literal["equal", "differs"]
 
 
 def check_all(store: LedgerStore) -> list[SnapshotCheck]:
-    """Every snapshot compared with the book rebuilt from seq 1 (`ledger audit replay`):
-    equal, differing, or written by other code (not comparable, never used by this code)."""
+    """Every snapshot of this code compared with the book rebuilt from seq 1 (`ledger audit
+    replay`): equal or differing. Other code's snapshots are never read by this code."""
     book = Book(keeps_originals=False)  # a snapshot keeps no registers: compared without
     checks = []
     after_seq = 0
-    while found := store.read_snapshots(after_seq):
+    while found := store.read_snapshots(CODE_DIGEST, after_seq):
         seq, record = found[0]
         after_seq = seq
         apply_until(store, book, seq)
         head = _decode_snapshot_head(record)
-        if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
-            checks.append(SnapshotCheck(seq, "other code"))
-            continue
-        same = (head.seq, head.hash) == (book.last_seq, book.last_hash) and encode_book(
-            _decode_snapshot(record).book
-        ) == encode_book(book)
+        same = (
+            (head.format, head.code_digest, head.seq, head.hash)
+            == (SNAPSHOT_FORMAT, CODE_DIGEST, book.last_seq, book.last_hash)
+        ) and encode_book(_decode_snapshot(record).book) == encode_book(book)
         checks.append(SnapshotCheck(seq, "equal" if same else "differs"))
     return checks
 

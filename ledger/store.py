@@ -10,10 +10,12 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - rejects are a second stream, `REJECTS_STREAM_ID`, with version = the reject `number`;
 - a `Tracking` (input partition name, Kafka offset) is recorded in the same transaction,
   so a redelivered input books nothing: `append` raises `TrackingConflict`;
-- book snapshots and what the book's append-only registers gained since the previous
-  snapshot are two more streams, `SNAPSHOTS_STREAM_ID` and `SNAPSHOT_REGISTERS_STREAM_ID`,
-  with version = the journal `seq` they stand at (`ledger.snapshots` writes and checks
-  them; they are derived, never the truth);
+- book snapshots are a stream per version of the code that applies events
+  (`snapshot_stream(code_digest)`), and what the book's append-only registers gained since
+  the previous snapshot a stream per register format (`registers_stream(format)`), both with
+  version = the journal `seq` they stand at (`ledger.snapshots` writes and checks them; they
+  are derived, never the truth). A stream per version lets an upgraded writer record its
+  snapshot at a seq where older code recorded one (a store at rest);
 - signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
   `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps);
 - the inputs seen (`INPUTS_SEEN_TABLE`: event id, input digest, the seq of its first journal
@@ -63,8 +65,6 @@ __all__ = [
     "CHECKPOINTS_STREAM_ID",
     "JOURNAL_STREAM_ID",
     "REJECTS_STREAM_ID",
-    "SNAPSHOTS_STREAM_ID",
-    "SNAPSHOT_REGISTERS_STREAM_ID",
     "InterfaceError",
     "JournalConflict",
     "LedgerStore",
@@ -79,10 +79,6 @@ __all__ = [
 
 JOURNAL_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:journal")
 REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
-SNAPSHOTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:snapshots")
-SNAPSHOT_REGISTERS_STREAM_ID: UUID = uuid5(
-    NAMESPACE_URL, "urn:collateral-ledger:snapshot-registers"
-)
 CHECKPOINTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:checkpoints")
 REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
 SNAPSHOT_TOPIC = "book_snapshot"
@@ -91,6 +87,18 @@ CHECKPOINT_TOPIC = "journal_checkpoint"
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
+
+
+def snapshot_stream(code_digest: str) -> UUID:
+    """The stream of the book snapshots written by the code of `code_digest`. (Stores written
+    before streams per version keep theirs under `urn:collateral-ledger:snapshots`, unread.)"""
+    return uuid5(NAMESPACE_URL, f"urn:collateral-ledger:snapshots:{code_digest}")
+
+
+def registers_stream(register_format: int) -> UUID:
+    """The stream of the snapshot-register records of `register_format`."""
+    return uuid5(NAMESPACE_URL, f"urn:collateral-ledger:snapshot-registers:{register_format}")
+
 
 StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
 
@@ -389,38 +397,56 @@ class LedgerStore:
         """How many rejects are recorded (they are numbered 1, 2, … without gaps)."""
         return self._numbered_count(REJECTS_STREAM_ID)
 
-    def append_snapshot(self, seq: int, book: bytes, registers: bytes) -> None:
-        """Record a book snapshot and what its append-only registers gained since the previous
-        one, both at journal `seq`, in one transaction. Raises `JournalConflict` when `seq`
-        has one already."""
+    def append_snapshot(
+        self, seq: int, book: tuple[str, bytes], registers: tuple[int, bytes] | None
+    ) -> None:
+        """Record a book snapshot (code digest, record) and what its append-only registers
+        gained since the previous one (register format, record), both at journal `seq`, in
+        one transaction; `registers` None when that format's record at `seq` is recorded
+        already (by other code). Raises `JournalConflict` when `seq` has one already."""
         require(0 < seq <= self.last_seq(), f"a snapshot at seq {seq} is beyond the journal")
-        rows = [
-            StoredEvent(SNAPSHOTS_STREAM_ID, seq, SNAPSHOT_TOPIC, book),
-            StoredEvent(SNAPSHOT_REGISTERS_STREAM_ID, seq, SNAPSHOT_REGISTERS_TOPIC, registers),
-        ]
+        code_digest, book_record = book
+        rows = [StoredEvent(snapshot_stream(code_digest), seq, SNAPSHOT_TOPIC, book_record)]
+        if registers is not None:
+            register_format, record = registers
+            stream = registers_stream(register_format)
+            rows.append(StoredEvent(stream, seq, SNAPSHOT_REGISTERS_TOPIC, record))
         try:
             self._recorder.insert_events(rows)
         except IntegrityError as error:
             raise JournalConflict(f"a snapshot at seq {seq} is already recorded") from error
 
-    def snapshot_at_or_before(self, seq: int | None = None) -> tuple[int, bytes] | None:
-        """The latest book snapshot at or before `seq` (default: the latest), with its seq."""
-        rows = self._recorder.select_events(SNAPSHOTS_STREAM_ID, lte=seq, desc=True, limit=1)
+    def snapshot_at_or_before(
+        self, code_digest: str, seq: int | None = None
+    ) -> tuple[int, bytes] | None:
+        """The latest book snapshot of `code_digest` at or before `seq` (default: the
+        latest), with its seq."""
+        stream = snapshot_stream(code_digest)
+        rows = self._recorder.select_events(stream, lte=seq, desc=True, limit=1)
         return (rows[0].originator_version, rows[0].state) if rows else None
 
-    def read_snapshots(self, after_seq: int = 0, limit: int = 1) -> list[tuple[int, bytes]]:
-        """Up to `limit` book snapshots after journal seq `after_seq`, in seq order."""
-        rows = self._recorder.select_events(SNAPSHOTS_STREAM_ID, gt=after_seq, limit=limit)
+    def read_snapshots(
+        self, code_digest: str, after_seq: int = 0, limit: int = 1
+    ) -> list[tuple[int, bytes]]:
+        """Up to `limit` book snapshots of `code_digest` after journal seq `after_seq`, in
+        seq order."""
+        stream = snapshot_stream(code_digest)
+        rows = self._recorder.select_events(stream, gt=after_seq, limit=limit)
         return [(row.originator_version, row.state) for row in rows]
 
-    def read_snapshot_registers(self, after_seq: int = 0, limit: int = 16) -> list[bytes]:
-        """Up to `limit` snapshot-register records after journal seq `after_seq`, in order."""
-        rows = self._recorder.select_events(SNAPSHOT_REGISTERS_STREAM_ID, gt=after_seq, limit=limit)
+    def read_snapshot_registers(
+        self, register_format: int, after_seq: int = 0, limit: int = 16
+    ) -> list[bytes]:
+        """Up to `limit` snapshot-register records of `register_format` after journal seq
+        `after_seq`, in order."""
+        stream = registers_stream(register_format)
+        rows = self._recorder.select_events(stream, gt=after_seq, limit=limit)
         return [row.state for row in rows]
 
-    def last_snapshot_registers(self) -> bytes | None:
-        """The latest snapshot-register record; None before the first snapshot."""
-        rows = self._recorder.select_events(SNAPSHOT_REGISTERS_STREAM_ID, desc=True, limit=1)
+    def last_snapshot_registers(self, register_format: int) -> bytes | None:
+        """The latest snapshot-register record of `register_format`; None before the first."""
+        stream = registers_stream(register_format)
+        rows = self._recorder.select_events(stream, desc=True, limit=1)
         return rows[0].state if rows else None
 
     def append_checkpoint(self, number: int, checkpoint: bytes) -> None:

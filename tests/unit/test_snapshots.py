@@ -68,7 +68,7 @@ def test_the_golden_scenario_restarted_from_snapshots_is_byte_identical() -> Non
     items = _items((GOLDEN / "crash_scenario.inbox.jsonl").read_bytes().splitlines())
     from_snapshots = _restarting_run(items, 1, snapshot_events=2)
     from_seq_1 = _restarting_run(items, 1, snapshot_events=never_events)
-    assert from_snapshots.snapshot_at_or_before() is not None
+    assert from_snapshots.snapshot_at_or_before(snapshots.CODE_DIGEST) is not None
     assert _journal_and_rejects(from_snapshots) == _journal_and_rejects(from_seq_1)
 
 
@@ -92,7 +92,7 @@ def test_a_snapshot_every_few_events_leaves_one_per_interval(simulated: list[Inb
     store = _restarting_run(simulated, simulated_batch_records, snapshot_events=500)
     seqs = []
     after = 0
-    while records := store.read_snapshot_registers(after):
+    while records := store.read_snapshot_registers(snapshots.SNAPSHOT_FORMAT, after):
         for record in records:
             seen = msgspec.msgpack.decode(record, type=snapshots.SnapshotRegisters)
             assert seen.after_seq == after  # an unbroken run from seq 1
@@ -131,31 +131,29 @@ def test_as_of_a_time_is_the_last_seq_recorded_at_or_before_it(snapshotted: Ledg
 
 
 def _latest_snapshot(store: LedgerStore) -> snapshots.BookSnapshot:
-    found = store.snapshot_at_or_before()
+    found = store.snapshot_at_or_before(snapshots.CODE_DIGEST)
     assert found is not None
     return msgspec.msgpack.decode(found[1], type=snapshots.BookSnapshot)
 
 
-def _no_registers(store: LedgerStore, after_seq: int, seq: int) -> snapshots.SnapshotRegisters:
+def _no_registers(after_seq: int, seq: int) -> tuple[int, bytes]:
     """A register record of this format, continuing the store's run, that claims the
     registers are empty (they are not)."""
-    return snapshots.SnapshotRegisters(
-        after_seq=after_seq,
-        seq=seq,
-        counts=(0, 0),
-        trades={},
-        deposits={},
-        format=snapshots.SNAPSHOT_FORMAT,
-        run_from=snapshots.latest_mark(store).run_from,
+    empty = snapshots.SnapshotRegisters(
+        after_seq=after_seq, seq=seq, counts=(0, 0), trades={}, deposits={}
     )
+    return snapshots.SNAPSHOT_FORMAT, msgspec.msgpack.encode(empty)
 
 
 def _write_over(store: LedgerStore, snapshot: snapshots.BookSnapshot) -> None:
     """Record `snapshot` one seq later than the real latest one, as a forger would."""
     seq = snapshot.seq + 1
     forged = msgspec.structs.replace(snapshot, seq=seq)
-    seen = _no_registers(store, after_seq=snapshot.seq, seq=seq)
-    store.append_snapshot(seq, msgspec.msgpack.encode(forged), msgspec.msgpack.encode(seen))
+    store.append_snapshot(
+        seq,
+        (snapshots.CODE_DIGEST, msgspec.msgpack.encode(forged)),
+        _no_registers(after_seq=snapshot.seq, seq=seq),
+    )
 
 
 def test_a_snapshot_that_does_not_match_the_journal_hash_is_not_used(
@@ -197,9 +195,10 @@ def test_a_broken_run_of_registers_falls_back_to_a_replay(snapshotted: LedgerSto
         hash=je.decode_journal_record(entry.record).hash,
         book=msgspec.msgpack.decode(snapshots.encode_book(at_next), type=Book),
     )
-    seen = _no_registers(snapshotted, after_seq=latest.seq, seq=latest.seq + 1)
     snapshotted.append_snapshot(
-        latest.seq + 1, msgspec.msgpack.encode(genuine), msgspec.msgpack.encode(seen)
+        latest.seq + 1,
+        (snapshots.CODE_DIGEST, msgspec.msgpack.encode(genuine)),
+        _no_registers(after_seq=latest.seq, seq=latest.seq + 1),
     )
     restored = LedgerApplication(snapshotted, POLICY).book
     expected = _replayed(snapshotted)
@@ -208,10 +207,10 @@ def test_a_broken_run_of_registers_falls_back_to_a_replay(snapshotted: LedgerSto
 
 
 def test_a_second_snapshot_at_the_same_seq_is_refused(snapshotted: LedgerStore) -> None:
-    found = snapshotted.snapshot_at_or_before()
+    found = snapshotted.snapshot_at_or_before(snapshots.CODE_DIGEST)
     assert found is not None
     with pytest.raises(JournalConflict):
-        snapshotted.append_snapshot(found[0], found[1], b"")
+        snapshotted.append_snapshot(found[0], (snapshots.CODE_DIGEST, found[1]), None)
 
 
 def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
@@ -253,49 +252,36 @@ def test_a_start_that_replays_a_whole_interval_records_a_snapshot_at_once(
     assert restarted.replayed_events == 0  # from the new snapshot, nothing left to replay
 
 
-def test_registers_of_an_older_format_start_a_new_run_from_seq_1(
-    simulated: list[InboxItem],
+@pytest.mark.parametrize("register_format", [None, 99], ids=["code", "code-and-registers"])
+def test_only_the_first_start_after_an_upgrade_of_a_store_at_rest_replays(
+    snapshotted: LedgerStore, monkeypatch: pytest.MonkeyPatch, register_format: int | None
 ) -> None:
-    earlier, later = simulated[:-simulated_batch_records], simulated[-simulated_batch_records:]
-    store = _restarting_run(earlier, simulated_batch_records, snapshot_events=never_events)
-    last = store.last_seq()
-    # What format 1 wrote at the journal's end: whole trade events, no format, no run_from;
-    # with a book snapshot of this code, so that only the registers' format stands in the way.
-    older = _replayed(store)
-    (entry,) = store.read_journal(last - 1, 1)
-    book = snapshots.BookSnapshot(
-        format=snapshots.SNAPSHOT_FORMAT,
-        code_digest=snapshots.CODE_DIGEST,
-        seq=last,
-        hash=je.decode_journal_record(entry.record).hash,
-        book=snapshots.snapshot_form(older),
-    )
-    format_1 = {
-        "after_seq": 0,
-        "seq": last,
-        "counts": [0, 1, 0],
-        "seen_inputs": {},
-        "trades": {"T1": {"event": {"type": "spot_trade_booked", "seq": 5}}},
-        "deposits": {},
-    }
-    store.append_snapshot(last, msgspec.msgpack.encode(book), msgspec.msgpack.encode(format_1))
-    assert snapshots.latest_mark(store) == snapshots.SnapshotMark()  # the run ends there
-    assert snapshots.restore(store, with_registers=True).last_seq == 0  # not joined: a replay
-    # A start on the store at rest: the older snapshot holds this seq, so none is recorded
-    # (nor is the start refused); the first batch records one, starting a run.
-    app = LedgerApplication(store, POLICY, snapshot_events=100)
-    assert app.snapshot == snapshots.SnapshotMark()
-    app.process(later)
-    new_last = store.last_seq()
-    assert new_last > last
-    assert (app.snapshot.seq, app.snapshot.run_from) == (new_last, new_last)
-    restarted = LedgerApplication(store, POLICY, snapshot_events=100)
-    assert restarted.replayed_events == 0  # from the new run's one record
-    expected = _replayed(store)
+    last = snapshotted.last_seq()
+    LedgerApplication(snapshotted, POLICY, snapshot_events=1)  # a snapshot at the journal's end
+    assert _latest_snapshot(snapshotted).seq == last
+    marked = snapshots.latest_mark(snapshotted)
+    # An upgrade: code that applies events otherwise (and, the second time, whose register
+    # records are of a new format too); the store at rest, its end held by older snapshots.
+    monkeypatch.setattr(snapshots, "CODE_DIGEST", "f" * 64)
+    if register_format is not None:
+        monkeypatch.setattr(snapshots, "SNAPSHOT_FORMAT", register_format)
+    first = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
+    assert (first.snapshot_seq, first.replayed_events) == (last, last)  # from seq 1
+    recorded = _latest_snapshot(snapshotted)
+    assert (recorded.seq, recorded.code_digest) == (last, "f" * 64)
+    if register_format is None:  # the register record at `last` was there: the book only
+        assert snapshots.latest_mark(snapshotted) == marked
+    else:  # the new format's first record, holding every entry
+        assert snapshots.latest_mark(snapshotted) == snapshots.SnapshotMark(last, marked.counts)
+    second = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
+    assert (second.snapshot_seq, second.replayed_events) == (last, 0)  # the snapshot loaded
+    expected = _replayed(snapshotted)
+    assert snapshots.encode_book(second.book) == snapshots.encode_book(expected)
     for register in snapshots.APPENDED_REGISTERS:
-        assert list(getattr(restarted.book, register).items()) == list(
+        assert list(getattr(second.book, register).items()) == list(
             getattr(expected, register).items()
         )
+    assert expected.trades
 
 
 def test_a_readers_book_keeps_only_the_reversed_originals_read_from_the_journal() -> None:
@@ -330,7 +316,7 @@ def test_a_read_from_a_snapshot_reverses_a_trade_booked_before_it() -> None:
     s.perp_long()
     s.app.snapshot_events = never_events  # none after the bust: it is in the tail
     s.send("trade_busted", trade_id="p1", reason="off-market price")
-    snapshot = s.store.snapshot_at_or_before()
+    snapshot = s.store.snapshot_at_or_before(snapshots.CODE_DIGEST)
     assert snapshot is not None
     assert snapshot[0] < s.store.last_seq()
     read = reporting.book_as_of(s.store, None)  # the snapshot without registers, then the tail
