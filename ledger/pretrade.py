@@ -142,7 +142,7 @@ def check(
     except Refusal as undecodable:
         return verdict.refused(None, undecodable)
     record = _checkable(record, account_id)
-    seen = store.inputs_seen((record.event_id,), book.last_seq).get(record.event_id)
+    seen = store.input_seen(record.event_id, book.last_seq)
     if seen is not None:
         if seen == inbox_digest(record):
             return verdict.of(record, Outcome.DUPLICATE, None)

@@ -215,7 +215,7 @@ class LedgerStore:
         self._recorder = recorder
         self._inputs = cast(_InputsSeenRecorder, recorder)  # both recorders are the ledger's
         self._description = description
-        self._probe: sqlite3.Connection | None = None  # opened by the first commit_marker()
+        self._probe: sqlite3.Connection | None = None  # `_read_connection`, opened on first use
 
     @classmethod
     def open(cls, url: str, *, read_only: bool = False) -> LedgerStore:
@@ -499,6 +499,25 @@ class LedgerStore:
         microseconds, against a tenth of a millisecond or more for a read of the journal's
         end, which is what the API's pre-trade check did before each check to see nothing
         new."""
+        probe = self._read_connection()
+        if probe is None:
+            return None
+        row = probe.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def input_seen(self, event_id: str, until_seq: int) -> str | None:
+        """`inputs_seen` of one event id, for a reader asking one at a time (the pre-trade
+        check): on a SQLite file, read on the store's own read connection, not through the
+        store adapter's pooled transaction, which cost a check about 50 us of its 420."""
+        reader = self._read_connection()
+        if reader is None:
+            return self.inputs_seen((event_id,), until_seq).get(event_id)
+        rows = reader.execute(f"{_SQLITE_SELECT_INPUTS}(?)", (until_seq, event_id)).fetchall()
+        return str(rows[0][1]) if rows else None
+
+    def _read_connection(self) -> sqlite3.Connection | None:
+        """A connection of its own to a SQLite file, that never writes (opened on first
+        use); None for PostgreSQL and a SQLite store in memory."""
         if self._probe is None:
             if not isinstance(self._factory, SQLiteFactory):
                 return None
@@ -506,8 +525,7 @@ class LedgerStore:
             if pool.is_sqlite_memory_mode:
                 return None
             self._probe = sqlite3.connect(pool.db_name, uri=True, check_same_thread=False)
-        row = self._probe.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        return self._probe
 
     def close(self) -> None:
         if self._probe is not None:

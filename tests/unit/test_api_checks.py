@@ -235,3 +235,30 @@ def test_the_route_answers_as_the_framework_handler_would(
         del fast["time"], handled["time"]
         assert fast == handled
     assert [line["status"] for line in lines[::2]] == [200, 200, 200, 400, 401, 403]
+
+
+def test_a_booked_event_id_is_a_duplicate_or_a_conflict_on_a_sqlite_file(
+    tmp_path: Path, store_path: Path, policy: Policy
+) -> None:
+    """On a SQLite file the check asks the store about the event id on its own read
+    connection: what a writer booked since is seen, with its digest."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    (tmp_path / "ledger.db").write_bytes(store_path.read_bytes())
+    with LedgerStore.open(url, read_only=True) as store, LedgerStore.open(url) as writer:
+        account_id = _holder(store)
+        booked = withdrawal(account_id, "0.01")
+        assert store.commit_marker() is not None  # the read connection is the one used
+        before = reporting.book_as_of(store, None)
+        assert pretrade.check(before, policy, account_id, booked, store=store).outcome == "accepted"
+        ingest_stream(LedgerApplication(writer, policy), io.BytesIO(booked), "test")
+        book = reporting.book_as_of(store, None)
+        again = pretrade.check(book, policy, account_id, booked, store=store)
+        assert (again.outcome, again.refusal) == ("duplicate", None)
+        other = pretrade.check(
+            book, policy, account_id, withdrawal(account_id, "0.02"), store=store
+        )
+        assert other.refusal is not None
+        assert (other.outcome, other.refusal.reason_code) == ("refused", "event_id_conflict")
+        # At the seq before the booking, the event id was not yet seen.
+        earlier = pretrade.check(before, policy, account_id, booked, store=store)
+        assert earlier.outcome == "accepted"
