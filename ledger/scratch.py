@@ -26,7 +26,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from ledger.book import Book
+from ledger import risk
+from ledger.book import Account, Book
 from ledger.desk import Desk
 from ledger.margin import watch_all
 from ledger.policy import Policy
@@ -143,11 +144,29 @@ def _scratch_field(name: str, value: object) -> object:
     return _structural_copy(value)
 
 
+class _Unbanded(Watchlist):
+    """The watchlist of a desk that decides no mark: a review sets no price bands.
+
+    Bands only tell which accounts a later mark revalues; a pre-trade check decides one
+    order, withdrawal or loan draw and throws the desk away, and computing the bands was a
+    tenth of its CPU. Forgetting the account instead leaves `still_healthy` false for it, so
+    a later review in the same input revalues it rather than trusting bands set before: the
+    same decisions, as the watchlist's own contract says."""
+
+    def watch(
+        self, account: Account, figures: risk.MarginFigures, marks: dict[str, Decimal]
+    ) -> None:
+        del figures, marks
+        self.forget(account.account_id)
+
+
 def scratch_desk(book: Book, policy: Policy, *, watch_everyone: bool = False) -> Desk:
     """A desk over a scratch copy of `book`. With `watch_everyone`, every client account gets
     its price bands and every open call its deadline, as after a replay, so that marks
-    decided on the desk revalue exactly the accounts the ledger would."""
-    desk = Desk(book=scratch_book(book), policy=policy, watchlist=Watchlist(policy))
+    decided on the desk revalue exactly the accounts the ledger would; without it, the desk
+    is for inputs that are not marks, and sets no bands (`_Unbanded`)."""
+    watchlist = Watchlist(policy) if watch_everyone else _Unbanded(policy)
+    desk = Desk(book=scratch_book(book), policy=policy, watchlist=watchlist)
     if watch_everyone:
         watch_all(desk)
     return desk

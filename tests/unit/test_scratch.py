@@ -6,12 +6,16 @@ import copy
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ledger import inbox
+from app.simulation import simulate
+from ledger import inbox, pretrade
+from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.decisions import decide
-from ledger.inbox import inbox_digest
+from ledger.inbox import decode_inbox, inbox_digest
 from ledger.policy import load_policy
+from ledger.rejections import Refusal
 from ledger.scratch import scratch_book, scratch_desk
+from ledger.store import LedgerStore
 from tests.ledger_scenario import Scenario
 
 
@@ -61,3 +65,32 @@ def test_a_scratch_decision_reads_the_trade_register_and_writes_only_its_own_lay
     assert book.accounts["C1"].positions["BTC-PERP"].size == Decimal(1)
     assert book.trades == trades
     assert "t1" not in book.busted
+
+
+def test_a_scratch_decision_records_what_the_ledger_books_for_every_checkable_input() -> None:
+    """Each order, withdrawal and loan draw of a simulated day, decided on a scratch desk of
+    the writer's book just before the writer decides it: the same journal records, byte for
+    byte (a scratch desk sets no price bands: a check decides no mark after its input)."""
+    policy = load_policy(None)
+    compared = 0
+    seen: set[str] = set()
+    with LedgerStore.open("sqlite:///:memory:") as store:
+        app = LedgerApplication(store, policy)
+        for offset, value in enumerate(simulate(7, 8, 1)):
+            try:
+                record = decode_inbox(value, policy)
+            except Refusal:
+                record = None
+            desk = None
+            if isinstance(record, pretrade.CHECKABLE_TYPES) and record.event_id not in seen:
+                desk = scratch_desk(app.book, policy)
+                desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
+                decide(desk, record)
+            outcome = app.process([InboxItem(value, None, "inbox", 0, offset)])
+            if desk is not None and outcome.accepted:
+                booked = [(entry.type, entry.record) for entry in outcome.journal]
+                assert [(entry.type, entry.record) for entry in desk.pending] == booked
+                compared += 1
+            if record is not None:
+                seen.add(record.event_id)
+    assert compared > 100
