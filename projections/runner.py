@@ -35,7 +35,7 @@ from projections.state import ProjectionState
 # Events written per transaction. A batch rewrites the rows of every account it touched,
 # and a batch of a few thousand events touches most of them (every holder of a marked
 # instrument): fewer, larger batches recompute those rows less often (docs/performance.md).
-projection_batch_events_max = 20_000
+projection_batch_events_max = 50_000
 # Told how many more events were projected (a progress display, say).
 Advance = Callable[[int], None]
 
@@ -97,7 +97,7 @@ class ProjectionRunner:
         Records at or below the state's seq are skipped (redelivery); records up to the
         recorded position rebuild the state only; the rest are written in one transaction.
         Raises ProjectionGap when a record does not follow the previous one."""
-        return self.apply_events(je.decode_journal_record(record) for record in records)
+        return self.apply_events(map(je.decode_journal_record, records))
 
     def apply_events(self, events: Iterable[je.JournalEventType]) -> BatchResult:
         # Per event only what must be: the state, history and position are read once.
