@@ -30,7 +30,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
-from litestar.datastructures import State
 from litestar.exceptions import (
     HTTPException,
     InternalServerException,
@@ -412,8 +411,6 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
         guards=[security.guard],
-        # The pre-trade check's route authorises in its own middleware (app/api_checks.py).
-        state=State({"security": security}),
         exception_handlers={HTTPException: _error_handler(security), Exception: _fault},
         before_send=[security.before_send],
         on_startup=[open_views],
@@ -423,6 +420,17 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+
+
+def served_app(
+    store: LedgerStore,
+    policy: Policy,
+    security: ApiSecurity,
+    as_of_source: AsOfSource | None = None,
+) -> api_checks.CheckFront:
+    """What `ledger api` serves: `create_app`'s API with the pre-trade check answered in
+    front of the web framework (app/api_checks.py)."""
+    return api_checks.CheckFront(create_app(store, policy, security, as_of_source), security)
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -460,7 +468,7 @@ def serve(
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
     config = uvicorn.Config(
-        create_app(store, policy, security, as_of_source),
+        served_app(store, policy, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key),

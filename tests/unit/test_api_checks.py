@@ -10,10 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from litestar import Litestar
 from litestar.testing import TestClient
 
-from app.api import create_app
+from app.api import served_app
+from app.api_checks import CheckFront
 from app.cli import main
 from app.commands import ingest_stream
 from app.simulation import simulate
@@ -48,9 +48,9 @@ def store(store_path: Path) -> Iterator[LedgerStore]:
 
 
 @pytest.fixture(scope="module")
-def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
+def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[CheckFront]]:
     security = api_security(client_accounts=(_holder(store),))
-    with TestClient(create_app(store, policy, security)) as test_client:
+    with TestClient(served_app(store, policy, security)) as test_client:
         test_client.headers.update(bearer(TOKENS_BY_ROLE["trading"]))
         yield test_client
 
@@ -78,7 +78,7 @@ def withdrawal(account_id: str, amount: str) -> bytes:
 
 
 def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
-    client: TestClient[Litestar], store: LedgerStore, policy: Policy
+    client: TestClient[CheckFront], store: LedgerStore, policy: Policy
 ) -> None:
     account_id = _holder(store)
     seq, rejects = store.last_seq(), store.reject_count()
@@ -97,7 +97,7 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
     assert refused.json()["reason_code"] == "insufficient_balance"
 
 
-def test_the_answer_is_typed_in_the_openapi_document(client: TestClient[Litestar]) -> None:
+def test_the_answer_is_typed_in_the_openapi_document(client: TestClient[CheckFront]) -> None:
     schema = client.get("/openapi.json").json()
     route = schema["paths"]["/accounts/{account_id}/checks"]["post"]
     answer = route["responses"]["200"]["content"]["application/json"]["schema"]
@@ -108,7 +108,7 @@ def test_the_answer_is_typed_in_the_openapi_document(client: TestClient[Litestar
 
 
 def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
-    client: TestClient[Litestar], store: LedgerStore
+    client: TestClient[CheckFront], store: LedgerStore
 ) -> None:
     account_id = _holder(store)
     response = client.post("/accounts/SOMEONE-ELSE/checks", content=withdrawal(account_id, "1"))
@@ -120,7 +120,7 @@ def test_the_endpoint_refuses_a_request_it_cannot_answer_with_a_400(
     ("role", "status"), [("trading", 200), ("risk", 200), ("reporting", 403), ("client", 403)]
 )
 def test_checks_are_for_the_trading_and_risk_roles(
-    client: TestClient[Litestar], store: LedgerStore, role: str, status: int
+    client: TestClient[CheckFront], store: LedgerStore, role: str, status: int
 ) -> None:
     account_id = _holder(store)
     token = client_token(account_id) if role == "client" else TOKENS_BY_ROLE[role]
@@ -172,7 +172,7 @@ def test_a_check_is_decided_on_what_another_writer_committed_since(
         account_id = _holder(store)
         security = api_security(client_accounts=(account_id,))
         raw = withdrawal(account_id, "0.01")
-        with TestClient(create_app(store, policy, security)) as client:
+        with TestClient(served_app(store, policy, security)) as client:
             client.headers.update(bearer(TOKENS_BY_ROLE["risk"]))
             first = client.post(f"/accounts/{account_id}/checks", content=raw).json()
             assert client.post(f"/accounts/{account_id}/checks", content=raw).json() == first
@@ -219,7 +219,7 @@ def test_the_route_answers_as_the_framework_handler_would(
         ("lgr_not_a_token", account_id, withdrawal(account_id, "1")),
         (TOKENS_BY_ROLE["reporting"], account_id, withdrawal(account_id, "1")),
     ]
-    with TestClient(create_app(store, policy, security)) as client:
+    with TestClient(served_app(store, policy, security)) as client:
         for token, path_account, raw in cases:
             answers = []
             for query in ("", "?via=handler"):
