@@ -83,10 +83,9 @@ class ProjectionState:
         self.touched.statements.add(date)
 
     def _register(self, event: je.JournalEventType) -> None:  # noqa: PLR0912  # one arm per type
-        # A class pattern is an isinstance test, tried in order: the most frequent first.
+        # A class pattern is an isinstance test, tried in order: the most frequent first
+        # (trades, the most frequent of all, are not registered: `apply` skips the call).
         match event:
-            case je.SpotTradeBooked() | je.PerpTradeBooked():
-                pass
             case je.MarkPriceApplied():
                 self.touched.marked.add(event.instrument)
             case je.PolicyAdopted():
@@ -128,7 +127,9 @@ class ProjectionState:
                 record.bad_debt_loan += event.loan_written_off
                 record.bad_debt_cash += event.cash_written_off
             case (
-                je.AccountOpened()
+                je.SpotTradeBooked()
+                | je.PerpTradeBooked()
+                | je.AccountOpened()
                 | je.CreditLimitSet()
                 | je.WithdrawalRejected()
                 | je.LoanDrawn()
