@@ -354,9 +354,12 @@ class ApiSecurity:
         more than the guard's own work (a token's hash looked up, a JWT's signature checked,
         both done while holding the interpreter's lock either way)."""
         template = str(connection.scope.get("path_template") or connection.scope["path"])
+        kind = access_kind(template, connection.path_params)
+        if kind == "public":
+            return  # before the headers and query are parsed: /health is the probes' route
         self.admit(
             connection.scope,
-            access_kind(template, connection.path_params),
+            kind,
             connection.path_params.get("account_id"),
             connection.query_params.get("as_of"),
             connection.headers.get("authorization"),
@@ -370,12 +373,10 @@ class ApiSecurity:
         as_of: str | None,
         authorization: str | None,
     ) -> None:
-        """The guard's decision on a request of `kind` carrying the `authorization` header:
-        return to let it through (its principal and role noted for the access log), or
-        raise its 401 or 403. The pre-trade check's route calls it before the framework's
-        guard would (app/api_checks.py)."""
-        if kind == "public":
-            return
+        """The guard's decision on a request of a `kind` that is not public, carrying the
+        `authorization` header: return to let it through (its principal and role noted for
+        the access log), or raise its 401 or 403. `ledger api` calls it for a pre-trade
+        check in front of the framework (app/api_checks.py)."""
         if self.insecure_no_auth:
             principal = Principal(insecure_principal, ("auditor",))
         else:
