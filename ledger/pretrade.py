@@ -39,6 +39,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import msgspec
+
 from ledger import inbox, reporting, risk
 from ledger import journal_events as je
 from ledger.book import Book
@@ -75,8 +77,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
 
 
-@dataclass(frozen=True)
-class PreTradeCheck:
+class PreTradeCheck(msgspec.Struct, frozen=True, kw_only=True):  # one a check: a fast init
     account_id: str
     journal_seq: int  # the last journal seq of the book the check was decided on
     record_type: str | None  # None when the record could not be decoded
@@ -168,8 +169,9 @@ def check(
     return verdict.of(record, Outcome.ACCEPTED, None, recorded, after)
 
 
-@dataclass(frozen=True)
-class _Verdict:
+class _Verdict(msgspec.Struct, frozen=True):
+    """What every answer of one check shares."""
+
     account_id: str
     journal_seq: int
     before: dict[str, Any] | None
