@@ -305,6 +305,16 @@ def test_format_timestamp(moment: datetime, text: str) -> None:
     assert format_timestamp(moment) == text
 
 
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_format_timestamp_spells_every_utc_moment(moment: datetime) -> None:
+    m = moment
+    fraction = f".{m.microsecond:06d}" if m.microsecond else ""
+    assert format_timestamp(m) == (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f"{fraction}Z"
+    )
+
+
 def test_format_timestamp_refuses_naive_datetimes() -> None:
     with pytest.raises(ValueError, match="naive"):
         format_timestamp(datetime(2026, 11, 24, 3, 12))  # naive: the point of the test
