@@ -8,7 +8,8 @@ and its own pending journal, which is thrown away afterwards.
 
 Copying every account for each pre-trade check would cost more than the check itself, so
 the scratch book copies an account (or any value of the book's dicts) the first time a
-decision reads it (`_CopiedOnRead`), and then only structurally (`_structural_copy`). The
+decision reads it (`_CopiedOnRead`, a layer over the original dict: nothing is copied up
+front, not even the dict), and then only structurally (`_structural_copy`). The
 registers that only grow, with values never changed (`APPEND_ONLY_REGISTERS`: a trade or a
 deposit kept for its reversal), are not copied at all: what a decision adds to them goes
 into a layer over the original (a `ChainMap`), so a check costs the same on a store of a
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections import ChainMap
-from collections.abc import ItemsView, ValuesView
+from collections.abc import Iterator, Mapping, MutableMapping
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -42,53 +43,51 @@ _SHARED_TYPES = frozenset({Decimal, str, int, bool, type(None), datetime, tuple}
 APPEND_ONLY_REGISTERS = frozenset({"trades", "deposits"})
 
 
-class _CopiedOnRead(dict[_K, _V]):
-    """The original book's dict (its accounts, its liquidation lots, ...), each value
-    replaced by its own copy the first time it is read, so unread values cost nothing."""
+class _CopiedOnRead(MutableMapping[_K, _V]):
+    """The original book's dict (its accounts, its liquidation lots, ...) seen through a
+    layer of its own: each value is copied the first time it is read, what is set or
+    deleted stays in the layer, and nothing is copied up front, so making one costs the same
+    on a book of a million accounts as on a new one. Iterates as the dict would: the
+    original's keys in order, then the keys added (a key deleted and set again among them)."""
 
-    def __init__(self, original: dict[_K, _V]) -> None:
-        super().__init__(original)
-        self._copied: set[_K] = set()
-
-    def _own(self, key: _K) -> _V:
-        value = super().__getitem__(key)
-        if key not in self._copied:
-            value = _structural_copy(value)
-            super().__setitem__(key, value)
-            self._copied.add(key)
-        return value
+    def __init__(self, original: Mapping[_K, _V]) -> None:
+        self._original = original
+        self._own: dict[_K, _V] = {}  # the values read (copies) or set
+        self._hidden: set[_K] = set()  # the original's keys deleted (perhaps set again)
+        self._added: dict[_K, None] = {}  # keys not in the original's order, in order
 
     def __getitem__(self, key: _K) -> _V:
-        return self._own(key)
-
-    def __setitem__(self, key: _K, value: _V) -> None:
-        super().__setitem__(key, value)
-        self._copied.add(key)
-
-    def get(self, key: _K, default: _V | None = None) -> _V | None:  # type: ignore[override]  # dict.get's overloads
-        return self._own(key) if key in self else default
-
-    def setdefault(self, key: _K, default: _V) -> _V:
-        if key not in self:
-            self[key] = default
-        return self._own(key)
-
-    def pop(self, key: _K, default: _V | None = None) -> _V | None:  # type: ignore[override]  # one signature
-        value = self._own(key) if key in self else default
-        super().pop(key, None)
+        own = self._own
+        if key in own:
+            return own[key]
+        if key in self._hidden:
+            raise KeyError(key)
+        value = own[key] = _structural_copy(self._original[key])
         return value
 
-    def values(self) -> ValuesView[_V]:  # type: ignore[override]  # a view of the copies
-        self._own_all()
-        return super().values()
+    def __setitem__(self, key: _K, value: _V) -> None:
+        if key not in self._own and (key in self._hidden or key not in self._original):
+            self._added[key] = None
+        self._own[key] = value
 
-    def items(self) -> ItemsView[_K, _V]:  # type: ignore[override]  # a view of the copies
-        self._own_all()
-        return super().items()
+    def __delitem__(self, key: _K) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._own.pop(key, None)
+        self._added.pop(key, None)
+        if key in self._original:
+            self._hidden.add(key)
 
-    def _own_all(self) -> None:
-        for key in list(super().keys()):
-            self._own(key)
+    def __contains__(self, key: object) -> bool:
+        return key in self._own or (key not in self._hidden and key in self._original)
+
+    def __iter__(self) -> Iterator[_K]:
+        hidden = self._hidden
+        yield from (key for key in self._original if key not in hidden)
+        yield from self._added
+
+    def __len__(self) -> int:
+        return len(self._original) - len(self._hidden) + len(self._added)
 
 
 def _structural_copy(value: _T) -> _T:
@@ -139,7 +138,8 @@ def scratch_book(book: Book) -> Book:
 
 
 def _scratch_field(name: str, value: object) -> object:
-    if isinstance(value, dict):
+    # A mapping, not only a dict: a scratch book of a scratch book layers over its layers.
+    if isinstance(value, MutableMapping):
         return ChainMap({}, value) if name in APPEND_ONLY_REGISTERS else _CopiedOnRead(value)
     return _structural_copy(value)
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.simulation import simulate
 from ledger import inbox, pretrade
 from ledger.application import InboxItem, LedgerApplication
-from ledger.book import Book
+from ledger.book import Book, LiquidationLot
 from ledger.decisions import decide
 from ledger.inbox import decode_inbox, inbox_digest
 from ledger.policy import load_policy
@@ -94,3 +98,40 @@ def test_a_scratch_decision_records_what_the_ledger_books_for_every_checkable_in
             if record is not None:
                 seen.add(record.event_id)
     assert compared > 100
+
+
+_keys = st.sampled_from(["a", "b", "c", "d", "e"])
+_operations = st.lists(
+    st.tuples(st.sampled_from(["read", "set", "delete", "setdefault", "pop", "append"]), _keys),
+    max_size=30,
+)
+
+
+@given(_operations)
+def test_a_scratch_dict_answers_as_a_copy_of_the_original(
+    operations: list[tuple[str, str]],
+) -> None:
+    """What the scratch book gives in place of each of the book's dicts (read, set, delete,
+    change a value read from it) answers as a deep copy of the dict would, in the same
+    order, and never changes the original."""
+    original = {"a": [1], "b": [2], "c": [3]}
+    book = Book(liquidation_lots=cast("dict[str, dict[str, LiquidationLot]]", original))
+    scratch = cast("dict[str, list[int]]", scratch_book(book).liquidation_lots)  # any dict
+    copy_of = copy.deepcopy(original)
+    for number, (operation, key) in enumerate(operations):
+        for mapping in (scratch, copy_of):
+            if operation == "read":
+                assert mapping.get(key) == copy_of.get(key)
+            elif operation == "set":
+                mapping[key] = [number]
+            elif operation == "delete" and key in mapping:
+                del mapping[key]
+            elif operation == "setdefault":
+                mapping.setdefault(key, [number])
+            elif operation == "pop":
+                mapping.pop(key, None)
+            elif operation == "append" and key in mapping:
+                mapping[key].append(number)
+        assert list(scratch.items()) == list(copy_of.items())
+        assert len(scratch) == len(copy_of)
+    assert original == {"a": [1], "b": [2], "c": [3]}
