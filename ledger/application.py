@@ -10,7 +10,11 @@ The book is restored from the latest snapshot and the journal's tail (`ledger.sn
 and a snapshot is recorded every `snapshot_interval_events` journal events. The inputs
 already decided are not in memory: the store keeps them, written with the journal, and a
 batch asks it once for all its event ids (`LedgerStore.inputs_seen`); the book holds only
-those of the batch being decided (`Book.new_inputs`).
+those of the batch being decided (`Book.new_inputs`). Nor are the client trades booked: the
+store keeps them (`LedgerStore.trades_booked`), written with the journal from the trades
+the book booked in the batch (`Book.new_trades`), and a batch asks it once for the trades
+its busts name. A start records in the store the trades of the events it replays (all of
+them, once, on a store written before the table existed).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import assert_never
 
 import msgspec
 
+from ledger import inbox, snapshots
 from ledger import journal_events as je
-from ledger import snapshots
 from ledger.book import Book
 from ledger.decisions import Booked, Refused, Rejected, decide
 from ledger.desk import Desk
@@ -37,7 +41,12 @@ from ledger.inbox import InboxRecordType, decode_inbox, inbox_digest, readable_e
 from ledger.inbox_lines import Truncation
 from ledger.invariants import present, require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
-from ledger.limits import inbox_batch_records_max, inbox_record_bytes_max, snapshot_interval_events
+from ledger.limits import (
+    inbox_batch_records_max,
+    inbox_record_bytes_max,
+    journal_read_batch_events_max,
+    snapshot_interval_events,
+)
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
@@ -145,8 +154,10 @@ class LedgerApplication:
         with _cyclic_collector_paused():
             outcome = self._decide(items, tracking)
             with self._rebuilt_on_store_fault():
-                self.store.append(outcome.journal, outcome.rejects, tracking)
+                trades = _trades_booked(self.book)
+                self.store.append(outcome.journal, outcome.rejects, tracking, trades)
             self.book.new_inputs = {}  # the store has them now
+            self.book.new_trades = {}
             self._snapshot_when_due()
         return outcome
 
@@ -155,8 +166,15 @@ class LedgerApplication:
         self.desk.pending = []
         reads = [self._read(item) for item in items]
         event_ids = {read.record.event_id for read in reads if read.record is not None}
+        busted = {
+            read.record.trade_id for read in reads if isinstance(read.record, inbox.TradeBusted)
+        }
         with self._rebuilt_on_store_fault():
             seen = self.store.inputs_seen(event_ids, self.book.last_seq)
+            # The originals the batch's busts name, booked before it (a bust is rare).
+            self.book.trades = (
+                self.store.trades_booked(busted, self.book.last_seq) if busted else {}
+            )
         for index, (item, read) in enumerate(zip(items, reads, strict=True)):
             try:
                 self._process_one(item, read, seen, outcome)
@@ -321,9 +339,17 @@ class LedgerApplication:
         )
 
     def _replay(self) -> Desk:
+        """The book from the latest snapshot and the journal after it, recording in the
+        store the client trades booked there, a page of the journal at a time."""
         book = snapshots.restore(self.store, with_registers=True)
+        book.new_trades = {}
         self.snapshot_seq = book.last_seq
-        snapshots.apply_until(self.store, book, self.store.last_seq())
+        end = self.store.last_seq()
+        while book.last_seq < end:
+            page_end = min(end, book.last_seq + journal_read_batch_events_max)
+            snapshots.apply_until(self.store, book, page_end)
+            self.store.record_trades(_trades_booked(book))
+            book.new_trades = {}
         self.replayed_events = book.last_seq - self.snapshot_seq
         book.new_inputs = {}
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
@@ -348,6 +374,13 @@ def _cyclic_collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _trades_booked(book: Book) -> list[tuple[str, int, bytes]]:
+    """The client trades `book` booked since its last store transaction, as the store
+    records them."""
+    booked = present(book.new_trades, "the writer's book keeps its new trades")
+    return [(trade_id, seq, trade) for trade_id, (seq, trade) in booked.items()]
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

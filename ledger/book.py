@@ -98,8 +98,8 @@ class LiquidationLot:
 
 class BookedTrade(msgspec.Struct, frozen=True, array_like=True):
     """What reversing a client trade (a bust) needs, kept per trade instead of its whole
-    journal event: the register holds one per client trade ever booked, so its ids, hashes
-    and timestamps would be most of a restarted book (see `Book.trades`)."""
+    journal event: the store's trades table holds one per client trade ever booked (see
+    `Book.trades`), so its ids, hashes and timestamps would be most of the table."""
 
     seq: int
     account_id: str
@@ -201,13 +201,18 @@ class Book:
     # Accounts whose margin decision waits for fresh marks, with the stale instruments.
     waiting: dict[str, list[str]] = field(default_factory=dict)
     # Client trades by trade_id (each an encoded `BookedTrade`, decoded only when a bust
-    # asks for it: a restart reads this register whole) and client deposits by reference,
-    # for busts and returns, with the ids already reversed (each is reversed at most once).
-    # A reader's book (`keeps_originals` False: views, queries, audit, read from a store)
-    # keeps none on booking: only the original of each reversal it applies, read from the
-    # journal at the reversal's `original_seq` just before (`remember_original`).
+    # asks for it) and client deposits by reference, for busts and returns, with the ids
+    # already reversed (each is reversed at most once). A reader's book (`keeps_originals`
+    # False: views, queries, audit, read from a store) keeps none on booking: only the
+    # original of each reversal it applies, read from the journal at the reversal's
+    # `original_seq` just before (`remember_original`). The writer's book keeps its deposits
+    # but no trade: the store's trades table has them. Its `trades` holds only the
+    # originals of the busts it is deciding (the batch's one lookup) or applying, and
+    # `new_trades` those it booked since its last store transaction (trade id -> seq and
+    # encoded `BookedTrade`), for the store.
     keeps_originals: bool = True
     trades: dict[str, bytes] = field(default_factory=dict)
+    new_trades: dict[str, tuple[int, bytes]] | None = None
     busted: set[str] = field(default_factory=set)
     deposits: dict[str, je.DepositCredited] = field(default_factory=dict)
     returned: set[str] = field(default_factory=set)
@@ -235,12 +240,19 @@ class Book:
         ]
 
     def booked_trade(self, trade_id: str) -> BookedTrade | None:
-        """The client trade booked under `trade_id`, if any (busted or not)."""
+        """The client trade booked under `trade_id`, if any (busted or not): of those the
+        book keeps, then of those it booked since its last store transaction (a writer)."""
         encoded = self.trades.get(trade_id)
+        if encoded is None and self.new_trades is not None and trade_id in self.new_trades:
+            encoded = self.new_trades[trade_id][1]
         return None if encoded is None else _decode_trade(encoded)
 
     def _keep_trade(self, trade: BookedTrade, trade_id: str) -> None:
-        if trade_id not in self.trades:  # the first booking under an id is the one reversed
+        # The first booking under an id is the one reversed (so the store keeps the first).
+        if self.new_trades is not None:
+            if trade_id not in self.new_trades:
+                self.new_trades[trade_id] = (trade.seq, _encode_trade(trade))
+        elif trade_id not in self.trades:
             self.trades[trade_id] = _encode_trade(trade)
 
     def remember_original(

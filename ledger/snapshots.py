@@ -6,12 +6,12 @@ stands at, in one store transaction:
 - a `BookSnapshot`: the book as a replay up to that seq builds it (no clock: the clock is the
   deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
   digest of the code that applies events to a book;
-- a `SnapshotRegisters`: what the book's append-only registers gained since the previous
-  snapshot: the client trades and the client deposits kept for busts and returns. Those
-  grow with every trade and deposit ever booked and are most of a book's size, so each
-  snapshot carries only its own share, and a restart joins them; a read (`ledger query`,
-  `as_of`) needs none of them. (The inputs seen are not in a book at all: the store keeps
-  them, `LedgerStore.inputs_seen`.)
+- a `SnapshotRegisters`: what the book's append-only register gained since the previous
+  snapshot: the client deposits kept for returns. It grows with every deposit ever
+  booked, so each snapshot carries only its own share, and a restart joins them; a read
+  (`ledger query`, `as_of`) needs none of them. (The inputs seen and the client trades
+  are not in a snapshot at all: the store keeps them, `LedgerStore.inputs_seen` and
+  `LedgerStore.trades_booked`.)
 
 The book snapshots are a stream per code digest and the register records a stream per
 format (`LedgerStore.append_snapshot`): a code version reads only its own snapshots, so the
@@ -52,7 +52,8 @@ log = logging.getLogger("ledger.snapshots")
 # 2: a trade register entry is an encoded `BookedTrade`, not the whole journal event.
 # 3: no inputs seen (the store keeps them).
 # 4: a stream per code digest and per register format; a run is its stream, from its start.
-SNAPSHOT_FORMAT = 4
+# 5: no trades (the store keeps them).
+SNAPSHOT_FORMAT = 5
 # What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
 # snapshot written before it, so a book is never restored into code that applies otherwise.
 _APPLY_CODE = (book_module, risk, money)
@@ -77,15 +78,12 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     book: Book  # without clock and registers
 
 
-# The book's registers that only ever gain entries (in journal order), kept apart.
-APPENDED_REGISTERS = ("trades", "deposits")
-
-
 class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
+    """The client deposits a book kept (in journal order) since the previous record."""
+
     after_seq: int  # the previous record's seq (0 for the first of its stream)
     seq: int
-    counts: tuple[int, int]  # each register's size up to `seq`, these entries included
-    trades: dict[str, bytes]  # trade id -> encoded `BookedTrade`
+    count: int  # the deposits kept up to `seq`, these included
     deposits: dict[str, je.DepositCredited]
 
 
@@ -93,7 +91,7 @@ class _RegistersHead(msgspec.Struct, frozen=True):
     """A register record without its entries (msgspec skips them unread)."""
 
     seq: int
-    counts: tuple[int, int]
+    count: int
 
 
 class _SnapshotHead(msgspec.Struct, frozen=True):
@@ -120,10 +118,10 @@ _decode_hash = msgspec.json.Decoder(_HashHead).decode
 
 @dataclass(frozen=True, slots=True)
 class SnapshotMark:
-    """Where the latest snapshot stands: its seq and its registers' sizes up to it."""
+    """Where the latest register record stands: its seq and the deposits kept up to it."""
 
     seq: int = 0  # 0: the next snapshot's registers are the first, holding everything
-    counts: tuple[int, int] = (0, 0)  # the sizes of APPENDED_REGISTERS at `seq`
+    count: int = 0  # the deposits kept at `seq`
 
 
 def encode_book(book: Book) -> bytes:
@@ -133,15 +131,16 @@ def encode_book(book: Book) -> bytes:
 
 
 def snapshot_form(book: Book) -> Book:
-    """`book` without what a snapshot does not keep: the clock, the writer's inputs of its
-    current batch, the append-only registers (kept apart) and the event being applied (none
-    between events)."""
+    """`book` without what a snapshot does not keep: the clock, the writer's inputs and
+    trades of its current batch, the trades (the store keeps them), the deposits (kept
+    apart) and the event being applied (none between events)."""
     return dataclasses.replace(
         book,
         clock=None,
         new_inputs=None,
         keeps_originals=True,
         trades={},
+        new_trades=None,
         deposits={},
         _applying=None,
     )
@@ -155,10 +154,9 @@ def _gained(register: dict[str, Any], before: int) -> dict[str, Any]:
 
 
 def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
-    """Record a snapshot of `book` (at its last seq) and what its append-only registers
-    gained since `previous` (unless `previous` is at this seq: other code recorded them)."""
-    trades, deposits = book.trades, book.deposits
-    counts = (len(trades), len(deposits))
+    """Record a snapshot of `book` (at its last seq) and the deposits it kept since
+    `previous` (unless `previous` is at this seq: other code recorded them)."""
+    count = len(book.deposits)
     snapshot = BookSnapshot(
         format=SNAPSHOT_FORMAT,
         code_digest=CODE_DIGEST,
@@ -171,13 +169,12 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         gained = SnapshotRegisters(
             after_seq=previous.seq,
             seq=book.last_seq,
-            counts=counts,
-            trades=_gained(trades, previous.counts[0]),
-            deposits=_gained(deposits, previous.counts[1]),
+            count=count,
+            deposits=_gained(book.deposits, previous.count),
         )
         registers = (SNAPSHOT_FORMAT, _encode(gained))
     store.append_snapshot(book.last_seq, (CODE_DIGEST, _encode(snapshot)), registers)
-    return SnapshotMark(book.last_seq, counts)
+    return SnapshotMark(book.last_seq, count)
 
 
 def latest_mark(store: LedgerStore) -> SnapshotMark:
@@ -187,16 +184,16 @@ def latest_mark(store: LedgerStore) -> SnapshotMark:
     if record is None:
         return SnapshotMark()
     head = _decode_registers_head(record)
-    return SnapshotMark(head.seq, head.counts)
+    return SnapshotMark(head.seq, head.count)
 
 
 def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
     """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
 
-    With `with_registers` the book carries its append-only registers (a writer needs the
-    trades and deposits to reverse them); without, it is a reader's book, which keeps none
-    (`Book.keeps_originals`): applied with `apply_from_store`, it reads the original of a
-    reversal from the journal."""
+    With `with_registers` the book carries its deposits (a writer needs them to return
+    them; its trades are in the store); without, it is a reader's book, which keeps none
+    (`Book.keeps_originals`). Applied with `apply_from_store`, either reads the original of
+    a reversal it does not keep from the journal."""
     found = store.snapshot_at_or_before(CODE_DIGEST, until_seq)
     if found is None:
         return Book(keeps_originals=with_registers)
@@ -218,8 +215,8 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers:
 
 
 def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
-    """Fill the book's append-only registers from the run of register records up to
-    `until_seq`; False when that run is broken (a record missing, or a count disagrees)."""
+    """Fill the book's deposits from the run of register records up to `until_seq`; False
+    when that run is broken (a record missing, or a count disagrees)."""
     last = store.read_snapshot_registers(SNAPSHOT_FORMAT, until_seq - 1, 1)
     if not last or _decode_registers_head(last[0]).seq != until_seq:
         return False
@@ -231,10 +228,8 @@ def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
             registers = _decode_registers(record)
             if registers.after_seq != after_seq or registers.seq > until_seq:
                 return False
-            book.trades.update(registers.trades)
             book.deposits.update(registers.deposits)
-            sizes = (len(book.trades), len(book.deposits))
-            if sizes != registers.counts:
+            if len(book.deposits) != registers.count:
                 return False
             after_seq = cursor = registers.seq
             if after_seq == until_seq:
@@ -285,9 +280,16 @@ def apply_from_store(store: LedgerStore, book: Book, event: je.JournalEventType)
 
 
 def hand_original(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:
-    """Before `event` is applied: a reader's book (`Book.keeps_originals` False) gets the
-    original a reversal reverses, read from the journal at the reversal's `original_seq`."""
-    if not book.keeps_originals and isinstance(event, je.TradeReversed | je.DepositReversed):
+    """Before `event` is applied: a book that does not keep the original a reversal
+    reverses gets it, read from the journal at the reversal's `original_seq` (a reader's
+    book, `Book.keeps_originals` False, keeps none; the writer's keeps no trade)."""
+    if isinstance(event, je.TradeReversed):
+        kept = event.trade_id in book.trades
+    elif isinstance(event, je.DepositReversed):
+        kept = event.reference in book.deposits
+    else:
+        return
+    if not kept:
         (original,) = store.read_journal(event.original_seq - 1, 1)
         book.remember_original(je.decode_journal_record(original.record), event)
 

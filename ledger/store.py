@@ -23,7 +23,12 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
   records of each `append` and written in the same transaction: a writer asks it which of
   a batch's event ids were decided before (`inputs_seen`), and no book keeps them in
   memory. A store written before the table existed is filled from its journal when a writer
-  opens it (`catch_up_inputs_seen`).
+  opens it (`catch_up_inputs_seen`);
+- the client trades booked (`TRADES_TABLE`: trade id, the seq of its journal event, the
+  encoded `BookedTrade` a bust needs) are a table too, written in the journal's transaction
+  from what the writer's book kept while deciding (`append(..., trades=)`), and filled by a
+  writer's start from the events it replays (`record_trades`): a bust's original is asked
+  with its batch's one lookup (`trades_booked`), and no book keeps every trade in memory.
 """
 
 from __future__ import annotations
@@ -32,10 +37,10 @@ import contextlib
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeAlias, cast
+from typing import Any, Protocol, Self, TypeAlias, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import msgspec
@@ -148,16 +153,22 @@ _decode_record_head = msgspec.json.Decoder(_RecordHead).decode
 # One decided input: its event id, its input digest, the seq of its first journal event.
 InputSeen: TypeAlias = tuple[str, str, int]
 INPUTS_SEEN_TABLE = store_privileges.INPUTS_SEEN_TABLE
-# Event ids asked per statement (SQLite binds at most 32,766 values to one statement).
-inputs_seen_lookup_ids_max = 1_000
+# Event ids or trade ids asked per statement (SQLite binds at most 32,766 values to one).
+lookup_ids_max = 1_000
+# One client trade booked: its trade id, the seq of its journal event, its `BookedTrade`.
+TradeBooked: TypeAlias = tuple[str, int, bytes]
+TRADES_TABLE = store_privileges.TRADES_TABLE
 
 
-class _InputsSeenRecorder(Protocol):
-    """What both dialects' journal recorders add to eventsourcing's: the inputs-seen table."""
+class _LedgerTablesRecorder(Protocol):
+    """What both dialects' journal recorders add to eventsourcing's: the inputs-seen and
+    trades tables."""
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]: ...
 
     def last_input_seen_seq(self) -> int: ...
+
+    def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]: ...
 
 
 # SQLite's statements on the inputs-seen table (its name a constant, never an input).
@@ -174,14 +185,32 @@ _SQLITE_SELECT_INPUTS = (
     f"SELECT event_id, input_digest FROM {INPUTS_SEEN_TABLE} WHERE seq <= ? AND event_id IN "  # noqa: S608
 )
 _SQLITE_LAST_INPUT_SEQ = f"SELECT MAX(seq) AS seq FROM {INPUTS_SEEN_TABLE}"  # noqa: S608
+# The trades table: looked up by trade id only (a bust names one), so no index on seq.
+_SQLITE_TRADES = (
+    f"CREATE TABLE IF NOT EXISTS {TRADES_TABLE} (trade_id TEXT PRIMARY KEY, "
+    "seq INTEGER NOT NULL, trade BLOB NOT NULL) WITHOUT ROWID",
+)
+# The first booking under a trade id is the one a bust reverses: a later one is not kept.
+_SQLITE_INSERT_TRADE = (
+    f"INSERT INTO {TRADES_TABLE} (trade_id, seq, trade) VALUES (?, ?, ?) "  # noqa: S608
+    "ON CONFLICT (trade_id) DO NOTHING"
+)
+_SQLITE_SELECT_TRADES = (
+    f"SELECT trade_id, trade FROM {TRADES_TABLE} WHERE seq <= ? AND trade_id IN "  # noqa: S608
+)
 
 
 class SQLiteJournalRecorder(SQLiteProcessRecorder):
-    """eventsourcing's SQLite process recorder, writing the inputs seen in the transaction
-    of the journal records they come from (the `inputs_seen` argument of `insert_events`)."""
+    """eventsourcing's SQLite process recorder, writing the inputs seen and the trades
+    booked in the transaction of the journal records they come from (the `inputs_seen` and
+    `trades` arguments of `insert_events`)."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *_SQLITE_INPUTS_SEEN]
+        return [
+            *super().construct_create_table_statements(),
+            *_SQLITE_INPUTS_SEEN,
+            *_SQLITE_TRADES,
+        ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -190,7 +219,16 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
         inputs: Sequence[InputSeen] = kwargs.get("inputs_seen", ())
         if inputs:
             c.executemany(_SQLITE_INSERT_INPUT, inputs)
+        trades: Sequence[TradeBooked] = kwargs.get("trades", ())
+        if trades:
+            c.executemany(_SQLITE_INSERT_TRADE, trades)
         return returning
+
+    def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
+        marks = ", ".join("?" * len(trade_ids))
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"{_SQLITE_SELECT_TRADES}({marks})", [until_seq, *trade_ids])
+            return {row["trade_id"]: bytes(row["trade"]) for row in c.fetchall()}
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         marks = ", ".join("?" * len(event_ids))
@@ -213,7 +251,7 @@ class LedgerStore:
     def __init__(self, factory: StoreFactory, recorder: ProcessRecorder, description: str) -> None:
         self._factory = factory
         self._recorder = recorder
-        self._inputs = cast(_InputsSeenRecorder, recorder)  # both recorders are the ledger's
+        self._tables = cast(_LedgerTablesRecorder, recorder)  # both recorders are the ledger's
         self._description = description
         self._probe: sqlite3.Connection | None = None  # `_read_connection`, opened on first use
 
@@ -259,8 +297,10 @@ class LedgerStore:
         journal: Sequence[JournalEntry],
         rejects: Sequence[bytes],
         tracking: Tracking | None,
+        trades: Sequence[TradeBooked] = (),
     ) -> None:
-        """Record journal entries, rejects and the input position in ONE transaction.
+        """Record journal entries, rejects, the input position and the client trades the
+        journal entries book in ONE transaction.
 
         `journal` continues the journal without a gap; `rejects` are reject records whose
         `number` continues the rejects. Raises `TrackingConflict` when `tracking` is at or
@@ -277,7 +317,9 @@ class LedgerStore:
         if not stored and tracking is None:
             return
         try:
-            self._recorder.insert_events(stored, tracking=tracking, inputs_seen=inputs)
+            self._recorder.insert_events(
+                stored, tracking=tracking, inputs_seen=inputs, trades=trades
+            )
         except IntegrityError as error:
             raise self._conflict(error, tracking) from error
 
@@ -308,20 +350,14 @@ class LedgerStore:
 
     def inputs_seen(self, event_ids: Collection[str], until_seq: int) -> dict[str, str]:
         """The input digest of each of `event_ids` that a journal record up to `until_seq`
-        decided; absent: never decided (a refused input is not seen). Asked a bounded chunk
-        of ids at a time."""
-        ids = list(event_ids)
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), inputs_seen_lookup_ids_max):
-            chunk = ids[start : start + inputs_seen_lookup_ids_max]
-            found.update(self._inputs.select_inputs_seen(chunk, until_seq))
-        return found
+        decided; absent: never decided (a refused input is not seen)."""
+        return _looked_up(self._tables.select_inputs_seen, event_ids, until_seq)
 
     def catch_up_inputs_seen(self) -> int:
         """Fill the inputs-seen table from the journal records after the last input it holds
         (all of them, once, on a store written before the table existed). A writer calls it
         at start; returns how many journal records were read."""
-        after = read = self._inputs.last_input_seen_seq()
+        after = read = self._tables.last_input_seen_seq()
         while entries := self.read_journal(after):
             inputs = []
             for entry in entries:
@@ -332,6 +368,18 @@ class LedgerStore:
                 self._recorder.insert_events([], inputs_seen=inputs)
             after = entries[-1].seq
         return after - read
+
+    def trades_booked(self, trade_ids: Collection[str], until_seq: int) -> dict[str, bytes]:
+        """The encoded `BookedTrade` of each of `trade_ids` that a journal record up to
+        `until_seq` booked (its first booking); absent: never booked as a client trade."""
+        return _looked_up(self._tables.select_trades, trade_ids, until_seq)
+
+    def record_trades(self, trades: Sequence[TradeBooked]) -> None:
+        """Record client trades the journal booked already (a writer's start records those
+        of the events it replays: all of them, once, on a store written before the table
+        existed); a trade id recorded already keeps its row."""
+        if trades:
+            self._recorder.insert_events([], trades=trades)
 
     def _reject_rows(self, rejects: Sequence[bytes]) -> list[StoredEvent]:
         if not rejects:
@@ -542,6 +590,22 @@ class LedgerStore:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+_Found = TypeVar("_Found")
+
+
+def _looked_up(
+    select: Callable[[Sequence[str], int], dict[str, _Found]],
+    keys: Collection[str],
+    until_seq: int,
+) -> dict[str, _Found]:
+    """`select` of `keys` as of `until_seq`, asked a bounded chunk of keys at a time."""
+    ids = list(keys)
+    found: dict[str, _Found] = {}
+    for start in range(0, len(ids), lookup_ids_max):
+        found.update(select(ids[start : start + lookup_ids_max], until_seq))
+    return found
 
 
 def _process_recorder(factory: StoreFactory) -> ProcessRecorder:

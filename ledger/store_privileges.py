@@ -6,7 +6,8 @@ Three roles (docs/security.md "PostgreSQL"):
   the tables, the append-only triggers and the journal-lock function, and grants the two
   roles below their rights;
 - `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
-  rejects table and on the inputs-seen table, SELECT and INSERT on the tracking table and
+  rejects table and on the inputs-seen and trades tables, SELECT and INSERT on the tracking
+  table and
   UPDATE of its position column (`notification_id`), nothing else;
 - `ledger_reader` (`ledger api`, the read commands): SELECT on those tables (and on the
   view tables, granted by `projections.database` when the owner creates them).
@@ -51,9 +52,12 @@ JOURNAL_TABLE = "stored_events"  # eventsourcing's names for a factory without a
 TRACKING_TABLE = "notification_tracking"
 # The inputs seen (event id, input digest, seq), written with the journal (ledger/store.py).
 INPUTS_SEEN_TABLE = "ledger_inputs_seen"
+# The client trades booked (trade id, seq, encoded `BookedTrade`), written with the journal.
+TRADES_TABLE = "ledger_trades"
 # Bump when the owner's statements below change, so that the next owner open applies them.
-# 2: the writer's UPDATE is on the position column only; 3: the inputs-seen table.
-STORE_LAYOUT = "ledger store layout 3"
+# 2: the writer's UPDATE is on the position column only; 3: the inputs-seen table;
+# 4: the trades table.
+STORE_LAYOUT = "ledger store layout 4"
 
 
 class StoreNotCreated(Exception):
@@ -62,12 +66,13 @@ class StoreNotCreated(Exception):
 
 class JournalRecorder(PostgresProcessRecorder):
     """eventsourcing's process recorder, locking the journal through the owner's function,
-    and writing the inputs seen in the transaction of the journal records they come from
-    (the `inputs_seen` argument of `insert_events`)."""
+    and writing the inputs seen and the trades booked in the transaction of the journal
+    records they come from (the `inputs_seen` and `trades` arguments of `insert_events`)."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self._inputs = sql.Identifier(datastore.schema, INPUTS_SEEN_TABLE)
+        self._trades = sql.Identifier(datastore.schema, TRADES_TABLE)
         self.sql_create_statements += [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {0} (event_id text PRIMARY KEY, "
@@ -76,6 +81,10 @@ class JournalRecorder(PostgresProcessRecorder):
             sql.SQL("CREATE INDEX IF NOT EXISTS {0} ON {1} (seq)").format(
                 sql.Identifier(f"{INPUTS_SEEN_TABLE}_seq"), self._inputs
             ),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {0} (trade_id text PRIMARY KEY, "
+                "seq bigint NOT NULL, trade bytea NOT NULL)"
+            ).format(self._trades),
         ]
 
     def _insert_events(
@@ -91,6 +100,16 @@ class JournalRecorder(PostgresProcessRecorder):
                 ).format(self._inputs),
                 inputs,
             )
+        trades: Sequence[tuple[str, int, bytes]] = kwargs.get("trades", ())
+        if trades:
+            # The first booking under a trade id is the one a bust reverses.
+            curs.executemany(
+                sql.SQL(
+                    "INSERT INTO {0} (trade_id, seq, trade) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (trade_id) DO NOTHING"
+                ).format(self._trades),
+                trades,
+            )
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         with self.datastore.transaction(commit=False) as curs:
@@ -101,6 +120,16 @@ class JournalRecorder(PostgresProcessRecorder):
                 (list(event_ids), until_seq),
             )
             return {row["event_id"]: row["input_digest"] for row in curs.fetchall()}
+
+    def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                sql.SQL(
+                    "SELECT trade_id, trade FROM {0} WHERE trade_id = ANY(%s) AND seq <= %s"
+                ).format(self._trades),
+                (list(trade_ids), until_seq),
+            )
+            return {row["trade_id"]: bytes(row["trade"]) for row in curs.fetchall()}
 
     def last_input_seen_seq(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
@@ -228,6 +257,7 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "journal": sql.Identifier(JOURNAL_TABLE),
         "tracking": sql.Identifier(TRACKING_TABLE),
         "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
+        "trades": sql.Identifier(TRADES_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "refuse": sql.Identifier(REFUSE_REWRITE_FUNCTION),
         "forward": sql.Identifier(TRACKING_FORWARD_FUNCTION),
@@ -250,6 +280,10 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "ON {schema}.{inputs} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
         "ON {schema}.{inputs} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE "
+        "ON {schema}.{trades} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+        "ON {schema}.{trades} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE FUNCTION {schema}.{forward}() RETURNS trigger LANGUAGE plpgsql "
         "AS $$ BEGIN IF TG_OP = 'UPDATE' AND NEW.application_name = OLD.application_name "
         "AND NEW.notification_id > OLD.notification_id THEN RETURN NEW; END IF; "
@@ -272,6 +306,7 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
         "journal": sql.Identifier(JOURNAL_TABLE),
         "tracking": sql.Identifier(TRACKING_TABLE),
         "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
+        "trades": sql.Identifier(TRADES_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "writer": sql.Identifier(WRITER_ROLE),
         "reader": sql.Identifier(READER_ROLE),
@@ -280,9 +315,10 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
     if WRITER_ROLE in present:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {writer}",
-            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
-            "FROM {writer}",
-            "GRANT SELECT, INSERT ON {schema}.{journal}, {schema}.{inputs} TO {writer}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
+            "{schema}.{trades} FROM {writer}",
+            "GRANT SELECT, INSERT ON {schema}.{journal}, {schema}.{inputs}, {schema}.{trades} "
+            "TO {writer}",
             # UPDATE of the position column alone: the recorder's upsert sets nothing else.
             "GRANT SELECT, INSERT, UPDATE (notification_id) ON {schema}.{tracking} TO {writer}",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
@@ -291,9 +327,9 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
     if READER_ROLE in present:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {reader}",
-            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
-            "FROM {reader}",
-            "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs} "
-            "TO {reader}",
+            "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
+            "{schema}.{trades} FROM {reader}",
+            "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
+            "{schema}.{trades} TO {reader}",
         ]
     return [sql.SQL(text).format(**names) for text in texts]

@@ -237,3 +237,26 @@ def test_the_inputs_seen_are_written_with_the_journal_records(store: LedgerStore
     many = [f"never-{n}" for n in range(2_500)]  # more than one statement's worth of ids
     assert store.inputs_seen([*many, "in-3"], 7) == {"in-3": input_digest(3)}
     assert store.catch_up_inputs_seen() == 1  # only the record after the last input's
+
+
+def test_the_trades_booked_are_written_with_the_journal_records(store: LedgerStore) -> None:
+    first = journal_entries(1, 3, GENESIS_HASH)
+    store.append(first, [], Tracking(INBOX, 1), [("T1", 1, b"first"), ("T2", 3, b"second")])
+    ids = ["T0", "T1", "T2"]
+    assert store.trades_booked(ids, 3) == {"T1": b"first", "T2": b"second"}
+    assert store.trades_booked(ids, 2) == {"T1": b"first"}  # as of seq 2
+    again = journal_entries(4, 1, last_hash(first))
+    with pytest.raises(TrackingConflict):
+        store.append(again, [], Tracking(INBOX, 1), [("T3", 4, b"third")])
+    assert store.trades_booked(["T3"], 4) == {}  # rolled back with the journal
+    # The first booking under a trade id is the one kept (a bust reverses it), whether a
+    # later one comes with the journal or from a start's replay.
+    store.append(again, [], Tracking(INBOX, 2), [("T3", 4, b"third"), ("T1", 4, b"later")])
+    store.record_trades([("T2", 3, b"replayed"), ("T4", 4, b"fourth")])
+    many = [f"never-{n}" for n in range(2_500)]  # more than one statement's worth of ids
+    assert store.trades_booked([*many, "T1", "T2", "T3", "T4"], 4) == {
+        "T1": b"first",
+        "T2": b"second",
+        "T3": b"third",
+        "T4": b"fourth",
+    }

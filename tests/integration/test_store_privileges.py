@@ -12,7 +12,7 @@ import pytest
 from psycopg import errors, sql
 
 from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
-from ledger.store_privileges import JOURNAL_TABLE, TRACKING_TABLE
+from ledger.store_privileges import JOURNAL_TABLE, TRACKING_TABLE, TRADES_TABLE
 from tests.store_suite import INBOX, journal_entries, reject_records
 
 pytestmark = pytest.mark.integration
@@ -29,9 +29,10 @@ def schema() -> str:
 
 @pytest.fixture
 def owned_store(postgres_url: str, schema: str) -> Iterator[LedgerStore]:
-    """A store created by `ledger_owner`, holding seq 1..3 from inbox offset 0."""
+    """A store created by `ledger_owner`, holding seq 1..3 from inbox offset 0, which
+    booked trade T1 at seq 2."""
     with LedgerStore.open(role_url(postgres_url, "ledger_owner", schema)) as store:
-        store.append(journal_entries(1, 3, "0" * 64), [], Tracking(INBOX, 0))
+        store.append(journal_entries(1, 3, "0" * 64), [], Tracking(INBOX, 0), [("T1", 2, b"t")])
         yield store
 
 
@@ -41,6 +42,7 @@ def execute(postgres_url: str, role: str, schema: str, statement: str, *args: An
     names = {
         "journal": sql.Identifier(schema, JOURNAL_TABLE),
         "tracking": sql.Identifier(schema, TRACKING_TABLE),
+        "trades": sql.Identifier(schema, TRADES_TABLE),
     }
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(**names), args or None)
@@ -50,6 +52,9 @@ REWRITES = [
     "UPDATE {journal} SET state = state || ' '::bytea WHERE originator_version = 2",
     "DELETE FROM {journal} WHERE originator_version = 3",
     "TRUNCATE {journal}",
+    "UPDATE {trades} SET trade = 'forged'::bytea WHERE trade_id = 'T1'",
+    "DELETE FROM {trades}",
+    "TRUNCATE {trades}",
 ]
 
 
@@ -105,9 +110,11 @@ def test_the_writer_appends_and_the_reader_reads(
     with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
         writer.append(journal_entries(4, 2, "1" * 64), reject_records(1, 1), Tracking(INBOX, 1))
         assert (writer.last_seq(), writer.max_tracking_id(INBOX)) == (5, 1)
+        writer.record_trades([("T2", 4, b"u")])  # what a writer's start records
     with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
         assert [entry.seq for entry in reader.read_journal()] == [1, 2, 3, 4, 5]
         assert reader.max_tracking_id(INBOX) == 1
+        assert reader.trades_booked(["T1", "T2"], 5) == {"T1": b"t", "T2": b"u"}
     assert owned_store.last_seq() == 5
 
 
@@ -119,6 +126,7 @@ def test_the_writer_appends_and_the_reader_reads(
         "INSERT INTO {journal} (originator_id, originator_version, topic, state) "
         "VALUES (gen_random_uuid(), 1, 'forged', ''::bytea)",
         "INSERT INTO {tracking} VALUES ('forged:0', 99)",
+        "INSERT INTO {trades} VALUES ('T9', 1, 'forged'::bytea)",
         "UPDATE {tracking} SET notification_id = 99",
     ],
 )
