@@ -91,25 +91,20 @@ class JournalRecorder(PostgresProcessRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
-        inputs: Sequence[tuple[str, str, int]] = kwargs.get("inputs_seen", ())
-        if inputs:
-            curs.executemany(
-                sql.SQL(
-                    "INSERT INTO {0} (event_id, input_digest, seq) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (event_id) DO NOTHING"
-                ).format(self._inputs),
-                inputs,
-            )
-        trades: Sequence[tuple[str, int, bytes]] = kwargs.get("trades", ())
-        if trades:
-            # The first booking under a trade id is the one a bust reverses.
-            curs.executemany(
-                sql.SQL(
-                    "INSERT INTO {0} (trade_id, seq, trade) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (trade_id) DO NOTHING"
-                ).format(self._trades),
-                trades,
-            )
+        # Either table's first row under a key stays: a trade's first booking is the one
+        # a bust reverses.
+        for argument, table, key, columns in (
+            ("inputs_seen", self._inputs, "event_id", ("event_id", "input_digest", "seq")),
+            ("trades", self._trades, "trade_id", ("trade_id", "seq", "trade")),
+        ):
+            rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
+            if rows:
+                insert = sql.SQL(
+                    "INSERT INTO {0} ({1}) VALUES (%s, %s, %s) ON CONFLICT ({2}) DO NOTHING"
+                ).format(
+                    table, sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(key)
+                )
+                curs.executemany(insert, rows)
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         with self.datastore.transaction(commit=False) as curs:
