@@ -5,7 +5,6 @@ store adapter: the same verdicts for a record another connection booked since.""
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
@@ -15,21 +14,9 @@ from ledger import pretrade, reporting
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from tests.unit.test_api_checks import withdrawal
 
 POLICY = load_policy(None)
-
-
-def _withdrawal(account_id: str, amount: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "withdrawal_requested",
-            "event_id": "proposed-withdrawal",
-            "occurred_at": "2026-11-30T00:00:00Z",
-            "account_id": account_id,
-            "asset": "USD",
-            "amount": amount,
-        }
-    ).encode()
 
 
 @pytest.mark.integration
@@ -43,7 +30,7 @@ def test_a_booked_event_id_is_a_duplicate_or_a_conflict_on_postgresql(
         account_id = sorted(
             a.account_id for a in before.clients() if a.balance("USD") > 0 and a.margin_call is None
         )[0]
-        booked = _withdrawal(account_id, "0.01")
+        booked = withdrawal(account_id, "0.01")
         with LedgerStore.open(pg_schema_url, read_only=True) as store:
             assert store.commit_marker() is None  # PostgreSQL: no read connection of its own
             first = pretrade.check(before, POLICY, account_id, booked, store=store)
@@ -52,7 +39,7 @@ def test_a_booked_event_id_is_a_duplicate_or_a_conflict_on_postgresql(
             book = reporting.book_as_of(store, None)
             again = pretrade.check(book, POLICY, account_id, booked, store=store)
             assert (again.outcome, again.refusal) == ("duplicate", None)
-            other = _withdrawal(account_id, "0.02")
+            other = withdrawal(account_id, "0.02")
             conflict = pretrade.check(book, POLICY, account_id, other, store=store)
             assert conflict.refusal is not None
             assert conflict.refusal.reason_code == "event_id_conflict"
