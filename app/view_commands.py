@@ -260,16 +260,28 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _check_snapshots(args: argparse.Namespace) -> bool:
-    """Print how the store's book snapshots compare with the book rebuilt from seq 1;
-    True when one differs."""
+    """Print how the store's book snapshots and trades table compare with the book rebuilt
+    from seq 1; True when one differs."""
     with open_store(args) as store:
-        checks = snapshots.check_all(store)
-    for check in checks:
-        if check.verdict != "equal":
-            print(f"book snapshot at seq {check.seq}: {check.verdict}")
-    equal = sum(check.verdict == "equal" for check in checks)
-    print(f"book snapshots: {equal} of {len(checks)} equal the book rebuilt from seq 1")
-    return any(check.verdict == "differs" for check in checks)
+        check = snapshots.check_all(store)
+    for snapshot in check.snapshots:
+        if snapshot.verdict != "equal":
+            print(f"book snapshot at seq {snapshot.seq}: {snapshot.verdict}")
+    equal = sum(snapshot.verdict == "equal" for snapshot in check.snapshots)
+    print(f"book snapshots: {equal} of {len(check.snapshots)} equal the book rebuilt from seq 1")
+    named = check.trades_differing[:trades_differing_named_max]
+    more = ", ..." if len(check.trades_differing) > len(named) else ""
+    if named:
+        print(f"trades table: missing or other than booked: {', '.join(named)}{more}")
+    print(
+        f"trades table: {check.trades - len(check.trades_differing)} of {check.trades} "
+        "client trades as the journal booked them"
+    )
+    differs = any(snapshot.verdict == "differs" for snapshot in check.snapshots)
+    return differs or bool(check.trades_differing)
+
+
+trades_differing_named_max = 10  # the audit names the first few trades that differ
 
 
 def _verified_file(path: Path) -> audit.VerifyOutcome:

@@ -122,7 +122,7 @@ class BookedTrade(msgspec.Struct, frozen=True, array_like=True):
 
 
 _encode_trade = msgspec.msgpack.Encoder().encode
-_decode_trade = msgspec.msgpack.Decoder(BookedTrade).decode
+decode_trade = msgspec.msgpack.Decoder(BookedTrade).decode
 
 
 @dataclass
@@ -245,7 +245,7 @@ class Book:
         encoded = self.trades.get(trade_id)
         if encoded is None and self.new_trades is not None and trade_id in self.new_trades:
             encoded = self.new_trades[trade_id][1]
-        return None if encoded is None else _decode_trade(encoded)
+        return None if encoded is None else decode_trade(encoded)
 
     def _keep_trade(self, trade: BookedTrade, trade_id: str) -> None:
         # The first booking under an id is the one reversed (so the store keeps the first).

@@ -236,12 +236,17 @@ def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
         app = LedgerApplication(store, POLICY, snapshot_events=300)
         for start in range(0, len(simulated), simulated_batch_records):
             app.process(simulated[start : start + simulated_batch_records])
-        checks = snapshots.check_all(store)
+        check = snapshots.check_all(store)
+        trades = len(_replayed(store).trades)
+    checks = check.snapshots
     assert len(checks) >= 2
     assert {check.verdict for check in checks} == {"equal"}
+    assert (check.trades, check.trades_differing) == (trades, [])
     assert main(["--store", url, "report", "balances", "--format", "csv"]) == 0  # the views
     assert main(["--store", url, "audit", "replay"]) == 0
-    assert f"book snapshots: {len(checks)} of {len(checks)} equal" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"book snapshots: {len(checks)} of {len(checks)} equal" in out
+    assert f"trades table: {trades} of {trades} client trades as the journal booked them" in out
     with LedgerStore.open(url) as store:
         latest = _latest_snapshot(store)
         (entry,) = store.read_journal(latest.seq, 1)
@@ -364,3 +369,25 @@ def test_a_store_written_before_the_trades_table_is_filled_by_the_next_start(
     (reversal,) = s.events("trade_reversed")
     assert reversal["original_seq"] == msgspec.msgpack.decode(replayed.trades["p2"])[0]
     assert s.app.book.accounts["C1"].positions["BTC-PERP"].size == Decimal("0.1")
+
+
+@pytest.mark.parametrize("page_events", [None, 1], ids=["one-page", "a-page-an-event"])
+def test_the_audit_finds_a_row_of_the_trades_table_other_than_booked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_events: int | None
+) -> None:
+    path = tmp_path / "ledger.db"
+    s = Scenario(f"sqlite:///{path}")
+    s.perp_long()  # C1 buys 0.1 BTC-PERP as p1
+    s.perp_buy("C1", "p2", "0.2", "61000", fee="1")
+    s.perp_buy("C1", "p1", "0.1", "62000")  # a trade id booked again: its first row stays
+    if page_events is not None:  # the rebooking compared on a page of its own
+        monkeypatch.setattr(snapshots, "journal_read_batch_events_max", page_events)
+    compared = 2 if page_events is None else 3  # a page compares a trade id once
+    check = snapshots.check_all(s.store)
+    assert (check.trades, check.trades_differing) == (compared, [])
+    with sqlite3.connect(path) as connection:  # rows changed behind the ledger's back
+        connection.execute(f"UPDATE {TRADES_TABLE} SET trade = x'00' WHERE trade_id = 'p2'")  # noqa: S608
+        connection.execute(f"DELETE FROM {TRADES_TABLE} WHERE trade_id = 'p1'")  # noqa: S608
+    check = snapshots.check_all(s.store)
+    differing = ["p1", "p2"] if page_events is None else ["p1", "p2", "p1"]
+    assert (check.trades, check.trades_differing) == (compared, differing)
