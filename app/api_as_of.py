@@ -40,6 +40,7 @@ from ledger.store import LedgerStore
 from projections import history
 from projections.database import ViewDatabase, ViewsReadOnly
 from projections.tables import TABLES_BY_VIEW
+from projections.tail import HistoryTail
 from projections.views import document, views_at
 
 as_of_workers = 2  # replays at once: one per core of the machines the API runs on
@@ -77,15 +78,19 @@ class AsOfBusy(Exception):
 # or thread), set by the pool's initializer.
 _worker: dict[str, tuple[LedgerStore, Policy, str | None]] = {}
 _OPENED = "opened"
-# The stored views a worker process reads accounts' history from, opened at its first read.
+# The stored views a worker process reads accounts' history from, opened at its first read,
+# and its history past them (projections/tail.py), begun at its first read there.
 _history_views: dict[str, ViewDatabase] = {}
+_history_tails: dict[str, HistoryTail] = {}
 
 
 def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
     os.nice(as_of_worker_niceness)
     policy = load_policy(source.policy_path)
     require(policy.digest == policy_digest, "the policy file changed since the API started")
-    _worker[_OPENED] = (LedgerStore.open(source.store_url), policy, source.store_url)
+    store = LedgerStore.open(source.store_url)
+    _worker[_OPENED] = (store, policy, source.store_url)
+    _follow_past_stored_views(store, policy, source.store_url)
 
 
 def _share_with_thread(store: LedgerStore, policy: Policy) -> None:
@@ -116,7 +121,9 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
     store, policy, stored_url = _opened()
     seq = _seq(store, as_of)
-    book = _from_history(stored_url, account_id, seq) or reporting.book_as_of(store, str(seq))
+    book = _from_history(store, policy, stored_url, account_id, seq) or reporting.book_as_of(
+        store, str(seq)
+    )
     # A platform account answers too, as in `ledger query` and the current reads.
     if account_id not in book.accounts:
         raise AsOfRefusal(_HTTP_NOT_FOUND, f"account {account_id} is not in the ledger")
@@ -128,12 +135,28 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
         raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing
 
 
-def _from_history(stored_url: str | None, account_id: str, seq: int) -> Book | None:
-    """The book for a client's read right after `seq` from the accounts' history stored
-    with the views (a few indexed queries), or None where it does not reach: no stored
-    views, a seq past them or before their history, a platform account (not kept)."""
+def _from_history(
+    store: LedgerStore, policy: Policy, stored_url: str | None, account_id: str, seq: int
+) -> Book | None:
+    """The book for a client's read right after `seq` from the accounts' history: the one
+    stored with the views up to their position, the worker's tail in memory past it (a few
+    indexed queries either way); None where neither reaches: no stored views, a seq before
+    their history or past the tail's bound, a platform account (not kept)."""
     if stored_url is None or is_reserved(account_id):
         return None
+    views = _stored_history(stored_url)
+    if views is None:
+        return None
+    if history.covers(views, seq):
+        return history.book_at(views, account_id, seq)
+    if seq < views.position().last_seq:
+        return None  # before the stored history's start: no tail begins there
+    tail = _tail(stored_url, policy, seq)
+    return None if tail is None else tail.book_at(store, account_id, seq)
+
+
+def _stored_history(stored_url: str) -> ViewDatabase | None:
+    """The views stored at `stored_url` when they keep the accounts' history, opened once."""
     views = _history_views.get(stored_url)
     if views is None:
         try:
@@ -141,9 +164,36 @@ def _from_history(stored_url: str | None, account_id: str, seq: int) -> Book | N
         except ViewsReadOnly:
             return None  # never built here, or not readable: the replay answers
         _history_views[stored_url] = views
-    if not history.covers(views, seq):
+    return None if views.history_start() is None else views
+
+
+def _follow_past_stored_views(store: LedgerStore, policy: Policy, stored_url: str) -> None:
+    """At a worker's start, its tail caught up to the journal's end when the stored views
+    stand before it: the catch-up (seconds for 100,000 events) is not a read's wait."""
+    views = _stored_history(stored_url)
+    last = store.last_seq()
+    if views is not None and views.position().last_seq < last:
+        tail = _tail(stored_url, policy, last)
+        if tail is not None:
+            tail.follow(store, last)
+
+
+def _tail(stored_url: str, policy: Policy, seq: int) -> HistoryTail | None:
+    """The worker's history past the stored views, begun at the first read there, begun
+    again from where the stored views stand when `seq` is past its bound."""
+    tail = _history_tails.get(stored_url)
+    if tail is not None and tail.reaches(seq):
+        return tail
+    if tail is not None:
+        tail.close()
+        del _history_tails[stored_url]
+    tail = HistoryTail.begin(stored_url, policy)
+    if tail is None or not tail.reaches(seq):
+        if tail is not None:
+            tail.close()
         return None
-    return history.book_at(views, account_id, seq)
+    _history_tails[stored_url] = tail
+    return tail
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:

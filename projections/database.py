@@ -155,7 +155,7 @@ class ViewDatabase:
 
     tables: tuple[Table, ...] = TABLES
     # Whether views stored next to the journal keep the accounts' history (HISTORY_TABLES,
-    # projections/history.py); scratch views in memory never do.
+    # projections/history.py); scratch views in memory do only when asked (`in_memory`).
     records_history = True
 
     def __init__(
@@ -165,12 +165,12 @@ class ViewDatabase:
         description: str,
         *,
         create: bool = True,
-        stored: bool = True,
+        keeps_history: bool = True,
     ) -> None:
         self._connection = connection
         self._placeholder = placeholder
         self.description = description
-        self.keeps_history = stored and self.records_history
+        self.keeps_history = keeps_history and self.records_history
         if create:
             self._create()
 
@@ -187,10 +187,16 @@ class ViewDatabase:
         raise ViewsUrlError(f"views URL must start with sqlite:/// or postgresql://: {url!r}")
 
     @classmethod
+    def in_memory(cls, *, keeps_history: bool = False) -> ViewDatabase:
+        """Scratch views in memory; with the accounts' history when `keeps_history` (the
+        history of what an as_of reader catches up past the stored views, projections/tail.py)."""
+        connection = sqlite3.connect(":memory:", isolation_level=None)
+        return cls(connection, "?", "sqlite:///:memory:", keeps_history=keeps_history)
+
+    @classmethod
     def _open_sqlite(cls, path_text: str, create: bool) -> ViewDatabase:
         if path_text in ("", ":memory:"):
-            connection = sqlite3.connect(":memory:", isolation_level=None)
-            return cls(connection, "?", "sqlite:///:memory:", stored=False)
+            return cls.in_memory()
         path = Path(path_text).resolve()
         description = f"sqlite:///{path}"
         if not create:

@@ -80,12 +80,14 @@ def views_at(
     return scratch
 
 
-def stored_copy(url: str | None) -> ViewDatabase:
+def stored_copy(url: str | None, *, keeps_history: bool = False) -> ViewDatabase:
     """A scratch in-memory copy of the views stored at `url` (empty when there are none it
-    may read): a runner on it resumes where they stand, and writes nothing to the store."""
+    may read): a runner on it resumes where they stand, and writes nothing to the store.
+    With `keeps_history`, the copy keeps the history of what it catches up (not the stored
+    history: it begins where the stored views stand)."""
     stored = _stored_views(url)
     try:
-        return _scratch_copy(stored)
+        return _scratch_copy(stored, keeps_history=keeps_history)
     finally:
         if stored is not None:
             stored.close()
@@ -101,10 +103,10 @@ def _stored_views(url: str | None) -> ViewDatabase | None:
         return None
 
 
-def _scratch_copy(source: ViewDatabase | None) -> ViewDatabase:
+def _scratch_copy(source: ViewDatabase | None, *, keeps_history: bool = False) -> ViewDatabase:
     """A scratch in-memory database holding every view's rows, the position and the saved
     projection state of `source` (empty without one)."""
-    scratch = ViewDatabase.open("sqlite:///:memory:")
+    scratch = ViewDatabase.in_memory(keeps_history=keeps_history)
     if source is None:
         return scratch
     position = source.position()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app import api_as_of
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, risk
@@ -24,10 +25,12 @@ from ledger.policy import Policy, load_policy
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections import history, resume, tables, views
+from projections import tail as tail_module
 from projections.database import ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
 from projections.state import PolicyMismatch
+from projections.tail import HistoryTail
 from tests.ledger_scenario import Scenario
 
 SEED, ACCOUNTS, DAYS = 1, 8, 3  # the crash of day 2 issues calls and liquidates accounts
@@ -395,6 +398,67 @@ def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy)
         ProjectionRunner(scratch, policy).follow(store, until_seq=100)
         assert scratch.history_start() is None
         assert not history.covers(scratch, 50)
+
+
+def _stored_views_until(store: LedgerStore, store_url: str, policy: Policy, seq: int) -> None:
+    """Views stored next to the journal up to `seq`, their state saved (`ledger report`)."""
+    with ViewDatabase.open(store_url) as database:
+        runner = ProjectionRunner(database, policy)
+        runner.follow(store, until_seq=seq)
+        resume.save(database, runner.state, runner.name)
+
+
+def test_a_tail_past_the_stored_views_answers_as_the_replay_does(
+    store_url: str, policy: Policy
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        half, last = store.last_seq() // 2, store.last_seq()
+        _stored_views_until(store, store_url, policy, half)
+        tail = HistoryTail.begin(store_url, policy)
+        assert tail is not None
+        assert tail.start == half
+        assert [tail.reaches(s) for s in (half, half + 1, last)] == [False, True, True]
+        tail.book_at(store, "C1", half + 1)  # the first read follows the journal to its end
+        assert tail.runner.last_seq == last
+        assert tail.runner.database.history_start() == half
+        seqs = _sample_seqs(last, half + 1)
+        assert compare_history_with_replay(store, tail.runner.database, policy, seqs) > 1_000
+        tail.close()
+
+
+def test_as_of_reads_past_the_stored_views_replay_nothing(
+    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        third, last = store.last_seq() // 3, store.last_seq()
+        _stored_views_until(store, store_url, policy, third)
+        seqs = [third + 1, (third + last) // 2, last]
+        client = sorted(a.account_id for a in reporting.book_as_of(store, str(third)).clients())[0]
+        replayed = {
+            seq: reporting.margin_view(reporting.book_as_of(store, str(seq)), policy, client)
+            for seq in seqs
+        }
+
+        def no_replay(store: LedgerStore, as_of: str | None) -> Book:
+            raise AssertionError(f"replayed for as_of {as_of}")
+
+        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        monkeypatch.setattr(reporting, "book_as_of", no_replay)
+        api_as_of._follow_past_stored_views(store, policy, store_url)  # a worker's start
+        assert api_as_of._history_tails[store_url].runner.last_seq == last
+        for seq in seqs:
+            assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
+        assert api_as_of._history_tails[store_url].start == third
+        # Past the tail's bound a read replays from the nearest snapshot, as before.
+        monkeypatch.setattr(tail_module, "tail_events_max", 10)
+        with pytest.raises(AssertionError, match=f"replayed for as_of {third + 11}"):
+            api_as_of.account_document(str(third + 11), client, "margin")
+    for tail in api_as_of._history_tails.values():
+        tail.close()
+    api_as_of._history_tails.clear()
+    for views_open in api_as_of._history_views.values():
+        views_open.close()
+    api_as_of._history_views.clear()
 
 
 def test_views_read_a_reversals_original_from_the_store_and_keep_no_other(
