@@ -66,12 +66,15 @@ class Desk:
     def common(self, account_id: str | None = None) -> Common:
         """The fields every event of the current input carries; the first takes the digest."""
         digest, self.digest = self.digest, None
-        return Common(
-            recorded_at=self.now_text,
-            causation_id=self.cause,
-            account_id=account_id,
-            input_digest=digest,
-        )
+        # A literal: calling the TypedDict builds the same dict in two and a half times the
+        # time, and every journal event asks for one.
+        common: Common = {
+            "recorded_at": self.now_text,
+            "causation_id": self.cause,
+            "account_id": account_id,
+            "input_digest": digest,
+        }
+        return common
 
     def client(self, account_id: str) -> Account | Refusal:
         """The client account `account_id`, or the refusal of an input naming another."""
