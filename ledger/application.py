@@ -348,6 +348,7 @@ class LedgerApplication:
         while book.last_seq < end:
             page_end = min(end, book.last_seq + journal_read_batch_events_max)
             snapshots.apply_until(self.store, book, page_end)
+            require(book.last_seq == page_end, "the journal ends before its last seq")
             self.store.record_trades(_trades_booked(book))
             book.new_trades = {}
         self.replayed_events = book.last_seq - self.snapshot_seq
