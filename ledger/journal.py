@@ -103,7 +103,7 @@ def format_timestamp(moment: datetime) -> str:
             raise ValueError(msg)
         moment = moment.astimezone(UTC)
     # msgspec writes a UTC moment as RFC 3339 with `Z` and `.ffffff` exactly when it is
-    # non-zero, as `isoformat()` does with `+00:00`; in a tenth of the time (once per input).
+    # non-zero, as `isoformat()` does with `+00:00`; in a quarter of the time (once per input).
     return _encode_moment(moment)[1:-1].decode("ascii")
 
 
