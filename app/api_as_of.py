@@ -38,6 +38,7 @@ from ledger.invariants import InvariantViolation, require
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
 from projections import history
+from projections import tail as history_tail
 from projections.database import ViewDatabase, ViewsReadOnly
 from projections.tables import TABLES_BY_VIEW
 from projections.tail import HistoryTail
@@ -82,6 +83,7 @@ _OPENED = "opened"
 # and its history past them (projections/tail.py), begun at its first read there.
 _history_views: dict[str, ViewDatabase] = {}
 _history_tails: dict[str, HistoryTail] = {}
+_tails_refused: dict[str, int] = {}  # the stored views' seq where a tail could not begin
 
 
 def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
@@ -149,9 +151,10 @@ def _from_history(
         return None
     if history.covers(views, seq):
         return history.book_at(views, account_id, seq)
-    if seq < views.position().last_seq:
+    views_seq = views.position().last_seq
+    if seq < views_seq:
         return None  # before the stored history's start: no tail begins there
-    tail = _tail(stored_url, policy, seq)
+    tail = _tail(stored_url, policy, views_seq, seq)
     return None if tail is None else tail.book_at(store, account_id, seq)
 
 
@@ -171,29 +174,35 @@ def _follow_past_stored_views(store: LedgerStore, policy: Policy, stored_url: st
     """At a worker's start, its tail caught up to the journal's end when the stored views
     stand before it: the catch-up (seconds for 100,000 events) is not a read's wait."""
     views = _stored_history(stored_url)
-    last = store.last_seq()
-    if views is not None and views.position().last_seq < last:
-        tail = _tail(stored_url, policy, last)
-        if tail is not None:
-            tail.follow(store, last)
+    if views is None:
+        return
+    views_seq = views.position().last_seq
+    end = history_tail.furthest(views_seq, store.last_seq())
+    tail = _tail(stored_url, policy, views_seq, end)
+    if tail is not None:
+        tail.follow(store, end)
 
 
-def _tail(stored_url: str, policy: Policy, seq: int) -> HistoryTail | None:
-    """The worker's history past the stored views, begun at the first read there, begun
-    again from where the stored views stand when `seq` is past its bound."""
+def _tail(stored_url: str, policy: Policy, views_seq: int, seq: int) -> HistoryTail | None:
+    """The worker's history past the stored views (at `views_seq`) reaching `seq`: begun
+    at the first read there, begun again from where the stored views stand when `seq` is
+    past its bound and the views have moved. None when no tail can reach `seq`: too far
+    past the views, or views whose saved state does not resume (not tried again until
+    they move: a try copies the views)."""
     tail = _history_tails.get(stored_url)
     if tail is not None and tail.reaches(seq):
         return tail
+    if not history_tail.reachable(views_seq, seq) or _tails_refused.get(stored_url) == views_seq:
+        return None
     if tail is not None:
         tail.close()
         del _history_tails[stored_url]
     tail = HistoryTail.begin(stored_url, policy)
-    if tail is None or not tail.reaches(seq):
-        if tail is not None:
-            tail.close()
+    if tail is None:
+        _tails_refused[stored_url] = views_seq
         return None
     _history_tails[stored_url] = tail
-    return tail
+    return tail if tail.reaches(seq) else None  # the views moved on meanwhile
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:

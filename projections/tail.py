@@ -30,6 +30,17 @@ from projections.views import stored_copy
 tail_events_max = 100_000
 
 
+def reachable(start: int, seq: int) -> bool:
+    """Whether a tail from the stored views at `start` holds `seq` (followed or not yet);
+    at `start` itself the stored history answers."""
+    return start < seq <= start + tail_events_max
+
+
+def furthest(start: int, last_seq: int) -> int:
+    """How far a tail from `start` follows a journal ending at `last_seq`."""
+    return min(last_seq, start + tail_events_max)
+
+
 class HistoryTail:
     """The history of the journal from the stored views' position on, in memory."""
 
@@ -48,16 +59,13 @@ class HistoryTail:
         return cls(runner)
 
     def reaches(self, seq: int) -> bool:
-        """Whether `seq` lies in the tail's bounds (followed or not yet); its start is the
-        stored history's."""
-        return self.start < seq <= self.start + tail_events_max
+        return reachable(self.start, seq)
 
     def follow(self, store: LedgerStore, seq: int) -> None:
         """When `seq` (which the tail `reaches`) is past the tail, follow the journal up to
         its end, within the bound: the next reads find their seq followed already."""
         if seq > self.runner.last_seq:
-            end = min(store.last_seq(), self.start + tail_events_max)
-            self.runner.follow(store, until_seq=end)
+            self.runner.follow(store, until_seq=furthest(self.start, store.last_seq()))
         require(history.covers(self.runner.database, seq), "a tail misses seq %s", seq)
 
     def book_at(self, store: LedgerStore, account_id: str, seq: int) -> Book:

@@ -453,6 +453,10 @@ def test_as_of_reads_past_the_stored_views_replay_nothing(
         monkeypatch.setattr(tail_module, "tail_events_max", 10)
         with pytest.raises(AssertionError, match=f"replayed for as_of {third + 11}"):
             api_as_of.account_document(str(third + 11), client, "margin")
+        # A worker starting with the views further behind follows as far as its bound.
+        api_as_of._history_tails.pop(store_url).close()
+        api_as_of._follow_past_stored_views(store, policy, store_url)
+        assert api_as_of._history_tails[store_url].runner.last_seq == third + 10
     for tail in api_as_of._history_tails.values():
         tail.close()
     api_as_of._history_tails.clear()
