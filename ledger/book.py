@@ -8,10 +8,11 @@ accounts, the external custody account included, sum to zero at all times.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, assert_never
+from typing import Any, Literal, assert_never
 
 import msgspec
 
@@ -421,7 +422,7 @@ class Book:
             )
             require(False, "journal seq %s breaks the hash chain", event.seq)
         self._applying = event
-        self._apply_body(event)
+        _SHORTCUTS.get(type(event), Book._apply_body)(self, event)
         self._applying = None  # only postings inside apply read it; a snapshot holds none
         if event.input_digest is not None and self.new_inputs is not None:
             self.new_inputs[event.causation_id] = event.input_digest
@@ -693,6 +694,17 @@ class Book:
 
     def _client(self, event: je.JournalEvent) -> Account:
         return self.accounts[self._id(event)]
+
+
+# The match of `_apply_body` says how each event applies; the most frequent three are
+# looked up by exact type first: a class pattern is an isinstance test, and isinstance of a
+# Struct that is not of the class costs ~150 ns (its metaclass's __instancecheck__), which
+# was 4% of a replay into every view (docs/performance.md).
+_SHORTCUTS: dict[type, Callable[[Book, Any], None]] = {
+    je.PerpTradeBooked: Book._apply_perp_trade,
+    je.SpotTradeBooked: Book._apply_spot_trade,
+    je.MarkPriceApplied: Book._apply_mark,
+}
 
 
 def _booked(
