@@ -260,7 +260,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _check_snapshots(args: argparse.Namespace) -> bool:
-    """Print how the store's book snapshots and trades table compare with the book rebuilt
+    """Print how the store's book snapshots, trades and deposits compare with the book rebuilt
     from seq 1; True when one differs."""
     with open_store(args) as store:
         check = snapshots.check_all(store)
@@ -269,19 +269,19 @@ def _check_snapshots(args: argparse.Namespace) -> bool:
             print(f"book snapshot at seq {snapshot.seq}: {snapshot.verdict}")
     equal = sum(snapshot.verdict == "equal" for snapshot in check.snapshots)
     print(f"book snapshots: {equal} of {len(check.snapshots)} equal the book rebuilt from seq 1")
-    named = check.trades_differing[:trades_differing_named_max]
-    more = ", ..." if len(check.trades_differing) > len(named) else ""
+    named = check.originals_differing[:originals_differing_named_max]
+    more = ", ..." if len(check.originals_differing) > len(named) else ""
     if named:
-        print(f"trades table: missing or other than booked: {', '.join(named)}{more}")
+        print(f"trades and deposits tables: missing or other than booked: {', '.join(named)}{more}")
     print(
-        f"trades table: {check.trades - len(check.trades_differing)} of {check.trades} "
-        "client trades as the journal booked them"
+        f"trades and deposits tables: {check.originals - len(check.originals_differing)} of "
+        f"{check.originals} client trades and deposits as the journal booked them"
     )
     differs = any(snapshot.verdict == "differs" for snapshot in check.snapshots)
-    return differs or bool(check.trades_differing)
+    return differs or bool(check.originals_differing)
 
 
-trades_differing_named_max = 10  # the audit names the first few trades that differ
+originals_differing_named_max = 10  # the audit names the first few trades or deposits that differ
 
 
 def _verified_file(path: Path) -> audit.VerifyOutcome:

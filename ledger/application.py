@@ -10,11 +10,12 @@ The book is restored from the latest snapshot and the journal's tail (`ledger.sn
 and a snapshot is recorded every `snapshot_interval_events` journal events. The inputs
 already decided are not in memory: the store keeps them, written with the journal, and a
 batch asks it once for all its event ids (`LedgerStore.inputs_seen`); the book holds only
-those of the batch being decided (`Book.new_inputs`). Nor are the client trades booked: the
-store keeps them (`LedgerStore.trades_booked`), written with the journal from the trades
-the book booked in the batch (`Book.new_trades`), and a batch asks it once for the trades
-its busts name. A start records in the store the trades of the events it replays (all of
-them, once, on a store written before the table existed).
+those of the batch being decided (`Book.new_inputs`). Nor are the client trades and deposits
+booked: the store keeps them (`LedgerStore.trades_booked`, `deposits_booked`), written with
+the journal from those the book booked in the batch (`Book.new_trades`, `new_deposits`),
+and a batch asks it once for the originals its busts and returns name. A start records in
+the store the trades and deposits of the events it replays (all of them, once, on a store
+written before the tables existed).
 """
 
 from __future__ import annotations
@@ -130,7 +131,6 @@ class LedgerApplication:
         self.store = store
         self.policy = policy
         self.snapshot_events = snapshot_events
-        self.snapshot = snapshots.latest_mark(store)
         store.catch_up_inputs_seen()
         self.replayed_events = 0  # journal events applied at the last start, after a snapshot
         self.snapshot_seq = 0  # the seq of this code's latest book snapshot (0: none used)
@@ -154,10 +154,10 @@ class LedgerApplication:
         with _cyclic_collector_paused():
             outcome = self._decide(items, tracking)
             with self._rebuilt_on_store_fault():
-                trades = _trades_booked(self.book)
-                self.store.append(outcome.journal, outcome.rejects, tracking, trades)
+                trades, deposits = _originals_booked(self.book)
+                self.store.append(outcome.journal, outcome.rejects, tracking, trades, deposits)
             self.book.new_inputs = {}  # the store has them now
-            self.book.new_trades = {}
+            self.book.new_trades, self.book.new_deposits = {}, {}
             self._snapshot_when_due()
         return outcome
 
@@ -166,15 +166,18 @@ class LedgerApplication:
         self.desk.pending = []
         reads = [self._read(item) for item in items]
         event_ids = {read.record.event_id for read in reads if read.record is not None}
-        busted = {
-            read.record.trade_id for read in reads if isinstance(read.record, inbox.TradeBusted)
+        records = [read.record for read in reads]
+        busted = {record.trade_id for record in records if isinstance(record, inbox.TradeBusted)}
+        returned = {
+            record.reference for record in records if isinstance(record, inbox.DepositReturned)
         }
         with self._rebuilt_on_store_fault():
             seen = self.store.inputs_seen(event_ids, self.book.last_seq)
-            # The originals the batch's busts name, booked before it (a bust is rare).
+            # The originals the batch's busts and returns name, booked before it (rare).
             self.book.trades = (
                 self.store.trades_booked(busted, self.book.last_seq) if busted else {}
             )
+            self.book.deposits = snapshots.deposits_booked(self.store, returned, self.book.last_seq)
         for index, (item, read) in enumerate(zip(items, reads, strict=True)):
             try:
                 self._process_one(item, read, seen, outcome)
@@ -194,7 +197,7 @@ class LedgerApplication:
         if self.book.last_seq - self.snapshot_seq < self.snapshot_events:
             return
         try:
-            self.snapshot = snapshots.take(self.store, self.book, self.snapshot)
+            snapshots.take(self.store, self.book)
             self.snapshot_seq = self.book.last_seq
         except (PersistenceError, JournalConflict) as error:
             log.warning("snapshot at seq %s not recorded: %s", self.book.last_seq, error)
@@ -340,17 +343,16 @@ class LedgerApplication:
 
     def _replay(self) -> Desk:
         """The book from the latest snapshot and the journal after it, recording in the
-        store the client trades booked there, a page of the journal at a time."""
-        book = snapshots.restore(self.store, with_registers=True)
-        book.new_trades = {}
+        store the client trades and deposits booked there, a page of the journal at a time."""
+        book = snapshots.restore(self.store, writer=True)
         self.snapshot_seq = book.last_seq
         end = self.store.last_seq()
         while book.last_seq < end:
             page_end = min(end, book.last_seq + journal_read_batch_events_max)
             snapshots.apply_until(self.store, book, page_end)
             require(book.last_seq == page_end, "the journal ends before its last seq")
-            self.store.record_trades(_trades_booked(book))
-            book.new_trades = {}
+            self.store.record_originals(*_originals_booked(book))
+            book.new_trades, book.new_deposits = {}, {}
         self.replayed_events = book.last_seq - self.snapshot_seq
         book.new_inputs = {}
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
@@ -377,11 +379,17 @@ def _cyclic_collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _trades_booked(book: Book) -> list[tuple[str, int, bytes]]:
-    """The client trades `book` booked since its last store transaction, as the store
-    records them."""
-    booked = present(book.new_trades, "the writer's book keeps its new trades")
-    return [(trade_id, seq, trade) for trade_id, (seq, trade) in booked.items()]
+def _originals_booked(
+    book: Book,
+) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
+    """The client trades and deposits `book` booked since its last store transaction, as
+    the store records them."""
+    trades = present(book.new_trades, "the writer's book keeps its new trades")
+    deposits = present(book.new_deposits, "the writer's book keeps its new deposits")
+    return (
+        [(trade_id, seq, trade) for trade_id, (seq, trade) in trades.items()],
+        [(reference, deposit.seq) for reference, deposit in deposits.items()],
+    )
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

@@ -206,16 +206,17 @@ class Book:
     # already reversed (each is reversed at most once). A reader's book (`keeps_originals`
     # False: views, queries, audit, read from a store) keeps none on booking: only the
     # original of each reversal it applies, read from the journal at the reversal's
-    # `original_seq` just before (`remember_original`). The writer's book keeps its deposits
-    # but no trade: the store's trades table has them. Its `trades` holds only the
-    # originals of the busts it is deciding (the batch's one lookup) or applying, and
-    # `new_trades` those it booked since its last store transaction (trade id -> seq and
-    # encoded `BookedTrade`), for the store.
+    # `original_seq` just before (`remember_original`). The writer's book keeps neither:
+    # the store's trades and deposits tables have them. Its `trades` and `deposits` hold
+    # only the originals of the busts and returns it is deciding (the batch's one lookup)
+    # or applying, and `new_trades` and `new_deposits` those it booked since its last store
+    # transaction, for the store (a trade as its seq and encoded `BookedTrade`).
     keeps_originals: bool = True
     trades: dict[str, bytes] = field(default_factory=dict)
     new_trades: dict[str, tuple[int, bytes]] | None = None
     busted: set[str] = field(default_factory=set)
     deposits: dict[str, je.DepositCredited] = field(default_factory=dict)
+    new_deposits: dict[str, je.DepositCredited] | None = None
     returned: set[str] = field(default_factory=set)
     # (market, funding_time) of every funding settled: each interval settles once.
     funding_settled: set[tuple[str, str]] = field(default_factory=set)
@@ -247,6 +248,14 @@ class Book:
         if encoded is None and self.new_trades is not None and trade_id in self.new_trades:
             encoded = self.new_trades[trade_id][1]
         return None if encoded is None else decode_trade(encoded)
+
+    def booked_deposit(self, reference: str) -> je.DepositCredited | None:
+        """The client deposit booked under `reference`, if any (returned or not): of those
+        the book keeps, then of those it booked since its last store transaction."""
+        original = self.deposits.get(reference)
+        if original is None and self.new_deposits is not None:
+            original = self.new_deposits.get(reference)
+        return original
 
     def _keep_trade(self, trade: BookedTrade, trade_id: str) -> None:
         # The first booking under an id is the one reversed (so the store keeps the first).
@@ -539,10 +548,14 @@ class Book:
         account_id = self._id(event)
         self.post(event.asset, event.amount, CUSTODY, account_id)
         if event.reference is not None and self.keeps_originals and not is_reserved(account_id):
-            self.deposits.setdefault(event.reference, event)
+            # The first booking under a reference is the one a return reverses.
+            kept = self.deposits if self.new_deposits is None else self.new_deposits
+            kept.setdefault(event.reference, event)
 
     def _reverse_deposit(self, event: je.DepositReversed) -> None:
-        original = self.deposits[event.reference]
+        original = present(
+            self.booked_deposit(event.reference), f"deposit {event.reference} never booked"
+        )
         require(
             event.reference not in self.returned
             and (original.account_id, original.asset, original.amount)

@@ -156,7 +156,7 @@ def _perp_reversal(desk: Desk, trade_id: str, original: BookedTrade) -> _PerpRev
 def deposit_returned(desk: Desk, record: inbox.DepositReturned) -> Iterable[str] | Refusal:
     book = desk.book
     reference = record.reference
-    original = _reversible_once(_DEPOSIT, reference, book.deposits.get(reference), book.returned)
+    original = _reversible_once(_DEPOSIT, reference, book.booked_deposit(reference), book.returned)
     if isinstance(original, Refusal):
         return original
     account_id = str(original.account_id)

@@ -70,7 +70,7 @@ def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
     """The book right after journal position `as_of` (a seq or a timestamp), or now: the
     nearest snapshot at or before it, then the journal up to it. It carries no seen inputs
     (reading figures needs none)."""
-    return snapshots.book_at(store, as_of_seq(store, as_of), with_registers=False)
+    return snapshots.book_at(store, as_of_seq(store, as_of))
 
 
 def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:

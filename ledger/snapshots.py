@@ -1,41 +1,33 @@
 """Book snapshots: a restart or a read starts from the latest snapshot, then the journal's tail.
 
-Every `snapshot_interval_events` journal events the writer records two things at the seq it
-stands at, in one store transaction:
+Every `snapshot_interval_events` journal events the writer records a `BookSnapshot` at the
+seq it stands at: the book as a replay up to that seq builds it (no clock: the clock is the
+deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
+digest of the code that applies events to a book. What grows with every input ever
+decided is not in a book, so not in a snapshot: the store keeps it (the inputs seen, the
+client trades and the client deposits kept for busts and returns: `LedgerStore.inputs_seen`,
+`trades_booked`, `deposits_booked`).
 
-- a `BookSnapshot`: the book as a replay up to that seq builds it (no clock: the clock is the
-  deciding desk's, not the journal's), with the seq, the record hash at that seq, and the
-  digest of the code that applies events to a book;
-- a `SnapshotRegisters`: what the book's append-only register gained since the previous
-  snapshot: the client deposits kept for returns. It grows with every deposit ever
-  booked, so each snapshot carries only its own share, and a restart joins them; a read
-  (`ledger query`, `as_of`) needs none of them. (The inputs seen and the client trades
-  are not in a snapshot at all: the store keeps them, `LedgerStore.inputs_seen` and
-  `LedgerStore.trades_booked`.)
-
-The book snapshots are a stream per code digest and the register records a stream per
-format (`LedgerStore.append_snapshot`): a code version reads only its own snapshots, so the
-first start after an upgrade replays from seq 1 and records its snapshot at once, even at a
-seq where the older code recorded one (a store at rest), and the next start loads it. The
-register records are the same whatever code writes them (a format fixes them), so a
-snapshot at a seq whose register record is there already records only the book.
+The book snapshots are a stream per code digest (`LedgerStore.append_snapshot`): a code
+version reads only its own snapshots, so the first start after an upgrade replays from seq
+1 and records its snapshot at once, even at a seq where the older code recorded one (a
+store at rest), and the next start loads it.
 
 A snapshot is derived data, never the truth. It is used only when its format and code
-digest are this code's, its hash equals the journal's at its seq, and the register records
-form an unbroken run from the first one to it; otherwise the book is rebuilt from seq 1
-(logged), as `ledger audit replay` always does, comparing each snapshot with the rebuilt
-book.
+digest are this code's and its hash equals the journal's at its seq; otherwise the book is
+rebuilt from seq 1 (logged), as `ledger audit replay` always does, comparing each snapshot
+with the rebuilt book.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -43,7 +35,7 @@ from ledger import book as book_module
 from ledger import journal_events as je
 from ledger import money, risk
 from ledger.book import Book
-from ledger.invariants import present, require
+from ledger.invariants import InvariantViolation, present
 from ledger.limits import journal_read_batch_events_max
 from ledger.store import LedgerStore
 
@@ -53,7 +45,8 @@ log = logging.getLogger("ledger.snapshots")
 # 3: no inputs seen (the store keeps them).
 # 4: a stream per code digest and per register format; a run is its stream, from its start.
 # 5: no trades (the store keeps them).
-SNAPSHOT_FORMAT = 5
+# 6: no deposits (the store keeps them): no register records at all.
+SNAPSHOT_FORMAT = 6
 # What `Book.apply` depends on: a change to any of these files (an upgrade) retires every
 # snapshot written before it, so a book is never restored into code that applies otherwise.
 _APPLY_CODE = (book_module, risk, money)
@@ -75,23 +68,7 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     code_digest: str
     seq: int
     hash: str  # the journal record's hash at `seq`
-    book: Book  # without clock and registers
-
-
-class SnapshotRegisters(msgspec.Struct, frozen=True, kw_only=True):
-    """The client deposits a book kept (in journal order) since the previous record."""
-
-    after_seq: int  # the previous record's seq (0 for the first of its stream)
-    seq: int
-    count: int  # the deposits kept up to `seq`, these included
-    deposits: dict[str, je.DepositCredited]
-
-
-class _RegistersHead(msgspec.Struct, frozen=True):
-    """A register record without its entries (msgspec skips them unread)."""
-
-    seq: int
-    count: int
+    book: Book  # without clock, trades and deposits
 
 
 class _SnapshotHead(msgspec.Struct, frozen=True):
@@ -111,29 +88,19 @@ _encode = msgspec.msgpack.Encoder().encode
 _encode_comparable = msgspec.msgpack.Encoder(order="deterministic").encode
 _decode_snapshot = msgspec.msgpack.Decoder(BookSnapshot).decode
 _decode_snapshot_head = msgspec.msgpack.Decoder(_SnapshotHead).decode
-_decode_registers = msgspec.msgpack.Decoder(SnapshotRegisters).decode
-_decode_registers_head = msgspec.msgpack.Decoder(_RegistersHead).decode
 _decode_hash = msgspec.json.Decoder(_HashHead).decode
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotMark:
-    """Where the latest register record stands: its seq and the deposits kept up to it."""
-
-    seq: int = 0  # 0: the next snapshot's registers are the first, holding everything
-    count: int = 0  # the deposits kept at `seq`
-
-
 def encode_book(book: Book) -> bytes:
-    """The snapshot form of `book` (what a replay to its seq holds: no clock, no registers),
+    """The snapshot form of `book` (what a replay to its seq holds: no clock, no originals),
     encoded with keys and set members sorted, to compare books: equal books, equal bytes."""
     return _encode_comparable(snapshot_form(book))
 
 
 def snapshot_form(book: Book) -> Book:
-    """`book` without what a snapshot does not keep: the clock, the writer's inputs and
-    trades of its current batch, the trades (the store keeps them), the deposits (kept
-    apart) and the event being applied (none between events)."""
+    """`book` without what a snapshot does not keep: the clock, the writer's inputs, trades
+    and deposits of its current batch, the originals kept (the store keeps them) and the
+    event being applied (none between events)."""
     return dataclasses.replace(
         book,
         clock=None,
@@ -142,21 +109,13 @@ def snapshot_form(book: Book) -> Book:
         trades={},
         new_trades=None,
         deposits={},
+        new_deposits=None,
         _applying=None,
     )
 
 
-def _gained(register: dict[str, Any], before: int) -> dict[str, Any]:
-    """The entries added to `register` after its first `before` ones (insertion order)."""
-    fresh = len(register) - before
-    require(fresh >= 0, "an append-only register of the book lost entries")
-    return dict(reversed(list(itertools.islice(reversed(register.items()), fresh))))
-
-
-def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark:
-    """Record a snapshot of `book` (at its last seq) and the deposits it kept since
-    `previous` (unless `previous` is at this seq: other code recorded them)."""
-    count = len(book.deposits)
+def take(store: LedgerStore, book: Book) -> None:
+    """Record a snapshot of `book` at its last seq."""
     snapshot = BookSnapshot(
         format=SNAPSHOT_FORMAT,
         code_digest=CODE_DIGEST,
@@ -164,77 +123,39 @@ def take(store: LedgerStore, book: Book, previous: SnapshotMark) -> SnapshotMark
         hash=book.last_hash,
         book=snapshot_form(book),
     )
-    registers = None
-    if previous.seq != book.last_seq:
-        gained = SnapshotRegisters(
-            after_seq=previous.seq,
-            seq=book.last_seq,
-            count=count,
-            deposits=_gained(book.deposits, previous.count),
-        )
-        registers = (SNAPSHOT_FORMAT, _encode(gained))
-    store.append_snapshot(book.last_seq, (CODE_DIGEST, _encode(snapshot)), registers)
-    return SnapshotMark(book.last_seq, count)
+    store.append_snapshot(book.last_seq, CODE_DIGEST, _encode(snapshot))
 
 
-def latest_mark(store: LedgerStore) -> SnapshotMark:
-    """Where the latest register record of this format stands, whatever code wrote it:
-    the next one continues from it."""
-    record = store.last_snapshot_registers(SNAPSHOT_FORMAT)
-    if record is None:
-        return SnapshotMark()
-    head = _decode_registers_head(record)
-    return SnapshotMark(head.seq, head.count)
-
-
-def restore(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
+def restore(store: LedgerStore, until_seq: int | None = None, *, writer: bool) -> Book:
     """The book at the latest usable snapshot at or before `until_seq`, else an empty book.
 
-    With `with_registers` the book carries its deposits (a writer needs them to return
-    them; its trades are in the store); without, it is a reader's book, which keeps none
+    A `writer`'s book hands the trades and deposits it books to the store (`Book.new_trades`,
+    `Book.new_deposits`); any other is a reader's book, which keeps none
     (`Book.keeps_originals`). Applied with `apply_from_store`, either reads the original of
     a reversal it does not keep from the journal."""
     found = store.snapshot_at_or_before(CODE_DIGEST, until_seq)
     if found is None:
-        return Book(keeps_originals=with_registers)
+        return _empty(writer=writer)
     seq, record = found
     head = _decode_snapshot_head(record)
     if (head.format, head.code_digest) != (SNAPSHOT_FORMAT, CODE_DIGEST):
         log.warning("snapshot at seq %s claims other code: replaying from seq 1", seq)
-        return Book(keeps_originals=with_registers)
+        return _empty(writer=writer)
     journal = store.read_journal(seq - 1, 1)
     if not journal or journal[0].seq != seq or _decode_hash(journal[0].record).hash != head.hash:
         log.warning("snapshot at seq %s does not match the journal: replaying from seq 1", seq)
-        return Book(keeps_originals=with_registers)
+        return _empty(writer=writer)
     book = _decode_snapshot(record).book
-    book.keeps_originals = with_registers
-    if with_registers and not _join_registers(store, book, seq):
-        log.warning("registers up to seq %s are incomplete: replaying from seq 1", seq)
-        return Book(keeps_originals=with_registers)
+    book.keeps_originals = writer
+    if writer:
+        book.new_trades, book.new_deposits = {}, {}
     return book
 
 
-def _join_registers(store: LedgerStore, book: Book, until_seq: int) -> bool:
-    """Fill the book's deposits from the run of register records up to `until_seq`; False
-    when that run is broken (a record missing, or a count disagrees)."""
-    last = store.read_snapshot_registers(SNAPSHOT_FORMAT, until_seq - 1, 1)
-    if not last or _decode_registers_head(last[0]).seq != until_seq:
-        return False
-    after_seq = cursor = 0
-    while after_seq < until_seq and (
-        records := store.read_snapshot_registers(SNAPSHOT_FORMAT, cursor)
-    ):
-        for record in records:
-            registers = _decode_registers(record)
-            if registers.after_seq != after_seq or registers.seq > until_seq:
-                return False
-            book.deposits.update(registers.deposits)
-            if len(book.deposits) != registers.count:
-                return False
-            after_seq = cursor = registers.seq
-            if after_seq == until_seq:
-                break
-    return after_seq == until_seq
+def _empty(*, writer: bool) -> Book:
+    if writer:
+        return Book(new_trades={}, new_deposits={})
+    return Book(keeps_originals=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,60 +169,103 @@ class StoreCheck:
     """What `ledger audit replay` compares of the store's derived data with the journal."""
 
     snapshots: list[SnapshotCheck] = field(default_factory=list)
-    trades: int = 0  # client trades the journal booked, each compared with the trades table
-    trades_differing: list[str] = field(default_factory=list)  # missing or other than booked
+    # Client trades and deposits the journal booked, each compared with the store's table.
+    originals: int = 0
+    originals_differing: list[str] = field(default_factory=list)  # "trade ID", "deposit REF"
 
 
 def check_all(store: LedgerStore) -> StoreCheck:
-    """Every snapshot of this code, and every row of the trades table, compared with what a
-    rebuild from seq 1 holds (`ledger audit replay`). Other code's snapshots are never read
-    by this code."""
-    book = Book(new_trades={})  # keeps what a writer keeps; a snapshot is compared without
+    """Every snapshot of this code, and every row of the trades and deposits tables,
+    compared with what a rebuild from seq 1 holds (`ledger audit replay`). Other code's
+    snapshots are never read by this code."""
+    book = _empty(writer=True)  # a writer's book: what it books is compared with the tables
     check = StoreCheck()
     after_seq = 0
     while found := store.read_snapshots(CODE_DIGEST, after_seq):
         seq, record = found[0]
         after_seq = seq
-        _apply_checking_trades(store, book, seq, check)
+        _apply_checking_originals(store, book, seq, check)
         head = _decode_snapshot_head(record)
         same = (
             (head.format, head.code_digest, head.seq, head.hash)
             == (SNAPSHOT_FORMAT, CODE_DIGEST, book.last_seq, book.last_hash)
         ) and encode_book(_decode_snapshot(record).book) == encode_book(book)
         check.snapshots.append(SnapshotCheck(seq, "equal" if same else "differs"))
-    _apply_checking_trades(store, book, store.last_seq(), check)
+    _apply_checking_originals(store, book, store.last_seq(), check)
     return check
 
 
-def _apply_checking_trades(
+def _apply_checking_originals(
     store: LedgerStore, book: Book, until_seq: int, check: StoreCheck
 ) -> None:
-    """`apply_until`, a journal page at a time, each page's client trades compared with the
-    store's rows: a row must be the trade's first booking, byte for byte."""
+    """`apply_until`, a journal page at a time, each page's client trades and deposits
+    compared with the store's rows: a row must be the first booking under its key (a key
+    booked again keeps its first row, compared on its own page)."""
     while book.last_seq < until_seq:
         apply_until(store, book, min(until_seq, book.last_seq + journal_read_batch_events_max))
-        booked = present(book.new_trades, "the checking book keeps its new trades")
-        stored = store.trades_booked(booked, book.last_seq)
-        for trade_id, (seq, trade) in booked.items():
+        trades = present(book.new_trades, "the checking book keeps its new trades")
+        stored = store.trades_booked(trades, book.last_seq)
+        for trade_id, (seq, trade) in trades.items():
             row = stored.get(trade_id)
-            if row != trade and not (row is not None and _booked_before(store, trade_id, row, seq)):
-                check.trades_differing.append(trade_id)
-        check.trades += len(booked)
-        book.new_trades = {}
+            if row != trade and not _booked_before(store, _seq_of(row), seq, "trade", trade_id):
+                check.originals_differing.append(f"trade {trade_id}")
+        deposits = present(book.new_deposits, "the checking book keeps its new deposits")
+        seqs = store.deposits_booked(deposits, book.last_seq)
+        for reference, deposit in deposits.items():
+            stored_seq = seqs.get(reference)
+            if stored_seq != deposit.seq and not _booked_before(
+                store, stored_seq, deposit.seq, "deposit", reference
+            ):
+                check.originals_differing.append(f"deposit {reference}")
+        check.originals += len(trades) + len(deposits)
+        book.new_trades, book.new_deposits = {}, {}
 
 
-def _booked_before(store: LedgerStore, trade_id: str, row: bytes, seq: int) -> bool:
-    """Whether the trades table's `row` is of a booking under `trade_id` before the one at
-    `seq` (a trade id booked twice keeps its first row, compared on its own page)."""
+def _seq_of(row: bytes | None) -> int | None:
+    """The seq a trades-table row claims, if it is a trade at all."""
     try:
-        earlier = book_module.decode_trade(row).seq
-    except msgspec.DecodeError:  # not a trade at all
-        return False
-    if not 0 < earlier < seq:
+        return None if row is None else book_module.decode_trade(row).seq
+    except msgspec.DecodeError:
+        return None
+
+
+def _booked_before(
+    store: LedgerStore,
+    earlier: int | None,
+    seq: int,
+    kind: Literal["trade", "deposit"],
+    key: str,
+) -> bool:
+    """Whether the journal booked a client trade (or deposit) under `key` at `earlier`,
+    before `seq`."""
+    if earlier is None or not 0 < earlier < seq:
         return False
     (entry,) = store.read_journal(earlier - 1, 1)
-    event = je.decode_journal_record(entry.record)
-    return isinstance(event, je.SpotTradeBooked | je.PerpTradeBooked) and event.trade_id == trade_id
+    match je.decode_journal_record(entry.record):
+        case je.SpotTradeBooked(trade_id=booked) | je.PerpTradeBooked(trade_id=booked):
+            return kind == "trade" and booked == key
+        case je.DepositCredited(reference=booked):
+            return kind == "deposit" and booked == key
+        case _:
+            return False
+
+
+def deposits_booked(
+    store: LedgerStore, references: Collection[str], until_seq: int
+) -> dict[str, je.DepositCredited]:
+    """The client deposit booked under each of `references` up to `until_seq` (its first
+    booking), read from the journal where the store's deposits table says it is."""
+    found = store.deposits_booked(references, until_seq) if references else {}
+    booked = {}
+    for reference, seq in found.items():
+        (entry,) = store.read_journal(seq - 1, 1)
+        deposit = je.decode_journal_record(entry.record)
+        if not (isinstance(deposit, je.DepositCredited) and deposit.reference == reference):
+            raise InvariantViolation(
+                f"the deposits table puts deposit {reference} at seq {seq}, which booked another"
+            )
+        booked[reference] = deposit
+    return booked
 
 
 def apply_until(store: LedgerStore, book: Book, until_seq: int) -> None:
@@ -336,9 +300,9 @@ def hand_original(store: LedgerStore, book: Book, event: je.JournalEventType) ->
         book.remember_original(je.decode_journal_record(original.record), event)
 
 
-def book_at(store: LedgerStore, until_seq: int | None = None, *, with_registers: bool) -> Book:
-    """The book right after journal seq `until_seq` (default: the journal's end): the latest
-    usable snapshot at or before it, then the journal's events after it."""
-    book = restore(store, until_seq, with_registers=with_registers)
+def book_at(store: LedgerStore, until_seq: int | None = None) -> Book:
+    """A reader's book right after journal seq `until_seq` (default: the journal's end): the
+    latest usable snapshot at or before it, then the journal's events after it."""
+    book = restore(store, until_seq, writer=False)
     apply_until(store, book, store.last_seq() if until_seq is None else until_seq)
     return book

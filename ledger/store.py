@@ -11,11 +11,10 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - a `Tracking` (input partition name, Kafka offset) is recorded in the same transaction,
   so a redelivered input books nothing: `append` raises `TrackingConflict`;
 - book snapshots are a stream per version of the code that applies events
-  (`snapshot_stream(code_digest)`), and what the book's append-only registers gained since
-  the previous snapshot a stream per register format (`registers_stream(format)`), both with
-  version = the journal `seq` they stand at (`ledger.snapshots` writes and checks them; they
-  are derived, never the truth). A stream per version lets an upgraded writer record its
-  snapshot at a seq where older code recorded one (a store at rest);
+  (`snapshot_stream(code_digest)`), with version = the journal `seq` they stand at
+  (`ledger.snapshots` writes and checks them; they are derived, never the truth). A stream
+  per version lets an upgraded writer record its snapshot at a seq where older code
+  recorded one (a store at rest);
 - signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
   `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps);
 - the inputs seen (`INPUTS_SEEN_TABLE`: event id, input digest, the seq of its first journal
@@ -27,8 +26,10 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - the client trades booked (`TRADES_TABLE`: trade id, the seq of its journal event, the
   encoded `BookedTrade` a bust needs) are a table too, written in the journal's transaction
   from what the writer's book kept while deciding (`append(..., trades=)`), and filled by a
-  writer's start from the events it replays (`record_trades`): a bust's original is asked
-  with its batch's one lookup (`trades_booked`), and no book keeps every trade in memory.
+  writer's start from the events it replays (`record_originals`): a bust's original is
+  asked with its batch's one lookup (`trades_booked`), and no book keeps every trade in
+  memory. So are the client deposits with a reference (`DEPOSITS_TABLE`: reference, the seq
+  of its `deposit_credited`, the original a return reverses: `deposits_booked`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
 CHECKPOINTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:checkpoints")
 REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
 SNAPSHOT_TOPIC = "book_snapshot"
-SNAPSHOT_REGISTERS_TOPIC = "snapshot_registers"
 CHECKPOINT_TOPIC = "journal_checkpoint"
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
@@ -96,13 +96,9 @@ _SQLITE_SYNCHRONOUS_FULL = 2
 
 def snapshot_stream(code_digest: str) -> UUID:
     """The stream of the book snapshots written by the code of `code_digest`. (Stores written
-    before streams per version keep theirs under `urn:collateral-ledger:snapshots`, unread.)"""
+    before streams per version keep theirs under `urn:collateral-ledger:snapshots`, and
+    their register records under `urn:collateral-ledger:snapshot-registers...`, unread.)"""
     return uuid5(NAMESPACE_URL, f"urn:collateral-ledger:snapshots:{code_digest}")
-
-
-def registers_stream(register_format: int) -> UUID:
-    """The stream of the snapshot-register records of `register_format`."""
-    return uuid5(NAMESPACE_URL, f"urn:collateral-ledger:snapshot-registers:{register_format}")
 
 
 StoreFactory: TypeAlias = SQLiteFactory | PostgresFactory
@@ -158,17 +154,22 @@ lookup_ids_max = 1_000
 # One client trade booked: its trade id, the seq of its journal event, its `BookedTrade`.
 TradeBooked: TypeAlias = tuple[str, int, bytes]
 TRADES_TABLE = store_privileges.TRADES_TABLE
+# One client deposit booked under a reference: the reference, the seq of its journal event.
+DepositBooked: TypeAlias = tuple[str, int]
+DEPOSITS_TABLE = store_privileges.DEPOSITS_TABLE
 
 
 class _LedgerTablesRecorder(Protocol):
     """What both dialects' journal recorders add to eventsourcing's: the inputs-seen and
-    trades tables."""
+    trades and deposits tables."""
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]: ...
 
     def last_input_seen_seq(self) -> int: ...
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]: ...
+
+    def select_deposits(self, references: Sequence[str], until_seq: int) -> dict[str, int]: ...
 
 
 # SQLite's statements on the inputs-seen table (its name a constant, never an input).
@@ -198,37 +199,60 @@ _SQLITE_INSERT_TRADE = (
 _SQLITE_SELECT_TRADES = (
     f"SELECT trade_id, trade FROM {TRADES_TABLE} WHERE seq <= ? AND trade_id IN "  # noqa: S608
 )
+_SQLITE_DEPOSITS = (
+    f"CREATE TABLE IF NOT EXISTS {DEPOSITS_TABLE} (reference TEXT PRIMARY KEY, "
+    "seq INTEGER NOT NULL) WITHOUT ROWID",
+)
+_SQLITE_INSERT_DEPOSIT = (
+    f"INSERT INTO {DEPOSITS_TABLE} (reference, seq) VALUES (?, ?) "  # noqa: S608
+    "ON CONFLICT (reference) DO NOTHING"
+)
+_SQLITE_SELECT_DEPOSITS = (
+    f"SELECT reference, seq FROM {DEPOSITS_TABLE} WHERE seq <= ? AND reference IN "  # noqa: S608
+)
 
 
 class SQLiteJournalRecorder(SQLiteProcessRecorder):
-    """eventsourcing's SQLite process recorder, writing the inputs seen and the trades
-    booked in the transaction of the journal records they come from (the `inputs_seen` and
-    `trades` arguments of `insert_events`)."""
+    """eventsourcing's SQLite process recorder, writing the inputs seen and the trades and
+    deposits booked in the transaction of the journal records they come from (the
+    `inputs_seen`, `trades` and `deposits` arguments of `insert_events`)."""
 
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
             *_SQLITE_INPUTS_SEEN,
             *_SQLITE_TRADES,
+            *_SQLITE_DEPOSITS,
         ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
-        inputs: Sequence[InputSeen] = kwargs.get("inputs_seen", ())
-        if inputs:
-            c.executemany(_SQLITE_INSERT_INPUT, inputs)
-        trades: Sequence[TradeBooked] = kwargs.get("trades", ())
-        if trades:
-            c.executemany(_SQLITE_INSERT_TRADE, trades)
+        for argument, insert in (
+            ("inputs_seen", _SQLITE_INSERT_INPUT),
+            ("trades", _SQLITE_INSERT_TRADE),
+            ("deposits", _SQLITE_INSERT_DEPOSIT),
+        ):
+            rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
+            if rows:
+                c.executemany(insert, rows)
         return returning
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
-        marks = ", ".join("?" * len(trade_ids))
+        rows = self._select(_SQLITE_SELECT_TRADES, trade_ids, until_seq)
+        return {row[0]: bytes(row[1]) for row in rows}
+
+    def select_deposits(self, references: Sequence[str], until_seq: int) -> dict[str, int]:
+        rows = self._select(_SQLITE_SELECT_DEPOSITS, references, until_seq)
+        return {row[0]: int(row[1]) for row in rows}
+
+    def _select(self, query: str, keys: Sequence[str], until_seq: int) -> list[Any]:
+        """The rows of `query` (ending in `IN `) for `keys`, as of `until_seq`."""
+        marks = ", ".join("?" * len(keys))
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"{_SQLITE_SELECT_TRADES}({marks})", [until_seq, *trade_ids])
-            return {row["trade_id"]: bytes(row["trade"]) for row in c.fetchall()}
+            c.execute(f"{query}({marks})", [until_seq, *keys])
+            return list(c.fetchall())
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         marks = ", ".join("?" * len(event_ids))
@@ -298,9 +322,10 @@ class LedgerStore:
         rejects: Sequence[bytes],
         tracking: Tracking | None,
         trades: Sequence[TradeBooked] = (),
+        deposits: Sequence[DepositBooked] = (),
     ) -> None:
-        """Record journal entries, rejects, the input position and the client trades the
-        journal entries book in ONE transaction.
+        """Record journal entries, rejects, the input position and the client trades and
+        deposits (with a reference) the        journal entries book in ONE transaction.
 
         `journal` continues the journal without a gap; `rejects` are reject records whose
         `number` continues the rejects. Raises `TrackingConflict` when `tracking` is at or
@@ -318,7 +343,7 @@ class LedgerStore:
             return
         try:
             self._recorder.insert_events(
-                stored, tracking=tracking, inputs_seen=inputs, trades=trades
+                stored, tracking=tracking, inputs_seen=inputs, trades=trades, deposits=deposits
             )
         except IntegrityError as error:
             raise self._conflict(error, tracking) from error
@@ -374,12 +399,19 @@ class LedgerStore:
         `until_seq` booked (its first booking); absent: never booked as a client trade."""
         return _looked_up(self._tables.select_trades, trade_ids, until_seq)
 
-    def record_trades(self, trades: Sequence[TradeBooked]) -> None:
-        """Record client trades the journal booked already (a writer's start records those
-        of the events it replays: all of them, once, on a store written before the table
-        existed); a trade id recorded already keeps its row."""
-        if trades:
-            self._recorder.insert_events([], trades=trades)
+    def deposits_booked(self, references: Collection[str], until_seq: int) -> dict[str, int]:
+        """The seq of the `deposit_credited` that booked each of `references` up to
+        `until_seq` (its first booking); absent: never booked as a client deposit."""
+        return _looked_up(self._tables.select_deposits, references, until_seq)
+
+    def record_originals(
+        self, trades: Sequence[TradeBooked], deposits: Sequence[DepositBooked]
+    ) -> None:
+        """Record client trades and deposits the journal booked already (a writer's start
+        records those of the events it replays: all of them, once, on a store written
+        before the tables existed); a trade id or reference recorded already keeps its row."""
+        if trades or deposits:
+            self._recorder.insert_events([], trades=trades, deposits=deposits)
 
     def _reject_rows(self, rejects: Sequence[bytes]) -> list[StoredEvent]:
         if not rejects:
@@ -445,22 +477,13 @@ class LedgerStore:
         """How many rejects are recorded (they are numbered 1, 2, … without gaps)."""
         return self._numbered_count(REJECTS_STREAM_ID)
 
-    def append_snapshot(
-        self, seq: int, book: tuple[str, bytes], registers: tuple[int, bytes] | None
-    ) -> None:
-        """Record a book snapshot (code digest, record) and what its append-only registers
-        gained since the previous one (register format, record), both at journal `seq`, in
-        one transaction; `registers` None when that format's record at `seq` is recorded
-        already (by other code). Raises `JournalConflict` when `seq` has one already."""
+    def append_snapshot(self, seq: int, code_digest: str, book: bytes) -> None:
+        """Record a book snapshot written by the code of `code_digest` at journal `seq`.
+        Raises `JournalConflict` when that code's stream has one at `seq` already."""
         require(0 < seq <= self.last_seq(), f"a snapshot at seq {seq} is beyond the journal")
-        code_digest, book_record = book
-        rows = [StoredEvent(snapshot_stream(code_digest), seq, SNAPSHOT_TOPIC, book_record)]
-        if registers is not None:
-            register_format, record = registers
-            stream = registers_stream(register_format)
-            rows.append(StoredEvent(stream, seq, SNAPSHOT_REGISTERS_TOPIC, record))
+        row = StoredEvent(snapshot_stream(code_digest), seq, SNAPSHOT_TOPIC, book)
         try:
-            self._recorder.insert_events(rows)
+            self._recorder.insert_events([row])
         except IntegrityError as error:
             raise JournalConflict(f"a snapshot at seq {seq} is already recorded") from error
 
@@ -481,21 +504,6 @@ class LedgerStore:
         stream = snapshot_stream(code_digest)
         rows = self._recorder.select_events(stream, gt=after_seq, limit=limit)
         return [(row.originator_version, row.state) for row in rows]
-
-    def read_snapshot_registers(
-        self, register_format: int, after_seq: int = 0, limit: int = 16
-    ) -> list[bytes]:
-        """Up to `limit` snapshot-register records of `register_format` after journal seq
-        `after_seq`, in order."""
-        stream = registers_stream(register_format)
-        rows = self._recorder.select_events(stream, gt=after_seq, limit=limit)
-        return [row.state for row in rows]
-
-    def last_snapshot_registers(self, register_format: int) -> bytes | None:
-        """The latest snapshot-register record of `register_format`; None before the first."""
-        stream = registers_stream(register_format)
-        rows = self._recorder.select_events(stream, desc=True, limit=1)
-        return rows[0].state if rows else None
 
     def append_checkpoint(self, number: int, checkpoint: bytes) -> None:
         """Record signed checkpoint `number` (the next after `checkpoint_count()`). Raises

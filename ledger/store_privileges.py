@@ -6,9 +6,8 @@ Three roles (docs/security.md "PostgreSQL"):
   the tables, the append-only triggers and the journal-lock function, and grants the two
   roles below their rights;
 - `ledger_writer` (`ledger run`, `ledger ingest`): SELECT and INSERT on the journal and
-  rejects table and on the inputs-seen and trades tables, SELECT and INSERT on the tracking
-  table and
-  UPDATE of its position column (`notification_id`), nothing else;
+  rejects table and on the inputs-seen, trades and deposits tables, SELECT and INSERT on
+  the tracking table and UPDATE of its position column (`notification_id`), nothing else;
 - `ledger_reader` (`ledger api`, the read commands): SELECT on those tables (and on the
   view tables, granted by `projections.database` when the owner creates them).
 
@@ -54,10 +53,12 @@ TRACKING_TABLE = "notification_tracking"
 INPUTS_SEEN_TABLE = "ledger_inputs_seen"
 # The client trades booked (trade id, seq, encoded `BookedTrade`), written with the journal.
 TRADES_TABLE = "ledger_trades"
+# The client deposits booked under a reference (reference, seq), written with the journal.
+DEPOSITS_TABLE = "ledger_deposits"
 # Bump when the owner's statements below change, so that the next owner open applies them.
 # 2: the writer's UPDATE is on the position column only; 3: the inputs-seen table;
-# 4: the trades table.
-STORE_LAYOUT = "ledger store layout 4"
+# 4: the trades table; 5: the deposits table.
+STORE_LAYOUT = "ledger store layout 5"
 
 
 class StoreNotCreated(Exception):
@@ -66,13 +67,15 @@ class StoreNotCreated(Exception):
 
 class JournalRecorder(PostgresProcessRecorder):
     """eventsourcing's process recorder, locking the journal through the owner's function,
-    and writing the inputs seen and the trades booked in the transaction of the journal
-    records they come from (the `inputs_seen` and `trades` arguments of `insert_events`)."""
+    and writing the inputs seen and the trades and deposits booked in the transaction of
+    the journal records they come from (the `inputs_seen`, `trades` and `deposits`
+    arguments of `insert_events`)."""
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self._inputs = sql.Identifier(datastore.schema, INPUTS_SEEN_TABLE)
         self._trades = sql.Identifier(datastore.schema, TRADES_TABLE)
+        self._deposits = sql.Identifier(datastore.schema, DEPOSITS_TABLE)
         self.sql_create_statements += [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {0} (event_id text PRIMARY KEY, "
@@ -85,24 +88,32 @@ class JournalRecorder(PostgresProcessRecorder):
                 "CREATE TABLE IF NOT EXISTS {0} (trade_id text PRIMARY KEY, "
                 "seq bigint NOT NULL, trade bytea NOT NULL)"
             ).format(self._trades),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {0} (reference text PRIMARY KEY, seq bigint NOT NULL)"
+            ).format(self._deposits),
         ]
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
-        # Either table's first row under a key stays: a trade's first booking is the one
-        # a bust reverses.
+        # Each table's first row under a key stays: a trade's or deposit's first booking is
+        # the one a bust or return reverses.
         for argument, table, key, columns in (
             ("inputs_seen", self._inputs, "event_id", ("event_id", "input_digest", "seq")),
             ("trades", self._trades, "trade_id", ("trade_id", "seq", "trade")),
+            ("deposits", self._deposits, "reference", ("reference", "seq")),
         ):
             rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
             if rows:
+                values = sql.SQL(", ").join(sql.Placeholder() for _ in columns)
                 insert = sql.SQL(
-                    "INSERT INTO {0} ({1}) VALUES (%s, %s, %s) ON CONFLICT ({2}) DO NOTHING"
+                    "INSERT INTO {0} ({1}) VALUES ({3}) ON CONFLICT ({2}) DO NOTHING"
                 ).format(
-                    table, sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(key)
+                    table,
+                    sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.Identifier(key),
+                    values,
                 )
                 curs.executemany(insert, rows)
 
@@ -125,6 +136,16 @@ class JournalRecorder(PostgresProcessRecorder):
                 (list(trade_ids), until_seq),
             )
             return {row["trade_id"]: bytes(row["trade"]) for row in curs.fetchall()}
+
+    def select_deposits(self, references: Sequence[str], until_seq: int) -> dict[str, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                sql.SQL(
+                    "SELECT reference, seq FROM {0} WHERE reference = ANY(%s) AND seq <= %s"
+                ).format(self._deposits),
+                (list(references), until_seq),
+            )
+            return {row["reference"]: int(row["seq"]) for row in curs.fetchall()}
 
     def last_input_seen_seq(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
@@ -253,6 +274,7 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "tracking": sql.Identifier(TRACKING_TABLE),
         "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
         "trades": sql.Identifier(TRADES_TABLE),
+        "deposits": sql.Identifier(DEPOSITS_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "refuse": sql.Identifier(REFUSE_REWRITE_FUNCTION),
         "forward": sql.Identifier(TRACKING_FORWARD_FUNCTION),
@@ -279,6 +301,10 @@ def _owner_statements(schema: str) -> list[sql.Composed]:
         "ON {schema}.{trades} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
         "ON {schema}.{trades} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE "
+        "ON {schema}.{deposits} FOR EACH ROW EXECUTE FUNCTION {schema}.{refuse}()",
+        "CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE "
+        "ON {schema}.{deposits} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{refuse}()",
         "CREATE OR REPLACE FUNCTION {schema}.{forward}() RETURNS trigger LANGUAGE plpgsql "
         "AS $$ BEGIN IF TG_OP = 'UPDATE' AND NEW.application_name = OLD.application_name "
         "AND NEW.notification_id > OLD.notification_id THEN RETURN NEW; END IF; "
@@ -302,6 +328,7 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
         "tracking": sql.Identifier(TRACKING_TABLE),
         "inputs": sql.Identifier(INPUTS_SEEN_TABLE),
         "trades": sql.Identifier(TRADES_TABLE),
+        "deposits": sql.Identifier(DEPOSITS_TABLE),
         "lock": sql.Identifier(LOCK_FUNCTION),
         "writer": sql.Identifier(WRITER_ROLE),
         "reader": sql.Identifier(READER_ROLE),
@@ -311,9 +338,9 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {writer}",
             "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
-            "{schema}.{trades} FROM {writer}",
-            "GRANT SELECT, INSERT ON {schema}.{journal}, {schema}.{inputs}, {schema}.{trades} "
-            "TO {writer}",
+            "{schema}.{trades}, {schema}.{deposits} FROM {writer}",
+            "GRANT SELECT, INSERT ON {schema}.{journal}, {schema}.{inputs}, {schema}.{trades}, "
+            "{schema}.{deposits} TO {writer}",
             # UPDATE of the position column alone: the recorder's upsert sets nothing else.
             "GRANT SELECT, INSERT, UPDATE (notification_id) ON {schema}.{tracking} TO {writer}",
             "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {writer}",
@@ -323,8 +350,8 @@ def _grants(cursor: Cursor[DictRow], schema: str) -> list[sql.Composed]:
         texts += [
             "GRANT USAGE ON SCHEMA {schema} TO {reader}",
             "REVOKE ALL ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
-            "{schema}.{trades} FROM {reader}",
+            "{schema}.{trades}, {schema}.{deposits} FROM {reader}",
             "GRANT SELECT ON {schema}.{journal}, {schema}.{tracking}, {schema}.{inputs}, "
-            "{schema}.{trades} TO {reader}",
+            "{schema}.{trades}, {schema}.{deposits} TO {reader}",
         ]
     return [sql.SQL(text).format(**names) for text in texts]

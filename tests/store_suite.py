@@ -252,11 +252,31 @@ def test_the_trades_booked_are_written_with_the_journal_records(store: LedgerSto
     # The first booking under a trade id is the one kept (a bust reverses it), whether a
     # later one comes with the journal or from a start's replay.
     store.append(again, [], Tracking(INBOX, 2), [("T3", 4, b"third"), ("T1", 4, b"later")])
-    store.record_trades([("T2", 3, b"replayed"), ("T4", 4, b"fourth")])
+    store.record_originals([("T2", 3, b"replayed"), ("T4", 4, b"fourth")], [])
     many = [f"never-{n}" for n in range(2_500)]  # more than one statement's worth of ids
     assert store.trades_booked([*many, "T1", "T2", "T3", "T4"], 4) == {
         "T1": b"first",
         "T2": b"second",
         "T3": b"third",
         "T4": b"fourth",
+    }
+
+
+def test_the_deposits_booked_are_written_with_the_journal_records(store: LedgerStore) -> None:
+    first = journal_entries(1, 3, GENESIS_HASH)
+    store.append(first, [], Tracking(INBOX, 1), deposits=[("bank-1", 1), ("bank-2", 3)])
+    references = ["bank-0", "bank-1", "bank-2"]
+    assert store.deposits_booked(references, 3) == {"bank-1": 1, "bank-2": 3}
+    assert store.deposits_booked(references, 2) == {"bank-1": 1}  # as of seq 2
+    again = journal_entries(4, 1, last_hash(first))
+    with pytest.raises(TrackingConflict):
+        store.append(again, [], Tracking(INBOX, 1), deposits=[("bank-3", 4)])
+    assert store.deposits_booked(["bank-3"], 4) == {}  # rolled back with the journal
+    store.append(again, [], Tracking(INBOX, 2), deposits=[("bank-3", 4), ("bank-1", 4)])
+    store.record_originals([], [("bank-2", 4), ("bank-4", 4)])  # the first booking stays
+    assert store.deposits_booked([*references, "bank-3", "bank-4"], 4) == {
+        "bank-1": 1,
+        "bank-2": 3,
+        "bank-3": 4,
+        "bank-4": 4,
     }

@@ -12,7 +12,7 @@ import pytest
 from psycopg import errors, sql
 
 from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
-from ledger.store_privileges import JOURNAL_TABLE, TRACKING_TABLE, TRADES_TABLE
+from ledger.store_privileges import DEPOSITS_TABLE, JOURNAL_TABLE, TRACKING_TABLE, TRADES_TABLE
 from tests.store_suite import INBOX, journal_entries, reject_records
 
 pytestmark = pytest.mark.integration
@@ -30,9 +30,10 @@ def schema() -> str:
 @pytest.fixture
 def owned_store(postgres_url: str, schema: str) -> Iterator[LedgerStore]:
     """A store created by `ledger_owner`, holding seq 1..3 from inbox offset 0, which
-    booked trade T1 at seq 2."""
+    booked trade T1 at seq 2 and deposit D1 at seq 3."""
     with LedgerStore.open(role_url(postgres_url, "ledger_owner", schema)) as store:
-        store.append(journal_entries(1, 3, "0" * 64), [], Tracking(INBOX, 0), [("T1", 2, b"t")])
+        entries = journal_entries(1, 3, "0" * 64)
+        store.append(entries, [], Tracking(INBOX, 0), [("T1", 2, b"t")], [("D1", 3)])
         yield store
 
 
@@ -43,6 +44,7 @@ def execute(postgres_url: str, role: str, schema: str, statement: str, *args: An
         "journal": sql.Identifier(schema, JOURNAL_TABLE),
         "tracking": sql.Identifier(schema, TRACKING_TABLE),
         "trades": sql.Identifier(schema, TRADES_TABLE),
+        "deposits": sql.Identifier(schema, DEPOSITS_TABLE),
     }
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(sql.SQL(statement).format(**names), args or None)
@@ -55,6 +57,9 @@ REWRITES = [
     "UPDATE {trades} SET trade = 'forged'::bytea WHERE trade_id = 'T1'",
     "DELETE FROM {trades}",
     "TRUNCATE {trades}",
+    "UPDATE {deposits} SET seq = 1 WHERE reference = 'D1'",
+    "DELETE FROM {deposits}",
+    "TRUNCATE {deposits}",
 ]
 
 
@@ -110,11 +115,12 @@ def test_the_writer_appends_and_the_reader_reads(
     with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
         writer.append(journal_entries(4, 2, "1" * 64), reject_records(1, 1), Tracking(INBOX, 1))
         assert (writer.last_seq(), writer.max_tracking_id(INBOX)) == (5, 1)
-        writer.record_trades([("T2", 4, b"u")])  # what a writer's start records
+        writer.record_originals([("T2", 4, b"u")], [("D2", 5)])  # what a writer's start records
     with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
         assert [entry.seq for entry in reader.read_journal()] == [1, 2, 3, 4, 5]
         assert reader.max_tracking_id(INBOX) == 1
         assert reader.trades_booked(["T1", "T2"], 5) == {"T1": b"t", "T2": b"u"}
+        assert reader.deposits_booked(["D1", "D2"], 5) == {"D1": 3, "D2": 5}
     assert owned_store.last_seq() == 5
 
 
@@ -127,6 +133,7 @@ def test_the_writer_appends_and_the_reader_reads(
         "VALUES (gen_random_uuid(), 1, 'forged', ''::bytea)",
         "INSERT INTO {tracking} VALUES ('forged:0', 99)",
         "INSERT INTO {trades} VALUES ('T9', 1, 'forged'::bytea)",
+        "INSERT INTO {deposits} VALUES ('D9', 1)",
         "UPDATE {tracking} SET notification_id = 99",
     ],
 )

@@ -22,7 +22,7 @@ from ledger import reporting, snapshots
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.policy import load_policy
-from ledger.store import TRADES_TABLE, JournalConflict, LedgerStore
+from ledger.store import DEPOSITS_TABLE, TRADES_TABLE, JournalConflict, LedgerStore
 from tests.ledger_scenario import Scenario
 
 POLICY = load_policy(None)
@@ -52,11 +52,12 @@ def _journal_and_rejects(store: LedgerStore) -> list[bytes]:
     return [e.record for e in store.iter_journal()] + list(store.read_rejects())
 
 
-def _same_originals(writer: Book, store: LedgerStore, replayed: Book) -> None:
-    """The writer's book keeps the deposits a plain replay keeps, in its order, and the
-    store's trades table holds every trade a plain replay keeps, as it keeps it."""
-    assert list(writer.deposits.items()) == list(replayed.deposits.items())
-    assert store.trades_booked(replayed.trades, store.last_seq()) == replayed.trades
+def _same_originals(store: LedgerStore, replayed: Book) -> None:
+    """The store's trades and deposits tables hold every trade and deposit a plain replay
+    keeps, as it keeps it."""
+    last = store.last_seq()
+    assert store.trades_booked(replayed.trades, last) == replayed.trades
+    assert snapshots.deposits_booked(store, replayed.deposits, last) == replayed.deposits
     assert replayed.trades  # not trivially equal: the simulation books trades and deposits
     assert replayed.deposits
 
@@ -102,19 +103,14 @@ def test_a_simulated_day_restarted_from_snapshots_is_byte_identical(
     restored = LedgerApplication(from_snapshots, POLICY).book
     replayed = _replayed(from_snapshots)
     assert snapshots.encode_book(restored) == snapshots.encode_book(replayed)
-    _same_originals(restored, from_snapshots, replayed)
+    _same_originals(from_snapshots, replayed)
 
 
 def test_a_snapshot_every_few_events_leaves_one_per_interval(simulated: list[InboxItem]) -> None:
     store = _restarting_run(simulated, simulated_batch_records, snapshot_events=500)
-    seqs = []
-    after = 0
-    while records := store.read_snapshot_registers(snapshots.SNAPSHOT_FORMAT, after):
-        for record in records:
-            seen = msgspec.msgpack.decode(record, type=snapshots.SnapshotRegisters)
-            assert seen.after_seq == after  # an unbroken run from seq 1
-            seqs.append(seen.seq)
-            after = seen.seq
+    seqs: list[int] = []
+    while found := store.read_snapshots(snapshots.CODE_DIGEST, seqs[-1] if seqs else 0):
+        seqs.append(found[0][0])
     assert len(seqs) >= 2
     assert all(later - earlier >= 500 for earlier, later in itertools.pairwise([0, *seqs]))
 
@@ -153,22 +149,11 @@ def _latest_snapshot(store: LedgerStore) -> snapshots.BookSnapshot:
     return msgspec.msgpack.decode(found[1], type=snapshots.BookSnapshot)
 
 
-def _no_registers(after_seq: int, seq: int) -> tuple[int, bytes]:
-    """A register record of this format, continuing the store's run, that claims the
-    registers are empty (they are not)."""
-    empty = snapshots.SnapshotRegisters(after_seq=after_seq, seq=seq, count=0, deposits={})
-    return snapshots.SNAPSHOT_FORMAT, msgspec.msgpack.encode(empty)
-
-
 def _write_over(store: LedgerStore, snapshot: snapshots.BookSnapshot) -> None:
     """Record `snapshot` one seq later than the real latest one, as a forger would."""
     seq = snapshot.seq + 1
     forged = msgspec.structs.replace(snapshot, seq=seq)
-    store.append_snapshot(
-        seq,
-        (snapshots.CODE_DIGEST, msgspec.msgpack.encode(forged)),
-        _no_registers(after_seq=snapshot.seq, seq=seq),
-    )
+    store.append_snapshot(seq, snapshots.CODE_DIGEST, msgspec.msgpack.encode(forged))
 
 
 def test_a_snapshot_that_does_not_match_the_journal_hash_is_not_used(
@@ -178,7 +163,7 @@ def test_a_snapshot_that_does_not_match_the_journal_hash_is_not_used(
     wrong = dataclasses.replace(latest.book, total_loans=latest.book.total_loans + 1)
     _write_over(snapshotted, msgspec.structs.replace(latest, book=wrong))
     # The forged snapshot claims seq latest+1 with the hash of seq latest: refused.
-    restored = snapshots.book_at(snapshotted, latest.seq + 1, with_registers=False)
+    restored = snapshots.book_at(snapshotted, latest.seq + 1)
     expected = _replayed(snapshotted, latest.seq + 1)
     assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
 
@@ -196,36 +181,14 @@ def test_a_snapshot_written_by_other_code_is_not_used(snapshotted: LedgerStore) 
     restored = LedgerApplication(snapshotted, POLICY).book
     expected = _replayed(snapshotted)
     assert snapshots.encode_book(restored) == snapshots.encode_book(expected)
-    _same_originals(restored, snapshotted, expected)
-
-
-def test_a_broken_run_of_registers_falls_back_to_a_replay(snapshotted: LedgerStore) -> None:
-    latest = _latest_snapshot(snapshotted)
-    (entry,) = snapshotted.read_journal(latest.seq, 1)
-    # A genuine book at seq latest+1, but its register record claims no deposits at all.
-    at_next = _replayed(snapshotted, latest.seq + 1)
-    genuine = msgspec.structs.replace(
-        latest,
-        seq=latest.seq + 1,
-        hash=je.decode_journal_record(entry.record).hash,
-        book=msgspec.msgpack.decode(snapshots.encode_book(at_next), type=Book),
-    )
-    snapshotted.append_snapshot(
-        latest.seq + 1,
-        (snapshots.CODE_DIGEST, msgspec.msgpack.encode(genuine)),
-        _no_registers(after_seq=latest.seq, seq=latest.seq + 1),
-    )
-    restored = LedgerApplication(snapshotted, POLICY).book
-    expected = _replayed(snapshotted)
-    assert expected.deposits  # the forged record's zero count disagrees: not joined
-    _same_originals(restored, snapshotted, expected)
+    _same_originals(snapshotted, expected)
 
 
 def test_a_second_snapshot_at_the_same_seq_is_refused(snapshotted: LedgerStore) -> None:
     found = snapshotted.snapshot_at_or_before(snapshots.CODE_DIGEST)
     assert found is not None
     with pytest.raises(JournalConflict):
-        snapshotted.append_snapshot(found[0], (snapshots.CODE_DIGEST, found[1]), None)
+        snapshotted.append_snapshot(found[0], snapshots.CODE_DIGEST, found[1])
 
 
 def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
@@ -237,16 +200,20 @@ def test_audit_replay_compares_every_snapshot_with_the_book_from_seq_1(
         for start in range(0, len(simulated), simulated_batch_records):
             app.process(simulated[start : start + simulated_batch_records])
         check = snapshots.check_all(store)
-        trades = len(_replayed(store).trades)
+        replayed = _replayed(store)
+        originals = len(replayed.trades) + len(replayed.deposits)
     checks = check.snapshots
     assert len(checks) >= 2
     assert {check.verdict for check in checks} == {"equal"}
-    assert (check.trades, check.trades_differing) == (trades, [])
+    assert (check.originals, check.originals_differing) == (originals, [])
     assert main(["--store", url, "report", "balances", "--format", "csv"]) == 0  # the views
     assert main(["--store", url, "audit", "replay"]) == 0
     out = capsys.readouterr().out
     assert f"book snapshots: {len(checks)} of {len(checks)} equal" in out
-    assert f"trades table: {trades} of {trades} client trades as the journal booked them" in out
+    assert (
+        f"trades and deposits tables: {originals} of {originals} client trades and deposits "
+        "as the journal booked them"
+    ) in out
     with LedgerStore.open(url) as store:
         latest = _latest_snapshot(store)
         (entry,) = store.read_journal(latest.seq, 1)
@@ -266,38 +233,30 @@ def test_a_start_that_replays_a_whole_interval_records_a_snapshot_at_once(
     assert 0 < last - latest.seq < 300  # not due by the interval alone
     monkeypatch.setattr(snapshots, "CODE_DIGEST", "f" * 64)  # an upgrade: no usable snapshot
     app = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
-    assert app.snapshot.seq == last
+    assert app.snapshot_seq == last
     assert _latest_snapshot(snapshotted).code_digest == "f" * 64
     restarted = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
     assert restarted.replayed_events == 0  # from the new snapshot, nothing left to replay
 
 
-@pytest.mark.parametrize("register_format", [None, 99], ids=["code", "code-and-registers"])
 def test_only_the_first_start_after_an_upgrade_of_a_store_at_rest_replays(
-    snapshotted: LedgerStore, monkeypatch: pytest.MonkeyPatch, register_format: int | None
+    snapshotted: LedgerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     last = snapshotted.last_seq()
     LedgerApplication(snapshotted, POLICY, snapshot_events=1)  # a snapshot at the journal's end
     assert _latest_snapshot(snapshotted).seq == last
-    marked = snapshots.latest_mark(snapshotted)
-    # An upgrade: code that applies events otherwise (and, the second time, whose register
-    # records are of a new format too); the store at rest, its end held by older snapshots.
+    # An upgrade: code that applies events otherwise; the store at rest, its end held by the
+    # older code's snapshot.
     monkeypatch.setattr(snapshots, "CODE_DIGEST", "f" * 64)
-    if register_format is not None:
-        monkeypatch.setattr(snapshots, "SNAPSHOT_FORMAT", register_format)
     first = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
     assert (first.snapshot_seq, first.replayed_events) == (last, last)  # from seq 1
     recorded = _latest_snapshot(snapshotted)
     assert (recorded.seq, recorded.code_digest) == (last, "f" * 64)
-    if register_format is None:  # the register record at `last` was there: the book only
-        assert snapshots.latest_mark(snapshotted) == marked
-    else:  # the new format's first record, holding every entry
-        assert snapshots.latest_mark(snapshotted) == snapshots.SnapshotMark(last, marked.count)
     second = LedgerApplication(snapshotted, POLICY, snapshot_events=300)
     assert (second.snapshot_seq, second.replayed_events) == (last, 0)  # the snapshot loaded
     expected = _replayed(snapshotted)
     assert snapshots.encode_book(second.book) == snapshots.encode_book(expected)
-    _same_originals(second.book, snapshotted, expected)
+    _same_originals(snapshotted, expected)
 
 
 def test_a_readers_book_keeps_only_the_reversed_originals_read_from_the_journal() -> None:
@@ -322,14 +281,15 @@ def test_a_readers_book_keeps_only_the_reversed_originals_read_from_the_journal(
     # Only what was reversed, exactly as the writer kept it when it was booked.
     assert set(reader.trades) == reader.busted == {"p2", "t1"}
     assert s.store.trades_booked(reader.trades, s.store.last_seq()) == reader.trades
-    assert reader.deposits == {"bank-1": writer.deposits["bank-1"]}
+    assert reader.deposits == snapshots.deposits_booked(s.store, {"bank-1"}, s.store.last_seq())
+    assert reader.deposits["bank-1"].amount == Decimal(1)
     assert set(s.store.trades_booked({"p1", "p2", "p3", "t1"}, s.store.last_seq())) == {
         "p1",
         "p2",
         "t1",
     }
-    assert writer.trades == {}  # the store has them
-    assert writer.new_trades == {}
+    assert writer.new_trades == {}  # the store has them
+    assert writer.new_deposits == {}
 
 
 def test_a_read_from_a_snapshot_reverses_a_trade_booked_before_it() -> None:
@@ -347,32 +307,39 @@ def test_a_read_from_a_snapshot_reverses_a_trade_booked_before_it() -> None:
     assert read.accounts["C1"].positions == {}
 
 
-def test_a_store_written_before_the_trades_table_is_filled_by_the_next_start(
+def test_a_store_written_before_the_trades_and_deposits_tables_is_filled_by_the_next_start(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ledger.db"
     s = Scenario(f"sqlite:///{path}")
     s.perp_long()  # C1 buys 0.1 BTC-PERP as p1
     s.perp_buy("C1", "p2", "0.2", "61000", fee="1")
+    s.send("deposit", account_id="C1", asset="USD", amount="500", reference="bank-1")
     last = s.store.last_seq()
     s.store.close()
     with sqlite3.connect(path) as connection:  # as older code left it
         connection.execute(f"DROP TABLE {TRADES_TABLE}")
-    s.store = LedgerStore.open(f"sqlite:///{path}")  # a writer's open makes the table, empty
+        connection.execute(f"DROP TABLE {DEPOSITS_TABLE}")
+    s.store = LedgerStore.open(f"sqlite:///{path}")  # a writer's open makes them, empty
     assert s.store.trades_booked({"p1", "p2"}, last) == {}
+    assert s.store.deposits_booked({"bank-1"}, last) == {}
     s.app = LedgerApplication(s.store, POLICY)  # no snapshot of this code: from seq 1
     assert s.app.replayed_events == last
     replayed = _replayed(s.store)
-    assert s.store.trades_booked({"p1", "p2"}, last) == replayed.trades
     assert set(replayed.trades) == {"p1", "p2"}
+    assert set(replayed.deposits) == {"bank-1"}
+    _same_originals(s.store, replayed)
     s.send("trade_busted", trade_id="p2", reason="off-market price")  # found in the table
     (reversal,) = s.events("trade_reversed")
     assert reversal["original_seq"] == msgspec.msgpack.decode(replayed.trades["p2"])[0]
     assert s.app.book.accounts["C1"].positions["BTC-PERP"].size == Decimal("0.1")
+    s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
+    (returned,) = s.events("deposit_reversed")
+    assert (returned["original_seq"], returned["amount"]) == (last, "500.00")
 
 
 @pytest.mark.parametrize("page_events", [None, 1], ids=["one-page", "a-page-an-event"])
-def test_the_audit_finds_a_row_of_the_trades_table_other_than_booked(
+def test_the_audit_finds_a_row_of_the_originals_tables_other_than_booked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page_events: int | None
 ) -> None:
     path = tmp_path / "ledger.db"
@@ -380,14 +347,19 @@ def test_the_audit_finds_a_row_of_the_trades_table_other_than_booked(
     s.perp_long()  # C1 buys 0.1 BTC-PERP as p1
     s.perp_buy("C1", "p2", "0.2", "61000", fee="1")
     s.perp_buy("C1", "p1", "0.1", "62000")  # a trade id booked again: its first row stays
-    if page_events is not None:  # the rebooking compared on a page of its own
+    s.send("deposit", account_id="C1", asset="USD", amount="5", reference="bank-1")
+    s.send("deposit", account_id="C1", asset="USD", amount="6", reference="bank-1")  # again
+    if page_events is not None:  # each rebooking compared on a page of its own
         monkeypatch.setattr(snapshots, "journal_read_batch_events_max", page_events)
-    compared = 2 if page_events is None else 3  # a page compares a trade id once
+    compared = 3 if page_events is None else 5  # a page compares a trade id or reference once
     check = snapshots.check_all(s.store)
-    assert (check.trades, check.trades_differing) == (compared, [])
+    assert (check.originals, check.originals_differing) == (compared, [])
     with sqlite3.connect(path) as connection:  # rows changed behind the ledger's back
         connection.execute(f"UPDATE {TRADES_TABLE} SET trade = x'00' WHERE trade_id = 'p2'")  # noqa: S608
         connection.execute(f"DELETE FROM {TRADES_TABLE} WHERE trade_id = 'p1'")  # noqa: S608
+        connection.execute(f"UPDATE {DEPOSITS_TABLE} SET seq = 1")  # noqa: S608
     check = snapshots.check_all(s.store)
-    differing = ["p1", "p2"] if page_events is None else ["p1", "p2", "p1"]
-    assert (check.trades, check.trades_differing) == (compared, differing)
+    differing = ["trade p1", "trade p2", "deposit bank-1"]
+    if page_events is not None:
+        differing = ["trade p1", "trade p2", "trade p1", "deposit bank-1", "deposit bank-1"]
+    assert (check.originals, check.originals_differing) == (compared, differing)
