@@ -118,34 +118,30 @@ class JournalRecorder(PostgresProcessRecorder):
                 curs.executemany(insert, rows)
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                sql.SQL(
-                    "SELECT event_id, input_digest FROM {0} WHERE event_id = ANY(%s) AND seq <= %s"
-                ).format(self._inputs),
-                (list(event_ids), until_seq),
-            )
-            return {row["event_id"]: row["input_digest"] for row in curs.fetchall()}
+        rows = self._select(self._inputs, "event_id", "input_digest", event_ids, until_seq)
+        return {row[0]: row[1] for row in rows}
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                sql.SQL(
-                    "SELECT trade_id, trade FROM {0} WHERE trade_id = ANY(%s) AND seq <= %s"
-                ).format(self._trades),
-                (list(trade_ids), until_seq),
-            )
-            return {row["trade_id"]: bytes(row["trade"]) for row in curs.fetchall()}
+        rows = self._select(self._trades, "trade_id", "trade", trade_ids, until_seq)
+        return {row[0]: bytes(row[1]) for row in rows}
 
     def select_deposits(self, references: Sequence[str], until_seq: int) -> dict[str, int]:
+        rows = self._select(self._deposits, "reference", "seq", references, until_seq)
+        return {row[0]: int(row[1]) for row in rows}
+
+    def _select(
+        self, table: sql.Identifier, key: str, value: str, keys: Sequence[str], until_seq: int
+    ) -> list[tuple[Any, Any]]:
+        """(key, value) of the rows of `table` under `keys`, as of `until_seq`."""
+        query = sql.SQL(
+            "SELECT {1} AS key, {2} AS value FROM {0} WHERE {1} = ANY(%s) AND seq <= %s"
+        )
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                sql.SQL(
-                    "SELECT reference, seq FROM {0} WHERE reference = ANY(%s) AND seq <= %s"
-                ).format(self._deposits),
-                (list(references), until_seq),
+                query.format(table, sql.Identifier(key), sql.Identifier(value)),
+                (list(keys), until_seq),
             )
-            return {row["reference"]: int(row["seq"]) for row in curs.fetchall()}
+            return [(row["key"], row["value"]) for row in curs.fetchall()]
 
     def last_input_seen_seq(self) -> int:
         with self.datastore.transaction(commit=False) as curs:
