@@ -224,6 +224,14 @@ def prepare_tables(
                 f"schema {schema} has no ledger tables and this role may not create them: "
                 "open the store once with its owner role first"
             )
+        # A store the owner prepared for other code lacks this code's tables (or has ones it
+        # does not know): refused here rather than at the first write that needs them.
+        layout = _layout_of(cursor, schema) or "no layout"
+        if layout.split(";")[0] != STORE_LAYOUT:
+            raise StoreNotCreated(
+                f"schema {schema} is prepared as {layout.split(';')[0]}, this code needs "
+                f"{STORE_LAYOUT}: open the store once with its owner role to update it"
+            )
 
 
 def _prepared(factory: PostgresFactory, schema: str) -> bool:

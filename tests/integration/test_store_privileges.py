@@ -12,7 +12,14 @@ import pytest
 from psycopg import errors, sql
 
 from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
-from ledger.store_privileges import DEPOSITS_TABLE, JOURNAL_TABLE, TRACKING_TABLE, TRADES_TABLE
+from ledger.store_privileges import (
+    DEPOSITS_TABLE,
+    JOURNAL_TABLE,
+    LOCK_FUNCTION,
+    STORE_LAYOUT,
+    TRACKING_TABLE,
+    TRADES_TABLE,
+)
 from tests.store_suite import INBOX, journal_entries, reject_records
 
 pytestmark = pytest.mark.integration
@@ -154,3 +161,26 @@ def test_only_the_owner_creates_a_store(postgres_url: str, schema: str) -> None:
     for role in ("ledger_writer", "ledger_reader"):
         with pytest.raises(StoreUrlError, match="open the store once with its owner role"):
             LedgerStore.open(role_url(postgres_url, role, schema))
+
+
+def test_other_roles_are_refused_a_store_prepared_for_other_code_until_the_owner_opens_it(
+    owned_store: LedgerStore, postgres_url: str, schema: str
+) -> None:
+    """An upgrade: the owner prepared the store for an older layout (its mark says so)."""
+    older = "ledger store layout 4; roles: ledger_owner, ledger_reader, ledger_writer"
+    lock = sql.Identifier(schema, LOCK_FUNCTION)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("COMMENT ON FUNCTION {}() IS {}").format(lock, sql.Literal(older))
+        )
+    for role in ("ledger_writer", "ledger_reader"):
+        with pytest.raises(
+            StoreUrlError,
+            match=f"schema {schema} is prepared as ledger store layout 4, this code needs "
+            f"{STORE_LAYOUT}: open the store once with its owner role to update it",
+        ):
+            LedgerStore.open(role_url(postgres_url, role, schema))
+    with LedgerStore.open(role_url(postgres_url, "ledger_owner", schema)):
+        pass
+    with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
+        assert writer.last_seq() == 3
