@@ -231,7 +231,7 @@ def register(sub: Any) -> None:
         "--role",
         action="append",
         required=True,
-        help="auditor, risk, reporting or client:<account_id> (repeat for several)",
+        help="auditor, risk, reporting, trading or client:<account_id> (repeat for several)",
     )
     _from_env(
         token,

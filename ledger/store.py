@@ -749,7 +749,8 @@ def sqlite_reader_uri(path: Path) -> str:
 def _require_ledger_tables(
     factory: StoreFactory, recorder: ProcessRecorder, description: str
 ) -> None:
-    """A store opened for reading must already hold the ledger's tables."""
+    """A store opened for reading must already hold the ledger's tables, on PostgreSQL as
+    prepared for this code's layout."""
     if isinstance(factory, SQLiteFactory):
         return  # checked before the factory opened it (`_require_sqlite_ledger`)
     table = getattr(recorder, "events_table_name", _EVENTS_TABLE)
@@ -761,6 +762,10 @@ def _require_ledger_tables(
         row = cursor.fetchone()
     if row is None or not row["present"]:
         raise NotALedgerStore(f"{description} holds no ledger (it has no journal table)")
+    try:
+        store_privileges.require_this_layout(factory)
+    except store_privileges.StoreNotCreated as error:
+        raise StoreUrlError(str(error)) from error
 
 
 def _require_sqlite_ledger(database: str, description: str, *, read_only: bool) -> None:

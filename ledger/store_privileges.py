@@ -224,14 +224,26 @@ def prepare_tables(
                 f"schema {schema} has no ledger tables and this role may not create them: "
                 "open the store once with its owner role first"
             )
-        # A store the owner prepared for other code lacks this code's tables (or has ones it
-        # does not know): refused here rather than at the first write that needs them.
-        layout = _layout_of(cursor, schema) or "no layout"
-        if layout.split(";")[0] != STORE_LAYOUT:
-            raise StoreNotCreated(
-                f"schema {schema} is prepared as {layout.split(';')[0]}, this code needs "
-                f"{STORE_LAYOUT}: open the store once with its owner role to update it"
-            )
+        _require_this_layout(cursor, schema)
+
+
+def require_this_layout(factory: PostgresFactory) -> None:
+    """A store opened for reading only, by any role, is refused the same way as a writer
+    when its owner prepared it for other code: a reader would otherwise fail at its first
+    read of a table that layout lacks."""
+    with factory.datastore.transaction(commit=False) as cursor:
+        _require_this_layout(cursor, factory.datastore.schema)
+
+
+def _require_this_layout(cursor: Cursor[DictRow], schema: str) -> None:
+    # A store the owner prepared for other code lacks this code's tables (or has ones it
+    # does not know): refused at the open rather than at the first use of one of them.
+    layout = _layout_of(cursor, schema) or "no layout"
+    if layout.split(";")[0] != STORE_LAYOUT:
+        raise StoreNotCreated(
+            f"schema {schema} is prepared as {layout.split(';')[0]}, this code needs "
+            f"{STORE_LAYOUT}: open the store once with its owner role to update it"
+        )
 
 
 def _prepared(factory: PostgresFactory, schema: str) -> bool:

@@ -173,13 +173,16 @@ def test_other_roles_are_refused_a_store_prepared_for_other_code_until_the_owner
         connection.execute(
             sql.SQL("COMMENT ON FUNCTION {}() IS {}").format(lock, sql.Literal(older))
         )
-    for role in ("ledger_writer", "ledger_reader"):
-        with pytest.raises(
-            StoreUrlError,
-            match=f"schema {schema} is prepared as ledger store layout 4, this code needs "
-            f"{STORE_LAYOUT}: open the store once with its owner role to update it",
-        ):
-            LedgerStore.open(role_url(postgres_url, role, schema))
+    for role in ("ledger_writer", "ledger_reader", "ledger_owner"):
+        # Every role's read-only open too (the read commands, the API), the owner's included:
+        # only its writing open updates the store.
+        for read_only in (False, True) if role != "ledger_owner" else (True,):
+            with pytest.raises(
+                StoreUrlError,
+                match=f"schema {schema} is prepared as ledger store layout 4, this code needs "
+                f"{STORE_LAYOUT}: open the store once with its owner role to update it",
+            ):
+                LedgerStore.open(role_url(postgres_url, role, schema), read_only=read_only)
     with LedgerStore.open(role_url(postgres_url, "ledger_owner", schema)):
         pass
     with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
