@@ -33,6 +33,8 @@ def _check(args: argparse.Namespace) -> int:
         raw = sys.stdin.buffer.read()
     elif path.is_file():
         raw = path.read_bytes()
+    elif path.exists():
+        raise CommandError(f"record file {path} is not a file")
     else:
         raise CommandError(f"record file {path} does not exist")
     with open_store(args) as store:
