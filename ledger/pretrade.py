@@ -26,7 +26,9 @@ The verdict:
   be sent that breaks it.
 - anything else is `accepted`.
 
-The figures before and after are those of `ledger query margin` (`reporting.margin_view`).
+The figures before and after are those of `ledger query margin` (`reporting.margin_view`);
+the figures after are those the record's margin review computed when it valued the
+account (`scratch.ValuingDesk`), and computed here only when no decision valued it.
 A long-lived caller (the API) passes one `FiguresBefore` to every check: an account's
 figures before a record change only when the book takes a journal event, so they are
 computed once per account and journal seq, not once per check.
@@ -50,7 +52,7 @@ from ledger.journal import JournalEntry
 from ledger.money import format_decimal
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.scratch import scratch_desk
+from ledger.scratch import valuing_desk
 from ledger.store import LedgerStore
 
 CHECKABLE_TYPES = (
@@ -153,13 +155,16 @@ def check(
             "give a new fact a new event_id",
         )
         return verdict.refused(record, conflict)
-    desk = scratch_desk(book, policy)
+    desk = valuing_desk(book, policy, account_id)
     desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
     decision = decide(desk, record)
     recorded = tuple(entry.type for entry in desk.pending)
     if not isinstance(decision, Booked):
         return verdict.refused(record, decision.refusal, recorded)
-    after = _figures_document(desk.book, policy, account_id)
+    account = desk.book.accounts.get(account_id)
+    # The review has valued the account after the record, in most checks: its figures.
+    valued = None if account is None else desk.kept_figures(account)
+    after = _figures_document(desk.book, policy, account_id, valued)
     trade = isinstance(record, inbox.PerpTrade | inbox.SpotTrade)
     refusal = (
         (_financing_refusal(desk.pending) or _margin_refusal(before, after)) if trade else None
@@ -218,14 +223,18 @@ def _checkable(record: inbox.InboxRecordType, account_id: str) -> CheckableRecor
     return record
 
 
-def _figures_document(book: Book, policy: Policy, account_id: str) -> dict[str, Any] | None:
+def _figures_document(
+    book: Book, policy: Policy, account_id: str, figures: risk.MarginFigures | None = None
+) -> dict[str, Any] | None:
     """`ledger query margin`'s figures without its position fields (the check names them);
-    None for an account that is not open or cannot be valued (a held asset has no mark)."""
+    None for an account that is not open or cannot be valued (a held asset has no mark).
+    `figures`, the account's full figures in `book` when a decision computed them, are
+    not computed again."""
     account = book.accounts.get(account_id)
     if account is None or not account.is_client:
         return None
     try:
-        document = reporting.margin_view(book, policy, account_id)
+        document = reporting.margin_view(book, policy, account_id, figures)
     except risk.MissingMark:
         return None
     del document["account_id"], document["as_of_seq"]

@@ -73,11 +73,17 @@ def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
     return snapshots.book_at(store, as_of_seq(store, as_of))
 
 
-def margin_view(book: Book, policy: Policy, account_id: str) -> dict[str, Any]:
+def margin_view(
+    book: Book, policy: Policy, account_id: str, figures: risk.MarginFigures | None = None
+) -> dict[str, Any]:
+    """The account's figures as `ledger query margin` shows them; `figures`, when the caller
+    has them already (`risk.margin_figures` of the account's holdings at the book's marks,
+    positions and liquidation prices included), are not computed again."""
     account = book.accounts[account_id]
-    # Each position's liquidation price comes with the figures, solved from the same
-    # valuation rather than valuing the account again per position.
-    figures = risk.margin_figures(account.holdings(), book.marks, policy)
+    if figures is None:
+        # Each position's liquidation price comes with the figures, solved from the same
+        # valuation rather than valuing the account again per position.
+        figures = risk.margin_figures(account.holdings(), book.marks, policy)
     positions = []
     for position in figures.positions:
         positions.append(

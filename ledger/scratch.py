@@ -23,15 +23,19 @@ from __future__ import annotations
 import functools
 from collections import ChainMap
 from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
+
+import msgspec
 
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.desk import Desk
 from ledger.margin import watch_all
 from ledger.policy import Policy
+from ledger.rejections import Refusal
 from ledger.watchlist import Watchlist
 
 _T = TypeVar("_T")
@@ -160,6 +164,56 @@ class _Unbanded(Watchlist):
         self.forget(account.account_id)
 
 
+class _Valuation(msgspec.Struct, frozen=True):
+    """An account's full figures and what they were computed from."""
+
+    holdings: risk.AccountHoldings  # its balances a copy: the account's own dict changes
+    marks: dict[str, Decimal]
+    figures: risk.MarginFigures
+
+
+@dataclass
+class ValuingDesk(Desk):
+    """A scratch desk that values one account (`valued`) in full whenever a decision values
+    it: the figures with each position's and its liquidation price, as `ledger query
+    margin` shows them. The decision gets the account's figures alone, as on any desk; the
+    desk keeps the full ones, so that a pre-trade check's figures after the record need not
+    value the account once more (`kept_figures`)."""
+
+    valued: str = ""
+    kept: _Valuation | None = None
+
+    def figures(
+        self, account: Account, *, with_positions: bool = False
+    ) -> risk.MarginFigures | Refusal:
+        if with_positions or account.account_id != self.valued:
+            return super().figures(account, with_positions=with_positions)
+        holdings = account.holdings()
+        try:
+            figures = risk.margin_figures(holdings, self.book.marks, self.policy)
+        except risk.MissingMark:
+            return super().figures(account)  # the decision's refusal, in its words
+        kept = risk.AccountHoldings(dict(holdings.balances), holdings.loan, holdings.positions)
+        self.kept = _Valuation(kept, self.held_marks(account), figures)
+        # The account's figures alone, exactly as `Desk.figures` gives a decision.
+        return msgspec.structs.replace(figures, positions=())
+
+    def kept_figures(self, account: Account) -> risk.MarginFigures | None:
+        """The full figures of `valued` last computed, if the account still holds what it
+        held then at the same marks (the same inputs: the same figures); None otherwise,
+        and when no decision valued it (one that touched nothing, or an account that
+        cannot fall short): the caller values it itself."""
+        kept = self.kept
+        if (
+            kept is None
+            or account.account_id != self.valued
+            or account.holdings() != kept.holdings
+            or self.held_marks(account) != kept.marks
+        ):
+            return None
+        return kept.figures
+
+
 def scratch_desk(book: Book, policy: Policy, *, watch_everyone: bool = False) -> Desk:
     """A desk over a scratch copy of `book`. With `watch_everyone`, every client account gets
     its price bands and every open call its deadline, as after a replay, so that marks
@@ -170,3 +224,14 @@ def scratch_desk(book: Book, policy: Policy, *, watch_everyone: bool = False) ->
     if watch_everyone:
         watch_all(desk)
     return desk
+
+
+def valuing_desk(book: Book, policy: Policy, account_id: str) -> ValuingDesk:
+    """A scratch desk for inputs that are not marks (no bands, as `scratch_desk`) that keeps
+    the full figures of `account_id` each decision computes (`ValuingDesk`)."""
+    return ValuingDesk(
+        book=scratch_book(book),
+        policy=policy,
+        watchlist=_Unbanded(policy),
+        valued=account_id,
+    )
