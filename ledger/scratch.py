@@ -30,6 +30,7 @@ from typing import TypeVar
 
 import msgspec
 
+from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.desk import Desk
@@ -164,11 +165,15 @@ class _Unbanded(Watchlist):
         self.forget(account.account_id)
 
 
+# The one journal event that moves a mark (`Book.apply`): figures kept before it are stale.
+MARK_APPLIED = str(je.MarkPriceApplied.__struct_config__.tag)
+
+
 class _Valuation(msgspec.Struct, frozen=True):
     """An account's full figures and what they were computed from."""
 
     holdings: risk.AccountHoldings  # its balances a copy: the account's own dict changes
-    marks: dict[str, Decimal]
+    recorded: int  # the desk's journal events then: a mark recorded since moves the figures
     figures: risk.MarginFigures
 
 
@@ -194,21 +199,22 @@ class ValuingDesk(Desk):
         except risk.MissingMark:
             return super().figures(account)  # the decision's refusal, in its words
         kept = risk.AccountHoldings(dict(holdings.balances), holdings.loan, holdings.positions)
-        self.kept = _Valuation(kept, self.held_marks(account), figures)
+        self.kept = _Valuation(kept, len(self.pending), figures)
         # The account's figures alone, exactly as `Desk.figures` gives a decision.
         return msgspec.structs.replace(figures, positions=())
 
     def kept_figures(self, account: Account) -> risk.MarginFigures | None:
         """The full figures of `valued` last computed, if the account still holds what it
-        held then at the same marks (the same inputs: the same figures); None otherwise,
-        and when no decision valued it (one that touched nothing, or an account that
-        cannot fall short): the caller values it itself."""
+        held then (a what-if valuation, as a withdrawal's, does not) and no mark moved
+        since: the same inputs, the same figures. None otherwise, and when no decision
+        valued it (one that touched nothing, or an account that cannot fall short): the
+        caller values it itself."""
         kept = self.kept
         if (
             kept is None
             or account.account_id != self.valued
             or account.holdings() != kept.holdings
-            or self.held_marks(account) != kept.marks
+            or any(entry.type == MARK_APPLIED for entry in self.pending[kept.recorded :])
         ):
             return None
         return kept.figures

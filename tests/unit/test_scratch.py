@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
@@ -11,15 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.simulation import simulate
-from ledger import inbox, pretrade
+from ledger import inbox, pretrade, risk
 from ledger import journal_events as je
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book, LiquidationLot
 from ledger.decisions import decide
+from ledger.desk import Desk
 from ledger.inbox import decode_inbox, inbox_digest
-from ledger.policy import load_policy
+from ledger.policy import Policy, load_policy
 from ledger.rejections import Refusal
-from ledger.scratch import scratch_book, scratch_desk
+from ledger.scratch import ValuingDesk, scratch_book, scratch_desk, valuing_desk
 from ledger.store import LedgerStore
 from tests.ledger_scenario import Scenario
 
@@ -78,12 +80,13 @@ def test_a_scratch_decision_reads_the_trade_register_and_writes_only_its_own_lay
     assert "t1" not in book.busted
 
 
-def test_a_scratch_decision_records_what_the_ledger_books_for_every_checkable_input() -> None:
-    """Each order, withdrawal and loan draw of a simulated day, decided on a scratch desk of
-    the writer's book just before the writer decides it: the same journal records, byte for
-    byte (a scratch desk sets no price bands: a check decides no mark after its input)."""
+def _simulated_day_decided_on(
+    desk_for: Callable[[Book, Policy, str], Desk],
+) -> Iterator[tuple[Desk, pretrade.CheckableRecord, list[tuple[str, bytes]]]]:
+    """Each order, withdrawal and loan draw of a simulated day that the ledger books,
+    decided first on `desk_for(the writer's book, policy, its account)` just before the
+    writer decides it: (the desk, the record, the journal records the writer booked)."""
     policy = load_policy(None)
-    compared = 0
     seen: set[str] = set()
     with LedgerStore.open("sqlite:///:memory:") as store:
         app = LedgerApplication(store, policy)
@@ -94,17 +97,74 @@ def test_a_scratch_decision_records_what_the_ledger_books_for_every_checkable_in
                 record = None
             desk = None
             if isinstance(record, pretrade.CHECKABLE_TYPES) and record.event_id not in seen:
-                desk = scratch_desk(app.book, policy)
+                desk = desk_for(app.book, policy, record.account_id)
                 desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
                 decide(desk, record)
             outcome = app.process([InboxItem(value, None, "inbox", 0, offset)])
             if desk is not None and outcome.accepted:
-                booked = [(entry.type, entry.record) for entry in outcome.journal]
-                assert [(entry.type, entry.record) for entry in desk.pending] == booked
-                compared += 1
+                assert isinstance(record, pretrade.CHECKABLE_TYPES)
+                yield desk, record, [(entry.type, entry.record) for entry in outcome.journal]
             if record is not None:
                 seen.add(record.event_id)
+
+
+def test_a_scratch_decision_records_what_the_ledger_books_for_every_checkable_input() -> None:
+    """Each order, withdrawal and loan draw of a simulated day, decided on a scratch desk of
+    the writer's book just before the writer decides it: the same journal records, byte for
+    byte (a scratch desk sets no price bands: a check decides no mark after its input)."""
+    compared = 0
+    for desk, _, booked in _simulated_day_decided_on(
+        lambda book, policy, _: scratch_desk(book, policy)
+    ):
+        assert [(entry.type, entry.record) for entry in desk.pending] == booked
+        compared += 1
     assert compared > 100
+
+
+def test_a_valuing_desk_decides_as_any_and_keeps_the_figures_valued_afresh() -> None:
+    """The same day on a desk that keeps the checked account's full figures: the same
+    journal records, and the figures it kept, when it kept any, are those a valuation of
+    the account after the record gives (positions and liquidation prices included)."""
+    policy = load_policy(None)
+    kept = unvalued = 0
+    for desk, record, booked in _simulated_day_decided_on(valuing_desk):
+        assert [(entry.type, entry.record) for entry in desk.pending] == booked
+        assert isinstance(desk, ValuingDesk)
+        account = desk.book.accounts[record.account_id]
+        figures = desk.kept_figures(account)
+        if figures is None:
+            unvalued += 1
+            continue
+        assert figures == risk.margin_figures(account.holdings(), desk.book.marks, policy)
+        assert figures.positions or not account.positions
+        kept += 1
+    assert kept > 50
+    assert unvalued > 10
+
+
+def test_a_valuing_desk_keeps_no_figures_the_account_or_a_mark_has_moved_from() -> None:
+    book = _book()
+    policy = load_policy(None)
+    desk = valuing_desk(book, policy, "C1")
+    account = desk.book.accounts["C1"]
+    figures = desk.figures(account)
+    assert isinstance(figures, risk.MarginFigures)
+    assert figures.positions == ()  # the decision's figures, as on any desk
+    full = desk.kept_figures(account)
+    assert full == risk.margin_figures(account.holdings(), book.marks, policy)
+    assert full is not None
+    assert full.positions[0].liquidation_price is not None
+    account.balances["USD"] += Decimal(1)  # as a what-if valuation leaves it, or an event
+    assert desk.kept_figures(account) is None
+    account.balances["USD"] -= Decimal(1)
+    assert desk.kept_figures(account) == full
+    desk.begin("m2", datetime(2030, 1, 1, tzinfo=UTC), "digest")
+    desk.record(
+        je.MarkPriceApplied(
+            **desk.common(), instrument="BTC-PERP", price=Decimal(61000), observed_at=None
+        )
+    )
+    assert desk.kept_figures(account) is None
 
 
 _keys = st.sampled_from(["a", "b", "c", "d", "e"])
