@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import msgspec
 
@@ -144,8 +144,10 @@ def scratch_book(book: Book) -> Book:
 
 def _scratch_field(name: str, value: object) -> object:
     # A mapping, not only a dict: a scratch book of a scratch book layers over its layers.
-    if _is_mutable_mapping(type(value)):
-        return ChainMap({}, value) if name in APPEND_ONLY_REGISTERS else _CopiedOnRead(value)
+    kind: type = type(value)
+    if _is_mutable_mapping(kind):
+        mapping = cast("MutableMapping[object, object]", value)
+        return ChainMap({}, mapping) if name in APPEND_ONLY_REGISTERS else _CopiedOnRead(mapping)
     return _structural_copy(value)
 
 
