@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from ledger.store import PersistenceError
+from ledger.store import PersistenceError, ProgrammingError
 
 log = logging.getLogger("consumers.store_retry")
 _T = TypeVar("_T")
@@ -17,7 +17,9 @@ _T = TypeVar("_T")
 store_outage_retries_max = 60  # then exit non-zero: the orchestrator restarts the service
 store_outage_backoff_initial_s = 0.2
 store_outage_backoff_max_s = 5.0
-# Errors of an unreachable or restarting database; anything else stops the service.
+# Errors of an unreachable or restarting database; anything else stops the service, a
+# ProgrammingError among them (a role without a right it needs, such as the reader's
+# credentials given to `ledger run`): a PersistenceError too, but waiting changes nothing.
 STORE_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (PersistenceError, OSError)
 
 
@@ -30,6 +32,8 @@ async def backoff_retry(
     for attempt in range(1, store_outage_retries_max + 1):
         try:
             return await asyncio.to_thread(action)
+        except ProgrammingError:
+            raise
         except STORE_OUTAGE_ERRORS as error:
             if on_failure is not None:
                 on_failure()

@@ -77,6 +77,7 @@ __all__ = [
     "NotALedgerStore",
     "OperationalError",
     "PersistenceError",
+    "ProgrammingError",
     "StoreNotPermitted",
     "StoreUrlError",
     "Tracking",
