@@ -60,10 +60,18 @@ class CommandError(Exception):
         self.status = status
 
 
+def require_file(path: Path, what: str) -> None:
+    """The command's input file is there and is a file: a folder is said to be one."""
+    if path.is_dir():
+        raise CommandError(f"{what} file {path} is a folder, not a file")
+    if not path.is_file():
+        raise CommandError(f"{what} file {path} does not exist")
+
+
 def policy_of(args: argparse.Namespace) -> Policy:
     path: Path | None = args.policy
-    if path is not None and not path.is_file():
-        raise CommandError(f"policy file {path} does not exist")
+    if path is not None:
+        require_file(path, "policy")
     return load_policy(path)
 
 
@@ -181,8 +189,7 @@ def _ingest(args: argparse.Namespace) -> int:
                 total = ingest_stream(app, standard_input(), "stdin")
             else:
                 path = Path(args.file)
-                if not path.is_file():
-                    raise CommandError(f"inbox file {path} does not exist")
+                require_file(path, "inbox")
                 tracking_name = file_tracking_name(path)
                 with path.open("rb") as stream:
                     total = ingest_stream(app, stream, f"file:{path.name}", tracking_name)

@@ -24,6 +24,7 @@ from app.commands import (
     checkpoint_key_env,
     policy_of,
     port_max,
+    require_file,
     snapshot_events_setting,
     standard_input,
 )
@@ -173,8 +174,7 @@ def _publish(args: argparse.Namespace) -> int:
             sent = asyncio.run(publish(standard_input()))
         else:
             path = Path(args.file)
-            if not path.is_file():
-                raise CommandError(f"inbox file {path} does not exist")
+            require_file(path, "inbox")
             with path.open("rb") as stream:
                 sent = asyncio.run(publish(stream))
     print(f"published {counted(sent, 'record')} to {names.inbox}")

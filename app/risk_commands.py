@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import stress_output
-from app.commands import CommandError, open_store, policy_of, policy_scales
+from app.commands import CommandError, open_store, policy_of, policy_scales, require_file
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
@@ -31,12 +31,9 @@ def _check(args: argparse.Namespace) -> int:
     path = Path(args.record)
     if args.record == "-":
         raw = sys.stdin.buffer.read()
-    elif path.is_file():
-        raw = path.read_bytes()
-    elif path.exists():
-        raise CommandError(f"record file {path} is not a file")
     else:
-        raise CommandError(f"record file {path} does not exist")
+        require_file(path, "record")
+        raw = path.read_bytes()
     with open_store(args) as store:
         book = _book_in(store, args)
         try:

@@ -12,7 +12,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.commands import EXIT_REFUSED, CommandError, open_store, policy_of, policy_scales
+from app.commands import (
+    EXIT_REFUSED,
+    CommandError,
+    open_store,
+    policy_of,
+    policy_scales,
+    require_file,
+)
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
 from ledger.invariants import InvariantViolation
@@ -187,8 +194,7 @@ def _verify(args: argparse.Namespace) -> int:
             raise CommandError(f"{topic} is not a journal: {error}", EXIT_REFUSED) from error
     elif args.file is not None:
         path = Path(args.file)
-        if not path.is_file():
-            raise CommandError(f"journal file {path} does not exist")
+        require_file(path, "journal")
         with _verifying() as progress:
             outcome = audit.verify_records(audit.file_records(path), progress, anchors)
     else:
@@ -285,14 +291,12 @@ originals_differing_named_max = 10  # the audit names the first few trades or de
 
 
 def _verified_file(path: Path) -> audit.VerifyOutcome:
-    if not path.is_file():
-        raise CommandError(f"journal file {path} does not exist")
+    require_file(path, "journal")
     return audit.verify_records(audit.file_records(path))
 
 
 def _records_up_to(path: Path, seq: int) -> Iterator[bytes]:
-    if not path.is_file():
-        raise CommandError(f"journal file {path} does not exist")
+    require_file(path, "journal")
     for number, record in enumerate(audit.file_records(path), start=1):
         if number > seq:
             return

@@ -29,7 +29,8 @@ def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     [
         (("ingest", "missing.jsonl"), 2, "inbox file missing.jsonl does not exist"),
         (("check", "C1", "missing.json"), 2, "record file missing.json does not exist"),
-        (("check", "C1", "."), 2, "record file . is not a file"),
+        (("check", "C1", "."), 2, "record file . is a folder, not a file"),
+        (("ingest", "."), 2, "inbox file . is a folder, not a file"),
         (("query", "margin", "NOBODY"), 2, ".ledger/ledger.db does not exist"),
         (("--policy", "missing.toml", "ingest", "-"), 2, "policy file missing.toml does not exist"),
         (("query", "margin", "C1", "--as-of", "yesterday"), 2, ".ledger/ledger.db does not exist"),
