@@ -213,6 +213,9 @@ _SQLITE_SELECT_DEPOSITS = (
 )
 
 
+_SQLITE_LEDGER_TABLES = (INPUTS_SEEN_TABLE, TRADES_TABLE, DEPOSITS_TABLE)
+
+
 class SQLiteJournalRecorder(SQLiteProcessRecorder):
     """eventsourcing's SQLite process recorder, writing the inputs seen and the trades and
     deposits booked in the transaction of the journal records they come from (the
@@ -783,6 +786,15 @@ def _require_sqlite_ledger(database: str, description: str, *, read_only: bool) 
     except sqlite3.DatabaseError as error:
         raise NotALedgerStore(f"{description} is not a readable SQLite file: {error}") from None
     _require_ledger_or_new(description, tables, read_only=read_only)
+    # A store older code wrote lacks tables this code reads (a writer's open creates them
+    # and its first start fills them): refused at the open, as a PostgreSQL store prepared
+    # for an older layout is, rather than at the first read of one of them.
+    missing = [table for table in _SQLITE_LEDGER_TABLES if table not in tables]
+    if read_only and missing:
+        raise StoreUrlError(
+            f"the file was written by older code (it has no {missing[0]} table): "
+            "open it once with this code's writer (`ledger store init`) to update it"
+        )
 
 
 foreign_tables_named_max = 5  # a refusal names the first few tables it found

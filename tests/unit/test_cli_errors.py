@@ -113,6 +113,20 @@ def test_a_truncated_store_file_is_one_line(ledger_store: Path, tmp_path: Path) 
     _one_line(done, 2, "is not a readable SQLite file")
 
 
+def test_a_store_older_code_wrote_is_refused_to_readers_until_its_writer_opens_it(
+    ledger_store: Path, tmp_path: Path
+) -> None:
+    """An upgrade: the store has no trades table yet (code before it existed)."""
+    (tmp_path / "old.db").write_bytes(ledger_store.read_bytes())
+    with sqlite3.connect(tmp_path / "old.db") as connection:
+        connection.execute("DROP TABLE ledger_trades")
+    done = _ledger("--store", "sqlite:///old.db", "audit", "verify", cwd=tmp_path)
+    _one_line(done, 2, "written by older code (it has no ledger_trades table)")
+    assert _ledger("--store", "sqlite:///old.db", "store", "init", cwd=tmp_path).returncode == 0
+    done = _ledger("--store", "sqlite:///old.db", "audit", "verify", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_sqlite_file_of_another_program_is_not_a_ledger(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "other.db") as connection:
         connection.execute("CREATE TABLE customers (name TEXT)")
