@@ -67,6 +67,7 @@ def _stress(args: argparse.Namespace) -> int:
     try:
         shocks = [stress.parse_shock(text) for text in args.shock]
         ladders = [stress.parse_ladder(text, Decimal(args.step)) for text in args.ladder]
+        stress.require_known(policy, [*shocks, *(rungs[0] for rungs in ladders)])
     except (stress.ShockError, InvalidOperation) as error:
         raise CommandError(str(error)) from error
     book = _book(args)

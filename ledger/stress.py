@@ -115,6 +115,18 @@ def _shock(moves: list[tuple[str, Decimal]], text: str) -> Shock:
     return Shock(tuple(moves))
 
 
+def require_known(policy: Policy, shocks: Iterable[Shock]) -> None:
+    """Every name a shock moves is an asset the ledger knows or a market of the policy: a
+    mistyped name would shock nothing and the report would look like a calm market."""
+    for shock in shocks:
+        for name, _ in shock.moves:
+            if name not in policy.markets and policy.asset_scale(name) is None:
+                raise ShockError(
+                    f"{name} is neither an asset the ledger knows nor a market of the policy "
+                    f"(markets: {', '.join(sorted(policy.markets))})"
+                )
+
+
 def shocked_marks(book: Book, policy: Policy, shock: Shock) -> list[tuple[str, Decimal]]:
     """(instrument, shocked price) in the order the ledger will decide them."""
     named = {name for name, _ in shock.moves}

@@ -19,6 +19,7 @@ from ledger.stress import (
     ladder,
     parse_ladder,
     parse_shock,
+    require_known,
     shocked_marks,
     stress,
 )
@@ -160,6 +161,20 @@ def test_the_ladder_finds_the_move_that_exhausts_the_insurance_fund() -> None:
 def test_a_shock_written_wrongly_says_how_to_write_it(text: str, says: str) -> None:
     with pytest.raises(ShockError, match=says):
         parse_shock(text)
+
+
+def test_a_shock_of_a_name_the_ledger_does_not_know_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrower(s)
+    s.store.close()
+    for option in (["--shock", "BTC=-30%,XBT=-30%"], ["--ladder", "XBT=-5%..-60%"]):
+        assert main(["--store", url, "stress", *option]) == 2
+        error = capsys.readouterr().err
+        assert "XBT is neither an asset the ledger knows nor a market of the policy" in error
+    require_known(POLICY, [parse_shock("BTC=-30%,ETH-PERP=-10%,USD=-1%")])
 
 
 def test_shocking_an_asset_moves_its_market_unless_the_market_is_named() -> None:
