@@ -150,6 +150,16 @@ def test_the_ladder_finds_the_move_that_exhausts_the_insurance_fund() -> None:
     assert exhausted.shock.label == "BTC=-20%"
 
 
+@pytest.fixture
+def borrower_store(tmp_path: Path) -> str:
+    """The URL of a closed SQLite store holding `_borrower`'s book."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _borrower(s)
+    s.store.close()
+    return url
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -164,12 +174,9 @@ def test_a_shock_written_wrongly_says_how_to_write_it(text: str, says: str) -> N
 
 
 def test_a_shock_of_a_name_the_ledger_does_not_know_is_refused_not_ignored(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    borrower_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    s = Scenario(url)
-    _borrower(s)
-    s.store.close()
+    url = borrower_store
     for option in (["--shock", "BTC=-30%,XBT=-30%"], ["--ladder", "XBT=-5%..-60%"]):
         assert main(["--store", url, "stress", *option]) == 2
         error = capsys.readouterr().err
@@ -188,12 +195,9 @@ def test_shocking_an_asset_moves_its_market_unless_the_market_is_named() -> None
 
 
 def test_ledger_stress_prints_json_and_a_ladder_table(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    borrower_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    s = Scenario(url)
-    _borrower(s)
-    s.store.close()
+    url = borrower_store
     assert main(["--store", url, "stress", "--shock", "BTC=-55%", "--format", "json"]) == 0
     document = json.loads(capsys.readouterr().out)
     (one,) = document["stresses"]
