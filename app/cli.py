@@ -28,7 +28,6 @@ from consumers.topics import TopicPrefixError
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError, PersistenceError
 
-DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
 DISTRIBUTION = "collateral-ledger"
 DESCRIPTION = """\
 An event-sourced collateral and position ledger for Hong Kong licensed virtual-asset
@@ -68,7 +67,7 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("--store", "LEDGER_STORE", DEFAULT_STORE, "event store and views URL", "URL"),
+    Setting("--store", "LEDGER_STORE", commands.DEFAULT_STORE, "event store and views URL", "URL"),
     Setting(
         "--bootstrap", "LEDGER_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka brokers", "HOST:PORT"
     ),

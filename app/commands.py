@@ -45,6 +45,11 @@ file_digest_chunk_bytes = 1 << 20
 port_max = 65_535  # a TCP port number, at most
 SNAPSHOT_EVENTS_ENV = "LEDGER_SNAPSHOT_EVENTS"
 
+# The store when neither --store nor LEDGER_STORE names one. The first command that writes
+# it makes its folder; the folder of a store a person names must exist (README "Exit status").
+DEFAULT_STORE = "sqlite:///.ledger/ledger.db"
+DEFAULT_STORE_FOLDER = Path(DEFAULT_STORE.removeprefix("sqlite:///")).parent
+
 # Exit statuses of every command (README "Exit status").
 EXIT_OK = 0
 EXIT_REFUSED = 1  # ingest: some records were refused; any command: the environment failed
@@ -93,6 +98,8 @@ def open_store(
     if writes and not creates:
         with open_store(args):
             pass  # the read-only open refuses a store that is missing or holds no ledger
+    if writes:
+        make_default_store_folder(args.store)
     try:
         store = LedgerStore.open(args.store, read_only=not writes)
     except NotALedgerStore as error:
@@ -104,6 +111,13 @@ def open_store(
         yield store
     finally:
         store.close()
+
+
+def make_default_store_folder(url: str) -> None:
+    """The default store's folder, for a command about to write the store: made here
+    because a new store is only ever made in a folder that exists."""
+    if url == DEFAULT_STORE:
+        DEFAULT_STORE_FOLDER.mkdir(exist_ok=True)
 
 
 def standard_input() -> IO[bytes]:

@@ -22,6 +22,7 @@ from app.commands import (
     EXIT_REFUSED,
     CommandError,
     checkpoint_key_env,
+    make_default_store_folder,
     policy_of,
     port_max,
     require_file,
@@ -117,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
             checkpoints.checkpoint_interval_default_s,
         ),
     )
+    make_default_store_folder(args.store)
     try:
         with broker_faults(args.bootstrap, client_logs=True):
             return asyncio.run(run_service(settings))

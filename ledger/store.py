@@ -657,6 +657,7 @@ def _sqlite_factory(path_text: str, *, read_only: bool) -> tuple[SQLiteFactory, 
         description = f"sqlite:///{path}"
         _require_sqlite_file(path, description, must_exist=read_only)
         if not read_only and not path.exists():
+            _require_folder(path.parent)
             _create_sqlite_file(path)
         # eventsourcing connects with uri=True: a quoted file: URI keeps `?`, `#` and
         # `:memory:` in a file name from being read as URI syntax.
@@ -707,10 +708,20 @@ def _require_sqlite_file(path: Path, description: str, *, must_exist: bool) -> N
         return
     except IsADirectoryError:
         raise NotALedgerStore(f"{description} is a directory, not a store file") from None
+    except NotADirectoryError:
+        raise NotALedgerStore(f"{description}: a file in its path is not a folder") from None
     if not header:
         raise NotALedgerStore(f"{description} is an empty file, not a ledger store")
     if header != _SQLITE_HEADER:
         raise NotALedgerStore(f"{description} is not a SQLite file, so not a ledger store")
+
+
+def _require_folder(folder: Path) -> None:
+    """A new store is made only in a folder that exists: a mistyped path in a URL is refused
+    rather than made into a new store in new folders (`ledger` makes its default store's
+    folder itself)."""
+    if not folder.is_dir():
+        raise StoreUrlError(f"the folder {folder} does not exist: make it, or correct the path")
 
 
 def _create_sqlite_file(path: Path) -> None:
@@ -718,7 +729,6 @@ def _create_sqlite_file(path: Path) -> None:
     SQLite header written (WAL mode), synced, then renamed into place. So a process killed
     while creating a store never leaves the empty file that `_require_sqlite_file` refuses
     as a damaged store (a `kill -9` between SQLite creating the file and writing to it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     creating = path.with_name(f".{path.name}.{uuid4().hex}.creating")
     try:
         connection = sqlite3.connect(creating)

@@ -56,6 +56,7 @@ def test_a_relative_path_is_created_under_the_working_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "state" / "with space?#").mkdir(parents=True)  # a store's folder must exist
     with LedgerStore.open("sqlite:///state/with space?#/ledger.db") as store:
         store.append(journal_entries(1, 1, GENESIS_HASH), [], None)
         assert store.describe() == f"sqlite:///{tmp_path}/state/with space?#/ledger.db"
