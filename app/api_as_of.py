@@ -90,7 +90,7 @@ def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
     os.nice(as_of_worker_niceness)
     policy = load_policy(source.policy_path)
     require(policy.digest == policy_digest, "the policy file changed since the API started")
-    store = LedgerStore.open(source.store_url)
+    store = LedgerStore.open(source.store_url, read_only=True)
     _worker[_OPENED] = (store, policy, source.store_url)
     _follow_past_stored_views(store, policy, source.store_url)
 

@@ -917,6 +917,8 @@ def _prepare_postgres(
             owner = store_privileges.may_create(factory, schema)
         journal_recorder = cast(store_privileges.JournalRecorder, recorder)
         store_privileges.prepare_tables(factory, journal_recorder, owner)
+    except store_privileges.StoreNotWritable as error:
+        raise StoreNotPermitted(str(error)) from error
     except store_privileges.StoreNotCreated as error:
         raise StoreUrlError(str(error)) from error
 

@@ -65,6 +65,10 @@ class StoreNotCreated(Exception):
     """The schema or its tables are missing and the URL's role may not create them."""
 
 
+class StoreNotWritable(StoreNotCreated):
+    """The URL's role may read the store but a writing open needs it to append."""
+
+
 class JournalRecorder(PostgresProcessRecorder):
     """eventsourcing's process recorder, locking the journal through the owner's function,
     and writing the inputs seen and the trades and deposits booked in the transaction of
@@ -225,6 +229,22 @@ def prepare_tables(
                 "open the store once with its owner role first"
             )
         _require_this_layout(cursor, schema)
+        _require_append_rights(cursor, schema)
+
+
+def _require_append_rights(cursor: Cursor[DictRow], schema: str) -> None:
+    # The reader's credentials given to a writer (`ledger ingest`, `ledger run`) are a
+    # setting to fix: refused here, before a record is decided, not at the first append.
+    cursor.execute(
+        "SELECT has_table_privilege(%s, 'INSERT') AND has_function_privilege(%s, 'EXECUTE') AS ok",
+        (f"{_quoted(schema)}.{_quoted(JOURNAL_TABLE)}", f"{_quoted(schema)}.{LOCK_FUNCTION}()"),
+    )
+    if not _one(cursor)["ok"]:
+        raise StoreNotWritable(
+            f"this role may read the store but not write it: a writing command (ingest, run, "
+            f"inbox skip, store init) needs the URL of {WRITER_ROLE} or of the owner "
+            "(docs/security.md)"
+        )
 
 
 def require_this_layout(factory: PostgresFactory) -> None:

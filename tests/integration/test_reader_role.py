@@ -92,6 +92,33 @@ def test_every_read_command_works_as_the_reader(
     assert "permission denied" not in captured.err
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "{tmp}/inbox.jsonl"],
+        ["store", "init"],
+        ["inbox", "skip", "file:{digest}:1", "--reason", "ticket 7"],
+    ],
+)
+def test_a_writing_command_is_refused_the_readers_credentials_in_one_line(
+    reader_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A setting to fix, like a role that may not use the schema: exit status 2 at the
+    open, before a record is decided, and nothing is written."""
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_bytes(b"\n".join(simulate(9, 2, 1)) + b"\n")
+    with LedgerStore.open(reader_url, read_only=True) as store:
+        before = store.last_seq()
+    arguments = [part.format(tmp=tmp_path, digest="0" * 64) for part in command]
+    status = main(["--store", reader_url, *arguments])
+    error = capsys.readouterr().err
+    assert status == 2, error
+    assert error.count("\n") == 1
+    assert "this role may read the store but not write it" in error
+    with LedgerStore.open(reader_url, read_only=True) as store:
+        assert store.last_seq() == before
+
+
 def test_a_reader_replaying_views_never_built_is_told_in_one_line(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -112,7 +139,7 @@ def test_a_reader_replaying_views_never_built_is_told_in_one_line(
 def test_the_api_serves_as_the_reader(reader_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     account = _account(reader_url, capsys)
     policy = load_policy(None)
-    with LedgerStore.open(reader_url) as store:
+    with LedgerStore.open(reader_url, read_only=True) as store:
         app = create_app(store, policy, api_security(), AsOfSource(reader_url, None))
         with TestClient(app) as client:
             client.headers.update(AUDITOR)

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from ledger.store import LedgerStore, PersistenceError, StoreUrlError, Tracking
+from ledger.store import LedgerStore, PersistenceError, StoreNotPermitted, StoreUrlError, Tracking
 from ledger.store_privileges import (
     DEPOSITS_TABLE,
     JOURNAL_TABLE,
@@ -112,7 +112,9 @@ def test_the_writer_may_update_the_position_column_alone(postgres_url: str, sche
         execute(postgres_url, "ledger_writer", schema, rename, INBOX)
     forward = "UPDATE {tracking} SET notification_id = 5 WHERE application_name = %s"
     execute(postgres_url, "ledger_writer", schema, forward, INBOX)
-    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+    with LedgerStore.open(
+        role_url(postgres_url, "ledger_reader", schema), read_only=True
+    ) as reader:
         assert reader.max_tracking_id(INBOX) == 5
 
 
@@ -123,7 +125,9 @@ def test_the_writer_appends_and_the_reader_reads(
         writer.append(journal_entries(4, 2, "1" * 64), reject_records(1, 1), Tracking(INBOX, 1))
         assert (writer.last_seq(), writer.max_tracking_id(INBOX)) == (5, 1)
         writer.record_originals([("T2", 4, b"u")], [("D2", 5)])  # what a writer's start records
-    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+    with LedgerStore.open(
+        role_url(postgres_url, "ledger_reader", schema), read_only=True
+    ) as reader:
         assert [entry.seq for entry in reader.read_journal()] == [1, 2, 3, 4, 5]
         assert reader.max_tracking_id(INBOX) == 1
         assert reader.trades_booked(["T1", "T2"], 5) == {"T1": b"t", "T2": b"u"}
@@ -151,10 +155,20 @@ def test_the_reader_cannot_write_anything(postgres_url: str, schema: str, statem
 
 @pytest.mark.usefixtures("owned_store")
 def test_the_reader_store_cannot_append(postgres_url: str, schema: str) -> None:
-    with LedgerStore.open(role_url(postgres_url, "ledger_reader", schema)) as reader:
+    with LedgerStore.open(
+        role_url(postgres_url, "ledger_reader", schema), read_only=True
+    ) as reader:
         with pytest.raises(PersistenceError, match="permission denied"):
             reader.append(journal_entries(4, 1, "0" * 64), [], Tracking(INBOX, 7))
         assert reader.last_seq() == 3
+
+
+@pytest.mark.usefixtures("owned_store")
+def test_the_readers_credentials_are_refused_a_writing_open(postgres_url: str, schema: str) -> None:
+    """Refused at the open, as a setting to fix (exit status 2), rather than at the first
+    append after a batch was decided (exit status 1, as if the store were down)."""
+    with pytest.raises(StoreNotPermitted, match="this role may read the store but not write it"):
+        LedgerStore.open(role_url(postgres_url, "ledger_reader", schema))
 
 
 def test_only_the_owner_creates_a_store(postgres_url: str, schema: str) -> None:
