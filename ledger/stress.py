@@ -76,8 +76,8 @@ def parse_shock(text: str) -> Shock:
 
 def parse_ladder(text: str, step_percent: Decimal) -> list[Shock]:
     """`BTC=-5%..-60%[,ETH=-5%..-60%]`: rungs `step_percent` points apart from each start
-    toward its end (the end included when the steps land on it); every range must give the
-    same number of rungs, which move together."""
+    away from 0% to its end (the end included when the steps land on it); every range must
+    give the same number of rungs, which move together."""
     if step_percent <= ZERO:
         raise ShockError("the ladder step must be greater than 0%")
     rungs_by_name: list[tuple[str, list[Decimal]]] = []
@@ -86,6 +86,14 @@ def parse_ladder(text: str, step_percent: Decimal) -> list[Shock]:
         if matched is None:
             raise ShockError(f"{part.strip()!r} is not a range: write NAME=-5%..-60%")
         start, end = Decimal(matched["start"]), Decimal(matched["end"])
+        if abs(end) < abs(start) or start * end < ZERO:
+            # Toward 0%, the first rung short of the fund would be the largest move, not
+            # the smallest: the figure a risk officer reads the ladder for.
+            raise ShockError(
+                f"{part.strip()}: a ladder's moves grow away from 0% (BTC=-5%..-60%, or "
+                "BTC=5%..60% for a rise), so the first rung that exhausts the insurance fund "
+                "is the smallest move that does"
+            )
         direction = ONE if end >= start else -ONE
         count = int(abs(end - start) // step_percent) + 1
         if count > ladder_rungs_max:

@@ -150,6 +150,18 @@ def test_the_ladder_finds_the_move_that_exhausts_the_insurance_fund() -> None:
     assert exhausted.shock.label == "BTC=-20%"
 
 
+@pytest.mark.parametrize("text", ["BTC=-25%..-5%", "BTC=10%..-10%", "BTC=-5%..-25%,ETH=-25%..-5%"])
+def test_a_ladder_toward_zero_is_refused_since_its_first_exhausting_rung_would_mislead(
+    text: str,
+) -> None:
+    """`BTC=-25%..-5%` ran -25% first and named it the move that exhausts the fund when
+    -20% already did."""
+    with pytest.raises(ShockError, match="a ladder's moves grow away from 0%"):
+        parse_ladder(text, Decimal(5))
+    rises = parse_ladder("BTC=+5%..+15%", Decimal(5))
+    assert [r.label for r in rises] == ["BTC=5%", "BTC=10%", "BTC=15%"]
+
+
 @pytest.fixture
 def borrower_store(tmp_path: Path) -> str:
     """The URL of a closed SQLite store holding `_borrower`'s book."""
