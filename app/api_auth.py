@@ -196,8 +196,13 @@ class TokenFileError(ValueError):
 
 def load_token_file(path: Path) -> dict[str, Principal]:
     """The tokens file as {sha256: principal}; a bad line names its number."""
+    return token_records(path.read_bytes(), path)
+
+
+def token_records(content: bytes, path: Path) -> dict[str, Principal]:
+    """The tokens file's `content` as {sha256: principal}; a bad line names its number."""
     principals: dict[str, Principal] = {}
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -165,9 +165,17 @@ def _api_token(args: argparse.Namespace) -> int:
         line = api_auth.token_record(args.principal, args.role, token)
     except api_auth.RoleError as error:
         raise CommandError(str(error)) from error
-    descriptor = os.open(args.tokens_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, tokens_file_mode)
-    with os.fdopen(descriptor, "ab") as tokens_file:
-        tokens_file.write(line)
+    descriptor = os.open(args.tokens_file, os.O_RDWR | os.O_CREAT | os.O_APPEND, tokens_file_mode)
+    with os.fdopen(descriptor, "r+b") as tokens_file:
+        held = tokens_file.read()
+        try:
+            api_auth.token_records(held, args.tokens_file)
+        except api_auth.TokenFileError as error:
+            # Another file named by mistake: appending would break it and serve no token.
+            raise CommandError(
+                f"{error}: {args.tokens_file} is not a tokens file, nothing was added"
+            ) from error
+        tokens_file.write(line if held.endswith(b"\n") or not held else b"\n" + line)
     print(token)
     print(
         f"ledger api-token: {args.principal} ({', '.join(args.role)}) added to "

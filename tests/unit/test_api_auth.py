@@ -403,3 +403,31 @@ def test_health_and_the_contract_answer_a_wrong_method_without_a_token(
     assert client.delete("/health").status_code == 405
     assert client.post("/openapi.json").status_code == 405
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_ledger_api_token_adds_to_a_tokens_file_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record file given by mistake for the tokens file was appended to, breaking both."""
+    record = tmp_path / "withdrawal.json"
+    record.write_bytes(b'{"type":"withdrawal_requested",\n  "account_id":"C1"}\n')
+    before = record.read_bytes()
+    command = ["api-token", "--tokens-file", str(record), "--principal", "ops", "--role", "risk"]
+    assert main(command) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no token shown: none was stored
+    assert f"{record} line 1: " in captured.err
+    assert f"{record} is not a tokens file, nothing was added" in captured.err
+    assert record.read_bytes() == before
+    # A tokens file edited by hand without a last newline still gets its own line.
+    tokens_file = tmp_path / "tokens.jsonl"
+    assert (
+        main(["api-token", "--tokens-file", str(tokens_file), "--principal", "a", "--role", "risk"])
+        == 0
+    )
+    tokens_file.write_bytes(tokens_file.read_bytes().rstrip(b"\n"))
+    assert (
+        main(["api-token", "--tokens-file", str(tokens_file), "--principal", "b", "--role", "risk"])
+        == 0
+    )
+    assert [p.name for p in load_token_file(tokens_file).values()] == ["a", "b"]
