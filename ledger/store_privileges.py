@@ -35,11 +35,14 @@ DELETE or TRUNCATE on a table take that lock, so the writer takes it through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresFactory, PostgresProcessRecorder
+from eventsourcing.utils import retry
 from psycopg import Cursor, sql
+from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 
 WRITER_ROLE = "ledger_writer"
@@ -69,6 +72,38 @@ class StoreNotWritable(StoreNotCreated):
     """The URL's role may read the store but a writing open needs it to append."""
 
 
+# The columns of the ledger's tables, with their PostgreSQL types (COPY's binary format).
+_INPUT_SEEN_COLUMNS = (("event_id", "text"), ("input_digest", "text"), ("seq", "int8"))
+_TRADE_COLUMNS = (("trade_id", "text"), ("seq", "int8"), ("trade", "bytea"))
+_DEPOSIT_COLUMNS = (("reference", "text"), ("seq", "int8"))
+
+
+@dataclass(frozen=True)
+class _LedgerTable:
+    """One of the tables written with the journal: the `insert_events` argument holding
+    its rows, and its two statements."""
+
+    argument: str
+    types: list[str]
+    copy: sql.Composed
+    insert_new: sql.Composed  # a row whose key is taken is left out: the first one stays
+
+    @classmethod
+    def of(
+        cls, table: sql.Identifier, argument: str, key: str, columns: Sequence[tuple[str, str]]
+    ) -> _LedgerTable:
+        names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+        values = sql.SQL(", ").join(sql.Placeholder() for _ in columns)
+        return cls(
+            argument=argument,
+            types=[kind for _, kind in columns],
+            copy=sql.SQL("COPY {0} ({1}) FROM STDIN (FORMAT BINARY)").format(table, names),
+            insert_new=sql.SQL(
+                "INSERT INTO {0} ({1}) VALUES ({2}) ON CONFLICT ({3}) DO NOTHING"
+            ).format(table, names, values, sql.Identifier(key)),
+        )
+
+
 class JournalRecorder(PostgresProcessRecorder):
     """eventsourcing's process recorder, locking the journal through the owner's function,
     and writing the inputs seen and the trades and deposits booked in the transaction of
@@ -80,6 +115,15 @@ class JournalRecorder(PostgresProcessRecorder):
         self._inputs = sql.Identifier(datastore.schema, INPUTS_SEEN_TABLE)
         self._trades = sql.Identifier(datastore.schema, TRADES_TABLE)
         self._deposits = sql.Identifier(datastore.schema, DEPOSITS_TABLE)
+        self._copy_events = sql.SQL(
+            "COPY {0} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+        ).format(sql.Identifier(datastore.schema, self.events_table_name))
+        self._event_types = [datastore.originator_id_type, "int8", "text", "bytea"]
+        self._ledger_tables = (
+            _LedgerTable.of(self._inputs, "inputs_seen", "event_id", _INPUT_SEEN_COLUMNS),
+            _LedgerTable.of(self._trades, "trades", "trade_id", _TRADE_COLUMNS),
+            _LedgerTable.of(self._deposits, "deposits", "reference", _DEPOSIT_COLUMNS),
+        )
         self.sql_create_statements += [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {0} (event_id text PRIMARY KEY, "
@@ -97,29 +141,61 @@ class JournalRecorder(PostgresProcessRecorder):
             ).format(self._deposits),
         ]
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        # Each table's first row under a key stays: a trade's or deposit's first booking is
-        # the one a bust or return reverses.
-        for argument, table, key, columns in (
-            ("inputs_seen", self._inputs, "event_id", ("event_id", "input_digest", "seq")),
-            ("trades", self._trades, "trade_id", ("trade_id", "seq", "trade")),
-            ("deposits", self._deposits, "reference", ("reference", "seq")),
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """eventsourcing's transaction (the position's upsert, the table lock, the
+        notification, the rows, in that order), with the rows sent by `COPY` rather than
+        as one array of composite values and a statement per row of the ledger's tables:
+        psycopg dumps those in Python, about 50 us of the writer's CPU per journal event
+        (docs/performance.md "`ledger run` on PostgreSQL: the rows by COPY"). A taken
+        (originator_id, originator_version) fails the COPY as it failed the INSERT."""
+        tracking: Tracking | None = kwargs.get("tracking")
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
         ):
-            rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
-            if rows:
-                values = sql.SQL(", ").join(sql.Placeholder() for _ in columns)
-                insert = sql.SQL(
-                    "INSERT INTO {0} ({1}) VALUES ({3}) ON CONFLICT ({2}) DO NOTHING"
-                ).format(
-                    table,
-                    sql.SQL(", ").join(map(sql.Identifier, columns)),
-                    sql.Identifier(key),
-                    values,
-                )
-                curs.executemany(insert, rows)
+            with conn.pipeline():  # one round trip for the position, the lock, the notify
+                if tracking is not None:
+                    self._insert_tracking(curs, tracking)
+                if stored_events:
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+            if stored_events:
+                with curs.copy(self._copy_events) as copy:
+                    copy.set_types(self._event_types)
+                    for event in stored_events:
+                        copy.write_row(
+                            (
+                                event.originator_id,
+                                event.originator_version,
+                                event.topic,
+                                event.state,
+                            )
+                        )
+            self._insert_ledger_rows(curs, kwargs)
+
+    def _insert_ledger_rows(self, curs: Cursor[DictRow], kwargs: dict[str, Any]) -> None:
+        """The inputs seen and the trades and deposits booked, by COPY in a savepoint. A
+        key already recorded (a start recording the originals of the events it replays,
+        a trade id booked again) fails the COPY: then each row is inserted unless its key
+        is taken, so a trade's or deposit's first booking stays, the one a bust or return
+        reverses."""
+        tables = [
+            (table, rows) for table in self._ledger_tables if (rows := kwargs.get(table.argument))
+        ]
+        if not tables:
+            return
+        try:
+            with curs.connection.transaction():  # a savepoint: a failed COPY undoes only it
+                for table, rows in tables:
+                    with curs.copy(table.copy) as copy:
+                        copy.set_types(table.types)
+                        for row in rows:
+                            copy.write_row(row)
+        except UniqueViolation:
+            for table, rows in tables:
+                curs.executemany(table.insert_new, rows)
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         rows = self._select(self._inputs, "event_id", "input_digest", event_ids, until_seq)
