@@ -231,25 +231,8 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # One executemany for the rows: eventsourcing's application recorder inserts them
-        # one statement at a time to return each one's rowid, which the ledger never reads
-        # (its notification ids are unused: the journal's order is its seq).
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (
-                    _sqlite_id(event.originator_id),
-                    event.originator_version,
-                    event.topic,
-                    event.state,
-                )
-                for event in stored_events
-            ],
-        )
-        tracking: Tracking | None = kwargs.get("tracking")
-        if tracking is not None:
-            self._insert_tracking(c, tracking)
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
         for argument, insert in (
             ("inputs_seen", _SQLITE_INSERT_INPUT),
             ("trades", _SQLITE_INSERT_TRADE),
@@ -258,6 +241,7 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
             if rows:
                 c.executemany(insert, rows)
+        return returning
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
         rows = self._select(_SQLITE_SELECT_TRADES, trade_ids, until_seq)
@@ -286,11 +270,6 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             return int(c.fetchone()["seq"] or 0)
 
 
-def _sqlite_id(originator_id: UUID | str) -> str:
-    """A stream id as eventsourcing's SQLite recorders write it: a UUID's hex digits."""
-    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
-
-
 SQLITE_RECORDER_TOPIC = f"{__name__}:{SQLiteJournalRecorder.__qualname__}"
 
 
@@ -305,7 +284,7 @@ class LedgerStore:
         self._probe: sqlite3.Connection | None = None  # `_read_connection`, opened on first use
 
     @classmethod
-    def open(cls, url: str, *, read_only: bool = False) -> LedgerStore:
+    def open(cls, url: str, *, read_only: bool = False) -> Self:
         """Open (and, unless `read_only`, create when missing) the store at `url`:
 
         `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`
