@@ -97,7 +97,8 @@ class ProjectionRunner:
         Records at or below the state's seq are skipped (redelivery); records up to the
         recorded position rebuild the state only; the rest are written in one transaction.
         Raises ProjectionGap when a record does not follow the previous one."""
-        return self.apply_events(map(je.decode_journal_record, records))
+        # The decoder itself, not `decode_journal_record`: a Python call less per event.
+        return self.apply_events(map(je.journal_decoder.decode, records))
 
     def apply_events(self, events: Iterable[je.JournalEventType]) -> BatchResult:
         # Per event only what must be: the state, history and position are read once.

@@ -71,7 +71,12 @@ class ProjectionState:
         touched.any_event = True
         if event.account_id is not None:
             touched.accounts.add(event.account_id)
-        if type(event) not in _BOOK_ONLY:  # most events are trades: no call for them
+        # Exact types, most frequent first: trades (no register for them), then marks.
+        if type(event) in _BOOK_ONLY:
+            return
+        if type(event) is je.MarkPriceApplied:
+            touched.marked.add(event.instrument)
+        else:
             self._register(event)
 
     def _write_statements(self, closing: PendingStatement) -> None:
@@ -84,10 +89,8 @@ class ProjectionState:
 
     def _register(self, event: je.JournalEventType) -> None:  # noqa: PLR0912  # one arm per type
         # A class pattern is an isinstance test, tried in order: the most frequent first
-        # (trades, the most frequent of all, are not registered: `apply` skips the call).
+        # (trades and marks, the most frequent of all, are `apply`'s).
         match event:
-            case je.MarkPriceApplied():
-                self.touched.marked.add(event.instrument)
             case je.PolicyAdopted():
                 self._check_policy(event)
             case je.DepositCredited():
@@ -129,6 +132,7 @@ class ProjectionState:
             case (
                 je.SpotTradeBooked()
                 | je.PerpTradeBooked()
+                | je.MarkPriceApplied()
                 | je.AccountOpened()
                 | je.CreditLimitSet()
                 | je.WithdrawalRejected()
