@@ -73,6 +73,13 @@ def require_file(path: Path, what: str) -> None:
         raise CommandError(f"{what} file {path} does not exist")
 
 
+def require_output_folder(path: Path, flag: str) -> None:
+    """A file the command is to write goes into a folder that exists: said before the
+    command's work, in one line, exit status 1 (a file that cannot be written)."""
+    if not path.parent.is_dir():
+        raise CommandError(f"{flag} {path}: the folder {path.parent} does not exist", EXIT_REFUSED)
+
+
 def policy_of(args: argparse.Namespace) -> Policy:
     path: Path | None = args.policy
     if path is not None:

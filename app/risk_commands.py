@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from app import stress_output
-from app.commands import CommandError, open_store, policy_of, policy_scales, require_file
+from app.commands import (
+    CommandError,
+    open_store,
+    policy_of,
+    policy_scales,
+    require_file,
+    require_output_folder,
+)
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
@@ -70,11 +77,11 @@ def _stress(args: argparse.Namespace) -> int:
         stress.require_known(policy, [*shocks, *(rungs[0] for rungs in ladders)])
     except (stress.ShockError, InvalidOperation) as error:
         raise CommandError(str(error)) from error
+    if args.html is not None:
+        require_output_folder(args.html, "--html")
     book = _book(args)
     document = _stress_document(book, policy, shocks, ladders)
     if args.html is not None:
-        if not args.html.parent.is_dir():
-            raise CommandError(f"--html {args.html}: the folder does not exist")
         args.html.write_text(stress_output.ladder_html(document), encoding="utf-8")
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")

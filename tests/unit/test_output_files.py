@@ -1,0 +1,46 @@
+"""A file a command is asked to write into a folder that does not exist is refused before
+the command does its work, in one line naming the folder, with exit status 1 (README "Exit
+status": a file cannot be written)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "LEDGER_STORE"}
+    return subprocess.run(
+        [sys.executable, "-m", "app", "--store", "sqlite:///ledger.db", *args],
+        capture_output=True, text=True, cwd=cwd, check=False, env=environment,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("store")
+    assert _ledger("store", "init", cwd=folder).returncode == 0
+    return folder
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("stress", "--ladder", "BTC=-5%..-10%", "--html", "no/such/ladder.html"),
+        ("report", "balances", "--format", "parquet", "--out", "no/such/balances.parquet"),
+        ("report", "balances", "--out", "no/such/balances.txt"),
+    ],
+)
+def test_an_output_file_in_a_missing_folder_is_one_line_before_the_work(
+    command: tuple[str, ...], store_folder: Path
+) -> None:
+    done = _ledger(*command, cwd=store_folder)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"ledger: {command[-2]} {command[-1]}: the folder no/such does not exist"
+    )
+    assert done.stdout == ""
