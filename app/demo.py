@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from app import html_report, stress_output
-from app.commands import CommandError, policy_of
+from app.commands import (
+    CommandError,
+    policy_of,
+    require_simulation_size,
+    simulation_accounts_max,
+    simulation_days_max,
+)
 from app.simulation import simulate_timed
 from app.venue import Venue, decide_stream_with_venue
 from ledger.application import LedgerApplication
@@ -285,8 +291,7 @@ def summary_lines(summary: html_report.Summary, run: DemoRun) -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.accounts < 1 or args.days < 1:
-        raise CommandError("--accounts and --days must be at least 1")
+    require_simulation_size(args.accounts, args.days, accounts_min=1)
     policy = policy_of(args)
     out = sys.stdout
     started = time.monotonic()
@@ -310,8 +315,15 @@ def register(sub: Any) -> None:
         "demo", help="simulate days with a BTC crash, decide them, summarise, write a report"
     )
     demo.add_argument("--seed", type=int, default=DEMO_SEED, help="the simulation's seed")
-    demo.add_argument("--accounts", type=int, default=DEMO_ACCOUNTS, help="client accounts")
-    demo.add_argument("--days", type=int, default=DEMO_DAYS, help="days to simulate")
+    demo.add_argument(
+        "--accounts", type=int, default=DEMO_ACCOUNTS, help="client accounts (at most 20,000)"
+    )
+    demo.add_argument(
+        "--days",
+        type=int,
+        default=DEMO_DAYS,
+        help=f"days to simulate (at most {simulation_days_max})",
+    )
     demo.add_argument("--folder", type=Path, default=DEMO_FOLDER, help="where the demo writes")
     demo.add_argument("--kafka", action="store_true", help="through the local Kafka broker")
     demo.set_defaults(handler=_demo)

@@ -374,8 +374,11 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("simulate", "--days", "0"), "a simulation needs accounts from 0 and days from 1"),
-        (("simulate", "--accounts", "-1"), "a simulation needs accounts from 0"),
+        (("simulate", "--days", "0"), "a simulation needs 0 to 20,000 accounts and 1 to 366 days"),
+        (("simulate", "--accounts", "-1"), "a simulation needs 0 to 20,000 accounts"),
+        # It held every account in memory and grew without bound, printing nothing.
+        (("simulate", "--accounts", "100000000"), "--accounts 100000000 --days 3: a simulation"),
+        (("simulate", "--days", "100000"), "a simulation needs 0 to 20,000 accounts and 1 to 366"),
         (("--store", "sqlite:///:memory:", "query", "margin", "C1"), "reading needs a file"),
         (("api", "--insecure-no-auth", "--port", "99999"), "--port 99999 is not a port"),
         (("api", "--insecure-no-auth", "--workers", "0"), "--workers 0 is not 1 to 16"),

@@ -89,8 +89,11 @@ def test_the_report_holds_the_stress_ladder_ledger_stress_gives(
 
 
 def test_bad_sizes_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--folder", str(tmp_path), "--accounts", "0"]) == 2
-    assert capsys.readouterr().err.strip() == ("ledger: --accounts and --days must be at least 1")
+    for size in (["--accounts", "0"], ["--accounts", "20001"], ["--days", "367"]):
+        assert main(["demo", "--folder", str(tmp_path), *size]) == 2
+        assert "a simulation needs 1 to 20,000 accounts and 1 to 366 days" in (
+            capsys.readouterr().err
+        )
 
 
 @pytest.mark.parametrize(
