@@ -316,7 +316,10 @@ def register(sub: Any) -> None:
     )
     demo.add_argument("--seed", type=int, default=DEMO_SEED, help="the simulation's seed")
     demo.add_argument(
-        "--accounts", type=int, default=DEMO_ACCOUNTS, help="client accounts (at most 20,000)"
+        "--accounts",
+        type=int,
+        default=DEMO_ACCOUNTS,
+        help=f"client accounts (at most {simulation_accounts_max:,})",
     )
     demo.add_argument(
         "--days",
