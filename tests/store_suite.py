@@ -280,3 +280,23 @@ def test_the_deposits_booked_are_written_with_the_journal_records(store: LedgerS
         "bank-3": 4,
         "bank-4": 4,
     }
+
+
+def test_a_key_taken_in_one_table_keeps_every_other_row_of_the_append(
+    store: LedgerStore,
+) -> None:
+    first = decided_entries(1, 3, GENESIS_HASH)  # in-1
+    store.append(first, [], Tracking(INBOX, 1), [("T1", 2, b"first")], [("bank-1", 2)])
+    # One append: new inputs, a trade id booked again beside a new one, a new deposit.
+    later = decided_entries(4, 4, last_hash(first))  # in-2, in-3
+    trades = [("T2", 4, b"second"), ("T1", 5, b"again")]
+    store.append(later, reject_records(1, 2), Tracking(INBOX, 2), trades, [("bank-2", 6)])
+    assert store.inputs_seen(["in-1", "in-2", "in-3"], 7) == {
+        "in-1": input_digest(1),
+        "in-2": input_digest(2),
+        "in-3": input_digest(3),
+    }
+    assert store.trades_booked(["T1", "T2"], 7) == {"T1": b"first", "T2": b"second"}
+    assert store.deposits_booked(["bank-1", "bank-2"], 7) == {"bank-1": 2, "bank-2": 6}
+    assert list(store.iter_journal()) == first + later
+    assert (store.reject_count(), store.max_tracking_id(INBOX)) == (2, 2)
