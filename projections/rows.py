@@ -45,10 +45,16 @@ def mark_of(book: Book, instrument: str) -> Decimal | None:
     return ONE if instrument == REPORTING_ASSET else book.marks.get(instrument)
 
 
-def figures_of(account: Account, book: Book, policy: Policy) -> risk.MarginFigures | None:
-    """The account's figures at the book's marks; None while a held asset has no mark."""
+def figures_of(
+    account: Account, book: Book, policy: Policy, *, with_positions: bool = True
+) -> risk.MarginFigures | None:
+    """The account's figures at the book's marks; None while a held asset has no mark.
+    Without `with_positions`, the account's figures alone (no position's, whose
+    liquidation prices are most of the cost)."""
     try:
-        return risk.margin_figures(account.holdings(), book.marks, policy)
+        return risk.margin_figures(
+            account.holdings(), book.marks, policy, with_positions=with_positions
+        )
     except risk.MissingMark:
         return None
 
@@ -596,7 +602,7 @@ def _statement_row(
     closing: tuple[str, int, str],
 ) -> Row:
     business_date, closed_seq, closed_at = closing
-    figures = figures_of(account, book, policy)
+    figures = figures_of(account, book, policy, with_positions=False)  # a statement shows none
     balances = {asset: format_decimal(b) for asset, b in sorted(account.balances.items())}
     positions = [
         {"market": m, "size": format_decimal(p.size), "entry_price": format_decimal(p.entry_price)}
