@@ -315,7 +315,7 @@ class Book:
         source_before, target_before = source.get(asset, ZERO), target.get(asset, ZERO)
         source_after, target_after = source_before - amount, target_before + amount
         if not source_before - source_after == amount == target_after - target_before:
-            # Told only on a break: the call and its arguments were 2% of a replay.
+            # `require` called only on a break: its call and arguments cost every posting.
             require(
                 False, "posting %s %s from %s to %s does not balance", amount, asset, debit, credit
             )
@@ -423,7 +423,7 @@ class Book:
         self._applying = event
         _SHORTCUTS.get(type(event), Book._apply_body)(self, event)
         self._applying = None  # only postings inside apply read it; a snapshot holds none
-        if event.input_digest is not None and self.new_inputs is not None:
+        if self.new_inputs is not None and event.input_digest is not None:  # a writer
             self.new_inputs[event.causation_id] = event.input_digest
         self.last_seq = event.seq
         self.last_hash = event.hash
