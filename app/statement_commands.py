@@ -57,6 +57,8 @@ def file_name(period: statements.Period, account_id: str) -> str:
 def _statements(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file, not a folder: name a folder for the statements")
     with open_store(args) as store:
         period = _period(store, args)
         batch = statements.statements(_events(store), policy, period)

@@ -44,3 +44,15 @@ def test_an_output_file_in_a_missing_folder_is_one_line_before_the_work(
         f"ledger: {command[-2]} {command[-1]}: the folder no/such does not exist"
     )
     assert done.stdout == ""
+
+
+def test_statements_into_a_file_are_refused_before_the_work(store_folder: Path) -> None:
+    """It replayed the journal, then said 'cannot use FILE: File exists' (exit 1)."""
+    (store_folder / "notes.txt").write_text("mine\n", encoding="utf-8")
+    command = ("statements", "daily", "--date", "2026-11-02", "--out", "notes.txt")
+    done = _ledger(*command, cwd=store_folder)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "ledger: --out notes.txt is a file, not a folder: name a folder for the statements\n"
+    )
+    assert (store_folder / "notes.txt").read_text(encoding="utf-8") == "mine\n"
