@@ -67,13 +67,15 @@ from ledger import pretrade, reporting, risk
 from ledger.book import Book
 from ledger.policy import Policy
 from ledger.rejections import decode_reject_record
-from ledger.store import LedgerStore
+from ledger.store import InterfaceError, LedgerStore, OperationalError
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
 from projections.tables import TABLES, TABLES_BY_VIEW
 from projections.views import document, stored_copy
 
 log = logging.getLogger(__name__)
+# A database restart takes seconds: when the API's store cannot be reached, callers retry.
+store_retry_after_s = 5
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -261,7 +263,7 @@ async def report(
     "/health",
     summary="Whether the store answers, and its journal position",
     security=api_auth.OPENAPI_PUBLIC,  # probes carry no token
-    responses=error_responses(500),
+    responses=error_responses(500, 503),
 )
 async def health(request: Request[Any, Any, Any]) -> HealthDocument:
     live = _live(request)
@@ -310,7 +312,7 @@ def metrics_text(live: LiveViews) -> str:
     "/metrics",
     summary="Prometheus text format",
     media_type=MediaType.TEXT,
-    responses=error_responses(401, 403, 500),
+    responses=error_responses(401, 403, 500, 503),
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
     live = _live(request)
@@ -371,6 +373,26 @@ def _error_handler(
     return respond
 
 
+def _store_unreachable(
+    request: Request[Any, Any, Any], outage: OperationalError | InterfaceError
+) -> Response[ErrorDocument]:
+    """The database is down or restarting: not a fault of the ledger, so one log line and a
+    503 the caller (and /health's probe) can retry, not a 500 with a traceback."""
+    log.warning(
+        "api_store_unreachable method=%s path=%s error=%s",
+        request.method,
+        request.url.path,
+        str(outage).splitlines()[0] if str(outage) else type(outage).__name__,
+    )
+    return error_response(
+        HTTPException(
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the store cannot be reached: retry shortly",
+            headers={"Retry-After": str(store_retry_after_s)},
+        )
+    )
+
+
 def _fault(request: Request[Any, Any, Any], fault: Exception) -> Response[ErrorDocument]:
     """A fault of the ledger, not of the request: logged with its traceback for the operator
     (Litestar logs none outside debug), answered 500 without a word of it for the caller."""
@@ -411,7 +433,12 @@ def create_app(
         route_handlers=ROUTE_HANDLERS,
         openapi_config=OPENAPI_CONFIG,
         guards=[security.guard],
-        exception_handlers={HTTPException: _error_handler(security), Exception: _fault},
+        exception_handlers={
+            HTTPException: _error_handler(security),
+            OperationalError: _store_unreachable,
+            InterfaceError: _store_unreachable,
+            Exception: _fault,
+        },
         before_send=[security.before_send],
         on_startup=[open_views],
         on_shutdown=[close_views],

@@ -73,7 +73,7 @@ def _answer(live: Any, account_id: str, raw: bytes) -> CheckDocument:
     CHECKS_PATH,
     summary="Would the ledger accept this record? The account's figures before and after",
     status_code=HTTP_200_OK,
-    responses=error_responses(400, 401, 403, 500),
+    responses=error_responses(400, 401, 403, 500, 503),
 )
 async def account_check(request: Request[Any, Any, Any], account_id: AccountId) -> CheckDocument:
     return _answer(request.app.state.live, account_id, await request.body())

@@ -160,7 +160,8 @@ ERROR_MEANINGS: Mapping[int, str] = {
     404: "no such account or view",
     409: "the account cannot be valued yet: an asset it holds has no mark",
     500: "a fault in the ledger, not in the request",
-    503: "too many as_of reads in flight: retry after the Retry-After header's seconds",
+    503: "the store cannot be reached (a database restart), or too many as_of reads are in "
+    "flight: retry after the Retry-After header's seconds",
 }
 
 

@@ -226,13 +226,15 @@ def test_every_route_documents_its_errors_as_one_error_document(
     assert _error_statuses(document, "/accounts/{account_id}/balances", "get") == account
     report = {400, 401, 403, 404, 500, 503}
     assert _error_statuses(document, "/reports/{view}", "get") == report
-    assert _error_statuses(document, "/metrics", "get") == {401, 403, 500}
-    assert _error_statuses(document, "/health", "get") == {500}
+    # 503 everywhere the store is read: a store that cannot be reached (a database restart).
+    assert _error_statuses(document, "/metrics", "get") == {401, 403, 500, 503}
+    assert _error_statuses(document, "/health", "get") == {500, 503}
     assert _error_statuses(document, "/accounts/{account_id}/checks", "post") == {
         400,
         401,
         403,
         500,
+        503,
     }
 
 
