@@ -173,29 +173,25 @@ class JournalRecorder(PostgresProcessRecorder):
                                 event.state,
                             )
                         )
-            self._insert_ledger_rows(curs, kwargs)
+            self._insert_ledger_rows(curs, kwargs, with_journal=bool(stored_events))
 
-    def _insert_ledger_rows(self, curs: Cursor[DictRow], kwargs: dict[str, Any]) -> None:
-        """The inputs seen and the trades and deposits booked, by COPY in a savepoint. A
-        key already recorded (a start recording the originals of the events it replays,
-        a trade id booked again) fails the COPY: then each row is inserted unless its key
-        is taken, so a trade's or deposit's first booking stays, the one a bust or return
-        reverses."""
+    def _insert_ledger_rows(
+        self, curs: Cursor[DictRow], kwargs: dict[str, Any], *, with_journal: bool
+    ) -> None:
+        """The inputs seen and the trades and deposits booked. Each row is inserted unless
+        its key is taken, so that a trade's or deposit's first booking stays, the one a bust
+        or return reverses. Rows written with the journal records they come from have new
+        keys but for a trade id or deposit reference booked again: they go by COPY in a
+        savepoint, and only when a key is taken (the COPY fails; the server logs that
+        error) row by row. Rows recorded after their journal (a start recording those of
+        the events it replays, mostly there already) go row by row at once."""
         tables = [
             (table, rows) for table in self._ledger_tables if (rows := kwargs.get(table.argument))
         ]
-        if not tables:
+        if with_journal and tables and _copied(curs, tables):
             return
-        try:
-            with curs.connection.transaction():  # a savepoint: a failed COPY undoes only it
-                for table, rows in tables:
-                    with curs.copy(table.copy) as copy:
-                        copy.set_types(table.types)
-                        for row in rows:
-                            copy.write_row(row)
-        except UniqueViolation:
-            for table, rows in tables:
-                curs.executemany(table.insert_new, rows)
+        for table, rows in tables:
+            curs.executemany(table.insert_new, rows)
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         rows = self._select(self._inputs, "event_id", "input_digest", event_ids, until_seq)
@@ -238,6 +234,21 @@ class JournalRecorder(PostgresProcessRecorder):
             sql.Identifier(self.datastore.schema), sql.Identifier(LOCK_FUNCTION)
         )
         curs.execute(lock, prepare=True)
+
+
+def _copied(curs: Cursor[DictRow], tables: Sequence[tuple[_LedgerTable, Any]]) -> bool:
+    """Whether the rows of `tables` went in by COPY, in a savepoint; False when a key was
+    taken: the savepoint undid the COPY, nothing of it was written."""
+    try:
+        with curs.connection.transaction():
+            for table, rows in tables:
+                with curs.copy(table.copy) as copy:
+                    copy.set_types(table.types)
+                    for row in rows:
+                        copy.write_row(row)
+    except UniqueViolation:
+        return False
+    return True
 
 
 JOURNAL_RECORDER_TOPIC = f"{__name__}:{JournalRecorder.__qualname__}"
