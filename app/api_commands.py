@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -64,7 +65,7 @@ def _check_settings(args: argparse.Namespace) -> None:
             f"--jwt-public-key or --jwt-jwks with --jwt-issuer and --jwt-audience, "
             "or --insecure-no-auth for a local look on 127.0.0.1"
         )
-    if args.insecure_no_auth and not ipaddress.ip_address(args.host).is_loopback:
+    if args.insecure_no_auth and not _loopback(args.host):
         raise CommandError(f"--insecure-no-auth binds {insecure_host} only, not {args.host}")
     if not 0 <= args.port <= port_max:
         # The server would log the bind failure and keep running without a socket.
@@ -78,6 +79,41 @@ def _check_settings(args: argparse.Namespace) -> None:
         raise CommandError("TLS needs both --tls-cert and --tls-key")
     _readable(args.tls_cert, "--tls-cert")
     _readable(args.tls_key, "--tls-key")
+    if args.tls_cert:
+        _require_tls_pair(args.tls_cert, args.tls_key)
+    _require_listenable(args.host, args.port)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: --insecure-no-auth takes an address it can check
+
+
+def _require_tls_pair(cert: Path, key: Path) -> None:
+    """The server would fail on them only after saying it is up."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        raise CommandError(
+            f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its private "
+            f"key: {error.reason or error}"
+        ) from error
+
+
+def _require_listenable(host: str, port: int) -> None:
+    """An address the server cannot listen on (taken by another program, a name that does
+    not resolve, not this machine's), said before the server says it is up: the server
+    would print its own lines and exit 3. A port that a `ledger api --workers N` holds is
+    taken too: this probe does not share it (no SO_REUSEPORT)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+            probe.bind((host, port))
+    except OSError as error:
+        raise CommandError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
 
 
 def _access_log(path: Path | None) -> IO[str]:
