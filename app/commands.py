@@ -69,6 +69,12 @@ def require_file(path: Path, what: str) -> None:
     """The command's input file is there and is a file: a folder is said to be one."""
     if path.is_dir():
         raise CommandError(f"{what} file {path} is a folder, not a file")
+    if path.exists() and not path.is_file():
+        # `<(zcat inbox.jsonl.gz)`: read once, it could not be hashed for a resumable ingest.
+        raise CommandError(
+            f"{what} file {path} is not a regular file (a pipe or a device): write it to a "
+            "file first, or give - and pipe it in where the command reads standard input"
+        )
     if not path.is_file():
         raise CommandError(f"{what} file {path} does not exist")
 

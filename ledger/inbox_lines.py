@@ -19,6 +19,9 @@ from ledger import limits
 # A record at its limit, with a CRLF line end, is read whole; one byte more is cut.
 inbox_line_read_bytes_max = limits.inbox_record_bytes_max + 2
 inbox_line_chunk_bytes = 1 << 16  # the rest of an oversized line is hashed in chunks
+# What Windows tools write at the start of a UTF-8 file: a mark of the file, not of its
+# first record (RFC 8259 lets a parser ignore it).
+_UTF8_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class InboxLine(msgspec.Struct, frozen=True):  # one per line read: a Struct is 
 
 
 def read_inbox_lines(stream: IO[bytes]) -> Iterator[InboxLine]:
-    """The non-blank lines of `stream`, each at most `inbox_line_read_bytes_max` bytes."""
+    """The non-blank lines of `stream`, each at most `inbox_line_read_bytes_max` bytes, without
+    a UTF-8 byte order mark opening the stream."""
     number = 0
     while head := stream.readline(inbox_line_read_bytes_max):
         number += 1
@@ -44,6 +48,8 @@ def read_inbox_lines(stream: IO[bytes]) -> Iterator[InboxLine]:
         if not head.endswith(b"\n") and len(head) == inbox_line_read_bytes_max:
             truncation = _rest_of_line(stream, head)
         value = head.rstrip(b"\r\n")
+        if number == 1 and truncation is None:
+            value = value.removeprefix(_UTF8_BYTE_ORDER_MARK)
         if truncation is not None and truncation.length_bytes == len(value):
             truncation = None  # the line ended exactly at the bound, with no line end
         if value.strip():
