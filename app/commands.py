@@ -20,7 +20,7 @@ import msgspec
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
-from ledger.identifiers import identifier_problem, printable
+from ledger.identifiers import identifier_problem, is_ascii_number, printable
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
     inbox_batch_records_max,
@@ -97,7 +97,7 @@ def snapshot_events_setting() -> int:
     """Journal events between two book snapshots: `LEDGER_SNAPSHOT_EVENTS`, else the default
     (`ledger.limits.snapshot_interval_events`). Only the writers (ingest, run) use it."""
     text = os.environ.get(SNAPSHOT_EVENTS_ENV) or str(snapshot_interval_events)
-    if not (text.isdigit() and int(text) > 0):
+    if not (is_ascii_number(text) and int(text) > 0):
         raise CommandError(f"{SNAPSHOT_EVENTS_ENV}={text!r} is not a positive number of events")
     return int(text)
 
@@ -259,7 +259,7 @@ def _undecidable_error(undecidable: UndecidableRecord, tracking_name: str | None
 
 def _inbox_skip(args: argparse.Namespace) -> int:
     name, _, offset_text = args.position.rpartition(":")
-    if not name or not offset_text.isdigit() or identifier_problem(name) is not None:
+    if not name or not is_ascii_number(offset_text) or identifier_problem(name) is not None:
         raise CommandError(
             f"'{printable(args.position)}' is not a position: write TOPIC:PARTITION:OFFSET "
             "(ledger.inbox:0:1234) or file:SHA256:LINE, as the stopped command printed it"
@@ -268,7 +268,7 @@ def _inbox_skip(args: argparse.Namespace) -> int:
         raise CommandError("--reason must say why the record is skipped")
     offset = int(offset_text)
     topic, _, partition_text = name.rpartition(":")
-    partition = int(partition_text) if topic and partition_text.isdigit() else None
+    partition = int(partition_text) if topic and is_ascii_number(partition_text) else None
     item = InboxItem(
         value=b"", key=None, topic=name if partition is None else topic,
         partition=partition, offset=offset,

@@ -31,6 +31,7 @@ from app.commands import (
 )
 from consumers.health import health_port_default
 from ledger import checkpoints
+from ledger.identifiers import is_ascii_number
 from ledger.limits import inbox_record_bytes_max
 from ledger.store import StoreUrlError
 
@@ -148,7 +149,7 @@ def _seconds(
 
 
 def _port(text: str) -> int:
-    if not (text.isdigit() and int(text) <= port_max):
+    if not (is_ascii_number(text) and int(text) <= port_max):
         raise CommandError(
             f"--health-port {text!r} (${health_port_env}) is not a port (0 disables)"
         )

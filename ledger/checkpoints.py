@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.identifiers import is_ascii_number
 from ledger.invariants import require
 from ledger.journal import JournalEntry, canonical_json
 
@@ -76,7 +77,7 @@ _decode_record_end = msgspec.json.Decoder(_RecordEnd).decode
 def parse_expectation(text: str) -> Anchor:
     """`SEQ:HASH` as an anchor (`ledger audit verify --expect`)."""
     seq_text, _, hash_text = text.partition(":")
-    if not seq_text.isdigit() or int(seq_text) < 1 or not _is_hash(hash_text):
+    if not is_ascii_number(seq_text) or int(seq_text) < 1 or not _is_hash(hash_text):
         raise CheckpointError(
             f"--expect {text!r}: write SEQ:HASH, a seq from 1 and the record's 64-hex hash"
         )

@@ -20,6 +20,13 @@ _ESCAPE_ASCII_MAX = 0x7F  # escaped as \xHH
 _ESCAPE_BMP_MAX = 0xFFFF  # escaped as \uHHHH; beyond, \UHHHHHHHH
 
 
+def is_ascii_number(text: str) -> bool:
+    """Whether `text` is a number a person typed (a seq, an offset, a port): ASCII digits
+    only. `str.isdigit` also takes a superscript two (U+00B2), which `int` refuses, and
+    Arabic-Indic digits (U+0661 U+0660), which `int` reads as 10."""
+    return text.isascii() and text.isdigit()
+
+
 def identifier_problem(text: str) -> str | None:
     """Why `text` is not a valid identifier, as a phrase; None when it is one."""
     if text.isascii() and text.isprintable():

@@ -9,6 +9,7 @@ import msgspec
 
 from ledger import risk, snapshots
 from ledger.book import Book
+from ledger.identifiers import is_ascii_number
 from ledger.money import ONE, REPORTING_ASSET, format_decimal
 from ledger.policy import Policy
 from ledger.store import LedgerStore
@@ -21,7 +22,7 @@ class AsOfError(ValueError):
 def parse_as_of(text: str | None) -> int | datetime | None:
     if text is None:
         return None
-    if text.isdigit():
+    if is_ascii_number(text):
         return int(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -20,6 +20,7 @@ from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.groups import group_limit_checks
+from ledger.identifiers import is_ascii_number
 from ledger.invariants import present
 from ledger.journal import format_timestamp
 from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
@@ -91,7 +92,7 @@ _IDENTIFIERS = ("causation_id", "call_id", "liquidation_id", "trade_id")
 def find_events(store: LedgerStore, identifier: str) -> list[je.JournalEventType]:
     """The journal events `identifier` names: a seq, or every event whose causation id,
     call id, liquidation id or trade id it is."""
-    if identifier.isdigit():
+    if is_ascii_number(identifier):
         seq = int(identifier)
         entries = store.read_journal(seq - 1, 1) if seq >= 1 else []
         if not entries:

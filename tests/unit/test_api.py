@@ -243,6 +243,7 @@ def test_every_route_documents_its_errors_as_one_error_document(
     [
         ("/accounts/nobody/margin", 404, None),
         ("/accounts/nobody/balances?as_of=yesterday", 400, None),
+        ("/reports/margin-calls?as_of=%C2%B2", 400, None),  # a superscript two: it was a 500
         ("/reports/" + "x" * 65, 400, ["view"]),
         ("/reports/margin-calls?as_of=" + "9" * 65, 400, ["as_of"]),
         ("/nowhere", 404, None),
