@@ -413,14 +413,24 @@ class ApiSecurity:
             return
         exchange = _exchange(scope)
         if message["type"] == "http.response.start":
-            extra = [no_store_header, *([insecure_header] if self.insecure_no_auth else [])]
             start = cast(dict[str, Any], message)
-            start["headers"] = [*start.get("headers", []), *extra]
+            start["headers"] = [*start.get("headers", []), *self.response_headers()]
             exchange.status = int(start["status"])
         elif message["type"] == "http.response.body":
             exchange.bytes += len(message.get("body", b""))
             if not message.get("more_body", False):
                 self._log(scope, exchange)
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers `before_send` adds to every response."""
+        return [no_store_header, *([insecure_header] if self.insecure_no_auth else [])]
+
+    def log_answer(self, scope: Scope, status: int, length: int) -> None:
+        """The access-log line of a request admitted here and answered without the
+        framework (`before_send` writes the framework's)."""
+        exchange = _exchange(scope)
+        exchange.status, exchange.bytes = status, length
+        self._log(scope, exchange)
 
     def _log(self, scope: Scope, exchange: _Exchange) -> None:
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))

@@ -34,7 +34,6 @@ from litestar.status_codes import HTTP_200_OK
 from litestar.types import (
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
-    Message,
     Receive,
     ReceiveMessage,
     Scope,
@@ -84,6 +83,13 @@ def route_handlers() -> list[HTTPRouteHandler]:
     return [account_check]
 
 
+class CheckAnswer(msgspec.Struct, frozen=True):
+    """A check's 200: its headers (those the framework's route and hooks give) and body."""
+
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
 class CheckFront:
     """`ledger api`'s ASGI application: a check answered in front of `framework` (the
     module docstring says which), every other request passed on to it."""
@@ -93,34 +99,61 @@ class CheckFront:
         self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        account_id = _checked_account(scope)
-        if account_id is None or not self._admitted(scope, account_id):
+        account_id = self.takes(scope)
+        if account_id is None:
             await self.framework(scope, receive, send)
             return
         message = await receive()
         if message["type"] != "http.request" or message.get("more_body", False):
             await self.framework(scope, _replayed(message, receive), send)
             return
-        try:
-            document = _answer(self.framework.state.live, account_id, message["body"])
-        except Exception:  # not swallowed: the framework decides it again and answers,
-            # its 400 for a request the check cannot answer, its 500 with the fault logged.
+        answer = self.answer(scope, account_id, message["body"])
+        if answer is None:
             await self.framework(scope, _replayed(message, receive), send)
             return
-        body = _encode(document)
-        length = (b"content-length", str(len(body)).encode("ascii"))
         start: HTTPResponseStartEvent = {
             "type": "http.response.start",
             "status": HTTP_200_OK,
-            "headers": [_JSON_CONTENT_TYPE, length],
+            "headers": answer.headers,
         }
-        await self._send(start, scope, send)
+        await send(start)
         end: HTTPResponseBodyEvent = {
             "type": "http.response.body",
-            "body": body,
+            "body": answer.body,
             "more_body": False,
         }
-        await self._send(end, scope, send)
+        await send(end)
+
+    def takes(self, scope: Scope) -> str | None:
+        """The account id of a request this front may answer: `POST /accounts/{id}/checks`
+        without a query string; None for any other request, and for an id the route's
+        parameter refuses (the framework's 400)."""
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "POST" or scope["query_string"]:
+            return None
+        path = scope["path"]
+        if not (path.startswith(_ACCOUNTS_PREFIX) and path.endswith(_CHECKS_SUFFIX)):
+            return None
+        account_id = path[len(_ACCOUNTS_PREFIX) : -len(_CHECKS_SUFFIX)]
+        if not account_id or "/" in account_id or len(account_id) > account_id_chars_max:
+            return None
+        return account_id
+
+    def answer(self, scope: Scope, account_id: str, body: bytes) -> CheckAnswer | None:
+        """The 200 of the check of `body` (its access-log line written), or None when the
+        framework answers the request: a token that does not open the route (its 401 or
+        403), a request the check cannot answer (its 400), a fault (its 500, logged)."""
+        if not self._admitted(scope, account_id):
+            return None
+        try:
+            document = _answer(self.framework.state.live, account_id, body)
+        except Exception:  # not swallowed: the framework decides it again and answers,
+            # its 400 for a request the check cannot answer, its 500 with the fault logged.
+            return None
+        encoded = _encode(document)
+        length = (b"content-length", str(len(encoded)).encode("ascii"))
+        headers = [_JSON_CONTENT_TYPE, length, *self.security.response_headers()]
+        self.security.log_answer(scope, HTTP_200_OK, len(encoded))
+        return CheckAnswer(headers, encoded)
 
     def _admitted(self, scope: Scope, account_id: str) -> bool:
         """Whether the request's token opens the route; if not, the framework's guard
@@ -130,25 +163,6 @@ class CheckFront:
         except HTTPException:
             return False
         return True
-
-    async def _send(self, message: Message, scope: Scope, send: Send) -> None:
-        """As the framework sends: its hook first (no-store, the access log)."""
-        await self.security.before_send(message, scope)
-        await send(message)
-
-
-def _checked_account(scope: Scope) -> str | None:
-    """The account id of `POST /accounts/{id}/checks` without a query string; None for any
-    other request, and for an id the route's parameter refuses (the framework's 400)."""
-    if scope["type"] != ScopeType.HTTP or scope["method"] != "POST" or scope["query_string"]:
-        return None
-    path = scope["path"]
-    if not (path.startswith(_ACCOUNTS_PREFIX) and path.endswith(_CHECKS_SUFFIX)):
-        return None
-    account_id = path[len(_ACCOUNTS_PREFIX) : -len(_CHECKS_SUFFIX)]
-    if not account_id or "/" in account_id or len(account_id) > account_id_chars_max:
-        return None
-    return account_id
 
 
 def _authorization(scope: Scope) -> str | None:
