@@ -49,6 +49,9 @@ DEMO_ACCOUNTS = 300
 DEMO_DAYS = 3
 IN_MEMORY_STORE_URL = "sqlite:///:memory:"
 DEMO_FILES = ("inbox.jsonl", "ledger.db", "ledger.db-wal", "ledger.db-shm", "report.html")
+# Written into the demo's folder: the next demo may replace the files of a folder so marked.
+DEMO_MARK = ".ledger-demo"
+DEMO_MARK_TEXT = "written by `ledger demo`, which replaces this folder's demo files at each run\n"
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,19 @@ def store_url_for(folder: Path) -> str:
 
 
 def fresh_folder(folder: Path) -> None:
-    """Remove what an earlier demo left in `folder` (only the demo's own files)."""
+    """Remove what an earlier demo left in `folder` (only the demo's own files). A folder
+    that holds such files without the demo's mark (`--folder .ledger`, whose ledger.db is the
+    default store) is refused: the demo removes only what a demo wrote."""
     folder.mkdir(parents=True, exist_ok=True)
+    mark = folder / DEMO_MARK
+    held = [name for name in DEMO_FILES if (folder / name).exists()]
+    ours = mark.is_file() or folder.resolve() == DEMO_FOLDER.resolve()
+    if held and not ours:
+        raise CommandError(
+            f"--folder {folder} holds {', '.join(held)}, which no demo wrote: give the demo a "
+            "folder of its own (nothing was removed)"
+        )
+    mark.write_text(DEMO_MARK_TEXT, encoding="utf-8")
     for name in DEMO_FILES:
         (folder / name).unlink(missing_ok=True)
 

@@ -58,6 +58,24 @@ def test_each_run_starts_from_a_fresh_store(
     assert first == second  # not twice the journal: the same one, byte for byte
 
 
+def test_the_demo_never_removes_a_ledger_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ledger demo --folder .ledger` deleted the default store's ledger.db without a word."""
+    store = tmp_path / "ledger.db"
+    assert main(["--store", f"sqlite:///{store}", "store", "init"]) == 0
+    held = store.read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--folder", str(tmp_path), *demo_arguments]) == 2
+    assert capsys.readouterr().err == (
+        f"ledger: --folder {tmp_path} holds ledger.db, which no demo wrote: give the demo a "
+        "folder of its own (nothing was removed)\n"
+    )
+    assert store.read_bytes() == held
+    run_demo(tmp_path / "demo", capsys)  # its own folder, again and again
+    run_demo(tmp_path / "demo", capsys)
+
+
 def test_the_report_needs_no_network(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_demo(tmp_path, capsys)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
