@@ -1,12 +1,14 @@
 """The API's `as_of` reads, off the event loop and bounded.
 
 An `as_of` read of a client account is a few indexed queries of the accounts' history
-stored with the views (`projections.history`) when it reaches that position. Otherwise it
-rebuilds state at the position: the book from the nearest snapshot at or before it
-(`ledger.snapshots`); for a report every view, from the stored views when they stand at or
-before it, else from seq 1 (`projections.views.views_at`). That is work in milliseconds to
-seconds, so it never runs on the event loop's thread, where it would starve `/health` (and
-with it the liveness probe) and every other read:
+stored with the views (`projections.history`) when it reaches that position; past it, or
+of a platform account, of the worker's history of the journal's latest events, in memory
+(`projections.tail`), when that reaches it. Otherwise it rebuilds state at the position:
+the book from the nearest snapshot at or before it (`ledger.snapshots`); for a report
+every view, from the stored views when they stand at or before it, else from seq 1
+(`projections.views.views_at`). That is work in milliseconds to seconds, so it never
+runs on the event loop's thread, where it would starve `/health` (and with it the
+liveness probe) and every other read:
 
 - it runs in a pool of `as_of_workers` worker processes (their own interpreter, so their
   work never holds the event loop's GIL), started with the API, each with the store
@@ -80,10 +82,9 @@ class AsOfBusy(Exception):
 _worker: dict[str, tuple[LedgerStore, Policy, str | None]] = {}
 _OPENED = "opened"
 # The stored views a worker process reads accounts' history from, opened at its first read,
-# and its history past them (projections/tail.py), begun at its first read there.
+# and its history of the journal's latest events (projections/tail.py), begun at its start.
 _history_views: dict[str, ViewDatabase] = {}
 _history_tails: dict[str, HistoryTail] = {}
-_tails_refused: dict[str, int] = {}  # the stored views' seq where a tail could not begin
 
 
 def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
@@ -92,7 +93,7 @@ def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
     require(policy.digest == policy_digest, "the policy file changed since the API started")
     store = LedgerStore.open(source.store_url, read_only=True)
     _worker[_OPENED] = (store, policy, source.store_url)
-    _follow_past_stored_views(store, policy, source.store_url)
+    _follow_tail(store, source.store_url)
 
 
 def _share_with_thread(store: LedgerStore, policy: Policy) -> None:
@@ -123,7 +124,7 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
     store, policy, stored_url = _opened()
     seq = _seq(store, as_of)
-    book = _from_history(store, policy, stored_url, account_id, seq) or reporting.book_as_of(
+    book = _from_history(store, stored_url, account_id, seq) or reporting.book_as_of(
         store, str(seq)
     )
     # A platform account answers too, as in `ledger query` and the current reads.
@@ -138,23 +139,19 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
 
 
 def _from_history(
-    store: LedgerStore, policy: Policy, stored_url: str | None, account_id: str, seq: int
+    store: LedgerStore, stored_url: str | None, account_id: str, seq: int
 ) -> Book | None:
-    """The book for a client's read right after `seq` from the accounts' history: the one
-    stored with the views up to their position, the worker's tail in memory past it (a few
-    indexed queries either way); None where neither reaches: no stored views, a seq before
-    their history or past the tail's bound, a platform account (not kept)."""
-    if stored_url is None or is_reserved(account_id):
+    """The book for a read right after `seq` from the accounts' history: a client's from
+    the one stored with the views, up to their position; any account's from the worker's
+    tail in memory, which holds the journal's latest events (a few indexed queries
+    either way); None where neither reaches: a store in memory, a seq before the stored
+    history or before the tail, a platform account before the tail."""
+    if stored_url is None:
         return None
     views = _stored_history(stored_url)
-    if views is None:
-        return None
-    if history.covers(views, seq):
+    if views is not None and not is_reserved(account_id) and history.covers(views, seq):
         return history.book_at(views, account_id, seq)
-    views_seq = views.position().last_seq
-    if seq < views_seq:
-        return None  # before the stored history's start: no tail begins there
-    tail = _tail(stored_url, policy, views_seq, seq)
+    tail = _tail(store, stored_url, seq)
     return None if tail is None else tail.book_at(store, account_id, seq)
 
 
@@ -165,44 +162,44 @@ def _stored_history(stored_url: str) -> ViewDatabase | None:
         try:
             views = ViewDatabase.open(stored_url, create=False)
         except ViewsReadOnly:
-            return None  # never built here, or not readable: the replay answers
+            return None  # never built here, or not readable: the tail or a replay answers
         _history_views[stored_url] = views
     return None if views.history_start() is None else views
 
 
-def _follow_past_stored_views(store: LedgerStore, policy: Policy, stored_url: str) -> None:
-    """At a worker's start, its tail caught up to the journal's end when the stored views
-    stand before it: the catch-up (seconds for 100,000 events) is not a read's wait."""
+def _tail_start(store: LedgerStore, stored_url: str) -> int:
     views = _stored_history(stored_url)
-    if views is None:
-        return
-    views_seq = views.position().last_seq
-    end = history_tail.furthest(views_seq, store.last_seq())
-    tail = _tail(stored_url, policy, views_seq, end)
+    views_seq = None if views is None else views.position().last_seq
+    return history_tail.start_for(views_seq, store.last_seq())
+
+
+def _follow_tail(store: LedgerStore, stored_url: str) -> None:
+    """At a worker's start, its tail begun and caught up to the journal's end (within its
+    bound): the catch-up (seconds for 100,000 events) is not a read's wait."""
+    start = _tail_start(store, stored_url)
+    tail = _tail(store, stored_url, start)
     if tail is not None:
-        tail.follow(store, end)
+        tail.follow(store, history_tail.furthest(start, store.last_seq()))
 
 
-def _tail(stored_url: str, policy: Policy, views_seq: int, seq: int) -> HistoryTail | None:
-    """The worker's history past the stored views (at `views_seq`) reaching `seq`: begun
-    at the first read there, begun again from where the stored views stand when `seq` is
-    past its bound and the views have moved. None when no tail can reach `seq`: too far
-    past the views, or views whose saved state does not resume (not tried again until
-    they move: a try copies the views)."""
+def _tail(store: LedgerStore, stored_url: str, seq: int) -> HistoryTail | None:
+    """The worker's tail reaching `seq`: the one it keeps, or one begun again where a tail
+    begins now (`tail.start_for`) when the journal or the stored views moved on and the new
+    one reaches `seq`. None when no tail reaches it: before where a tail begins (a read
+    there replays), or an empty journal."""
     tail = _history_tails.get(stored_url)
     if tail is not None and tail.reaches(seq):
         return tail
-    if not history_tail.reachable(views_seq, seq) or _tails_refused.get(stored_url) == views_seq:
+    if store.last_seq() == 0:
+        return None
+    start = _tail_start(store, stored_url)
+    if not history_tail.reachable(start, seq) or (tail is not None and tail.start == start):
         return None
     if tail is not None:
         tail.close()
         del _history_tails[stored_url]
-    tail = HistoryTail.begin(stored_url, policy)
-    if tail is None:
-        _tails_refused[stored_url] = views_seq
-        return None
-    _history_tails[stored_url] = tail
-    return tail if tail.reaches(seq) else None  # the views moved on meanwhile
+    tail = _history_tails[stored_url] = HistoryTail.begin(store, start)
+    return tail
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:

@@ -12,8 +12,10 @@ same.
 
 The history is complete from `history_start` (0 for views built from seq 1; for views that
 were built before the history was kept, the position at which it began, with every
-account's state there written first). Platform accounts are left out: each moves with most
-events, so their history would be most of the rows; a read of one replays as before.
+account's state there written first). The stored history leaves the platform accounts
+out: each moves with most events, so their history would be most of the rows. An `as_of`
+reader's history of the journal's latest events, in memory and bounded
+(projections/tail.py), keeps them too (`RecordingBook.records_platform`).
 """
 
 from __future__ import annotations
@@ -43,35 +45,39 @@ Key = tuple[str, str, str]  # (account_id, kind, item)
 
 class RecordingBook(Book):
     """The ledger's `Book`, noting which (account, kind, item) each event changed: every
-    balance moves through `post`, every position through `set_position`."""
+    balance moves through `post`, every position through `set_position`. The platform
+    accounts' changes only when `records_platform` (the module's docstring says why)."""
 
     changed: set[Key]
+    records_platform: bool
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.changed = set()
+        self.records_platform = False
 
     @classmethod
-    def adopting(cls, book: Book) -> RecordingBook:
+    def adopting(cls, book: Book, *, records_platform: bool = False) -> RecordingBook:
         """`book` itself (its state shared, not copied), noting changes from now on."""
         recording = cls.__new__(cls)
         recording.__dict__.update(vars(book))
         recording.changed = set()
+        recording.records_platform = records_platform
         return recording
 
     def post(self, asset: str, amount: Decimal, debit: str, credit: str) -> None:
         super().post(asset, amount, debit, credit)
-        # Platform accounts are left out (the module's docstring says why).
-        if not debit.startswith(RESERVED_PREFIXES):
+        every = self.records_platform  # tested inline: a posting is the hot path
+        if every or not debit.startswith(RESERVED_PREFIXES):
             self.changed.add((debit, BALANCE, asset))
-        if not credit.startswith(RESERVED_PREFIXES):
+        if every or not credit.startswith(RESERVED_PREFIXES):
             self.changed.add((credit, BALANCE, asset))
 
     def set_position(  # type: ignore[override]  # the same call, through the instance
         self, account: Account, market: str, size: Decimal, entry_price: Decimal
     ) -> None:
         Book.set_position(account, market, size, entry_price)
-        if not account.account_id.startswith(RESERVED_PREFIXES):
+        if self.records_platform or not account.account_id.startswith(RESERVED_PREFIXES):
             self.changed.add((account.account_id, POSITION, market))
 
 
@@ -115,14 +121,15 @@ class HistoryRecorder:
             self._account(book.accounts[named], seq)
 
     def record_whole(self) -> None:
-        """Every client account's state and every mark at the book's seq: the start of a
-        history begun on views built before it was kept."""
+        """Every client account's state (and the platform's, when the book records them)
+        and every mark at the book's seq: the start of a history begun on views built
+        before it was kept, or of a reader's tail."""
         book = self.book
         seq = book.last_seq
         for instrument, price in sorted(book.marks.items()):
             self._value((_MARKS_OWNER, MARK, instrument), seq, 0, price, None)
         for account_id in sorted(book.accounts):
-            if is_reserved(account_id):
+            if not book.records_platform and is_reserved(account_id):
                 continue
             account = book.accounts[account_id]
             for ordinal, (asset, balance) in enumerate(account.balances.items()):

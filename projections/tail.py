@@ -1,39 +1,48 @@
-"""The accounts' history past the stored views, kept in memory by an `as_of` reader.
+"""The accounts' history of the journal's latest events, kept in memory by an `as_of` reader.
 
 The history stored with the views (projections/history.py) answers a client's read at any
 seq from its start up to the views' position. The events decided since the last `ledger
-report` lie past it. A reader (an API `as_of` worker) answers those from a `HistoryTail`:
-a scratch in-memory copy of the stored views (their rows, position and saved projection
-state) that keeps the history of what it catches up from the store's journal. The copy
-begins with every client's state and every mark at the stored views' position
-(`HistoryRecorder.record_whole`), so it covers each seq from there to where it has followed,
-with the rows the stored history would hold there: `history.book_at` reads it the same way,
-and the answers are the replay's, byte for byte.
+report` lie past it, and it leaves the platform's accounts out. A reader (an API `as_of`
+worker) answers those from a `HistoryTail`: the history, in a scratch in-memory database,
+of a reader's book followed from a start position. The book at the start is the nearest
+snapshot at or before it and the journal up to it (`snapshots.book_at`); every account's
+state (the platform's included) and every mark there are written first
+(`HistoryRecorder.record_whole`), then what each event changes. `history.book_at` reads it
+as it reads the stored history, and the answers are the replay's, byte for byte.
 
-A tail begins only where the stored views' saved state resumes (else its first catch-up
-would replay from seq 1, slower than the snapshot and tail a read replays otherwise), and
-holds at most `tail_events_max` events past its start.
+A tail begins where the stored views stand, or `tail_events_max` events before the
+journal's end when they stand further behind or there are none (`start_for`), and holds at
+most `tail_events_max` events past its start.
 """
 
 from __future__ import annotations
 
+from ledger import journal_events as je
+from ledger import snapshots
 from ledger.book import Book
 from ledger.invariants import require
-from ledger.policy import Policy
+from ledger.limits import journal_read_batch_events_max
 from ledger.store import LedgerStore
 from projections import history
-from projections.runner import ProjectionRunner
-from projections.views import stored_copy
+from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
+from projections.history import HistoryRecorder, RecordingBook
 
-# Events past the stored views a reader's tail holds (about 1.25 history rows an event, in
-# memory); a read further on replays from the nearest snapshot, at most 10,000 events.
+# Events a reader's tail holds past its start (about 4 history rows an event with the
+# platform's accounts, in memory); a read elsewhere replays from the nearest snapshot, at
+# most 10,000 events.
 tail_events_max = 100_000
 
 
+def start_for(views_seq: int | None, last_seq: int) -> int:
+    """Where a tail begins on a journal ending at `last_seq`: where the stored views stand
+    (`views_seq`; None without views keeping a history), or `tail_events_max` events before
+    the journal's end when they stand further behind; never before seq 1."""
+    return max(views_seq or 0, last_seq - tail_events_max, 1)
+
+
 def reachable(start: int, seq: int) -> bool:
-    """Whether a tail from the stored views at `start` holds `seq` (followed or not yet);
-    at `start` itself the stored history answers."""
-    return start < seq <= start + tail_events_max
+    """Whether a tail from `start` holds `seq` (followed or not yet)."""
+    return start <= seq <= start + tail_events_max
 
 
 def furthest(start: int, last_seq: int) -> int:
@@ -42,21 +51,29 @@ def furthest(start: int, last_seq: int) -> int:
 
 
 class HistoryTail:
-    """The history of the journal from the stored views' position on, in memory."""
+    """The history of the journal from `start` on, every account's, in memory."""
 
-    def __init__(self, runner: ProjectionRunner) -> None:
-        self.runner = runner
-        self.start = runner.last_seq  # where the stored views stood when copied
+    def __init__(self, book: RecordingBook, start: int) -> None:
+        self.book = book
+        self.start = start
+        self.recorder = HistoryRecorder(book)
+        self.database = ViewDatabase.in_memory(keeps_history=True)
+        self._recorded_at = ""  # of the last event followed
 
     @classmethod
-    def begin(cls, stored_url: str, policy: Policy) -> HistoryTail | None:
-        """A tail from the views stored at `stored_url` as they stand, or None when their
-        saved state does not resume there (views of older code, another policy)."""
-        runner = ProjectionRunner(stored_copy(stored_url, keeps_history=True), policy)
-        if runner.state.last_seq != runner.last_seq:
-            runner.database.close()
-            return None
-        return cls(runner)
+    def begin(cls, store: LedgerStore, start: int) -> HistoryTail:
+        """A tail from journal seq `start` (>= 1, at most the journal's end)."""
+        require(1 <= start <= store.last_seq(), "a tail begins within the journal")
+        reader = snapshots.book_at(store, start)
+        tail = cls(RecordingBook.adopting(reader, records_platform=True), start)
+        tail.recorder.record_whole()
+        tail._commit(begins=True)
+        return tail
+
+    @property
+    def last_seq(self) -> int:
+        """Where the tail has followed the journal to."""
+        return self.book.last_seq
 
     def reaches(self, seq: int) -> bool:
         return reachable(self.start, seq)
@@ -64,14 +81,31 @@ class HistoryTail:
     def follow(self, store: LedgerStore, seq: int) -> None:
         """When `seq` (which the tail `reaches`) is past the tail, follow the journal up to
         its end, within the bound: the next reads find their seq followed already."""
-        if seq > self.runner.last_seq:
-            self.runner.follow(store, until_seq=furthest(self.start, store.last_seq()))
-        require(history.covers(self.runner.database, seq), "a tail misses seq %s", seq)
+        book, recorder = self.book, self.recorder
+        end = furthest(self.start, store.last_seq()) if seq > book.last_seq else book.last_seq
+        while book.last_seq < end:
+            limit = min(journal_read_batch_events_max, end - book.last_seq)
+            entries = store.read_journal(book.last_seq, limit)
+            if not entries:
+                break
+            for entry in entries:
+                event = je.decode_journal_record(entry.record)
+                snapshots.apply_from_store(store, book, event)
+                recorder.record(event)
+            self._recorded_at = event.recorded_at
+            self._commit(begins=False)
+        require(history.covers(self.database, seq), "a tail misses seq %s", seq)
+
+    def _commit(self, *, begins: bool) -> None:
+        """The history rows noted since the last commit, and the tail's new position."""
+        start = (DEFAULT_PROJECTION, self.start) if begins else None
+        after = Position(self.book.last_seq, self.book.last_hash, self._recorded_at)
+        self.database.commit_batch(self.recorder.writes(start), self.database.position(), after)
 
     def book_at(self, store: LedgerStore, account_id: str, seq: int) -> Book:
         """`history.book_at` right after `seq`, which the tail `reaches`, followed first."""
         self.follow(store, seq)
-        return history.book_at(self.runner.database, account_id, seq)
+        return history.book_at(self.database, account_id, seq)
 
     def close(self) -> None:
-        self.runner.database.close()
+        self.database.close()

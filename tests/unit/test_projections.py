@@ -16,9 +16,9 @@ import pytest
 from app import api_as_of
 from app.simulation import simulate
 from ledger import journal_events as je
-from ledger import reporting, risk
+from ledger import reporting, risk, snapshots
 from ledger.application import InboxItem, LedgerApplication
-from ledger.book import Book
+from ledger.book import HOUSE, PLATFORM_ACCOUNTS, Book
 from ledger.journal import JournalEntry, canonical_json
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import Policy, load_policy
@@ -320,18 +320,25 @@ def _account_document(book: Book, policy: Policy, account_id: str) -> bytes:
 
 
 def compare_history_with_replay(
-    store: LedgerStore, database: ViewDatabase, policy: Policy, seqs: set[int]
+    store: LedgerStore,
+    database: ViewDatabase,
+    policy: Policy,
+    seqs: set[int],
+    *,
+    platform: bool = False,
 ) -> int:
-    """Replay the journal once, comparing every client's documents at each seq of `seqs`
-    with the history's; returns how many documents were compared."""
+    """Replay the journal once, comparing every client's documents (and with `platform`,
+    every platform account's) at each seq of `seqs` with the history's; returns how many
+    documents were compared."""
     replayed, compared = Book(), 0
-    clients = sorted(a.account_id for a in reporting.book_as_of(store, None).clients())
+    accounts = sorted(a.account_id for a in reporting.book_as_of(store, None).clients())
+    accounts += PLATFORM_ACCOUNTS if platform else ()
     for entry in store.iter_journal():
         replayed.apply(je.decode_journal_record(entry.record))
         if entry.seq not in seqs:
             continue
         assert history.covers(database, entry.seq)
-        for account_id in clients:
+        for account_id in accounts:
             from_history = history.book_at(database, account_id, entry.seq)
             expected = _account_document(replayed, policy, account_id)
             assert _account_document(from_history, policy, account_id) == expected, (
@@ -408,61 +415,97 @@ def _stored_views_until(store: LedgerStore, store_url: str, policy: Policy, seq:
         resume.save(database, runner.state, runner.name)
 
 
-def test_a_tail_past_the_stored_views_answers_as_the_replay_does(
-    store_url: str, policy: Policy
+def test_a_tail_answers_as_the_replay_does_for_every_account(
+    store: LedgerStore, policy: Policy
 ) -> None:
-    with LedgerStore.open(store_url) as store:
-        half, last = store.last_seq() // 2, store.last_seq()
-        _stored_views_until(store, store_url, policy, half)
-        tail = HistoryTail.begin(store_url, policy)
-        assert tail is not None
-        assert tail.start == half
-        assert [tail.reaches(s) for s in (half, half + 1, last)] == [False, True, True]
-        tail.book_at(store, "C1", half + 1)  # the first read follows the journal to its end
-        assert tail.runner.last_seq == last
-        assert tail.runner.database.history_start() == half
-        seqs = _sample_seqs(last, half + 1)
-        assert compare_history_with_replay(store, tail.runner.database, policy, seqs) > 1_000
-        tail.close()
+    half, last = store.last_seq() // 2, store.last_seq()
+    tail = HistoryTail.begin(store, half)  # from the nearest snapshot: no views needed
+    assert [tail.reaches(s) for s in (half - 1, half, last)] == [False, True, True]
+    tail.book_at(store, "C1", half + 1)  # the first read follows the journal to its end
+    assert tail.last_seq == last
+    assert tail.database.history_start() == half
+    seqs = _sample_seqs(last, half)
+    assert compare_history_with_replay(store, tail.database, policy, seqs, platform=True) > 2_000
+    tail.close()
 
 
-def test_as_of_reads_past_the_stored_views_replay_nothing(
-    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with LedgerStore.open(store_url) as store:
-        third, last = store.last_seq() // 3, store.last_seq()
-        _stored_views_until(store, store_url, policy, third)
-        seqs = [third + 1, (third + last) // 2, last]
-        client = sorted(a.account_id for a in reporting.book_as_of(store, str(third)).clients())[0]
-        replayed = {
-            seq: reporting.margin_view(reporting.book_as_of(store, str(seq)), policy, client)
-            for seq in seqs
-        }
+@pytest.fixture
+def no_replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`reporting.book_as_of` fails the test: every read must come from a history."""
 
-        def no_replay(store: LedgerStore, as_of: str | None) -> Book:
-            raise AssertionError(f"replayed for as_of {as_of}")
+    def replay(store: LedgerStore, as_of: str | None) -> Book:
+        raise AssertionError(f"replayed for as_of {as_of}")
 
-        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
-        monkeypatch.setattr(reporting, "book_as_of", no_replay)
-        api_as_of._follow_past_stored_views(store, policy, store_url)  # a worker's start
-        assert api_as_of._history_tails[store_url].runner.last_seq == last
-        for seq in seqs:
-            assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
-        assert api_as_of._history_tails[store_url].start == third
-        # Past the tail's bound a read replays from the nearest snapshot, as before.
-        monkeypatch.setattr(tail_module, "tail_events_max", 10)
-        with pytest.raises(AssertionError, match=f"replayed for as_of {third + 11}"):
-            api_as_of.account_document(str(third + 11), client, "margin")
-        # A worker starting with the views further behind follows as far as its bound.
-        api_as_of._history_tails.pop(store_url).close()
-        api_as_of._follow_past_stored_views(store, policy, store_url)
-        assert api_as_of._history_tails[store_url].runner.last_seq == third + 10
+    monkeypatch.setattr(reporting, "book_as_of", replay)
+    yield
     for tail in api_as_of._history_tails.values():
         tail.close()
     api_as_of._history_tails.clear()
     for views_open in api_as_of._history_views.values():
         views_open.close()
     api_as_of._history_views.clear()
+
+
+def _replayed_margin(store: LedgerStore, policy: Policy, account_id: str, seqs: list[int]) -> Any:
+    return {
+        seq: reporting.margin_view(snapshots.book_at(store, seq), policy, account_id)
+        for seq in seqs
+    }
+
+
+@pytest.mark.usefixtures("no_replay")
+def test_as_of_reads_past_the_stored_views_replay_nothing(
+    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        third, last = store.last_seq() // 3, store.last_seq()
+        seqs = [third, third + 1, (third + last) // 2, last]
+        client = sorted(a.account_id for a in snapshots.book_at(store, third).clients())[0]
+        replayed = _replayed_margin(store, policy, client, seqs)
+        house = _replayed_margin(store, policy, HOUSE, [third - 1, *seqs])
+        _stored_views_until(store, store_url, policy, third)
+        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        api_as_of._follow_tail(store, store_url)  # a worker's start
+        tail = api_as_of._history_tails[store_url]
+        assert (tail.start, tail.last_seq) == (third, last)
+        for seq in seqs:
+            assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
+            assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
+        # A platform account before the tail (the stored history leaves it out) replays.
+        with pytest.raises(AssertionError, match=f"replayed for as_of {third - 1}"):
+            api_as_of.account_document(str(third - 1), HOUSE, "margin")
+        # Views further behind than a tail holds: the tail holds the journal's latest
+        # events; between the views and its start a read replays from the nearest snapshot.
+        monkeypatch.setattr(tail_module, "tail_events_max", 10)
+        with pytest.raises(AssertionError, match=f"replayed for as_of {third + 11}"):
+            api_as_of.account_document(str(third + 11), client, "margin")
+        assert api_as_of.account_document(str(last), client, "margin") == replayed[last]
+        assert api_as_of.account_document(str(last), HOUSE, "margin") == house[last]
+        assert api_as_of._history_tails[store_url].start == last - 10
+        # A worker starting with the views further behind begins its tail there too.
+        api_as_of._history_tails.pop(store_url).close()
+        api_as_of._follow_tail(store, store_url)
+        tail = api_as_of._history_tails[store_url]
+        assert (tail.start, tail.last_seq) == (last - 10, last)
+
+
+@pytest.mark.usefixtures("no_replay")
+def test_as_of_reads_without_stored_views_come_from_the_tail(
+    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        last = store.last_seq()
+        seqs = [1, last // 2, last]
+        client = sorted(a.account_id for a in snapshots.book_at(store, seqs[1]).clients())[0]
+        replayed = _replayed_margin(store, policy, client, seqs[1:])
+        house = _replayed_margin(store, policy, HOUSE, seqs)
+        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        api_as_of._follow_tail(store, store_url)  # no views: the tail holds the journal
+        assert api_as_of._history_tails[store_url].start == 1
+        for seq in seqs[1:]:
+            assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
+        for seq in seqs:
+            assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
 
 
 def test_views_read_a_reversals_original_from_the_store_and_keep_no_other(
