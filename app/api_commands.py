@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from app.commands import CommandError, open_store, policy_of, port_max
+from app.commands import CommandError, open_store, policy_of, port_max, require_output_file
 from ledger.policy import Policy
 
 if TYPE_CHECKING:
@@ -116,9 +116,10 @@ def _require_listenable(host: str, port: int) -> None:
         raise CommandError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
 
 
-def _access_log(path: Path | None) -> IO[str]:
+def _access_log(path: Path | None, store_url: str) -> IO[str]:
     if path is None or str(path) == "-":
         return sys.stderr
+    require_output_file(path, "--access-log", store_url)
     return path.open("a", encoding="utf-8")
 
 
@@ -132,7 +133,7 @@ def _api(args: argparse.Namespace) -> int:
             tokens=api_auth.load_token_file(args.tokens_file) if args.tokens_file else {},
             jwt_verifier=_jwt_verifier(args),
             insecure_no_auth=args.insecure_no_auth,
-            access_log=_access_log(args.access_log),
+            access_log=_access_log(args.access_log, args.store),
         )
     except (api_auth.TokenFileError, ValueError, OSError) as error:
         raise CommandError(str(error)) from error

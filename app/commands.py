@@ -79,11 +79,22 @@ def require_file(path: Path, what: str) -> None:
         raise CommandError(f"{what} file {path} does not exist")
 
 
-def require_output_folder(path: Path, flag: str) -> None:
-    """A file the command is to write goes into a folder that exists: said before the
-    command's work, in one line, exit status 1 (a file that cannot be written)."""
+def require_output_file(path: Path, flag: str, store_url: str) -> None:
+    """A file the command is to write: in a folder that exists (else exit status 1, a file
+    that cannot be written), and not a file of the SQLite store (exit status 2): written
+    over, the store was gone (`journal export --out ledger.db` emptied it). Said before the
+    command's work, in one line."""
     if not path.parent.is_dir():
         raise CommandError(f"{flag} {path}: the folder {path.parent} does not exist", EXIT_REFUSED)
+    store = Path(store_url.removeprefix("sqlite:///"))
+    store_files = (
+        store,
+        store.with_name(f"{store.name}-wal"),
+        store.with_name(f"{store.name}-shm"),
+    )
+    held = store_url.startswith("sqlite:///") and path.exists()
+    if held and any(kept.exists() and path.samefile(kept) for kept in store_files):
+        raise CommandError(f"{flag} {path} is a file of the store: name another file")
 
 
 def policy_of(args: argparse.Namespace) -> Policy:
@@ -451,6 +462,8 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
             raise CommandError("the journal is empty: nothing to checkpoint")
         (entry,) = store.read_journal(seq - 1, 1)
     document = checkpoints.sign_journal_entry(entry, key) + b"\n"
+    if args.out is not None:
+        require_output_file(Path(args.out), "--out", args.store)
     if args.out is None:
         sys.stdout.buffer.write(document)
     else:
@@ -463,6 +476,8 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _journal_export(args: argparse.Namespace) -> int:
+    if args.out not in (None, "-"):
+        require_output_file(Path(args.out), "--out", args.store)
     out = sys.stdout.buffer if args.out in (None, "-") else Path(args.out).open("wb")  # noqa: SIM115
     progress = Progress("export", unit="events")
     try:

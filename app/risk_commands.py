@@ -20,7 +20,7 @@ from app.commands import (
     policy_of,
     policy_scales,
     require_file,
-    require_output_folder,
+    require_output_file,
 )
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
@@ -78,7 +78,7 @@ def _stress(args: argparse.Namespace) -> int:
     except (stress.ShockError, InvalidOperation) as error:
         raise CommandError(str(error)) from error
     if args.html is not None:
-        require_output_folder(args.html, "--html")
+        require_output_file(args.html, "--html", args.store)
     book = _book(args)
     document = _stress_document(book, policy, shocks, ladders)
     if args.html is not None:

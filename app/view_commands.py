@@ -19,7 +19,7 @@ from app.commands import (
     policy_of,
     policy_scales,
     require_file,
-    require_output_folder,
+    require_output_file,
 )
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
@@ -72,7 +72,7 @@ def _views(
 def _report(args: argparse.Namespace) -> int:
     table = TABLES_BY_VIEW[args.view]
     if args.out not in (None, "-"):
-        require_output_folder(Path(args.out), "--out")
+        require_output_file(Path(args.out), "--out", args.store)
     with _user_errors(), open_store(args) as store:
         progress = Progress("project", unit="events")
         try:

@@ -56,3 +56,24 @@ def test_statements_into_a_file_are_refused_before_the_work(store_folder: Path) 
         "ledger: --out notes.txt is a file, not a folder: name a folder for the statements\n"
     )
     assert (store_folder / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("journal", "export", "--out", "ledger.db"),
+        ("report", "balances", "--out", "ledger.db"),
+        ("stress", "--shock", "BTC=-5%", "--html", "ledger.db"),
+        ("api", "--insecure-no-auth", "--access-log", "ledger.db"),
+    ],
+)
+def test_an_output_file_is_never_the_store(command: tuple[str, ...], store_folder: Path) -> None:
+    """`ledger journal export --out ledger.db` emptied the store it was to export."""
+    held = (store_folder / "ledger.db").read_bytes()
+    done = _ledger(*command, cwd=store_folder)
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr
+        == f"ledger: {command[-2]} ledger.db is a file of the store: name another file\n"
+    )
+    assert (store_folder / "ledger.db").read_bytes() == held
