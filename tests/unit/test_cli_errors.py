@@ -241,7 +241,11 @@ def test_a_second_writer_holding_the_store_is_one_line(ledger_store: Path, tmp_p
 @pytest.mark.parametrize(
     ("args", "status", "says"),
     [
-        (("journal", "export", "--out", "no/such/folder/journal.jsonl"), 1, "No such file"),
+        (
+            ("journal", "export", "--out", "no/such/folder/journal.jsonl"),
+            1,
+            "folder no/such/folder",
+        ),
         (("--log-level", "LOUD", "rejects"), 2, "--log-level LOUD is not a level"),
         (("audit", "replay"), 2, "the views were never built"),
     ],
