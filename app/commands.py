@@ -20,7 +20,7 @@ import msgspec
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
-from ledger.identifiers import identifier_problem, is_ascii_number, printable
+from ledger.identifiers import identifier_problem, is_ascii_number, printable, spreadsheet_cell
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
     inbox_batch_records_max,
@@ -430,7 +430,7 @@ REJECT_CSV_COLUMNS = list(RejectRecord.__struct_fields__)
 
 
 def _csv_cell(value: object) -> object:
-    return "" if value is None else printable(value) if isinstance(value, str) else value
+    return "" if value is None else spreadsheet_cell(value) if isinstance(value, str) else value
 
 
 def reject_origin(record: RejectRecord) -> str:

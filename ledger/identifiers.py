@@ -14,10 +14,13 @@ they are. An upstream that must prevent such ids restricts its own alphabet.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _ESCAPE_ASCII_MAX = 0x7F  # escaped as \xHH
 _ESCAPE_BMP_MAX = 0xFFFF  # escaped as \uHHHH; beyond, \UHHHHHHHH
+_FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets read as the start of a formula
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def is_ascii_number(text: str) -> bool:
@@ -51,6 +54,17 @@ def printable(text: str) -> str:
     return "".join(
         character if character.isprintable() else _escape(character) for character in text
     )
+
+
+def spreadsheet_cell(text: str) -> str:
+    """`text` as a CSV cell: `printable`, and a cell a spreadsheet would run as a formula
+    (one beginning `=`, `+`, `-` or `@`: an identifier from the inbox such as
+    `=HYPERLINK(...)`) gets a leading apostrophe, so the spreadsheet shows it instead. A
+    number (`-5.00`, a balance) is left as it is; JSON and Parquet keep every text exact."""
+    cell = printable(text)
+    if cell.startswith(_FORMULA_STARTS) and _NUMBER.fullmatch(cell) is None:
+        return "'" + cell
+    return cell
 
 
 def _escape(character: str) -> str:

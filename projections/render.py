@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from ledger.identifiers import printable
+from ledger.identifiers import printable, spreadsheet_cell
 from projections.figures import ScaleOf, is_right_aligned, readable
 from projections.tables import Column, Table
 
@@ -34,7 +34,7 @@ def _csv(document: dict[str, Any], table: Table) -> str:
     writer.writerow(table.column_names)
     for row in document["rows"]:
         writer.writerow(
-            "" if row[c] is None else printable(str(row[c])) for c in table.column_names
+            "" if row[c] is None else spreadsheet_cell(str(row[c])) for c in table.column_names
         )
     return out.getvalue()
 
@@ -150,7 +150,7 @@ def query_csv(document: dict[str, Any]) -> tuple[str, str | None]:
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     writer.writeheader()
     writer.writerows(
-        {k: "" if v is None else printable(str(v)) for k, v in r.items()} for r in rows
+        {k: "" if v is None else spreadsheet_cell(str(v)) for k, v in r.items()} for r in rows
     )
     return out.getvalue(), note
 
