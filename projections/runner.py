@@ -155,7 +155,7 @@ class ProjectionRunner:
             end = (
                 start + batch_events if until_seq is None else min(start + batch_events, until_seq)
             )
-            events = _events(store, self.state.book, start, end, progress)
+            events = events_after(store, self.state.book, start, end, progress)
             written += self.apply_events(events).applied
             if self.state.last_seq == start:
                 break  # the journal's end
@@ -170,8 +170,12 @@ class ProjectionRunner:
         return self.follow(store, until_seq=until_seq)
 
 
-def _events(
-    store: LedgerStore, book: Book, after_seq: int, until_seq: int, progress: Advance | None
+def events_after(
+    store: LedgerStore,
+    book: Book,
+    after_seq: int,
+    until_seq: int,
+    progress: Advance | None = None,
 ) -> Iterator[je.JournalEventType]:
     """The journal's events after `after_seq` up to `until_seq`, read a page at a time; the
     original of a reversal is handed to `book` (which keeps none) before it is applied."""

@@ -17,7 +17,6 @@ most `tail_events_max` events past its start.
 
 from __future__ import annotations
 
-from ledger import journal_events as je
 from ledger import snapshots
 from ledger.book import Book
 from ledger.invariants import require
@@ -26,6 +25,7 @@ from ledger.store import LedgerStore
 from projections import history
 from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
 from projections.history import HistoryRecorder, RecordingBook
+from projections.runner import events_after
 
 # Events a reader's tail holds past its start (about 4 history rows an event with the
 # platform's accounts, in memory); a read elsewhere replays from the nearest snapshot, at
@@ -82,18 +82,15 @@ class HistoryTail:
         """When `seq` (which the tail `reaches`) is past the tail, follow the journal up to
         its end, within the bound: the next reads find their seq followed already."""
         book, recorder = self.book, self.recorder
-        end = furthest(self.start, store.last_seq()) if seq > book.last_seq else book.last_seq
-        while book.last_seq < end:
-            limit = min(journal_read_batch_events_max, end - book.last_seq)
-            entries = store.read_journal(book.last_seq, limit)
-            if not entries:
-                break
-            for entry in entries:
-                event = je.decode_journal_record(entry.record)
-                snapshots.apply_from_store(store, book, event)
+        if seq > book.last_seq:
+            end = furthest(self.start, store.last_seq())
+            for event in events_after(store, book, book.last_seq, end):
+                book.apply(event)
                 recorder.record(event)
-            self._recorded_at = event.recorded_at
-            self._commit(begins=False)
+                # Written a page at a time: the rows noted wait in lists until then.
+                if event.seq % journal_read_batch_events_max == 0 or event.seq == end:
+                    self._recorded_at = event.recorded_at
+                    self._commit(begins=False)
         require(history.covers(self.database, seq), "a tail misses seq %s", seq)
 
     def _commit(self, *, begins: bool) -> None:

@@ -38,35 +38,32 @@ def _expected(book: Book, event: je.JournalEventType) -> BookedTrade | None:
     """The Struct of a client trade, built field by field from its event and the book
     before it (the position a perpetual trade changed)."""
     if isinstance(event, je.SpotTradeBooked):
-        return BookedTrade(
-            seq=event.seq,
-            account_id=str(event.account_id),
-            type="spot_trade_booked",
-            instrument=event.symbol,
-            side=event.side,
-            quantity=event.quantity,
-            price=event.price,
-            fee=event.fee,
-            quote_amount=event.quote_amount,
-        )
-    if isinstance(event, je.PerpTradeBooked) and not is_reserved(str(event.account_id)):
+        instrument, figures = event.symbol, {"quote_amount": event.quote_amount}
+    elif isinstance(event, je.PerpTradeBooked) and not is_reserved(str(event.account_id)):
         held = book.accounts[str(event.account_id)].positions.get(event.market)
-        return BookedTrade(
-            seq=event.seq,
-            account_id=str(event.account_id),
-            type="perp_trade_booked",
-            instrument=event.market,
-            side=event.side,
-            quantity=event.quantity,
-            price=event.price,
-            fee=event.fee,
-            realized_pnl=event.realized_pnl,
-            size_after=event.size_after,
-            entry_price_after=event.entry_price_after,
-            size_before=held.size if held else ZERO,
-            entry_price_before=held.entry_price if held else ZERO,
+        instrument, figures = (
+            event.market,
+            {
+                "realized_pnl": event.realized_pnl,
+                "size_after": event.size_after,
+                "entry_price_after": event.entry_price_after,
+                "size_before": held.size if held else ZERO,
+                "entry_price_before": held.entry_price if held else ZERO,
+            },
         )
-    return None
+    else:
+        return None
+    return BookedTrade(
+        seq=event.seq,
+        account_id=str(event.account_id),
+        type=type(event).__struct_config__.tag,  # type: ignore[arg-type]  # the two trades'
+        instrument=instrument,
+        side=event.side,
+        quantity=event.quantity,
+        price=event.price,
+        fee=event.fee,
+        **figures,
+    )
 
 
 def test_every_client_trade_is_kept_as_the_encoded_struct_of_its_event() -> None:
