@@ -27,7 +27,7 @@ from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
 from projections.history import HistoryRecorder, RecordingBook
 from projections.runner import events_after
 
-# Events a reader's tail holds past its start (about 4 history rows an event with the
+# Events a reader's tail holds past its start (about 3.6 history rows an event with the
 # platform's accounts, in memory); a read elsewhere replays from the nearest snapshot, at
 # most 10,000 events.
 tail_events_max = 100_000
