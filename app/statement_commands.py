@@ -9,6 +9,7 @@ stderr. The store is only read.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from projections.render import render_text
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_NAME_DIGEST_CHARS = 12  # hex digits of an account id's SHA-256 that set its file apart
 
 
 def _events(store: LedgerStore) -> Iterator[je.JournalEventType]:
@@ -49,9 +51,22 @@ def _period(store: LedgerStore, args: argparse.Namespace) -> statements.Period:
         raise CommandError(str(error)) from error
 
 
-def file_name(period: statements.Period, account_id: str) -> str:
-    """A file name from an account id: anything but letters, digits, `.`, `_`, `-` is `_`."""
-    return f"statement-{period.label}-{_SAFE_NAME.sub('_', account_id)}.html"
+def file_names(period: statements.Period, account_ids: list[str]) -> dict[str, str]:
+    """Each account's file name: the account id with anything but letters, digits, `.`,
+    `_`, `-` as `_`. Made so, `C 1` and `C_1` (or `c1` and `C1` on a file system that
+    ignores case) would share a file, and one client's statement would replace the other's:
+    an id that is not safe as it is, or whose name is taken, also gets `~` and the start of
+    its SHA-256 (no safe id holds a `~`)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for account_id in account_ids:
+        safe = _SAFE_NAME.sub("_", account_id)
+        if safe != account_id or safe.casefold() in taken:
+            digest = hashlib.sha256(account_id.encode("utf-8")).hexdigest()
+            safe = f"{safe}~{digest[:_NAME_DIGEST_CHARS]}"
+        taken.add(safe.casefold())
+        names[account_id] = f"statement-{period.label}-{safe}.html"
+    return names
 
 
 def _statements(args: argparse.Namespace) -> int:
@@ -63,9 +78,10 @@ def _statements(args: argparse.Namespace) -> int:
         period = _period(store, args)
         batch = statements.statements(_events(store), policy, period)
     out.mkdir(parents=True, exist_ok=True)
+    names = file_names(period, [statement.account_id for statement in batch])
     for statement in batch:
         page = statement_output.statement_html(statement, policy.version)
-        (out / file_name(period, statement.account_id)).write_text(page, encoding="utf-8")
+        (out / names[statement.account_id]).write_text(page, encoding="utf-8")
     document = statement_output.batch_document(period, batch)
     table = statement_output.STATEMENT_LINES
     (out / f"statements-{period.label}.csv").write_text(

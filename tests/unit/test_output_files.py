@@ -4,6 +4,7 @@ status": a file cannot be written)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -77,3 +78,32 @@ def test_an_output_file_is_never_the_store(command: tuple[str, ...], store_folde
         == f"ledger: {command[-2]} ledger.db is a file of the store: name another file\n"
     )
     assert (store_folder / "ledger.db").read_bytes() == held
+
+
+def test_two_clients_never_share_a_statement_file(tmp_path: Path) -> None:
+    """`C 1` and `C_1` both became statement-...-C_1.html: one client's statement replaced
+    the other's, and the summary still said 2 statements."""
+    opened = [
+        f'{{"type":"account_opened","event_id":"o{n}","occurred_at":"2026-11-02T00:00:00Z",'
+        f'"account_id":"{account}","investor_class":"professional","credit_limit":"1000"}}'
+        for n, account in enumerate(("C 1", "C_1", "c_1"))
+    ]
+    closed = (
+        '{"type":"day_closed","event_id":"close","occurred_at":"2026-11-02T23:59:59Z",'
+        '"business_date":"2026-11-02"}'
+    )
+    (tmp_path / "inbox.jsonl").write_text("\n".join([*opened, closed]) + "\n", encoding="utf-8")
+    assert _ledger("ingest", "inbox.jsonl", cwd=tmp_path).returncode == 0
+    command = ("statements", "daily", "--date", "2026-11-02", "--out", "out")
+    assert _ledger(*command, cwd=tmp_path).returncode == 0
+    pages = sorted(p.name for p in (tmp_path / "out").glob("*.html"))
+    assert (
+        pages
+        == [
+            "statement-2026-11-02-C_1.html",
+            "statement-2026-11-02-C_1~c33d61505b2f.html",  # C 1: SHA-256 c33d6150...
+            "statement-2026-11-02-c_1~" + hashlib.sha256(b"c_1").hexdigest()[:12] + ".html",
+        ]
+    )
+    held = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "out").glob("*.html")}
+    assert "Account C 1 " in held["statement-2026-11-02-C_1~c33d61505b2f.html"]
