@@ -67,15 +67,28 @@ def _book_in(store: LedgerStore, args: argparse.Namespace) -> Book:
         raise CommandError(str(error)) from error
 
 
+def _ladder_step(text: str) -> Decimal:
+    """`--step` in percentage points: a finite number above 0 (`Decimal("abc")` was shown
+    as "[<class 'decimal.ConversionSyntax'>]")."""
+    try:
+        step = Decimal(text)
+    except InvalidOperation:
+        step = Decimal("NaN")
+    if not (step.is_finite() and step > 0):
+        raise CommandError(f"--step {text!r} is not a number of percentage points above 0")
+    return step
+
+
 def _stress(args: argparse.Namespace) -> int:
     if not args.shock and not args.ladder:
         raise CommandError("give at least one --shock NAME=-30%,... or a --ladder NAME=-5%..-60%")
     policy = policy_of(args)
+    step = _ladder_step(args.step)
     try:
         shocks = [stress.parse_shock(text) for text in args.shock]
-        ladders = [stress.parse_ladder(text, Decimal(args.step)) for text in args.ladder]
+        ladders = [stress.parse_ladder(text, step) for text in args.ladder]
         stress.require_known(policy, [*shocks, *(rungs[0] for rungs in ladders)])
-    except (stress.ShockError, InvalidOperation) as error:
+    except stress.ShockError as error:
         raise CommandError(str(error)) from error
     if args.html is not None:
         require_output_file(args.html, "--html", args.store)

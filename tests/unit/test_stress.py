@@ -162,6 +162,17 @@ def test_a_ladder_toward_zero_is_refused_since_its_first_exhausting_rung_would_m
     assert [r.label for r in rises] == ["BTC=5%", "BTC=10%", "BTC=15%"]
 
 
+@pytest.mark.parametrize("step", ["abc", "NaN", "Infinity", "-5", "0"])
+def test_a_ladder_step_that_is_no_number_above_0_is_one_line(
+    borrower_store: str, step: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'abc' said "ledger: [<class 'decimal.ConversionSyntax'>]"."""
+    ladder_command = ["--store", borrower_store, "stress", "--ladder", "BTC=-5%..-10%"]
+    assert main([*ladder_command, "--step", step]) == 2
+    error = capsys.readouterr().err
+    assert error == f"ledger: --step {step!r} is not a number of percentage points above 0\n"
+
+
 @pytest.fixture
 def borrower_store(tmp_path: Path) -> str:
     """The URL of a closed SQLite store holding `_borrower`'s book."""
