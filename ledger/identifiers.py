@@ -19,15 +19,17 @@ import unicodedata
 
 _ESCAPE_ASCII_MAX = 0x7F  # escaped as \xHH
 _ESCAPE_BMP_MAX = 0xFFFF  # escaped as \uHHHH; beyond, \UHHHHHHHH
+_NUMBER_DIGITS_MAX = 18  # 999,999,999,999,999,999 < 2**63: any seq, offset or port
 _FORMULA_STARTS = ("=", "+", "-", "@")  # what spreadsheets read as the start of a formula
 _NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def is_ascii_number(text: str) -> bool:
     """Whether `text` is a number a person typed (a seq, an offset, a port): ASCII digits
-    only. `str.isdigit` also takes a superscript two (U+00B2), which `int` refuses, and
-    Arabic-Indic digits (U+0661 U+0660), which `int` reads as 10."""
-    return text.isascii() and text.isdigit()
+    only, at most 18 of them (a signed 64-bit seq or offset). `str.isdigit` also takes a
+    superscript two (U+00B2), which `int` refuses, and Arabic-Indic digits (U+0661 U+0660),
+    which `int` reads as 10; `int` refuses more than 4,300 digits."""
+    return len(text) <= _NUMBER_DIGITS_MAX and text.isascii() and text.isdigit()
 
 
 def identifier_problem(text: str) -> str | None:

@@ -17,6 +17,8 @@ from ledger.identifiers import is_ascii_number
 def test_only_ascii_digits_are_a_number() -> None:
     assert is_ascii_number("0")
     assert is_ascii_number("69765")
+    assert is_ascii_number("9" * 18)
+    assert not is_ascii_number("9" * 19)  # past any seq; 5,000 digits were a traceback
     for text in ("", "\u00b2", "\u0661\u0660\u0660\u0660", "\uff11", "1.0", "-1", " 1", "1e3"):
         assert not is_ascii_number(text), text
 
@@ -48,6 +50,9 @@ def _ledger(
         (("inbox", "skip", "ledger.inbox:0:²", "--reason", "x"), {}, "is not a position"),
         (("ingest", "-"), {"LEDGER_SNAPSHOT_EVENTS": "²"}, "is not a positive number"),
         (("run", "--health-port", "²"), {}, "is not a port"),
+        (("query", "margin", "C1", "--as-of", "9" * 5000), {}, "is neither a journal seq"),
+        (("audit", "explain", "9" * 5000), {}, "no journal event has seq"),
+        (("ingest", "-"), {"LEDGER_SNAPSHOT_EVENTS": "9" * 5000}, "is not a positive number"),
     ],
 )
 def test_a_unicode_digit_is_one_line_not_a_traceback(
