@@ -34,13 +34,16 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from consumers.topics import (
     TopicNames,
@@ -181,9 +184,29 @@ class Follower:
 
 
 async def follow(settings: Settings, stopping: asyncio.Event) -> int:
-    """Follow the journal until `stopping` is set or `until_seq` is applied; returns the seq."""
-    database = MarginClientsDatabase.open(settings.database)
-    stored = database.position(CONSUMER_NAME)
+    """Follow the journal until `stopping` is set or `until_seq` is applied; returns the seq.
+
+    Every call on the database runs in one thread of its own, off the event loop: a SQLite
+    connection may only be used by the thread that opened it."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="database") as database_thread:
+        database = await loop.run_in_executor(
+            database_thread, MarginClientsDatabase.open, settings.database
+        )
+        try:
+            return await _follow(settings, stopping, database, database_thread)
+        finally:
+            await loop.run_in_executor(database_thread, database.close)
+
+
+async def _follow(
+    settings: Settings,
+    stopping: asyncio.Event,
+    database: ViewDatabase,
+    database_thread: ThreadPoolExecutor,
+) -> int:
+    loop = asyncio.get_running_loop()
+    stored = await loop.run_in_executor(database_thread, database.position, CONSUMER_NAME)
     follower = Follower(database, settings.policy, stored, Book(), {})
     consumer = journal_consumer(settings)
     await consumer.start()
@@ -203,12 +226,11 @@ async def follow(settings: Settings, stopping: asyncio.Event) -> int:
             records = [r for batch in batches.values() for r in batch]
             if not records:
                 continue
-            await asyncio.to_thread(follower.apply, [r.value for r in records])
+            await loop.run_in_executor(database_thread, follower.apply, [r.value for r in records])
             if follower.book.last_seq > stored.last_seq:
                 await consumer.commit()  # for lag monitoring only: the table holds the truth
     finally:
         await consumer.stop()
-        database.close()
     return follower.stored.last_seq
 
 
@@ -262,6 +284,12 @@ async def _main(settings: Settings) -> int:
     except (psycopg.OperationalError, ValueError, ViewsReadOnly, ProjectionConflict) as error:
         print(f"reporting: {error}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as error:  # a file that is not a SQLite database
+        print(f"reporting: {settings.database}: {error}", file=sys.stderr)
+        return 2
+    except KafkaError as error:  # no broker at --bootstrap: one line, not a traceback
+        print(f"reporting: the Kafka broker at {settings.bootstrap}: {error}", file=sys.stderr)
+        return 1
     print(f"reporting: margin_clients at journal seq {seq}", file=sys.stderr)
     return 0
 

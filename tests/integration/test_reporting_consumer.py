@@ -27,6 +27,7 @@ from psycopg import sql
 from app.commands import ingest_stream
 from app.simulation import simulate
 from consumers.topics import TopicNames, ensure_topics
+from examples.reporting_consumer import CONSUMER_NAME, MarginClientsDatabase
 from ledger import journal_events as je
 from ledger import reporting
 from ledger.application import LedgerApplication
@@ -164,3 +165,28 @@ def test_margin_clients_survive_a_kill_and_match_the_journal(
         )
     assert table_rows(pg_schema_url) == expected
     assert len(expected) == simulated_accounts
+
+
+@pytest.mark.integration
+def test_the_consumer_keeps_its_table_in_sqlite_too(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """README: "in PostgreSQL or SQLite". With SQLite it stopped at its first batch:
+    "SQLite objects created in a thread can only be used in that same thread"."""
+    _, entries = build_journal(tmp_path)
+    names = TopicNames(kafka_topic_prefix)
+    asyncio.run(ensure_topics(kafka_bootstrap, names))
+    asyncio.run(produce(kafka_bootstrap, names.events, entries))
+    last = entries[-1]
+    database = f"sqlite:///{tmp_path / 'reporting.db'}"
+    consumer = start_consumer(
+        kafka_bootstrap, kafka_topic_prefix, database, "--until-seq", str(last.seq)
+    )
+    _, errors = consumer.communicate(timeout=finish_timeout_s)
+    assert consumer.returncode == 0, errors.decode()
+    with MarginClientsDatabase.open(database) as table:
+        stored = table.position(CONSUMER_NAME)
+    assert (stored.last_seq, stored.last_hash) == (
+        last.seq,
+        je.decode_journal_record(last.record).hash,
+    )
