@@ -85,6 +85,7 @@ _OPENED = "opened"
 # and its history of the journal's latest events (projections/tail.py), begun at its start.
 _history_views: dict[str, ViewDatabase] = {}
 _history_tails: dict[str, HistoryTail] = {}
+_tails_refused: dict[str, int] = {}  # the start where a tail could not begin (no snapshot)
 
 
 def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
@@ -186,20 +187,29 @@ def _tail(store: LedgerStore, stored_url: str, seq: int) -> HistoryTail | None:
     """The worker's tail reaching `seq`: the one it keeps, or one begun again where a tail
     begins now (`tail.start_for`) when the journal or the stored views moved on and the new
     one reaches `seq`. None when no tail reaches it: before where a tail begins (a read
-    there replays), or an empty journal."""
+    there replays), an empty journal, or no snapshot near enough where it would begin (not
+    tried again there)."""
     tail = _history_tails.get(stored_url)
     if tail is not None and tail.reaches(seq):
         return tail
     if store.last_seq() == 0:
         return None
     start = _tail_start(store, stored_url)
-    if not history_tail.reachable(start, seq) or (tail is not None and tail.start == start):
+    if (
+        not history_tail.reachable(start, seq)
+        or (tail is not None and tail.start == start)
+        or _tails_refused.get(stored_url) == start
+    ):
         return None
     if tail is not None:
         tail.close()
         del _history_tails[stored_url]
-    tail = _history_tails[stored_url] = HistoryTail.begin(store, start)
-    return tail
+    begun = HistoryTail.begin(store, start)
+    if begun is None:
+        _tails_refused[stored_url] = start
+        return None
+    _history_tails[stored_url] = begun
+    return begun
 
 
 def report_document(as_of: str, view: str) -> dict[str, Any]:

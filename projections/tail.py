@@ -61,9 +61,15 @@ class HistoryTail:
         self._recorded_at = ""  # of the last event followed
 
     @classmethod
-    def begin(cls, store: LedgerStore, start: int) -> HistoryTail:
-        """A tail from journal seq `start` (>= 1, at most the journal's end)."""
+    def begin(cls, store: LedgerStore, start: int) -> HistoryTail | None:
+        """A tail from journal seq `start` (>= 1, at most the journal's end); None when
+        the nearest snapshot of this code lies more than `tail_events_max` events before
+        it (after an upgrade, until the writer takes one): the book would be a replay of
+        more events than the tail holds, at a worker's start."""
         require(1 <= start <= store.last_seq(), "a tail begins within the journal")
+        found = store.snapshot_at_or_before(snapshots.CODE_DIGEST, start)
+        if start - (0 if found is None else found[0]) > tail_events_max:
+            return None
         reader = snapshots.book_at(store, start)
         tail = cls(RecordingBook.adopting(reader, records_platform=True), start)
         tail.recorder.record_whole()

@@ -54,6 +54,7 @@ def test_a_tail_on_a_postgres_store_answers_as_the_replay_does(pg_schema_url: st
     with LedgerStore.open(pg_schema_url) as store:
         half, last = store.last_seq() // 2, store.last_seq()
         tail = HistoryTail.begin(store, half)
+        assert tail is not None
         assert tail.start == half
         tail.follow(store, last)
         seqs = set(range(half, last + 1, 29)) | {last}

@@ -420,6 +420,7 @@ def test_a_tail_answers_as_the_replay_does_for_every_account(
 ) -> None:
     half, last = store.last_seq() // 2, store.last_seq()
     tail = HistoryTail.begin(store, half)  # from the nearest snapshot: no views needed
+    assert tail is not None
     assert [tail.reaches(s) for s in (half - 1, half, last)] == [False, True, True]
     tail.book_at(store, "C1", half + 1)  # the first read follows the journal to its end
     assert tail.last_seq == last
@@ -427,6 +428,20 @@ def test_a_tail_answers_as_the_replay_does_for_every_account(
     seqs = _sample_seqs(last, half)
     assert compare_history_with_replay(store, tail.database, policy, seqs, platform=True) > 2_000
     tail.close()
+
+
+def test_a_tail_begins_only_near_a_snapshot_of_this_code(
+    store: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = store.snapshot_at_or_before(snapshots.CODE_DIGEST, store.last_seq())
+    assert found is not None  # the writer took snapshots
+    snapshot_seq = found[0]
+    monkeypatch.setattr(tail_module, "tail_events_max", 10)
+    tail = HistoryTail.begin(store, snapshot_seq + 10)
+    assert tail is not None
+    tail.close()
+    # Further on, the book would be a replay of more events than the tail holds.
+    assert HistoryTail.begin(store, snapshot_seq + 11) is None
 
 
 @pytest.fixture
@@ -444,6 +459,7 @@ def no_replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for views_open in api_as_of._history_views.values():
         views_open.close()
     api_as_of._history_views.clear()
+    api_as_of._tails_refused.clear()
 
 
 def _replayed_margin(store: LedgerStore, policy: Policy, account_id: str, seqs: list[int]) -> Any:
@@ -476,17 +492,23 @@ def test_as_of_reads_past_the_stored_views_replay_nothing(
             api_as_of.account_document(str(third - 1), HOUSE, "margin")
         # Views further behind than a tail holds: the tail holds the journal's latest
         # events; between the views and its start a read replays from the nearest snapshot.
-        monkeypatch.setattr(tail_module, "tail_events_max", 10)
-        with pytest.raises(AssertionError, match=f"replayed for as_of {third + 11}"):
-            api_as_of.account_document(str(third + 11), client, "margin")
+        # A bound leaving seqs between the views' tail and one from `last - bound`, and a
+        # snapshot within it before `last - bound` (else no tail could begin there).
+        bound = (last - third) // 2 - 1
+        found = store.snapshot_at_or_before(snapshots.CODE_DIGEST, last - bound)
+        assert found is not None
+        assert last - bound - found[0] <= bound
+        monkeypatch.setattr(tail_module, "tail_events_max", bound)
+        with pytest.raises(AssertionError, match=f"replayed for as_of {third + bound + 1}"):
+            api_as_of.account_document(str(third + bound + 1), client, "margin")
         assert api_as_of.account_document(str(last), client, "margin") == replayed[last]
         assert api_as_of.account_document(str(last), HOUSE, "margin") == house[last]
-        assert api_as_of._history_tails[store_url].start == last - 10
+        assert api_as_of._history_tails[store_url].start == last - bound
         # A worker starting with the views further behind begins its tail there too.
         api_as_of._history_tails.pop(store_url).close()
         api_as_of._follow_tail(store, store_url)
         tail = api_as_of._history_tails[store_url]
-        assert (tail.start, tail.last_seq) == (last - 10, last)
+        assert (tail.start, tail.last_seq) == (last - bound, last)
 
 
 @pytest.mark.usefixtures("no_replay")
