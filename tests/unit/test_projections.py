@@ -20,7 +20,7 @@ from ledger import reporting, risk, snapshots
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import HOUSE, PLATFORM_ACCOUNTS, Book
 from ledger.journal import JournalEntry, canonical_json
-from ledger.limits import inbox_batch_records_max
+from ledger.limits import inbox_batch_records_max, snapshot_interval_events
 from ledger.policy import Policy, load_policy
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
@@ -460,6 +460,7 @@ def no_replay(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         views_open.close()
     api_as_of._history_views.clear()
     api_as_of._tails_refused.clear()
+    api_as_of._last_replayed.clear()
 
 
 def _replayed_margin(store: LedgerStore, policy: Policy, account_id: str, seqs: list[int]) -> Any:
@@ -528,6 +529,34 @@ def test_as_of_reads_without_stored_views_come_from_the_tail(
             assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
         for seq in seqs:
             assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
+
+
+def test_replayed_reads_move_the_last_replayed_book_forward(
+    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        start = store.last_seq() // 4
+        far = start + 300 + snapshot_interval_events + 1
+        seqs = [start, start + 700, start + 300, far, far + 5]
+        house = _replayed_margin(store, policy, HOUSE, seqs)
+        replays: list[str | None] = []
+        replay = reporting.book_as_of
+
+        def counted(store: LedgerStore, as_of: str | None) -> Book:
+            replays.append(as_of)
+            return replay(store, as_of)
+
+        monkeypatch.setattr(reporting, "book_as_of", counted)
+        monkeypatch.setattr(api_as_of, "_from_history", lambda *_: None)  # no history reaches
+        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        try:
+            for seq in seqs:
+                assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
+        finally:
+            api_as_of._last_replayed.clear()
+        # On from the last replayed book within the snapshot interval; back, or further
+        # on, a replay from the nearest snapshot.
+        assert replays == [str(start), str(start + 300), str(far)]
 
 
 def test_views_read_a_reversals_original_from_the_store_and_keep_no_other(
