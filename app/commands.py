@@ -462,9 +462,9 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
             raise CommandError("the journal is empty: nothing to checkpoint")
         (entry,) = store.read_journal(seq - 1, 1)
     document = checkpoints.sign_journal_entry(entry, key) + b"\n"
-    if args.out is not None:
+    if args.out not in (None, "-"):
         require_output_file(Path(args.out), "--out", args.store)
-    if args.out is None:
+    if args.out in (None, "-"):  # `-` is stdout, as for journal export and report
         sys.stdout.buffer.write(document)
     else:
         Path(args.out).write_bytes(document)

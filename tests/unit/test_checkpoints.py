@@ -259,3 +259,16 @@ def test_a_key_file_that_cannot_be_read_is_one_line(
     assert f"key file {missing} cannot be read" in capsys.readouterr().err
     assert main(["--store", url, "journal", "checkpoint", "--key", missing]) == 2
     assert f"key file {missing} cannot be read" in capsys.readouterr().err
+
+
+def test_a_checkpoint_to_dash_goes_to_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out -` wrote a file named `-`; it is stdout, as for journal export and report."""
+    url = _ledger_file(tmp_path / "ledger.db", 2)
+    private, _ = write_keys(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    command = ["--store", url, "journal", "checkpoint", "--key", str(private), "--out", "-"]
+    assert main(command) == 0
+    assert '"seq":4' in capsys.readouterr().out  # the policy, the account, 2 deposits
+    assert not (tmp_path / "-").exists()
