@@ -86,14 +86,11 @@ def require_output_file(path: Path, flag: str, store_url: str) -> None:
     command's work, in one line."""
     if not path.parent.is_dir():
         raise CommandError(f"{flag} {path}: the folder {path.parent} does not exist", EXIT_REFUSED)
-    store = Path(store_url.removeprefix("sqlite:///"))
-    store_files = (
-        store,
-        store.with_name(f"{store.name}-wal"),
-        store.with_name(f"{store.name}-shm"),
-    )
-    held = store_url.startswith("sqlite:///") and path.exists()
-    if held and any(kept.exists() and path.samefile(kept) for kept in store_files):
+    if not (store_url.startswith("sqlite:///") and path.exists()):
+        return
+    store = store_url.removeprefix("sqlite:///")
+    store_files = (Path(store), Path(f"{store}-wal"), Path(f"{store}-shm"))
+    if any(kept.is_file() and path.samefile(kept) for kept in store_files):
         raise CommandError(f"{flag} {path} is a file of the store: name another file")
 
 

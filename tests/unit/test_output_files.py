@@ -107,3 +107,17 @@ def test_two_clients_never_share_a_statement_file(tmp_path: Path) -> None:
     )
     held = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "out").glob("*.html")}
     assert "Account C 1 " in held["statement-2026-11-02-C_1~c33d61505b2f.html"]
+
+
+@pytest.mark.parametrize("store", ["sqlite:///", "sqlite:///."])
+def test_a_store_url_without_a_file_name_is_still_one_line(store: str, tmp_path: Path) -> None:
+    """The check of --out against the store's files was itself a traceback (ValueError:
+    PosixPath('.') has an empty name)."""
+    environment = {k: v for k, v in os.environ.items() if k != "LEDGER_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--store", store, "journal", "export", "--out", "x.txt"],
+        capture_output=True, text=True, cwd=tmp_path, check=False, env=environment,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
