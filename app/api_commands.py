@@ -94,12 +94,19 @@ def _loopback(host: str) -> bool:
 def _require_tls_pair(cert: Path, key: Path) -> None:
     """The server would fail on them only after saying it is up."""
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        # No password: the server has no way to ask for one, and OpenSSL would prompt.
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=_no_password
+        )
     except ssl.SSLError as error:
         raise CommandError(
             f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its private "
-            f"key: {error.reason or error}"
+            f"key without a pass phrase: {error.reason or error}"
         ) from error
+
+
+def _no_password() -> str:
+    return ""
 
 
 def _require_listenable(host: str, port: int) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import free_port
 from tests.unit.test_api_tls import _certificate
@@ -24,6 +25,15 @@ def store_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("api-start")
     assert _ledger("store", "init", cwd=folder).returncode == 0
     _certificate(folder)
+    # The same key under a pass phrase: the server cannot ask for it (OpenSSL prompted).
+    key = serialization.load_pem_private_key((folder / "api.key").read_bytes(), password=None)
+    (folder / "locked.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     (folder / "tokens.jsonl").write_text("", encoding="utf-8")
     return folder
 
@@ -75,6 +85,10 @@ def test_a_port_another_program_holds_is_one_line(
             ("--insecure-no-auth", "--tls-cert", "api.key", "--tls-key", "api.crt"),
             "--tls-cert api.key and --tls-key api.crt are not a PEM certificate and its "
             "private key",
+        ),
+        (
+            ("--insecure-no-auth", "--tls-cert", "api.crt", "--tls-key", "locked.key"),
+            "private key without a pass phrase",
         ),
     ],
 )
