@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from app.commands import CommandError, open_store, policy_of, port_max, require_output_file
+from ledger.identifiers import identifier_problem, printable
 from ledger.policy import Policy
 
 if TYPE_CHECKING:
@@ -204,6 +205,10 @@ def _api_token(args: argparse.Namespace) -> int:
 
     if args.tokens_file is None:
         raise CommandError(f"ledger api-token needs --tokens-file or ${tokens_file_env}")
+    # The principal is who the access log says called: a name a person can read.
+    problem = "is empty" if not args.principal.strip() else identifier_problem(args.principal)
+    if problem is not None:
+        raise CommandError(f"--principal {printable(args.principal)!r} {problem}")
     token = api_auth.new_api_token()
     try:
         line = api_auth.token_record(args.principal, args.role, token)

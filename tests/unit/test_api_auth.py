@@ -431,3 +431,18 @@ def test_ledger_api_token_adds_to_a_tokens_file_only(
         == 0
     )
     assert [p.name for p in load_token_file(tokens_file).values()] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("principal", "says"),
+    [("", "'' is empty"), ("  ", "'  ' is empty"), ("ops\x1b[2J", "unprintable character U+001B")],
+)
+def test_a_principal_the_access_log_could_not_show_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], principal: str, says: str
+) -> None:
+    """An empty principal was taken: the access log then named nobody."""
+    tokens_file = tmp_path / "tokens.jsonl"
+    command = ["api-token", "--tokens-file", str(tokens_file), "--principal", principal]
+    assert main([*command, "--role", "risk"]) == 2
+    assert says in capsys.readouterr().err
+    assert not tokens_file.exists()
