@@ -90,7 +90,13 @@ class CheckProtocol(HttpToolsProtocol):
         if account_id is None:
             return
         cycle = self.cycle
-        answer = self.front.answer(self._scope(), account_id, bytes(cycle.body))
+        # A server shutting down has asked the request to close its connection after it:
+        # the ASGI way says so in the answer's headers and closes it.
+        answer = (
+            self.front.answer(self._scope(), account_id, bytes(cycle.body))
+            if cycle.keep_alive
+            else None
+        )
         if answer is None:
             self._hand_over()
             return

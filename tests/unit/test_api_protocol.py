@@ -30,6 +30,7 @@ from tests.unit.test_projections import ingest_simulation
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 loop_turns = 50  # enough for the application's task of every request fed at once
+SHUTDOWN = b""  # in a test's chunks: the server starts shutting down there
 
 
 class _Transport:
@@ -93,6 +94,9 @@ def _exchange(
         transport = _Transport()
         connection.connection_made(transport)  # type: ignore[arg-type]
         for chunk in chunks:
+            if chunk == SHUTDOWN:
+                connection.shutdown()  # what the server does to each connection on SIGTERM
+                continue
             connection.data_received(chunk)
             for _ in range(loop_turns):
                 await asyncio.sleep(0)
@@ -219,4 +223,15 @@ def test_a_connection_not_kept_alive_goes_to_the_application(
     account_id = _holder(store)
     written, _, handed = _both(store, [request_of(account_id, withdrawal(account_id, "0.01"))])
     assert 200 in _statuses(written)
+    assert handed == 1
+
+
+def test_a_check_read_while_the_server_shuts_down_closes_its_connection(
+    store: LedgerStore,
+) -> None:
+    account_id = _holder(store)
+    check = _post(account_id, withdrawal(account_id, "0.01"))
+    written, _, handed = _both(store, [check[:-7], SHUTDOWN, check[-7:]])
+    assert _statuses(written) == [200]
+    assert b"connection: close" in written
     assert handed == 1
