@@ -501,8 +501,6 @@ def serve(
     worker of `ledger api --workers`, app/api_processes.py), else on (host, port)."""
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
-    from app.api_protocol import CheckProtocol  # noqa: PLC0415 (uvicorn's protocol)
-
     config = uvicorn.Config(
         served_app(store, policy, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
@@ -512,9 +510,8 @@ def serve(
         port=port,
         workers=1,  # this process: the in-memory views belong to it
         # The C HTTP parser and event loop: with h11 and asyncio's loop, parsing and writing
-        # a request cost more than the pre-trade check it carries (docs/performance.md);
-        # a check is answered as its request is parsed (app/api_protocol.py).
-        http=CheckProtocol,
+        # a request cost more than the pre-trade check it carries (docs/performance.md).
+        http="httptools",
         loop="uvloop",
         log_level="warning",
         access_log=False,
