@@ -236,6 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return commands.EXIT_USAGE
+    store = getattr(args, "store", None)
+    if store is not None and store != store.strip():
+        # `LEDGER_STORE="sqlite:///ledger.db "` from an env file named another file, made
+        # by a writer as a new store that looks like the right one in every message.
+        print(
+            f"ledger: --store {store!r} (or LEDGER_STORE) begins or ends with white space: "
+            "remove it",
+            file=sys.stderr,
+        )
+        return commands.EXIT_USAGE
     configure_logging(level)
     handler: Handler = args.handler
     try:

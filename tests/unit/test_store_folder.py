@@ -55,3 +55,16 @@ def test_a_reader_of_the_default_store_makes_no_folder(tmp_path: Path) -> None:
     done = _ledger("rejects", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert not (tmp_path / ".ledger").exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///ledger.db ", " sqlite:///ledger.db", "sqlite:///ledger.db\n"]
+)
+def test_a_store_url_with_spaces_around_it_is_refused(url: str, tmp_path: Path) -> None:
+    """'sqlite:///ledger.db ' made a new store file 'ledger.db ' next to 'ledger.db'."""
+    done = _ledger("--store", url, "store", "init", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"ledger: --store {url!r} (or LEDGER_STORE) begins or ends with white space: remove it\n"
+    )
+    assert list(tmp_path.iterdir()) == []
