@@ -18,10 +18,12 @@ route's errors are in the OpenAPI document with that schema.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +78,13 @@ from projections.views import document, stored_copy
 log = logging.getLogger(__name__)
 # A database restart takes seconds: when the API's store cannot be reached, callers retry.
 store_retry_after_s = 5
+# Seconds the API's PostgreSQL reads wait for a connection, each tried once: how long the
+# event loop (every request) waits when the server goes down, against about 80 s for a
+# writer's patient reads (ledger/store.py).
+api_store_reach_timeout_s = 1
+# Seconds after a failed read during which the store is not tried: requests are answered
+# 503 at once; then one read, off the event loop, tells whether it answers again.
+store_unreachable_hold_s = 2.0
 
 API_TITLE = "collateral-ledger"
 API_VERSION = "1"
@@ -177,8 +186,50 @@ class LiveViews:
         self.database.close()
 
 
+class StoreHeld(Exception):
+    """The store failed a read less than `store_unreachable_hold_s` ago: not tried."""
+
+
+@dataclass
+class StoreGate:
+    """Remembers that the store could not be reached, so that an outage costs the event
+    loop one failed read (`api_store_reach_timeout_s`) rather than one per request: while
+    it is remembered, requests are answered 503 at once; after it, one read in a worker
+    thread (the others still answered 503) finds whether the store answers again."""
+
+    store: LedgerStore
+    failed_at: float | None = None  # time.monotonic() of the last failed read
+    probing: bool = False
+
+    def failed(self) -> None:
+        self.failed_at = time.monotonic()
+
+    async def admit(self) -> None:
+        """Return when the store may be read on the event loop; raise StoreHeld, or the
+        read's OperationalError, when it may not."""
+        if self.failed_at is None:
+            return
+        if self.probing or time.monotonic() - self.failed_at < store_unreachable_hold_s:
+            raise StoreHeld(f"unreachable less than {store_unreachable_hold_s} s ago")
+        self.probing = True
+        try:
+            await asyncio.to_thread(self.store.last_seq)
+        finally:
+            self.probing = False
+        self.failed_at = None
+
+
 def _live(request: Request[Any, Any, Any]) -> LiveViews:
     live: LiveViews = request.app.state.live
+    return live
+
+
+async def _refreshed(request: Request[Any, Any, Any]) -> LiveViews:
+    """The in-memory views brought up to the journal's end, when the store is reachable."""
+    gate: StoreGate = request.app.state.gate
+    await gate.admit()
+    live = _live(request)
+    live.refresh()
     return live
 
 
@@ -186,6 +237,8 @@ async def _as_of(
     request: Request[Any, Any, Any], read: Callable[..., dict[str, Any]], *args: str
 ) -> dict[str, Any]:
     """`read(*args)` in the as_of pool; its refusals as 4xx, a full pool as 503."""
+    gate: StoreGate = request.app.state.gate
+    await gate.admit()
     reader: AsOfReader = request.app.state.as_of
     try:
         return await reader.run(read, *args)
@@ -204,8 +257,7 @@ async def _account_document(
 ) -> dict[str, Any]:
     if as_of is not None:
         return await _as_of(request, account_document, as_of, account_id, what)
-    live = _live(request)
-    live.refresh()
+    live = await _refreshed(request)
     book = live.book
     account = book.accounts.get(account_id)
     # A platform account (platform:house, platform:insurance, ...) answers as in `ledger query`.
@@ -261,8 +313,7 @@ async def report(
         raise NotFoundException(detail=f"no view {view!r}: the views are {', '.join(REPORT_VIEWS)}")
     if as_of is not None:
         return checked(await _as_of(request, report_document, as_of, view), ViewDocument)
-    live = _live(request)
-    live.refresh()
+    live = await _refreshed(request)
     return checked(document(live.database, TABLES_BY_VIEW[view]), ViewDocument)
 
 
@@ -273,8 +324,7 @@ async def report(
     responses=error_responses(500, 503),
 )
 async def health(request: Request[Any, Any, Any]) -> HealthDocument:
-    live = _live(request)
-    live.refresh()
+    live = await _refreshed(request)
     return HealthDocument(
         status="ok",
         journal_seq=live.book.last_seq,
@@ -322,8 +372,7 @@ def metrics_text(live: LiveViews) -> str:
     responses=error_responses(401, 403, 500, 503),
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[str]:
-    live = _live(request)
-    live.refresh()
+    live = await _refreshed(request)
     # Litestar appends the charset to a text media type itself: naming it here sent it twice.
     return Response(metrics_text(live), media_type="text/plain; version=0.0.4")
 
@@ -381,10 +430,14 @@ def _error_handler(
 
 
 def _store_unreachable(
-    request: Request[Any, Any, Any], outage: OperationalError | InterfaceError
+    request: Request[Any, Any, Any], outage: OperationalError | InterfaceError | StoreHeld
 ) -> Response[ErrorDocument]:
     """The database is down or restarting: not a fault of the ledger, so one log line and a
-    503 the caller (and /health's probe) can retry, not a 500 with a traceback."""
+    503 the caller (and /health's probe) can retry, not a 500 with a traceback. A failed
+    read is remembered (`StoreGate`): the next requests do not wait for the store."""
+    if not isinstance(outage, StoreHeld):
+        gate: StoreGate = request.app.state.gate
+        gate.failed()
     log.warning(
         "api_store_unreachable method=%s path=%s error=%s",
         request.method,
@@ -429,6 +482,7 @@ def create_app(
         # /metrics (7 s on the demo's store).
         live.refresh()
         app.state.as_of = AsOfReader(store, policy, as_of_source)
+        app.state.gate = StoreGate(store)
 
     def close_views(app: Litestar) -> None:
         live: LiveViews = app.state.live
@@ -444,6 +498,7 @@ def create_app(
             HTTPException: _error_handler(security),
             OperationalError: _store_unreachable,
             InterfaceError: _store_unreachable,
+            StoreHeld: _store_unreachable,
             Exception: _fault,
         },
         before_send=[security.before_send],

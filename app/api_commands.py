@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 from app.commands import CommandError, open_store, policy_of, port_max, require_output_file
 from ledger.identifiers import identifier_problem, printable
 from ledger.policy import Policy
+from ledger.store import LedgerStore
 
 if TYPE_CHECKING:
     from app.api_auth import ApiSecurity
@@ -172,7 +173,11 @@ def _serve(
     """One server process: the store opened here, its views built here."""
     from app import api, api_as_of  # noqa: PLC0415
 
-    with open_store(args) as store:
+    # Checked by `open_store` before the server said it was up. Its reads give up on a
+    # PostgreSQL server that is down after a second, so requests are answered 503 at once.
+    with LedgerStore.open(
+        args.store, read_only=True, reach_timeout_s=api.api_store_reach_timeout_s
+    ) as store:
         tls = api.TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
         source = api_as_of.AsOfSource(args.store, args.policy)
         api.serve(

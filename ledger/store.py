@@ -284,7 +284,7 @@ class LedgerStore:
         self._probe: sqlite3.Connection | None = None  # `_read_connection`, opened on first use
 
     @classmethod
-    def open(cls, url: str, *, read_only: bool = False) -> Self:
+    def open(cls, url: str, *, read_only: bool = False, reach_timeout_s: int | None = None) -> Self:
         """Open (and, unless `read_only`, create when missing) the store at `url`:
 
         `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`
@@ -295,8 +295,19 @@ class LedgerStore:
         (and works on a read-only file system), and a store that does not exist or holds
         no ledger is `NotALedgerStore` instead of a new empty store. A file that exists but
         is empty or not SQLite is refused in both modes: it is never a new store.
+
+        `reach_timeout_s` is for a reader that must answer while PostgreSQL is down (the
+        API): each read waits that many seconds for a connection and is tried once, where
+        the default waits `postgres_connect_timeout_s` and tries 10 times (about 80 s). A
+        SQLite file is always reached: it is ignored there.
         """
-        factory, description = open_factory(url, read_only=read_only)
+        require(
+            reach_timeout_s is None or read_only,
+            "only a reader gives up on an unreachable store; a writer waits for it",
+        )
+        factory, description = open_factory(
+            url, read_only=read_only, reach_timeout_s=reach_timeout_s
+        )
         try:
             recorder = _process_recorder(factory)
             if isinstance(factory, PostgresFactory) and not read_only:
@@ -630,13 +641,15 @@ def _process_recorder(factory: StoreFactory) -> ProcessRecorder:
         return factory.process_recorder()
 
 
-def open_factory(url: str, *, read_only: bool = False) -> tuple[StoreFactory, str]:
+def open_factory(
+    url: str, *, read_only: bool = False, reach_timeout_s: int | None = None
+) -> tuple[StoreFactory, str]:
     """The eventsourcing factory for `url`, every setting spelled out, and the URL as it
     may be logged. Used by `LedgerStore.open` and the recorder benchmark."""
     if url.startswith("sqlite:///"):
         return _sqlite_factory(url.removeprefix("sqlite:///"), read_only=read_only)
     if url.startswith(("postgresql://", "postgres://")):
-        return _postgres_factory(url, read_only=read_only)
+        return _postgres_factory(url, reach_timeout_s=reach_timeout_s)
     scheme = url.split(":", maxsplit=1)[0]
     msg = f"store URL must start with sqlite:/// or postgresql://, got {scheme!r}"
     raise StoreUrlError(msg)
@@ -837,8 +850,9 @@ def _require_full_sync(factory: SQLiteFactory) -> None:
     )
 
 
-def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, str]:
-    del read_only  # a reader is the `ledger_reader` role; `open` skips creating tables
+def _postgres_factory(url: str, *, reach_timeout_s: int | None) -> tuple[PostgresFactory, str]:
+    """A reader is the `ledger_reader` role (`open` skips creating tables); one with a
+    `reach_timeout_s` gives up on a read after that many seconds, without retries."""
     location = parse_postgres_url(url)
     _require_server_accepts(location)
     factory = PostgresFactory(
@@ -852,7 +866,7 @@ def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, st
             "POSTGRES_GET_PASSWORD_TOPIC": "",  # the password comes from the URL
             "POSTGRES_SCHEMA": location.schema,  # tables live in this schema alone
             # Seconds to wait for a pooled connection: fail loudly, never hang a writer.
-            "POSTGRES_CONNECT_TIMEOUT": str(postgres_connect_timeout_s),
+            "POSTGRES_CONNECT_TIMEOUT": str(reach_timeout_s or postgres_connect_timeout_s),
             # Two connections: the writer, and one reader (a replay or a CLI query).
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_MAX_OVERFLOW": "2",  # short bursts of extra readers, bounded
@@ -878,13 +892,35 @@ def _postgres_factory(url: str, *, read_only: bool) -> tuple[PostgresFactory, st
             # that the URL's role is the owner (ledger/store_privileges.py).
             "CREATE_TABLE": "n",
             # eventsourcing's recorder, taking its write lock through the owner's function.
-            "PROCESS_RECORDER_TOPIC": store_privileges.JOURNAL_RECORDER_TOPIC,
+            "PROCESS_RECORDER_TOPIC": (
+                store_privileges.JOURNAL_RECORDER_TOPIC
+                if reach_timeout_s is None
+                else ONE_ATTEMPT_RECORDER_TOPIC
+            ),
         }
     )
     return factory, location.describe()
 
 
 postgres_connect_timeout_s = 10  # one connection attempt, before the pool and in it
+
+
+def _first_attempt(read: str) -> Any:
+    """eventsourcing's recorder method `read` without its retry decorator."""
+    return getattr(store_privileges.JournalRecorder, read).__wrapped__
+
+
+class OneAttemptJournalRecorder(store_privileges.JournalRecorder):
+    """The journal recorder of a reader that must answer while the server is down: each
+    read tried once, not 10 times 0.2 s apart, each waiting the pool's whole timeout."""
+
+    select_events = _first_attempt("select_events")
+    select_notifications = _first_attempt("select_notifications")
+    max_notification_id = _first_attempt("max_notification_id")
+    max_tracking_id = _first_attempt("max_tracking_id")
+
+
+ONE_ATTEMPT_RECORDER_TOPIC = f"{__name__}:{OneAttemptJournalRecorder.__qualname__}"
 
 
 def _require_server_accepts(location: PostgresLocation) -> None:
