@@ -78,10 +78,6 @@ from projections.views import document, stored_copy
 log = logging.getLogger(__name__)
 # A database restart takes seconds: when the API's store cannot be reached, callers retry.
 store_retry_after_s = 5
-# Seconds the API's PostgreSQL reads wait for a connection, each tried once: how long the
-# event loop (every request) waits when the server goes down, against about 80 s for a
-# writer's patient reads (ledger/store.py).
-api_store_reach_timeout_s = 1
 # Seconds after a failed read during which the store is not tried: requests are answered
 # 503 at once; then one read, off the event loop, tells whether it answers again.
 store_unreachable_hold_s = 2.0
@@ -193,7 +189,7 @@ class StoreHeld(Exception):
 @dataclass
 class StoreGate:
     """Remembers that the store could not be reached, so that an outage costs the event
-    loop one failed read (`api_store_reach_timeout_s`) rather than one per request: while
+    loop one failed read (`store_reach_timeout_s`) rather than one per request: while
     it is remembered, requests are answered 503 at once; after it, one read in a worker
     thread (the others still answered 503) finds whether the store answers again."""
 

@@ -51,6 +51,10 @@ as_of_workers = 2  # replays at once: one per core of the machines the API runs 
 as_of_requests_in_flight_max = 64  # admitted as_of requests, running or waiting
 as_of_worker_niceness = 10  # added to a worker process's nice value: the event loop first
 as_of_retry_after_s = 1  # the Retry-After of a 503 when the bound is reached
+# Seconds the API's PostgreSQL reads (its event loop's and its workers') wait for a
+# connection, each tried once: how long a request waits when the server goes down,
+# against about 80 s for a writer's patient reads (ledger/store.py).
+store_reach_timeout_s = 1
 _HTTP_BAD_REQUEST = 400
 _HTTP_NOT_FOUND = 404
 _HTTP_CONFLICT = 409
@@ -94,7 +98,9 @@ def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
     os.nice(as_of_worker_niceness)
     policy = load_policy(source.policy_path)
     require(policy.digest == policy_digest, "the policy file changed since the API started")
-    store = LedgerStore.open(source.store_url, read_only=True)
+    store = LedgerStore.open(
+        source.store_url, read_only=True, reach_timeout_s=store_reach_timeout_s
+    )
     _worker[_OPENED] = (store, policy, source.store_url)
     _follow_tail(store, source.store_url)
 

@@ -176,7 +176,7 @@ def _serve(
     # Checked by `open_store` before the server said it was up. Its reads give up on a
     # PostgreSQL server that is down after a second, so requests are answered 503 at once.
     with LedgerStore.open(
-        args.store, read_only=True, reach_timeout_s=api.api_store_reach_timeout_s
+        args.store, read_only=True, reach_timeout_s=api_as_of.store_reach_timeout_s
     ) as store:
         tls = api.TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert else None
         source = api_as_of.AsOfSource(args.store, args.policy)

@@ -17,7 +17,8 @@ import pytest
 from litestar.testing import TestClient
 from psycopg import sql
 
-from app.api import api_store_reach_timeout_s, create_app, store_unreachable_hold_s
+from app.api import create_app, store_unreachable_hold_s
+from app.api_as_of import store_reach_timeout_s
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger.application import LedgerApplication
@@ -122,7 +123,7 @@ def test_the_api_answers_503_at_once_while_the_database_is_down(postgres_url: st
     database = url.rsplit("/", 1)[1]
     policy = load_policy(None)
     with (
-        LedgerStore.open(url, read_only=True, reach_timeout_s=api_store_reach_timeout_s) as store,
+        LedgerStore.open(url, read_only=True, reach_timeout_s=store_reach_timeout_s) as store,
         TestClient(create_app(store, policy, api_security(access_log=io.StringIO()))) as client,
     ):
         client.headers.update(AUDITOR)
