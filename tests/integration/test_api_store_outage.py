@@ -132,16 +132,16 @@ def test_the_api_answers_503_at_once_while_the_database_is_down(postgres_url: st
             first = callers.submit(_timed_get, client, "/reports/margin-calls")
             time.sleep(0.1)  # the first request is waiting for the store
             second = callers.submit(_timed_get, client, "/health")
-            for answer in (first, second):
-                status, waited_s = answer.result(timeout=_OUTAGE_ANSWER_MAX_S * 2)
+            for call in (first, second):
+                status, waited_s = call.result(timeout=_OUTAGE_ANSWER_MAX_S * 2)
                 assert status == 503
                 assert waited_s < _OUTAGE_ANSWER_MAX_S, waited_s
             # Known to be down: answered without waiting for the store.
             assert _timed_get(client, "/metrics")[0] == 503
         deadline = time.monotonic() + _BACK_UP_MAX_S
-        while (answer := client.get("/reports/margin-calls")).status_code == 503:
+        while (back := client.get("/reports/margin-calls")).status_code == 503:
             assert time.monotonic() < deadline, "the API did not reach the store again"
             time.sleep(0.5)
-        assert answer.status_code == 200
-        assert answer.json() == figures
+        assert back.status_code == 200
+        assert back.json() == figures
         assert figures["rows"], figures
