@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from litestar.testing import TestClient
@@ -24,6 +26,7 @@ from app.simulation import simulate
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from tests.api_process import running_api
 from tests.api_security import AUDITOR, api_security
 
 pytestmark = pytest.mark.integration
@@ -145,3 +148,23 @@ def test_the_api_answers_503_at_once_while_the_database_is_down(postgres_url: st
         assert back.status_code == 200
         assert back.json() == figures
         assert figures["rows"], figures
+
+
+_STOP_MAX_S = 10.0  # seconds `ledger api` may take to stop on SIGTERM, generous for 2 cores
+
+
+def test_ledger_api_stops_at_once_on_sigterm_while_the_database_is_down(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """`ledger api` as deployed (its own process, the store it opens itself): a 503 within
+    the bound while the server is down, and SIGTERM ends it promptly."""
+    url = _ledger_database(postgres_url)
+    database = url.rsplit("/", 1)[1]
+    with running_api(url, tmp_path / "api.log") as api, _database_down(postgres_url, database):
+        started = time.monotonic()
+        assert httpx.get(f"{api.base}/health", timeout=_OUTAGE_ANSWER_MAX_S).status_code == 503
+        assert time.monotonic() - started < _OUTAGE_ANSWER_MAX_S
+        stopping = time.monotonic()
+        api.process.terminate()
+        api.process.wait(timeout=_STOP_MAX_S)
+        assert time.monotonic() - stopping < _STOP_MAX_S
