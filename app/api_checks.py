@@ -44,6 +44,7 @@ from app.api_auth import ApiSecurity
 from app.api_documents import CheckDocument, checked, error_responses
 from ledger import pretrade
 from ledger.limits import account_id_chars_max
+from ledger.store import InterfaceError, OperationalError
 
 CHECKS_PATH = "/accounts/{account_id:str}/checks"
 AccountId = Annotated[
@@ -75,6 +76,7 @@ def _answer(live: Any, account_id: str, raw: bytes) -> CheckDocument:
     responses=error_responses(400, 401, 403, 500, 503),
 )
 async def account_check(request: Request[Any, Any, Any], account_id: AccountId) -> CheckDocument:
+    await request.app.state.gate.admit()  # a store known to be down: 503 at once (app.api)
     return _answer(request.app.state.live, account_id, await request.body())
 
 
@@ -142,10 +144,14 @@ class CheckFront:
         """The 200 of the check of `body` (its access-log line written), or None when the
         framework answers the request: a token that does not open the route (its 401 or
         403), a request the check cannot answer (its 400), a fault (its 500, logged)."""
-        if not self._admitted(scope, account_id):
-            return None
+        gate = self.framework.state.gate
+        if gate.failed_at is not None or not self._admitted(scope, account_id):
+            return None  # a store known to be down: the route's gate answers 503 at once
         try:
             document = _answer(self.framework.state.live, account_id, body)
+        except (OperationalError, InterfaceError):
+            gate.failed()  # the route answers 503 without waiting for the store again
+            return None
         except Exception:  # not swallowed: the framework decides it again and answers,
             # its 400 for a request the check cannot answer, its 500 with the fault logged.
             return None

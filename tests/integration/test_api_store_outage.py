@@ -5,6 +5,7 @@ once the database serves; never a 500 with a traceback in the log."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,15 +20,16 @@ import pytest
 from litestar.testing import TestClient
 from psycopg import sql
 
-from app.api import create_app, store_unreachable_hold_s
+from app.api import create_app, served_app, store_unreachable_hold_s
 from app.api_as_of import store_reach_timeout_s
 from app.commands import ingest_stream
 from app.simulation import simulate
+from ledger import reporting
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from tests.api_process import running_api
-from tests.api_security import AUDITOR, api_security
+from tests.api_security import AUDITOR, TOKENS_BY_ROLE, api_security, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +170,55 @@ def test_ledger_api_stops_at_once_on_sigterm_while_the_database_is_down(
         api.process.terminate()
         api.process.wait(timeout=_STOP_MAX_S)
         assert time.monotonic() - stopping < _STOP_MAX_S
+
+
+def test_a_pre_trade_check_answers_503_at_once_while_the_database_is_down(
+    postgres_url: str,
+) -> None:
+    """The check route, answered in front of the framework when the store serves: while
+    the server is down a check gets the same 503 as every read, and the next checks are
+    not held for the store again; once the server is back, the check is answered."""
+    url = _ledger_database(postgres_url)
+    database = url.rsplit("/", 1)[1]
+    policy = load_policy(None)
+    with LedgerStore.open(url, read_only=True, reach_timeout_s=store_reach_timeout_s) as store:
+        book = reporting.book_as_of(store, None)
+        holder = sorted(
+            a.account_id for a in book.clients() if a.balance("USD") > 0 and a.margin_call is None
+        )[0]
+        record = json.dumps(
+            {
+                "type": "withdrawal_requested",
+                "event_id": "proposed-withdrawal",
+                "occurred_at": "2026-11-30T00:00:00Z",
+                "account_id": holder,
+                "asset": "USD",
+                "amount": "1",
+            }
+        )
+        security = api_security(access_log=io.StringIO())
+        app = served_app(store, policy, security)
+        with TestClient(app) as client:
+            client.headers.update(bearer(TOKENS_BY_ROLE["trading"]))
+            gate = app.framework.state.gate
+            path = f"/accounts/{holder}/checks"
+            assert client.post(path, content=record).status_code == 200
+            with _database_down(postgres_url, database):
+                failures = []
+                for _ in range(3):
+                    started = time.monotonic()
+                    answer = client.post(path, content=record)
+                    assert answer.status_code == 503, answer.text
+                    assert answer.json()["detail"] == "the store cannot be reached: retry shortly"
+                    assert time.monotonic() - started < _OUTAGE_ANSWER_MAX_S
+                    failures.append(gate.failed_at)
+                # One failed read, remembered: the next checks (within the time it is
+                # remembered) did not try the store, which would have failed anew.
+                assert failures[0] is not None
+                assert failures == [failures[0]] * 3
+            deadline = time.monotonic() + _BACK_UP_MAX_S
+            while (back := client.post(path, content=record)).status_code == 503:
+                assert time.monotonic() < deadline, "the API did not reach the store again"
+                time.sleep(0.5)
+            assert back.status_code == 200, back.text
+            assert back.json()["account_id"] == holder
