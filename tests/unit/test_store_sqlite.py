@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import Tracking
 
+from ledger.invariants import InvariantViolation
 from ledger.journal import GENESIS_HASH
-from ledger.store import INPUTS_SEEN_TABLE, LedgerStore, StoreUrlError, open_factory
+from ledger.store import (
+    INPUTS_SEEN_TABLE,
+    JOURNAL_STREAM_ID,
+    LedgerStore,
+    StoreUrlError,
+    open_factory,
+)
 from ledger.store_url import parse_postgres_url
 from tests.store_suite import *  # noqa: F403  # the shared suite's tests run here
 from tests.store_suite import INBOX, decided_entries, input_digest, journal_entries
@@ -39,6 +46,24 @@ def test_a_store_written_before_the_inputs_seen_table_is_filled_from_its_journal
             f"in-{n}": input_digest(n) for n in range(1, 2_001)
         }  # in-0's first event would be at seq 0: not in this journal
         assert store.catch_up_inputs_seen() == 0  # the last record is the last input's
+
+
+def test_a_journal_with_a_seq_missing_is_refused_where_it_is_read(
+    store_url: str, tmp_path: Path
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        store.append(journal_entries(1, 6, GENESIS_HASH), [], Tracking(INBOX, 0))
+    with sqlite3.connect(tmp_path / "ledger.db") as connection:  # a row lost under the ledger
+        connection.execute(
+            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = 4",
+            (JOURNAL_STREAM_ID.hex,),
+        )
+    with LedgerStore.open(store_url, read_only=True) as store:
+        assert [entry.seq for entry in store.read_journal(limit=3)] == [1, 2, 3]
+        with pytest.raises(InvariantViolation, match=r"journal gap: seqs 5\.\.6 read where 4\.\.5"):
+            store.read_journal(after_seq=3)
+        with pytest.raises(InvariantViolation, match=r"journal gap: seqs 1\.\.6 read where 1\.\.5"):
+            store.read_journal()
 
 
 def test_a_memory_store_is_private_to_its_instance() -> None:
