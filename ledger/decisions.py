@@ -452,16 +452,18 @@ def _perp_trade(desk: Desk, record: inbox.PerpTrade) -> Handled:
             "reduced, and this trade increases it",
         )
     _book_perp(desk, account=account, record=record, signed=signed, fee=record.fee)
-    # The platform's house is the counterparty of every client trade.
-    house_side: inbox.Side = "sell" if record.side == "buy" else "buy"
-    _book_perp(
-        desk,
-        account=desk.book.accounts[HOUSE],
-        record=record,
-        signed=-signed,
-        fee=ZERO,
-        side=house_side,
-    )
+    # The platform's house is the counterparty of every client trade (a pre-trade check's
+    # desk may leave its side out: ledger/pretrade.py says why the answer is the same).
+    if not desk.leaves_counterparty_out(je.PerpTradeBooked):
+        house_side: inbox.Side = "sell" if record.side == "buy" else "buy"
+        _book_perp(
+            desk,
+            account=desk.book.accounts[HOUSE],
+            record=record,
+            signed=-signed,
+            fee=ZERO,
+            side=house_side,
+        )
     return _traded(desk, record, lot)
 
 

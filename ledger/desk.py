@@ -63,6 +63,13 @@ class Desk:
         self.pending.append(JournalEntry(seq=seq, type=_tag(event), record=sealed.record))
         return event
 
+    def leaves_counterparty_out(self, kind: type[je.JournalEventType]) -> bool:
+        """Whether this desk leaves the house's side of a client's trade (its event, of
+        type `kind`) out of its book and journal: the ledger's own desks never do; a
+        pre-trade check's may (`scratch.ValuingDesk`)."""
+        del kind
+        return False
+
     def common(self, account_id: str | None = None) -> Common:
         """The fields every event of the current input carries; the first takes the digest."""
         digest, self.digest = self.digest, None

@@ -34,6 +34,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.desk import Desk
+from ledger.journal import JournalEntry
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import Refusal
@@ -196,6 +197,20 @@ class ValuingDesk(Desk):
 
     valued: str = ""
     kept: _Valuation | None = None
+    leaves_house_out: bool = False  # the house's side of a client's trade, if asked to
+    left_house_out: bool = False  # whether it did
+
+    def leaves_counterparty_out(self, kind: type[je.JournalEventType]) -> bool:
+        """Leave the house's side out when asked to (`ledger/pretrade.py` says when the
+        answer is the same): its entry keeps its place and its seq, so the events after it
+        keep theirs, but names only its type and applies nothing."""
+        if not self.leaves_house_out:
+            return False
+        book = self.book
+        book.last_seq += 1
+        self.pending.append(JournalEntry(book.last_seq, str(kind.__struct_config__.tag), b""))
+        self.left_house_out = True
+        return True
 
     def figures(
         self, account: Account, *, with_positions: bool = False
@@ -241,12 +256,16 @@ def scratch_desk(book: Book, policy: Policy, *, watch_everyone: bool = False) ->
     return desk
 
 
-def valuing_desk(book: Book, policy: Policy, account_id: str) -> ValuingDesk:
+def valuing_desk(
+    book: Book, policy: Policy, account_id: str, *, leaves_house_out: bool = False
+) -> ValuingDesk:
     """A scratch desk for inputs that are not marks (no bands, as `scratch_desk`) that keeps
-    the full figures of `account_id` each decision computes (`ValuingDesk`)."""
+    the full figures of `account_id` each decision computes (`ValuingDesk`); with
+    `leaves_house_out`, it leaves the house's side of a client's trade out."""
     return ValuingDesk(
         book=scratch_book(book),
         policy=policy,
         watchlist=_Unbanded(policy),
         valued=account_id,
+        leaves_house_out=leaves_house_out,
     )
