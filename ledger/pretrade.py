@@ -29,16 +29,16 @@ The verdict:
 The house's side of a perpetual order. The ledger books a client's perpetual trade twice:
 the client's side, then the house's, its counterparty. A check leaves the house's side out
 (about a tenth of a check's CPU; its entry in `would_record` keeps its place), because
-nothing the answer says depends on it: the trade's refusals all come before either side is booked (an unknown
-account, the retail rule); the house's event moves only the house's position and the USD
-of the house and `platform:perp_settlement`, reserved accounts that are never overdrawn,
-financed or reviewed (`Book.overdrawn`, `margin.review`); the client's figures are of its
-own holdings at the marks, the lending limits of the clients' loans. The one decision that
-reads other accounts' positions is auto-deleveraging, inside a liquidation
-(`liquidation.deleveraging_queue`, where the house's position may stand): a check whose
-decision records anything but the trade, a financed debit and the margin review's calls
-and waits (`HOUSE_BLIND`) is decided again with the house's side booked. A test checks
-every order of a simulated day both ways.
+nothing the answer says depends on it: the trade's refusals all come before either side is
+booked (an unknown account, the retail rule); the house's event moves only the house's
+position and the USD of the house and `platform:perp_settlement`, reserved accounts that
+are never overdrawn, financed or reviewed (`Book.overdrawn`, `margin.review`); the client's
+figures are of its own holdings at the marks, the lending limits of the clients' loans. The
+one decision that reads other accounts' positions is auto-deleveraging, inside a
+liquidation (`liquidation.deleveraging_queue`, where the house's position may stand): a
+check whose decision records anything but the trade, a financed debit and the margin
+review's calls and waits (`HOUSE_BLIND`) is decided again with the house's side booked. A
+test checks every order of a simulated day both ways.
 
 The figures before and after are those of `ledger query margin` (`reporting.margin_view`);
 the figures after are those the record's margin review computed when it valued the
