@@ -112,6 +112,7 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
     "ledger statements daily": _STORE,
     "ledger statements monthly": _STORE,
     "ledger store init": _STORE,
+    "ledger store snapshot": frozenset({"--store", "--log-level"}),  # applies, decides nothing
     "ledger inbox skip": _STORE,  # the position names its topic itself
 }
 

@@ -45,7 +45,6 @@ from ledger.journal import JournalEntry, canonical_json, format_timestamp
 from ledger.limits import (
     inbox_batch_records_max,
     inbox_record_bytes_max,
-    journal_read_batch_events_max,
     snapshot_interval_events,
 )
 from ledger.margin import watch_all
@@ -154,7 +153,7 @@ class LedgerApplication:
         with _cyclic_collector_paused():
             outcome = self._decide(items, tracking)
             with self._rebuilt_on_store_fault():
-                trades, deposits = _originals_booked(self.book)
+                trades, deposits = snapshots.originals_booked(self.book)
                 self.store.append(outcome.journal, outcome.rejects, tracking, trades, deposits)
             self.book.new_inputs = {}  # the store has them now
             self.book.new_trades, self.book.new_deposits = {}, {}
@@ -346,13 +345,7 @@ class LedgerApplication:
         store the client trades and deposits booked there, a page of the journal at a time."""
         book = snapshots.restore(self.store, writer=True)
         self.snapshot_seq = book.last_seq
-        end = self.store.last_seq()
-        while book.last_seq < end:
-            page_end = min(end, book.last_seq + journal_read_batch_events_max)
-            snapshots.apply_until(self.store, book, page_end)
-            require(book.last_seq == page_end, "the journal ends before its last seq")
-            self.store.record_originals(*_originals_booked(book))
-            book.new_trades, book.new_deposits = {}, {}
+        snapshots.replay_into(self.store, book, self.store.last_seq())
         self.replayed_events = book.last_seq - self.snapshot_seq
         book.new_inputs = {}
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
@@ -377,19 +370,6 @@ def _cyclic_collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _originals_booked(
-    book: Book,
-) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
-    """The client trades and deposits `book` booked since its last store transaction, as
-    the store records them."""
-    trades = present(book.new_trades, "the writer's book keeps its new trades")
-    deposits = present(book.new_deposits, "the writer's book keeps its new deposits")
-    return (
-        [(trade_id, seq, trade) for trade_id, (seq, trade) in trades.items()],
-        [(reference, deposit.seq) for reference, deposit in deposits.items()],
-    )
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

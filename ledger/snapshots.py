@@ -11,7 +11,9 @@ client trades and the client deposits kept for busts and returns: `LedgerStore.i
 The book snapshots are a stream per code digest (`LedgerStore.append_snapshot`): a code
 version reads only its own snapshots, so the first start after an upgrade replays from seq
 1 and records its snapshot at once, even at a seq where the older code recorded one (a
-store at rest), and the next start loads it.
+store at rest), and the next start loads it. To spare the upgraded writer that replay,
+the new code records its snapshot beforehand (`prepare`, `ledger store snapshot`), while
+the older code's writer still runs: the switch-over start is that snapshot and the tail.
 
 A snapshot is derived data, never the truth. It is used only when its format and code
 digest are this code's and its hash equals the journal's at its seq; otherwise the book is
@@ -24,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,9 +37,9 @@ from ledger import book as book_module
 from ledger import journal_events as je
 from ledger import money, risk
 from ledger.book import Book
-from ledger.invariants import InvariantViolation, present
+from ledger.invariants import InvariantViolation, present, require
 from ledger.limits import journal_read_batch_events_max
-from ledger.store import LedgerStore
+from ledger.store import JournalConflict, LedgerStore
 
 log = logging.getLogger("ledger.snapshots")
 
@@ -124,6 +126,82 @@ def take(store: LedgerStore, book: Book) -> None:
         book=snapshot_form(book),
     )
     store.append_snapshot(book.last_seq, CODE_DIGEST, _encode(snapshot))
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What `prepare` did: the seq of this code's snapshot it began from (0: seq 1), the
+    journal events it applied after it, and the seq of this code's snapshot it leaves."""
+
+    began_at: int
+    applied: int
+    snapshot_seq: int
+
+
+def prepare(
+    store: LedgerStore,
+    interval_events: int,
+    on_page: Callable[[int], None] | None = None,
+) -> Prepared:
+    """This code's book snapshot at the journal's end, recorded ahead of an upgrade
+    (`ledger store snapshot`), while the older code's writer may still be appending.
+
+    The book is built as this code's writer builds it at start (`replay_into`), from this
+    code's latest usable snapshot, else seq 1, up to the journal's end as it stands after
+    each page (so it catches a writer that goes on); a snapshot is recorded every
+    `interval_events` on the way, so an interrupted run resumes near where it stopped, and
+    one at the end. The journal, the rejects, the inputs seen and the older code's
+    snapshots are only read; the trades and deposits tables get only the rows the journal
+    booked that they lack (none, unless older code wrote the store before they existed).
+    `on_page` is told the events applied, after each page."""
+    book = restore(store, writer=True)
+    began_at = recorded = book.last_seq
+    while book.last_seq < (end := store.last_seq()):
+        before = book.last_seq
+        replay_into(store, book, min(end, before + journal_read_batch_events_max))
+        if book.last_seq - recorded >= interval_events:
+            recorded = _record(store, book)
+        if on_page is not None:
+            on_page(book.last_seq - before)
+    if book.last_seq > recorded:
+        recorded = _record(store, book)
+    return Prepared(began_at, book.last_seq - began_at, recorded)
+
+
+def replay_into(store: LedgerStore, book: Book, until_seq: int) -> None:
+    """A writer's `book` brought to journal seq `until_seq`, a page at a time, recording in
+    the store the client trades and deposits booked there (a trade id or reference
+    recorded already keeps its row)."""
+    while book.last_seq < until_seq:
+        page_end = min(until_seq, book.last_seq + journal_read_batch_events_max)
+        apply_until(store, book, page_end)
+        require(book.last_seq == page_end, "the journal ends before its last seq")
+        store.record_originals(*originals_booked(book))
+        book.new_trades, book.new_deposits = {}, {}
+
+
+def originals_booked(
+    book: Book,
+) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
+    """The client trades and deposits a writer's `book` booked since they were last taken
+    from it, as the store records them."""
+    trades = present(book.new_trades, "the writer's book keeps its new trades")
+    deposits = present(book.new_deposits, "the writer's book keeps its new deposits")
+    return (
+        [(trade_id, seq, trade) for trade_id, (seq, trade) in trades.items()],
+        [(reference, deposit.seq) for reference, deposit in deposits.items()],
+    )
+
+
+def _record(store: LedgerStore, book: Book) -> int:
+    """`take`, where a snapshot of this code at the book's seq is as good as this one (this
+    code's writer, or an earlier run, recorded it): derived from the same journal by the
+    same code. Returns the seq."""
+    try:
+        take(store, book)
+    except JournalConflict:
+        log.info("this code's snapshot at seq %s was already recorded", book.last_seq)
+    return book.last_seq
 
 
 def restore(store: LedgerStore, until_seq: int | None = None, *, writer: bool) -> Book:

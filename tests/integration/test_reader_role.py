@@ -97,6 +97,7 @@ def test_every_read_command_works_as_the_reader(
     [
         ["ingest", "{tmp}/inbox.jsonl"],
         ["store", "init"],
+        ["store", "snapshot"],
         ["inbox", "skip", "file:{digest}:1", "--reason", "ticket 7"],
     ],
 )
