@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import msgspec
 
+from app.output_files import written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
@@ -464,7 +465,8 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
     if args.out in (None, "-"):  # `-` is stdout, as for journal export and report
         sys.stdout.buffer.write(document)
     else:
-        Path(args.out).write_bytes(document)
+        with written_whole(Path(args.out)) as partial:
+            partial.write_bytes(document)
     print(
         f"checkpoint: seq {seq}, hash {checkpoints.checkpoint_position(document)[1]}",
         file=sys.stderr,
@@ -473,9 +475,16 @@ def _journal_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _journal_export(args: argparse.Namespace) -> int:
-    if args.out not in (None, "-"):
-        require_output_file(Path(args.out), "--out", args.store)
-    out = sys.stdout.buffer if args.out in (None, "-") else Path(args.out).open("wb")  # noqa: SIM115
+    if args.out in (None, "-"):
+        _export_journal(args, sys.stdout.buffer)
+        return 0
+    require_output_file(Path(args.out), "--out", args.store)
+    with written_whole(Path(args.out)) as partial, partial.open("wb") as out:
+        _export_journal(args, out)
+    return 0
+
+
+def _export_journal(args: argparse.Namespace, out: IO[bytes]) -> None:
     progress = Progress("export", unit="events")
     try:
         with open_store(args) as store:
@@ -485,9 +494,6 @@ def _journal_export(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         out.flush()
-        if out is not sys.stdout.buffer:
-            out.close()
-    return 0
 
 
 def register(sub: Any) -> None:

@@ -22,6 +22,7 @@ from app.commands import (
     require_file,
     require_output_file,
 )
+from app.output_files import written_whole
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
@@ -95,7 +96,8 @@ def _stress(args: argparse.Namespace) -> int:
     book = _book(args)
     document = _stress_document(book, policy, shocks, ladders)
     if args.html is not None:
-        args.html.write_text(stress_output.ladder_html(document), encoding="utf-8")
+        with written_whole(args.html) as partial:
+            partial.write_text(stress_output.ladder_html(document), encoding="utf-8")
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
         return 0

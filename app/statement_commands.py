@@ -19,6 +19,7 @@ from typing import Any
 
 from app import statement_output
 from app.commands import CommandError, open_store, policy_of
+from app.output_files import folder_written_whole
 from ledger import journal_events as je
 from ledger import statements
 from ledger.store import LedgerStore
@@ -78,9 +79,25 @@ def _statements(args: argparse.Namespace) -> int:
         period = _period(store, args)
         batch = statements.statements(_events(store), policy, period)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_written_whole(out) as partial:
+        _write_statements(partial, period, batch, policy.version)
+    print(
+        f"statements: {len(batch)} {period.kind} statements for {period.label} (journal seq "
+        f"{period.opening_seq} to {period.closing_seq}) in {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _write_statements(
+    out: Path,
+    period: statements.Period,
+    batch: list[statements.ClientStatement],
+    policy_version: str,
+) -> None:
     names = file_names(period, [statement.account_id for statement in batch])
     for statement in batch:
-        page = statement_output.statement_html(statement, policy.version)
+        page = statement_output.statement_html(statement, policy_version)
         (out / names[statement.account_id]).write_text(page, encoding="utf-8")
     document = statement_output.batch_document(period, batch)
     table = statement_output.STATEMENT_LINES
@@ -91,12 +108,6 @@ def _statements(args: argparse.Namespace) -> int:
         write_parquet(document, table, out / f"statements-{period.label}.parquet")
     except ParquetError as error:
         raise CommandError(str(error)) from error
-    print(
-        f"statements: {len(batch)} {period.kind} statements for {period.label} (journal seq "
-        f"{period.opening_seq} to {period.closing_seq}) in {out}",
-        file=sys.stderr,
-    )
-    return 0
 
 
 def register(sub: Any) -> None:

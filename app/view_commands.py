@@ -21,6 +21,7 @@ from app.commands import (
     require_file,
     require_output_file,
 )
+from app.output_files import written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
 from ledger.invariants import InvariantViolation
@@ -84,15 +85,19 @@ def _report(args: argparse.Namespace) -> int:
         if args.format == "parquet":
             if args.out in (None, "-") and sys.stdout.isatty():
                 raise CommandError("--format parquet is binary: give --out FILE, or pipe it")
-            target: Any = sys.stdout.buffer if args.out in (None, "-") else Path(args.out)
-            parquet.write_parquet(document, table, target)
+            if args.out in (None, "-"):
+                parquet.write_parquet(document, table, sys.stdout.buffer)
+                return 0
+            with written_whole(Path(args.out)) as partial:
+                parquet.write_parquet(document, table, partial)
             return 0
         scale_of = None if args.wide else policy_scales(policy_of(args))
         text = render.render_text(document, table, args.format, scale_of)
     if args.out in (None, "-"):
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        with written_whole(Path(args.out)) as partial:
+            partial.write_text(text, encoding="utf-8")
     return 0
 
 

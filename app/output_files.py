@@ -1,0 +1,72 @@
+"""Files a command writes whole, or not at all.
+
+An output written straight into its file and cut short (a full disk, Ctrl-C, the store
+failing mid-journal) left a shorter file that reads as a whole one: an exported journal
+that verifies, ends early and says nothing of it, or a report missing its last rows. Each
+output is written into a temporary file beside it and renamed over it once complete, so
+the file named is the old one or the new one, never part of either; the temporary file is
+removed when the writing fails, and the failure names the file the person named (the
+command line's one line for a file that cannot be written, exit status 1). A folder of
+statements is written the same way, its files moved into the folder once every one of them
+is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _partial(path: Path) -> Path:
+    """The temporary name beside `path`: hidden, and this process's own."""
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def _named(error: OSError, partial: Path, path: Path) -> OSError | None:
+    """`error` of a write into `partial` (or inside it) as an error of `path`; None for an
+    error of anything else the block did."""
+    if error.filename is not None and not str(error.filename).startswith(str(partial)):
+        return None
+    return OSError(error.errno, error.strerror or str(error), str(path))
+
+
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """The path to write `path`'s content into; renamed onto `path` when the block ends
+    without an exception, removed when it does not."""
+    partial = _partial(path)
+    try:
+        yield partial
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        named = _named(error, partial, path)
+        if named is None:
+            raise
+        raise named from error
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def folder_written_whole(folder: Path) -> Iterator[Path]:
+    """A temporary folder inside `folder` to write files into; they are moved into
+    `folder` when the block ends without an exception, and the temporary folder removed
+    either way."""
+    partial = _partial(folder / "output")
+    try:
+        partial.mkdir()
+        yield partial
+        for written in sorted(partial.iterdir()):
+            written.replace(folder / written.name)
+    except OSError as error:
+        named = _named(error, partial, folder)
+        if named is None:
+            raise
+        raise named from error
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
