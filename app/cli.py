@@ -6,7 +6,6 @@ import argparse
 import importlib.metadata
 import os
 import sys
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,14 +178,6 @@ def _default_log_level(command: str) -> str:
     return "INFO" if command == "run" else "WARNING"
 
 
-def _without_password(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
 def registrars() -> list[Callable[[Any], None]]:
     """Every module that adds sub-commands; each imports its heavy parts only when run."""
     return [
@@ -270,11 +261,11 @@ def _handle(handler: Handler, args: argparse.Namespace) -> int:
     except (InterfaceError, OperationalError) as error:
         # The database is down, unreachable or locked by another writer: the person can
         # act on the sentence alone.
-        where = _without_password(args.store)
+        where = commands.without_password(args.store)
         print(f"ledger: the store {where} cannot be reached: {_first_line(error)}", file=sys.stderr)
         return commands.EXIT_REFUSED
     except PersistenceError as error:
-        where = _without_password(args.store)
+        where = commands.without_password(args.store)
         print(f"ledger: the store {where} cannot be used: {_first_line(error)}", file=sys.stderr)
         return commands.EXIT_REFUSED
     except BrokenPipeError:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import sys
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,11 +129,21 @@ def open_store(
         hint = "" if writes else " (this command never creates one)"
         raise CommandError(f"{error}: check --store or LEDGER_STORE{hint}") from error
     except (StoreUrlError, ValueError) as error:
-        raise CommandError(f"cannot open the store {args.store}: {error}") from error
+        where = without_password(args.store)
+        raise CommandError(f"cannot open the store {where}: {error}") from error
     try:
         yield store
     finally:
         store.close()
+
+
+def without_password(url: str) -> str:
+    """`url` as a message may show it: a password in it written `***`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_default_store_folder(url: str) -> None:

@@ -951,7 +951,27 @@ def _require_server_accepts(location: PostgresLocation) -> None:
         conninfo = psycopg.conninfo.make_conninfo("", **location.connection_arguments())
         psycopg.connect(conninfo, connect_timeout=postgres_connect_timeout_s).close()
     except psycopg.OperationalError as error:
-        raise OperationalError(_first_line(error).removeprefix("connection failed: ")) from None
+        reason = _first_line(error).removeprefix("connection failed: ")
+        if any(answer in reason for answer in _REFUSALS):
+            raise StoreNotPermitted(
+                f"{reason}: check the role, password and database of the store URL"
+            ) from None
+        raise OperationalError(reason) from None
+
+
+# The server's (or libpq's) answers that refuse the URL's role, password or database: a
+# setting to fix, never an outage to wait out (exit status 2, as for a role without rights
+# on the schema). libpq gives them no SQLSTATE, only the server's sentence, so they are
+# known by it (in English, the server's default); any other answer (the server starting up
+# or shutting down, too many connections, none at all) is the store being unreachable.
+_REFUSALS = (
+    "does not exist",  # role "x" does not exist, database "x" does not exist
+    "authentication failed",  # password, SCRAM, peer or ident
+    "no pg_hba.conf entry",
+    "is not permitted to log in",
+    "permission denied for database",
+    "no password supplied",
+)
 
 
 def _prepare_postgres(

@@ -118,14 +118,30 @@ def test_read_commands_and_the_api_refuse_an_empty_or_missing_schema_and_create_
     assert _tables(postgres_url, schema) == []
 
 
+@pytest.mark.parametrize("command", [READ_COMMANDS[0], ("ingest", "INBOX")])
 def test_a_role_the_server_does_not_know_is_named_at_once(
+    command: tuple[str, ...], postgres_url: str, inbox: Path, tmp_path: Path
+) -> None:
+    """A refused open, as a role without rights on the schema is: exit status 2 (it was 1,
+    as if the server were down; the README's exit table gives 2 to a refused open), and
+    a password in the URL is never shown."""
+    role = f"nobody_{uuid.uuid4().hex[:8]}"
+    store = _as(postgres_url, role, "public").replace(f"//{role}@", f"//{role}:s3cret@", 1)
+    arguments = [str(inbox) if part == "INBOX" else part for part in command]
+    started_s = time.monotonic()
+    done = _ledger(store, *arguments, cwd=tmp_path)
+    _one_line(done, 2, f'role "{role}" does not exist')
+    assert "s3cret" not in done.stderr
+    assert time.monotonic() - started_s < connect_refusal_s_max
+
+
+def test_a_database_the_server_does_not_have_is_named_at_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    role = f"nobody_{uuid.uuid4().hex[:8]}"
-    started_s = time.monotonic()
-    done = _ledger(_as(postgres_url, role, "public"), *READ_COMMANDS[0], cwd=tmp_path)
-    _one_line(done, 1, f'role "{role}" does not exist')
-    assert time.monotonic() - started_s < connect_refusal_s_max
+    missing = f"nodb_{uuid.uuid4().hex[:8]}"
+    store = f"{postgres_url.rsplit('/', 1)[0]}/{missing}"
+    done = _ledger(store, *READ_COMMANDS[0], cwd=tmp_path)
+    _one_line(done, 2, f'database "{missing}" does not exist')
 
 
 @pytest.mark.parametrize("command", [("ingest", "INBOX"), ("query", "margin", "C1")])
