@@ -1,5 +1,5 @@
 """`python -m app` runs the same command line as the `ledger` script."""
 
-from app.cli import main
+from app.entry import main
 
 raise SystemExit(main())
