@@ -127,3 +127,15 @@ def test_one_reject_is_counted_in_the_singular(
     capsys.readouterr()
     assert main(["rejects", "--store", store, "--limit", "5"]) == 0
     assert capsys.readouterr().err == "1 reject: not_an_object 1\n"
+
+
+def test_docs_cli_lists_every_command_in_its_table_of_commands() -> None:
+    """The table named `ledger check`, `stress`, `statements`, `store init` and five more
+    nowhere: a person reading it did not learn they exist."""
+    text = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    table = text.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]]
+    for leaf, _ in _commands(build_parser()):
+        words = leaf.prog.split()
+        named = any(row.split()[: len(words)] == words for row in rows)
+        assert named, f"docs/cli.md's table of commands lacks {leaf.prog}"
