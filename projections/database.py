@@ -201,7 +201,12 @@ class ViewDatabase:
         description = f"sqlite:///{path}"
         if not create:
             return cls._read_sqlite(path, description)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            # As for a store (ledger/store.py): a mistyped path is refused, not made into
+            # new folders holding new, empty views.
+            raise ViewsUrlError(
+                f"the folder {path.parent} does not exist: make it, or correct the path"
+            )
         connection = sqlite3.connect(path, timeout=sqlite_lock_timeout_s, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")  # readers never block the projector

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from projections.database import ViewDatabase, ViewsUrlError
+from tests.conftest import REPOSITORY
+
 
 def _ledger(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "LEDGER_STORE"}
@@ -68,3 +71,24 @@ def test_a_store_url_with_spaces_around_it_is_refused(url: str, tmp_path: Path) 
         f"ledger: --store {url!r} (or LEDGER_STORE) begins or ends with white space: remove it\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_views_in_a_folder_that_does_not_exist_are_refused_and_no_folder_is_made(
+    tmp_path: Path,
+) -> None:
+    """The reference consumer's `--database` (views of the ledger's own code) is refused
+    like a store URL: exit status 2, one line, before the broker is tried."""
+    missing = tmp_path / "no" / "such"
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.reporting_consumer", "--bootstrap", "127.0.0.1:1",
+         "--database", f"sqlite:///{missing}/reporting.db"],
+        capture_output=True, text=True, cwd=REPOSITORY, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"reporting: the folder {missing} does not exist: make it, or correct the path\n"
+    )
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(ViewsUrlError, match="does not exist: make it"):
+        ViewDatabase.open(f"sqlite:///{missing}/views.db")
+    assert not (tmp_path / "no").exists()
