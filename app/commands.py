@@ -326,7 +326,9 @@ def _query(args: argparse.Namespace) -> int:
         except reporting.AsOfError as error:
             raise CommandError(str(error)) from error
     if args.account not in book.accounts:
-        raise CommandError(f"account {printable(args.account)} is not in the ledger")
+        raise CommandError(
+            reporting.account_not_found(printable(args.account), args.as_of, book.last_seq)
+        )
     build: Callable[..., dict[str, Any]] = (
         reporting.margin_view if args.what == "margin" else reporting.balances_view
     )

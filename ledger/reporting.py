@@ -67,6 +67,17 @@ def _recorded_at(store: LedgerStore, seq: int) -> datetime:
     return datetime.fromisoformat(_decode_head(entry.record).recorded_at)
 
 
+def account_not_found(account_id: str, as_of: str | None, seq: int) -> str:
+    """Why an account has no figures, for a read at the journal's end (`as_of` None) or as of
+    journal `seq`: a read of the past found no account opened by then, which is not the
+    same as an account the ledger never had."""
+    if as_of is None:
+        return f"account {account_id} is not in the ledger"
+    if seq == 0:
+        return f"account {account_id} is not in the ledger at seq 0, before its first record"
+    return f"account {account_id} is not in the ledger at seq {seq}: opened after it, or never"
+
+
 def book_as_of(store: LedgerStore, as_of: str | None) -> Book:
     """The book right after journal position `as_of` (a seq or a timestamp), or now: the
     nearest snapshot at or before it, then the journal up to it. It carries no seen inputs

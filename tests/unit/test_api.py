@@ -121,6 +121,22 @@ def test_an_unknown_account_is_a_404(client: TestClient[Litestar], account_id: s
         assert "is not in the ledger" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("as_of", "says"),
+    [
+        ("1", "is not in the ledger at seq 1: opened after it, or never"),
+        ("2020-01-01T00:00:00Z", "is not in the ledger at seq 0, before its first record"),
+    ],
+)
+def test_an_account_not_opened_yet_at_as_of_is_a_404_that_says_so(
+    client: TestClient[Litestar], client_id: str, as_of: str, says: str
+) -> None:
+    """It said 'is not in the ledger', as for an account the ledger never had."""
+    response = client.get(f"/accounts/{client_id}/margin", params={"as_of": as_of})
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"account {client_id} {says}"
+
+
 @pytest.mark.parametrize("account_id", ["platform:house", "platform:insurance", "external:custody"])
 def test_platform_accounts_answer_as_ledger_query_does(
     client: TestClient[Litestar], store: LedgerStore, policy: Policy, account_id: str

@@ -376,6 +376,30 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
 
 
 @pytest.mark.parametrize(
+    ("as_of", "says"),
+    [
+        ("0", "is not in the ledger at seq 0, before its first record"),
+        ("2020-01-01T00:00:00Z", "is not in the ledger at seq 0, before its first record"),
+        ("1", "is not in the ledger at seq 1: opened after it, or never"),
+    ],
+)
+def test_an_account_not_opened_yet_as_of_a_position_is_said_so(
+    as_of: str, says: str, ledger_store: Path
+) -> None:
+    """It said 'account C000001 is not in the ledger' of an account the ledger holds."""
+    done = _ledger(
+        "--store", "sqlite:///ledger.db", "query", "margin", "C000001", "--as-of", as_of,
+        cwd=ledger_store.parent,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"ledger: account C000001 {says}\n"
+    known = _ledger(
+        "--store", "sqlite:///ledger.db", "query", "margin", "C000001", cwd=ledger_store.parent
+    )
+    assert known.returncode == 0, known.stderr
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (("simulate", "--days", "0"), "a simulation needs 0 to 20,000 accounts and 1 to 366 days"),
