@@ -97,6 +97,25 @@ def test_the_endpoint_answers_what_the_check_decides_and_books_nothing(
     assert refused.json()["reason_code"] == "insufficient_balance"
 
 
+def test_a_check_as_of_a_past_position_is_a_400_not_the_present_answer(
+    client: TestClient[CheckFront], store: LedgerStore
+) -> None:
+    """The auditor's as_of passed the guard and the check was answered at the journal's end,
+    as though decided at that seq."""
+    account_id = _holder(store)
+    response = client.post(
+        f"/accounts/{account_id}/checks",
+        params={"as_of": "1"},
+        content=withdrawal(account_id, "0.01"),
+        headers=bearer(TOKENS_BY_ROLE["auditor"]),
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "a check over HTTP is decided at the journal's end and takes no as_of: "
+        "`ledger check --as-of` decides one at a past position"
+    )
+
+
 def test_the_answer_is_typed_in_the_openapi_document(client: TestClient[CheckFront]) -> None:
     schema = client.get("/openapi.json").json()
     route = schema["paths"]["/accounts/{account_id}/checks"]["post"]
