@@ -19,6 +19,9 @@ The verdict:
   before: a trade the venue reports is booked whatever it does to the margin, but the SFC
   wants margin collected before an order is accepted, so the check answers for the order.
   A trade that reduces the account's risk (available no lower than before) passes.
+- a trade after which the ledger would liquidate the account at once is `refused`
+  `below_initial_requirement` too: its figures after the liquidation may show margin to
+  spare, but the order took the equity below the liquidation requirement.
 - a trade whose USD debit the ledger would finance on the margin loan past a lending limit
   (the account's credit limit or lending value, the firm's total, one client's share, the
   related group's total) is `refused` with that limit's reason code: the ledger books such
@@ -76,6 +79,7 @@ CHECKABLE_TYPES = (
     inbox.LoanDrawRequested,
 )
 DEBIT_FINANCED = str(je.DebitFinanced.__struct_config__.tag)
+LIQUIDATION_TRIGGERED = str(je.LiquidationTriggered.__struct_config__.tag)
 # What a trade's decision may record that no platform account's position or balance
 # enters: the trade, a financed debit, the margin review's calls and waits. Anything else
 # (a liquidation) and the check is decided again with the house's side of the trade booked.
@@ -194,7 +198,13 @@ def check(
     after = _figures_document(desk.book, policy, account_id, valued)
     trade = isinstance(record, inbox.PerpTrade | inbox.SpotTrade)
     refusal = (
-        (_financing_refusal(desk.pending) or _margin_refusal(before, after)) if trade else None
+        (
+            _financing_refusal(desk.pending)
+            or _liquidation_refusal(recorded)
+            or _margin_refusal(before, after)
+        )
+        if trade
+        else None
     )
     if refusal is not None:
         return verdict.refused(record, refusal, recorded, after)
@@ -293,6 +303,20 @@ def _financing_refusal(pending: list[JournalEntry]) -> Refusal | None:
                 "USD first",
             )
     return None
+
+
+def _liquidation_refusal(recorded: tuple[str, ...]) -> Refusal | None:
+    """`below_initial_requirement` for a trade after which the ledger would liquidate the
+    account at once (its review after the trade: the one account a check's desk reviews).
+    The figures after the liquidation may show margin to spare; the order left the equity
+    below the liquidation requirement, so below the initial one too."""
+    if LIQUIDATION_TRIGGERED not in recorded:
+        return None
+    return Refusal(
+        ReasonCode.BELOW_INITIAL_REQUIREMENT,
+        "after it, the account's equity would be below its liquidation requirement and the "
+        "ledger would liquidate it at once: trade less, or deposit collateral first",
+    )
 
 
 def _margin_refusal(before: dict[str, Any] | None, after: dict[str, Any] | None) -> Refusal | None:

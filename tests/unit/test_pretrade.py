@@ -178,6 +178,22 @@ def test_a_perp_order_beyond_available_margin_is_refused_below_the_initial_requi
     assert _figure(result, "after", "available") == Decimal("-2000")
 
 
+def test_an_order_the_ledger_would_liquidate_at_once_is_refused() -> None:
+    """5 BTC-PERP at 60,000 on 10,000 USD: notional 300,000, liquidation requirement (USD
+    has no haircut) = MM = 0.05 x 300,000 = 15,000 > equity 10,000: the review liquidates
+    at once, closing the 5 at the mark for a fee of 0.005 x 300,000 = 1,500, which leaves
+    8,500 available, no position. The order is refused all the same."""
+    s = Scenario()
+    _usd_trader(s)
+    result = _check(s, "T1", _perp("buy", "5", "60000"))
+    assert result.would_record[2:] == ("liquidation_triggered", "liquidation_completed")
+    assert _figure(result, "after", "available") == Decimal("8500")
+    assert result.outcome is Outcome.REFUSED
+    assert result.refusal is not None
+    assert result.refusal.reason_code == "below_initial_requirement"
+    assert "liquidate it at once" in result.refusal.detail
+
+
 def test_a_trade_that_reduces_risk_passes_even_below_the_initial_requirement() -> None:
     s = Scenario()
     _usd_trader(s)
