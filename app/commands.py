@@ -195,25 +195,27 @@ def ingest_stream(
         progress.advance(len(batch))
         batch.clear()
 
-    for line in read_inbox_lines(stream):
-        if done is not None and line.number <= done:
-            total.already_ingested += 1
-            continue
-        batch.append(
-            InboxItem(
-                value=line.value,
-                key=None,
-                topic=name,
-                partition=None,
-                offset=line.number,
-                truncation=line.truncation,
+    try:
+        for line in read_inbox_lines(stream):
+            if done is not None and line.number <= done:
+                total.already_ingested += 1
+                continue
+            batch.append(
+                InboxItem(
+                    value=line.value,
+                    key=None,
+                    topic=name,
+                    partition=None,
+                    offset=line.number,
+                    truncation=line.truncation,
+                )
             )
-        )
-        if len(batch) >= inbox_batch_records_max:
+            if len(batch) >= inbox_batch_records_max:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
-    progress.close()
+    finally:
+        progress.close()  # an interruption's line starts on a line of its own
     return total
 
 
@@ -229,7 +231,11 @@ def file_tracking_name(path: Path) -> str:
 def _ingest(args: argparse.Namespace) -> int:
     policy = policy_of(args)
     with open_store(args, writes=True) as store:
-        app = LedgerApplication(store, policy, snapshot_events_setting())
+        try:
+            app = LedgerApplication(store, policy, snapshot_events_setting())
+        except KeyboardInterrupt:
+            print("ledger: interrupted before any record was decided", file=sys.stderr)
+            raise
         tracking_name = None
         try:
             if args.file == "-":
@@ -249,6 +255,9 @@ def _ingest(args: argparse.Namespace) -> int:
                 "time, then run this ingest again to resume",
                 EXIT_REFUSED,
             ) from conflict
+        except KeyboardInterrupt:
+            print(f"ledger: {_interrupted(store, args.file, tracking_name)}", file=sys.stderr)
+            raise
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(total.refused_by_reason.items()))
         earlier = f", {total.already_ingested} ingested before" if total.already_ingested else ""
         print(
@@ -258,6 +267,18 @@ def _ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if total.refused else 0
+
+
+def _interrupted(store: LedgerStore, file: str, tracking_name: str | None) -> str:
+    """Where an interrupted ingest stopped (its last recorded batch), and how to go on."""
+    if tracking_name is None:
+        return (
+            f"interrupted with the journal at seq {store.last_seq()}: the batches decided "
+            "are recorded; a rerun with the same records acknowledges those as duplicates"
+        )
+    line = store.max_tracking_id(tracking_name)
+    where = "before its first batch was recorded" if line is None else f"after line {line}"
+    return f"interrupted {where} of {file}: run the same command again to resume from there"
 
 
 def _undecidable_error(undecidable: UndecidableRecord, tracking_name: str | None) -> CommandError:

@@ -3,6 +3,7 @@ continues where the store stands and refuses nothing twice."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from app import commands
 from app.cli import main
 from app.simulation import simulate
 from ledger.application import LedgerApplication
+from ledger.limits import inbox_batch_records_max
 from ledger.store import LedgerStore, NotALedgerStore
 
 
@@ -126,3 +128,54 @@ def test_a_second_writer_meanwhile_is_one_line_and_books_nothing_of_the_batch(
     assert "Traceback" not in "\n".join(err)
     assert left_by_other[0][0]
     assert _journal_and_rejects(url) == left_by_other[0]  # the other writer's work alone
+
+
+@pytest.mark.parametrize("from_stdin", [False, True], ids=["file", "stdin"])
+def test_an_interrupted_ingest_says_where_it_stopped_and_a_rerun_resumes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    from_stdin: bool,
+) -> None:
+    """Ctrl-C during the third batch: exit status 130 and one line naming the last line
+    recorded (two batches' worth); the rerun books the rest, as one uninterrupted run."""
+    inbox = _inbox(tmp_path / "inbox.jsonl", accounts=40, days=1)
+    whole = f"sqlite:///{tmp_path / 'whole.db'}"
+    assert main(["--store", whole, "ingest", str(inbox)]) in (0, 1)
+    interrupted = f"sqlite:///{tmp_path / 'interrupted.db'}"
+    process = LedgerApplication.process
+    batches = 0
+
+    def interrupted_at_the_third_batch(app: LedgerApplication, *args: Any) -> Any:
+        nonlocal batches
+        batches += 1
+        if batches == 3:
+            raise KeyboardInterrupt
+        return process(app, *args)
+
+    monkeypatch.setattr(LedgerApplication, "process", interrupted_at_the_third_batch)
+    source = "-" if from_stdin else str(inbox)
+    if from_stdin:
+        monkeypatch.setattr(commands, "standard_input", lambda: io.BytesIO(inbox.read_bytes()))
+    capsys.readouterr()
+    assert main(["--store", interrupted, "ingest", source]) == 130
+    error = capsys.readouterr().err
+    with LedgerStore.open(interrupted) as store:
+        seq = store.last_seq()
+        recorded = store.max_tracking_id(commands.file_tracking_name(inbox))
+    if from_stdin:
+        assert error == (
+            f"ledger: interrupted with the journal at seq {seq}: the batches decided are "
+            "recorded; a rerun with the same records acknowledges those as duplicates\n"
+        )
+    else:
+        assert recorded == 2 * inbox_batch_records_max
+        assert error == (
+            f"ledger: interrupted after line {recorded} of {inbox}: run the same command "
+            "again to resume from there\n"
+        )
+    monkeypatch.setattr(LedgerApplication, "process", process)
+    main(["--store", interrupted, "ingest", source])
+    if not from_stdin:  # stdin's rerun adds rejects for its refused lines, books nothing twice
+        assert _journal_and_rejects(interrupted) == _journal_and_rejects(whole)
+    assert _journal_and_rejects(interrupted)[0] == _journal_and_rejects(whole)[0]
