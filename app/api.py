@@ -67,6 +67,7 @@ from app.api_documents import (
 )
 from ledger import pretrade, reporting, risk
 from ledger.book import Book
+from ledger.limits import inbox_record_bytes_max
 from ledger.policy import Policy
 from ledger.rejections import decode_reject_record
 from ledger.store import InterfaceError, LedgerStore, OperationalError
@@ -102,6 +103,7 @@ REPORT_VIEWS = tuple(table.view for table in TABLES)
 
 
 _MARK_ALERT = b'"alert":true'
+request_body_bytes_max = 4 * inbox_record_bytes_max  # larger is a 413 before it is read
 uvicorn_startup_failure_status = 3  # what `uvicorn.run` exits with when it cannot start
 # The collector's first generation is collected when this many more objects have been made
 # than freed (Python's default: 700). A served request leaves next to nothing behind (no
@@ -498,6 +500,9 @@ def create_app(
             Exception: _fault,
         },
         before_send=[security.before_send],
+        # A check's body is one inbox record (at most 16 KiB, larger ones answered
+        # record_too_large); the framework's default let 10 MB bodies be read and held.
+        request_max_body_size=request_body_bytes_max,
         on_startup=[open_views],
         on_shutdown=[close_views],
         # The command line has configured logging (one format for every command); the
@@ -552,6 +557,8 @@ def serve(
     worker of `ledger api --workers`, app/api_processes.py), else on (host, port)."""
     import uvicorn  # noqa: PLC0415 (only `ledger api` needs the server)
 
+    from app.api_connections import DeadlineHttpProtocol  # noqa: PLC0415 (it imports uvicorn)
+
     config = uvicorn.Config(
         served_app(store, policy, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
@@ -562,7 +569,8 @@ def serve(
         workers=1,  # this process: the in-memory views belong to it
         # The C HTTP parser and event loop: with h11 and asyncio's loop, parsing and writing
         # a request cost more than the pre-trade check it carries (docs/performance.md).
-        http="httptools",
+        # uvicorn's protocol over it, with a deadline for each request to arrive whole.
+        http=DeadlineHttpProtocol,
         loop="uvloop",
         log_level="warning",
         access_log=False,

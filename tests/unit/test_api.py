@@ -334,3 +334,15 @@ def test_the_committed_openapi_document_is_valid_openapi() -> None:
     broken = {**document, "paths": {"/health": {"get": {"responses": {"200": {"$ref": 7}}}}}}
     with pytest.raises(openapi_spec_validator.validation.exceptions.OpenAPIValidationError):
         openapi_spec_validator.validate(broken)
+
+
+def test_a_check_body_larger_than_four_inbox_records_is_a_413_before_it_is_read(
+    client: TestClient[Litestar], client_id: str
+) -> None:
+    """The framework's default let a body of up to 10 MB be read, held and decided."""
+    too_large = client.post(f"/accounts/{client_id}/checks", content=b" " * (4 * 16_384 + 1))
+    assert too_large.status_code == 413
+    record = b'{"type": "deposit", ' + b" " * 20_000 + b"}"  # over 16 KiB: the inbox's refusal
+    answered = client.post(f"/accounts/{client_id}/checks", content=record)
+    assert answered.status_code == 200
+    assert answered.json()["reason_code"] == "record_too_large"
