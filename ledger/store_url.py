@@ -79,7 +79,11 @@ def parse_postgres_url(url: str) -> PostgresLocation:
         raise StoreUrlError("a PostgreSQL URL needs user@host and one database name")
     options = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
     if set(options) - {"schema"} or any(len(values) != 1 for values in options.values()):
-        raise StoreUrlError(f"the only PostgreSQL URL option is one schema=, got {parts.query!r}")
+        raise StoreUrlError(
+            f"the only PostgreSQL URL option is one schema=, got {parts.query!r}; TLS and the "
+            "other connection settings come from libpq's environment (PGSSLMODE, "
+            "PGSSLROOTCERT: docs/security.md)"
+        )
     schema = options.get("schema", ["public"])[0]
     if not (0 < len(schema) <= _SCHEMA_NAME_CHARS_MAX and schema.isidentifier()):
         raise StoreUrlError(f"schema {schema!r} is not a plain identifier of 1..63 chars")

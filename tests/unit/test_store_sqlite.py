@@ -116,3 +116,9 @@ def test_postgres_url_parts_and_their_description() -> None:
     assert location.describe() == "postgresql://led@ger@db.example:6543/book?schema=q1"
     defaults = parse_postgres_url("postgres://postgres@127.0.0.1/ledger")
     assert (defaults.password, defaults.port, defaults.schema) == ("", 5432, "public")
+
+
+def test_a_postgres_url_asking_for_tls_says_where_tls_is_set() -> None:
+    """`?sslmode=verify-full` was refused without a word on how to reach the server over TLS."""
+    with pytest.raises(StoreUrlError, match=r"libpq's environment \(PGSSLMODE, PGSSLROOTCERT"):
+        parse_postgres_url("postgresql://ledger_reader@db.example/ledger?sslmode=verify-full")
