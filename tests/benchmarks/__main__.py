@@ -266,7 +266,11 @@ class Targets:
                 ">= 20k / 15k records/s",
                 f"{run.get('sqlite', 0):,.0f} / {run.get('pg', 0):,.0f} records/s",
             ),
-            ("replay into every view, share of raw decode", ">= 0.30", f"{replay_ratio:.2f}"),
+            (
+                "replay into every view (read from the store), share of raw decode",
+                ">= 0.30",
+                f"{replay_ratio:.2f}",
+            ),
             *read.target_rows(),
             memory,
         ]
@@ -293,8 +297,10 @@ def embedded_rows(
         ),
         (
             f"replay of {replay.events:,} journal events into every view",
-            f"{replay.replay_events_per_s:,.0f} events/s ({replay.replay_to_decode_ratio:.1%} of "
-            f"msgspec decode), peak RSS {replay.peak_rss_mib:,.0f} MiB",
+            f"{replay.replay_events_per_s:,.0f} events/s read from the store "
+            f"({replay.replay_to_decode_ratio:.1%} of msgspec decode; exported records, no "
+            f"store: {replay.records_replay_to_decode_ratio:.1%}), "
+            f"peak RSS {replay.peak_rss_mib:,.0f} MiB",
         ),
     ], target_rows
 
