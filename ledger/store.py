@@ -479,22 +479,33 @@ class LedgerStore:
         self, after_seq: int = 0, limit: int = limits.journal_read_batch_events_max
     ) -> list[JournalEntry]:
         """Up to `limit` journal entries after `after_seq`, in seq order, gap-free."""
+        rows = self._journal_page(after_seq, limit)
+        return [JournalEntry(seq, topic, record) for seq, topic, record in rows]
+
+    def read_journal_records(
+        self, after_seq: int = 0, limit: int = limits.journal_read_batch_events_max
+    ) -> list[bytes]:
+        """The records of `read_journal`, for a replay that decodes them: an entry built
+        per record cost a replay from the store about 3% of its instructions."""
+        return [record for _, _, record in self._journal_page(after_seq, limit)]
+
+    def _journal_page(self, after_seq: int, limit: int) -> Sequence[tuple[int, str, bytes]]:
+        """Up to `limit` journal rows (seq, type, record) after `after_seq`, gap-free."""
         require(
             0 < limit <= limits.journal_read_batch_events_max,
             f"read limit {limit} outside 1..{limits.journal_read_batch_events_max}",
         )
         rows = self._tables.select_records(JOURNAL_STREAM_ID, after_seq, limit)
-        entries = [JournalEntry(seq, topic, record) for seq, topic, record in rows]
         # Seqs are unique and read in ascending order: the first and the last in place
         # means none is missing between them.
-        if entries:
-            first, last = entries[0].seq, entries[-1].seq
+        if rows:
+            first, last = rows[0][0], rows[-1][0]
             require(
-                first == after_seq + 1 and last == after_seq + len(entries),
+                first == after_seq + 1 and last == after_seq + len(rows),
                 f"journal gap: seqs {first}..{last} read where "
-                f"{after_seq + 1}..{after_seq + len(entries)} belong",
+                f"{after_seq + 1}..{after_seq + len(rows)} belong",
             )
-        return entries
+        return rows
 
     def iter_journal(self, after_seq: int = 0) -> Iterator[JournalEntry]:
         """Every journal entry after `after_seq`, read a bounded page at a time."""

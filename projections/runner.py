@@ -185,16 +185,16 @@ def events_after(
     decode = je.journal_decoder.decode  # the decoder itself: a Python call less per event
     while after_seq < until_seq:
         limit = min(journal_read_batch_events_max, until_seq - after_seq)
-        entries = store.read_journal(after_seq, limit)
-        if not entries:
+        records = store.read_journal_records(after_seq, limit)
+        if not records:
             return
-        for event in map(decode, [entry.record for entry in entries]):
+        for event in map(decode, records):
             if type(event) in _REVERSALS:
                 snapshots.hand_original(store, book, event)
             yield event
         if progress is not None:
-            progress(len(entries))
-        after_seq = entries[-1].seq
+            progress(len(records))
+        after_seq += len(records)  # gap-free from `after_seq`
 
 
 def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:
