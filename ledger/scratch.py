@@ -13,7 +13,8 @@ front, not even the dict), and then only structurally (`_structural_copy`). The
 registers that only grow, with values never changed (`APPEND_ONLY_REGISTERS`: a trade or a
 deposit kept for its reversal), are not copied at all: what a decision adds to them goes
 into a layer over the original (a `ChainMap`), so a check costs the same on a store of a
-million trades as on a new one.
+million trades as on a new one; so are the sets that only grow (`GROWING_SETS`: the trades
+busted, the deposits returned, the funding intervals settled), through a `_GrowingSet`.
 No book keeps the inputs already seen (the store does): the caller checks a proposed
 input's event id against the store first.
 """
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import functools
 from collections import ChainMap
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, MutableSet
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +36,7 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.book import Account, Book
 from ledger.desk import Desk
+from ledger.invariants import require
 from ledger.journal import JournalEntry
 from ledger.margin import watch_all
 from ledger.policy import Policy
@@ -47,6 +50,9 @@ _SHARED_TYPES = frozenset({Decimal, str, int, bool, type(None), datetime, tuple}
 # Book fields only ever added to, under new keys, with immutable values (`Book.trades`,
 # `Book.deposits`): a scratch book reads through to them and writes to its own layer.
 APPEND_ONLY_REGISTERS = frozenset({"trades", "deposits"})
+# Book sets only ever added to (`Book.busted`, `Book.returned`, `Book.funding_settled`):
+# the same, through a `_GrowingSet`.
+GROWING_SETS = frozenset({"busted", "returned", "funding_settled"})
 
 
 class _CopiedOnRead(MutableMapping[_K, _V]):
@@ -94,6 +100,35 @@ class _CopiedOnRead(MutableMapping[_K, _V]):
 
     def __len__(self) -> int:
         return len(self._original) - len(self._hidden) + len(self._added)
+
+
+class _GrowingSet(MutableSet[_T]):
+    """The original book's set that only grows (the trades busted, the deposits returned,
+    the funding intervals settled: a few thousand a year, each copied whole by every check
+    before) seen through a layer: what is added stays in the layer, nothing is copied up
+    front. Its members are the original's, then those added."""
+
+    def __init__(self, original: AbstractSet[_T]) -> None:
+        self._original = original
+        self._added: set[_T] = set()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._added or item in self._original
+
+    def __iter__(self) -> Iterator[_T]:
+        yield from self._original
+        yield from self._added
+
+    def __len__(self) -> int:
+        return len(self._original) + len(self._added)
+
+    def add(self, value: _T) -> None:
+        if value not in self._original:
+            self._added.add(value)
+
+    def discard(self, value: _T) -> None:
+        require(value not in self._original, "a set of the book that only grows lost %r", value)
+        self._added.discard(value)
 
 
 def _structural_copy(value: _T) -> _T:
@@ -149,6 +184,8 @@ def _scratch_field(name: str, value: object) -> object:
     if _is_mutable_mapping(kind):
         mapping = cast("MutableMapping[object, object]", value)
         return ChainMap({}, mapping) if name in APPEND_ONLY_REGISTERS else _CopiedOnRead(mapping)
+    if name in GROWING_SETS:
+        return _GrowingSet(cast("AbstractSet[object]", value))
     return _structural_copy(value)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from ledger.book import Book, LiquidationLot
 from ledger.decisions import decide
 from ledger.desk import Desk
 from ledger.inbox import decode_inbox, inbox_digest
+from ledger.invariants import InvariantViolation
 from ledger.policy import Policy, load_policy
 from ledger.rejections import Refusal
 from ledger.scratch import ValuingDesk, scratch_book, scratch_desk, valuing_desk
@@ -55,7 +57,12 @@ def test_changes_on_the_scratch_book_never_reach_the_original() -> None:
     scratch.last_seq = 0
     for other in scratch.clients():
         other.credit_limit = Decimal(0)
+    scratch.busted.add("t9")
+    scratch.returned.add("d9")
+    scratch.funding_settled.add(("BTC-PERP", "2030-01-01T08:00:00Z"))
     assert book == before
+    assert "t9" in scratch.busted
+    assert "d9" in scratch.returned
     assert scratch.accounts["C1"].positions["BTC-PERP"].size == Decimal(5)
 
 
@@ -202,3 +209,23 @@ def test_a_scratch_dict_answers_as_a_copy_of_the_original(
         assert list(scratch.items()) == list(copy_of.items())
         assert len(scratch) == len(copy_of)
     assert original == {"a": [1], "b": [2], "c": [3]}
+
+
+def test_a_scratch_set_grows_in_its_own_layer_and_never_loses_the_originals() -> None:
+    original = {"t1", "t2"}
+    book = Book(busted=original)
+    scratch = scratch_book(book).busted
+    scratch.add("t2")  # a member already: nothing to add
+    scratch.add("t3")
+    assert sorted(scratch) == ["t1", "t2", "t3"]
+    assert len(scratch) == 3
+    assert "t3" in scratch
+    assert original == {"t1", "t2"}
+    scratch.discard("t3")
+    assert sorted(scratch) == ["t1", "t2"]
+    with pytest.raises(InvariantViolation, match="only grows"):
+        scratch.discard("t1")
+    layered = scratch_book(scratch_book(book)).busted  # a scratch of a scratch: layered again
+    layered.add("t4")
+    assert sorted(layered) == ["t1", "t2", "t4"]
+    assert original == {"t1", "t2"}
