@@ -47,6 +47,7 @@ from aiokafka.errors import KafkaError
 
 from consumers.topics import (
     TopicNames,
+    TopicPrefixError,
     kafka_connection,
     topic_partitions,
 )
@@ -55,7 +56,7 @@ from ledger import risk
 from ledger.book import Account, Book
 from ledger.invariants import require
 from ledger.money import USD_SCALE, format_decimal, quantize
-from ledger.policy import Policy, load_policy
+from ledger.policy import Policy, PolicyError, load_policy
 from projections.database import (
     Position,
     ProjectionConflict,
@@ -209,8 +210,8 @@ async def _follow(
     stored = await loop.run_in_executor(database_thread, database.position, CONSUMER_NAME)
     follower = Follower(database, settings.policy, stored, Book(), {})
     consumer = journal_consumer(settings)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a start that finds no broker is stopped too
         topic = settings.names.events
         partitions = [
             TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)
@@ -253,16 +254,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except (ValueError, PolicyError, TopicPrefixError) as error:
+        # A mistyped option is one line, as in every `ledger` command, not a traceback.
+        print(f"reporting: {error}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(settings))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of the parsed options, logging configured; a ValueError, PolicyError or
+    TopicPrefixError says which option is wrong."""
+    level = args.log_level.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError(f"--log-level {args.log_level} is not a level: DEBUG, INFO, WARNING")
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
     if not 1 <= args.batch_records <= batch_records_max:
-        print(f"reporting: --batch-records must be 1..{batch_records_max}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--batch-records must be 1..{batch_records_max}")
     names = TopicNames(args.topic_prefix)
-    settings = Settings(
+    return Settings(
         bootstrap=args.bootstrap,
         names=names,
         database=args.database,
@@ -271,7 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         until_seq=args.until_seq,
         batch_records=args.batch_records,
     )
-    return asyncio.run(_main(settings))
 
 
 async def _main(settings: Settings) -> int:

@@ -17,6 +17,7 @@ from examples.reporting_consumer import (
     MARGIN_CLIENTS,
     Follower,
     MarginClientsDatabase,
+    main,
 )
 from ledger import reporting
 from ledger.application import LedgerApplication
@@ -80,3 +81,23 @@ def test_a_restarted_follower_writes_nothing_it_had_and_a_stale_one_is_refused(
         with pytest.raises(ProjectionConflict):
             stale.apply(records[:batch_records])
         assert database.position(CONSUMER_NAME).last_seq == book.last_seq
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (("--policy", "missing.toml"), "reporting: policy file missing.toml cannot be read"),
+        (("--log-level", "loud"), "reporting: --log-level loud is not a level"),
+        (("--topic-prefix", "bad prefix"), "reporting: --topic-prefix 'bad prefix' cannot start"),
+        (("--batch-records", "0"), "reporting: --batch-records must be 1..1000"),
+    ],
+)
+def test_a_mistyped_option_is_one_line_and_status_2(
+    option: tuple[str, ...], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The policy, log level and topic prefix were tracebacks."""
+    database = f"sqlite:///{tmp_path / 'reporting.db'}"
+    assert main(["--bootstrap", "127.0.0.1:1", "--database", database, *option]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(says), error
+    assert len(error.splitlines()) == 1
