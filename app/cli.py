@@ -100,12 +100,14 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
     "ledger api": _STORE,
     "ledger api-token": frozenset({"--log-level"}),
     "ledger journal export": _STORE,
+    "ledger journal checkpoint": _STORE,  # signs the store's journal: no Kafka
     "ledger report": _STORE,
     "ledger audit verify": _STORE | _KAFKA,
     "ledger audit replay": _STORE,
     "ledger audit explain": _STORE,
     "ledger publish": _KAFKA,
-    "ledger demo": _KAFKA | {"--policy"},
+    # Its Kafka topics are new ones of its own (demo-SEED-TIME.*): no --topic-prefix.
+    "ledger demo": frozenset({"--bootstrap", "--policy", "--log-level"}),
     "ledger check": _STORE,
     "ledger stress": _STORE,
     "ledger statements daily": _STORE,

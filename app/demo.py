@@ -189,6 +189,10 @@ def ingest_through_kafka(
     # Fresh topics per run (a fresh store needs a fresh inbox); the time only names them.
     prefix = f"demo-{args.seed}-{int(time.time())}"
     settings = ["--bootstrap", bootstrap, "--topic-prefix", prefix]
+    # The policy the embedded ledger and the venue decided with: `ledger run` took the
+    # demonstration policy (or LEDGER_POLICY) whatever --policy said, and its journal
+    # differed from the embedded one.
+    policy = [] if args.policy is None else ["--policy", str(Path(args.policy).resolve())]
     try:
         published = subprocess.run(
             # The demo's inbox holds deliberately broken records: the ledger refuses them.
@@ -206,6 +210,7 @@ def ingest_through_kafka(
                 "--store",
                 store_url,
                 *settings,
+                *policy,
                 "run",
                 "--health-port",
                 "0",

@@ -139,3 +139,18 @@ def test_docs_cli_lists_every_command_in_its_table_of_commands() -> None:
         words = leaf.prog.split()
         named = any(row.split()[: len(words)] == words for row in rows)
         assert named, f"docs/cli.md's table of commands lacks {leaf.prog}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["demo", "--topic-prefix", "desk7"], ["journal", "checkpoint", "--bootstrap", "x:1"]],
+)
+def test_a_command_takes_no_setting_it_would_ignore(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ledger demo` makes topics of its own and `journal checkpoint` reads only the store;
+    each took a Kafka setting and ignored it."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(command)
+    assert refused.value.code == 2
+    assert f"unrecognized arguments: {command[-2]} {command[-1]}" in capsys.readouterr().err
