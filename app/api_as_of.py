@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import reporting, risk, snapshots
-from ledger.book import Book, is_reserved
+from ledger.book import Book
 from ledger.invariants import InvariantViolation, require
 from ledger.limits import snapshot_interval_events
 from ledger.policy import Policy, load_policy
@@ -166,15 +166,16 @@ def _replayed(store: LedgerStore, stored_url: str | None, seq: int) -> Book:
 def _from_history(
     store: LedgerStore, stored_url: str | None, account_id: str, seq: int
 ) -> Book | None:
-    """The book for a read right after `seq` from the accounts' history: a client's from
-    the one stored with the views, up to their position; any account's from the worker's
-    tail in memory, which holds the journal's latest events (a few indexed queries
-    either way); None where neither reaches: a store in memory, a seq before the stored
-    history or before the tail, a platform account before the tail."""
+    """The book for a read right after `seq` from the accounts' history: a client's or
+    the house's from the one stored with the views, up to their position; any account's
+    from the worker's tail in memory, which holds the journal's latest events (a few
+    indexed queries either way); None where neither reaches: a store in memory, a seq
+    before the stored history or before the tail, another platform account before the
+    tail."""
     if stored_url is None:
         return None
     views = _stored_history(stored_url)
-    if views is not None and not is_reserved(account_id) and history.covers(views, seq):
+    if views is not None and history.covers(views, seq, account_id):
         return history.book_at(views, account_id, seq)
     tail = _tail(store, stored_url, seq)
     return None if tail is None else tail.book_at(store, account_id, seq)

@@ -12,10 +12,13 @@ same.
 
 The history is complete from `history_start` (0 for views built from seq 1; for views that
 were built before the history was kept, the position at which it began, with every
-account's state there written first). The stored history leaves the platform accounts
-out: each moves with most events, so their history would be most of the rows. An `as_of`
+account's state there written first). Of the platform accounts the stored history keeps
+the house's alone (`STORED_PLATFORM`: the counterparty of every spot trade, about 0.4 rows
+an event), from its own start (`house_start`: views whose history older code began keep
+it from where this code first caught them up, the house's state there written first).
+The others move with most events, so their history would be most of the rows. An `as_of`
 reader's history of the journal's latest events, in memory and bounded
-(projections/tail.py), keeps them too (`RecordingBook.records_platform`).
+(projections/tail.py), keeps them all (`RecordingBook.records_platform`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,16 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import journal_events as je
-from ledger.book import RESERVED_PREFIXES, Account, Book, OpenMarginCall, Position, is_reserved
-from projections.database import TableWrite, ViewDatabase
+from ledger.book import (
+    HOUSE,
+    RESERVED_PREFIXES,
+    Account,
+    Book,
+    OpenMarginCall,
+    Position,
+    is_reserved,
+)
+from projections.database import DEFAULT_PROJECTION, TableWrite, ViewDatabase
 from projections.tables import (
     HISTORY_ACCOUNTS,
     HISTORY_KEYS,
@@ -41,6 +52,13 @@ POSITION = "position"
 MARK = "mark"
 _MARKS_OWNER = ""  # the history_keys/history_values account of the marks
 Key = tuple[str, str, str]  # (account_id, kind, item)
+# The platform account the stored history keeps (the module's docstring says why).
+STORED_PLATFORM = HOUSE
+
+
+def house_start(projection: str) -> str:
+    """The `history_start` key of the house's history in `projection`'s views."""
+    return f"{projection} {STORED_PLATFORM}"
 
 
 class RecordingBook(Book):
@@ -68,17 +86,22 @@ class RecordingBook(Book):
     def post(self, asset: str, amount: Decimal, debit: str, credit: str) -> None:
         super().post(asset, amount, debit, credit)
         every = self.records_platform  # tested inline: a posting is the hot path
-        if every or not debit.startswith(RESERVED_PREFIXES):
+        if every or not debit.startswith(RESERVED_PREFIXES) or debit == STORED_PLATFORM:
             self.changed.add((debit, BALANCE, asset))
-        if every or not credit.startswith(RESERVED_PREFIXES):
+        if every or not credit.startswith(RESERVED_PREFIXES) or credit == STORED_PLATFORM:
             self.changed.add((credit, BALANCE, asset))
 
     def set_position(  # type: ignore[override]  # the same call, through the instance
         self, account: Account, market: str, size: Decimal, entry_price: Decimal
     ) -> None:
         Book.set_position(account, market, size, entry_price)
-        if self.records_platform or not account.account_id.startswith(RESERVED_PREFIXES):
+        if self.records_platform or _stored(account.account_id):
             self.changed.add((account.account_id, POSITION, market))
+
+
+def _stored(account_id: str) -> bool:
+    """Whether the stored history keeps `account_id` (a client's, or the house's)."""
+    return not account_id.startswith(RESERVED_PREFIXES) or account_id == STORED_PLATFORM
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -117,7 +140,9 @@ class HistoryRecorder:
                 self._value(key, seq, 0, size, entry)
         book.changed.clear()
         named = event.account_id
-        if named is not None and not named.startswith(RESERVED_PREFIXES):
+        if named is not None and (
+            not named.startswith(RESERVED_PREFIXES) or named == STORED_PLATFORM
+        ):
             self._account(book.accounts[named], seq)
 
     def record_whole(self) -> None:
@@ -129,15 +154,20 @@ class HistoryRecorder:
         for instrument, price in sorted(book.marks.items()):
             self._value((_MARKS_OWNER, MARK, instrument), seq, 0, price, None)
         for account_id in sorted(book.accounts):
-            if not book.records_platform and is_reserved(account_id):
-                continue
-            account = book.accounts[account_id]
-            for ordinal, (asset, balance) in enumerate(account.balances.items()):
-                self._value((account_id, BALANCE, asset), seq, ordinal, balance, None)
-            for market, held in sorted(account.positions.items()):
-                key = (account_id, POSITION, market)
-                self._value(key, seq, 0, held.size, held.entry_price)
-            self._account(account, seq)
+            if book.records_platform or _stored(account_id):
+                self._whole_account(book.accounts[account_id], seq)
+
+    def record_house(self) -> None:
+        """The house's state at the book's seq: the start of its stored history."""
+        self._whole_account(self.book.accounts[STORED_PLATFORM], self.book.last_seq)
+
+    def _whole_account(self, account: Account, seq: int) -> None:
+        account_id = account.account_id
+        for ordinal, (asset, balance) in enumerate(account.balances.items()):
+            self._value((account_id, BALANCE, asset), seq, ordinal, balance, None)
+        for market, held in sorted(account.positions.items()):
+            self._value((account_id, POSITION, market), seq, 0, held.size, held.entry_price)
+        self._account(account, seq)
 
     def _value(
         self, key: Key, seq: int, ordinal: int, value: Decimal | None, extra: Decimal | None
@@ -171,17 +201,17 @@ class HistoryRecorder:
             )
         )
 
-    def writes(self, start: tuple[str, int] | None) -> list[TableWrite]:
-        """The batch's history rows (with the history's start when it begins), then none
-        pending. Keys are kept when there: after a restart a key may be written again."""
+    def writes(self, *starts: tuple[str, int]) -> list[TableWrite]:
+        """The batch's history rows (with the start of each history it begins: the
+        clients', the house's), then none pending. Keys are kept when there: after a
+        restart a key may be written again."""
         self.values.sort()  # in the table's key order: SQLite appends instead of inserting
         writes = [
             TableWrite(HISTORY_KEYS, (), self.keys, keep_existing=True),
             TableWrite(HISTORY_VALUES, (), self.values),
             TableWrite(HISTORY_ACCOUNTS, (), self.accounts),
         ]
-        if start is not None:
-            writes.append(TableWrite(HISTORY_START, (start[0],), [start]))
+        writes.extend(TableWrite(HISTORY_START, (start[0],), [start]) for start in starts)
         self.keys, self.values, self.accounts = [], [], []
         return writes
 
@@ -205,16 +235,23 @@ _VALUES_AT = (
 )
 
 
-def covers(database: ViewDatabase, seq: int) -> bool:
-    """Whether the history stored in `database` answers reads right after `seq`."""
-    start = database.history_start()
+def covers(database: ViewDatabase, seq: int, account_id: str | None = None) -> bool:
+    """Whether the history stored in `database` answers reads right after `seq` (of the
+    clients, or of `account_id`: a client's, the house's from its own start, no other
+    platform account's)."""
+    if account_id is None or not is_reserved(account_id):
+        start = database.history_start()
+    elif account_id == STORED_PLATFORM:
+        start = database.history_start(house_start(DEFAULT_PROJECTION))
+    else:
+        return False
     return start is not None and start <= seq <= database.position().last_seq
 
 
 def book_at(database: ViewDatabase, account_id: str, seq: int) -> Book:
-    """A book right after journal position `seq` holding every mark and client
-    `account_id` as the journal left them there (without the account if it was not open
-    yet), from the history; the caller checks `covers(database, seq)` first."""
+    """A book right after journal position `seq` holding every mark and `account_id` as
+    the journal left them there (without the account if it was not open yet), from the
+    history; the caller checks `covers(database, seq, account_id)` first."""
     with database.transaction(write=False) as cursor:
         found = database.query(cursor, _ACCOUNT_AT, (account_id, seq))
         values = database.query(cursor, _VALUES_AT, (seq, _MARKS_OWNER, account_id, seq))

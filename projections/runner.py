@@ -27,7 +27,7 @@ from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import rows, tables
 from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
-from projections.history import HistoryRecorder, RecordingBook
+from projections.history import HistoryRecorder, RecordingBook, house_start
 from projections.records import Touched
 from projections.resume import resume
 from projections.state import ProjectionState
@@ -78,6 +78,7 @@ class ProjectionRunner:
             self.state.book.keeps_originals = True
         self.history: HistoryRecorder | None = None
         self._history_begins = False  # the first batch written starts the history
+        self._house_begins = False  # ... and the house's (views whose history began before)
         self._keep_history()
 
     def _keep_history(self) -> None:
@@ -88,6 +89,7 @@ class ProjectionRunner:
         self.state.book = book
         self.history = HistoryRecorder(book)
         self._history_begins = self.database.history_start(self.name) is None
+        self._house_begins = self.database.history_start(house_start(self.name)) is None
 
     @property
     def last_seq(self) -> int:
@@ -113,8 +115,8 @@ class ProjectionRunner:
                 continue
             if seq != last + 1:
                 raise ProjectionGap(f"journal seq {seq} arrived where {last + 1} belongs")
-            if history is not None and self._history_begins and seq == written + 1 > 1:
-                history.record_whole()  # the views were built before the history was kept
+            if history is not None and seq == written + 1:
+                self._begin_history(history, seq)
             state.apply(event)
             last = seq
             if seq <= written:
@@ -129,16 +131,27 @@ class ProjectionRunner:
             self._commit()
         return BatchResult(applied, self.position.last_seq)
 
+    def _begin_history(self, history: HistoryRecorder, seq: int) -> None:
+        """Before the first event written: the state where a history begins, unless it
+        begins at seq 1 with nothing (the house's row then, its loan and call)."""
+        if self._history_begins and seq > 1:
+            history.record_whole()  # the views were built before the history was kept
+        elif self._house_begins:
+            history.record_house()  # from seq 1, or on a history older code began
+
     def _commit(self) -> None:
         state = self.state
         after = Position(state.last_seq, state.book.last_hash, state.recorded_at)
         writes = batch_writes(state, state.end_batch())
         if self.history is not None:
-            start = (self.name, self.position.last_seq) if self._history_begins else None
-            writes.extend(self.history.writes(start))
+            begun = self.position.last_seq
+            starts = [(self.name, begun)] if self._history_begins else []
+            if self._house_begins:
+                starts.append((house_start(self.name), begun))
+            writes.extend(self.history.writes(*starts))
         self.database.commit_batch(writes, self.position, after, self.name)
         self.position = after
-        self._history_begins = False
+        self._history_begins = self._house_begins = False
 
     def follow(
         self,

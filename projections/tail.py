@@ -1,14 +1,15 @@
 """The accounts' history of the journal's latest events, kept in memory by an `as_of` reader.
 
-The history stored with the views (projections/history.py) answers a client's read at any
-seq from its start up to the views' position. The events decided since the last `ledger
-report` lie past it, and it leaves the platform's accounts out. A reader (an API `as_of`
-worker) answers those from a `HistoryTail`: the history, in a scratch in-memory database,
-of a reader's book followed from a start position. The book at the start is the nearest
-snapshot at or before it and the journal up to it (`snapshots.book_at`); every account's
-state (the platform's included) and every mark there are written first
-(`HistoryRecorder.record_whole`), then what each event changes. `history.book_at` reads it
-as it reads the stored history, and the answers are the replay's, byte for byte.
+The history stored with the views (projections/history.py) answers a client's or the
+house's read at any seq from its start up to the views' position. The events decided since
+the last `ledger report` lie past it, and it leaves the other platform accounts out. A
+reader (an API `as_of` worker) answers those from a `HistoryTail`: the history, in a
+scratch in-memory database, of a reader's book followed from a start position. The book
+at the start is the nearest snapshot at or before it and the journal up to it
+(`snapshots.book_at`); every account's state (the platform's included) and every mark
+there are written first (`HistoryRecorder.record_whole`), then what each event changes.
+`history.book_at` reads it as it reads the stored history, and the answers are the
+replay's, byte for byte.
 
 A tail begins where the stored views stand, or `tail_events_max` events before the
 journal's end when they stand further behind or there are none (`start_for`), and holds at
@@ -101,9 +102,9 @@ class HistoryTail:
 
     def _commit(self, *, begins: bool) -> None:
         """The history rows noted since the last commit, and the tail's new position."""
-        start = (DEFAULT_PROJECTION, self.start) if begins else None
+        starts = [(DEFAULT_PROJECTION, self.start)] if begins else []
         after = Position(self.book.last_seq, self.book.last_hash, self._recorded_at)
-        self.database.commit_batch(self.recorder.writes(start), self.database.position(), after)
+        self.database.commit_batch(self.recorder.writes(*starts), self.database.position(), after)
 
     def book_at(self, store: LedgerStore, account_id: str, seq: int) -> Book:
         """`history.book_at` right after `seq`, which the tail `reaches`, followed first."""

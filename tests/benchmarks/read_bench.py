@@ -57,7 +57,7 @@ class Reads:
 @dataclass(frozen=True, slots=True)
 class PastViewsReads:
     """`as_of` reads at seqs past the stored views (the workers' tail): of a client, then
-    of the house account (the stored history leaves platform accounts out)."""
+    of the house account (both from the tail there)."""
 
     views_seq: int  # where the stored views stand
     client: Reads

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, risk, snapshots
 from ledger.application import InboxItem, LedgerApplication
-from ledger.book import HOUSE, PLATFORM_ACCOUNTS, Book
+from ledger.book import FEES, HOUSE, PLATFORM_ACCOUNTS, Book
 from ledger.journal import JournalEntry, canonical_json
 from ledger.limits import inbox_batch_records_max, snapshot_interval_events
 from ledger.policy import Policy, load_policy
@@ -26,7 +27,7 @@ from ledger.reporting import AsOfError
 from ledger.store import LedgerStore
 from projections import history, resume, tables, views
 from projections import tail as tail_module
-from projections.database import ViewDatabase
+from projections.database import DEFAULT_PROJECTION, ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
 from projections.state import PolicyMismatch
@@ -327,17 +328,18 @@ def compare_history_with_replay(
     *,
     platform: bool = False,
 ) -> int:
-    """Replay the journal once, comparing every client's documents (and with `platform`,
-    every platform account's) at each seq of `seqs` with the history's; returns how many
-    documents were compared."""
+    """Replay the journal once, comparing every client's and the house's documents (with
+    `platform`, a tail's: every platform account's) at each seq of `seqs` with the
+    history's; returns how many documents were compared."""
     replayed, compared = Book(), 0
     accounts = sorted(a.account_id for a in reporting.book_as_of(store, None).clients())
-    accounts += PLATFORM_ACCOUNTS if platform else ()
+    accounts += PLATFORM_ACCOUNTS if platform else (HOUSE,)
     for entry in store.iter_journal():
         replayed.apply(je.decode_journal_record(entry.record))
         if entry.seq not in seqs:
             continue
         assert history.covers(database, entry.seq)
+        assert platform or history.covers(database, entry.seq, HOUSE)
         for account_id in accounts:
             from_history = history.book_at(database, account_id, entry.seq)
             expected = _account_document(replayed, policy, account_id)
@@ -395,6 +397,32 @@ def test_a_history_begun_on_older_views_starts_where_they_stood(
             ProjectionRunner(database, policy).follow(store)
             assert database.history_start() == third
             assert not history.covers(database, third - 1)
+            compare_history_with_replay(
+                store, database, policy, _sample_seqs(store.last_seq(), third)
+            )
+
+
+def test_the_house_history_begun_on_a_history_without_it_starts_where_it_stood(
+    store_url: str, policy: Policy
+) -> None:
+    with LedgerStore.open(store_url) as store:
+        third = store.last_seq() // 3
+        with ViewDatabase.open(store_url) as older:
+            ProjectionRunner(older, policy).follow(store, until_seq=third)
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as connection:
+            for table in (tables.HISTORY_KEYS, tables.HISTORY_VALUES, tables.HISTORY_ACCOUNTS):
+                sql = f"DELETE FROM {table.sql_name} WHERE account_id = ?"  # noqa: S608
+                connection.execute(sql, (HOUSE,))  # as code before the house's history left it
+            sql = f"DELETE FROM {tables.HISTORY_START.sql_name} WHERE projection != ?"  # noqa: S608
+            connection.execute(sql, (DEFAULT_PROJECTION,))
+        with ViewDatabase.open(store_url) as database:
+            assert not history.covers(database, third, HOUSE)
+            ProjectionRunner(database, policy).follow(store)
+            assert database.history_start() == 0
+            assert database.history_start(history.house_start(DEFAULT_PROJECTION)) == third
+            assert history.covers(database, third - 1)
+            assert not history.covers(database, third - 1, HOUSE)
+            assert not history.covers(database, third, FEES)
             compare_history_with_replay(
                 store, database, policy, _sample_seqs(store.last_seq(), third)
             )
@@ -488,9 +516,11 @@ def test_as_of_reads_past_the_stored_views_replay_nothing(
         for seq in seqs:
             assert api_as_of.account_document(str(seq), client, "margin") == replayed[seq]
             assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
-        # A platform account before the tail (the stored history leaves it out) replays.
+        # Before the tail: the house from the stored history; another platform account
+        # (the stored history leaves it out) replays.
+        assert api_as_of.account_document(str(third - 1), HOUSE, "margin") == house[third - 1]
         with pytest.raises(AssertionError, match=f"replayed for as_of {third - 1}"):
-            api_as_of.account_document(str(third - 1), HOUSE, "margin")
+            api_as_of.account_document(str(third - 1), FEES, "margin")
         # Views further behind than a tail holds: the tail holds the journal's latest
         # events; between the views and its start a read replays from the nearest snapshot.
         # A bound leaving seqs between the views' tail and one from `last - bound`, and a
