@@ -18,7 +18,15 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from app.commands import CommandError, open_store, policy_of, port_max, require_output_file
+from app.commands import (
+    CommandError,
+    open_store,
+    policy_of,
+    port_max,
+    require_journal_policy,
+    require_output_file,
+)
+from ledger import snapshots
 from ledger.identifiers import identifier_problem, printable
 from ledger.policy import Policy
 from ledger.store import LedgerStore
@@ -146,8 +154,11 @@ def _api(args: argparse.Namespace) -> int:
         )
     except (api_auth.TokenFileError, ValueError, OSError) as error:
         raise CommandError(str(error)) from error
-    with open_store(args):
-        pass  # a store that cannot be opened is refused before the server says it is up
+    # A store that cannot be opened, or whose journal is under another policy, is refused
+    # before the server says it is up (the views refused the policy in the framework's
+    # startup, a traceback, after the server had said so).
+    with open_store(args) as store:
+        require_journal_policy(snapshots.book_at(store), policy)
     scheme = "https" if args.tls_cert else "http"
     print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
     if args.insecure_no_auth:

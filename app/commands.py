@@ -22,6 +22,7 @@ from app.output_files import written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
+from ledger.book import Book
 from ledger.identifiers import identifier_problem, is_ascii_number, printable, spreadsheet_cell
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
@@ -101,6 +102,18 @@ def policy_of(args: argparse.Namespace) -> Policy:
     if path is not None:
         require_file(path, "policy")
     return load_policy(path)
+
+
+def require_journal_policy(book: Book, policy: Policy) -> None:
+    """The ledger's figures are valued with the policy its journal adopted: a reader given
+    another (a deployment's own policy left out, so the demonstration policy is loaded)
+    showed figures no decision was taken on, where `report` and `audit` refused."""
+    if book.policy_digest and book.policy_digest != policy.digest:
+        raise CommandError(
+            f"the journal at seq {book.last_seq} is under policy {book.policy_version} (sha256 "
+            f"{book.policy_digest[:12]}…), but policy {policy.version} (sha256 "
+            f"{policy.digest[:12]}…) is loaded: load the journal's policy with --policy"
+        )
 
 
 def snapshot_events_setting() -> int:
@@ -346,6 +359,7 @@ def _query(args: argparse.Namespace) -> int:
             book = reporting.book_as_of(store, args.as_of)
         except reporting.AsOfError as error:
             raise CommandError(str(error)) from error
+    require_journal_policy(book, policy)
     if args.account not in book.accounts:
         raise CommandError(
             reporting.account_not_found(printable(args.account), args.as_of, book.last_seq)

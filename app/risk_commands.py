@@ -20,6 +20,7 @@ from app.commands import (
     policy_of,
     policy_scales,
     require_file,
+    require_journal_policy,
     require_output_file,
 )
 from app.output_files import written_whole
@@ -43,7 +44,7 @@ def _check(args: argparse.Namespace) -> int:
         require_file(path, "record")
         raw = path.read_bytes()
     with open_store(args) as store:
-        book = _book_in(store, args)
+        book = _book_in(store, args, policy)
         try:
             result = pretrade.check(book, policy, args.account, raw.strip(), store=store)
         except pretrade.CheckError as error:
@@ -56,16 +57,20 @@ def _check(args: argparse.Namespace) -> int:
     return check_refused_exit if result.outcome is pretrade.Outcome.REFUSED else 0
 
 
-def _book(args: argparse.Namespace) -> Book:
+def _book(args: argparse.Namespace, policy: Policy) -> Book:
     with open_store(args) as store:
-        return _book_in(store, args)
+        return _book_in(store, args, policy)
 
 
-def _book_in(store: LedgerStore, args: argparse.Namespace) -> Book:
+def _book_in(store: LedgerStore, args: argparse.Namespace, policy: Policy) -> Book:
+    """The book at `--as-of`, decided under `policy` (a check or stress under another
+    policy than the journal's would answer for a ledger that does not exist)."""
     try:
-        return reporting.book_as_of(store, args.as_of)
+        book = reporting.book_as_of(store, args.as_of)
     except reporting.AsOfError as error:
         raise CommandError(str(error)) from error
+    require_journal_policy(book, policy)
+    return book
 
 
 def _ladder_step(text: str) -> Decimal:
@@ -93,7 +98,7 @@ def _stress(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from error
     if args.html is not None:
         require_output_file(args.html, "--html", args.store)
-    book = _book(args)
+    book = _book(args, policy)
     document = _stress_document(book, policy, shocks, ladders)
     if args.html is not None:
         with written_whole(args.html) as partial:

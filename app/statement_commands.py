@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from app import statement_output
-from app.commands import CommandError, open_store, policy_of
+from app.commands import CommandError, open_store, policy_of, require_journal_policy
 from app.output_files import folder_written_whole
 from ledger import journal_events as je
-from ledger import statements
+from ledger import snapshots, statements
 from ledger.store import LedgerStore
 from projections.parquet import ParquetError, write_parquet
 from projections.render import render_text
@@ -77,6 +77,7 @@ def _statements(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out} is a file, not a folder: name a folder for the statements")
     with open_store(args) as store:
         period = _period(store, args)
+        require_journal_policy(snapshots.book_at(store, period.closing_seq), policy)
         batch = statements.statements(_events(store), policy, period)
     out.mkdir(parents=True, exist_ok=True)
     with folder_written_whole(out) as partial:

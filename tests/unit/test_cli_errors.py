@@ -400,6 +400,42 @@ def test_an_account_not_opened_yet_as_of_a_position_is_said_so(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [
+        ("query", "margin", "C000001"),
+        ("check", "C000001", "record.json"),
+        ("stress", "--shock", "BTC=-10%"),
+        ("statements", "daily", "--date", "2026-11-02", "--out", "statements"),
+        ("api", "--insecure-no-auth", "--port", "0"),
+    ],
+)
+def test_a_reader_given_another_policy_than_the_journals_is_refused(
+    command: tuple[str, ...], ledger_store: Path
+) -> None:
+    """query, check, stress and statements valued the ledger with whatever policy was loaded
+    (a deployment's own left out: the demonstration policy), where report and audit refused;
+    ledger api said it was up, then ended in a traceback of the framework's startup."""
+    demonstration = Path(__file__).parents[2] / "ledger" / "policies" / "demo.toml"
+    own = ledger_store.parent / "own-policy.toml"
+    text = demonstration.read_text(encoding="utf-8")
+    own.write_text(text.replace('version = "', 'version = "own-', 1), encoding="utf-8")
+    (ledger_store.parent / "record.json").write_text(
+        '{"type":"withdrawal_requested","event_id":"w-1","occurred_at":"2026-11-03T00:00:00Z",'
+        '"account_id":"C000001","asset":"USD","amount":"1.00"}',
+        encoding="utf-8",
+    )
+    done = _ledger(
+        "--store", "sqlite:///ledger.db", "--policy", str(own), *command, cwd=ledger_store.parent
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("ledger: the journal at seq "), done.stderr
+    assert "is under policy 2026-11-25.1" in done.stderr
+    assert "but policy own-2026-11-25.1" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
     ("args", "says"),
     [
         (("simulate", "--days", "0"), "a simulation needs 0 to 20,000 accounts and 1 to 366 days"),
