@@ -160,10 +160,14 @@ def _check_table(document: dict[str, Any], scale_of: ScaleOf) -> str:
         lines.append(f"{name:<26} {shown[0]:>22} {shown[1]:>22}")
     for label, figures in (("before", before), ("after", after)):
         for position in figures.get("positions", []):
+            cells = {
+                name: _figure(name, position[name], scale_of, position)
+                for name in ("size", "entry_price", "mark_price", "liquidation_price")
+            }
             lines.append(
-                f"{label} {position['market']}: size {position['size']}, entry "
-                f"{position['entry_price']}, mark {position['mark_price']}, liquidation price "
-                f"{_cell(position['liquidation_price'])}"
+                f"{label} {position['market']}: size {cells['size']}, entry "
+                f"{cells['entry_price']}, mark {cells['mark_price']}, liquidation price "
+                f"{cells['liquidation_price']}"
             )
     return "\n".join(lines) + "\n"
 
@@ -172,8 +176,11 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _figure(name: str, value: Any, scale_of: ScaleOf) -> str:
-    return "-" if value is None else readable(name, str(value), {}, scale_of)
+def _figure(name: str, value: Any, scale_of: ScaleOf, row: dict[str, Any] | None = None) -> str:
+    """A figure as `ledger query` shows it (`row` names the position's market, for a size
+    at its asset's scale): the positions' entry and mark were the exact digits, beside
+    figures at the cent."""
+    return "-" if value is None else readable(name, str(value), row or {}, scale_of)
 
 
 def register(sub: Any) -> None:

@@ -117,3 +117,34 @@ def test_a_report_table_right_aligns_figures_at_their_scale() -> None:
         "C-1         USD        -12.30        1.00        -12.30",
     ]
     assert "BTC        2.5       60000        150000" in render_text(document, table, "table")
+
+
+def test_ledger_checks_positions_read_as_ledger_query_shows_them() -> None:
+    """The check's table showed its figures at the cent but its positions' entry and mark
+    with every digit (`entry 69277.342298456001, mark 56438.48`)."""
+    from app.risk_commands import _check_table  # noqa: PLC0415 (the table alone, no store)
+
+    position = {
+        "market": "BTC-PERP",
+        "size": "3.25195507",
+        "entry_price": "69277.342298456001",
+        "mark_price": "56438.4849",
+        "liquidation_price": "41234.567",
+    }
+    document = {
+        "outcome": "accepted",
+        "reason_code": None,
+        "account_id": "C1",
+        "record_type": "withdrawal_requested",
+        "event_id": "w-1",
+        "journal_seq": 7,
+        "would_record": ["withdrawal_approved"],
+        "before": {"positions": [position]},
+        "after": {"positions": [{**position, "liquidation_price": None}]},
+    }
+    lines = _check_table(document, scale_of).splitlines()
+    assert lines[-2:] == [
+        "before BTC-PERP: size 3.25195507, entry 69,277.34, mark 56,438.48, "
+        "liquidation price 41,234.57",
+        "after BTC-PERP: size 3.25195507, entry 69,277.34, mark 56,438.48, liquidation price -",
+    ]
