@@ -954,14 +954,14 @@ def stress_ladder(book: Book, policy: Policy) -> dict[str, Any]:
     return stress_output.ladder_document(stress.ladder(book, policy, shocks))
 
 
-def stress_section(ladder: Mapping[str, Any]) -> str:
+def stress_section(ladder: Mapping[str, Any], scale_of: ScaleOf) -> str:
     return (
         f"<h2>Stress ladder: {html.escape(REPORT_LADDER)}, "
         f"{REPORT_LADDER_STEP_PERCENT}% apart</h2>"
         '<p class="note">The book at the report\'s end revalued under each move together, '
         "the liquidation logic run on a copy (<code>ledger stress --ladder</code>), nothing "
         "journalled. "
-        f"{stress_output.LADDER_LEGEND}</p>" + stress_output.ladder_section(dict(ladder))
+        f"{stress_output.LADDER_LEGEND}</p>" + stress_output.ladder_section(dict(ladder), scale_of)
     )
 
 
@@ -998,7 +998,7 @@ def render_report(
         "<h2>Loan-to-value of borrowers</h2>",
         _legend((name, colour) for name, colour, _ in ltv_series(facts)),
         ltv_chart(facts),
-        stress_section(ladder),
+        stress_section(ladder, scale_of),
     ]
     for name, rows in views.items():
         sections.append(f"<h2>{html.escape(name)}</h2>")

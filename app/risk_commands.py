@@ -100,16 +100,17 @@ def _stress(args: argparse.Namespace) -> int:
         require_output_file(args.html, "--html", args.store)
     book = _book(args, policy)
     document = _stress_document(book, policy, shocks, ladders)
+    scale_of = policy_scales(policy)
     if args.html is not None:
         with written_whole(args.html) as partial:
-            partial.write_text(stress_output.ladder_html(document), encoding="utf-8")
+            partial.write_text(stress_output.ladder_html(document, scale_of), encoding="utf-8")
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
         return 0
     for one in document["stresses"]:
-        sys.stdout.write(stress_output.stress_table(one) + "\n")
+        sys.stdout.write(stress_output.stress_table(one, scale_of) + "\n")
     for one in document["ladders"]:
-        sys.stdout.write(stress_output.ladder_table(one) + "\n")
+        sys.stdout.write(stress_output.ladder_table(one, scale_of) + "\n")
     return 0
 
 

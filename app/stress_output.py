@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import html
-import re
 from decimal import Decimal
 from typing import Any
 
 from ledger.money import (
     DECIMAL_CONTEXT,
     DERIVED_FIGURE_SCALE,
-    USD_SCALE,
     format_decimal,
     quantize,
 )
 from ledger.stress import AccountStress, LadderResult, StressResult
-
-_FIGURE = re.compile(r"^-?\d+\.\d{3,}$")  # more places than a cent: an unrounded USD figure
+from projections.figures import ScaleOf, readable
+from projections.render import text_table
 
 
 def _utilisation(amount: Decimal, limit: Decimal) -> str:
@@ -119,30 +117,41 @@ def _rung(result: StressResult) -> dict[str, Any]:
     }
 
 
-def stress_table(document: dict[str, Any]) -> str:
+def stress_table(document: dict[str, Any], scale_of: ScaleOf) -> str:
+    """A stress as people read it: money at the cent with thousands separators, quantities
+    at their asset's scale, ratios as percentages (`ledger query`'s figures; JSON keeps
+    every digit)."""
     fund, debt, limits = (
         document["insurance_fund"],
         document["bad_debt"],
         document["lending_limits_after"],
     )
+
+    def usd(value: str | None) -> str:
+        return _cell("amount", value, scale_of)
+
     lines = [f"stress {document['shock']} at journal seq {document['journal_seq']}"]
     lines += [
-        f"  mark {m['instrument']}: {m['mark_before']} -> {m['mark_shocked']}"
+        f"  mark {m['instrument']}: {usd(m['mark_before'])} -> {usd(m['mark_shocked'])}"
         for m in document["marks"]
     ]
+    sold = _pairs(document["collateral_sold"], "balance", "asset", scale_of)
+    closed = _pairs(document["perps_closed"], "size", "market", scale_of)
+    utilisation = _cell("utilisation", limits["firm_utilisation"], scale_of)
     lines += [
-        f"accounts called      {len(document['accounts_called'])}",
-        f"accounts liquidated  {len(document['accounts_liquidated'])}",
-        f"collateral sold      {_pairs(document['collateral_sold'])}",
-        f"perps closed         {_pairs(document['perps_closed'])}",
-        f"shortfall            {document['shortfall']} USD",
-        f"insurance fund       {fund['before']} - drawn {fund['drawn']} -> {fund['after']} USD: "
-        + _sufficiency(fund),
-        f"bad debt             {debt['total']} USD (loan {debt['loan']}, cash {debt['cash']})",
-        f"firm loans after     {limits['firm_total_loans']} of "
-        f"{limits['firm_total_loans_max']} USD (utilisation {limits['firm_utilisation']})",
-        f"largest client loan  {limits['largest_client_loan'] or '-'} "
-        f"({limits['largest_client_loan_account'] or '-'}) of {limits['client_loan_max']} USD",
+        f"accounts called      {len(document['accounts_called']):,}",
+        f"accounts liquidated  {len(document['accounts_liquidated']):,}",
+        f"collateral sold      {sold}",
+        f"perps closed         {closed}",
+        f"shortfall            {usd(document['shortfall'])} USD",
+        f"insurance fund       {usd(fund['before'])} - drawn {usd(fund['drawn'])} -> "
+        f"{usd(fund['after'])} USD: " + _sufficiency(fund, scale_of),
+        f"bad debt             {usd(debt['total'])} USD (loan {usd(debt['loan'])}, cash "
+        f"{usd(debt['cash'])})",
+        f"firm loans after     {usd(limits['firm_total_loans'])} of "
+        f"{usd(limits['firm_total_loans_max'])} USD (utilisation {utilisation})",
+        f"largest client loan  {usd(limits['largest_client_loan'])} "
+        f"({limits['largest_client_loan_account'] or '-'}) of {usd(limits['client_loan_max'])} USD",
     ]
     rows = [a for a in document["accounts"] if a["called"] or a["liquidated"]]
     columns = (
@@ -156,17 +165,18 @@ def stress_table(document: dict[str, Any]) -> str:
         "auto_deleveraged",
         "bad_debt_loan",
     )
-    lines.append(_columns(columns, [[_cell(row[c]) for c in columns] for row in rows]))
+    lines += _columns(columns, [[_cell(c, row[c], scale_of) for c in columns] for row in rows])
     return "\n".join(lines) + "\n"
 
 
-def _sufficiency(fund: dict[str, Any]) -> str:
+def _sufficiency(fund: dict[str, Any], scale_of: ScaleOf) -> str:
     if fund["sufficient"]:
         return "sufficient"
-    return f"NOT sufficient, {fund['uncovered_perps_deficit']} USD uncovered"
+    uncovered = _cell("amount", fund["uncovered_perps_deficit"], scale_of)
+    return f"NOT sufficient, {uncovered} USD uncovered"
 
 
-def ladder_table(document: dict[str, Any]) -> str:
+def ladder_table(document: dict[str, Any], scale_of: ScaleOf) -> str:
     columns = (
         "shock",
         "accounts_called",
@@ -177,32 +187,43 @@ def ladder_table(document: dict[str, Any]) -> str:
         "bad_debt",
         "insurance_fund_sufficient",
     )
-    rows = [[_cell(rung[c]) for c in columns] for rung in document["rungs"]]
+    rows = [[_cell(c, rung[c], scale_of) for c in columns] for rung in document["rungs"]]
     verdict = ladder_verdict(document["insurance_fund_exhausted_at"])
-    return _columns(columns, rows) + "\ninsurance fund " + verdict + "\n"
+    return "\n".join(_columns(columns, rows)) + "\ninsurance fund " + verdict + "\n"
 
 
-def _pairs(values: dict[str, str]) -> str:
-    return ", ".join(f"{name} {amount}" for name, amount in values.items()) or "-"
+def _pairs(values: dict[str, str], column: str, unit: str, scale_of: ScaleOf) -> str:
+    """`BTC 132.51308858, ETH 1,289.75019512`: each asset's (or market's) quantity."""
+    shown = (
+        f"{name} {readable(column, amount, {unit: name}, scale_of)}"
+        for name, amount in values.items()
+    )
+    return ", ".join(shown) or "-"
 
 
-def _cell(value: Any) -> str:
-    """A table cell: yes/no, `-` for none, a USD figure to the cent (the JSON keeps every
-    digit), anything else as it is."""
+# The stress tables' columns of text and of yes/no (left-aligned); the others are figures.
+_TEXT_COLUMNS = frozenset(
+    {"shock", "account_id", "called", "liquidated", "insurance_fund_sufficient"}
+)
+
+
+def _cell(column: str, value: Any, scale_of: ScaleOf) -> str:
+    """A table cell: yes/no, `-` for none, a count with separators, text as it is, a figure
+    as `ledger query` shows it."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None:
         return "-"
-    if isinstance(value, str) and _FIGURE.match(value):
-        return format_decimal(quantize(Decimal(value), USD_SCALE))
-    return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if column in _TEXT_COLUMNS:
+        return str(value)
+    return readable(column, str(value), {}, scale_of)
 
 
-def _columns(names: tuple[str, ...], rows: list[list[str]]) -> str:
-    widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, name in enumerate(names)]
-    out = ["  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(out)
+def _columns(names: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """The header and rows, figures right-aligned (the text table of `ledger report`)."""
+    return text_table(list(names), rows, frozenset(names) - _TEXT_COLUMNS)
 
 
 chart_width_px = 900
@@ -210,11 +231,11 @@ chart_height_px = 360
 chart_margin_px = 60
 
 
-def ladder_html(document: dict[str, Any]) -> str:
+def ladder_html(document: dict[str, Any], scale_of: ScaleOf) -> str:
     """Every ladder of a `ledger stress` document as a self-contained page: per ladder, the
     insurance fund left and the deficit it could not cover at each rung (an SVG chart), and
     the rung table."""
-    sections = [ladder_section(ladder) for ladder in document["ladders"]]
+    sections = [ladder_section(ladder, scale_of) for ladder in document["ladders"]]
     title = f"Stress ladder at journal seq {document['journal_seq']}"
     style = (
         "body{font:13px system-ui,sans-serif;margin:24px}table{border-collapse:collapse}"
@@ -240,13 +261,15 @@ def ladder_verdict(exhausted_at: str | None) -> str:
     return f"exhausted at {exhausted_at}" if exhausted_at else "not exhausted within the ladder"
 
 
-def ladder_section(ladder: dict[str, Any]) -> str:
+def ladder_section(ladder: dict[str, Any], scale_of: ScaleOf) -> str:
     """One ladder of `ladder_document`: its verdict as a heading, the chart (styled by its own
     attributes, so that any page can hold it) and the rung table."""
     verdict = ladder_verdict(ladder["insurance_fund_exhausted_at"])
     columns = tuple(ladder["rungs"][0]) if ladder["rungs"] else ()
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in columns) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{html.escape(_cell(c, r[c], scale_of))}</td>" for c in columns)
+        + "</tr>"
         for r in ladder["rungs"]
     )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)

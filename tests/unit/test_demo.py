@@ -103,7 +103,9 @@ def test_the_report_holds_the_stress_ladder_ledger_stress_gives(
     assert summary_value(output, "stress") == printed
     for rung in expected["rungs"]:
         assert f"<td>{rung['shock']}</td>" in page
-        assert f"<td>{rung['insurance_fund_after']}</td>" in page
+        # At the cent with separators, as the report's other tables show money.
+        fund_after = Decimal(rung["insurance_fund_after"]).quantize(Decimal("0.01"))
+        assert f"<td>{fund_after:,f}</td>" in page
 
 
 def test_bad_sizes_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

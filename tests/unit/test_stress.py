@@ -244,3 +244,23 @@ def test_ledger_stress_writes_the_ladder_chart(tmp_path: Path) -> None:
     assert 'data-chart="stress-ladder"' in text
     assert "Insurance fund exhausted at BTC=-20%" in text
     assert text.count("<polyline") == 2
+
+
+def test_ledger_stress_tables_show_figures_as_ledger_query_does(
+    borrower_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stress tables showed money without separators (5526752.14), left-aligned, whole
+    numbers without cents (250000000) and the utilisation as a fraction (0.04230174)."""
+    url = borrower_store
+    assert main(["--store", url, "stress", "--shock", "BTC=-55%", "--format", "json"]) == 0
+    (one,) = json.loads(capsys.readouterr().out)["stresses"]
+    assert main(["--store", url, "stress", "--shock", "BTC=-55%"]) == 0
+    table = capsys.readouterr().out
+    limits = one["lending_limits_after"]
+    money = f"{Decimal(limits['firm_total_loans_max']).quantize(Decimal('0.01')):,f}"
+    assert f" of {money} USD (utilisation " in table
+    share = Decimal(limits["firm_utilisation"]) * 100
+    assert f"(utilisation {share.quantize(Decimal('0.01')):,f}%)" in table
+    header, *_rows = table.split("account_id", 1)[1].splitlines()
+    assert header.split()[-1] == "bad_debt_loan"
+    assert all(line == line.rstrip() for line in table.splitlines())  # no trailing padding
