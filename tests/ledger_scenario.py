@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
 from ledger.policy import load_policy
-from ledger.store import LedgerStore
+from ledger.store import DEPOSITS_TABLE, TRADES_TABLE, LedgerStore
 
 START = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -89,3 +91,18 @@ def balances_by_asset(app: LedgerApplication) -> Iterator[tuple[str, Any]]:
     assets = sorted({a for acc in app.book.accounts.values() for a in acc.balances})
     for asset in assets:
         yield asset, sum(acc.balance(asset) for acc in app.book.accounts.values())
+
+
+def store_of_older_code(path: Path) -> Scenario:
+    """A SQLite store at `path` as code older than the trades and deposits tables left it:
+    C1's perpetual trades p1 and p2 and its deposit under reference bank-1 in the journal,
+    the tables dropped; the scenario's store closed."""
+    scenario = Scenario(f"sqlite:///{path}")
+    scenario.perp_long()  # C1 buys 0.1 BTC-PERP as p1
+    scenario.perp_buy("C1", "p2", "0.2", "61000", fee="1")
+    scenario.send("deposit", account_id="C1", asset="USD", amount="500", reference="bank-1")
+    scenario.store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"DROP TABLE {TRADES_TABLE}")
+        connection.execute(f"DROP TABLE {DEPOSITS_TABLE}")
+    return scenario

@@ -65,7 +65,7 @@ def _stored(store: LedgerStore) -> list[object]:
     """Everything the command must leave as it is: the journal, the rejects, the older
     code's snapshots, and the inputs, trades and deposits tables as a writer reads them."""
     journal = [entry.record for entry in store.iter_journal()]
-    replayed = _replayed(store)
+    replayed = replayed_book(store)
     event_ids = [
         event.causation_id for event in map(je.decode_journal_record, journal) if event.causation_id
     ]
@@ -80,7 +80,7 @@ def _stored(store: LedgerStore) -> list[object]:
     ]
 
 
-def _replayed(store: LedgerStore) -> Book:
+def replayed_book(store: LedgerStore) -> Book:
     book = Book()
     for entry in store.iter_journal():
         book.apply(je.decode_journal_record(entry.record))
@@ -119,7 +119,7 @@ def test_after_the_command_the_upgraded_start_applies_only_the_tail(
         assert tail_events > 0
         upgraded = LedgerApplication(store, POLICY)
         assert (upgraded.snapshot_seq, upgraded.replayed_events) == (at_command, tail_events)
-        assert snapshots.encode_book(upgraded.book) == snapshots.encode_book(_replayed(store))
+        assert snapshots.encode_book(upgraded.book) == snapshots.encode_book(replayed_book(store))
 
 
 def test_the_command_does_not_disturb_the_older_writer(
@@ -157,7 +157,7 @@ def test_the_command_does_not_disturb_the_older_writer(
         upgraded = LedgerApplication(writer_store, POLICY)
         assert (upgraded.snapshot_seq, upgraded.replayed_events) == (last, 0)
         assert snapshots.encode_book(upgraded.book) == snapshots.encode_book(
-            _replayed(writer_store)
+            replayed_book(writer_store)
         )
 
 

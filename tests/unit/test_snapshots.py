@@ -23,7 +23,7 @@ from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book
 from ledger.policy import load_policy
 from ledger.store import DEPOSITS_TABLE, TRADES_TABLE, JournalConflict, LedgerStore
-from tests.ledger_scenario import Scenario
+from tests.ledger_scenario import Scenario, store_of_older_code
 
 POLICY = load_policy(None)
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -311,16 +311,9 @@ def test_a_store_written_before_the_trades_and_deposits_tables_is_filled_by_the_
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ledger.db"
-    s = Scenario(f"sqlite:///{path}")
-    s.perp_long()  # C1 buys 0.1 BTC-PERP as p1
-    s.perp_buy("C1", "p2", "0.2", "61000", fee="1")
-    s.send("deposit", account_id="C1", asset="USD", amount="500", reference="bank-1")
-    last = s.store.last_seq()
-    s.store.close()
-    with sqlite3.connect(path) as connection:  # as older code left it
-        connection.execute(f"DROP TABLE {TRADES_TABLE}")
-        connection.execute(f"DROP TABLE {DEPOSITS_TABLE}")
+    s = store_of_older_code(path)
     s.store = LedgerStore.open(f"sqlite:///{path}")  # a writer's open makes them, empty
+    last = s.store.last_seq()
     assert s.store.trades_booked({"p1", "p2"}, last) == {}
     assert s.store.deposits_booked({"bank-1"}, last) == {}
     s.app = LedgerApplication(s.store, POLICY)  # no snapshot of this code: from seq 1
