@@ -217,11 +217,13 @@ def _replay(args: argparse.Namespace) -> int:
     against the journal replayed alone: the store's, or an export (`--file`), whose chain
     is verified first."""
     policy = policy_of(args)
+    file_end: int | None = None
     if args.file is not None:
         outcome = _verified_file(Path(args.file))
         if not outcome.ok:
             print(f"{args.file}: {outcome.describe()}; nothing compared")
             return 1
+        file_end = outcome.first_seq + outcome.report.count - 1
     with _user_errors(), open_store(args) as store:
         try:
             live = ViewDatabase.open(args.store)
@@ -243,6 +245,8 @@ def _replay(args: argparse.Namespace) -> int:
                 )
             if args.as_of is not None:
                 seq = reporting.as_of_seq(store, args.as_of)
+            if _ends_before(args.file, file_end, seq):
+                return 1
             reference = live if seq == live.position().last_seq else None
             progress = Progress("replay", unit="events")
             try:
@@ -296,6 +300,18 @@ def _check_snapshots(args: argparse.Namespace) -> bool:
 
 
 originals_differing_named_max = 10  # the audit names the first few trades or deposits that differ
+
+
+def _ends_before(file: str | None, file_end: int | None, seq: int) -> bool:
+    """Whether the export `file` ends before `seq`, where the views are compared (said so):
+    replayed to its end, every row since was printed as a difference."""
+    if file_end is None or file_end >= seq:
+        return False
+    print(
+        f"{file} ends at seq {file_end}, before seq {seq} where the views are compared: "
+        f"nothing compared (--as-of {file_end} compares at its end)"
+    )
+    return True
 
 
 def _verified_file(path: Path) -> audit.VerifyOutcome:

@@ -206,6 +206,29 @@ def test_replay_of_a_broken_export_says_so_before_comparing(
     )
 
 
+def test_replay_of_an_export_shorter_than_the_views_says_so_before_comparing(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It replayed the export to its end, compared at the views' position and printed
+    every row since as a difference, under 'replay of seq 1..<the views' position>'."""
+    export = tmp_path / "journal.jsonl"
+    assert main(["--store", store_url, "report", "balances", "--format", "csv"]) == 0
+    assert main(["--store", store_url, "journal", "export", "--out", str(export)]) == 0
+    lines = export.read_bytes().splitlines()
+    export.write_bytes(b"\n".join(lines[:120]) + b"\n")
+    capsys.readouterr()
+    assert main(["--store", store_url, "audit", "replay", "--file", str(export)]) == 1
+    assert capsys.readouterr().out == (
+        f"{export} ends at seq 120, before seq {len(lines)} where the views are compared: "
+        "nothing compared (--as-of 120 compares at its end)\n"
+    )
+    arguments = ["audit", "replay", "--file", str(export), "--as-of", "120"]
+    assert main(["--store", store_url, *arguments]) == 0
+    assert "replay of seq 1..120 into a scratch store: every view is identical" in (
+        capsys.readouterr().out
+    )
+
+
 def test_an_as_of_beyond_the_journal_is_an_error_for_query_and_report(
     store_url: str, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
 ) -> None:
