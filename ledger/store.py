@@ -838,11 +838,23 @@ def _require_sqlite_ledger(database: str, description: str, *, read_only: bool) 
         try:
             rows = connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
             tables = sorted(str(row[0]) for row in rows)
+            (journal_mode,) = connection.execute("PRAGMA journal_mode").fetchone()
         finally:
             connection.close()
     except sqlite3.DatabaseError as error:
         raise NotALedgerStore(f"{description} is not a readable SQLite file: {error}") from None
     _require_ledger_or_new(description, tables, read_only=read_only)
+    changeable = "immutable=1" not in database  # an immutable file's mode is never set
+    if read_only and changeable and str(journal_mode).lower() not in ("wal", "memory"):
+        # A copy made with VACUUM INTO (or a file copied back from a tool) is in rollback
+        # mode: the reader's open would switch it to WAL, a write, and fail as "not a
+        # readable SQLite file: attempt to write a readonly database".
+        raise NotALedgerStore(
+            f"{description} is in SQLite's {journal_mode} journal mode, not WAL (a copy made "
+            "with VACUUM INTO?), which a read command cannot change: run `sqlite3 FILE "
+            "'PRAGMA journal_mode=WAL'` once, and copy a store with `sqlite3 STORE '.backup "
+            "COPY'` (docs/cli.md)"
+        )
     # A store older code wrote lacks tables this code reads (a writer's open creates them
     # and its first start fills them): refused at the open, as a PostgreSQL store prepared
     # for an older layout is, rather than at the first read of one of them.

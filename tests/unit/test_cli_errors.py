@@ -127,6 +127,30 @@ def test_a_store_older_code_wrote_is_refused_to_readers_until_its_writer_opens_i
     assert done.returncode == 0, done.stderr
 
 
+def test_a_copy_of_the_store_in_rollback_mode_says_how_to_read_it(
+    ledger_store: Path, tmp_path: Path
+) -> None:
+    """A copy made with VACUUM INTO was 'not a readable SQLite file: attempt to write a
+    readonly database' to every read command; the backup API's copy (sqlite3's .backup, as
+    docs/cli.md says) reads as the store does."""
+    source = sqlite3.connect(f"file:{ledger_store}?mode=ro", uri=True)
+    source.execute(f"VACUUM INTO '{tmp_path / 'vacuumed.db'}'")
+    backed_up = sqlite3.connect(tmp_path / "backed-up.db")
+    source.backup(backed_up)
+    backed_up.close()
+    source.close()
+    refused = _ledger("--store", "sqlite:///vacuumed.db", "audit", "verify", cwd=tmp_path)
+    _one_line(refused, 2, "is in SQLite's delete journal mode, not WAL")
+    assert "PRAGMA journal_mode=WAL" in refused.stderr
+    switched = sqlite3.connect(tmp_path / "vacuumed.db")
+    switched.execute("PRAGMA journal_mode=WAL")
+    switched.close()
+    for copy in ("vacuumed.db", "backed-up.db"):
+        done = _ledger("--store", f"sqlite:///{copy}", "audit", "verify", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("journal verified: "), done.stdout
+
+
 def test_a_sqlite_file_of_another_program_is_not_a_ledger(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "other.db") as connection:
         connection.execute("CREATE TABLE customers (name TEXT)")
