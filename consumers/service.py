@@ -330,7 +330,13 @@ async def _start_and_serve(
             lambda: LedgerApplication(store, settings.policy, settings.snapshot_events),
             "replay_journal",
         )
-        log.info("replayed store=%s journal_seq=%d", store.describe(), app.book.last_seq)
+        log.info(
+            "replayed store=%s journal_seq=%d snapshot_seq=%d tail_events=%d",
+            store.describe(),
+            app.book.last_seq,
+            app.snapshot_seq,  # after an upgrade: `ledger store snapshot`'s, or 0 (seq 1)
+            app.replayed_events,
+        )
         await _create_topics(settings)
         parts = _build(settings, store, app)
         await backoff_retry(parts.checkpoint_writer.resume, "read_checkpoints")
