@@ -44,6 +44,23 @@ health_host_env = "LEDGER_HEALTH_HOST"
 health_host_default = "127.0.0.1"
 
 
+class _ClientRefusal(logging.Handler):
+    """The Kafka client's reason for a broker that answered and refused: wrong SCRAM
+    credentials or a certificate not trusted. The client logs it and then raises only
+    'Unable to bootstrap', which read as a broker that is down."""
+
+    _REFUSALS = ("SaslAuthenticationFailed", "CERTIFICATE_VERIFY_FAILED", "SSL")
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.detail: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if any(refusal in message for refusal in self._REFUSALS):
+            self.detail = message.split(": ", 1)[-1]
+
+
 @contextmanager
 def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None]:
     """A broker that cannot be reached, or a topic that is missing, is one line and
@@ -55,11 +72,23 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
         KafkaError,
     )
 
+    client_log = logging.getLogger("aiokafka")
+    level, propagate = client_log.level, client_log.propagate
+    refusal = _ClientRefusal()
+    client_log.addHandler(refusal)
     if not client_logs:
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+        client_log.setLevel(logging.ERROR)
+        client_log.propagate = False  # the one line below says it all
     try:
         yield
     except KafkaConnectionError as error:
+        if refusal.detail is not None:
+            raise CommandError(
+                f"the Kafka broker at {bootstrap} refused the connection: {refusal.detail} "
+                "(check LEDGER_KAFKA_USERNAME, LEDGER_KAFKA_PASSWORD_FILE and "
+                "LEDGER_KAFKA_CA_FILE: docs/security.md)",
+                EXIT_REFUSED,
+            ) from error
         # The client's text is a repr of its address list: say what it means instead.
         raise CommandError(
             f"the Kafka broker at {bootstrap} cannot be reached: no broker answered "
@@ -71,6 +100,10 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
         raise CommandError(
             f"the Kafka broker at {bootstrap} cannot be used: {detail}", EXIT_REFUSED
         ) from error
+    finally:
+        client_log.removeHandler(refusal)
+        client_log.setLevel(level)
+        client_log.propagate = propagate
 
 
 def _run(args: argparse.Namespace) -> int:

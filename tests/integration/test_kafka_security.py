@@ -33,6 +33,7 @@ from tests.integration.test_pipeline_support import (
     write_lines,
 )
 from tests.integration.test_reporting_consumer import position, start_consumer
+from tests.unit.test_api_tls import _certificate
 
 pytestmark = pytest.mark.integration
 client_timeout_ms = 10_000
@@ -163,6 +164,36 @@ def test_a_client_without_the_password_cannot_connect(
     assert _connect(bootstrap, impostor) == "KafkaConnectionError"
     # The same probe with the right password gets in: the refusals above are the broker's.
     assert _connect(bootstrap, upstream) == "connected"
+
+
+def test_a_command_refused_by_the_broker_says_so_not_that_it_is_down(
+    secure_kafka: SecureKafka, tmp_path: Path
+) -> None:
+    """Wrong SCRAM credentials or an untrusted certificate said 'cannot be reached: no broker
+    answered (is it running...?)': the client logs the broker's refusal and raises only
+    'Unable to bootstrap'."""
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_text('{"type":"mark_price"}\n')
+    untrusted, _ = _certificate(tmp_path)  # a CA that signed nothing of the broker's
+    upstream = secure_kafka.environment("upstream")
+    for settings, says in (
+        ({"LEDGER_KAFKA_PASSWORD_FILE": str(wrong)}, "SaslAuthenticationFailed"),
+        ({"LEDGER_KAFKA_CA_FILE": str(untrusted)}, "CERTIFICATE_VERIFY_FAILED"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "publish", str(inbox)],
+            capture_output=True, text=True, check=False, timeout=120,
+            env={**os.environ, **upstream, **settings,
+                 "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap},
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr.startswith(
+            f"ledger: the Kafka broker at {secure_kafka.bootstrap} refused the connection: "
+        ), done.stderr
+        assert says in done.stderr
+        assert len(done.stderr.splitlines()) == 1
 
 
 def test_upstream_cannot_write_read_or_delete_the_journal(
