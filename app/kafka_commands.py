@@ -70,6 +70,7 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
     from aiokafka.errors import (  # noqa: PLC0415 - only Kafka commands load it
         KafkaConnectionError,
         KafkaError,
+        UnknownTopicOrPartitionError,
     )
 
     client_log = logging.getLogger("aiokafka")
@@ -93,6 +94,15 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
         raise CommandError(
             f"the Kafka broker at {bootstrap} cannot be reached: no broker answered "
             "(is it running, and are the address and port right?)",
+            EXIT_REFUSED,
+        ) from error
+    except UnknownTopicOrPartitionError as error:
+        # Upstream's publish before the ledger ever ran, on a broker where upstream may not
+        # create topics: '[Error 3] UnknownTopicOrPartitionError' said nothing of the cause.
+        raise CommandError(
+            f"the Kafka broker at {bootstrap} has no such topic, and this principal may not "
+            "create it: `ledger run` creates the ledger's topics when it first starts, or an "
+            "administrator makes them (docs/security.md)",
             EXIT_REFUSED,
         ) from error
     except KafkaError as error:

@@ -6,8 +6,11 @@ import ssl
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from app.cli import main
+from app.commands import CommandError
+from app.kafka_commands import broker_faults
 from consumers.kafka_security import KafkaSecurity, KafkaSecurityError
 
 PASSWORD = "s3cret-scram-password"
@@ -84,3 +87,21 @@ def test_ledger_run_health_endpoint_binds_loopback_unless_told(
     assert build_parser().parse_args(["run"]).health_host == "127.0.0.1"
     arguments = build_parser().parse_args(["run", "--health-host", "0.0.0.0"])  # noqa: S104
     assert arguments.health_host == "0.0.0.0"  # noqa: S104 - what a container's probe needs
+
+
+def _publish_finds_no_inbox() -> None:
+    with broker_faults("kafka:9092"):
+        raise UnknownTopicOrPartitionError
+
+
+def test_a_topic_that_is_missing_and_may_not_be_created_says_who_makes_it() -> None:
+    """Upstream publishing before the ledger ever ran, on a broker where it may not create
+    topics, was told '[Error 3] UnknownTopicOrPartitionError'."""
+    with pytest.raises(CommandError) as refused:
+        _publish_finds_no_inbox()
+    assert refused.value.status == 1
+    assert str(refused.value) == (
+        "the Kafka broker at kafka:9092 has no such topic, and this principal may not create "
+        "it: `ledger run` creates the ledger's topics when it first starts, or an "
+        "administrator makes them (docs/security.md)"
+    )
