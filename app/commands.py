@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import msgspec
 
-from app.output_files import written_whole
+from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
@@ -370,15 +370,15 @@ def _query(args: argparse.Namespace) -> int:
     document = build(book, policy, args.account)
     match args.format:
         case "json":
-            sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+            write_stdout(json.dumps(document, indent=2, sort_keys=True) + "\n")
         case "csv":
             text, note = render.query_csv(document)
-            sys.stdout.write(text)
+            write_stdout(text)
             if note is not None:
                 print(f"ledger: {note}", file=sys.stderr)
         case _:
             scale_of = None if args.wide else policy_scales(policy)
-            sys.stdout.write(render.query_table(document, scale_of))
+            write_stdout(render.query_table(document, scale_of))
     return 0
 
 
@@ -430,7 +430,7 @@ def _schema(args: argparse.Namespace) -> int:
         return 0
     if args.which is None:
         raise CommandError("name a schema (inbox, journal, reject, openapi) or --write-docs DIR")
-    sys.stdout.write(contract_docs.schema_text(args.which))
+    write_stdout(contract_docs.schema_text(args.which))
     return 0
 
 
@@ -449,7 +449,7 @@ def _rejects(args: argparse.Namespace) -> int:
     match args.format:
         case "json":
             listed = msgspec.to_builtins(records)
-            sys.stdout.write(json.dumps(listed, indent=2, sort_keys=True) + "\n")
+            write_stdout(json.dumps(listed, indent=2, sort_keys=True) + "\n")
         case "csv":
             writer = csv.DictWriter(sys.stdout, fieldnames=REJECT_CSV_COLUMNS, lineterminator="\n")
             writer.writeheader()

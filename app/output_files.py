@@ -8,16 +8,37 @@ the file named is the old one or the new one, never part of either; the temporar
 removed when the writing fails, and the failure names the file the person named (the
 command line's one line for a file that cannot be written, exit status 1). A folder of
 statements is written the same way, its files moved into the folder once every one of them
-is complete.
+is complete. Output to stdout is written in pieces for the same reason (`write_stdout`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# Characters per write to stdout: at most 4 bytes each in UTF-8, so a piece always fits the
+# 8 KiB buffer of Python's stdout and goes through its flush, which writes on after a short
+# write and raises the disk's error.
+stdout_piece_chars_max = 1024
+
+
+def write_stdout(text: str) -> None:
+    """`text` on stdout in pieces. Python's stdout took one write larger than its buffer
+    that the disk accepted only in part (8 KiB left on it) as written whole: `ledger report
+    > file` on a full disk exited 0 with the report cut, where a written file (above) or a
+    run of smaller writes said 'No space left on device'."""
+    try:
+        for start in range(0, len(text), stdout_piece_chars_max):
+            sys.stdout.write(text[start : start + stdout_piece_chars_max])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): the command line ends quietly
+    except OSError as error:
+        raise OSError(error.errno, error.strerror or str(error), "stdout") from error
 
 
 def _partial(path: Path) -> Path:

@@ -23,7 +23,7 @@ from app.commands import (
     require_journal_policy,
     require_output_file,
 )
-from app.output_files import written_whole
+from app.output_files import write_stdout, written_whole
 from ledger import pretrade, reporting, stress
 from ledger.book import Book
 from ledger.policy import Policy
@@ -51,9 +51,9 @@ def _check(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from error
     document = result.document(policy.version)
     if args.format == "json":
-        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        write_stdout(json.dumps(document, indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(_check_table(document, policy_scales(policy)))
+        write_stdout(_check_table(document, policy_scales(policy)))
     return check_refused_exit if result.outcome is pretrade.Outcome.REFUSED else 0
 
 
@@ -105,12 +105,12 @@ def _stress(args: argparse.Namespace) -> int:
         with written_whole(args.html) as partial:
             partial.write_text(stress_output.ladder_html(document, scale_of), encoding="utf-8")
     if args.format == "json":
-        sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        write_stdout(json.dumps(document, indent=2, sort_keys=True) + "\n")
         return 0
     for one in document["stresses"]:
-        sys.stdout.write(stress_output.stress_table(one, scale_of) + "\n")
+        write_stdout(stress_output.stress_table(one, scale_of) + "\n")
     for one in document["ladders"]:
-        sys.stdout.write(stress_output.ladder_table(one, scale_of) + "\n")
+        write_stdout(stress_output.ladder_table(one, scale_of) + "\n")
     return 0
 
 

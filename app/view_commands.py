@@ -21,7 +21,7 @@ from app.commands import (
     require_file,
     require_output_file,
 )
-from app.output_files import written_whole
+from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
 from ledger.invariants import InvariantViolation
@@ -94,7 +94,7 @@ def _report(args: argparse.Namespace) -> int:
         scale_of = None if args.wide else policy_scales(policy_of(args))
         text = render.render_text(document, table, args.format, scale_of)
     if args.out in (None, "-"):
-        sys.stdout.write(text)
+        write_stdout(text)
     else:
         with written_whole(Path(args.out)) as partial:
             partial.write_text(text, encoding="utf-8")

@@ -66,6 +66,20 @@ def test_a_journal_export_cut_short_leaves_the_file_it_was_to_replace(tmp_path: 
     assert (tmp_path / "journal.jsonl").read_bytes() == exported
 
 
+def test_an_output_on_stdout_the_disk_takes_only_in_part_is_an_error(tmp_path: Path) -> None:
+    """One write larger than Python's stdout buffer, taken by the disk only in part, passed
+    as written whole: `ledger schema journal > file` with 8 KiB left exited 0, the document
+    cut at 8 KiB."""
+    with (tmp_path / "schema.json").open("w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "schema", "journal"],
+            stdout=out, stderr=subprocess.PIPE, text=True, cwd=tmp_path, check=False,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192)),
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "ledger: cannot use stdout: File too large\n"
+
+
 def _cut_short(target: Path, content: str) -> None:
     """Write half of `content` into `target` whole, then fail as a full disk does."""
     with written_whole(target) as partial:
