@@ -32,6 +32,25 @@ sqlite_lock_timeout_s = 5.0  # a second writer holding the lock longer is an err
 postgres_connect_timeout_s = 10
 
 
+# The states kept at past positions (`save_snapshot`) are rows of the state table keyed
+# `{projection}@{seq}`: no table of their own, which views built by older code (and a
+# reader's grants) already have. Found by the key's prefix (`substr`: a comparison of
+# text would follow the database's collation, which may be a locale's).
+_SNAPSHOT_MARK = "@"
+_SNAPSHOT_PREFIX = "substr(projection, 1, length(?)) = ?"
+_NEAREST_SNAPSHOT = (
+    f"SELECT last_seq, state FROM {STATE_TABLE} WHERE {_SNAPSHOT_PREFIX} "  # noqa: S608
+    "AND last_seq <= ? ORDER BY last_seq DESC LIMIT 1"
+)
+_FORGET_SNAPSHOTS = f"DELETE FROM {STATE_TABLE} WHERE {_SNAPSHOT_PREFIX}"  # noqa: S608
+
+
+def _snapshot_keys(projection: str) -> tuple[str, str]:
+    """The arguments of `_SNAPSHOT_PREFIX` for `projection`'s kept states."""
+    prefix = f"{projection}{_SNAPSHOT_MARK}"
+    return prefix, prefix
+
+
 class ProjectionConflict(RuntimeError):
     """The recorded position moved under this writer: another projector runs."""
 
@@ -394,6 +413,7 @@ class ViewDatabase:
             for kept in (POSITION_TABLE, STATE_TABLE):
                 forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608
                 cursor.execute(self._sql(forget), (projection,))
+            cursor.execute(self._sql(_FORGET_SNAPSHOTS), _snapshot_keys(projection))
 
     def save_state(self, last_seq: int, state: bytes, projection: str = DEFAULT_PROJECTION) -> None:
         """Keep the projection's encoded state at `last_seq`, replacing the previous one."""
@@ -412,6 +432,30 @@ class ViewDatabase:
                 self._sql(f"SELECT last_seq, state FROM {STATE_TABLE} WHERE projection = ?"),  # noqa: S608
                 (projection,),
             )
+            rows = cursor.fetchall()
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def save_snapshot(
+        self, last_seq: int, state: bytes, projection: str = DEFAULT_PROJECTION
+    ) -> None:
+        """Keep the projection's encoded state at `last_seq` as well as the others kept
+        (`snapshot_at_or_before`): a row of the state table under its own key."""
+        key = f"{projection}{_SNAPSHOT_MARK}{last_seq}"
+        with self.transaction() as cursor:
+            forget = f"DELETE FROM {STATE_TABLE} WHERE projection = ?"  # noqa: S608
+            cursor.execute(self._sql(forget), (key,))
+            cursor.execute(
+                self._sql(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)"),  # noqa: S608
+                (key, last_seq, state),
+            )
+
+    def snapshot_at_or_before(
+        self, seq: int, projection: str = DEFAULT_PROJECTION
+    ) -> tuple[int, bytes] | None:
+        """The projection's latest state kept by `save_snapshot` at or before `seq`, and
+        its seq; None when none was kept there."""
+        with self.transaction(write=False) as cursor:
+            cursor.execute(self._sql(_NEAREST_SNAPSHOT), (*_snapshot_keys(projection), seq))
             rows = cursor.fetchall()
         return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 

@@ -22,8 +22,10 @@ from typing import Any
 
 import msgspec
 
+from ledger import journal_events as je
 from ledger import snapshots
 from ledger.policy import Policy
+from ledger.store import LedgerStore
 from projections import records, state
 from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
 from projections.state import ProjectionState
@@ -74,8 +76,8 @@ _decode_head = msgspec.msgpack.Decoder(_SavedHead).decode
 _decode = msgspec.msgpack.Decoder(_SavedState).decode
 
 
-def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None:
-    """Keep `projection`'s state (between batches) next to the views."""
+def encoded(projection: ProjectionState) -> bytes:
+    """`projection`'s state (between batches), as it is kept next to the views."""
     values = {field: getattr(projection, field) for field in _FIELDS}
     # The book whole, registers included: a later bust or return reverses a trade or a
     # deposit it keeps, and the API's pre-trade check answers a repeated event id from the
@@ -87,7 +89,12 @@ def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None
         policy_digest=projection.policy.digest,
         **values,
     )
-    database.save_state(projection.last_seq, _encode(saved), name)
+    return _encode(saved)
+
+
+def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None:
+    """Keep `projection`'s state (between batches) next to the views."""
+    database.save_state(projection.last_seq, encoded(projection), name)
 
 
 def valued_with(
@@ -108,16 +115,37 @@ def resume(
     found = database.saved_state(name)
     if found is None or found[0] != position.last_seq or position.last_seq == 0:
         return ProjectionState(policy)
-    head = _decode_head(found[1])
+    return _decoded(found[1], policy, position.last_hash) or ProjectionState(policy)
+
+
+def kept_at_or_before(
+    database: ViewDatabase, store: LedgerStore, policy: Policy, seq: int
+) -> tuple[ProjectionState, bytes] | None:
+    """The latest state kept at a past position (`database.save_snapshot`) at or before
+    `seq`, decoded, with its encoding; None when there is none, or it is of other code
+    or policy, or not of this journal (its hash is not the journal's there)."""
+    found = database.snapshot_at_or_before(seq)
+    if found is None:
+        return None
+    kept_seq, state_bytes = found
+    (entry,) = store.read_journal(kept_seq - 1, 1)
+    recorded = je.decode_journal_record(entry.record)
+    decoded = _decoded(state_bytes, policy, recorded.hash)
+    return None if decoded is None else (decoded, state_bytes)
+
+
+def _decoded(state_bytes: bytes, policy: Policy, last_hash: str) -> ProjectionState | None:
+    """A saved state of this code and policy whose book ends at `last_hash`; else None."""
+    head = _decode_head(state_bytes)
     if (head.format, head.code_digest, head.policy_digest) != (
         STATE_FORMAT,
         CODE_DIGEST,
         policy.digest,
     ):
         log.info("saved projection state is of other code or policy: replaying from seq 1")
-        return ProjectionState(policy)
-    saved = _decode(found[1])
-    if saved.book.last_hash != position.last_hash:
+        return None
+    saved = _decode(state_bytes)
+    if saved.book.last_hash != last_hash:
         log.warning("saved projection state does not match the views: replaying from seq 1")
-        return ProjectionState(policy)
+        return None
     return ProjectionState(policy, **{field: getattr(saved, field) for field in _FIELDS})

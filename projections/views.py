@@ -11,9 +11,15 @@ from ledger.journal import canonical_json
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import resume
-from projections.database import TableWrite, ViewDatabase, ViewsReadOnly
-from projections.runner import Advance, ProjectionRunner
-from projections.tables import TABLES, Row, Table
+from projections.database import Position, TableWrite, ViewDatabase, ViewsReadOnly
+from projections.records import Touched
+from projections.runner import Advance, ProjectionRunner, batch_writes
+from projections.tables import DAILY_STATEMENT, TABLES, Row, Table
+
+# The projection's state is kept next to the stored views at every multiple of this many
+# events (`_follow_keeping_states`): a report as of a position before them starts from
+# the nearest instead of seq 1, and replays at most this many events.
+projection_state_interval_events = 50_000
 
 differences_shown_max = 20  # per view, in `audit replay`'s output
 
@@ -28,13 +34,30 @@ def live_views(
         if position.last_seq == store.last_seq() and resume.valued_with(database, policy, position):
             return database  # nothing to catch up: the saved state need not be decoded
         runner = ProjectionRunner(database, policy)
-        if runner.follow(store, progress=progress):
+        if _follow_keeping_states(runner, store, progress):
             # The next reader resumes here instead of rebuilding the state from seq 1.
             resume.save(database, runner.state, runner.name)
     except BaseException:
         database.close()
         raise
     return database
+
+
+def _follow_keeping_states(
+    runner: ProjectionRunner, store: LedgerStore, progress: Advance | None
+) -> int:
+    """`runner.follow` to the journal's end, keeping the projection's state at each
+    multiple of `projection_state_interval_events` it passes (`views_at` starts from the
+    nearest); returns how many events were written."""
+    end, written, interval = store.last_seq(), 0, projection_state_interval_events
+    while (at := runner.state.last_seq) < end:
+        stop = min((at // interval + 1) * interval, end)
+        written += runner.follow(store, until_seq=stop, progress=progress)
+        if runner.state.last_seq < stop:
+            break  # the journal's end
+        if stop % interval == 0:
+            runner.database.save_snapshot(stop, resume.encoded(runner.state), runner.name)
+    return written
 
 
 def readable_views(
@@ -67,8 +90,10 @@ def views_at(
         if position.last_seq == seq and resume.valued_with(stored, policy, position):
             return stored
     try:
-        usable = stored is not None and stored.position().last_seq < seq
-        scratch = _scratch_copy(stored if usable else None)
+        if stored is not None and stored.position().last_seq < seq:
+            scratch = _scratch_copy(stored)
+        else:
+            scratch = _from_kept_state(stored, store, policy, seq)
     finally:
         if stored is not None:
             stored.close()
@@ -91,6 +116,43 @@ def stored_copy(url: str | None, *, keeps_history: bool = False) -> ViewDatabase
     finally:
         if stored is not None:
             stored.close()
+
+
+def _from_kept_state(
+    stored: ViewDatabase | None, store: LedgerStore, policy: Policy, seq: int
+) -> ViewDatabase:
+    """Scratch views in memory at the latest state the stored views kept at or before
+    `seq` (`_follow_keeping_states`), empty when there is none: every row is a function of
+    the state (projections/runner.py) but a daily statement's, of its close, copied from
+    the stored views for the dates closed there (one still open there: its provisional
+    rows, from the state as a batch's end writes them)."""
+    scratch = ViewDatabase.in_memory()
+    kept = None if stored is None else resume.kept_at_or_before(stored, store, policy, seq)
+    if stored is None or kept is None:
+        return scratch
+    state, state_bytes = kept
+    book = state.book
+    state.touched = Touched(
+        accounts=set(book.accounts),
+        calls=set(state.calls),
+        liquidations=set(state.liquidations),
+        any_event=True,
+    )
+    from_state = batch_writes(state, state.end_batch())
+    closed_seq = DAILY_STATEMENT.column_names.index("closed_seq")
+    date = DAILY_STATEMENT.column_names.index("business_date")
+    statements = [
+        row for row in stored.rows(DAILY_STATEMENT) if int(row[closed_seq] or 0) <= book.last_seq
+    ]
+    dates = sorted({str(row[date]) for row in statements})
+    # The state's own writes come second: a date still open there (provisional rows) is
+    # their scope, its stored final rows replaced.
+    writes = [TableWrite(DAILY_STATEMENT, dates, statements), *from_state]
+    scratch.commit_batch(
+        writes, scratch.position(), Position(book.last_seq, book.last_hash, state.recorded_at)
+    )
+    scratch.save_state(book.last_seq, state_bytes)  # the runner resumes from it
+    return scratch
 
 
 def _stored_views(url: str | None) -> ViewDatabase | None:

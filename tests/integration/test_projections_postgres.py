@@ -61,3 +61,25 @@ def test_a_tail_on_a_postgres_store_answers_as_the_replay_does(pg_schema_url: st
         compared = compare_history_with_replay(store, tail.database, policy, seqs, platform=True)
         assert compared > 100
         tail.close()
+
+
+def test_a_report_as_of_before_postgres_views_starts_from_a_kept_state(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projection's states kept in PostgreSQL at past positions (`report --as-of`)."""
+    policy = load_policy(None)
+    ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
+    monkeypatch.setattr(views, "projection_state_interval_events", 400)
+    with LedgerStore.open(pg_schema_url) as store:
+        views.live_views(store, pg_schema_url, policy).close()
+        with ViewDatabase.open(pg_schema_url) as postgres:
+            assert postgres.snapshot_at_or_before(399) is None
+            found = postgres.snapshot_at_or_before(1_234)
+            assert found is not None
+            assert found[0] == 1_200
+        for seq in (400, 1_234, store.last_seq() - 1):
+            with (
+                views.views_at(store, policy, seq, stored_url=pg_schema_url) as from_kept,
+                views.views_at(store, policy, seq) as from_seq_1,
+            ):
+                assert views.snapshot(from_kept) == views.snapshot(from_seq_1), seq

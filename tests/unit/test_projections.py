@@ -428,6 +428,40 @@ def test_the_house_history_begun_on_a_history_without_it_starts_where_it_stood(
             )
 
 
+@pytest.mark.parametrize("interval", [500, 0])  # 0: the first day's close, a statement open
+def test_a_report_as_of_before_the_stored_views_starts_from_a_kept_state(
+    store_url: str,
+    policy: Policy,
+    entries: list[JournalEntry],
+    monkeypatch: pytest.MonkeyPatch,
+    interval: int,
+) -> None:
+    closes = [entry.seq for entry in entries if entry.type == "day_closed"]
+    interval = interval or closes[0]
+    monkeypatch.setattr(views, "projection_state_interval_events", interval)
+    kept_at: list[int | None] = []
+    kept_at_or_before = resume.kept_at_or_before
+
+    def noted(*args: Any) -> Any:
+        found = kept_at_or_before(*args)
+        kept_at.append(None if found is None else found[0].last_seq)
+        return found
+
+    with LedgerStore.open(store_url) as store:
+        last = store.last_seq()
+        views.live_views(store, store_url, policy).close()  # keeps a state every interval
+        monkeypatch.setattr(resume, "kept_at_or_before", noted)
+        around = {interval - 1, interval, interval + 1, *closes, *(c + 1 for c in closes)}
+        seqs = sorted({*around, *random.Random(3).sample(range(1, last), 8), last - 1} - {last})
+        for seq in seqs:
+            with (
+                views.views_at(store, policy, seq, stored_url=store_url) as from_kept,
+                views.views_at(store, policy, seq) as from_seq_1,
+            ):
+                assert views.snapshot(from_kept) == views.snapshot(from_seq_1), seq
+    assert kept_at == [(seq // interval) * interval or None for seq in seqs]
+
+
 def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy) -> None:
     with LedgerStore.open(store_url) as store, ViewDatabase.open("sqlite:///:memory:") as scratch:
         ProjectionRunner(scratch, policy).follow(store, until_seq=100)
