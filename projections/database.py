@@ -440,14 +440,7 @@ class ViewDatabase:
     ) -> None:
         """Keep the projection's encoded state at `last_seq` as well as the others kept
         (`snapshot_at_or_before`): a row of the state table under its own key."""
-        key = f"{projection}{_SNAPSHOT_MARK}{last_seq}"
-        with self.transaction() as cursor:
-            forget = f"DELETE FROM {STATE_TABLE} WHERE projection = ?"  # noqa: S608
-            cursor.execute(self._sql(forget), (key,))
-            cursor.execute(
-                self._sql(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)"),  # noqa: S608
-                (key, last_seq, state),
-            )
+        self.save_state(last_seq, state, f"{projection}{_SNAPSHOT_MARK}{last_seq}")
 
     def snapshot_at_or_before(
         self, seq: int, projection: str = DEFAULT_PROJECTION
