@@ -47,8 +47,9 @@ The figures before and after are those of `ledger query margin` (`reporting.marg
 the figures after are those the record's margin review computed when it valued the
 account (`scratch.ValuingDesk`), and computed here only when no decision valued it.
 A long-lived caller (the API) passes one `FiguresBefore` to every check: an account's
-figures before a record change only when the book takes a journal event, so they are
-computed once per account and journal seq, not once per check.
+figures before a record change only when the book takes a journal event that changes what
+they are computed from, so they are computed once per account and such change, not once
+per check.
 """
 
 from __future__ import annotations
@@ -139,22 +140,68 @@ class PreTradeCheck(msgspec.Struct, frozen=True, kw_only=True):  # one a check: 
         }
 
 
+class _KeptFigures(msgspec.Struct):
+    """An account's figures document, the journal seq it was last known good at, and what
+    it was computed from (`_valued_from`)."""
+
+    seq: int
+    inputs: tuple[object, ...]
+    document: dict[str, Any] | None
+
+
 @dataclass
 class FiguresBefore:
-    """Each account's figures at the book's journal seq, forgotten when the seq moves on.
-    Bounded by the book's own accounts; the documents are shared, never changed."""
+    """Each account's figures, kept while the journal moves on by events that change none
+    of what they are computed from (another account's trade, a mark of an instrument it
+    does not hold): under live booking the seq moves between most checks, and computing
+    them again cost a check about a fifth more. Bounded by the book's own accounts; the
+    documents are shared, never changed."""
 
     book: Book | None = None
-    seq: int = 0
-    documents: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    documents: dict[str, _KeptFigures] = field(default_factory=dict)
 
     def of(self, book: Book, policy: Policy, account_id: str) -> dict[str, Any] | None:
-        if book is not self.book or book.last_seq != self.seq:
-            self.book, self.seq = book, book.last_seq
+        if book is not self.book:
+            self.book = book
             self.documents.clear()
-        if account_id not in self.documents:
-            self.documents[account_id] = _figures_document(book, policy, account_id)
-        return self.documents[account_id]
+        kept = self.documents.get(account_id)
+        if kept is not None and kept.seq == book.last_seq:
+            return kept.document
+        inputs = _valued_from(book, account_id)
+        if kept is None or not _same_objects(inputs, kept.inputs):
+            document = _figures_document(book, policy, account_id)
+            kept = self.documents[account_id] = _KeptFigures(book.last_seq, inputs, document)
+        kept.seq = book.last_seq
+        return kept.document
+
+
+def _valued_from(book: Book, account_id: str) -> tuple[object, ...]:
+    """What `reporting.margin_view` of the account reads: the account, its balances, loan,
+    positions and margin call, the marks of what it holds (and the policy, the caller's
+    own). The book puts a new object in place of each one it changes."""
+    account = book.accounts.get(account_id)
+    if account is None:
+        return ()
+    marks = book.marks
+    balances, positions = account.balances, account.positions
+    return (
+        account,
+        account.loan_principal,
+        account.loan_interest,
+        account.margin_call,
+        *balances,
+        *balances.values(),
+        *positions,
+        *positions.values(),
+        *[marks.get(held) for held in balances],
+        *[marks.get(held) for held in positions],
+    )
+
+
+def _same_objects(these: tuple[object, ...], those: tuple[object, ...]) -> bool:
+    """The same objects, not equal ones: `Decimal("1.5") == Decimal("1.50")`, but the two
+    are written differently, and so are the figures computed from them."""
+    return len(these) == len(those) and all(a is b for a, b in zip(these, those, strict=True))
 
 
 def check(

@@ -101,7 +101,7 @@ def test_a_withdrawal_within_the_initial_requirement_is_accepted_with_figures_af
     assert _figure(result, "after", "available") == Decimal("1200")
 
 
-def test_the_figures_before_are_kept_until_the_journal_moves_on() -> None:
+def test_the_figures_before_are_kept_until_what_they_are_computed_from_changes() -> None:
     s = Scenario()
     _one_btc_with_loan(s)
     kept = FiguresBefore()
@@ -109,12 +109,27 @@ def test_the_figures_before_are_kept_until_the_journal_moves_on() -> None:
     first = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
     again = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
     assert again.before is first.before  # the same journal seq: computed once
+    # Another account's deposit and a mark of what C1 does not hold: kept.
+    s.open("C2")
+    s.deposit("C2", "USD", "500")
+    s.mark("ETH", "3000")
+    other = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
+    assert other.journal_seq > first.journal_seq
+    assert other.before is first.before
     # A deposit of 10,000 USD: E = 60,000 + 10,000 - 15,000 = 55,000, available 13,000.
     s.deposit("C1", "USD", "10000")
     moved = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
-    assert moved.journal_seq > first.journal_seq
     assert _figure(moved, "before", "equity") == Decimal("55000")
     assert _figure(moved, "before", "available") == Decimal("13000")
+    # BTC marked at 50,000: E = 50,000 + 10,000 - 15,000 = 45,000.
+    s.mark("BTC", "50000")
+    marked = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
+    assert _figure(marked, "before", "equity") == Decimal("45000")
+    # The same mark again: a new object of equal value, so computed again, the same figures.
+    s.mark("BTC", "50000")
+    remarked = check(s.app.book, POLICY, "C1", raw, kept, store=s.store)
+    assert remarked.before is not marked.before
+    assert remarked.before == marked.before
 
 
 def test_a_withdrawal_below_the_initial_requirement_is_refused_with_the_ledgers_reason() -> None:
@@ -309,7 +324,8 @@ def test_a_check_answers_as_with_the_house_side_for_every_checkable_input_of_a_d
 ) -> None:
     """Each order, withdrawal and loan draw of a simulated day, checked just before the
     writer decides it, with the house's side of a trade left out and booked: the same
-    answer, figures before and after included."""
+    answer, figures before and after included (the first with the figures before kept
+    over the day, the second computing them afresh)."""
     left_out = 0
     original = ValuingDesk.leaves_counterparty_out
 
@@ -322,6 +338,7 @@ def test_a_check_answers_as_with_the_house_side_for_every_checkable_input_of_a_d
     monkeypatch.setattr(ValuingDesk, "leaves_counterparty_out", counted)
     s = Scenario()
     checked = 0
+    kept = FiguresBefore()  # kept over the whole day, as the API keeps it
     for offset, value in enumerate(simulate(7, 8, 1)):
         try:
             record = decode_inbox(value, POLICY)
@@ -329,7 +346,7 @@ def test_a_check_answers_as_with_the_house_side_for_every_checkable_input_of_a_d
             record = None
         if isinstance(record, CHECKABLE_TYPES):
             account = record.account_id
-            answer = check(s.app.book, POLICY, account, value, store=s.store).document("")
+            answer = check(s.app.book, POLICY, account, value, kept, store=s.store).document("")
             with monkeypatch.context() as patched:
                 patched.setattr(
                     ValuingDesk, "leaves_counterparty_out", Desk.leaves_counterparty_out
