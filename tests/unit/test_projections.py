@@ -462,6 +462,24 @@ def test_a_report_as_of_before_the_stored_views_starts_from_a_kept_state(
     assert kept_at == [(seq // interval) * interval or None for seq in seqs]
 
 
+def test_a_kept_state_not_of_this_journal_is_not_used(
+    store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "projection_state_interval_events", 500)
+    with LedgerStore.open(store_url) as store:
+        with views.live_views(store, store_url, policy) as stored:
+            found = stored.snapshot_at_or_before(1_000)
+            assert found is not None
+            assert found[0] == 1_000
+            stored.save_snapshot(500, found[1])  # the state at 1,000 kept as if at 500
+            assert resume.kept_at_or_before(stored, store, policy, 999) is None
+        with (
+            views.views_at(store, policy, 700, stored_url=store_url) as from_seq_1,
+            views.views_at(store, policy, 700) as expected,
+        ):
+            assert views.snapshot(from_seq_1) == views.snapshot(expected)
+
+
 def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy) -> None:
     with LedgerStore.open(store_url) as store, ViewDatabase.open("sqlite:///:memory:") as scratch:
         ProjectionRunner(scratch, policy).follow(store, until_seq=100)
