@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from app.commands import (
+    EXIT_REFUSED,
     CommandError,
     open_store,
     policy_of,
@@ -137,7 +138,12 @@ def _access_log(path: Path | None, store_url: str) -> IO[str]:
     if path is None or str(path) == "-":
         return sys.stderr
     require_output_file(path, "--access-log", store_url)
-    return path.open("a", encoding="utf-8")
+    try:
+        return path.open("a", encoding="utf-8")
+    except OSError as error:  # a folder, a file it may not write: was "[Errno 21] ..."
+        raise CommandError(
+            f"--access-log {path} cannot be written: {error.strerror}", EXIT_REFUSED
+        ) from error
 
 
 def _api(args: argparse.Namespace) -> int:

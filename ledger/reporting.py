@@ -24,8 +24,10 @@ def parse_as_of(text: str | None) -> int | datetime | None:
         return None
     if is_ascii_number(text):
         return int(text)
+    # RFC 3339 lets the zone be a lower-case z, as the inbox's occurred_at takes it.
+    utc = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(utc)
     except ValueError as error:
         raise AsOfError(f"--as-of {text!r} is neither a journal seq nor a timestamp") from error
     if moment.tzinfo is None:

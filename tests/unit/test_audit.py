@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import sqlite3
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from app.cli import main
 from ledger import journal_events as je
+from ledger import reporting
 from ledger.journal import JournalEntry
 from projections.audit import verify_records
 from tests.unit.test_projections import (  # the shared simulated journal
@@ -238,3 +240,14 @@ def test_an_as_of_beyond_the_journal_is_an_error_for_query_and_report(
         assert capsys.readouterr().err == (
             f"ledger: --as-of {beyond} is beyond the journal, which ends at seq {len(entries)}\n"
         )
+
+
+@pytest.mark.parametrize("zone", ["Z", "z", "+00:00", "+08:00"])
+def test_as_of_takes_every_rfc_3339_zone(zone: str) -> None:
+    """A lower-case z (RFC 3339 allows it, and the inbox's occurred_at takes it) was
+    'neither a journal seq nor a timestamp'."""
+    moment = reporting.parse_as_of(f"2026-11-03T08:00:00{zone}")
+    assert isinstance(moment, datetime.datetime)
+    hours = 8 if zone == "+08:00" else 0
+    utc = datetime.datetime(2026, 11, 3, 8 - hours, tzinfo=datetime.UTC)
+    assert moment == utc

@@ -121,3 +121,11 @@ def test_a_store_url_without_a_file_name_is_still_one_line(store: str, tmp_path:
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_an_access_log_that_cannot_be_written_is_one_sentence(store_folder: Path) -> None:
+    """A folder given as --access-log said "ledger: [Errno 21] Is a directory: 'logs'"."""
+    (store_folder / "logs").mkdir(exist_ok=True)
+    done = _ledger("api", "--insecure-no-auth", "--access-log", "logs", cwd=store_folder)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "ledger: --access-log logs cannot be written: Is a directory\n"
