@@ -9,7 +9,7 @@ the event recorded: another is refused, since other haircuts would give other fi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -49,16 +49,19 @@ class Explanation:
     def consistent(self) -> bool:
         return not self.differences
 
-    def check(self, what: str, recorded: object, recomputed: object) -> None:
+    def check(
+        self, what: str, recorded: object, recomputed: object, source: str = "recomputed"
+    ) -> None:
         """Record one comparison, as a line and (when it fails) as a difference: figures
-        are compared as the journal writes them, so `1.50` is not `1.5`."""
+        are compared as the journal writes them, so `1.50` is not `1.5`. `source` names
+        where the other value comes from: recomputed, or read off the journal."""
         self.checks += 1
         recorded, recomputed = _shown(recorded), _shown(recomputed)
         if recorded == recomputed:
-            self.lines.append(f"  {what}: recorded {recorded} = recomputed ✓")
+            self.lines.append(f"  {what}: recorded {recorded} = {source} ✓")
         else:
-            self.lines.append(f"  {what}: recorded {recorded} ≠ recomputed {recomputed} ✗")
-            self.differences.append(f"{what}: recorded {recorded}, recomputed {recomputed}")
+            self.lines.append(f"  {what}: recorded {recorded} ≠ {source} {recomputed} ✗")
+            self.differences.append(f"{what}: recorded {recorded}, {source} {recomputed}")
 
 
 def _tag(event: je.JournalEventType) -> str:
@@ -143,8 +146,8 @@ def _balance_lines(
         mark = Decimal(1) if asset == REPORTING_ASSET else marks[asset]
         haircut = policy.asset(asset).haircut
         with_haircuts = (
-            f"; haircuts {_n(haircut.initial)} / {_n(haircut.maintenance)} / "
-            f"{_n(haircut.liquidation)}"
+            f"; haircuts initial / maintenance / liquidation {_n(haircut.initial)} / "
+            f"{_n(haircut.maintenance)} / {_n(haircut.liquidation)}"
             if amount > ZERO
             else " (negative: no haircut)"
         )
@@ -235,11 +238,92 @@ def figure_lines(
     return figures
 
 
+# -- the recorded inputs against the journal --------------------------------------------
+
+
+@dataclass(frozen=True)
+class _JournalBefore:
+    """The journal right before a decision: the book, and the seq of each instrument's
+    latest `mark_price_applied` (empty when the caller did not track them)."""
+
+    book: Book
+    mark_seqs: Mapping[str, int]
+
+
+_Position = tuple[str, Decimal, Decimal]  # market, size, entry price
+
+
+def _holdings_text(
+    balances: Mapping[str, Decimal], loan: Decimal, positions: Iterable[_Position]
+) -> str:
+    held = ", ".join(f"{a} {_n(b)}" for a, b in sorted(balances.items()) if not b.is_zero())
+    open_positions = "".join(f"; {m} {_n(s)} at entry {_n(e)}" for m, s, e in positions)
+    return f"{held or 'nothing'}; loan {_n(loan)}{open_positions}"
+
+
+def _journal_holdings(event: je.JournalEventType, book: Book) -> str:
+    """The account's holdings in the journal as the decision must have valued them: after
+    the withdrawal asked, for a withdrawal's decision (approved or refused)."""
+    account = book.accounts[present(event.account_id, "a decision names its account")]
+    balances = dict(account.balances)
+    if isinstance(event, je.WithdrawalApproved | je.WithdrawalRejected):
+        balances[event.asset] = balances.get(event.asset, ZERO) - event.amount
+    positions = [(m, p.size, p.entry_price) for m, p in sorted(account.positions.items())]
+    return _holdings_text(balances, account.loan, positions)
+
+
+def _marks_must_be_fresh(event: je.JournalEventType) -> bool:
+    """Margin decisions taken on the marks wait for fresh ones (docs/risk-model.md)."""
+    return isinstance(event, je.LiquidationTriggered) or (
+        isinstance(event, je.MarginCallIssued) and event.trigger == EQUITY_CALL_TRIGGER
+    )
+
+
+def _inputs_against_journal(
+    event: je.JournalEventType,
+    inputs: je.DecisionInputs,
+    policy: Policy,
+    journal: _JournalBefore,
+    out: Explanation,
+) -> None:
+    """The figures above recompute from the recorded inputs; these are the journal's own:
+    each mark the latest applied before the decision (shown with when it was observed) and
+    the account's holdings as the journal booked them."""
+    book, now = journal.book, datetime.fromisoformat(event.recorded_at)
+    limit = timedelta(minutes=policy.mark_max_age_minutes)
+    out.lines.append(f"recorded inputs against the journal before seq {event.seq}:")
+    for instrument, price in sorted(inputs.marks.items()):
+        observed = book.mark_times.get(instrument)
+        seq = journal.mark_seqs.get(instrument)
+        out.lines.append(
+            f"  mark {instrument} {_n(book.marks.get(instrument))}: "
+            + ("never marked" if observed is None else f"observed {format_timestamp(observed)}")
+            + ("" if seq is None else f" (mark_price_applied seq {seq})")
+            + ("" if observed is None else f", {now - observed} before the decision")
+        )
+        out.check(f"mark {instrument}", price, book.marks.get(instrument), "journal")
+        if _marks_must_be_fresh(event):
+            age_ok = observed is not None and now - observed <= limit
+            out.check(f"mark {instrument} at most {limit} old", True, age_ok, "journal")
+    recorded = inputs.holdings
+    positions = [(p.market, p.size, p.entry_price) for p in recorded.positions]
+    out.check(
+        f"holdings of {event.account_id}",
+        _holdings_text(recorded.balances, recorded.loan, positions),
+        _journal_holdings(event, book),
+        "journal",
+    )
+
+
 # -- per decision -----------------------------------------------------------------------
 
 
 def _explain_inputs(
-    event: je.JournalEventType, inputs: je.DecisionInputs, policy: Policy, out: Explanation
+    event: je.JournalEventType,
+    inputs: je.DecisionInputs,
+    policy: Policy,
+    out: Explanation,
+    journal: _JournalBefore | None,
 ) -> None:
     _require_policy(inputs.policy_version, policy, event.seq)
     figures = figure_lines(inputs, policy, out)
@@ -269,6 +353,8 @@ def _explain_inputs(
                 out.check("still not healthy at the call's deadline", True, figures.excess < 0)
         case _:
             pass
+    if journal is not None:
+        _inputs_against_journal(event, inputs, policy, journal, out)
 
 
 def _explain_call(
@@ -619,9 +705,13 @@ def explain_event(
     book_before: Book | None = None,
     trigger: je.LiquidationTriggered | None = None,
     deleveraged_before: Set[str] = frozenset(),
+    mark_seqs: Mapping[str, int] | None = None,
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
-    draw's lending value be recomputed; `trigger` is a completion's liquidation_triggered."""
+    draw's lending value be recomputed and a decision's recorded marks and holdings be
+    compared with the journal's (`mark_seqs`: where each mark was applied, when tracked);
+    `trigger` is a completion's liquidation_triggered."""
+    journal = None if book_before is None else _JournalBefore(book_before, mark_seqs or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
         f"seq {event.seq} {out.type} at {event.recorded_at}, caused by {event.causation_id}"
@@ -629,11 +719,11 @@ def explain_event(
     )
     match event:
         case je.WithdrawalApproved():
-            _explain_inputs(event, event.inputs_after, policy, out)
+            _explain_inputs(event, event.inputs_after, policy, out, journal)
         case je.WithdrawalRejected() if event.inputs is not None:
-            _explain_inputs(event, event.inputs, policy, out)
+            _explain_inputs(event, event.inputs, policy, out, journal)
         case je.MarginCallIssued() | je.MarginCallCleared() | je.LiquidationTriggered():
-            _explain_inputs(event, event.inputs, policy, out)
+            _explain_inputs(event, event.inputs, policy, out, journal)
         case je.LoanDrawn() | je.LoanDrawRejected() | je.DebitFinanced():
             _explain_loan(event, policy, book_before, out)
         case je.InterestAccrued():
@@ -677,10 +767,12 @@ DECISION_TYPES = (
 
 def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explanation]:
     """Explain every event `identifier` names, replaying the journal once for the context
-    (the book before each loan draw, the trigger of each liquidation)."""
+    (the book before each decision, the trigger of each liquidation, where each mark was
+    applied)."""
     wanted = {event.seq: event for event in find_events(store, identifier)}
     triggers: dict[str, je.LiquidationTriggered] = {}
     deleveraged: dict[str, set[str]] = {}  # liquidation id -> accounts deleveraged so far
+    mark_seqs: dict[str, int] = {}  # instrument -> seq of its latest mark_price_applied
     book = Book()
     found: list[Explanation] = []
     for event in _events(store):
@@ -706,9 +798,12 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
                     book_before=book,
                     trigger=trigger,
                     deleveraged_before=frozenset(before),
+                    mark_seqs=mark_seqs,
                 )
             )
         book.apply(event)
+        if isinstance(event, je.MarkPriceApplied):
+            mark_seqs[event.instrument] = event.seq
         if isinstance(event, je.AutoDeleveraged) and event.account_id is not None:
             before.add(event.account_id)
     return found

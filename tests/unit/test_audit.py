@@ -20,8 +20,12 @@ from hypothesis import strategies as st
 from app.cli import main
 from ledger import journal_events as je
 from ledger import reporting
+from ledger.book import Book
+from ledger.invariants import present
 from ledger.journal import JournalEntry
+from ledger.policy import Policy
 from projections.audit import verify_records
+from projections.explain import explain_event
 from tests.unit.test_projections import (  # the shared simulated journal
     entries,
     journal_db,
@@ -103,6 +107,37 @@ def test_explain_a_liquidation_shows_the_arithmetic_and_agrees(
     assert "equity E = market value + unrealised PnL - L = " in out
     assert "figures after, recorded against recomputed:" in out
     assert "differ" not in out
+
+
+def test_explain_compares_a_decisions_recorded_marks_and_holdings_with_the_journals(
+    store_url: str, entries: list[JournalEntry], policy: Policy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Figures that recompute from their recorded inputs prove nothing if the inputs were not
+    the journal's: each mark must be the latest applied (seq and observed time shown, fresh
+    for a liquidation) and the holdings the account's as booked."""
+    events = [je.decode_journal_record(e.record) for e in entries]
+    trigger = next(e for e in events if isinstance(e, je.LiquidationTriggered))
+    market = trigger.inputs.holdings.positions[0].market
+    before = events[: trigger.seq - 1]
+    mark = [e for e in before if isinstance(e, je.MarkPriceApplied) and e.instrument == market][-1]
+    assert main(["--store", store_url, "audit", "explain", str(trigger.seq)]) == 0
+    out = capsys.readouterr().out
+    assert f"recorded inputs against the journal before seq {trigger.seq}:" in out
+    assert f"  mark {market} {mark.price}: observed " in out
+    assert f"(mark_price_applied seq {mark.seq})" in out
+    assert f"  mark {market}: recorded {mark.price} = journal ✓" in out
+    assert f"  mark {market} at most 0:15:00 old: recorded True = journal ✓" in out
+    assert f"  holdings of {trigger.account_id}: recorded " in out
+
+    book = Book()
+    for event in before:
+        book.apply(event)
+    book.marks[market] += 1  # a journal whose mark is not the one the decision recorded
+    book.accounts[present(trigger.account_id, "")].balances["USD"] += 1
+    differences = explain_event(trigger, policy, book_before=book).differences
+    assert f"mark {market}: recorded {mark.price}, journal {mark.price + 1}" in differences
+    assert sum(d.startswith(f"holdings of {trigger.account_id}: ") for d in differences) == 1
+    assert len(differences) == 2  # the figures still recompute from the recorded inputs
 
 
 def test_explain_refuses_a_policy_of_another_version(
