@@ -132,8 +132,10 @@ class ProjectionRunner:
         return BatchResult(applied, self.position.last_seq)
 
     def _begin_history(self, history: HistoryRecorder, seq: int) -> None:
-        """Before the first event written: the state where a history begins, unless it
-        begins at seq 1 with nothing (the house's row then, its loan and call)."""
+        """Before the first event written, the state where a history begins: every kept
+        account's on views built before the history was kept; the house's alone where its
+        history begins at seq 1 (the row of its loan and call) or on a clients' history
+        older code began without it."""
         if self._history_begins and seq > 1:
             history.record_whole()  # the views were built before the history was kept
         elif self._house_begins:
