@@ -108,7 +108,7 @@ def find_events(store: LedgerStore, identifier: str) -> list[je.JournalEventType
     ]
     if not found:
         raise ExplainError(
-            f"no journal event has seq, causation id, call id or liquidation id {identifier!r}"
+            f"no journal event has seq, causation id, call id, liquidation id or trade id {identifier!r}"
         )
     return found
 
