@@ -407,7 +407,9 @@ def register(sub: Any) -> None:
     replay.set_defaults(handler=_guarded(_replay))
 
     explain_parser = audit_sub.add_parser("explain", help="recompute one decision")
-    explain_parser.add_argument("id", help="a seq, causation id, call id, liquidation id or trade id")
+    explain_parser.add_argument(
+        "id", help="a seq, causation id, call id, liquidation id or trade id"
+    )
     explain_parser.set_defaults(handler=_guarded(_explain))
 
 

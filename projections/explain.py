@@ -108,7 +108,8 @@ def find_events(store: LedgerStore, identifier: str) -> list[je.JournalEventType
     ]
     if not found:
         raise ExplainError(
-            f"no journal event has seq, causation id, call id, liquidation id or trade id {identifier!r}"
+            "no journal event has seq, causation id, call id, liquidation id or trade id "
+            f"{identifier!r}"
         )
     return found
 
