@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from app import statement_output
-from app.commands import CommandError, open_store, policy_of, require_journal_policy
+from app.commands import (
+    EXIT_REFUSED,
+    CommandError,
+    open_store,
+    policy_of,
+    require_journal_policy,
+)
 from app.output_files import folder_written_whole
 from ledger import journal_events as je
 from ledger import snapshots, statements
@@ -75,11 +81,14 @@ def _statements(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file, not a folder: name a folder for the statements")
+    if not out.parent.is_dir():
+        # As for every --out: a mistyped path made its whole chain of folders.
+        raise CommandError(f"--out {out}: the folder {out.parent} does not exist", EXIT_REFUSED)
     with open_store(args) as store:
         period = _period(store, args)
         require_journal_policy(snapshots.book_at(store, period.closing_seq), policy)
         batch = statements.statements(_events(store), policy, period)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(exist_ok=True)
     with folder_written_whole(out) as partial:
         _write_statements(partial, period, batch, policy.version)
     print(

@@ -31,6 +31,8 @@ def store_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     "command",
     [
+        # Statements made the whole chain of folders of a mistyped path.
+        ("statements", "daily", "--date", "2026-11-02", "--out", "no/such/statements"),
         ("stress", "--ladder", "BTC=-5%..-10%", "--html", "no/such/ladder.html"),
         ("report", "balances", "--format", "parquet", "--out", "no/such/balances.parquet"),
         ("report", "balances", "--out", "no/such/balances.txt"),
