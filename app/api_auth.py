@@ -40,11 +40,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+)
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 
+READ_QUERY_PARAMETERS = frozenset({"as_of"})  # an account's or report's reads (docs/api.md)
 api_token_chars_max = 8_192  # a JWT with a few claims is well under 2 KB
 api_token_bytes_entropy = 32  # 256 bits from the OS's generator
 api_token_prefix = "lgr_"  # noqa: S105 (not a secret: tells a leaked token apart in a secret scanner
@@ -369,6 +374,12 @@ class ApiSecurity:
             connection.query_params.get("as_of"),
             connection.headers.get("authorization"),
         )
+        unknown = sorted(set(connection.query_params) - READ_QUERY_PARAMETERS)
+        if kind in ("account", "report") and unknown:
+            # `?asof=5` or `?AS_OF=5` was answered with the journal's end, as if read then.
+            raise ClientException(
+                detail=f"unknown query parameter {unknown[0]!r}: the API takes only as_of"
+            )
 
     def admit(
         self,

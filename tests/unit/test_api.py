@@ -113,6 +113,20 @@ def test_a_bad_as_of_is_a_400_with_a_json_error(
         assert words in response.json()["detail"]
 
 
+@pytest.mark.parametrize("query", [{"asof": "5"}, {"AS_OF": "5"}, {"as_of": "5", "format": "csv"}])
+def test_an_unknown_query_parameter_is_a_400_not_the_present(
+    client: TestClient[Litestar], client_id: str, query: dict[str, str]
+) -> None:
+    """`?asof=5` (a typo of as_of) was answered with the journal's end, as if read at 5."""
+    for path in (f"/accounts/{client_id}/margin", "/reports/margin-clients"):
+        response = client.get(path, params=query)
+        assert response.status_code == 400, response.text
+        unknown = sorted(set(query) - {"as_of"})[0]
+        assert response.json()["detail"] == (
+            f"unknown query parameter {unknown!r}: the API takes only as_of"
+        )
+
+
 @pytest.mark.parametrize("account_id", ["C999999", "platform:nothing"])
 def test_an_unknown_account_is_a_404(client: TestClient[Litestar], account_id: str) -> None:
     for what in ("margin", "balances"):
