@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
-from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, Book
+from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, INSURANCE_FUND, LIQUIDATION, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.groups import group_limit_checks
@@ -657,6 +657,37 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     )
 
 
+def _explain_draw(
+    event: je.InsuranceFundDrawn,
+    book: Book | None,
+    fill: je.LiquidationFilled | None,
+    out: Explanation,
+) -> None:
+    """The fund covers, as far as it holds, what a liquidation left uncovered: a client's
+    USD below zero after its liquidation's steps, or the loss of a venue fill on the
+    liquidation account (the fill just before, of the same input)."""
+    if book is None or (event.account_id == LIQUIDATION and fill is None):
+        out.lines.append("(what this draw covers is not in the journal read)")
+        return
+    if fill is not None and event.account_id == LIQUIDATION:
+        wanted = -fill.result
+        owed = f"the loss of the fill at seq {fill.seq} = -({_n(fill.result)})"
+    else:
+        cash = book.account(present(event.account_id, "a draw names its account")).balance(
+            REPORTING_ASSET
+        )
+        wanted = max(ZERO, -cash)
+        owed = f"{event.account_id}'s USD below zero after the steps = -({_n(cash)})"
+    fund = book.account(INSURANCE_FUND).balance(REPORTING_ASSET)
+    drawn = min(wanted, max(fund, ZERO))
+    out.lines += [
+        f"wanted = {owed} = {_n(wanted)}",
+        f"the fund held {_n(fund)} before; drawn = min(wanted, what it held) = {_n(drawn)}",
+    ]
+    out.check("amount", event.amount, _n(drawn))
+    out.check("fund balance after", event.fund_balance_after, _n(fund - drawn))
+
+
 def _explain_deleveraging(
     event: je.AutoDeleveraged,
     policy: Policy,
@@ -707,24 +738,23 @@ def explain_event(
     trigger: je.LiquidationTriggered | None = None,
     deleveraged_before: Set[str] = frozenset(),
     mark_seqs: Mapping[str, int] | None = None,
+    fill_before: je.LiquidationFilled | None = None,
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed and a decision's recorded marks and holdings be
     compared with the journal's (`mark_seqs`: where each mark was applied, when tracked);
-    `trigger` is a completion's liquidation_triggered."""
+    `trigger` is a completion's liquidation_triggered; `fill_before` the event before a
+    draw, when it is a fill of the same input."""
     journal = None if book_before is None else _JournalBefore(book_before, mark_seqs or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
         f"seq {event.seq} {out.type} at {event.recorded_at}, caused by {event.causation_id}"
         + (f", account {event.account_id}" if event.account_id else "")
     )
+    inputs = _recorded_inputs(event)
     match event:
-        case je.WithdrawalApproved():
-            _explain_inputs(event, event.inputs_after, policy, out, journal)
-        case je.WithdrawalRejected() if event.inputs is not None:
-            _explain_inputs(event, event.inputs, policy, out, journal)
-        case je.MarginCallIssued() | je.MarginCallCleared() | je.LiquidationTriggered():
-            _explain_inputs(event, event.inputs, policy, out, journal)
+        case _ if inputs is not None:
+            _explain_inputs(event, inputs, policy, out, journal)
         case je.LoanDrawn() | je.LoanDrawRejected() | je.DebitFinanced():
             _explain_loan(event, policy, book_before, out)
         case je.InterestAccrued():
@@ -739,6 +769,8 @@ def explain_event(
             _explain_completed(event, trigger, policy, out)
         case je.LiquidationFilled():
             _explain_fill(event, book_before, out)
+        case je.InsuranceFundDrawn():
+            _explain_draw(event, book_before, fill_before, out)
         case je.AutoDeleveraged():
             _explain_deleveraging(event, policy, book_before, deleveraged_before, out)
         case _:
@@ -762,8 +794,32 @@ DECISION_TYPES = (
     je.DepositReversed,
     je.FundingSettled,
     je.LiquidationFilled,
+    je.InsuranceFundDrawn,
     je.AutoDeleveraged,
 )
+
+
+def _recorded_inputs(event: je.JournalEventType) -> je.DecisionInputs | None:
+    """What a decision taken on an account's figures recorded it was taken on."""
+    match event:
+        case je.WithdrawalApproved():
+            return event.inputs_after
+        case je.WithdrawalRejected() | je.MarginCallIssued() | je.MarginCallCleared():
+            return event.inputs
+        case je.LiquidationTriggered():
+            return event.inputs
+        case _:
+            return None
+
+
+def _fill_of(
+    previous: je.JournalEventType | None, event: je.JournalEventType
+) -> je.LiquidationFilled | None:
+    """The fill a draw covers: the event just before it, decided from the same input."""
+    if isinstance(previous, je.LiquidationFilled) and isinstance(event, je.InsuranceFundDrawn):
+        same = previous.causation_id == event.causation_id
+        return previous if same and previous.liquidation_id == event.liquidation_id else None
+    return None
 
 
 def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explanation]:
@@ -774,6 +830,7 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
     triggers: dict[str, je.LiquidationTriggered] = {}
     deleveraged: dict[str, set[str]] = {}  # liquidation id -> accounts deleveraged so far
     mark_seqs: dict[str, int] = {}  # instrument -> seq of its latest mark_price_applied
+    previous: je.JournalEventType | None = None
     book = Book()
     found: list[Explanation] = []
     for event in _events(store):
@@ -800,11 +857,13 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
                     trigger=trigger,
                     deleveraged_before=frozenset(before),
                     mark_seqs=mark_seqs,
+                    fill_before=_fill_of(previous, event),
                 )
             )
         book.apply(event)
         if isinstance(event, je.MarkPriceApplied):
             mark_seqs[event.instrument] = event.seq
+        previous = event
         if isinstance(event, je.AutoDeleveraged) and event.account_id is not None:
             before.add(event.account_id)
     return found

@@ -10,6 +10,7 @@ import pytest
 from ledger.application import LedgerApplication, StaleBook
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from projections.explain import explain
 from tests.ledger_scenario import Scenario, balances_by_asset
 
 POLICY = load_policy(None)
@@ -151,6 +152,12 @@ def test_perp_liquidation_draws_the_insurance_fund_for_the_deficit() -> None:
     assert drawn["amount"] == "5000.00"
     assert drawn["fund_balance_after"] == "995000.00"  # 1,000,000 - 5,000
     assert s.app.book.accounts["C2"].balance("USD") == Decimal(0)
+    # audit explain recomputes the draw from the journal: the deficit and the fund before it.
+    (explained,) = explain(s.store, str(drawn["seq"]), load_policy(None))
+    assert "wanted = C2's USD below zero after the steps = -(-5000.00) = 5000.00" in (
+        explained.lines
+    )
+    assert (explained.checks, explained.consistent) == (2, True)
 
 
 def test_the_liquidation_fee_is_capped_at_the_equity_left() -> None:

@@ -156,6 +156,10 @@ def test_a_fill_loss_beyond_the_fund_is_bad_debt() -> None:
     assert _usd(s, FUND) == 0
     assert _usd(s, LIQUIDATION) == 0  # -5,000 realised, -10 fee, +225 drawn, +4,785 written off
     assert s.app.book.accounts["platform:bad_debt"].balance("USD") == Decimal("-4785.00")
+    explanations = {e.type: e for e in explain(s.store, liquidation, load_policy(None))}
+    draw = explanations["insurance_fund_drawn"]
+    assert "the fund held 225.00 before; drawn = min(wanted, what it held) = 225.00" in draw.lines
+    assert (draw.checks, draw.consistent) == (2, True)
 
 
 def test_a_fill_loss_beyond_the_fund_is_deleveraged_against_what_is_left_of_the_lot() -> None:
@@ -243,6 +247,13 @@ def test_audit_explain_recomputes_every_fill_of_a_liquidation() -> None:
     assert all(e.consistent for e in explanations), [e.differences for e in explanations]
     text = "\n".join(fills[1].lines)
     assert "result = gross result - fee = -120.00 - 1.50 = -121.50" in text
+    # The fund covers that loss: 1,000,225 + 40 before, 121.50 drawn.
+    (draw,) = [e for e in explanations if e.type == "insurance_fund_drawn"]
+    assert f"wanted = the loss of the fill at seq {fills[1].seq} = -(-121.50) = 121.50" in (
+        draw.lines
+    )
+    assert "  fund balance after: recorded 1000143.50 = recomputed ✓" in draw.lines
+    assert draw.checks == 2
 
 
 def test_the_platform_exposure_view_lists_platform_holdings_and_what_is_left() -> None:
