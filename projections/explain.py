@@ -280,6 +280,21 @@ def _marks_must_be_fresh(event: je.JournalEventType) -> bool:
     )
 
 
+def _deadline_lines(
+    event: je.LiquidationTriggered, book: Book, now: datetime, out: Explanation
+) -> None:
+    """A liquidation at a call's deadline: the call the journal has open, and its deadline."""
+    call = book.accounts[present(event.account_id, "a liquidation names its account")].margin_call
+    if call is None:
+        out.check("a margin call open", True, False, "journal")
+        return
+    out.lines.append(
+        f"  margin call {call.call_id}, issued {call.issued_at}, deadline "
+        f"{format_timestamp(call.deadline)}; liquidated at {event.recorded_at}"
+    )
+    out.check("the call's deadline has come", True, now >= call.deadline, "journal")
+
+
 def _inputs_against_journal(
     event: je.JournalEventType,
     inputs: je.DecisionInputs,
@@ -306,6 +321,8 @@ def _inputs_against_journal(
         if _marks_must_be_fresh(event):
             age_ok = observed is not None and now - observed <= limit
             out.check(f"mark {instrument} at most {limit} old", True, age_ok, "journal")
+    if isinstance(event, je.LiquidationTriggered) and event.trigger == "margin_call_deadline":
+        _deadline_lines(event, book, now, out)
     recorded = inputs.holdings
     positions = [(p.market, p.size, p.entry_price) for p in recorded.positions]
     out.check(

@@ -130,6 +130,15 @@ def test_an_open_call_is_liquidated_by_the_first_input_at_its_deadline() -> None
     account = s.app.book.accounts["C1"]
     assert account.loan == Decimal("8999.99")
     assert [e["outcome"] for e in s.events("margin_call_cleared")] == ["liquidated"]
+    # audit explain shows the call the journal had open and that its deadline had come.
+    (explained,) = explain(s.store, str(triggered["seq"]), load_policy(None))
+    (call,) = s.events("margin_call_issued")
+    assert (
+        f"  margin call {call['call_id']}, issued {call['recorded_at']}, deadline "
+        f"2026-11-25T01:00:00Z; liquidated at {triggered['recorded_at']}"
+    ) in explained.lines
+    assert "  the call's deadline has come: recorded True = journal ✓" in explained.lines
+    assert explained.consistent
 
 
 def test_perp_liquidation_draws_the_insurance_fund_for_the_deficit() -> None:
