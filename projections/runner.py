@@ -15,14 +15,12 @@ rewritten at its end.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ledger import journal_events as je
 from ledger import snapshots
-from ledger.book import Book
 from ledger.invariants import require
-from ledger.limits import journal_read_batch_events_max
 from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import rows, tables
@@ -36,9 +34,6 @@ from projections.state import ProjectionState
 # and a batch of a few thousand events touches most of them (every holder of a marked
 # instrument): fewer, larger batches recompute those rows less often (docs/performance.md).
 projection_batch_events_max = 50_000
-# The events whose original `snapshots.hand_original` may read, by exact type: its own
-# `isinstance` tests cost ~150 ns each for every other event (a Struct's metaclass).
-_REVERSALS = frozenset({je.TradeReversed, je.DepositReversed})
 # Told how many more events were projected (a progress display, say).
 Advance = Callable[[int], None]
 
@@ -173,7 +168,7 @@ class ProjectionRunner:
             end = (
                 start + batch_events if until_seq is None else min(start + batch_events, until_seq)
             )
-            events = events_after(store, self.state.book, start, end, progress)
+            events = snapshots.events_after(store, self.state.book, start, end, progress)
             written += self.apply_events(events).applied
             if self.state.last_seq == start:
                 break  # the journal's end
@@ -186,30 +181,6 @@ class ProjectionRunner:
         self.position = self.database.position(self.name)
         self._keep_history()
         return self.follow(store, until_seq=until_seq)
-
-
-def events_after(
-    store: LedgerStore,
-    book: Book,
-    after_seq: int,
-    until_seq: int,
-    progress: Advance | None = None,
-) -> Iterator[je.JournalEventType]:
-    """The journal's events after `after_seq` up to `until_seq`, read a page at a time; the
-    original of a reversal is handed to `book` (which keeps none) before it is applied."""
-    decode = je.journal_decoder.decode  # the decoder itself: a Python call less per event
-    while after_seq < until_seq:
-        limit = min(journal_read_batch_events_max, until_seq - after_seq)
-        records = store.read_journal_records(after_seq, limit)
-        if not records:
-            return
-        for event in map(decode, records):
-            if type(event) in _REVERSALS:
-                snapshots.hand_original(store, book, event)
-            yield event
-        if progress is not None:
-            progress(len(records))
-        after_seq += len(records)  # gap-free from `after_seq`
 
 
 def batch_writes(state: ProjectionState, touched: Touched) -> list[TableWrite]:

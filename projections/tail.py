@@ -26,7 +26,6 @@ from ledger.store import LedgerStore
 from projections import history
 from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
 from projections.history import HistoryRecorder, RecordingBook
-from projections.runner import events_after
 
 # Events a reader's tail holds past its start (about 3.6 history rows an event with the
 # platform's accounts, in memory); a read elsewhere replays from the nearest snapshot, at
@@ -91,7 +90,7 @@ class HistoryTail:
         book, recorder = self.book, self.recorder
         if seq > book.last_seq:
             end = furthest(self.start, store.last_seq())
-            for event in events_after(store, book, book.last_seq, end):
+            for event in snapshots.events_after(store, book, book.last_seq, end):
                 book.apply(event)
                 recorder.record(event)
                 # Written a page at a time: the rows noted wait in lists until then.
