@@ -244,11 +244,19 @@ def figure_lines(
 
 @dataclass(frozen=True)
 class _JournalBefore:
-    """The journal right before a decision: the book, and the seq of each instrument's
-    latest `mark_price_applied` (empty when the caller did not track them)."""
+    """The journal right before a decision: the book, and each instrument's latest
+    `mark_price_applied` (empty when the caller did not track them)."""
 
     book: Book
-    mark_seqs: Mapping[str, int]
+    marks_applied: Mapping[str, je.MarkPriceApplied]
+
+
+def _applied(mark: je.MarkPriceApplied | None) -> str:
+    """Where a mark was applied, and the move it flagged when it moved past the alert."""
+    if mark is None:
+        return ""
+    moved = "" if mark.previous_price is None else f", moved from {_n(mark.previous_price)}"
+    return f" (mark_price_applied seq {mark.seq}{moved})"
 
 
 _Position = tuple[str, Decimal, Decimal]  # market, size, entry price
@@ -310,11 +318,10 @@ def _inputs_against_journal(
     out.lines.append(f"recorded inputs against the journal before seq {event.seq}:")
     for instrument, price in sorted(inputs.marks.items()):
         observed = book.mark_times.get(instrument)
-        seq = journal.mark_seqs.get(instrument)
         out.lines.append(
             f"  mark {instrument} {_n(book.marks.get(instrument))}: "
             + ("never marked" if observed is None else f"observed {format_timestamp(observed)}")
-            + ("" if seq is None else f" (mark_price_applied seq {seq})")
+            + _applied(journal.marks_applied.get(instrument))
             + ("" if observed is None else f", {now - observed} before the decision")
         )
         out.check(f"mark {instrument}", price, book.marks.get(instrument), "journal")
@@ -754,15 +761,16 @@ def explain_event(
     book_before: Book | None = None,
     trigger: je.LiquidationTriggered | None = None,
     deleveraged_before: Set[str] = frozenset(),
-    mark_seqs: Mapping[str, int] | None = None,
+    marks_applied: Mapping[str, je.MarkPriceApplied] | None = None,
     fill_before: je.LiquidationFilled | None = None,
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed and a decision's recorded marks and holdings be
-    compared with the journal's (`mark_seqs`: where each mark was applied, when tracked);
+    compared with the journal's (`marks_applied`: each instrument's latest mark, when
+    tracked);
     `trigger` is a completion's liquidation_triggered; `fill_before` the event before a
     draw, when it is a fill of the same input."""
-    journal = None if book_before is None else _JournalBefore(book_before, mark_seqs or {})
+    journal = None if book_before is None else _JournalBefore(book_before, marks_applied or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
         f"seq {event.seq} {out.type} at {event.recorded_at}, caused by {event.causation_id}"
@@ -846,7 +854,7 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
     wanted = {event.seq: event for event in find_events(store, identifier)}
     triggers: dict[str, je.LiquidationTriggered] = {}
     deleveraged: dict[str, set[str]] = {}  # liquidation id -> accounts deleveraged so far
-    mark_seqs: dict[str, int] = {}  # instrument -> seq of its latest mark_price_applied
+    marks_applied: dict[str, je.MarkPriceApplied] = {}  # each instrument's latest
     previous: je.JournalEventType | None = None
     book = Book()
     found: list[Explanation] = []
@@ -873,13 +881,13 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
                     book_before=book,
                     trigger=trigger,
                     deleveraged_before=frozenset(before),
-                    mark_seqs=mark_seqs,
+                    marks_applied=marks_applied,
                     fill_before=_fill_of(previous, event),
                 )
             )
         book.apply(event)
         if isinstance(event, je.MarkPriceApplied):
-            mark_seqs[event.instrument] = event.seq
+            marks_applied[event.instrument] = event
         previous = event
         if isinstance(event, je.AutoDeleveraged) and event.account_id is not None:
             before.add(event.account_id)

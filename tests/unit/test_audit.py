@@ -124,7 +124,9 @@ def test_explain_compares_a_decisions_recorded_marks_and_holdings_with_the_journ
     out = capsys.readouterr().out
     assert f"recorded inputs against the journal before seq {trigger.seq}:" in out
     assert f"  mark {market} {mark.price}: observed " in out
-    assert f"(mark_price_applied seq {mark.seq})" in out
+    assert mark.alert  # the crash: the mark that triggered moved past the alert
+    moved = f", moved from {mark.previous_price}"
+    assert f"(mark_price_applied seq {mark.seq}{moved}), " in out
     assert f"  mark {market}: recorded {mark.price} = journal ✓" in out
     assert f"  mark {market} at most 0:15:00 old: recorded True = journal ✓" in out
     assert f"  holdings of {trigger.account_id}: recorded " in out
