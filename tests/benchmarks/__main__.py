@@ -38,6 +38,7 @@ from app.demo import default_demo_store
 from consumers.publish import inbox_key
 from consumers.topics import TopicNames
 from tests.benchmarks.check_bench import check_row
+from tests.benchmarks.floor_bench import decision_free_rate, floor_row_name
 from tests.benchmarks.ingest_bench import ingest_rate
 from tests.benchmarks.memory_bench import memory_row
 from tests.benchmarks.read_bench import ReadFigures, read_figures
@@ -284,8 +285,9 @@ def embedded_rows(
     inbox = workdir / "inbox.jsonl"
     inbox.write_bytes(b"".join(record + b"\n" for record in records))
     ingest, peak_mib, events = ingest_rate(inbox, workdir, len(records))
-    replay = replay_benchmark(events=min(events, replay_events_max))
     store_url = f"sqlite:///{workdir / 'ingest.db'}"
+    floor = decision_free_rate(inbox, store_url, workdir)
+    replay = replay_benchmark(events=min(events, replay_events_max))
     read = read_figures(store_url, workdir)
     memory = memory_row(store_url)
     ingest_events_per_s = ingest * events / len(records)
@@ -294,6 +296,14 @@ def embedded_rows(
         (
             "`ledger ingest` (embedded, SQLite)",
             f"{ingest:,.0f} records/s, peak RSS {peak_mib:,.0f} MiB",
+        ),
+        (
+            floor_row_name,
+            f"{floor.events_per_s:,.0f} events/s "
+            f"({floor.events_per_s / targets.raw_sqlite_events_per_s:.2f} of the raw SQLite "
+            f"recorder; decode and digest {floor.decode_us_per_record:.1f} us a record, seal "
+            f"{floor.seal_us_per_event:.1f} and append {floor.append_us_per_event:.1f} us an "
+            "event)",
         ),
         (
             f"replay of {replay.events:,} journal events into every view",
