@@ -24,6 +24,11 @@ passes the stored `seq`. At this size (tens of thousands of journal events, a fe
 that replay is the simplest correct design; a larger deployment would store a snapshot of
 the book with the position and start from there.
 
+The risk policy (`--policy`, the demonstration policy when left out) must be the one the
+journal adopted (`policy_adopted`: version and SHA-256 of the file): another is refused
+before a row is written, exit status 2, since other haircuts and margins would give other
+figures.
+
 Money: equity and the maintenance requirement are written rounded to USD cents (half even);
 `ltv` and `margin_level` are the risk model's 8-place ratios.
 """
@@ -147,6 +152,21 @@ def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+class PolicyMismatch(ValueError):
+    """The journal adopted another risk policy than the one this consumer values with."""
+
+
+def _require_policy(event: je.PolicyAdopted, policy: Policy) -> None:
+    """Figures valued with another policy's haircuts and margins would be wrong without a
+    word: the journal's policy must be the one given (`--policy`, the ledger's own file)."""
+    if (event.version, event.digest) != (policy.version, policy.digest):
+        raise PolicyMismatch(
+            f"journal seq {event.seq} adopted policy {event.version} (sha256 "
+            f"{event.digest[:12]}…), not {policy.version} (sha256 {policy.digest[:12]}…): "
+            "give the ledger's policy file with --policy"
+        )
+
+
 @dataclass
 class Follower:
     """The book, the stored position, and the rows last written."""
@@ -164,6 +184,8 @@ class Follower:
             event = je.decode_journal_record(value)
             if event.seq <= self.book.last_seq:
                 continue  # a redelivered record (the Book checks the hash chain on the rest)
+            if isinstance(event, je.PolicyAdopted):
+                _require_policy(event, self.policy)
             self.book.apply(event)
             recorded_at = event.recorded_at
             if event.seq == self.stored.last_seq:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from examples.reporting_consumer import (
     MARGIN_CLIENTS,
     Follower,
     MarginClientsDatabase,
+    PolicyMismatch,
     main,
 )
 from ledger import reporting
@@ -81,6 +83,25 @@ def test_a_restarted_follower_writes_nothing_it_had_and_a_stale_one_is_refused(
         with pytest.raises(ProjectionConflict):
             stale.apply(records[:batch_records])
         assert database.position(CONSUMER_NAME).last_seq == book.last_seq
+
+
+def test_a_journal_of_another_policy_is_refused_before_a_row_is_written(
+    tmp_path: Path,
+) -> None:
+    """Valued with its own policy (the demonstration's when --policy is left out), the
+    consumer wrote a deployment's clients with other haircuts and margins, silently."""
+    records, _ = _journal(tmp_path)
+    other = tmp_path / "other.toml"
+    demo = resources.files("ledger").joinpath("policies", "demo.toml").read_text("utf-8")
+    other.write_text(demo.replace('version = "2026-11-25.1"', 'version = "2027-01-01.1"'))
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        follower = Follower(
+            database, load_policy(other), database.position(CONSUMER_NAME), Book(), {}
+        )
+        with pytest.raises(PolicyMismatch, match=r"adopted policy 2026-11-25.1 .*--policy"):
+            follower.apply(records[:batch_records])
+        assert database.position(CONSUMER_NAME).last_seq == 0
+        assert database.rows(MARGIN_CLIENTS) == []
 
 
 @pytest.mark.parametrize(
