@@ -46,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -152,6 +153,23 @@ def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+class UnreadableRecord(ValueError):
+    """A journal record this consumer's code cannot read: a type or field a newer ledger
+    added. Its book is built from every event, so it stops rather than skip it."""
+
+
+def _decoded(value: bytes) -> je.JournalEventType:
+    try:
+        return je.decode_journal_record(value)
+    except msgspec.ValidationError as error:
+        seen = msgspec.json.decode(value)  # canonical JSON: an object with seq and type
+        raise UnreadableRecord(
+            f"journal seq {seen.get('seq')} ({seen.get('type')}) cannot be read by this "
+            f"consumer ({error}): a newer ledger wrote it; upgrade the consumer to the "
+            "ledger's version (its book needs every event, so it stops here)"
+        ) from error
+
+
 class PolicyMismatch(ValueError):
     """The journal adopted another risk policy than the one this consumer values with."""
 
@@ -181,7 +199,7 @@ class Follower:
         """Apply one batch of journal records; write the changed rows past the position."""
         recorded_at = self.stored.recorded_at
         for value in values:
-            event = je.decode_journal_record(value)
+            event = _decoded(value)
             if event.seq <= self.book.last_seq:
                 continue  # a redelivered record (the Book checks the hash chain on the rest)
             if isinstance(event, je.PolicyAdopted):

@@ -5,6 +5,7 @@ compare-and-set (a second writer at a stale position is refused, nothing written
 from __future__ import annotations
 
 import io
+import json
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from examples.reporting_consumer import (
     Follower,
     MarginClientsDatabase,
     PolicyMismatch,
+    UnreadableRecord,
     main,
 )
 from ledger import reporting
@@ -102,6 +104,18 @@ def test_a_journal_of_another_policy_is_refused_before_a_row_is_written(
             follower.apply(records[:batch_records])
         assert database.position(CONSUMER_NAME).last_seq == 0
         assert database.rows(MARGIN_CLIENTS) == []
+
+
+def test_a_record_of_a_newer_ledger_stops_the_consumer_naming_its_seq(tmp_path: Path) -> None:
+    """A type this code does not know was msgspec's bare 'Invalid value ... at `$.type`'."""
+    records, _ = _journal(tmp_path)
+    kind = json.loads(records[2])["type"]
+    newer = records[2].replace(f'"type":"{kind}"'.encode(), b'"type":"loan_restructured"')
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        follower = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+        with pytest.raises(UnreadableRecord, match=r"^journal seq 3 \(loan_restructured\) "):
+            follower.apply([*records[:2], newer])
+        assert database.position(CONSUMER_NAME).last_seq == 0
 
 
 @pytest.mark.parametrize(
