@@ -336,9 +336,15 @@ def _explain(args: argparse.Namespace) -> int:
         if not explanation.checks:
             verdict = "records no figures to recompute: nothing was checked"
         elif explanation.consistent:
-            verdict = f"the {explanation.checks} recomputed figures equal the recorded ones"
+            verdict = (
+                f"the {explanation.checks} recorded figures equal the recomputed ones "
+                "or the journal's"
+            )
         else:
-            verdict = f"{len(explanation.differences)} recomputed figures differ from the recorded"
+            verdict = (
+                f"{len(explanation.differences)} of {explanation.checks} recorded figures "
+                "differ from the recomputed ones or the journal's (✗ above)"
+            )
         print(f"=> seq {explanation.seq}: {verdict}\n")
     return 0 if all(e.consistent for e in found) else 1
 

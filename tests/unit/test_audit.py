@@ -142,6 +142,33 @@ def test_explain_compares_a_decisions_recorded_marks_and_holdings_with_the_journ
     assert len(differences) == 2  # the figures still recompute from the recorded inputs
 
 
+def test_explain_exits_1_when_a_decision_used_a_mark_the_journal_did_not_apply(
+    store_url: str, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal's mark of the liquidated position's market altered in the store: the
+    trigger's figures still recompute from its recorded inputs, its mark is not the
+    journal's."""
+    events = [je.decode_journal_record(e.record) for e in entries]
+    trigger = next(e for e in events if isinstance(e, je.LiquidationTriggered))
+    market = trigger.inputs.holdings.positions[0].market
+    mark = [
+        e
+        for e in events[: trigger.seq - 1]
+        if isinstance(e, je.MarkPriceApplied) and e.instrument == market
+    ][-1]
+    altered = mark.price + Decimal("0.01")
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "UPDATE stored_events SET state = replace(state, ?, ?) WHERE originator_version = ?",
+            (f'"price":"{mark.price}"'.encode(), f'"price":"{altered}"'.encode(), mark.seq),
+        )
+    assert main(["--store", store_url, "audit", "explain", str(trigger.seq)]) == 1
+    out = capsys.readouterr().out
+    assert f"  mark {market}: recorded {mark.price} ≠ journal {altered} ✗" in out
+    assert f"=> seq {trigger.seq}: 1 of " in out
+    assert "recorded figures differ from the recomputed ones or the journal's (✗ above)" in out
+
+
 def test_explain_refuses_a_policy_of_another_version(
     store_url: str, tmp_path: Path, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
 ) -> None:
