@@ -681,6 +681,27 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     )
 
 
+def _explain_perp_trade(event: je.PerpTradeBooked, book: Book | None, out: Explanation) -> None:
+    """A trade on the position the journal holds before it (docs/risk-model.md "Rules")."""
+    if book is None:
+        return
+    held = book.account(present(event.account_id, "a trade names its account")).positions
+    before = held.get(event.market)
+    size, entry = (before.size, before.entry_price) if before else (ZERO, ZERO)
+    signed = event.quantity if event.side == "buy" else -event.quantity
+    effect = risk.trade_realisation(size, entry, signed, event.price)
+    out.lines += [
+        f"position before (journal): size s = {_n(size)}, entry e = {_n(entry)}; "
+        f"trade q = {_n(signed)} at p = {_n(event.price)}",
+        "rule: growing, e' = (s * e + q * p) / (s + q); reducing, realised = -q * (p - e) "
+        "and e kept; flipping, realised = s * (p - e) and e' = p",
+    ]
+    out.check("size after", event.size_after, _n(effect.new_size))
+    out.check("entry price after", event.entry_price_after, _n(effect.new_entry_price))
+    realised = quantize(effect.realised_pnl, USD_SCALE)
+    out.check("realised PnL, to the cent", event.realized_pnl, _n(realised))
+
+
 def _explain_draw(
     event: je.InsuranceFundDrawn,
     book: Book | None,
@@ -792,6 +813,8 @@ def explain_event(
             _explain_funding(event, out)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
+        case je.PerpTradeBooked():
+            _explain_perp_trade(event, book_before, out)
         case je.LiquidationFilled():
             _explain_fill(event, book_before, out)
         case je.InsuranceFundDrawn():
@@ -818,6 +841,7 @@ DECISION_TYPES = (
     je.TradeReversed,
     je.DepositReversed,
     je.FundingSettled,
+    je.PerpTradeBooked,
     je.LiquidationFilled,
     je.InsuranceFundDrawn,
     je.AutoDeleveraged,

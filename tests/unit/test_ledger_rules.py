@@ -367,3 +367,32 @@ def test_a_loan_cannot_be_repaid_with_cash_the_account_does_not_hold() -> None:
     account = s.app.book.accounts["C1"]
     assert (account.loan, account.balance("USD")) == (Decimal("10000.00"), Decimal("0.00"))
     assert s.events("loan_repaid") == []
+
+
+def test_audit_explain_recomputes_a_perp_trade_from_the_position_before_it() -> None:
+    """Long 1 BTC-PERP at 60,000, 1 more at 62,000: entry (60,000 + 62,000) / 2 = 61,000;
+    then 0.5 sold at 63,000 realises 0.5 x (63,000 - 61,000) = 1,000, the entry kept."""
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("C2")
+    s.deposit("C2", "USD", "100000")
+    trade = {"account_id": "C2", "market": "BTC-PERP", "fee": "0"}
+    s.send("perp_trade", trade_id="t1", side="buy", quantity="1", price="60000", **trade)
+    s.send("perp_trade", trade_id="t2", side="buy", quantity="1", price="62000", **trade)
+    s.send("perp_trade", trade_id="t3", side="sell", quantity="0.5", price="63000", **trade)
+    explained = {
+        (e.lines[0].split(", account ")[-1], e.seq): e
+        for e in explain(s.store, "t2", load_policy(None))
+        + explain(s.store, "t3", load_policy(None))
+    }
+    client = [e for (account, _), e in sorted(explained.items()) if account == "C2"]
+    assert len(explained) == 4  # each trade booked on C2 and on the house, its counterparty
+    assert all(e.consistent and e.checks == 3 for e in explained.values())
+    grown, reduced = client
+    assert "  entry price after: recorded 61000.000000000000 = recomputed ✓" in grown.lines
+    assert (
+        "position before (journal): size s = 2, entry e = 61000.000000000000; "
+        "trade q = -0.5 at p = 63000"
+    ) in reduced.lines
+    assert "  size after: recorded 1.5 = recomputed ✓" in reduced.lines
+    assert "  realised PnL, to the cent: recorded 1000.00 = recomputed ✓" in reduced.lines
