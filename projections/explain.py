@@ -681,10 +681,22 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
     )
 
 
-def _explain_perp_trade(event: je.PerpTradeBooked, book: Book | None, out: Explanation) -> None:
+def _explain_trade(
+    event: je.PerpTradeBooked | je.SpotTradeBooked, book: Book | None, out: Explanation
+) -> None:
+    if isinstance(event, je.SpotTradeBooked):
+        quote = quantize(DECIMAL_CONTEXT.multiply(event.quantity, event.price), USD_SCALE)
+        out.lines.append(
+            f"quote = quantity * price = {_n(event.quantity)} * {_n(event.price)}, rounded "
+            f"half-even to the cent = {_n(quote)}"
+        )
+        out.check("quote amount", event.quote_amount, _n(quote))
+    elif book is not None:
+        _explain_perp_trade(event, book, out)
+
+
+def _explain_perp_trade(event: je.PerpTradeBooked, book: Book, out: Explanation) -> None:
     """A trade on the position the journal holds before it (docs/risk-model.md "Rules")."""
-    if book is None:
-        return
     held = book.account(present(event.account_id, "a trade names its account")).positions
     before = held.get(event.market)
     size, entry = (before.size, before.entry_price) if before else (ZERO, ZERO)
@@ -813,8 +825,8 @@ def explain_event(
             _explain_funding(event, out)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
-        case je.PerpTradeBooked():
-            _explain_perp_trade(event, book_before, out)
+        case je.PerpTradeBooked() | je.SpotTradeBooked():
+            _explain_trade(event, book_before, out)
         case je.LiquidationFilled():
             _explain_fill(event, book_before, out)
         case je.InsuranceFundDrawn():
@@ -842,6 +854,7 @@ DECISION_TYPES = (
     je.DepositReversed,
     je.FundingSettled,
     je.PerpTradeBooked,
+    je.SpotTradeBooked,
     je.LiquidationFilled,
     je.InsuranceFundDrawn,
     je.AutoDeleveraged,

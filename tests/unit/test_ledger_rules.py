@@ -396,3 +396,21 @@ def test_audit_explain_recomputes_a_perp_trade_from_the_position_before_it() -> 
     ) in reduced.lines
     assert "  size after: recorded 1.5 = recomputed ✓" in reduced.lines
     assert "  realised PnL, to the cent: recorded 1000.00 = recomputed ✓" in reduced.lines
+
+
+def test_audit_explain_recomputes_a_spot_trades_quote_to_the_cent() -> None:
+    """0.12345678 BTC at 60,000.5 = 7,407.468528390: 7,407.47 USD, half-even to the cent."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", symbol="BTC/USD", trade_id="t1", side="buy",
+        quantity="0.12345678", price="60000.5", fee="0",
+    )  # fmt: skip
+    explained = [e for e in explain(s.store, "t1", load_policy(None)) if "C1" in e.lines[0]]
+    (trade,) = explained
+    assert (
+        "quote = quantity * price = 0.12345678 * 60000.5, rounded half-even to the cent = 7407.47"
+    ) in trade.lines
+    assert (trade.checks, trade.consistent) == (1, True)
