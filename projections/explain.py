@@ -311,8 +311,8 @@ def _inputs_against_journal(
     out: Explanation,
 ) -> None:
     """The figures above recompute from the recorded inputs; these are the journal's own:
-    each mark the latest applied before the decision (shown with when it was observed) and
-    the account's holdings as the journal booked them."""
+    each mark the latest applied before the decision (shown with when it was observed), the
+    call a liquidation at its deadline ended, and the account's holdings as booked."""
     book, now = journal.book, datetime.fromisoformat(event.recorded_at)
     limit = timedelta(minutes=policy.mark_max_age_minutes)
     out.lines.append(f"recorded inputs against the journal before seq {event.seq}:")
@@ -684,6 +684,8 @@ def _explain_fill(event: je.LiquidationFilled, book: Book | None, out: Explanati
 def _explain_trade(
     event: je.PerpTradeBooked | je.SpotTradeBooked, book: Book | None, out: Explanation
 ) -> None:
+    """A trade is a fact, but what it booked is arithmetic: a spot trade's quote, a perpetual
+    trade's position after it and its realised PnL."""
     if isinstance(event, je.SpotTradeBooked):
         quote = quantize(DECIMAL_CONTEXT.multiply(event.quantity, event.price), USD_SCALE)
         out.lines.append(
@@ -800,9 +802,8 @@ def explain_event(
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed and a decision's recorded marks and holdings be
     compared with the journal's (`marks_applied`: each instrument's latest mark, when
-    tracked);
-    `trigger` is a completion's liquidation_triggered; `fill_before` the event before a
-    draw, when it is a fill of the same input."""
+    tracked); `trigger` is a completion's liquidation_triggered; `fill_before` the event
+    before a draw, when it is a fill of the same input."""
     journal = None if book_before is None else _JournalBefore(book_before, marks_applied or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
