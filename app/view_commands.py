@@ -357,7 +357,7 @@ def register(sub: Any) -> None:
         "--format",
         choices=render.FORMATS,
         default="table",
-        help="table for people, json with exact decimal strings, csv, parquet (with --out)",
+        help="table for people, json with exact decimal strings, csv, parquet (to --out or a pipe)",
     )
     report.add_argument("--out", default=None, help="write to FILE instead of stdout")
     report.add_argument(
