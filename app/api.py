@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import socket
 import sys
 import time
@@ -28,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
@@ -73,6 +74,7 @@ from ledger.rejections import decode_reject_record
 from ledger.store import InterfaceError, LedgerStore, OperationalError
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
+from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 from projections.views import document, stored_copy
 
@@ -105,6 +107,7 @@ REPORT_VIEWS = tuple(table.view for table in TABLES)
 _MARK_ALERT = b'"alert":true'
 request_body_bytes_max = 4 * inbox_record_bytes_max  # larger is a 413 before it is read
 uvicorn_startup_failure_status = 3  # what `uvicorn.run` exits with when it cannot start
+api_start_refused_status = 2  # the store cannot be served as asked (docs/cli.md)
 # The collector's first generation is collected when this many more objects have been made
 # than freed (Python's default: 700). A served request leaves next to nothing behind (no
 # cyclic garbage), but at 700 the collector ran every third request over the objects of
@@ -478,7 +481,10 @@ def create_app(
         # Caught up and counted before the server listens: a worker answers its first
         # caller at once, not after replaying the journal into its book and counting it for
         # /metrics (7 s on the demo's store).
-        live.refresh()
+        try:
+            live.refresh()
+        except PolicyMismatch as error:
+            _refuse_start(str(error))
         app.state.as_of = AsOfReader(store, policy, as_of_source)
         app.state.gate = StoreGate(store)
 
@@ -510,6 +516,15 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+
+
+def _refuse_start(reason: str) -> NoReturn:
+    """End a worker whose views cannot be built from this store (a journal under another
+    policy, or under two) in one line and exit status 2, as the command line's refusals:
+    raised from the startup hook, the framework would log its traceback and uvicorn say only
+    that the startup failed."""
+    print(f"ledger: {reason}", file=sys.stderr, flush=True)
+    os._exit(api_start_refused_status)
 
 
 def served_app(

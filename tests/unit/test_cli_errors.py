@@ -479,3 +479,32 @@ def test_more_mistakes_are_one_line(args: tuple[str, ...], says: str, ledger_sto
         capture_output=True, text=True, cwd=ledger_store.parent, check=False, timeout=60,
     )  # fmt: skip
     _one_line(done, 2, says)
+
+
+def test_api_on_a_journal_of_two_policies_refuses_to_start_in_one_line(
+    ledger_store: Path, tmp_path: Path
+) -> None:
+    """A journal that adopted a second policy (the writer restarted with a changed one)
+    cannot have its views built under either (docs/views.md): `ledger api` said it was up
+    and ended in the framework's traceback; it ends in one line and exit status 2."""
+    shutil.copy(ledger_store, tmp_path / "ledger.db")
+    demonstration = Path(__file__).parents[2] / "ledger" / "policies" / "demo.toml"
+    text = demonstration.read_text(encoding="utf-8")
+    (tmp_path / "changed.toml").write_text(
+        text.replace('version = "', 'version = "changed-', 1), encoding="utf-8"
+    )
+    (tmp_path / "more.jsonl").write_text(
+        '{"type":"deposit","event_id":"d-two-policies","occurred_at":"2026-11-03T00:00:00Z",'
+        '"account_id":"C000001","asset":"USD","amount":"1.00"}\n',
+        encoding="utf-8",
+    )
+    changed = ("--store", "sqlite:///ledger.db", "--policy", "changed.toml")
+    ingested = _ledger(*changed, "ingest", "more.jsonl", cwd=tmp_path)
+    assert ingested.returncode == 0, ingested.stderr
+    done = _ledger(*changed, "api", "--insecure-no-auth", "--port", "0", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        "ledger: journal seq 1 adopted policy 2026-11-25.1"
+    )
+    assert "but the views are valued with policy changed-2026-11-25.1" in done.stderr
+    assert "Traceback" not in done.stderr
