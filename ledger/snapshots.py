@@ -212,7 +212,7 @@ def restore(store: LedgerStore, until_seq: int | None = None, *, writer: bool) -
 
     A `writer`'s book hands the trades and deposits it books to the store (`Book.new_trades`,
     `Book.new_deposits`); any other is a reader's book, which keeps none
-    (`Book.keeps_originals`). Applied with `apply_from_store`, either reads the original of
+    (`Book.keeps_originals`). Applied with `apply_until`, either reads the original of
     a reversal it does not keep from the journal."""
     found = store.snapshot_at_or_before(CODE_DIGEST, until_seq)
     if found is None:
@@ -379,12 +379,6 @@ def events_after(
         if progress is not None:
             progress(len(records))
         after_seq += len(records)  # gap-free from `after_seq`
-
-
-def apply_from_store(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:
-    """`book.apply(event)`, a reversal's original handed first (`hand_original`)."""
-    hand_original(store, book, event)
-    book.apply(event)
 
 
 def hand_original(store: LedgerStore, book: Book, event: je.JournalEventType) -> None:

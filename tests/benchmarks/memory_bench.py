@@ -19,7 +19,6 @@ import sys
 
 import msgspec
 
-from ledger import journal_events as je
 from ledger import snapshots
 from ledger.book import Book
 from ledger.limits import journal_read_batch_events_max
@@ -73,10 +72,10 @@ def replay_book(store_url: str) -> MemoryFigures:
     and the audit replay build theirs: no registers kept), RSS sampled on the way."""
     book, samples = Book(keeps_originals=False), [(0, _rss_mib())]
     with LedgerStore.open(store_url, read_only=True) as store:
-        for entry in store.iter_journal():
-            snapshots.apply_from_store(store, book, je.decode_journal_record(entry.record))
-            if entry.seq % sample_events == 0:
-                samples.append((entry.seq, _rss_mib()))
+        for event in snapshots.events_after(store, book, 0, store.last_seq()):
+            book.apply(event)
+            if event.seq % sample_events == 0:
+                samples.append((event.seq, _rss_mib()))
         samples.append((book.last_seq, _rss_mib()))
     return _figures(samples)
 
