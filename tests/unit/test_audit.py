@@ -197,27 +197,25 @@ def test_report_formats_keep_decimals_as_strings(
     assert main(["--store", store_url, *arguments]) == 0
     read = pq.read_table(parquet)
     assert read.column_names[:3] == ["call_id", "account_id", "issued_seq"]
-    # Changed: figures were strings; they are decimals at the column's scale, exact.
-    amount = read.schema.field("amount").type
-    assert (amount.id, amount.scale) == (pa.decimal128(1, 0).id, 2)
+    # Changed: figures were decimals sized per file; every file has decimal128(38, 18).
+    assert read.schema.field("amount").type == pa.decimal128(38, 18)
     assert str(read.schema.field("issued_seq").type) == "int64"
     assert str(read.schema.field("issued_at").type) == "timestamp[us, tz=UTC]"
     assert main(["--store", store_url, "report", "margin-calls", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
-    assert [str(a) for a in read.column("amount").to_pylist()] == [r["amount"] for r in rows]
+    assert read.column("amount").to_pylist() == [Decimal(r["amount"]) for r in rows]
     statement = tmp_path / "statement.parquet"
     arguments = ["report", "daily-statement", "--format", "parquet", "--out", str(statement)]
     assert main(["--store", store_url, *arguments]) == 0
     read = pq.read_table(statement)
     assert str(read.schema.field("business_date").type) == "date32[day]"
-    # Changed: nested figures were strings; they are decimals, exact, at one scale per figure.
-    balance = read.schema.field("balances").type.item_type
-    assert (balance.id, balance.scale) == (pa.decimal128(1, 0).id, 8)  # BTC's 8 places
+    # Changed: nested figures were sized per file; they are decimal128(38, 18) as well.
+    assert read.schema.field("balances").type.item_type == pa.decimal128(38, 18)
     position = read.schema.field("positions").type.value_type
     assert [position.field(i).name for i in range(3)] == ["market", "size", "entry_price"]
     assert str(position.field("market").type) == "string"
-    assert position.field("size").type.id == pa.decimal128(1, 0).id
-    assert position.field("entry_price").type.id == pa.decimal128(1, 0).id
+    assert position.field("size").type == pa.decimal128(38, 18)
+    assert position.field("entry_price").type == pa.decimal128(38, 18)
     assert main(["--store", store_url, "report", "daily-statement", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     for row, balances, positions in zip(
