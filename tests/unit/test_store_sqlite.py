@@ -19,7 +19,7 @@ from ledger.store import (
 )
 from ledger.store_url import parse_postgres_url
 from tests.store_suite import *  # noqa: F403  # the shared suite's tests run here
-from tests.store_suite import INBOX, decided_entries, input_digest, journal_entries
+from tests.store_suite import INBOX, decided_entries, input_digest, journal_entries, last_hash
 
 
 @pytest.fixture
@@ -46,6 +46,71 @@ def test_a_store_written_before_the_inputs_seen_table_is_filled_from_its_journal
             f"in-{n}": input_digest(n) for n in range(1, 2_001)
         }  # in-0's first event would be at seq 0: not in this journal
         assert store.catch_up_inputs_seen() == 0  # the last record is the last input's
+
+
+# The inputs-seen table as the code before its layout by seq wrote it.
+_EARLIER_INPUTS_SEEN = (
+    f"CREATE TABLE {INPUTS_SEEN_TABLE} (event_id TEXT PRIMARY KEY, "
+    "input_digest TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID",
+    f"CREATE INDEX {INPUTS_SEEN_TABLE}_seq ON {INPUTS_SEEN_TABLE} (seq)",
+)
+
+
+def _inputs_seen_layout(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute(
+            "SELECT type, sql FROM sqlite_master WHERE tbl_name = ? ORDER BY name",
+            (INPUTS_SEEN_TABLE,),
+        )
+        return [(str(kind), str(sql)) for kind, sql in rows]
+
+
+def _inputs_seen_rows(path: Path) -> list[tuple[int, str, str]]:
+    with sqlite3.connect(path) as connection:
+        query = f"SELECT seq, event_id, input_digest FROM {INPUTS_SEEN_TABLE} ORDER BY seq"  # noqa: S608
+        return [
+            (int(seq), str(event), str(digest)) for seq, event, digest in connection.execute(query)
+        ]
+
+
+def test_a_store_with_the_inputs_seen_keyed_by_event_id_is_moved_to_the_layout_by_seq(
+    store_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.db"
+    first = decided_entries(1, 4_000, GENESIS_HASH)  # in-1 .. in-2000 at seqs 2, 4 .. 4,000
+    with LedgerStore.open(store_url) as store:
+        store.append(first, [], Tracking(INBOX, 0))
+    layout, rows = _inputs_seen_layout(path), _inputs_seen_rows(path)
+    assert rows == [(2 * n, f"in-{n}", input_digest(n)) for n in range(1, 2_001)]
+    with sqlite3.connect(path) as connection:  # as the code before the layout by seq left it
+        connection.execute(f"DROP TABLE {INPUTS_SEEN_TABLE}")
+        for statement in _EARLIER_INPUTS_SEEN:
+            connection.execute(statement)
+        connection.executemany(
+            f"INSERT INTO {INPUTS_SEEN_TABLE} (event_id, input_digest, seq) VALUES (?, ?, ?)",  # noqa: S608
+            [(event, digest, seq) for seq, event, digest in rows],
+        )
+    ids = [f"in-{n}" for n in range(2_002)]
+    with LedgerStore.open(store_url, read_only=True) as reader:  # a reader reads it as it is
+        assert reader.inputs_seen(ids, 3_000) == {
+            f"in-{n}": input_digest(n) for n in range(1, 1_501)
+        }
+    assert _inputs_seen_layout(path) != layout
+    with LedgerStore.open(store_url) as store:  # a writer's open moves the rows
+        assert _inputs_seen_layout(path) == layout
+        assert _inputs_seen_rows(path) == rows
+        assert store.inputs_seen(ids, 3_000) == {
+            f"in-{n}": input_digest(n) for n in range(1, 1_501)
+        }
+        assert store.catch_up_inputs_seen() == 0
+        store.append(decided_entries(4_001, 2, last_hash(first)), [], Tracking(INBOX, 1))
+        assert store.inputs_seen(["in-2000", "in-2001"], 4_002) == {
+            "in-2000": input_digest(2_000),
+            "in-2001": input_digest(2_001),
+        }
+    with LedgerStore.open(store_url) as store:  # moved once: the next open finds it so
+        assert _inputs_seen_layout(path) == layout
+        assert len(_inputs_seen_rows(path)) == 2_001
 
 
 def test_a_journal_with_a_seq_missing_is_refused_where_it_is_read(
