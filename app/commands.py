@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import msgspec
-
 from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
@@ -437,18 +435,21 @@ def _schema(args: argparse.Namespace) -> int:
 def _rejects(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CommandError("--limit must be at least 1")
-    records: list[RejectRecord] = []
+    stored: list[bytes] = []
     with open_store(args) as store:
-        while len(records) < args.limit:
+        while len(stored) < args.limit:
             page = store.read_rejects(
-                len(records), min(args.limit - len(records), journal_read_batch_events_max)
+                len(stored), min(args.limit - len(stored), journal_read_batch_events_max)
             )
             if not page:
                 break
-            records.extend(decode_reject_record(r) for r in page)
+            stored.extend(page)
+    records = [decode_reject_record(r) for r in stored]
     match args.format:
         case "json":
-            listed = msgspec.to_builtins(records)
+            # The records as stored and as the rejects topic carries them: the fields of a
+            # cut value (`value_bytes`, `value_sha256`) only on a reject whose value was cut.
+            listed = [json.loads(r) for r in stored]
             write_stdout(json.dumps(listed, indent=2, sort_keys=True) + "\n")
         case "csv":
             writer = csv.DictWriter(sys.stdout, fieldnames=REJECT_CSV_COLUMNS, lineterminator="\n")

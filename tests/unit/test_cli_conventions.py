@@ -5,6 +5,7 @@ command, every option's environment variable and default in its help, `--version
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -112,9 +113,29 @@ def test_rejects_as_csv_keep_every_field_and_as_json_the_records(
     assert main(["rejects", "--format", "json", "--store", store_with_two_rejects]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["number"] for r in records] == [1, 2]
-    # Every field of the reject record, null where the store kept none.
-    assert all(set(r) == set(RejectRecord.__struct_fields__) for r in records)
-    assert (records[0]["event_id"], records[0]["value_bytes"]) == ("dep-2", None)
+    # The records as the rejects topic carries them: a value kept whole has no
+    # `value_bytes`/`value_sha256` (only a cut one has), every other field is there.
+    whole = set(RejectRecord.__struct_fields__) - {"value_bytes", "value_sha256"}
+    assert all(set(r) == whole for r in records)
+    assert records[0]["event_id"] == "dep-2"
+
+
+def test_rejects_as_json_keep_a_cut_values_length_and_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox = tmp_path / "inbox.jsonl"
+    line = b'{"pad":"' + b"x" * 40_000 + b'"}'
+    inbox.write_bytes(line + b"\n")
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    main(["ingest", str(inbox), "--store", store])
+    capsys.readouterr()
+    assert main(["rejects", "--format", "json", "--store", store]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["reason_code"] == "record_too_large"
+    assert (record["value_bytes"], record["value_sha256"]) == (
+        len(line),
+        hashlib.sha256(line).hexdigest(),
+    )
 
 
 def test_one_reject_is_counted_in_the_singular(
