@@ -351,6 +351,10 @@ def _inbox_skip(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    if not args.account:  # no inbox record can open an account with an empty id
+        raise CommandError(
+            "the account id is empty: name an account, such as C-1 or platform:house"
+        )
     policy = policy_of(args)
     with open_store(args) as store:
         try:

@@ -399,6 +399,16 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
     assert "Kafka topic name" in done.stderr
 
 
+@pytest.mark.parametrize("what", ["margin", "balances"])
+def test_an_empty_account_id_is_named_as_such(what: str, ledger_store: Path) -> None:
+    """It said 'account  is not in the ledger', two spaces around nothing."""
+    done = _ledger("--store", "sqlite:///ledger.db", "query", what, "", cwd=ledger_store.parent)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "ledger: the account id is empty: name an account, such as C-1 or platform:house\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("as_of", "says"),
     [
