@@ -201,13 +201,13 @@ def _port(text: str) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from consumers.publish import InboxLines, publish_records  # noqa: PLC0415
-    from consumers.topics import TopicNames, ensure_topics  # noqa: PLC0415
+    from consumers.topics import TopicNames, ensure_inbox_topic  # noqa: PLC0415
 
     names = TopicNames(args.topic_prefix)
     lines = InboxLines(send_malformed=args.send_malformed)
 
     async def publish(stream: Any) -> int:
-        await ensure_topics(
+        await ensure_inbox_topic(
             args.bootstrap,
             names,
             inbox_partitions=args.inbox_partitions,

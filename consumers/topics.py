@@ -159,43 +159,59 @@ async def ensure_topics(
     inbox_partitions: int = inbox_partitions_default,
     replication_factor: int = replication_factor_default,
 ) -> list[str]:
-    """Create whichever of the four topics is missing; returns the names created."""
+    """Create whichever of the four topics is missing; returns the names created. A topic
+    this principal may neither see nor create is logged as not its own and left alone."""
     from aiokafka.admin import NewTopic  # noqa: PLC0415
 
-    wanted = {
-        names.inbox: NewTopic(
-            names.inbox, inbox_partitions, replication_factor, topic_configs=_forever()
-        ),
-        names.events: NewTopic(
-            names.events, events_partitions, replication_factor, topic_configs=_forever()
-        ),
-        names.rejects: NewTopic(
-            names.rejects, rejects_partitions, replication_factor, topic_configs=_forever()
-        ),
-        names.checkpoints: NewTopic(
+    wanted = [
+        NewTopic(names.inbox, inbox_partitions, replication_factor, topic_configs=_forever()),
+        NewTopic(names.events, events_partitions, replication_factor, topic_configs=_forever()),
+        NewTopic(names.rejects, rejects_partitions, replication_factor, topic_configs=_forever()),
+        NewTopic(
             names.checkpoints, checkpoints_partitions, replication_factor, topic_configs=_forever()
         ),
-    }
+    ]
+    created, not_ours = await _create_missing(bootstrap, wanted)
+    for name in not_ours:
+        # On a broker with ACLs a principal sees only its own topics (`upstream` sees
+        # the inbox alone): a topic it may neither see nor create is not its to make.
+        log.warning("topic_not_ours topic=%s (no Describe or Create right)", name)
+    return created
+
+
+async def ensure_inbox_topic(
+    bootstrap: str, names: TopicNames, *, inbox_partitions: int, replication_factor: int
+) -> None:
+    """Create the inbox topic when it is missing and this principal may (upstream's
+    `ledger publish`). The other three are the ledger's, never upstream's to see; an inbox
+    it may not create is left to the send, whose refusal is the command's one line."""
+    from aiokafka.admin import NewTopic  # noqa: PLC0415
+
+    inbox = NewTopic(names.inbox, inbox_partitions, replication_factor, topic_configs=_forever())
+    await _create_missing(bootstrap, [inbox])
+
+
+async def _create_missing(bootstrap: str, wanted: list[Any]) -> tuple[list[str], list[str]]:
+    """Create the topics of `wanted` (aiokafka `NewTopic`s) this principal does not see:
+    the names created, and those the broker's ACLs refused it."""
     admin = _admin(bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [topic for name, topic in wanted.items() if name not in existing]
+        missing = [topic for topic in wanted if topic.name not in existing]
         if not missing:
-            return []
+            return [], []
         response = await admin.create_topics(missing, timeout_ms=topic_create_timeout_ms)
     finally:
         await admin.close()
-    created = []
+    created, not_ours = [], []
     for name, code, *_rest in response.topic_errors:
         if code == _TOPIC_AUTHORIZATION_FAILED:
-            # On a broker with ACLs a principal sees only its own topics (`upstream` sees
-            # the inbox alone): a topic it may neither see nor create is not its to make.
-            log.warning("topic_not_ours topic=%s (no Describe or Create right)", name)
+            not_ours.append(name)
             continue
         if code not in (0, _TOPIC_ALREADY_EXISTS):
             raise RuntimeError(f"cannot create topic {name}: Kafka error code {code}")
         if code == 0:
             created.append(name)
             log.info("topic_created topic=%s", name)
-    return created
+    return created, not_ours

@@ -196,6 +196,24 @@ def test_a_command_refused_by_the_broker_says_so_not_that_it_is_down(
         assert len(done.stderr.splitlines()) == 1
 
 
+def test_upstreams_publish_says_its_one_line_and_nothing_of_the_ledgers_topics(
+    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
+) -> None:
+    """Every publish as `upstream` logged three warnings first: it tried to create the
+    journal, rejects and checkpoints topics, which upstream may not even see."""
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_text('{"type":"mark_price"}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "publish", str(inbox)],
+        capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, **secure_kafka.environment("upstream"),
+             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
+             "LEDGER_TOPIC_PREFIX": topics.prefix},
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"published 1 record to {topics.inbox}\n"
+
+
 def test_upstream_cannot_write_read_or_delete_the_journal(
     secure_kafka: SecureKafka, topics: TopicNames
 ) -> None:
