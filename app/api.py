@@ -260,9 +260,8 @@ async def _account_document(
         return await _as_of(request, account_document, as_of, account_id, what)
     live = await _refreshed(request)
     book = live.book
-    account = book.accounts.get(account_id)
     # A platform account (platform:house, platform:insurance, ...) answers as in `ledger query`.
-    if account is None:
+    if not reporting.in_ledger(book, account_id):
         raise NotFoundException(detail=f"account {account_id} is not in the ledger")
     build = reporting.margin_view if what == "margin" else reporting.balances_view
     try:

@@ -134,8 +134,8 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     store, policy, stored_url = _opened()
     seq = _seq(store, as_of)
     book = _from_history(store, stored_url, account_id, seq) or _replayed(store, stored_url, seq)
-    # A platform account answers too, as in `ledger query` and the current reads.
-    if account_id not in book.accounts:
+    # A platform account answers too (from seq 1), as in `ledger query` and the current reads.
+    if not reporting.in_ledger(book, account_id):
         detail = reporting.account_not_found(account_id, as_of, seq)
         raise AsOfRefusal(_HTTP_NOT_FOUND, detail)
     build = reporting.margin_view if what == "margin" else reporting.balances_view

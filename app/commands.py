@@ -362,7 +362,7 @@ def _query(args: argparse.Namespace) -> int:
         except reporting.AsOfError as error:
             raise CommandError(str(error)) from error
     require_journal_policy(book, policy)
-    if args.account not in book.accounts:
+    if not reporting.in_ledger(book, args.account):
         raise CommandError(
             reporting.account_not_found(printable(args.account), args.as_of, book.last_seq)
         )

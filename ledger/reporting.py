@@ -69,6 +69,14 @@ def _recorded_at(store: LedgerStore, seq: int) -> datetime:
     return datetime.fromisoformat(_decode_head(entry.record).recorded_at)
 
 
+def in_ledger(book: Book, account_id: str) -> bool:
+    """Whether the account exists right after the book's position: a client's from its
+    `account_opened`, a platform account's from the journal's first record (the ledger
+    opens its own accounts when it starts; they hold nothing until their first posting).
+    Before seq 1 there is no ledger, and no account in it."""
+    return book.last_seq > 0 and account_id in book.accounts
+
+
 def account_not_found(account_id: str, as_of: str | None, seq: int) -> str:
     """Why an account has no figures, for a read at the journal's end (`as_of` None) or as of
     journal `seq`: a read of the past found no account opened by then, which is not the

@@ -151,6 +151,22 @@ def test_an_account_not_opened_yet_at_as_of_is_a_404_that_says_so(
     assert response.json()["detail"] == f"account {client_id} {says}"
 
 
+@pytest.mark.parametrize("account_id", ["platform:house", "platform:insurance"])
+def test_a_platform_account_before_the_first_record_is_a_404_as_a_client_is(
+    client: TestClient[Litestar], account_id: str
+) -> None:
+    """It answered 200 with empty balances as of seq 0, where a client is a 404."""
+    for as_of in ("0", "2020-01-01T00:00:00Z"):
+        response = client.get(f"/accounts/{account_id}/balances", params={"as_of": as_of})
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"] == (
+            f"account {account_id} is not in the ledger at seq 0, before its first record"
+        )
+    response = client.get(f"/accounts/{account_id}/balances", params={"as_of": "1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["as_of_seq"] == 1
+
+
 @pytest.mark.parametrize("account_id", ["platform:house", "platform:insurance", "external:custody"])
 def test_platform_accounts_answer_as_ledger_query_does(
     client: TestClient[Litestar], store: LedgerStore, policy: Policy, account_id: str

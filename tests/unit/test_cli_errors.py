@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -431,6 +432,29 @@ def test_an_account_not_opened_yet_as_of_a_position_is_said_so(
         "--store", "sqlite:///ledger.db", "query", "margin", "C000001", cwd=ledger_store.parent
     )
     assert known.returncode == 0, known.stderr
+
+
+@pytest.mark.parametrize("account_id", ["platform:house", "platform:liquidation"])
+@pytest.mark.parametrize("what", ["margin", "balances"])
+def test_a_platform_account_is_in_the_ledger_from_its_first_record(
+    account_id: str, what: str, ledger_store: Path
+) -> None:
+    """As of seq 0 (before the journal's first record) the house answered empty balances
+    (exit 0) where a client is 'not in the ledger at seq 0'; from seq 1 it is the ledger's
+    own account, holding nothing until its first posting."""
+    query = ("--store", "sqlite:///ledger.db", "query", what, account_id, "--format", "json")
+    for as_of in ("0", "2020-01-01T00:00:00Z"):
+        done = _ledger(*query, "--as-of", as_of, cwd=ledger_store.parent)
+        assert done.returncode == 2, done.stdout
+        assert done.stderr == (
+            f"ledger: account {account_id} is not in the ledger at seq 0, before its first record\n"
+        )
+    first = _ledger(*query, "--as-of", "1", cwd=ledger_store.parent)
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)
+    assert document["as_of_seq"] == 1
+    assert document.get("balances", []) == []
+    assert document.get("equity", "0") == "0"
 
 
 @pytest.mark.parametrize(
