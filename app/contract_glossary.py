@@ -66,6 +66,9 @@ FIELD_MEANINGS: dict[str, str] = {
     "margin_decision_waiting.stale_marks": "The marks the account holds that are older than "
     "`mark_max_age_minutes`; empty when the wait ends.",
     "margin_decision_waiting.mark_times": "When each stale mark was observed.",
+    "margin_decision_waiting.limit_call": "True when a limit call (after a financed debit) "
+    "waits too: the freshly marked collateral lends less than both the credit limit and the "
+    "loan, so a stale mark could change it; it is decided when the wait ends.",
     "reason": "Why the correction was made, as the upstream system states it.",
     "original_seq": "The `seq` of the journal event this one reverses.",
     "trade_reversed.original_type": "`spot_trade_booked` or `perp_trade_booked`.",

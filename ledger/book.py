@@ -201,6 +201,9 @@ class Book:
     mark_times: dict[str, datetime] = field(default_factory=dict)
     # Accounts whose margin decision waits for fresh marks, with the stale instruments.
     waiting: dict[str, list[str]] = field(default_factory=dict)
+    # Of those, the accounts whose waiting decision includes a limit call: it is taken when
+    # the wait ends, as right after the financed debit that called for it.
+    limit_calls_waiting: set[str] = field(default_factory=set)
     # Client trades by trade_id (each an encoded `BookedTrade`, decoded only when a bust
     # asks for it) and client deposits by reference, for busts and returns, with the ids
     # already reversed (each is reversed at most once). A reader's book (`keeps_originals`
@@ -520,10 +523,14 @@ class Book:
         self.accounts[account_id] = Account(account_id, event.investor_class, event.credit_limit)
 
     def _apply_waiting(self, event: je.MarginDecisionWaiting) -> None:
+        account_id = self._id(event)
         if event.stale_marks:
-            self.waiting[self._id(event)] = list(event.stale_marks)
+            self.waiting[account_id] = list(event.stale_marks)
+            if event.limit_call:
+                self.limit_calls_waiting.add(account_id)
         else:
-            self.waiting.pop(self._id(event), None)
+            self.waiting.pop(account_id, None)
+            self.limit_calls_waiting.discard(account_id)
 
     def _apply_mark(self, event: je.MarkPriceApplied) -> None:
         self.marks[event.instrument] = event.price

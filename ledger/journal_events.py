@@ -305,13 +305,17 @@ class MarginCallIssued(JournalEvent, tag="margin_call_issued", frozen=True):
 
 
 class MarginDecisionWaiting(JournalEvent, tag="margin_decision_waiting", frozen=True):
-    """A margin call or liquidation the account calls for waits: a mark it would be
+    """A margin call (on the equity or the loan's limits) or liquidation the account calls
+    for waits: a mark it would be
     decided on is older than the policy's `mark_max_age_minutes`. Recorded when the
     stale marks change; an empty `stale_marks` ends the wait (the decision is taken, or
     no longer called for)."""
 
     stale_marks: list[str]
     mark_times: dict[str, str]  # when each stale mark was observed
+    # The decision waiting is a limit call after a financed debit (`ledger.lending`): its
+    # lending value counts collateral whose mark is stale, and that mark could change it.
+    limit_call: bool = False
 
 
 class MarginCallCleared(JournalEvent, tag="margin_call_cleared", frozen=True):

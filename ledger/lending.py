@@ -89,12 +89,30 @@ def broken_limits(limits: je.LoanLimits, group: je.GroupLoanLimit | None) -> lis
     return [reason for reason, figure, bound, _ in checks if figure > bound]
 
 
-def marked_lending_value(desk: Desk, account: Account) -> Decimal:
-    """The lending value counting only collateral that has a mark: a fact is financed
-    whether or not every asset is priced, and an unpriced asset lends nothing."""
+def marked_lending_value(
+    desk: Desk, account: Account, leaving_out: frozenset[str] = frozenset()
+) -> Decimal:
+    """The lending value counting only collateral that has a mark (and is not `leaving_out`):
+    a fact is financed whether or not every asset is priced, and an unpriced asset lends
+    nothing."""
     marks = desk.book.marks
-    priced = {a: b for a, b in account.balances.items() if a in marks}
+    priced = {a: b for a, b in account.balances.items() if a in marks and a not in leaving_out}
     return risk.lending_value(priced, marks, desk.policy)
+
+
+def limit_waits_for_marks(desk: Desk, account: Account) -> bool:
+    """Whether a stale mark could change the account's limit call (docs/risk-model.md
+    "Stale marks"). The limit is the smaller of the credit limit and the lending value,
+    and a stale asset adds zero or more to the lending value: when the freshly marked
+    collateral alone lends at least the credit limit or the loan, no price of the stale
+    ones changes whether the loan is above a limit, nor by how much."""
+    stale = frozenset(desk.stale_marks(account))
+    if not stale:
+        return False
+    fresh = marked_lending_value(desk, account, leaving_out=stale)
+    if fresh == marked_lending_value(desk, account):
+        return False  # no stale asset lends anything (a position's mark, an ineligible asset)
+    return fresh < account.credit_limit and fresh < account.loan
 
 
 def limit_breach(desk: Desk, account: Account) -> LimitBreach | None:

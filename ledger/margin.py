@@ -27,7 +27,7 @@ from ledger.book import EQUITY_CALL_TRIGGER, Account, OpenMarginCall
 from ledger.desk import Desk
 from ledger.invariants import present
 from ledger.journal import format_timestamp
-from ledger.lending import LimitBreach, limit_breach, limit_call_amount
+from ledger.lending import LimitBreach, limit_breach, limit_call_amount, limit_waits_for_marks
 from ledger.liquidation import liquidate
 from ledger.rejections import Refusal
 
@@ -106,14 +106,25 @@ def _review_one(desk: Desk, account: Account, financed: bool) -> None:
         return
     status = figures.status
     call = account.margin_call
+    healthy = status is risk.MarginStatus.HEALTHY
+    # Held to the loan's limits: right after a financed debit, or when the limit call such
+    # a debit called for waited for fresh marks (this review may end the wait).
+    limits_due = (
+        healthy
+        and call is None
+        and (financed or account.account_id in desk.book.limit_calls_waiting)
+    )
     if not _needs_marks(desk, account, figures):
-        _waits_for_marks(desk, account, needed=False)
-        if status is risk.MarginStatus.HEALTHY and call is not None and _met(desk, account, call):
-            _clear(desk, account, figures, "met")
-        elif status is risk.MarginStatus.HEALTHY and call is None and financed:
-            breach = limit_breach(desk, account)
-            if breach is not None:
-                _issue(desk, account, figures, breach)
+        if limits_due and limit_waits_for_marks(desk, account):
+            _waits_for_marks(desk, account, needed=True, limit_call=True)
+        else:
+            _waits_for_marks(desk, account, needed=False)
+            if healthy and call is not None and _met(desk, account, call):
+                _clear(desk, account, figures, "met")
+            elif limits_due:
+                breach = limit_breach(desk, account)
+                if breach is not None:
+                    _issue(desk, account, figures, breach)
     elif not _waits_for_marks(desk, account, needed=True):
         if status is risk.MarginStatus.MARGIN_CALL and call is None:
             _issue(desk, account, figures, None)
@@ -144,21 +155,27 @@ def _needs_marks(desk: Desk, account: Account, figures: risk.MarginFigures) -> b
     return past_deadline and not (healthy and _met(desk, account, call))
 
 
-def _waits_for_marks(desk: Desk, account: Account, needed: bool) -> bool:
+def _waits_for_marks(desk: Desk, account: Account, needed: bool, limit_call: bool = False) -> bool:
     """No margin call or liquidation on a stale mark: when one is `needed` and a mark the
     account holds is stale, the account waits for a fresh one. A change of the wait (it
-    starts, its stale marks change, or it ends) is journalled."""
+    starts, its stale marks change, a limit call joins it, or it ends) is journalled; a
+    limit call stays in the wait until it ends."""
     stale = desk.stale_marks(account) if needed else []
     account_id = account.account_id
     if stale:
         desk.watchlist.wait_for_marks(account_id, stale)
-    if desk.book.waiting.get(account_id, []) != stale:
-        times = desk.book.mark_times
+    book = desk.book
+    limit_waits = bool(stale) and (limit_call or account_id in book.limit_calls_waiting)
+    if book.waiting.get(account_id, []) != stale or (
+        limit_waits and account_id not in book.limit_calls_waiting
+    ):
+        times = book.mark_times
         desk.record(
             je.MarginDecisionWaiting(
                 **desk.common(account_id),
                 stale_marks=stale,
                 mark_times={i: format_timestamp(times[i]) for i in stale},
+                limit_call=limit_waits,
             )
         )
     return bool(stale)

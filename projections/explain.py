@@ -508,6 +508,11 @@ def _explain_waiting(event: je.MarginDecisionWaiting, policy: Policy, out: Expla
     out.lines.append(
         f"rule: no margin decision on a mark older than {limit} at {event.recorded_at}"
     )
+    if event.limit_call:
+        out.lines.append(
+            "a limit call waits too: the freshly marked collateral lends less than both the"
+            " credit limit and the loan, so a stale mark could change it"
+        )
     for instrument in event.stale_marks:
         observed = event.mark_times.get(instrument)
         age = None if observed is None else now - datetime.fromisoformat(observed)

@@ -349,3 +349,95 @@ def test_a_returned_deposit_is_reversed_once_and_its_shortfall_financed() -> Non
     unknown = s.send("deposit_returned", reference="bank-2", reason="returned by the bank")
     assert again.refused_by_reason == {"deposit_already_returned": 1}
     assert unknown.refused_by_reason == {"unknown_deposit": 1}
+
+
+def _buy_half_a_bitcoin_holding_stale_shares(credit: str) -> Scenario:
+    """As `_buy_half_a_bitcoin_beyond_cash`, C1 also holding 200 SEHK:0700 marked 400 at
+    hour 0 (the exchange closed since): at hour 2, on a fresh BTC mark, C1 buys 0.5 BTC at
+    60,000 with a 30 fee, and 20,030 is financed. Lending value: the 1.5 BTC, fresh, lend
+    1.5 x 60,000 x 0.30 = 27,000; the shares, on a 2-hour-old mark, 200 x 400 x 0.60 =
+    48,000. Equity 90,000 + 80,000 - 20,030 = 149,970 against a maintenance requirement
+    of 54,000 + 24,000 = 78,000: healthy."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.mark("SEHK:0700", "400")
+    s.open("C1", credit=credit)
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "SEHK:0700", "200")
+    s.deposit("C1", "USD", "10000")
+    s.at(2)
+    s.mark("BTC", "60000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    return s
+
+
+def test_a_credit_limit_call_no_stale_mark_could_change_is_issued_at_once() -> None:
+    """Credit limit 15,000, below the 27,000 the fresh BTC alone lends: whatever the
+    shares are worth, the limit is the credit limit and the call 20,030 - 15,000."""
+    s = _buy_half_a_bitcoin_holding_stale_shares(credit="15000")
+    (call,) = s.events("margin_call_issued")
+    assert (call["trigger"], call["limit"], call["amount"]) == (
+        "credit_limit_exceeded",
+        "15000.00",
+        "5030.00",
+    )
+    assert s.events("margin_decision_waiting") == []
+
+
+def test_a_loan_within_what_the_fresh_marks_lend_neither_waits_nor_is_called() -> None:
+    """Credit limit 50,000: the fresh BTC alone lends 27,000, more than the 20,030 loan,
+    so no price of the shares could put the loan above a limit: nothing waits."""
+    s = _buy_half_a_bitcoin_holding_stale_shares(credit="50000")
+    assert s.events("margin_call_issued") == []
+    assert s.events("margin_decision_waiting") == []
+
+
+def test_a_lending_value_call_on_a_stale_mark_waits_for_the_fresh_one() -> None:
+    """Credit limit 50,000, and C1 also withdrew 8,000 of its 10,000 USD before the buy, so
+    28,030 is financed: above the 27,000 the fresh BTC lends, within the 27,000 + 48,000 =
+    75,000 the stale shares add. Whether the loan is above the lending value depends on
+    the shares' price: the decision waits (no call on the 2-hour-old 400). The next SEHK
+    mark, 10 (five minutes later, BTC still fresh): lending value 27,000 + 200 x 10 x 0.60
+    = 28,200 >= 28,030, no call. Another scenario below with a mark of 5: 27,600, a call
+    of 28,030 - 27,600 = 430.00."""
+    for fresh_mark, call_amount in (("10", None), ("5", "430.00")):
+        s = Scenario()
+        s.mark("BTC", "60000")
+        s.mark("SEHK:0700", "400")
+        s.open("C1", credit="50000")
+        s.deposit("C1", "BTC", "1")
+        s.deposit("C1", "SEHK:0700", "200")
+        s.deposit("C1", "USD", "10000")
+        s.send("withdrawal_requested", account_id="C1", asset="USD", amount="8000")
+        s.at(2)
+        s.mark("BTC", "60000")
+        s.send(
+            "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+            quantity="0.5", price="60000", fee="30",
+        )  # fmt: skip
+        (financed,) = s.events("debit_financed")
+        assert financed["amount"] == "28030.00"
+        assert s.events("margin_call_issued") == []
+        (waiting,) = s.events("margin_decision_waiting")
+        assert (waiting["stale_marks"], waiting["limit_call"]) == (["SEHK:0700"], True)
+        assert waiting["mark_times"] == {"SEHK:0700": "2026-11-24T00:00:00Z"}
+        assert all(e.consistent for e in explain(s.store, str(waiting["seq"]), POLICY))
+        s.at(2 + 5 / 60)
+        s.mark("SEHK:0700", fresh_mark)
+        ended = s.events("margin_decision_waiting")[-1]
+        assert ended["stale_marks"] == []
+        calls = s.events("margin_call_issued")
+        if call_amount is None:
+            assert calls == []
+            continue
+        (call,) = calls
+        assert (call["trigger"], call["limit"], call["amount"]) == (
+            "lending_value_exceeded",
+            "27600.0000000000",  # 1.5 x 60,000 x 0.30 + 200 x 5 x 0.60, unrounded
+            call_amount,
+        )
+        assert call["inputs"]["marks"] == {"BTC": "60000", "SEHK:0700": "5"}
+        assert all(e.consistent for e in explain(s.store, str(call["seq"]), POLICY))
