@@ -15,9 +15,10 @@ exception and send wrappers, a request object, the guard's copy of the connectio
 handler's arguments, the response object) cost about half as much CPU as the check
 itself, and a check is the one route a caller waits on before an order. Everything else
 goes to the framework: other routes, a query string, a token that does not open the route
-(its 401 or 403), a body in several parts (its size limit), a request the check cannot
-answer (its 400) and a fault (its 500, logged): the same status, headers, body and
-access-log line as the framework's own handler of the route (`account_check`) gives.
+(its 401 or 403), a body in several parts or over the size limit (its 413), a request
+the check cannot answer (its 400) and a fault (its 500, logged): the same status,
+headers, body and access-log line as the framework's own handler of the route
+(`account_check`) gives.
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ class CheckFront:
     def __init__(self, framework: Litestar, security: ApiSecurity) -> None:
         self.framework = framework
         self.security = security
+        body_bytes_max = framework.request_max_body_size
+        if not isinstance(body_bytes_max, int):  # create_app sets it; never unbounded
+            raise TypeError("the API must limit a request's body (request_max_body_size)")
+        self._body_bytes_max = body_bytes_max
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         account_id = self.takes(scope)
@@ -114,7 +119,12 @@ class CheckFront:
             await self.framework(scope, receive, send)
             return
         message = await receive()
-        if message["type"] != "http.request" or message.get("more_body", False):
+        if (
+            message["type"] != "http.request"
+            or message.get("more_body", False)
+            # The framework's size limit (its 413) for a body too large in one part too.
+            or len(message["body"]) > self._body_bytes_max
+        ):
             await self.framework(scope, _replayed(message, receive), send)
             return
         answer = self.answer(scope, account_id, message["body"])

@@ -281,3 +281,15 @@ def test_a_booked_event_id_is_a_duplicate_or_a_conflict_on_a_sqlite_file(
         # At the seq before the booking, the event id was not yet seen.
         earlier = pretrade.check(before, policy, account_id, booked, store=store)
         assert earlier.outcome == "accepted"
+
+
+def test_a_body_over_the_limit_in_one_part_is_a_413_as_from_the_framework(
+    client: TestClient[CheckFront], store: LedgerStore
+) -> None:
+    """The front answered a 70,000-byte body that arrived in one part (`ledger api` over
+    HTTPS, tried with curl) as a check, past the 64 KiB that docs/security.md promises is
+    refused 413 before it is read."""
+    account_id = _holder(store)
+    too_large = client.post(f"/accounts/{account_id}/checks", content=b" " * (4 * 16_384 + 1))
+    assert too_large.status_code == 413
+    assert too_large.json() == {"status_code": 413, "detail": "Request Entity Too Large"}
