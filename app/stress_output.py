@@ -90,7 +90,6 @@ def stress_document(result: StressResult) -> dict[str, Any]:
             "within": result.firm_loans_after <= result.firm_loans_max
             and (largest is None or largest[1] <= result.client_loan_max),
         },
-        "refused_marks": result.refused,
         "accounts": [account_document(s) for s in accounts],
     }
 

@@ -87,6 +87,20 @@ def decide(desk: Desk, record: inbox.InboxRecordType) -> Decision:
     return handled if isinstance(handled, Rejected) else BOOKED
 
 
+def decide_marks_together(desk: Desk, records: Iterable[inbox.MarkPrice]) -> None:
+    """Marks that move at one moment (a stress test's shock, `ledger.stress`): each is
+    applied, then every client account is reviewed once on all of them, as `decide` reviews
+    after one input. Deciding them one after the other would liquidate an account on some
+    marks moved and others not: a position closed at its market's old mark, whose move then
+    falls on the liquidation account, in no figure of the account."""
+    for record in records:
+        _mark_price(desk, record)
+    clients = [account.account_id for account in desk.book.clients()]
+    review(desk, clients, finance_debits(desk))
+    review_due_calls(desk)
+    review(desk, (), finance_debits(desk))
+
+
 def _refused(reason_code: ReasonCode, detail: str) -> Refused:
     return Refused(Refusal(reason_code, detail))
 

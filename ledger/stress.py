@@ -1,11 +1,12 @@
 """Stress tests: what the ledger would do if marks moved by a shock, decided on a copy.
 
 A shock moves marks by relative amounts (`BTC=-30%`). `stress` copies the book
-(`ledger/scratch.py`), decides one `mark_price` input per shocked instrument with the
-ledger's own decision code, in the order the shock names them, all at the book's clock, so
-every margin call, liquidation, insurance-fund draw, auto-deleveraging and bad debt is the
-one the ledger would record; then it reads those journal events back into a report. The
-ledger's book and the store are never touched.
+(`ledger/scratch.py`), applies one `mark_price` input per shocked instrument at the book's
+clock and then reviews every client on all of them at once (`decide_marks_together`), with
+the ledger's own decision code, so every margin call, liquidation, insurance-fund draw,
+auto-deleveraging and bad debt is the one the ledger would record had the marks moved at
+one moment; then it reads those journal events back into a report. The ledger's book and
+the store are never touched.
 
 A shock named for an asset also moves the perpetual market on it (`BTC` moves `BTC` and
 `BTC-PERP`), unless the shock names the market itself. An instrument without a mark is left
@@ -27,7 +28,7 @@ from decimal import Decimal, localcontext
 from ledger import inbox
 from ledger import journal_events as je
 from ledger.book import INSURANCE_FUND, Book
-from ledger.decisions import Booked, decide
+from ledger.decisions import decide_marks_together
 from ledger.invariants import present
 from ledger.limits import price_decimal_places_max
 from ledger.money import DECIMAL_CONTEXT, ONE, REPORTING_ASSET, ZERO, format_decimal, quantize
@@ -168,7 +169,7 @@ class AccountStress:
     account_id: str
     called: bool = False
     liquidated: bool = False
-    equity_at_shock: Decimal | None = None  # at the first call or liquidation it caused
+    equity_at_shock: Decimal | None = None  # at the call or liquidation the shock caused
     equity_after: Decimal | None = None  # after the liquidation, when there was one
     collateral_sold: dict[str, Decimal] = field(default_factory=dict)  # asset -> quantity
     sale_proceeds: Decimal = ZERO
@@ -200,7 +201,6 @@ class StressResult:
     firm_loans_max: Decimal
     client_loan_max: Decimal
     largest_client_loan_after: tuple[str, Decimal] | None
-    refused: list[str]  # marks the ledger would refuse (none for a loaded policy)
 
     @property
     def called(self) -> list[str]:
@@ -235,19 +235,18 @@ def stress(book: Book, policy: Policy, shock: Shock) -> StressResult:
     desk = scratch_desk(book, policy, watch_everyone=True)
     now = book.clock or _EPOCH
     marks = shocked_marks(book, policy, shock)
-    refused: list[str] = []
-    for number, (instrument, price) in enumerate(marks, start=1):
-        record = inbox.MarkPrice(
+    records = [
+        inbox.MarkPrice(
             event_id=f"stress:{number}:{instrument}",
             occurred_at=now,
             source="stress",
             instrument=instrument,
             price=price,
         )
-        desk.begin(record.event_id, now, f"stress:{number}")
-        decision = decide(desk, record)
-        if not isinstance(decision, Booked):
-            refused.append(f"{instrument}: {decision.refusal.detail}")
+        for number, (instrument, price) in enumerate(marks, start=1)
+    ]
+    desk.begin("stress", now, "stress")
+    decide_marks_together(desk, records)
     accounts = _read_events(je.decode_journal_record(e.record) for e in desk.pending)
     scratch = desk.book
     funds = policy.shareholders_funds
@@ -264,7 +263,6 @@ def stress(book: Book, policy: Policy, shock: Shock) -> StressResult:
         firm_loans_max=funds * policy.max_total_loans_multiple,
         client_loan_max=funds * policy.max_client_loan_share,
         largest_client_loan_after=None if largest is None else (largest[1], largest[0]),
-        refused=refused,
     )
 
 

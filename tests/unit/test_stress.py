@@ -207,6 +207,45 @@ def test_a_shock_of_a_name_the_ledger_does_not_know_is_refused_not_ignored(
     require_known(POLICY, [parse_shock("BTC=-30%,ETH-PERP=-10%,USD=-1%")])
 
 
+def test_a_shock_moves_every_mark_before_any_account_is_decided() -> None:
+    """C1: 1 BTC at 60,000, a 15,000 loan withdrawn, 0.6 BTC-PERP long at 60,000 (the house
+    short), and an insurance fund of 100,000. BTC=-50% moves BTC and BTC-PERP to 30,000.
+
+    Together: U = 0.6 x (30,000 - 60,000) = -18,000, E = 30,000 - 18,000 - 15,000 = -3,000
+    < LR (15,000 + 0.05 x 18,000 = 15,900): liquidation. The close realises -18,000.00 with
+    no fee (no equity left); all the BTC sells for 30,000.00, 15,000.00 of it repaying the
+    loan: USD -18,000 + 30,000 - 15,000 = -3,000, the fund draws 3,000.00.
+
+    It was decided one mark after the other: on BTC alone (BTC-PERP still 60,000) E was
+    15,000 < LR 16,800, so C1 was liquidated at the perpetual's old mark (no loss realised,
+    a 180.00 fee, 0.29428572 BTC sold) and the 18,000 the position then lost on the
+    liquidation account was in no figure of the stress: no shortfall, no draw."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.mark("BTC-PERP", "60000")
+    s.deposit("platform:insurance", "USD", "100000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="15000")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.perp_buy("C1", "t1", "0.6", "60000")
+    result = _stress(s, "BTC=-50%")
+    account = result.accounts["C1"]
+    assert result.liquidated == ["C1"]
+    assert account.equity_at_shock == Decimal("-3000")
+    assert account.perps_closed == {"BTC-PERP": Decimal("0.6")}
+    assert account.liquidation_fees == 0
+    assert account.collateral_sold == {"BTC": Decimal("1.00000000")}
+    assert (account.sale_proceeds, account.loan_repaid) == (
+        Decimal("30000.00"),
+        Decimal("15000.00"),
+    )
+    assert account.shortfall == Decimal("3000")
+    assert account.insurance_fund_drawn == Decimal("3000.00")
+    assert result.insurance_fund_after == Decimal("97000.00")
+    assert result.firm_loans_after == 0
+
+
 def test_shocking_an_asset_moves_its_market_unless_the_market_is_named() -> None:
     s = Scenario()
     s.mark("BTC", "100")
