@@ -256,7 +256,26 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        """The rows of eventsourcing's `SQLiteProcessRecorder._insert_events`, the events in
+        one `executemany` rather than a statement per row that reads back its rowid (the
+        notification ids it returns, which nothing of the ledger reads), then the
+        position, then the ledger's tables."""
+        hex_ids: dict[UUID | str, str] = {}  # a UUID's `hex` is computed on each read
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (
+                    hex_ids.get(s.originator_id) or hex_ids.setdefault(s.originator_id, _hex(s)),
+                    s.originator_version,
+                    s.topic,
+                    s.state,
+                )
+                for s in stored_events
+            ],
+        )
+        tracking: Tracking | None = kwargs.get("tracking")
+        if tracking is not None:
+            self._insert_tracking(c, tracking)
         for argument, insert in (
             ("inputs_seen", _SQLITE_INSERT_INPUT),
             ("trades", _SQLITE_INSERT_TRADE),
@@ -265,7 +284,7 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             rows: Sequence[tuple[Any, ...]] = kwargs.get(argument, ())
             if rows:
                 c.executemany(insert, rows)
-        return returning
+        return None
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]:
         rows = self._select(_SQLITE_SELECT_TRADES, trade_ids, until_seq)
@@ -308,6 +327,12 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(_SQLITE_LAST_INPUT_SEQ)
             return int(c.fetchone()["seq"] or 0)
+
+
+def _hex(event: StoredEvent) -> str:
+    """The stream id as eventsourcing's SQLite recorder writes it."""
+    stream = event.originator_id
+    return stream.hex if isinstance(stream, UUID) else stream
 
 
 def _move_inputs_seen(c: SQLiteCursor) -> None:
