@@ -12,7 +12,7 @@ from typing import cast
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger import journal_events
@@ -182,10 +182,13 @@ def test_a_journal_event_struct_seals_through_to_builtins() -> None:
 
 
 @given(
-    amount=st.decimals(allow_nan=False, allow_infinity=False, places=None),
-    reference=st.sampled_from([None, "1E-8", "-0.00", "E+", 'ref "hash":"x" é']),
+    amount=st.decimals(allow_nan=False, allow_infinity=False, places=None)
+    | st.integers(min_value=0, max_value=30).map(lambda places: Decimal(0).scaleb(-places)),
+    reference=st.sampled_from([None, "1E-8", "-0.00", "E+", 'ref "hash":"x" é', "0E-8"]),
     seq=st.integers(min_value=1, max_value=10**12),
 )
+@example(amount=Decimal("0E-8"), reference=None, seq=1)  # a zero figure with an exponent
+@example(amount=Decimal("0E-8"), reference="0E-8", seq=1)  # and a text that reads the same
 def test_sealing_a_struct_in_one_encode_writes_the_bytes_of_its_body(
     amount: Decimal, reference: str | None, seq: int
 ) -> None:
