@@ -371,6 +371,12 @@ def decode_inbox(raw: bytes, policy: Policy) -> InboxRecordType:
     except msgspec.ValidationError as error:
         raise _validation_refusal(str(error)) from None
     except msgspec.DecodeError as error:
+        if not raw:  # the reader's "Input data was truncated" names no cause
+            _refuse(
+                ReasonCode.MALFORMED_JSON,
+                "the record is empty (a Kafka record without a value, such as a tombstone): "
+                "send one JSON object",
+            )
         _refuse(ReasonCode.MALFORMED_JSON, f"the record is not valid JSON ({error}).")
     duplicate = _duplicate_key(raw)
     if duplicate is not None:

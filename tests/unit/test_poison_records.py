@@ -334,3 +334,17 @@ def test_the_service_stops_on_an_undecidable_record_with_one_line_naming_it(
     (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "undecidable_record topic=ledger.inbox partition=3 offset=1234" in line
     assert "ledger inbox skip ledger.inbox:3:1234 --reason TEXT" in line
+
+
+def test_an_empty_kafka_record_is_refused_saying_it_is_empty() -> None:
+    """A record without a value (a tombstone, or an empty one) was refused 'the record is
+    not valid JSON (Input data was truncated).', which names no cause an upstream can fix."""
+    s = Scenario()
+    s.app.process([InboxItem(b"", b"C1", "ledger.inbox", 0, 11)])
+    reject = s.rejects()[-1]
+    assert (reject["reason_code"], reject["detail"]) == (
+        "malformed_json",
+        "the record is empty (a Kafka record without a value, such as a tombstone): "
+        "send one JSON object",
+    )
+    assert (reject["value"], reject["offset"]) == ("", 11)
