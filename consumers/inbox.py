@@ -94,6 +94,7 @@ class IngestState:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offsets
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
     store_healthy: bool = True
+    broker_healthy: bool = True  # the service's last probe of the broker was answered
     recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the relays
     first_poll_done: asyncio.Event = field(default_factory=asyncio.Event)  # starts the relays
     counters: ServiceCounters = field(default_factory=ServiceCounters)  # for /metrics

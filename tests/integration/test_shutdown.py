@@ -38,6 +38,8 @@ drain_timeout_s = 5
 # loaded machine. Without the fix the broker-gone case never exits.
 stop_within_s = drain_timeout_s + 5 + 10
 ready_timeout_s = 120.0
+# The probe's interval and timeout (5 s each), and a margin for a loaded machine.
+outage_noticed_within_s = 25.0
 
 
 def _start(
@@ -185,6 +187,41 @@ def test_a_broker_gone_while_serving_does_not_hold_the_stop(
     status, _ = _terminate(service, log)
     assert status in (0, 1), log.read_text()[-3000:]
     assert "Traceback" not in log.read_text()
+
+
+def test_health_says_degraded_while_the_broker_is_gone_and_ok_once_it_is_back(
+    private_broker: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    """With nothing to publish, /health said `ok` for as long as the broker was gone: only a
+    relay's failed send made it `degraded`, 30 s or more into an outage."""
+    bootstrap, environment = private_broker
+    store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, 20))
+    run_ledger(store, bootstrap, "probe.", "publish", str(inbox))
+    service = _start(store, bootstrap, "probe.", log, port)
+    try:
+        _ready(service, port)
+        wait_until(
+            lambda: (h := health(port)) is not None and h["inbox_lag"] == 0,
+            ready_timeout_s,
+            "the inbox decided",
+        )
+        run_server_script("kafka", "stop", environment)
+        wait_until(
+            lambda: (h := health(port)) is not None and h["status"] == "degraded",
+            outage_noticed_within_s,
+            "/health degraded",
+        )
+        run_server_script("kafka", "start", environment)
+        wait_until(
+            lambda: (h := health(port)) is not None and h["status"] == "ok",
+            ready_timeout_s,
+            "/health ok again",
+        )
+    finally:
+        status, _ = _terminate(service, log)
+    assert status == 0, log.read_text()[-3000:]
+    assert log.read_text().count("broker_unreachable") == 1
 
 
 def test_the_cli_refuses_a_drain_timeout_of_zero(tmp_path: Path) -> None:
