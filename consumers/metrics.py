@@ -84,7 +84,9 @@ def metrics_text(reading: ServiceReading) -> str:
         lines.append(f'ledger_relay_lag{{relay="{relay}"}} {lag}')
     lines += _family("ledger_store_up", "gauge", "1 when the store answers.")
     lines.append(f"ledger_store_up {int(reading.store_up)}")
-    lines += _family("ledger_broker_up", "gauge", "1 when the broker answers the service and its relays.")
+    lines += _family(
+        "ledger_broker_up", "gauge", "1 when the broker answers the service and its relays."
+    )
     lines.append(f"ledger_broker_up {int(reading.broker_up)}")
     lines += _histogram(counters.batch_seconds)
     return "\n".join(lines) + "\n"
