@@ -67,14 +67,14 @@ from app.api_documents import (
     error_responses,
 )
 from ledger import pretrade, reporting, risk
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
 from ledger.limits import inbox_record_bytes_max
-from ledger.policy import Policy
+from ledger.policy import Policy, PolicyError
 from ledger.rejections import decode_reject_record
 from ledger.store import InterfaceError, LedgerStore, OperationalError
 from projections.database import ViewDatabase
 from projections.runner import ProjectionRunner
-from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 from projections.views import document, stored_copy
 
@@ -123,7 +123,8 @@ class LiveViews:
     with running counts of journal events by type and rejects by reason for /metrics."""
 
     store: LedgerStore
-    policy: Policy
+    # Each seq valued with the policy in force there (docs/views.md "Policies").
+    policies: AdoptedPolicies
     # Where views are stored next to the journal (None: a store in memory): the in-memory
     # views start as a copy of them, not from seq 1.
     stored_url: str | None
@@ -143,7 +144,12 @@ class LiveViews:
 
     def __post_init__(self) -> None:
         self.database = stored_copy(self.stored_url)
-        self.runner = ProjectionRunner(self.database, self.policy)
+        self.runner = ProjectionRunner(self.database, self.policies)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force at the views' end: what the figures and checks use now."""
+        return self.runner.state.policy
 
     def follow_journal(self) -> None:
         """Project what the journal gained since the last read, without counting for
@@ -462,7 +468,7 @@ def _fault(request: Request[Any, Any, Any], fault: Exception) -> Response[ErrorD
 
 def create_app(
     store: LedgerStore,
-    policy: Policy,
+    policies: AdoptedPolicies,
     security: ApiSecurity,
     as_of_source: AsOfSource | None = None,
 ) -> Litestar:
@@ -470,21 +476,21 @@ def create_app(
 
     `security` (app/api_auth.py) says who may read what, marks every response no-store
     and writes the access log. `as_of_source` lets worker processes open the same store and
-    policy for as_of reads; without it (a store in memory) they run on threads.
+    policy files for as_of reads; without it (a store in memory) they run on threads.
 
     The in-memory views are opened at startup, on the thread that serves the requests."""
 
     def open_views(app: Litestar) -> None:
         stored_url = None if as_of_source is None else as_of_source.store_url
-        app.state.live = live = LiveViews(store, policy, stored_url)
         # Caught up and counted before the server listens: a worker answers its first
         # caller at once, not after replaying the journal into its book and counting it for
         # /metrics (7 s on the demo's store).
         try:
+            app.state.live = live = LiveViews(store, policies, stored_url)
             live.refresh()
-        except PolicyMismatch as error:
+        except PolicyError as error:
             _refuse_start(str(error))
-        app.state.as_of = AsOfReader(store, policy, as_of_source)
+        app.state.as_of = AsOfReader(store, policies, as_of_source)
         app.state.gate = StoreGate(store)
 
     def close_views(app: Litestar) -> None:
@@ -518,23 +524,23 @@ def create_app(
 
 
 def _refuse_start(reason: str) -> NoReturn:
-    """End a worker whose views cannot be built from this store (a journal under another
-    policy, or under two) in one line and exit status 2, as the command line's refusals:
-    raised from the startup hook, the framework would log its traceback and uvicorn say only
-    that the startup failed."""
+    """End a worker whose views cannot be built from this store (a policy the journal
+    adopted whose document is neither kept in the store nor given) in one line and exit
+    status 2, as the command line's refusals: raised from the startup hook, the framework
+    would log its traceback and uvicorn say only that the startup failed."""
     print(f"ledger: {reason}", file=sys.stderr, flush=True)
     os._exit(api_start_refused_status)
 
 
 def served_app(
     store: LedgerStore,
-    policy: Policy,
+    policies: AdoptedPolicies,
     security: ApiSecurity,
     as_of_source: AsOfSource | None = None,
 ) -> api_checks.CheckFront:
     """What `ledger api` serves: `create_app`'s API with the pre-trade check answered in
     front of the web framework (app/api_checks.py)."""
-    return api_checks.CheckFront(create_app(store, policy, security, as_of_source), security)
+    return api_checks.CheckFront(create_app(store, policies, security, as_of_source), security)
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -558,7 +564,7 @@ class TlsFiles:
 
 def serve(
     store: LedgerStore,
-    policy: Policy,
+    policies: AdoptedPolicies,
     host: str,
     port: int,
     *,
@@ -574,7 +580,7 @@ def serve(
     from app.api_connections import DeadlineHttpProtocol  # noqa: PLC0415 (it imports uvicorn)
 
     config = uvicorn.Config(
-        served_app(store, policy, security, as_of_source),
+        served_app(store, policies, security, as_of_source),
         # Python's server context: TLS 1.2 at least, the interpreter's cipher choice.
         ssl_certfile=None if tls is None else str(tls.cert),
         ssl_keyfile=None if tls is None else str(tls.key),

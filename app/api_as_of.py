@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from ledger import reporting, risk, snapshots
+from ledger.adopted_policies import AdoptedPolicies, adopted_policies, policy_files
 from ledger.book import Book
 from ledger.invariants import InvariantViolation, require
 from ledger.limits import snapshot_interval_events
-from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
 from projections import history
 from projections import tail as history_tail
@@ -63,7 +63,8 @@ _HTTP_CONFLICT = 409
 @dataclass(frozen=True)
 class AsOfSource:
     """What a worker process opens: the store's URL (password included: never logged) and
-    the policy file (None: the demonstration policy)."""
+    the `--policy` file or folder (None: the policies the store keeps, else the
+    demonstration policy)."""
 
     store_url: str
     policy_path: Path | None
@@ -84,7 +85,7 @@ class AsOfBusy(Exception):
 
 # The store, policy and stored views' URL (None for a store in memory) of a worker (process
 # or thread), set by the pool's initializer.
-_worker: dict[str, tuple[LedgerStore, Policy, str | None]] = {}
+_worker: dict[str, tuple[LedgerStore, AdoptedPolicies, str | None]] = {}
 _OPENED = "opened"
 # The stored views a worker process reads accounts' history from, opened at its first read,
 # and its history of the journal's latest events (projections/tail.py), begun at its start.
@@ -94,22 +95,25 @@ _tails_refused: dict[str, int] = {}  # the start where a tail could not begin (n
 _last_replayed: dict[str, Book] = {}  # a worker process's last replayed book (`_replayed`)
 
 
-def _open_in_process(source: AsOfSource, policy_digest: str) -> None:
+def _open_in_process(source: AsOfSource, policy_digests: frozenset[str]) -> None:
     os.nice(as_of_worker_niceness)
-    policy = load_policy(source.policy_path)
-    require(policy.digest == policy_digest, "the policy file changed since the API started")
     store = LedgerStore.open(
         source.store_url, read_only=True, reach_timeout_s=store_reach_timeout_s
     )
-    _worker[_OPENED] = (store, policy, source.store_url)
+    policies = adopted_policies(store, policy_files(source.policy_path))
+    require(
+        policy_digests <= policies.by_digest.keys(),
+        "the policy files changed since the API started",
+    )
+    _worker[_OPENED] = (store, policies, source.store_url)
     _follow_tail(store, source.store_url)
 
 
-def _share_with_thread(store: LedgerStore, policy: Policy) -> None:
-    _worker[_OPENED] = (store, policy, None)
+def _share_with_thread(store: LedgerStore, policies: AdoptedPolicies) -> None:
+    _worker[_OPENED] = (store, policies, None)
 
 
-def _opened() -> tuple[LedgerStore, Policy, str | None]:
+def _opened() -> tuple[LedgerStore, AdoptedPolicies, str | None]:
     opened = _worker.get(_OPENED)
     if opened is None:
         raise InvariantViolation("an as_of worker ran before its pool opened the store")
@@ -131,7 +135,7 @@ def _seq(store: LedgerStore, as_of: str) -> int:
 
 def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     """`GET /accounts/{id}/margin|balances?as_of=`, in a worker."""
-    store, policy, stored_url = _opened()
+    store, policies, stored_url = _opened()
     seq = _seq(store, as_of)
     book = _from_history(store, stored_url, account_id, seq) or _replayed(store, stored_url, seq)
     # A platform account answers too (from seq 1), as in `ledger query` and the current reads.
@@ -140,7 +144,7 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
         raise AsOfRefusal(_HTTP_NOT_FOUND, detail)
     build = reporting.margin_view if what == "margin" else reporting.balances_view
     try:
-        return build(book, policy, account_id)
+        return build(book, policies.in_force(book), account_id)
     except risk.MissingMark as missing:
         detail = f"account {account_id} cannot be valued yet: {missing}"
         raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing
@@ -240,8 +244,8 @@ def _tail(store: LedgerStore, stored_url: str, seq: int) -> HistoryTail | None:
 def report_document(as_of: str, view: str) -> dict[str, Any]:
     """`GET /reports/{view}?as_of=`, in a worker: the views at the seq, from the stored views
     when they stand at or before it, else rebuilt from seq 1."""
-    store, policy, stored_url = _opened()
-    scratch = views_at(store, policy, _seq(store, as_of), stored_url=stored_url)
+    store, policies, stored_url = _opened()
+    scratch = views_at(store, policies, _seq(store, as_of), stored_url=stored_url)
     try:
         return document(scratch, TABLES_BY_VIEW[view])
     finally:
@@ -251,12 +255,14 @@ def report_document(as_of: str, view: str) -> dict[str, Any]:
 class AsOfReader:
     """Runs as_of reads in a bounded pool; `await reader.run(account_document, ...)`."""
 
-    def __init__(self, store: LedgerStore, policy: Policy, source: AsOfSource | None) -> None:
+    def __init__(
+        self, store: LedgerStore, policies: AdoptedPolicies, source: AsOfSource | None
+    ) -> None:
         self.in_flight = 0
         self._executor: Executor
         if source is None:
             self._executor = ThreadPoolExecutor(
-                as_of_workers, "as_of", _share_with_thread, (store, policy)
+                as_of_workers, "as_of", _share_with_thread, (store, policies)
             )
         else:
             self._executor = ProcessPoolExecutor(
@@ -264,7 +270,7 @@ class AsOfReader:
                 # spawn: a fresh interpreter, nothing inherited from the server's threads
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_open_in_process,
-                initargs=(source, policy.digest),
+                initargs=(source, frozenset(policies.by_digest)),
             )
             # Every worker started now (a new interpreter, its imports, the store opened:
             # seconds on a busy machine), not by the first reads, which would wait for it.

@@ -22,14 +22,12 @@ from app.commands import (
     EXIT_REFUSED,
     CommandError,
     open_store,
-    policy_of,
+    policies_of,
     port_max,
-    require_journal_policy,
     require_output_file,
 )
 from ledger import snapshots
 from ledger.identifiers import identifier_problem, printable
-from ledger.policy import Policy
 from ledger.store import LedgerStore
 
 if TYPE_CHECKING:
@@ -148,7 +146,6 @@ def _access_log(path: Path | None, store_url: str) -> IO[str]:
 
 def _api(args: argparse.Namespace) -> int:
     _check_settings(args)
-    policy = policy_of(args)
     from app import api_auth  # noqa: PLC0415 - Litestar only for `ledger api`
 
     try:
@@ -160,22 +157,22 @@ def _api(args: argparse.Namespace) -> int:
         )
     except (api_auth.TokenFileError, ValueError, OSError) as error:
         raise CommandError(str(error)) from error
-    # A store that cannot be opened, or whose journal is under another policy, is refused
-    # before the server says it is up (the views refused the policy in the framework's
-    # startup, a traceback, after the server had said so).
+    # A store that cannot be opened, or whose journal is under a policy whose document is
+    # neither kept nor given, is refused before the server says it is up (the views
+    # refused it in the framework's startup, a traceback, after the server had said so).
     with open_store(args) as store:
-        require_journal_policy(snapshots.book_at(store), policy)
+        policies_of(args, store).in_force(snapshots.book_at(store))
     scheme = "https" if args.tls_cert else "http"
     print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
     if args.insecure_no_auth:
         print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
     if args.workers == 1:
-        _serve(args, policy, security, sock=None)
+        _serve(args, security, sock=None)
         return 0
     from app import api_processes  # noqa: PLC0415
 
     def worker() -> int:
-        _serve(args, policy, security, api_processes.listening_socket(args.host, args.port))
+        _serve(args, security, api_processes.listening_socket(args.host, args.port))
         return 0
 
     return api_processes.run_workers(args.workers, worker)
@@ -183,7 +180,6 @@ def _api(args: argparse.Namespace) -> int:
 
 def _serve(
     args: argparse.Namespace,
-    policy: Policy,
     security: ApiSecurity,
     sock: socket.socket | None,
 ) -> None:
@@ -199,7 +195,7 @@ def _serve(
         source = api_as_of.AsOfSource(args.store, args.policy)
         api.serve(
             store,
-            policy,
+            policies_of(args, store),
             args.host,
             args.port,
             security=security,

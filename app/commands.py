@@ -19,8 +19,8 @@ from typing import IO, Any
 from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
+from ledger.adopted_policies import AdoptedPolicies, adopted_policies, policy_files
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
-from ledger.book import Book
 from ledger.identifiers import identifier_problem, is_ascii_number, printable, spreadsheet_cell
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
@@ -96,22 +96,25 @@ def require_output_file(path: Path, flag: str, store_url: str) -> None:
 
 
 def policy_of(args: argparse.Namespace) -> Policy:
+    """The one policy a writer decides under: `--policy FILE`, else the demonstration policy."""
     path: Path | None = args.policy
     if path is not None:
+        if path.is_dir():
+            raise CommandError(
+                f"--policy {path} is a folder: a writer decides under one policy, name its file"
+            )
         require_file(path, "policy")
     return load_policy(path)
 
 
-def require_journal_policy(book: Book, policy: Policy) -> None:
-    """The ledger's figures are valued with the policy its journal adopted: a reader given
-    another (a deployment's own policy left out, so the demonstration policy is loaded)
-    showed figures no decision was taken on, where `report` and `audit` refused."""
-    if book.policy_digest and book.policy_digest != policy.digest:
-        raise CommandError(
-            f"the journal at seq {book.last_seq} is under policy {book.policy_version} (sha256 "
-            f"{book.policy_digest[:12]}…), but policy {policy.version} (sha256 "
-            f"{policy.digest[:12]}…) is loaded: load the journal's policy with --policy"
-        )
+def policies_of(args: argparse.Namespace, store: LedgerStore) -> AdoptedPolicies:
+    """The policies a reader values the journal with, each seq with the one in force there:
+    those the store keeps, and `--policy`'s for a store written before it kept them. No
+    `--policy` and none kept: the demonstration policy (docs/views.md "Policies")."""
+    path: Path | None = args.policy
+    if path is not None and not path.is_dir():
+        require_file(path, "policy")
+    return adopted_policies(store, policy_files(path))
 
 
 def snapshot_events_setting() -> int:
@@ -355,13 +358,12 @@ def _query(args: argparse.Namespace) -> int:
         raise CommandError(
             "the account id is empty: name an account, such as C-1 or platform:house"
         )
-    policy = policy_of(args)
     with open_store(args) as store:
         try:
             book = reporting.book_as_of(store, args.as_of)
         except reporting.AsOfError as error:
             raise CommandError(str(error)) from error
-    require_journal_policy(book, policy)
+        policy = policies_of(args, store).in_force(book)
     if not reporting.in_ledger(book, args.account):
         raise CommandError(
             reporting.account_not_found(printable(args.account), args.as_of, book.last_seq)

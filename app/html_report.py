@@ -24,6 +24,7 @@ from typing import Any
 from app import stress_output
 from ledger import journal_events as je
 from ledger import risk, stress
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import LIQUIDATION, Account, Book
 from ledger.journal import JournalEntry
 from ledger.money import DECIMAL_CONTEXT, USD_SCALE, ZERO, Rounding, format_decimal, quantize
@@ -477,7 +478,7 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
 
 def projection_views(store: LedgerStore, policy: Policy, seq: int) -> dict[str, list[Row]]:
     """The report's views right after journal position `seq`, built by projections/."""
-    database = views_at(store, policy, seq)
+    database = views_at(store, AdoptedPolicies.of(policy), seq)  # the demo's one policy
     try:
         views = {}
         for name, columns in REPORT_COLUMNS.items():

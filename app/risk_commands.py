@@ -17,10 +17,9 @@ from app import stress_output
 from app.commands import (
     CommandError,
     open_store,
-    policy_of,
+    policies_of,
     policy_scales,
     require_file,
-    require_journal_policy,
     require_output_file,
 )
 from app.output_files import write_stdout, written_whole
@@ -36,7 +35,6 @@ check_refused_exit = 1
 
 
 def _check(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
     path = Path(args.record)
     if args.record == "-":
         raw = sys.stdin.buffer.read()
@@ -44,7 +42,7 @@ def _check(args: argparse.Namespace) -> int:
         require_file(path, "record")
         raw = path.read_bytes()
     with open_store(args) as store:
-        book = _book_in(store, args, policy)
+        book, policy = _book_in(store, args)
         try:
             result = pretrade.check(book, policy, args.account, raw.strip(), store=store)
         except pretrade.CheckError as error:
@@ -57,20 +55,14 @@ def _check(args: argparse.Namespace) -> int:
     return check_refused_exit if result.outcome is pretrade.Outcome.REFUSED else 0
 
 
-def _book(args: argparse.Namespace, policy: Policy) -> Book:
-    with open_store(args) as store:
-        return _book_in(store, args, policy)
-
-
-def _book_in(store: LedgerStore, args: argparse.Namespace, policy: Policy) -> Book:
-    """The book at `--as-of`, decided under `policy` (a check or stress under another
+def _book_in(store: LedgerStore, args: argparse.Namespace) -> tuple[Book, Policy]:
+    """The book at `--as-of` and the policy in force there (a check or stress under another
     policy than the journal's would answer for a ledger that does not exist)."""
     try:
         book = reporting.book_as_of(store, args.as_of)
     except reporting.AsOfError as error:
         raise CommandError(str(error)) from error
-    require_journal_policy(book, policy)
-    return book
+    return book, policies_of(args, store).in_force(book)
 
 
 def _ladder_step(text: str) -> Decimal:
@@ -88,17 +80,20 @@ def _ladder_step(text: str) -> Decimal:
 def _stress(args: argparse.Namespace) -> int:
     if not args.shock and not args.ladder:
         raise CommandError("give at least one --shock NAME=-30%,... or a --ladder NAME=-5%..-60%")
-    policy = policy_of(args)
     step = _ladder_step(args.step)
     try:
         shocks = [stress.parse_shock(text) for text in args.shock]
         ladders = [stress.parse_ladder(text, step) for text in args.ladder]
-        stress.require_known(policy, [*shocks, *(rungs[0] for rungs in ladders)])
     except stress.ShockError as error:
         raise CommandError(str(error)) from error
     if args.html is not None:
         require_output_file(args.html, "--html", args.store)
-    book = _book(args, policy)
+    with open_store(args) as store:
+        book, policy = _book_in(store, args)
+    try:
+        stress.require_known(policy, [*shocks, *(rungs[0] for rungs in ladders)])
+    except stress.ShockError as error:
+        raise CommandError(str(error)) from error
     document = _stress_document(book, policy, shocks, ladders)
     scale_of = policy_scales(policy)
     if args.html is not None:

@@ -22,8 +22,7 @@ from app.commands import (
     EXIT_REFUSED,
     CommandError,
     open_store,
-    policy_of,
-    require_journal_policy,
+    policies_of,
 )
 from app.output_files import folder_written_whole
 from ledger import journal_events as je
@@ -77,7 +76,6 @@ def file_names(period: statements.Period, account_ids: list[str]) -> dict[str, s
 
 
 def _statements(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file, not a folder: name a folder for the statements")
@@ -86,8 +84,10 @@ def _statements(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out}: the folder {out.parent} does not exist", EXIT_REFUSED)
     with open_store(args) as store:
         period = _period(store, args)
-        require_journal_policy(snapshots.book_at(store, period.closing_seq), policy)
-        batch = statements.statements(_events(store), policy, period)
+        policies = policies_of(args, store)
+        # Each day valued with the policy in force at its close; the page names the period's.
+        policy = policies.in_force(snapshots.book_at(store, period.closing_seq))
+        batch = statements.statements(_events(store), policies, period)
     out.mkdir(exist_ok=True)
     with folder_written_whole(out) as partial:
         _write_statements(partial, period, batch, policy.version)

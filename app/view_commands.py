@@ -16,7 +16,7 @@ from app.commands import (
     EXIT_REFUSED,
     CommandError,
     open_store,
-    policy_of,
+    policies_of,
     policy_scales,
     require_file,
     require_output_file,
@@ -30,12 +30,10 @@ from ledger.store import LedgerStore
 from projections import audit, explain, parquet, render, views
 from projections.database import ProjectionConflict, ViewDatabase, ViewsReadOnly, ViewsUrlError
 from projections.runner import Advance, ProjectionGap, projection_batch_events_max
-from projections.state import PolicyMismatch
 from projections.tables import TABLES, TABLES_BY_VIEW
 
 _USER_ERRORS = (
     AsOfError,
-    PolicyMismatch,
     ProjectionConflict,
     ViewsUrlError,
     ViewsReadOnly,
@@ -60,11 +58,11 @@ def _views(
 
     Where the live views cannot be written (PostgreSQL's `ledger_reader`, a read-only file
     system), they are caught up in a scratch copy: the same rows, nothing written."""
-    policy = policy_of(args)
+    policies = policies_of(args, store)
     if args.as_of is None:
-        return views.readable_views(store, args.store, policy, progress)
+        return views.readable_views(store, args.store, policies, progress)
     seq = reporting.as_of_seq(store, args.as_of)
-    return views.views_at(store, policy, seq, progress, stored_url=args.store)
+    return views.views_at(store, policies, seq, progress, stored_url=args.store)
 
 
 # -- report -----------------------------------------------------------------------------
@@ -91,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
             with written_whole(Path(args.out)) as partial:
                 parquet.write_parquet(document, table, partial)
             return 0
-        scale_of = None if args.wide else policy_scales(policy_of(args))
+        scale_of = None if args.wide else policy_scales(policies_of(args, store).current)
         text = render.render_text(document, table, args.format, scale_of)
     if args.out in (None, "-"):
         write_stdout(text)
@@ -216,7 +214,6 @@ def _replay(args: argparse.Namespace) -> int:
     """The live views (or, at an earlier `--as-of`, the store's journal projected to it)
     against the journal replayed alone: the store's, or an export (`--file`), whose chain
     is verified first."""
-    policy = policy_of(args)
     file_end: int | None = None
     if args.file is not None:
         outcome = _verified_file(Path(args.file))
@@ -225,6 +222,7 @@ def _replay(args: argparse.Namespace) -> int:
             return 1
         file_end = outcome.first_seq + outcome.report.count - 1
     with _user_errors(), open_store(args) as store:
+        policies = policies_of(args, store)
         try:
             live = ViewDatabase.open(args.store)
         except ViewsReadOnly:
@@ -251,14 +249,14 @@ def _replay(args: argparse.Namespace) -> int:
             progress = Progress("replay", unit="events")
             try:
                 if reference is None:
-                    reference = views.views_at(store, policy, seq)
+                    reference = views.views_at(store, policies, seq)
                 records: Iterable[bytes] = (
                     (e.record for e in store.iter_journal() if e.seq <= seq)
                     if args.file is None
                     else _records_up_to(Path(args.file), seq)
                 )
                 replayed = views.views_from_records(
-                    records, policy, projection_batch_events_max, progress.advance
+                    records, policies, projection_batch_events_max, progress.advance
                 )
             finally:
                 progress.close()
@@ -328,9 +326,8 @@ def _records_up_to(path: Path, seq: int) -> Iterator[bytes]:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    policy = policy_of(args)
     with _user_errors(), open_store(args) as store:
-        found = explain.explain(store, args.id, policy)
+        found = explain.explain(store, args.id, policies_of(args, store))
     for explanation in found:
         print("\n".join(explanation.lines))
         if not explanation.checks:

@@ -50,7 +50,7 @@ from ledger.limits import (
 from ledger.margin import watch_all
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode, Refusal
-from ledger.store import JournalConflict, LedgerStore, PersistenceError, Tracking
+from ledger.store import JournalConflict, LedgerStore, PersistenceError, PolicyDocument, Tracking
 from ledger.watchlist import Watchlist
 
 log = logging.getLogger("ledger.application")
@@ -80,6 +80,8 @@ class BatchOutcome:
     refused: int = 0
     journal: list[JournalEntry] = field(default_factory=list)
     rejects: list[bytes] = field(default_factory=list)
+    # The document of the policy each `policy_adopted` of `journal` adopts, at its seq.
+    policies: list[PolicyDocument] = field(default_factory=list)
     refused_by_reason: Counter[str] = field(default_factory=Counter)
 
 
@@ -154,7 +156,14 @@ class LedgerApplication:
             outcome = self._decide(items, tracking)
             with self._rebuilt_on_store_fault():
                 trades, deposits = snapshots.originals_booked(self.book)
-                self.store.append(outcome.journal, outcome.rejects, tracking, trades, deposits)
+                self.store.append(
+                    outcome.journal,
+                    outcome.rejects,
+                    tracking,
+                    trades,
+                    deposits,
+                    policies=outcome.policies,
+                )
             self.book.new_inputs = {}  # the store has them now
             self.book.new_trades, self.book.new_deposits = {}, {}
             self._snapshot_when_due()
@@ -287,7 +296,7 @@ class LedgerApplication:
             self._reject(item, conflict, record.event_id, outcome)
             return
         self.desk.begin(record.event_id, record.occurred_at, digest)
-        self._adopt_policy()
+        self._adopt_policy(outcome)
         decision = decide(self.desk, record)
         match decision:
             case Booked():
@@ -297,11 +306,12 @@ class LedgerApplication:
             case _:
                 assert_never(decision)
 
-    def _adopt_policy(self) -> None:
-        """Record the policy in the journal the first time a decision is taken under it."""
+    def _adopt_policy(self, outcome: BatchOutcome) -> None:
+        """Record the policy in the journal the first time a decision is taken under it, and
+        its document in the store with it (a reader values that part of the journal with it)."""
         if self.book.policy_digest == self.policy.digest:
             return
-        self.desk.record(
+        adopted = self.desk.record(
             je.PolicyAdopted(
                 recorded_at=self.desk.now_text,
                 causation_id=self.desk.cause,
@@ -309,6 +319,7 @@ class LedgerApplication:
                 digest=self.policy.digest,
             )
         )
+        outcome.policies.append((adopted.seq, self.policy.document))
 
     def _reject(
         self, item: InboxItem, refusal: Refusal, event_id: str | None, outcome: BatchOutcome

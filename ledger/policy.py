@@ -185,6 +185,9 @@ class Policy:
     mark_alert_move: Decimal = MARK_ALERT_MOVE_DEFAULT
     # Whether loan draws and withdrawals may be approved while a margin call is open.
     advances_during_call: bool = False
+    # The file's bytes, as the writer keeps them in the store when it adopts the policy (the
+    # document a reader values that part of the journal with, checked against `digest`).
+    document: bytes = field(default=b"", repr=False, compare=False)
     # Resolved lookups by code (patterns and defaults); a memo, not part of the value.
     _resolved: dict[str, AssetPolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -311,6 +314,7 @@ def parse_policy(raw: bytes, name: str) -> Policy:
         ),
         mark_alert_move=reader.fraction(document, "mark_alert_move", "", MARK_ALERT_MOVE_DEFAULT),
         advances_during_call=reader.boolean(document, "advances_during_call", "", False),
+        document=raw,
     )
     if policy.max_total_loans_multiple > SFC_TOTAL_LOANS_MULTIPLE_MAX:
         reader.fail(

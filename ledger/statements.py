@@ -32,6 +32,7 @@ import msgspec
 
 from ledger import journal_events as je
 from ledger import reporting, risk
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Account, Book
 from ledger.journal import format_timestamp
 from ledger.money import ONE, REPORTING_ASSET, ZERO, format_decimal
@@ -154,9 +155,11 @@ def monthly_period(closes: list[Close], month: str) -> Period:
 
 
 def statements(
-    events: Iterable[je.JournalEventType], policy: Policy, period: Period
+    events: Iterable[je.JournalEventType], policies: AdoptedPolicies, period: Period
 ) -> list[ClientStatement]:
-    """The period's statements, in account order, from the journal's events in seq order."""
+    """The period's statements, in account order, from the journal's events in seq order:
+    each day's close valued with the policy in force at it, the period's with the one in
+    force at its end."""
     book = Book()
     stream = iter(events)
     for event in _until(stream, period.opening_seq):
@@ -173,12 +176,13 @@ def statements(
             _record_movements(statement, event, before.get(account_id), book)
             active.add(account_id)
         if event.seq in closes:
-            _record_daily_closes(found, book, policy, closes[event.seq])
+            _record_daily_closes(found, book, policies.in_force(book), closes[event.seq])
     chosen = [
         statement
         for account_id, statement in sorted(found.items())
         if _due(book.accounts[account_id], account_id in active, period)
     ]
+    policy = policies.in_force(book)
     for statement in chosen:
         _close(statement, book, policy)
     return chosen

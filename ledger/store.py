@@ -15,6 +15,12 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
   (`ledger.snapshots` writes and checks them; they are derived, never the truth). A stream
   per version lets an upgraded writer record its snapshot at a seq where older code
   recorded one (a store at rest);
+- the document of every policy the journal adopted (its TOML file's bytes) is a stream too,
+  `POLICIES_STREAM_ID`, with version = the seq of its `policy_adopted`, written in the
+  transaction that journals it: a reader values each part of the journal with the policy
+  in force there without being handed the files (a store written before this keeps none;
+  its readers are given the files). The events table holds it, as it holds the snapshots
+  and checkpoints: no other table, no migration, the roles' privileges as they are;
 - signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
   `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps);
 - the inputs seen (`INPUTS_SEEN_TABLE`: event id, input digest, the seq of its first journal
@@ -70,6 +76,7 @@ from ledger.store_url import PostgresLocation, StoreUrlError, parse_postgres_url
 __all__ = [
     "CHECKPOINTS_STREAM_ID",
     "JOURNAL_STREAM_ID",
+    "POLICIES_STREAM_ID",
     "REJECTS_STREAM_ID",
     "InterfaceError",
     "JournalConflict",
@@ -77,6 +84,7 @@ __all__ = [
     "NotALedgerStore",
     "OperationalError",
     "PersistenceError",
+    "PolicyDocument",
     "ProgrammingError",
     "StoreNotPermitted",
     "StoreUrlError",
@@ -87,9 +95,12 @@ __all__ = [
 JOURNAL_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:journal")
 REJECTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:rejects")
 CHECKPOINTS_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:checkpoints")
+POLICIES_STREAM_ID: UUID = uuid5(NAMESPACE_URL, "urn:collateral-ledger:policies")
 REJECT_TOPIC = "reject"  # the `topic` column of reject rows: they have no event type
 SNAPSHOT_TOPIC = "book_snapshot"
 CHECKPOINT_TOPIC = "journal_checkpoint"
+POLICY_TOPIC = "policy_document"
+_POLICY_ADOPTED = "policy_adopted"  # the journal event type a policy document belongs to
 # eventsourcing keeps its tracking-table migration marker under this name.
 _RESERVED_TRACKING_NAME = "__migration__"
 _SQLITE_SYNCHRONOUS_FULL = 2
@@ -158,6 +169,8 @@ TRADES_TABLE = store_privileges.TRADES_TABLE
 # One client deposit booked under a reference: the reference, the seq of its journal event.
 DepositBooked: TypeAlias = tuple[str, int]
 DEPOSITS_TABLE = store_privileges.DEPOSITS_TABLE
+# One adopted policy's document: the seq of its `policy_adopted`, the policy file's bytes.
+PolicyDocument: TypeAlias = tuple[int, bytes]
 
 
 class _LedgerTablesRecorder(Protocol):
@@ -415,9 +428,12 @@ class LedgerStore:
         tracking: Tracking | None,
         trades: Sequence[TradeBooked] = (),
         deposits: Sequence[DepositBooked] = (),
+        *,
+        policies: Sequence[PolicyDocument] = (),
     ) -> None:
-        """Record journal entries, rejects, the input position and the client trades and
-        deposits (with a reference) the        journal entries book in ONE transaction.
+        """Record journal entries, rejects, the input position, the client trades and
+        deposits (with a reference) the journal entries book and the documents of the
+        policies they adopt in ONE transaction.
 
         `journal` continues the journal without a gap; `rejects` are reject records whose
         `number` continues the rejects. Raises `TrackingConflict` when `tracking` is at or
@@ -430,7 +446,7 @@ class LedgerStore:
                 f"tracking name {_RESERVED_TRACKING_NAME!r} is eventsourcing's own",
             )
         journal_rows, inputs = self._journal_rows(journal)
-        stored = journal_rows + self._reject_rows(rejects)
+        stored = journal_rows + self._reject_rows(rejects) + _policy_rows(journal, policies)
         if not stored and tracking is None:
             return
         try:
@@ -574,6 +590,16 @@ class LedgerStore:
         """The journal's last `seq`; 0 when it is empty."""
         return self._numbered_count(JOURNAL_STREAM_ID)
 
+    def adopted_policies(self) -> list[PolicyDocument]:
+        """The document of every policy the journal adopted, with the seq of its
+        `policy_adopted`, in seq order (none on a store written before they were kept)."""
+        found: list[PolicyDocument] = []
+        while page := self._tables.select_records(
+            POLICIES_STREAM_ID, found[-1][0] if found else 0, limits.journal_read_batch_events_max
+        ):
+            found.extend((seq, document) for seq, _, document in page)
+        return found
+
     def read_rejects(
         self, after: int = 0, limit: int = limits.journal_read_batch_events_max
     ) -> list[bytes]:
@@ -707,6 +733,20 @@ class LedgerStore:
 
 
 _Found = TypeVar("_Found")
+
+
+def _policy_rows(
+    journal: Sequence[JournalEntry], policies: Sequence[PolicyDocument]
+) -> list[StoredEvent]:
+    """The rows of the policy documents, each at the seq of a `policy_adopted` of `journal`."""
+    if not policies:
+        return []
+    adopted = {entry.seq for entry in journal if entry.type == _POLICY_ADOPTED}
+    rows = []
+    for seq, document in policies:
+        require(seq in adopted, f"a policy document at seq {seq}, where no policy_adopted is")
+        rows.append(StoredEvent(POLICIES_STREAM_ID, seq, POLICY_TOPIC, document))
+    return rows
 
 
 def _looked_up(

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from ledger import journal_events as je
 from ledger import risk
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, INSURANCE_FUND, LIQUIDATION, Book
 from ledger.desk import figures_record
 from ledger.fills import fill_result
@@ -890,10 +891,10 @@ def _fill_of(
     return None
 
 
-def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explanation]:
+def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> list[Explanation]:
     """Explain every event `identifier` names, replaying the journal once for the context
     (the book before each decision, the trigger of each liquidation, where each mark was
-    applied)."""
+    applied), each with the policy in force at its seq."""
     wanted = {event.seq: event for event in find_events(store, identifier)}
     triggers: dict[str, je.LiquidationTriggered] = {}
     deleveraged: dict[str, set[str]] = {}  # liquidation id -> accounts deleveraged so far
@@ -920,7 +921,7 @@ def explain(store: LedgerStore, identifier: str, policy: Policy) -> list[Explana
             found.append(
                 explain_event(
                     event,
-                    policy,
+                    policies.in_force(book),
                     book_before=book,
                     trigger=trigger,
                     deleveraged_before=frozenset(before),

@@ -6,7 +6,8 @@ in-memory state (the book and the registers of `projections.state`), which a new
 would otherwise rebuild from seq 1 before it can apply the first new event: the cost of
 every `ledger report` on a large store. So after catching up, the runner saves that state
 with its seq (`save`), and a new runner resumes from it (`resume`) when it fits exactly:
-the same seq and hash as the views' recorded position, the same policy, and the same code
+the same seq and hash as the views' recorded position, a policy in force there that the
+reader has, and the same code
 (format and the digest of the modules that build the state). Anything else, and the state is
 rebuilt from seq 1 as before. The state is derived data: losing it costs one replay.
 """
@@ -24,7 +25,7 @@ import msgspec
 
 from ledger import journal_events as je
 from ledger import snapshots
-from ledger.policy import Policy
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.store import LedgerStore
 from projections import records, state
 from projections.database import DEFAULT_PROJECTION, Position, ViewDatabase
@@ -36,9 +37,10 @@ log = logging.getLogger("projections.resume")
 # and the inputs seen (the API's pre-trade check answers a repeated event id from them).
 # 4: a reader's book: the reversed originals only, no inputs seen (the store keeps them).
 STATE_FORMAT = 4
-# Fields a saved state leaves out: the policy (given by the caller, checked by digest) and
-# what the current batch touched (empty between batches).
-_LEFT_OUT = frozenset({"policy", "touched"})
+# Fields a saved state leaves out: the policies (given by the caller; the one in force at
+# the state's seq checked by digest) and what the current batch touched (empty between
+# batches).
+_LEFT_OUT = frozenset({"policies", "policy", "touched"})
 _HINTS = typing.get_type_hints(ProjectionState)
 _FIELDS = [f.name for f in dataclasses.fields(ProjectionState) if f.name not in _LEFT_OUT]
 # Every field of ProjectionState, whatever a later change adds, with its declared type.
@@ -98,28 +100,34 @@ def save(database: ViewDatabase, projection: ProjectionState, name: str) -> None
 
 
 def valued_with(
-    database: ViewDatabase, policy: Policy, position: Position, name: str = DEFAULT_PROJECTION
+    database: ViewDatabase,
+    policies: AdoptedPolicies,
+    position: Position,
+    name: str = DEFAULT_PROJECTION,
 ) -> bool:
-    """Whether the views at `position` were valued with `policy`, as their saved state there
-    records (read from its head alone: the state itself is not decoded)."""
+    """Whether the views at `position` were valued with one of `policies` in force there, as
+    their saved state records (read from its head alone: the state itself is not decoded)."""
     found = database.saved_state(name)
     if found is None or found[0] != position.last_seq or position.last_seq == 0:
         return False
-    return _decode_head(found[1]).policy_digest == policy.digest
+    return _decode_head(found[1]).policy_digest in policies.by_digest
 
 
 def resume(
-    database: ViewDatabase, policy: Policy, position: Position, name: str = DEFAULT_PROJECTION
+    database: ViewDatabase,
+    policies: AdoptedPolicies,
+    position: Position,
+    name: str = DEFAULT_PROJECTION,
 ) -> ProjectionState:
     """The saved state when it stands exactly at `position`, else a fresh one (seq 0)."""
     found = database.saved_state(name)
     if found is None or found[0] != position.last_seq or position.last_seq == 0:
-        return ProjectionState(policy)
-    return _decoded(found[1], policy, position.last_hash) or ProjectionState(policy)
+        return ProjectionState(policies)
+    return _decoded(found[1], policies, position.last_hash) or ProjectionState(policies)
 
 
 def kept_at_or_before(
-    database: ViewDatabase, store: LedgerStore, policy: Policy, seq: int
+    database: ViewDatabase, store: LedgerStore, policies: AdoptedPolicies, seq: int
 ) -> tuple[ProjectionState, bytes] | None:
     """The latest state kept at a past position (`database.save_snapshot`) at or before
     `seq`, decoded, with its encoding; None when there is none, or it is of other code
@@ -130,17 +138,18 @@ def kept_at_or_before(
     kept_seq, state_bytes = found
     (entry,) = store.read_journal(kept_seq - 1, 1)
     recorded = je.decode_journal_record(entry.record)
-    decoded = _decoded(state_bytes, policy, recorded.hash)
+    decoded = _decoded(state_bytes, policies, recorded.hash)
     return None if decoded is None else (decoded, state_bytes)
 
 
-def _decoded(state_bytes: bytes, policy: Policy, last_hash: str) -> ProjectionState | None:
-    """A saved state of this code and policy whose book ends at `last_hash`; else None."""
+def _decoded(
+    state_bytes: bytes, policies: AdoptedPolicies, last_hash: str
+) -> ProjectionState | None:
+    """A saved state of this code, valued with one of `policies` in force at its seq, whose
+    book ends at `last_hash`; else None."""
     head = _decode_head(state_bytes)
-    if (head.format, head.code_digest, head.policy_digest) != (
-        STATE_FORMAT,
-        CODE_DIGEST,
-        policy.digest,
+    if (head.format, head.code_digest) != (STATE_FORMAT, CODE_DIGEST) or (
+        head.policy_digest not in policies.by_digest
     ):
         log.info("saved projection state is of other code or policy: replaying from seq 1")
         return None
@@ -148,4 +157,4 @@ def _decoded(state_bytes: bytes, policy: Policy, last_hash: str) -> ProjectionSt
     if saved.book.last_hash != last_hash:
         log.warning("saved projection state does not match the views: replaying from seq 1")
         return None
-    return ProjectionState(policy, **{field: getattr(saved, field) for field in _FIELDS})
+    return ProjectionState(policies, **{field: getattr(saved, field) for field in _FIELDS})

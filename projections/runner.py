@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from ledger import journal_events as je
 from ledger import snapshots
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.invariants import require
-from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import rows, tables
 from projections.database import DEFAULT_PROJECTION, Position, TableWrite, ViewDatabase
@@ -49,12 +49,13 @@ class BatchResult:
 
 
 class ProjectionRunner:
-    """One projection of the journal into a `ViewDatabase`, valued with one policy."""
+    """One projection of the journal into a `ViewDatabase`, each seq valued with the policy
+    in force there (one of `policies`, by the digest its `policy_adopted` names)."""
 
     def __init__(
         self,
         database: ViewDatabase,
-        policy: Policy,
+        policies: AdoptedPolicies,
         name: str = DEFAULT_PROJECTION,
         *,
         from_store: bool = True,
@@ -63,11 +64,11 @@ class ProjectionRunner:
         (an exported journal, a benchmark's records), so the book keeps every client trade
         and deposit a reversal may name; `follow` hands it the originals instead."""
         self.database = database
-        self.policy = policy
+        self.policies = policies
         self.name = name
         self.position = database.position(name)
         # Where the views stand, when their saved state fits; else from seq 1.
-        self.state = resume(database, policy, self.position, name)
+        self.state = resume(database, policies, self.position, name)
         if not from_store:
             require(self.state.last_seq == 0, "a runner without a store starts at seq 1")
             self.state.book.keeps_originals = True
@@ -177,7 +178,7 @@ class ProjectionRunner:
     def rebuild(self, store: LedgerStore, *, until_seq: int | None = None) -> int:
         """Forget every view row and project the journal again from seq 1."""
         self.database.reset(self.name)
-        self.state = ProjectionState(self.policy)
+        self.state = ProjectionState(self.policies)
         self.position = self.database.position(self.name)
         self._keep_history()
         return self.follow(store, until_seq=until_seq)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import assert_never
 
 from ledger import journal_events as je
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import PLATFORM_ACCOUNTS, Account, Book
 from ledger.invariants import present
 from ledger.money import ZERO
@@ -32,13 +33,11 @@ from projections.tables import Row
 _BOOK_ONLY = frozenset({je.SpotTradeBooked, je.PerpTradeBooked})
 
 
-class PolicyMismatch(ValueError):
-    """The journal adopted another policy than the one the projection values with."""
-
-
 @dataclass
 class ProjectionState:
-    policy: Policy
+    # Each seq is valued with the policy in force there (`policy`): the one the latest
+    # `policy_adopted` names, its document found among these by digest.
+    policies: AdoptedPolicies
     # A reader's book: no client trade or deposit kept on booking, the original of each
     # reversal handed to it from the store's journal (`ProjectionRunner.follow`).
     book: Book = field(default_factory=lambda: Book(keeps_originals=False))
@@ -54,6 +53,10 @@ class ProjectionState:
     statement_rows: dict[str, list[Row]] = field(default_factory=dict)
     pending_statement: PendingStatement | None = None
     touched: Touched = field(default_factory=Touched)
+    policy: Policy = field(init=False)  # in force at the book's seq
+
+    def __post_init__(self) -> None:
+        self.policy = self.policies.in_force(self.book)
 
     @property
     def last_seq(self) -> int:
@@ -92,7 +95,7 @@ class ProjectionState:
         # (trades and marks, the most frequent of all, are `apply`'s).
         match event:
             case je.PolicyAdopted():
-                self._check_policy(event)
+                self.policy = self.policies.adopted(event)
             case je.DepositCredited():
                 _add(self.custody_in, event.asset, event.amount)
             case je.WithdrawalApproved() | je.DepositReversed():
@@ -148,15 +151,6 @@ class ProjectionState:
                 pass
             case _:
                 assert_never(event)
-
-    def _check_policy(self, event: je.PolicyAdopted) -> None:
-        if (event.version, event.digest) != (self.policy.version, self.policy.digest):
-            raise PolicyMismatch(
-                f"journal seq {event.seq} adopted policy {event.version} (sha256 "
-                f"{event.digest[:12]}…), but the views are valued with policy "
-                f"{self.policy.version} (sha256 {self.policy.digest[:12]}…): load the "
-                "journal's policy with --policy"
-            )
 
     def _funding(self, event: je.FundingSettled) -> None:
         totals = self.funding.setdefault(event.market, FundingTotals())

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.journal import canonical_json
-from ledger.policy import Policy
 from ledger.store import LedgerStore
 from projections import resume
 from projections.database import Position, TableWrite, ViewDatabase, ViewsReadOnly
@@ -25,15 +25,17 @@ differences_shown_max = 20  # per view, in `audit replay`'s output
 
 
 def live_views(
-    store: LedgerStore, url: str, policy: Policy, progress: Advance | None = None
+    store: LedgerStore, url: str, policies: AdoptedPolicies, progress: Advance | None = None
 ) -> ViewDatabase:
     """The views kept next to the store at `url`, brought up to the journal's end first."""
     database = ViewDatabase.open(url)
     try:
         position = database.position()
-        if position.last_seq == store.last_seq() and resume.valued_with(database, policy, position):
+        if position.last_seq == store.last_seq() and resume.valued_with(
+            database, policies, position
+        ):
             return database  # nothing to catch up: the saved state need not be decoded
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, policies)
         if _follow_keeping_states(runner, store, progress):
             # The next reader resumes here instead of rebuilding the state from seq 1.
             resume.save(database, runner.state, runner.name)
@@ -61,44 +63,44 @@ def _follow_keeping_states(
 
 
 def readable_views(
-    store: LedgerStore, url: str, policy: Policy, progress: Advance | None = None
+    store: LedgerStore, url: str, policies: AdoptedPolicies, progress: Advance | None = None
 ) -> ViewDatabase:
     """The live views at the journal's end, caught up first (`live_views`). Where they
     cannot be written (a read-only store or file system, a reader role), the views as they
     stand when they are at the end, else caught up in a scratch copy: nothing is written."""
     try:
-        return live_views(store, url, policy, progress)
+        return live_views(store, url, policies, progress)
     except ViewsReadOnly:
-        return views_at(store, policy, store.last_seq(), progress, stored_url=url)
+        return views_at(store, policies, store.last_seq(), progress, stored_url=url)
 
 
 def views_at(
     store: LedgerStore,
-    policy: Policy,
+    policies: AdoptedPolicies,
     seq: int,
     progress: Advance | None = None,
     *,
     stored_url: str | None = None,
 ) -> ViewDatabase:
     """The views right after journal position `seq`. From the views stored at `stored_url`
-    when they stand at or before `seq` (as they are when at `seq` and valued with `policy`,
+    when they stand at or before `seq` (as they are when at `seq` and valued with `policies`,
     else a scratch copy caught up to it); otherwise built from seq 1 in a scratch in-memory
     database. Writes nothing."""
     stored = _stored_views(stored_url)
     if stored is not None:
         position = stored.position()
-        if position.last_seq == seq and resume.valued_with(stored, policy, position):
+        if position.last_seq == seq and resume.valued_with(stored, policies, position):
             return stored
     try:
         if stored is not None and stored.position().last_seq < seq:
             scratch = _scratch_copy(stored)
         else:
-            scratch = _from_kept_state(stored, store, policy, seq)
+            scratch = _from_kept_state(stored, store, policies, seq)
     finally:
         if stored is not None:
             stored.close()
     try:
-        ProjectionRunner(scratch, policy).follow(store, until_seq=seq, progress=progress)
+        ProjectionRunner(scratch, policies).follow(store, until_seq=seq, progress=progress)
     except BaseException:
         scratch.close()
         raise
@@ -119,7 +121,7 @@ def stored_copy(url: str | None, *, keeps_history: bool = False) -> ViewDatabase
 
 
 def _from_kept_state(
-    stored: ViewDatabase | None, store: LedgerStore, policy: Policy, seq: int
+    stored: ViewDatabase | None, store: LedgerStore, policies: AdoptedPolicies, seq: int
 ) -> ViewDatabase:
     """Scratch views in memory at the latest state the stored views kept at or before
     `seq` (`_follow_keeping_states`), empty when there is none: every row is a function of
@@ -127,7 +129,7 @@ def _from_kept_state(
     the stored views for the dates closed there (one still open there: its provisional
     rows, from the state as a batch's end writes them)."""
     scratch = ViewDatabase.in_memory()
-    kept = None if stored is None else resume.kept_at_or_before(stored, store, policy, seq)
+    kept = None if stored is None else resume.kept_at_or_before(stored, store, policies, seq)
     if stored is None or kept is None:
         return scratch
     state, state_bytes = kept
@@ -183,11 +185,14 @@ def _scratch_copy(source: ViewDatabase | None, *, keeps_history: bool = False) -
 
 
 def views_from_records(
-    records: Iterable[bytes], policy: Policy, batch_records: int, progress: Advance | None = None
+    records: Iterable[bytes],
+    policies: AdoptedPolicies,
+    batch_records: int,
+    progress: Advance | None = None,
 ) -> ViewDatabase:
     """The views of an exported journal (JSON lines), in a scratch in-memory database."""
     scratch = ViewDatabase.open("sqlite:///:memory:")
-    runner = ProjectionRunner(scratch, policy, from_store=False)
+    runner = ProjectionRunner(scratch, policies, from_store=False)
     for batch in _chunks(records, batch_records):
         runner.apply_records(batch)
         if progress is not None:

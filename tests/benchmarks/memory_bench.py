@@ -20,6 +20,7 @@ import sys
 import msgspec
 
 from ledger import snapshots
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
 from ledger.limits import journal_read_batch_events_max
 from ledger.policy import load_policy
@@ -87,7 +88,7 @@ def replay_views(store_url: str) -> MemoryFigures:
         LedgerStore.open(store_url, read_only=True) as store,
         ViewDatabase.open("sqlite:///:memory:") as database,
     ):
-        runner = ProjectionRunner(database, load_policy(None))
+        runner = ProjectionRunner(database, AdoptedPolicies.of(load_policy(None)))
         last = store.last_seq()
         while runner.last_seq < last:
             until = min(runner.last_seq + sample_events, last)

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import HOUSE
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
@@ -181,7 +182,7 @@ def _past_views_reads(
     copy_url = f"sqlite:///{copy}"
     views_seq = max(events // 2, events - tail_events_max)
     with LedgerStore.open(copy_url) as store, ViewDatabase.open(copy_url) as views:
-        runner = ProjectionRunner(views, load_policy(None))
+        runner = ProjectionRunner(views, AdoptedPolicies.of(load_policy(None)))
         runner.follow(store, until_seq=views_seq)
         resume.save(views, runner.state, runner.name)
     client_reads, platform_reads = _as_of_ms(copy_url, [client, HOUSE], views_seq, events, workdir)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from app.simulation import simulate
 from ledger import journal_events as je
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import InboxItem, LedgerApplication
 from ledger.limits import inbox_batch_records_max
 from ledger.policy import load_policy
@@ -106,14 +107,16 @@ def replay_benchmark(
             records = [entry.record for entry in islice(store.iter_journal(), events)]
             decode_s = min(_decode_cpu_s(records) for _ in range(decode_rounds))
             with ViewDatabase.open("sqlite:///:memory:") as database:
-                runner = ProjectionRunner(database, policy)
+                runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
                 started = time.process_time()
                 runner.follow(store, until_seq=events)
                 replay_s = time.process_time() - started
         finally:
             store.close()
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        runner = ProjectionRunner(database, policy, from_store=False)  # records, as exported
+        runner = ProjectionRunner(
+            database, AdoptedPolicies.of(policy), from_store=False
+        )  # records, as exported
         started = time.process_time()
         for start in range(0, len(records), projection_batch_events_max):
             runner.apply_records(records[start : start + projection_batch_events_max])

@@ -25,6 +25,7 @@ from app.api_as_of import store_reach_timeout_s
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
@@ -73,7 +74,9 @@ def test_the_api_answers_503_while_the_database_cannot_serve_it(postgres_url: st
     policy = load_policy(None)
     with (
         LedgerStore.open(url, read_only=True) as store,
-        TestClient(create_app(store, policy, api_security(access_log=io.StringIO()))) as client,
+        TestClient(
+            create_app(store, AdoptedPolicies.of(policy), api_security(access_log=io.StringIO()))
+        ) as client,
     ):
         client.headers.update(AUDITOR)
         assert client.get("/health").status_code == 200
@@ -129,7 +132,9 @@ def test_the_api_answers_503_at_once_while_the_database_is_down(postgres_url: st
     policy = load_policy(None)
     with (
         LedgerStore.open(url, read_only=True, reach_timeout_s=store_reach_timeout_s) as store,
-        TestClient(create_app(store, policy, api_security(access_log=io.StringIO()))) as client,
+        TestClient(
+            create_app(store, AdoptedPolicies.of(policy), api_security(access_log=io.StringIO()))
+        ) as client,
     ):
         client.headers.update(AUDITOR)
         figures = client.get("/reports/margin-calls").json()
@@ -197,7 +202,7 @@ def test_a_pre_trade_check_answers_503_at_once_while_the_database_is_down(
             }
         )
         security = api_security(access_log=io.StringIO())
-        app = served_app(store, policy, security)
+        app = served_app(store, AdoptedPolicies.of(policy), security)
         with TestClient(app) as client:
             client.headers.update(bearer(TOKENS_BY_ROLE["trading"]))
             gate = app.framework.state.gate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from projections import views
@@ -20,16 +21,18 @@ def test_postgres_views_equal_sqlite_views(pg_schema_url: str) -> None:
     ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
     with LedgerStore.open(pg_schema_url) as store:
         with ViewDatabase.open(pg_schema_url) as postgres:
-            ProjectionRunner(postgres, policy).follow(store, until_seq=1_000)
-            stale = ProjectionRunner(postgres, policy)  # a second writer, at seq 1000
-            ProjectionRunner(postgres, policy).follow(store, batch_events=1_500)
+            ProjectionRunner(postgres, AdoptedPolicies.of(policy)).follow(store, until_seq=1_000)
+            stale = ProjectionRunner(
+                postgres, AdoptedPolicies.of(policy)
+            )  # a second writer, at seq 1000
+            ProjectionRunner(postgres, AdoptedPolicies.of(policy)).follow(store, batch_events=1_500)
             assert postgres.position().last_seq == store.last_seq()
             in_postgres = views.snapshot(postgres)
             with pytest.raises(ProjectionConflict, match="no longer at seq 1000"):
                 stale.follow(store)
             assert views.snapshot(postgres) == in_postgres
         with ViewDatabase.open("sqlite:///:memory:") as sqlite:
-            ProjectionRunner(sqlite, policy).follow(store)
+            ProjectionRunner(sqlite, AdoptedPolicies.of(policy)).follow(store)
             in_sqlite = views.snapshot(sqlite)
     assert in_postgres == in_sqlite
     assert b'"perps-exposure":[["BTC-PERP"' in in_postgres
@@ -40,7 +43,7 @@ def test_postgres_history_answers_as_the_replay_does(pg_schema_url: str) -> None
     policy = load_policy(None)
     ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
     with LedgerStore.open(pg_schema_url) as store, ViewDatabase.open(pg_schema_url) as postgres:
-        ProjectionRunner(postgres, policy).follow(store, batch_events=1_500)
+        ProjectionRunner(postgres, AdoptedPolicies.of(policy)).follow(store, batch_events=1_500)
         assert postgres.history_start() == 0
         seqs = set(range(1, store.last_seq() + 1, 53)) | {store.last_seq()}
         assert compare_history_with_replay(store, postgres, policy, seqs) > 100
@@ -71,7 +74,7 @@ def test_a_report_as_of_before_postgres_views_starts_from_a_kept_state(
     ingest_simulation(pg_schema_url, policy, seed=1, accounts=4, days=2)
     monkeypatch.setattr(views, "projection_state_interval_events", 400)
     with LedgerStore.open(pg_schema_url) as store:
-        views.live_views(store, pg_schema_url, policy).close()
+        views.live_views(store, pg_schema_url, AdoptedPolicies.of(policy)).close()
         with ViewDatabase.open(pg_schema_url) as postgres:
             assert postgres.snapshot_at_or_before(399) is None
             found = postgres.snapshot_at_or_before(1_234)
@@ -79,7 +82,9 @@ def test_a_report_as_of_before_postgres_views_starts_from_a_kept_state(
             assert found[0] == 1_200
         for seq in (400, 1_234, store.last_seq() - 1):
             with (
-                views.views_at(store, policy, seq, stored_url=pg_schema_url) as from_kept,
-                views.views_at(store, policy, seq) as from_seq_1,
+                views.views_at(
+                    store, AdoptedPolicies.of(policy), seq, stored_url=pg_schema_url
+                ) as from_kept,
+                views.views_at(store, AdoptedPolicies.of(policy), seq) as from_seq_1,
             ):
                 assert views.snapshot(from_kept) == views.snapshot(from_seq_1), seq

@@ -14,6 +14,7 @@ from app.api import create_app
 from app.api_as_of import AsOfSource
 from app.cli import main
 from app.simulation import simulate
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from tests.api_security import AUDITOR, api_security
@@ -141,7 +142,9 @@ def test_the_api_serves_as_the_reader(reader_url: str, capsys: pytest.CaptureFix
     account = _account(reader_url, capsys)
     policy = load_policy(None)
     with LedgerStore.open(reader_url, read_only=True) as store:
-        app = create_app(store, policy, api_security(), AsOfSource(reader_url, None))
+        app = create_app(
+            store, AdoptedPolicies.of(policy), api_security(), AsOfSource(reader_url, None)
+        )
         with TestClient(app) as client:
             client.headers.update(AUDITOR)
             margin = client.get(f"/accounts/{account}/margin")

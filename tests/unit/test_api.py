@@ -20,6 +20,7 @@ from app.api_documents import ErrorDocument
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
@@ -50,7 +51,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, policy: Policy) -> Iterator[
 
 @pytest.fixture(scope="module")
 def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(store, policy, api_security())) as test_client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), api_security())) as test_client:
         test_client.headers.update(AUDITOR)
         yield test_client
 
@@ -317,12 +318,12 @@ def test_the_live_views_start_from_the_views_stored_next_to_the_journal(
     with LedgerStore.open(url) as copy:
         copy.append(list(store.iter_journal())[:half], [], None)
         with ViewDatabase.open(url) as stored:
-            runner = ProjectionRunner(stored, policy)
+            runner = ProjectionRunner(stored, AdoptedPolicies.of(policy))
             runner.follow(copy)
             resume.save(stored, runner.state, runner.name)
         copy.append(list(store.iter_journal(half)), [], None)
-        fresh = LiveViews(copy, policy, None)  # a store in memory: from seq 1
-        started = LiveViews(copy, policy, url)
+        fresh = LiveViews(copy, AdoptedPolicies.of(policy), None)  # a store in memory: from seq 1
+        started = LiveViews(copy, AdoptedPolicies.of(policy), url)
         assert (fresh.runner.last_seq, started.runner.last_seq) == (0, half)
         for live in (fresh, started):
             live.refresh()

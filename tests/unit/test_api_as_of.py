@@ -21,6 +21,7 @@ from app.api_as_of import AsOfReader, AsOfSource, as_of_requests_in_flight_max
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
@@ -44,7 +45,7 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _app(store: LedgerStore, url: str) -> Litestar:
-    return create_app(store, POLICY, api_security(), AsOfSource(url, None))
+    return create_app(store, AdoptedPolicies.of(POLICY), api_security(), AsOfSource(url, None))
 
 
 async def _probe_health(client: httpx.AsyncClient) -> int:

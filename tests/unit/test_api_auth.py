@@ -25,6 +25,7 @@ from app.cli import main
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
@@ -65,7 +66,7 @@ def client(
     store: LedgerStore, policy: Policy, accounts: tuple[str, str], access_log: io.StringIO
 ) -> Iterator[TestClient[Litestar]]:
     security = api_security(client_accounts=accounts[:1], access_log=access_log)
-    with TestClient(create_app(store, policy, security)) as test_client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), security)) as test_client:
         yield test_client
 
 
@@ -202,7 +203,7 @@ def test_insecure_no_auth_reads_everything_and_says_so_on_every_response(
     store: LedgerStore, policy: Policy, accounts: tuple[str, str]
 ) -> None:
     security = ApiSecurity(insecure_no_auth=True, access_log=io.StringIO())
-    with TestClient(create_app(store, policy, security)) as client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), security)) as client:
         responses = [
             client.get(f"/accounts/{accounts[1]}/margin", params={"as_of": str(store.last_seq())}),
             client.get("/health"),
@@ -244,7 +245,7 @@ def jwt_client(
     pem.write_bytes(_public_pem(signing_key))
     verifier = JwtVerifier(JwtKeys.from_pem(pem), ISSUER, AUDIENCE)
     security = ApiSecurity(jwt_verifier=verifier, access_log=io.StringIO())
-    with TestClient(create_app(store, policy, security)) as client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), security)) as client:
         yield client
 
 
@@ -308,7 +309,7 @@ def test_a_jwks_file_picks_the_key_by_kid(
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk | {"kid": "2026-11"}]}))
     verifier = JwtVerifier(JwtKeys.from_jwks(tmp_path / "jwks.json"), ISSUER, AUDIENCE)
     security = ApiSecurity(jwt_verifier=verifier, access_log=io.StringIO())
-    with TestClient(create_app(store, policy, security)) as client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), security)) as client:
         good = _jwt(signing_key, kid="2026-11")
         unknown_kid = _jwt(signing_key, kid="2025-01")
         assert client.get("/metrics", headers=bearer(good)).status_code == 200
@@ -345,7 +346,7 @@ def test_ledger_api_token_keeps_only_the_hash(
     assert token not in tokens_file.read_text()
     assert tokens_file.stat().st_mode & 0o777 == 0o600
     security = ApiSecurity(tokens=load_token_file(tokens_file), access_log=io.StringIO())
-    with TestClient(create_app(store, policy, security)) as client:
+    with TestClient(create_app(store, AdoptedPolicies.of(policy), security)) as client:
         assert client.get("/reports/margin-calls", headers=bearer(token)).status_code == 200
         assert client.get("/metrics", headers=bearer(token)).status_code == 403
     assert main([*command, "--role", "root"]) == 2

@@ -18,6 +18,7 @@ from app.cli import main
 from app.commands import ingest_stream
 from app.simulation import simulate
 from ledger import pretrade, reporting
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.policy import Policy, load_policy
 from ledger.store import LedgerStore
@@ -50,7 +51,7 @@ def store(store_path: Path) -> Iterator[LedgerStore]:
 @pytest.fixture(scope="module")
 def client(store: LedgerStore, policy: Policy) -> Iterator[TestClient[CheckFront]]:
     security = api_security(client_accounts=(_holder(store),))
-    with TestClient(served_app(store, policy, security)) as test_client:
+    with TestClient(served_app(store, AdoptedPolicies.of(policy), security)) as test_client:
         test_client.headers.update(bearer(TOKENS_BY_ROLE["trading"]))
         yield test_client
 
@@ -191,7 +192,7 @@ def test_a_check_is_decided_on_what_another_writer_committed_since(
         account_id = _holder(store)
         security = api_security(client_accounts=(account_id,))
         raw = withdrawal(account_id, "0.01")
-        with TestClient(served_app(store, policy, security)) as client:
+        with TestClient(served_app(store, AdoptedPolicies.of(policy), security)) as client:
             client.headers.update(bearer(TOKENS_BY_ROLE["risk"]))
             first = client.post(f"/accounts/{account_id}/checks", content=raw).json()
             assert client.post(f"/accounts/{account_id}/checks", content=raw).json() == first
@@ -238,7 +239,7 @@ def test_the_route_answers_as_the_framework_handler_would(
         ("lgr_not_a_token", account_id, withdrawal(account_id, "1")),
         (TOKENS_BY_ROLE["reporting"], account_id, withdrawal(account_id, "1")),
     ]
-    with TestClient(served_app(store, policy, security)) as client:
+    with TestClient(served_app(store, AdoptedPolicies.of(policy), security)) as client:
         for token, path_account, raw in cases:
             answers = []
             for query in ("", "?via=handler"):

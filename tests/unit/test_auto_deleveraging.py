@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.policy import load_policy
 from projections.explain import explain
 from tests.ledger_scenario import Scenario, balances_by_asset
@@ -72,7 +73,9 @@ def test_the_queue_is_pnl_ratio_times_effective_leverage_highest_first() -> None
 def test_audit_explain_recomputes_each_rank_and_the_queue_order() -> None:
     s = _crash()
     (completed,) = s.events("liquidation_completed")
-    explanations = explain(s.store, completed["liquidation_id"], load_policy(None))
+    explanations = explain(
+        s.store, completed["liquidation_id"], AdoptedPolicies.of(load_policy(None))
+    )
     ranked = [e for e in explanations if e.type == "auto_deleveraged"]
     assert len(ranked) == 3
     assert all(e.consistent for e in explanations), [e.differences for e in explanations]

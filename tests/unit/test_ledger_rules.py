@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication, StaleBook
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
@@ -131,7 +132,7 @@ def test_an_open_call_is_liquidated_by_the_first_input_at_its_deadline() -> None
     assert account.loan == Decimal("8999.99")
     assert [e["outcome"] for e in s.events("margin_call_cleared")] == ["liquidated"]
     # audit explain shows the call the journal had open and that its deadline had come.
-    (explained,) = explain(s.store, str(triggered["seq"]), load_policy(None))
+    (explained,) = explain(s.store, str(triggered["seq"]), AdoptedPolicies.of(load_policy(None)))
     (call,) = s.events("margin_call_issued")
     assert (
         f"  margin call {call['call_id']}, issued {call['recorded_at']}, deadline "
@@ -162,7 +163,7 @@ def test_perp_liquidation_draws_the_insurance_fund_for_the_deficit() -> None:
     assert drawn["fund_balance_after"] == "995000.00"  # 1,000,000 - 5,000
     assert s.app.book.accounts["C2"].balance("USD") == Decimal(0)
     # audit explain recomputes the draw from the journal: the deficit and the fund before it.
-    (explained,) = explain(s.store, str(drawn["seq"]), load_policy(None))
+    (explained,) = explain(s.store, str(drawn["seq"]), AdoptedPolicies.of(load_policy(None)))
     assert "wanted = C2's USD below zero after the steps = -(-5000.00) = 5000.00" in (
         explained.lines
     )
@@ -382,8 +383,8 @@ def test_audit_explain_recomputes_a_perp_trade_from_the_position_before_it() -> 
     s.send("perp_trade", trade_id="t3", side="sell", quantity="0.5", price="63000", **trade)
     explained = {
         (e.lines[0].split(", account ")[-1], e.seq): e
-        for e in explain(s.store, "t2", load_policy(None))
-        + explain(s.store, "t3", load_policy(None))
+        for e in explain(s.store, "t2", AdoptedPolicies.of(load_policy(None)))
+        + explain(s.store, "t3", AdoptedPolicies.of(load_policy(None)))
     }
     client = [e for (account, _), e in sorted(explained.items()) if account == "C2"]
     assert len(explained) == 4  # each trade booked on C2 and on the house, its counterparty
@@ -408,7 +409,11 @@ def test_audit_explain_recomputes_a_spot_trades_quote_to_the_cent() -> None:
         "spot_trade", account_id="C1", symbol="BTC/USD", trade_id="t1", side="buy",
         quantity="0.12345678", price="60000.5", fee="0",
     )  # fmt: skip
-    explained = [e for e in explain(s.store, "t1", load_policy(None)) if "C1" in e.lines[0]]
+    explained = [
+        e
+        for e in explain(s.store, "t1", AdoptedPolicies.of(load_policy(None)))
+        if "C1" in e.lines[0]
+    ]
     (trade,) = explained
     assert (
         "quote = quantity * price = 0.12345678 * 60000.5, rounded half-even to the cent = 7407.47"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
 from ledger.policy import load_policy
 from projections import tables
@@ -156,7 +157,9 @@ def test_a_fill_loss_beyond_the_fund_is_bad_debt() -> None:
     assert _usd(s, FUND) == 0
     assert _usd(s, LIQUIDATION) == 0  # -5,000 realised, -10 fee, +225 drawn, +4,785 written off
     assert s.app.book.accounts["platform:bad_debt"].balance("USD") == Decimal("-4785.00")
-    explanations = {e.type: e for e in explain(s.store, liquidation, load_policy(None))}
+    explanations = {
+        e.type: e for e in explain(s.store, liquidation, AdoptedPolicies.of(load_policy(None)))
+    }
     draw = explanations["insurance_fund_drawn"]
     assert "the fund held 225.00 before; drawn = min(wanted, what it held) = 225.00" in draw.lines
     assert (draw.checks, draw.consistent) == (2, True)
@@ -192,7 +195,7 @@ def test_a_fill_loss_beyond_the_fund_is_deleveraged_against_what_is_left_of_the_
     assert _usd(s, LIQUIDATION) == 0  # -2,500 realised, +225 drawn, +2,275 from W1's trade
     assert book.accounts["W1"].positions["BTC-PERP"].size == Decimal("-0.5")
     assert all(total == 0 for _, total in balances_by_asset(s.app))
-    explanations = explain(s.store, liquidation, load_policy(None))
+    explanations = explain(s.store, liquidation, AdoptedPolicies.of(load_policy(None)))
     assert "auto_deleveraged" in {e.type for e in explanations}
     assert all(e.consistent for e in explanations), [e.differences for e in explanations]
 
@@ -241,7 +244,7 @@ def test_audit_explain_recomputes_every_fill_of_a_liquidation() -> None:
     liquidation = _liquidated_long(s)
     _perp(s, "C2", "v1", "sell 0.4 45100", liquidation_id=liquidation)
     _perp(s, "C2", "v2", "sell 0.6 44800", fee="1.5", liquidation_id=liquidation)
-    explanations = explain(s.store, liquidation, load_policy(None))
+    explanations = explain(s.store, liquidation, AdoptedPolicies.of(load_policy(None)))
     fills = [e for e in explanations if e.type == "liquidation_filled"]
     assert len(fills) == 2
     assert all(e.consistent for e in explanations), [e.differences for e in explanations]
@@ -261,7 +264,7 @@ def test_the_platform_exposure_view_lists_platform_holdings_and_what_is_left() -
     liquidation = _liquidated_long(s)
     _perp(s, "C2", "v1", "sell 0.4 45100", liquidation_id=liquidation)
     s.mark("BTC-PERP", "44000")
-    database = views_at(s.store, load_policy(None), s.store.last_seq())
+    database = views_at(s.store, AdoptedPolicies.of(load_policy(None)), s.store.last_seq())
     rows = {
         (r["account_id"], r["item"]): r
         for r in document(database, tables.PLATFORM_EXPOSURE)["rows"]
@@ -286,7 +289,7 @@ def test_the_liquidations_view_counts_the_fills_and_what_they_moved_in_the_fund(
     liquidation = _liquidated_long(s)
     _perp(s, "C2", "v1", "sell 0.4 45100", liquidation_id=liquidation)
     _perp(s, "C2", "v2", "sell 0.6 44800", liquidation_id=liquidation)
-    database = views_at(s.store, load_policy(None), s.store.last_seq())
+    database = views_at(s.store, AdoptedPolicies.of(load_policy(None)), s.store.last_seq())
     (row,) = document(database, tables.LIQUIDATIONS)["rows"]
     # Two fills: +40 paid into the fund, -120 drawn from it (the client's own deficit: none).
     assert (row["fills"], row["fills_paid_to_fund"]) == (2, "40.00")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.policy import load_policy
 from projections.explain import explain
 from projections.rows import stale_mark_rows
@@ -36,7 +37,9 @@ def test_a_spot_buy_beyond_cash_within_the_credit_limit_is_a_loan_without_a_call
     s = _buy_half_a_bitcoin_beyond_cash(credit="50000")
     (financed,) = s.events("debit_financed")
     assert (financed["amount"], financed["cause"]) == ("20030.00", "spot_trade_booked")
-    assert all(e.consistent for e in explain(s.store, str(financed["seq"]), POLICY))
+    assert all(
+        e.consistent for e in explain(s.store, str(financed["seq"]), AdoptedPolicies.of(POLICY))
+    )
     (trade,) = s.events("spot_trade_booked")
     assert financed["cause_seq"] == trade["seq"]
     assert financed["limits"]["loan_before"] == "0"
@@ -175,7 +178,9 @@ def test_a_liquidation_waits_for_a_fresh_mark_and_happens_on_it() -> None:
     s.deposit("C1", "USD", "1")  # C1's own input: reviewed, still short, but it waits
     assert s.events("liquidation_triggered") == []
     (waiting,) = s.events("margin_decision_waiting")
-    assert all(e.consistent for e in explain(s.store, str(waiting["seq"]), POLICY))
+    assert all(
+        e.consistent for e in explain(s.store, str(waiting["seq"]), AdoptedPolicies.of(POLICY))
+    )
     assert (waiting["stale_marks"], waiting["mark_times"]) == (
         ["BTC"],
         {"BTC": "2026-11-24T01:00:00Z"},
@@ -319,7 +324,7 @@ def test_a_busted_perpetual_trade_restores_the_position_fee_and_house() -> None:
     assert book.accounts["C1"].balance("USD") == Decimal("10000.00")
     assert book.accounts["platform:fees"].balance("USD") == 0
     # `ledger audit explain` recomputes the reversal from the journal before it.
-    explained = explain(s.store, str(reversal["seq"]), POLICY)
+    explained = explain(s.store, str(reversal["seq"]), AdoptedPolicies.of(POLICY))
     assert [e.consistent for e in explained] == [True]
 
 

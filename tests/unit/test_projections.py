@@ -18,6 +18,7 @@ from app import api_as_of
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, risk, snapshots
+from ledger.adopted_policies import AdoptedPolicies, PolicyDocumentMissing
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import FEES, HOUSE, PLATFORM_ACCOUNTS, Book
 from ledger.journal import JournalEntry, canonical_json
@@ -30,7 +31,6 @@ from projections import tail as tail_module
 from projections.database import DEFAULT_PROJECTION, ViewDatabase
 from projections.explain import DECISION_TYPES, explain_event
 from projections.runner import ProjectionGap, ProjectionRunner
-from projections.state import PolicyMismatch
 from projections.tail import HistoryTail
 from tests.ledger_scenario import Scenario
 
@@ -81,7 +81,9 @@ def entries(journal_db: Path) -> list[JournalEntry]:
 
 def _project(store: LedgerStore, policy: Policy, batch_events: int) -> bytes:
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        ProjectionRunner(database, policy).follow(store, batch_events=batch_events)
+        ProjectionRunner(database, AdoptedPolicies.of(policy)).follow(
+            store, batch_events=batch_events
+        )
         return views.snapshot(database)
 
 
@@ -103,7 +105,7 @@ def test_apply_records_in_random_chunks_equals_a_rebuild(
 ) -> None:
     chooser = random.Random(7)
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
         start = 0
         while start < len(entries):
             size = chooser.randint(1, 3000)
@@ -118,9 +120,11 @@ def test_a_restarted_runner_continues_where_the_views_stand(
     store: LedgerStore, policy: Policy
 ) -> None:
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        ProjectionRunner(database, policy).follow(store, until_seq=7_777, batch_events=1000)
+        ProjectionRunner(database, AdoptedPolicies.of(policy)).follow(
+            store, until_seq=7_777, batch_events=1000
+        )
         assert database.position().last_seq == 7_777
-        restarted = ProjectionRunner(database, policy)
+        restarted = ProjectionRunner(database, AdoptedPolicies.of(policy))
         written = restarted.follow(store)
         assert written == store.last_seq() - 7_777
         assert views.snapshot(database) == _project(store, policy, batch_events=5000)
@@ -130,10 +134,10 @@ def test_a_runner_resumes_from_the_saved_state_and_writes_the_same_views(
     store: LedgerStore, policy: Policy
 ) -> None:
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        first = ProjectionRunner(database, policy)
+        first = ProjectionRunner(database, AdoptedPolicies.of(policy))
         first.follow(store, until_seq=7_777, batch_events=1000)
         resume.save(database, first.state, first.name)
-        resumed = ProjectionRunner(database, policy)
+        resumed = ProjectionRunner(database, AdoptedPolicies.of(policy))
         assert resumed.state.last_seq == 7_777  # not rebuilt from seq 1
         assert resumed.state.calls == first.state.calls
         assert resumed.state.book.trades == first.state.book.trades  # for busts
@@ -147,11 +151,16 @@ def test_a_bust_after_the_saved_state_reverses_the_trade_in_the_views(
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     s = Scenario(url)
     s.perp_long()
-    views.live_views(s.store, url, policy).close()  # the views and their saved state
+    # The views and their saved state.
+    views.live_views(s.store, url, AdoptedPolicies.of(policy)).close()
     s.send("trade_busted", trade_id="p1", reason="off-market price")
     with (
-        views.live_views(s.store, url, policy) as live,  # resumed, then the bust applied
-        views.views_at(s.store, policy, s.store.last_seq()) as rebuilt,  # from seq 1
+        views.live_views(
+            s.store, url, AdoptedPolicies.of(policy)
+        ) as live,  # resumed, then the bust applied
+        views.views_at(
+            s.store, AdoptedPolicies.of(policy), s.store.last_seq()
+        ) as rebuilt,  # from seq 1
     ):
         assert views.snapshot(live) == views.snapshot(rebuilt)
 
@@ -160,14 +169,16 @@ def test_views_as_of_a_seq_start_from_the_stored_views_standing_before_it(
     store: LedgerStore, store_url: str, policy: Policy
 ) -> None:
     with ViewDatabase.open(store_url) as stored:
-        runner = ProjectionRunner(stored, policy)
+        runner = ProjectionRunner(stored, AdoptedPolicies.of(policy))
         runner.follow(store, until_seq=3_000)
         resume.save(stored, runner.state, runner.name)
     for seq in (2_000, 3_000, 5_000):
         projected: list[int] = []
         with (
-            views.views_at(store, policy, seq, projected.append, stored_url=store_url) as got,
-            views.views_at(store, policy, seq) as rebuilt,
+            views.views_at(
+                store, AdoptedPolicies.of(policy), seq, projected.append, stored_url=store_url
+            ) as got,
+            views.views_at(store, AdoptedPolicies.of(policy), seq) as rebuilt,
         ):
             assert views.snapshot(got) == views.snapshot(rebuilt)
         # Before the stored views: from seq 1; at them: as they are; after: the difference.
@@ -177,31 +188,32 @@ def test_views_as_of_a_seq_start_from_the_stored_views_standing_before_it(
 def test_views_at_the_journal_end_are_served_without_decoding_their_state(
     store: LedgerStore, store_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    views.live_views(store, store_url, policy).close()  # built, their state saved
+    # Built, their state saved.
+    views.live_views(store, store_url, AdoptedPolicies.of(policy)).close()
 
     def undecodable(_: bytes) -> None:
         raise AssertionError("the saved state was decoded")
 
     with monkeypatch.context() as patched:
         patched.setattr(resume, "_decode", undecodable)
-        with views.live_views(store, store_url, policy) as again:
+        with views.live_views(store, store_url, AdoptedPolicies.of(policy)) as again:
             assert again.position().last_seq == store.last_seq()
     other = dataclasses.replace(policy, digest="0" * 64)
-    with pytest.raises(PolicyMismatch):  # valued with another policy: not served as they are
-        views.live_views(store, store_url, other)
+    with pytest.raises(PolicyDocumentMissing):  # valued with a policy not given: not served
+        views.live_views(store, store_url, AdoptedPolicies.of(other))
 
 
 def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(
     store: LedgerStore, policy: Policy
 ) -> None:
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        first = ProjectionRunner(database, policy)
+        first = ProjectionRunner(database, AdoptedPolicies.of(policy))
         first.follow(store, until_seq=3_000)
         resume.save(database, first.state, first.name)
         other = dataclasses.replace(policy, digest="0" * 64)
-        assert ProjectionRunner(database, other).state.last_seq == 0
+        assert ProjectionRunner(database, AdoptedPolicies.of(other)).state.last_seq == 0
         first.follow(store, until_seq=4_000)  # the views move on, the saved state does not
-        restarted = ProjectionRunner(database, policy)
+        restarted = ProjectionRunner(database, AdoptedPolicies.of(policy))
         assert restarted.state.last_seq == 0
         assert restarted.follow(store) == store.last_seq() - 4_000
         assert views.snapshot(database) == _project(store, policy, batch_events=5000)
@@ -209,7 +221,7 @@ def test_a_saved_state_behind_the_views_or_of_another_policy_is_not_used(
 
 def test_a_record_that_skips_ahead_is_refused(policy: Policy, entries: list[JournalEntry]) -> None:
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
         runner.apply_records([entries[0].record])
         with pytest.raises(ProjectionGap, match="seq 3 arrived where 2 belongs"):
             runner.apply_records([entries[2].record])
@@ -221,7 +233,7 @@ def test_the_view_as_of_seq_k_equals_the_views_of_the_first_k_events(
     store: LedgerStore, policy: Policy, entries: list[JournalEntry], fraction: float
 ) -> None:
     k = int(len(entries) * fraction)
-    with views.views_at(store, policy, k) as as_of:
+    with views.views_at(store, AdoptedPolicies.of(policy), k) as as_of:
         at_k = views.snapshot(as_of)
     with LedgerStore.open("sqlite:///:memory:") as truncated:
         for start in range(0, k, 1000):
@@ -245,7 +257,7 @@ def test_as_of_a_timestamp_is_the_last_event_recorded_at_or_before_it(
 
 
 def _rows(store: LedgerStore, policy: Policy, table: tables.Table) -> list[dict[str, object]]:
-    with views.views_at(store, policy, store.last_seq()) as database:
+    with views.views_at(store, AdoptedPolicies.of(policy), store.last_seq()) as database:
         return views.document(database, table)["rows"]  # type: ignore[no-any-return]  # a list of rows
 
 
@@ -358,7 +370,7 @@ def _sample_seqs(last: int, start: int) -> set[int]:
 
 def test_history_answers_as_the_replay_does(store_url: str, policy: Policy) -> None:
     with LedgerStore.open(store_url) as store, ViewDatabase.open(store_url) as database:
-        ProjectionRunner(database, policy).follow(store, batch_events=997)
+        ProjectionRunner(database, AdoptedPolicies.of(policy)).follow(store, batch_events=997)
         last = store.last_seq()
         assert database.history_start() == 0
         assert compare_history_with_replay(store, database, policy, _sample_seqs(last, 1)) > 1_000
@@ -371,11 +383,11 @@ def test_history_goes_on_after_a_restart(
     with LedgerStore.open(store_url) as store:
         half = store.last_seq() // 2
         with ViewDatabase.open(store_url) as database:
-            runner = ProjectionRunner(database, policy)
+            runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
             runner.follow(store, until_seq=half)
             if state_saved:  # resumed from it; else rebuilt in memory from seq 1 to half
                 resume.save(database, runner.state, runner.name)
-        with views.live_views(store, store_url, policy) as database:
+        with views.live_views(store, store_url, AdoptedPolicies.of(policy)) as database:
             assert database.history_start() == 0
             seqs = _sample_seqs(store.last_seq(), 1) | set(range(half - 5, half + 5))
             compare_history_with_replay(store, database, policy, seqs)
@@ -391,10 +403,10 @@ def test_a_history_begun_on_older_views_starts_where_they_stood(
     with LedgerStore.open(store_url) as store:
         third = store.last_seq() // 3
         with _WithoutHistory.open(store_url) as older:
-            ProjectionRunner(older, policy).follow(store, until_seq=third)
+            ProjectionRunner(older, AdoptedPolicies.of(policy)).follow(store, until_seq=third)
         with ViewDatabase.open(store_url) as database:
             assert database.history_start() is None
-            ProjectionRunner(database, policy).follow(store)
+            ProjectionRunner(database, AdoptedPolicies.of(policy)).follow(store)
             assert database.history_start() == third
             assert not history.covers(database, third - 1)
             compare_history_with_replay(
@@ -408,7 +420,7 @@ def test_the_house_history_begun_on_a_history_without_it_starts_where_it_stood(
     with LedgerStore.open(store_url) as store:
         third = store.last_seq() // 3
         with ViewDatabase.open(store_url) as older:
-            ProjectionRunner(older, policy).follow(store, until_seq=third)
+            ProjectionRunner(older, AdoptedPolicies.of(policy)).follow(store, until_seq=third)
         with sqlite3.connect(store_url.removeprefix("sqlite:///")) as connection:
             for table in (tables.HISTORY_KEYS, tables.HISTORY_VALUES, tables.HISTORY_ACCOUNTS):
                 sql = f"DELETE FROM {table.sql_name} WHERE account_id = ?"  # noqa: S608
@@ -417,7 +429,7 @@ def test_the_house_history_begun_on_a_history_without_it_starts_where_it_stood(
             connection.execute(sql, (DEFAULT_PROJECTION,))
         with ViewDatabase.open(store_url) as database:
             assert not history.covers(database, third, HOUSE)
-            ProjectionRunner(database, policy).follow(store)
+            ProjectionRunner(database, AdoptedPolicies.of(policy)).follow(store)
             assert database.history_start() == 0
             assert database.history_start(history.house_start(DEFAULT_PROJECTION)) == third
             assert history.covers(database, third - 1)
@@ -449,14 +461,17 @@ def test_a_report_as_of_before_the_stored_views_starts_from_a_kept_state(
 
     with LedgerStore.open(store_url) as store:
         last = store.last_seq()
-        views.live_views(store, store_url, policy).close()  # keeps a state every interval
+        # It keeps a state every interval.
+        views.live_views(store, store_url, AdoptedPolicies.of(policy)).close()
         monkeypatch.setattr(resume, "kept_at_or_before", noted)
         around = {interval - 1, interval, interval + 1, *closes, *(c + 1 for c in closes)}
         seqs = sorted({*around, *random.Random(3).sample(range(1, last), 8), last - 1} - {last})
         for seq in seqs:
             with (
-                views.views_at(store, policy, seq, stored_url=store_url) as from_kept,
-                views.views_at(store, policy, seq) as from_seq_1,
+                views.views_at(
+                    store, AdoptedPolicies.of(policy), seq, stored_url=store_url
+                ) as from_kept,
+                views.views_at(store, AdoptedPolicies.of(policy), seq) as from_seq_1,
             ):
                 assert views.snapshot(from_kept) == views.snapshot(from_seq_1), seq
     assert kept_at == [(seq // interval) * interval or None for seq in seqs]
@@ -467,22 +482,24 @@ def test_a_kept_state_not_of_this_journal_is_not_used(
 ) -> None:
     monkeypatch.setattr(views, "projection_state_interval_events", 500)
     with LedgerStore.open(store_url) as store:
-        with views.live_views(store, store_url, policy) as stored:
+        with views.live_views(store, store_url, AdoptedPolicies.of(policy)) as stored:
             found = stored.snapshot_at_or_before(1_000)
             assert found is not None
             assert found[0] == 1_000
             stored.save_snapshot(500, found[1])  # the state at 1,000 kept as if at 500
-            assert resume.kept_at_or_before(stored, store, policy, 999) is None
+            assert resume.kept_at_or_before(stored, store, AdoptedPolicies.of(policy), 999) is None
         with (
-            views.views_at(store, policy, 700, stored_url=store_url) as from_seq_1,
-            views.views_at(store, policy, 700) as expected,
+            views.views_at(
+                store, AdoptedPolicies.of(policy), 700, stored_url=store_url
+            ) as from_seq_1,
+            views.views_at(store, AdoptedPolicies.of(policy), 700) as expected,
         ):
             assert views.snapshot(from_seq_1) == views.snapshot(expected)
 
 
 def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy) -> None:
     with LedgerStore.open(store_url) as store, ViewDatabase.open("sqlite:///:memory:") as scratch:
-        ProjectionRunner(scratch, policy).follow(store, until_seq=100)
+        ProjectionRunner(scratch, AdoptedPolicies.of(policy)).follow(store, until_seq=100)
         assert scratch.history_start() is None
         assert not history.covers(scratch, 50)
 
@@ -490,7 +507,7 @@ def test_scratch_views_in_memory_keep_no_history(store_url: str, policy: Policy)
 def _stored_views_until(store: LedgerStore, store_url: str, policy: Policy, seq: int) -> None:
     """Views stored next to the journal up to `seq`, their state saved (`ledger report`)."""
     with ViewDatabase.open(store_url) as database:
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
         runner.follow(store, until_seq=seq)
         resume.save(database, runner.state, runner.name)
 
@@ -652,11 +669,11 @@ def test_views_read_a_reversals_original_from_the_store_and_keep_no_other(
     s.send("deposit_returned", reference="bank-1", reason="returned by the bank")
     assert [len(s.events(t)) for t in ("trade_reversed", "deposit_reversed")] == [1, 1]
     with ViewDatabase.open("sqlite:///:memory:") as database:
-        runner = ProjectionRunner(database, policy)
+        runner = ProjectionRunner(database, AdoptedPolicies.of(policy))
         runner.follow(s.store)
         assert set(runner.state.book.trades) == {"p2"}  # not p1: only what was reversed
         assert set(runner.state.book.deposits) == {"bank-1"}
         records = [entry.record for entry in s.store.iter_journal()]
         # An exported journal has no store behind it: its book keeps every original.
-        with views.views_from_records(records, policy, 3) as exported:
+        with views.views_from_records(records, AdoptedPolicies.of(policy), 3) as exported:
             assert views.snapshot(database) == views.snapshot(exported)

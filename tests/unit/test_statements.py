@@ -17,6 +17,7 @@ from app.demo import DEMO_ACCOUNTS, DEMO_DAYS, default_demo_store
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, statements
+from ledger.adopted_policies import AdoptedPolicies
 from ledger.application import LedgerApplication
 from ledger.book import Book
 from ledger.policy import load_policy
@@ -56,7 +57,7 @@ def _two_days(s: Scenario) -> None:
 def _daily(s: Scenario, business_date: str) -> list[statements.ClientStatement]:
     closes = statements.find_closes(_events(s.store))
     period = statements.daily_period(closes, date.fromisoformat(business_date))
-    return statements.statements(_events(s.store), POLICY, period)
+    return statements.statements(_events(s.store), AdoptedPolicies.of(POLICY), period)
 
 
 def test_a_daily_statement_gives_balances_movements_loan_and_figures() -> None:
@@ -95,7 +96,7 @@ def test_an_opted_out_professional_gets_a_monthly_statement_but_no_daily_one() -
     assert [c.account_id for c in _daily(s, "2026-11-24")] == ["C1", "R1"]
     closes = statements.find_closes(_events(s.store))
     monthly = statements.statements(
-        _events(s.store), POLICY, statements.monthly_period(closes, "2026-11")
+        _events(s.store), AdoptedPolicies.of(POLICY), statements.monthly_period(closes, "2026-11")
     )
     assert [c.account_id for c in monthly] == ["C1", "P1", "R1"]
     p1 = monthly[1]
@@ -169,7 +170,7 @@ def _tie_out_every_client(
     against `ledger query` as of its close; the accounts tied out, period by period."""
     tied = []
     for period in periods:
-        batch = statements.statements(_events(store), POLICY, period)
+        batch = statements.statements(_events(store), AdoptedPolicies.of(POLICY), period)
         book = reporting.book_as_of(store, str(period.closing_seq))
         assert batch
         for statement in batch:

@@ -1,0 +1,132 @@
+"""The policies a journal adopted, by digest: a reader values each part of the journal with
+the policy in force there, the one its latest `policy_adopted` names.
+
+A licensed firm changes its haircuts: the writer, restarted with the new policy file,
+journals a second `policy_adopted`. The figures of the seqs before it were decided with the
+first policy, those after with the second, and the views, statements and explanations show
+them so. Where a reader gets the documents:
+
+- the store keeps the document of every policy the journal adopted, written in the
+  transaction that journals its `policy_adopted` (`LedgerStore.adopted_policies`); each is
+  checked here against the digest that event recorded before it is used;
+- a store written before the store kept them has none: the reader is given the files
+  (`--policy`, once per policy), each known by the SHA-256 of its bytes.
+
+A `policy_adopted` whose document is in neither is refused, naming its version and digest
+(`PolicyDocumentMissing`): the figures of that part of the journal cannot be computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ledger import journal_events as je
+from ledger.book import Book
+from ledger.policy import Policy, PolicyError, load_policy, parse_policy
+
+if TYPE_CHECKING:  # the valuing code (statements, views) loads no store adapter
+    from ledger.store import LedgerStore
+
+
+class PolicyDocumentMissing(PolicyError):
+    """The journal adopted a policy whose document the reader was not given (nor the store
+    kept): that part of the journal cannot be valued."""
+
+
+class PolicyDocumentAltered(PolicyError):
+    """A policy document kept in the store is not the one its `policy_adopted` recorded."""
+
+
+class AdoptedPolicies:
+    """Policies by the SHA-256 of their file, and the journal's latest as far as known.
+
+    Read from a store (`adopted_policies`), a policy the journal adopts after this was made
+    (a writer restarted with a new file while the API runs) is looked up there when first
+    met: the store keeps its document from the transaction that journals it."""
+
+    def __init__(
+        self, by_digest: Mapping[str, Policy], current: Policy, store: LedgerStore | None = None
+    ) -> None:
+        self.by_digest = dict(by_digest)
+        # The journal's latest policy as far as the reader knows: the store's latest
+        # document, else the first file given, else the demonstration policy. It sets the
+        # scales a report shows and values an empty journal: every event is valued with the
+        # policy in force at its seq (a writer adopts its policy before its first decision).
+        self.current = current
+        self._store = store
+
+    @classmethod
+    def of(cls, *policies: Policy) -> AdoptedPolicies:
+        """The given policies (the first is `current`), no store behind them."""
+        return cls({p.digest: p for p in policies}, policies[0])
+
+    def adopted(self, event: je.PolicyAdopted) -> Policy:
+        """The policy `event` adopted; `PolicyDocumentMissing` without its document."""
+        return self._document(event.version, event.digest, f"journal seq {event.seq} adopted")
+
+    def in_force(self, book: Book) -> Policy:
+        """The policy in force at `book`'s seq: the latest it adopted (`current` before any)."""
+        if not book.policy_digest:
+            return self.current
+        return self._document(
+            book.policy_version, book.policy_digest, f"the journal at seq {book.last_seq} is under"
+        )
+
+    def _document(self, version: str, digest: str, where: str) -> Policy:
+        found = self.by_digest.get(digest)
+        if found is None and self._store is not None:
+            self.by_digest.update((p.digest, p) for p in _kept_policies(self._store))
+            found = self.by_digest.get(digest)
+        if found is None:
+            raise PolicyDocumentMissing(
+                f"{where} policy {version} (sha256 {digest}), whose document is neither kept "
+                "in the store nor given: give that version's file with --policy (a file, or "
+                "a folder of the files of every policy the journal adopted)"
+            )
+        return found
+
+
+def adopted_policies(store: LedgerStore, given: Iterable[Policy] = ()) -> AdoptedPolicies:
+    """The policies the store keeps (each checked against its `policy_adopted`) and the
+    `given` ones (files, each known by its SHA-256)."""
+    files = list(given)
+    by_digest = {policy.digest: policy for policy in files}
+    kept = _kept_policies(store)
+    by_digest.update((policy.digest, policy) for policy in kept)
+    current = kept[-1] if kept else (files[0] if files else load_policy(None))
+    by_digest.setdefault(current.digest, current)
+    return AdoptedPolicies(by_digest, current, store)
+
+
+def policy_files(path: Path | None) -> list[Policy]:
+    """The policies a reader is given: a file, or a folder of them (every `*.toml` in it, in
+    name order); none for None."""
+    if path is None:
+        return []
+    if not path.is_dir():
+        return [load_policy(path)]
+    files = sorted(path.glob("*.toml"))
+    if not files:
+        raise PolicyError(f"policy folder {path} holds no policy file (*.toml)")
+    return [load_policy(file) for file in files]
+
+
+def _kept_policies(store: LedgerStore) -> list[Policy]:
+    """The policies the store keeps, in the order the journal adopted them."""
+    return [_kept_policy(store, seq, document) for seq, document in store.adopted_policies()]
+
+
+def _kept_policy(store: LedgerStore, seq: int, document: bytes) -> Policy:
+    """The policy document the store keeps at `seq`, checked against the journal there."""
+    (entry,) = store.read_journal(seq - 1, 1)
+    adopted = je.decode_journal_record(entry.record)
+    digest = hashlib.sha256(document).hexdigest()
+    if not (isinstance(adopted, je.PolicyAdopted) and adopted.digest == digest):
+        raise PolicyDocumentAltered(
+            f"the policy document the store keeps at seq {seq} (sha256 {digest}) is not the "
+            f"one the journal adopted there: the store was altered outside the ledger"
+        )
+    return parse_policy(document, f"the policy the store keeps at seq {seq}")
