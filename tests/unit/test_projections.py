@@ -578,7 +578,9 @@ def test_as_of_reads_past_the_stored_views_replay_nothing(
         replayed = _replayed_margin(store, policy, client, seqs)
         house = _replayed_margin(store, policy, HOUSE, [third - 1, *seqs])
         _stored_views_until(store, store_url, policy, third)
-        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        monkeypatch.setitem(
+            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+        )
         api_as_of._follow_tail(store, store_url)  # a worker's start
         tail = api_as_of._history_tails[store_url]
         assert (tail.start, tail.last_seq) == (third, last)
@@ -621,7 +623,9 @@ def test_as_of_reads_without_stored_views_come_from_the_tail(
         client = sorted(a.account_id for a in snapshots.book_at(store, seqs[1]).clients())[0]
         replayed = _replayed_margin(store, policy, client, seqs[1:])
         house = _replayed_margin(store, policy, HOUSE, seqs)
-        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        monkeypatch.setitem(
+            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+        )
         api_as_of._follow_tail(store, store_url)  # no views: the tail holds the journal
         assert api_as_of._history_tails[store_url].start == 1
         for seq in seqs[1:]:
@@ -647,7 +651,9 @@ def test_replayed_reads_move_the_last_replayed_book_forward(
 
         monkeypatch.setattr(reporting, "book_as_of", counted)
         monkeypatch.setattr(api_as_of, "_from_history", lambda *_: None)  # no history reaches
-        monkeypatch.setitem(api_as_of._worker, api_as_of._OPENED, (store, policy, store_url))
+        monkeypatch.setitem(
+            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+        )
         try:
             for seq in seqs:
                 assert api_as_of.account_document(str(seq), HOUSE, "margin") == house[seq]
