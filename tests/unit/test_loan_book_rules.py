@@ -429,7 +429,9 @@ def test_a_lending_value_call_on_a_stale_mark_waits_for_the_fresh_one() -> None:
         (waiting,) = s.events("margin_decision_waiting")
         assert (waiting["stale_marks"], waiting["limit_call"]) == (["SEHK:0700"], True)
         assert waiting["mark_times"] == {"SEHK:0700": "2026-11-24T00:00:00Z"}
-        assert all(e.consistent for e in explain(s.store, str(waiting["seq"]), POLICY))
+        assert all(
+            e.consistent for e in explain(s.store, str(waiting["seq"]), AdoptedPolicies.of(POLICY))
+        )
         s.at(2 + 5 / 60)
         s.mark("SEHK:0700", fresh_mark)
         ended = s.events("margin_decision_waiting")[-1]
@@ -445,4 +447,6 @@ def test_a_lending_value_call_on_a_stale_mark_waits_for_the_fresh_one() -> None:
             call_amount,
         )
         assert call["inputs"]["marks"] == {"BTC": "60000", "SEHK:0700": "5"}
-        assert all(e.consistent for e in explain(s.store, str(call["seq"]), POLICY))
+        assert all(
+            e.consistent for e in explain(s.store, str(call["seq"]), AdoptedPolicies.of(POLICY))
+        )
