@@ -75,7 +75,9 @@ SETTINGS = (
         "--policy",
         "LEDGER_POLICY",
         None,
-        "risk policy TOML file; none means the demonstration policy",
+        "risk policy TOML file a writer decides under (none: the demonstration policy); "
+        "for a reader, a file or a folder of the policies the journal adopted, beyond those "
+        "the store keeps (docs/views.md)",
         "FILE",
         Path,
     ),

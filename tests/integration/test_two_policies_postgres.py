@@ -1,0 +1,65 @@
+"""A journal under two policies on PostgreSQL (tests/two_policies.py): the writer role keeps
+each adopted policy's document with its `policy_adopted`, the reader role reads them, and
+every view and read is the one the SQLite store gives, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from ledger.adopted_policies import adopted_policies
+from ledger.store import LedgerStore
+from projections import render, views
+from projections.tables import TABLES
+from tests import two_policies
+from tests.integration.test_store_privileges import role_url
+from tests.unit.test_two_policies import GOLDEN
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def reader_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Day one decided by the owner's first open under A, day two by `ledger_writer`
+    restarted with B; the URL of the schema as `ledger_reader`."""
+    schema = f"policies_{uuid.uuid4().hex[:12]}"
+    folder = tmp_path_factory.mktemp("two-policies-pg")
+    a, b = two_policies.write_policies(folder)
+    two_policies.ingest(role_url(postgres_url, "ledger_owner", schema), a, two_policies.DAY_ONE)
+    two_policies.ingest(role_url(postgres_url, "ledger_writer", schema), b, two_policies.DAY_TWO)
+    return role_url(postgres_url, "ledger_reader", schema)
+
+
+def test_the_reader_reads_the_kept_documents_and_every_view(reader_url: str) -> None:
+    with LedgerStore.open(reader_url, read_only=True) as store:
+        kept = store.adopted_policies()
+        policies = adopted_policies(store)
+        with views.views_at(store, policies, two_policies.LAST_SEQ) as database:
+            text = "".join(
+                f"## {table.view}\n"
+                + render.render_text(views.document(database, table), table, "csv")
+                for table in TABLES
+            )
+    assert [seq for seq, _ in kept] == [1, 9]
+    assert [policy.version for policy in policies.by_digest.values()] == ["2026-11-25.1", "hk-2"]
+    assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_reads_as_the_reader_value_each_seq_with_its_policy(
+    reader_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for as_of, level in (("8", "1.66660583"), ("13", "1.42608619")):
+        query = ["--store", reader_url, "query", "margin", "C1", "--as-of", as_of]
+        assert main([*query, "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out)["margin_level"] == level
+    out = tmp_path / "statements"
+    statements = ["statements", "daily", "--date", "2026-11-02", "--out", str(out)]
+    assert main(["--store", reader_url, *statements]) == 0
+    page = (out / "statement-2026-11-02-C1.html").read_text(encoding="utf-8")
+    assert "policy 2026-11-25.1." in page
+    assert main(["--store", reader_url, "report", "margin-clients", "--format", "csv"]) == 0
+    assert "1.42608619" in capsys.readouterr().out
