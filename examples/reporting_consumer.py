@@ -24,10 +24,12 @@ passes the stored `seq`. At this size (tens of thousands of journal events, a fe
 that replay is the simplest correct design; a larger deployment would store a snapshot of
 the book with the position and start from there.
 
-The risk policy (`--policy`, the demonstration policy when left out) must be the one the
-journal adopted (`policy_adopted`: version and SHA-256 of the file): another is refused
-before a row is written, exit status 2, since other haircuts and margins would give other
-figures.
+The risk policies (`--policy`: the ledger's policy file, or a folder of the files of every
+policy the journal adopted; the demonstration policy when left out): each figure is valued
+with the policy in force at its seq, the one the latest `policy_adopted` names (version and
+SHA-256 of the file). A policy the journal adopted whose file was not given is refused
+before a row of its seqs is written, exit status 2, since other haircuts and margins would
+give other figures.
 
 Money: equity and the maintenance requirement are written rounded to USD cents (half even);
 `ltv` and `margin_level` are the risk model's 8-place ratios.
@@ -59,6 +61,7 @@ from consumers.topics import (
 )
 from ledger import journal_events as je
 from ledger import risk
+from ledger.adopted_policies import AdoptedPolicies, policy_files
 from ledger.book import Account, Book
 from ledger.invariants import require
 from ledger.money import USD_SCALE, format_decimal, quantize
@@ -133,7 +136,7 @@ class Settings:
     bootstrap: str
     names: TopicNames
     database: str
-    policy: Policy
+    policies: AdoptedPolicies
     group: str
     until_seq: int | None
     batch_records: int
@@ -170,27 +173,14 @@ def _decoded(value: bytes) -> je.JournalEventType:
         ) from error
 
 
-class PolicyMismatch(ValueError):
-    """The journal adopted another risk policy than the one this consumer values with."""
-
-
-def _require_policy(event: je.PolicyAdopted, policy: Policy) -> None:
-    """Figures valued with another policy's haircuts and margins would be wrong without a
-    word: the journal's policy must be the one given (`--policy`, the ledger's own file)."""
-    if (event.version, event.digest) != (policy.version, policy.digest):
-        raise PolicyMismatch(
-            f"journal seq {event.seq} adopted policy {event.version} (sha256 "
-            f"{event.digest[:12]}…), not {policy.version} (sha256 {policy.digest[:12]}…): "
-            "give the ledger's policy file with --policy"
-        )
-
-
 @dataclass
 class Follower:
     """The book, the stored position, and the rows last written."""
 
     database: ViewDatabase
-    policy: Policy
+    # Figures valued with another policy's haircuts and margins would be wrong without a
+    # word: each seq with the one its journal adopted, found by digest (or refused).
+    policies: AdoptedPolicies
     stored: Position
     book: Book
     written: dict[str, Row]
@@ -203,7 +193,7 @@ class Follower:
             if event.seq <= self.book.last_seq:
                 continue  # a redelivered record (the Book checks the hash chain on the rest)
             if isinstance(event, je.PolicyAdopted):
-                _require_policy(event, self.policy)
+                self.policies.adopted(event)  # PolicyDocumentMissing without its file
             self.book.apply(event)
             recorded_at = event.recorded_at
             if event.seq == self.stored.last_seq:
@@ -213,7 +203,7 @@ class Follower:
                 )
         if self.book.last_seq <= self.stored.last_seq:
             return  # still replaying what the table already has
-        rows = client_rows(self.book, self.policy)
+        rows = client_rows(self.book, self.policies.in_force(self.book))
         changed = [account for account, row in rows.items() if self.written.get(account) != row]
         after = Position(self.book.last_seq, self.book.last_hash, recorded_at)
         write = TableWrite(
@@ -248,7 +238,7 @@ async def _follow(
 ) -> int:
     loop = asyncio.get_running_loop()
     stored = await loop.run_in_executor(database_thread, database.position, CONSUMER_NAME)
-    follower = Follower(database, settings.policy, stored, Book(), {})
+    follower = Follower(database, settings.policies, stored, Book(), {})
     consumer = journal_consumer(settings)
     try:
         await consumer.start()  # inside: a start that finds no broker is stopped too
@@ -285,7 +275,9 @@ def _parser() -> argparse.ArgumentParser:
         "--database", required=True, help="postgresql://…[?schema=name] or sqlite:///path"
     )
     parser.add_argument("--group", default=None, help="consumer group (<prefix>.reporting)")
-    parser.add_argument("--policy", type=Path, default=None)
+    parser.add_argument(
+        "--policy", type=Path, default=None, help="the policy file, or a folder of them"
+    )
     parser.add_argument("--until-seq", type=int, default=None, help="stop once applied")
     parser.add_argument("--batch-records", type=int, default=batch_records_max)
     parser.add_argument("--log-level", default="INFO")
@@ -321,7 +313,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         bootstrap=args.bootstrap,
         names=names,
         database=args.database,
-        policy=load_policy(args.policy),
+        policies=AdoptedPolicies.of(*(policy_files(args.policy) or [load_policy(None)])),
         group=args.group or f"{names.base}.reporting",
         until_seq=args.until_seq,
         batch_records=args.batch_records,

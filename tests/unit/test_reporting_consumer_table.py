@@ -19,19 +19,21 @@ from examples.reporting_consumer import (
     MARGIN_CLIENTS,
     Follower,
     MarginClientsDatabase,
-    PolicyMismatch,
     UnreadableRecord,
     main,
 )
 from ledger import reporting
+from ledger.adopted_policies import AdoptedPolicies, PolicyDocumentMissing, policy_files
 from ledger.application import LedgerApplication
 from ledger.book import Book
 from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from projections.database import ProjectionConflict, ViewDatabase
+from tests import two_policies
 
 POLICY = load_policy(None)
+POLICIES = AdoptedPolicies.of(POLICY)
 batch_records = 40
 
 
@@ -44,7 +46,7 @@ def _journal(folder: Path) -> tuple[list[bytes], Book]:
 
 
 def _follow(database: ViewDatabase, records: list[bytes]) -> Follower:
-    follower = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+    follower = Follower(database, POLICIES, database.position(CONSUMER_NAME), Book(), {})
     for start in range(0, len(records), batch_records):
         follower.apply(records[start : start + batch_records])
     return follower
@@ -76,7 +78,7 @@ def test_a_restarted_follower_writes_nothing_it_had_and_a_stale_one_is_refused(
     half = len(records) // 2
     url = f"sqlite:///{tmp_path / 'reporting.db'}"
     with MarginClientsDatabase.open(url) as database:
-        stale = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+        stale = Follower(database, POLICIES, database.position(CONSUMER_NAME), Book(), {})
         _follow(database, records[:half])
         # Restarted: it replays from seq 1 and carries on from the stored position.
         _follow(database, records)
@@ -98,9 +100,13 @@ def test_a_journal_of_another_policy_is_refused_before_a_row_is_written(
     other.write_text(demo.replace('version = "2026-11-25.1"', 'version = "2027-01-01.1"'))
     with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
         follower = Follower(
-            database, load_policy(other), database.position(CONSUMER_NAME), Book(), {}
+            database,
+            AdoptedPolicies.of(load_policy(other)),
+            database.position(CONSUMER_NAME),
+            Book(),
+            {},
         )
-        with pytest.raises(PolicyMismatch, match=r"adopted policy 2026-11-25.1 .*--policy"):
+        with pytest.raises(PolicyDocumentMissing, match=r"adopted policy 2026-11-25.1 .*--policy"):
             follower.apply(records[:batch_records])
         assert database.position(CONSUMER_NAME).last_seq == 0
         assert database.rows(MARGIN_CLIENTS) == []
@@ -112,7 +118,7 @@ def test_a_record_of_a_newer_ledger_stops_the_consumer_naming_its_seq(tmp_path: 
     kind = json.loads(records[2])["type"]
     newer = records[2].replace(f'"type":"{kind}"'.encode(), b'"type":"loan_restructured"')
     with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
-        follower = Follower(database, POLICY, database.position(CONSUMER_NAME), Book(), {})
+        follower = Follower(database, POLICIES, database.position(CONSUMER_NAME), Book(), {})
         with pytest.raises(UnreadableRecord, match=r"^journal seq 3 \(loan_restructured\) "):
             follower.apply([*records[:2], newer])
         assert database.position(CONSUMER_NAME).last_seq == 0
@@ -136,3 +142,29 @@ def test_a_mistyped_option_is_one_line_and_status_2(
     error = capsys.readouterr().err
     assert error.startswith(says), error
     assert len(error.splitlines()) == 1
+
+
+def test_a_journal_of_two_policies_is_valued_with_each_given_file(tmp_path: Path) -> None:
+    """The firm changed its BTC haircuts (tests/two_policies.py): given both files (a
+    folder), the row at the journal's end is valued with the later policy (maintenance
+    requirement 60,000 * 0.70 = 42,000, margin level 59,895.62 / 42,000 = 1.42608619);
+    given only the earlier one, the later is refused where the journal adopts it, before a
+    row of its seqs is written."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    a, b = two_policies.two_policy_store(url, tmp_path / "policies")
+    with LedgerStore.open(url, read_only=True) as store:
+        records = [entry.record for entry in store.iter_journal()]
+    given = AdoptedPolicies.of(*policy_files(tmp_path / "policies"))
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'both.db'}") as database:
+        follower = Follower(database, given, database.position(CONSUMER_NAME), Book(), {})
+        follower.apply(records)
+        (row,) = database.rows(MARGIN_CLIENTS)
+    assert row[2:8] == ("59895.62", "10004.38", "0.14312418", "42000.00", "1.42608619", "healthy")
+    only_a = AdoptedPolicies.of(load_policy(a))
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'one.db'}") as database:
+        follower = Follower(database, only_a, database.position(CONSUMER_NAME), Book(), {})
+        follower.apply(records[: two_policies.LAST_SEQ_UNDER_A])
+        with pytest.raises(PolicyDocumentMissing, match="journal seq 9 adopted policy hk-2"):
+            follower.apply(records[two_policies.LAST_SEQ_UNDER_A :])
+        assert database.position(CONSUMER_NAME).last_seq == two_policies.LAST_SEQ_UNDER_A
+    assert load_policy(b).version == "hk-2"
