@@ -200,7 +200,7 @@ def _port(text: str) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from consumers.publish import InboxLines, publish_records  # noqa: PLC0415
+    from consumers.publish import Acknowledged, InboxLines, publish_records  # noqa: PLC0415
     from consumers.topics import TopicNames, ensure_inbox_topic  # noqa: PLC0415
 
     names = TopicNames(args.topic_prefix)
@@ -213,16 +213,29 @@ def _publish(args: argparse.Namespace) -> int:
             inbox_partitions=args.inbox_partitions,
             replication_factor=args.replication_factor,
         )
-        return await publish_records(args.bootstrap, names.inbox, lines.records(stream))
+        return await publish_records(
+            args.bootstrap, names.inbox, lines.records(stream), acknowledged
+        )
 
+    acknowledged = Acknowledged()
     with broker_faults(args.bootstrap, client_logs=args.log_level is not None):
-        if args.file == "-":
-            sent = asyncio.run(publish(standard_input()))
-        else:
-            path = Path(args.file)
-            require_file(path, "inbox")
-            with path.open("rb") as stream:
-                sent = asyncio.run(publish(stream))
+        try:
+            if args.file == "-":
+                sent = asyncio.run(publish(standard_input()))
+            else:
+                path = Path(args.file)
+                require_file(path, "inbox")
+                with path.open("rb") as stream:
+                    sent = asyncio.run(publish(stream))
+        except KeyboardInterrupt:
+            print(
+                f"ledger: interrupted after the broker acknowledged "
+                f"{counted(acknowledged.count, 'record')} to {names.inbox}: publishing the "
+                "same records again is safe (the ledger books a repeated event_id with the "
+                "same content once)",
+                file=sys.stderr,
+            )
+            raise
     print(f"published {counted(sent, 'record')} to {names.inbox}")
     refusals = [
         (

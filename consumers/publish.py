@@ -86,16 +86,37 @@ def inbox_producer(bootstrap: str) -> Any:
     )
 
 
-async def publish_records(bootstrap: str, topic: str, records: Iterable[bytes]) -> int:
+@dataclass
+class Acknowledged:
+    """How many records the broker has acknowledged so far: what an interrupted publish
+    can say it sent."""
+
+    count: int = 0
+
+    def add(self, answer: asyncio.Future[Any]) -> None:
+        if not answer.cancelled() and answer.exception() is None:
+            self.count += 1
+
+
+async def publish_records(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[bytes],
+    acknowledged: Acknowledged | None = None,
+) -> int:
     """Send every record to `topic`, keyed per docs/events.md; returns how many were sent.
-    Returns only when the broker acknowledged all of them (acks=all)."""
+    Returns only when the broker acknowledged all of them (acks=all), counting each
+    acknowledgement in `acknowledged` as it comes."""
+    acknowledged = Acknowledged() if acknowledged is None else acknowledged
     producer = inbox_producer(bootstrap)
     sent = 0
     try:
         await producer.start()
         pending: list[asyncio.Future[Any]] = []
         for record in records:
-            pending.append(await producer.send(topic, record, key=inbox_key(record)))
+            answer = await producer.send(topic, record, key=inbox_key(record))
+            answer.add_done_callback(acknowledged.add)
+            pending.append(answer)
             if len(pending) >= publish_in_flight_records_max:
                 await asyncio.gather(*pending)
                 sent += len(pending)
