@@ -123,6 +123,10 @@ class JournalRecorder(PostgresProcessRecorder):
             "SELECT originator_version, topic, state FROM {0} WHERE originator_id = %s "
             "AND originator_version > %s ORDER BY originator_version LIMIT %s"
         ).format(sql.Identifier(datastore.schema, self.events_table_name))
+        self._select_states = sql.SQL(
+            "SELECT state FROM {0} WHERE originator_id = %s "
+            "AND originator_version > %s ORDER BY originator_version LIMIT %s"
+        ).format(sql.Identifier(datastore.schema, self.events_table_name))
         self._event_types = [datastore.originator_id_type, "int8", "text", "bytea"]
         self._ledger_tables = (
             _LedgerTable.of(self._inputs, "inputs_seen", "event_id", _INPUT_SEEN_COLUMNS),
@@ -207,6 +211,15 @@ class JournalRecorder(PostgresProcessRecorder):
         ):
             curs.execute(self._select_records, (stream, after, limit), prepare=True)
             return [(version, topic, bytes(state)) for version, topic, state in curs.fetchall()]
+
+    def select_states(self, stream: UUID, after: int, limit: int) -> list[bytes]:
+        """The records (states) alone of `select_records`."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(self._select_states, (stream, after, limit), prepare=True)
+            return [bytes(state) for (state,) in curs.fetchall()]
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         rows = self._select(self._inputs, "event_id", "input_digest", event_ids, until_seq)
