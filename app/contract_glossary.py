@@ -88,12 +88,17 @@ FIELD_MEANINGS: dict[str, str] = {
     "debit_financed.limits_broken": "Reason codes of the lending limits the draw broke (a fact "
     "is financed regardless); absent when none.",
     "funding_payment.amount": "Paid by the account, USD; negative when it receives.",
-    "interest_accrued.amount": "The interest added to the loan, USD: `days` times a day's "
-    "interest, each day rounded to the cent.",
+    "interest_accrued.amount": "The interest added to the loan, USD: a day's interest for "
+    "each of the `days`, on that day's principal, each day rounded to the cent.",
     "interest_accrued.days": "Calendar days accrued, from `first_date` to `business_date` "
     "inclusive (a Monday after a Friday close accrues 3); absent means 1.",
     "interest_accrued.first_date": "The first calendar day accrued: the day after the last "
     "close (the close's own date at the ledger's first close).",
+    "interest_accrued.principal": "The loan principal at the end of `business_date`, USD: "
+    "what every day accrued on, unless `daily_principals` gives each day's.",
+    "interest_accrued.daily_principals": "Each calendar day accrued (ISO date) with the loan "
+    "principal at that day's end, when the days had different principals; absent when "
+    "`principal` stood for every day.",
     "insurance_fund_drawn.amount": "What the fund paid towards the deficit, USD.",
     "loan_repaid.amount": "The repayment, USD.",
     "instrument": "An asset other than USD, or a perpetual market.",

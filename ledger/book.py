@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, DefaultContext, Inexact
 from typing import Any, Literal, assert_never
 
@@ -146,6 +146,10 @@ class Account:
     margin_call: OpenMarginCall | None = None
     related_group: str | None = None  # the group of related clients it belongs to
     daily_statements_waived: bool = False  # a professional investor's opt-out
+    # The loan principal at the end of each UTC date on which it moved since the last day
+    # closed, and at the end of that day (its key): what each calendar day's interest
+    # accrues on (`principal_at_end_of`). A zero left at a close is dropped.
+    principal_day_ends: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def is_client(self) -> bool:
@@ -157,6 +161,23 @@ class Account:
 
     def balance(self, asset: str) -> Decimal:
         return self.balances.get(asset, ZERO)
+
+    def principal_at_end_of(self, day: str) -> Decimal:
+        """The loan principal at the end of the ISO date `day`, a day since the last close
+        (or the last close's own): the latest day-end at or before it, else none lent."""
+        found = ZERO
+        for moved, principal in self.principal_day_ends.items():  # in date order
+            if moved > day:
+                break
+            found = principal
+        return found
+
+    def close_principal_days(self, business_date: str) -> None:
+        """At the close of `business_date`: its day-end principal stands for every day
+        before it from now on; later days (inputs dated after it) stay."""
+        kept = {d: p for d, p in self.principal_day_ends.items() if d > business_date}
+        closing = self.principal_at_end_of(business_date)
+        self.principal_day_ends = {business_date: closing, **kept} if closing else kept
 
     def interest_first(self, amount: Decimal) -> tuple[Decimal, Decimal]:
         """How a loan reduction splits: accrued interest first, then principal."""
@@ -373,7 +394,23 @@ class Book:
         """`Account.reduce_loan`, with the firm's total of margin loans kept with it."""
         interest, principal = account.reduce_loan(amount)
         self.total_loans -= principal
+        self._note_principal(account)
         return interest, principal
+
+    def _note_principal(self, account: Account) -> None:
+        """The principal at the end of the applied event's day, so far: its UTC date, or the
+        first day not closed yet when that date is closed already (a close never reopens)."""
+        event = present(self._applying, "a loan moved outside Book.apply")
+        day = event.recorded_at[:10]
+        if self.business_date and day <= self.business_date:
+            day = (date.fromisoformat(self.business_date) + timedelta(days=1)).isoformat()
+        ends = account.principal_day_ends
+        require(
+            not ends or next(reversed(ends)) <= day,
+            "a loan moved on %s, before the last day noted",
+            day,
+        )
+        ends[day] = account.loan_principal
 
     def repay_loan(self, account: Account, amount: Decimal) -> None:
         interest, principal = self.reduce_loan(account, amount)
@@ -383,6 +420,7 @@ class Book:
     def _lend(self, account: Account, amount: Decimal) -> None:
         account.loan_principal += amount
         self.total_loans += amount
+        self._note_principal(account)
         self.post(REPORTING_ASSET, amount, LENDING, account.account_id)
 
     def _finance_debit(self, event: je.DebitFinanced) -> None:
@@ -477,6 +515,9 @@ class Book:
                 self._apply_funding(event)
             case je.DayClosed():
                 self.business_date = event.business_date
+                for account in self.accounts.values():
+                    if account.principal_day_ends:
+                        account.close_principal_days(event.business_date)
             case je.MarginCallIssued():
                 self._account_of(event).margin_call = OpenMarginCall(
                     event.call_id,

@@ -619,28 +619,36 @@ def _day_closed(desk: Desk, record: inbox.DayClosed) -> Handled:
     if isinstance(to_accrue, Refusal):
         return Refused(to_accrue)
     days, first_day = to_accrue
+    dates = [(first_day + timedelta(days=day)).isoformat() for day in range(days)]
+    # Each day on the principal at its end, found before the close is applied (applying it
+    # folds the days closed into one).
+    accruals: list[tuple[str, list[Decimal], Decimal]] = []
+    for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
+        if not account.principal_day_ends:
+            continue  # never lent since the last close, nor before it
+        principals = [account.principal_at_end_of(day) for day in dates]
+        amount = risk.interest_for_days(principals, desk.policy)
+        if amount > ZERO:
+            accruals.append((account.account_id, principals, amount))
     business_date = closing.isoformat()
     desk.record(je.DayClosed(**desk.common(), business_date=business_date))
-    charged: list[str] = []
-    for account in sorted(desk.book.clients(), key=lambda a: a.account_id):
-        if account.loan_principal <= ZERO:
-            continue
-        amount = risk.interest_for_days(account.loan_principal, desk.policy, days)
-        if amount > ZERO:
-            desk.record(
-                je.InterestAccrued(
-                    **desk.common(account.account_id),
-                    business_date=business_date,
-                    principal=account.loan_principal,
-                    annual_rate=desk.policy.loan_annual_rate,
-                    day_count=desk.policy.loan_day_count,
-                    amount=amount,
-                    days=days,
-                    first_date=first_day.isoformat(),
-                )
+    for account_id, principals, amount in accruals:
+        desk.record(
+            je.InterestAccrued(
+                **desk.common(account_id),
+                business_date=business_date,
+                principal=principals[-1],
+                annual_rate=desk.policy.loan_annual_rate,
+                day_count=desk.policy.loan_day_count,
+                amount=amount,
+                days=days,
+                first_date=first_day.isoformat(),
+                daily_principals=None
+                if len(set(principals)) == 1
+                else dict(zip(dates, principals, strict=True)),
             )
-            charged.append(account.account_id)
-    return charged
+        )
+    return [account_id for account_id, _, _ in accruals]
 
 
 def _days_to_accrue(last_closed: str, closing: date) -> tuple[int, date] | Refusal:

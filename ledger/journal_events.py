@@ -211,6 +211,9 @@ class InterestAccrued(JournalEvent, tag="interest_accrued", frozen=True):
     amount: Decimal
     days: int = 1  # calendar days accrued, `first_date` to `business_date` inclusive
     first_date: str | None = None  # None in journals written before it was recorded
+    # Each day's principal (ISO date -> the principal at that day's end) when the days
+    # accrued had different ones; None when `principal` stood for every day.
+    daily_principals: dict[str, Decimal] | None = None
 
 
 class SpotTradeBooked(JournalEvent, tag="spot_trade_booked", frozen=True):

@@ -21,7 +21,7 @@ precision (sums and products of the inputs, exact within the context's 60 digits
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
@@ -512,10 +512,10 @@ def mark_moved_beyond(previous: Decimal, price: Decimal, alert_move: Decimal) ->
         return abs(price - previous) > previous * alert_move
 
 
-def interest_for_days(principal: Decimal, policy: Policy, days: int) -> Decimal:
-    """Interest for `days` calendar days: each day's `daily_interest`, rounded as a single
-    day is, then summed (`days * daily_interest`, exact)."""
-    return daily_interest(principal, policy) * days
+def interest_for_days(principals: Iterable[Decimal], policy: Policy) -> Decimal:
+    """Interest for consecutive calendar days, one principal each (the principal at that
+    day's end): each day's `daily_interest`, rounded as a single day is, then summed."""
+    return sum((daily_interest(principal, policy) for principal in principals), ZERO)
 
 
 def trade_realisation(

@@ -483,20 +483,28 @@ def _explain_loan(
 
 
 def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanation) -> None:
-    principal = event.principal
     out.check("annual rate (policy)", event.annual_rate, _n(policy.loan_annual_rate))
-    day = risk.daily_interest(principal, policy)
-    out.lines.append(
-        f"a day's interest = {_n(event.principal)} * {_n(event.annual_rate)} / {event.day_count}, "
-        f"rounded half-even to {USD_SCALE} places = {_n(day)}"
-    )
     first = event.first_date or event.business_date
     out.lines.append(f"calendar days {first} to {event.business_date}: {event.days}")
     if event.first_date is not None:
         span = date.fromisoformat(event.business_date) - date.fromisoformat(event.first_date)
         out.check("days", event.days, span.days + 1)
-    amount = risk.interest_for_days(principal, policy, event.days)
-    out.lines.append(f"interest = {event.days} * {_n(day)} = {_n(amount)}")
+    principals = event.daily_principals or {first: event.principal}
+    if event.daily_principals is not None:
+        out.check("a principal for each day", len(principals), event.days)
+        out.check("the last day's is the principal", _n(principals[event.business_date]),
+                  _n(event.principal))  # fmt: skip
+    days = 1 if event.daily_principals is not None else event.days
+    for day, principal in principals.items():
+        interest = risk.daily_interest(principal, policy)
+        out.lines.append(
+            f"{day}: a day's interest = {_n(principal)} * {_n(event.annual_rate)} / "
+            f"{event.day_count}, rounded half-even to {USD_SCALE} places = {_n(interest)}"
+            + ("" if days == 1 else f", for each of the {days} days")
+        )
+    each_day = [p for p in principals.values() for _ in range(days)]
+    amount = risk.interest_for_days(each_day, policy)
+    out.lines.append(f"interest = the sum over the days = {_n(amount)}")
     out.check("amount", event.amount, _n(amount))
 
 

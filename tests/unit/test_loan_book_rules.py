@@ -143,6 +143,67 @@ def test_a_monday_close_after_a_friday_close_accrues_three_days_of_interest() ->
     assert s.app.book.accounts["C1"].loan == Decimal("10008.76")
 
 
+def test_each_day_of_a_weekend_accrues_on_the_principal_outstanding_that_day() -> None:
+    """C1 and C2 each hold 3 BTC and drew 10,000 on Tuesday; Tuesday to Friday close one
+    day each (2.19 a day: 8.76 accrued). On Saturday C1 repays 6,008.76 (the 8.76 of
+    interest first, then 6,000: principal 4,000); on Monday evening C1 draws 20,000
+    (principal 24,000) and C2 repays everything (principal 0). Monday's close accrues
+    Saturday, Sunday and Monday, each on the principal at that day's end:
+
+    C1: 4,000 x 0.08 / 365 = 0.8767.. -> 0.88 (Saturday), 0.88 (Sunday),
+        24,000 x 0.08 / 365 = 5.2602.. -> 5.26 (Monday): 7.02
+    C2: 2.19 (Saturday), 2.19 (Sunday), 0 (Monday): 4.38
+
+    It charged the principal at Monday's close for all three days: C1 3 x 5.26 = 15.78
+    (interest on 20,000 for two days before it was lent), C2 nothing (two days of a
+    10,000 loan free)."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    for client in ("C1", "C2"):
+        s.open(client)
+        s.deposit(client, "BTC", "3")
+        s.send("loan_draw_requested", account_id=client, amount="10000")
+    for day, hours in (("2026-11-24", 24), ("2026-11-25", 48), ("2026-11-26", 72)):
+        s.at(hours)
+        s.send("day_closed", business_date=day)
+    s.at(96)
+    s.send("day_closed", business_date="2026-11-27")  # Friday
+    s.at(106)  # Saturday 10:00
+    s.send("loan_repayment", account_id="C1", amount="6008.76")
+    s.at(164)  # Monday 20:00
+    s.mark("BTC", "60000")
+    s.send("loan_draw_requested", account_id="C1", amount="20000")
+    s.deposit("C2", "USD", "8.76")  # the interest, beyond the 10,000 drawn
+    s.send("loan_repayment", account_id="C2", amount="10008.76")
+    assert (s.events("loan_draw_rejected"), s.rejects()) == ([], [])
+    s.at(168)  # Tuesday 00:00
+    s.send("day_closed", business_date="2026-11-30")  # Monday
+    monday = {e["account_id"]: e for e in s.events("interest_accrued")[-2:]}
+    c1, c2 = monday["C1"], monday["C2"]
+    assert (c1["amount"], c1["days"], c1["first_date"], c1["principal"]) == (
+        "7.02",
+        3,
+        "2026-11-28",
+        "24000.00",
+    )
+    assert c1["daily_principals"] == {
+        "2026-11-28": "4000.00",
+        "2026-11-29": "4000.00",
+        "2026-11-30": "24000.00",
+    }
+    assert (c2["amount"], c2["principal"]) == ("4.38", "0.00")
+    assert c2["daily_principals"] == {
+        "2026-11-28": "10000.00",
+        "2026-11-29": "10000.00",
+        "2026-11-30": "0.00",
+    }
+    assert s.app.book.accounts["C1"].loan == Decimal("24007.02")
+    assert s.app.book.accounts["C2"].loan == Decimal("4.38")
+    for event in (c1, c2):
+        explained = explain(s.store, str(event["seq"]), AdoptedPolicies.of(POLICY))
+        assert all(e.consistent for e in explained)
+
+
 def test_a_day_closed_twice_or_out_of_order_is_refused_and_accrues_nothing() -> None:
     s = _loan_of_10000()
     s.send("day_closed", business_date="2026-11-27")
