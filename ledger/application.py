@@ -136,6 +136,7 @@ class LedgerApplication:
         self.replayed_events = 0  # journal events applied at the last start, after a snapshot
         self.snapshot_seq = 0  # the seq of this code's latest book snapshot (0: none used)
         self.desk = self._replay()
+        self._keep_policy_document()
         self._snapshot_when_due()
         self.reject_count = store.reject_count()
         self._stale = False
@@ -306,11 +307,36 @@ class LedgerApplication:
             case _:
                 assert_never(decision)
 
+    def _keep_policy_document(self) -> None:
+        """A store written before the documents of adopted policies were kept may hold a
+        journal under this writer's policy and no document of it (a writer upgraded under
+        the same policy adopts nothing new): keep it now at each seq that adopted it, so
+        that its readers need no file for it (docs/views.md "Policies")."""
+        policy, store = self.policy, self.store
+        if self.book.policy_digest != policy.digest:
+            return  # the next decision adopts it, its document kept in that transaction
+        kept = {hashlib.sha256(document).hexdigest() for _, document in store.adopted_policies()}
+        if policy.digest in kept:
+            return
+        require(
+            hashlib.sha256(policy.document).hexdigest() == policy.digest,
+            "a policy's document is the file its digest was taken of",
+        )
+        adoptions = [
+            seq for seq in store.policy_adoptions() if _adopted_digest(store, seq) == policy.digest
+        ]
+        store.keep_policy_documents([(seq, policy.document) for seq in adoptions])
+        log.info("kept policy document version=%s seqs=%s", policy.version, adoptions)
+
     def _adopt_policy(self, outcome: BatchOutcome) -> None:
         """Record the policy in the journal the first time a decision is taken under it, and
         its document in the store with it (a reader values that part of the journal with it)."""
         if self.book.policy_digest == self.policy.digest:
             return
+        require(
+            hashlib.sha256(self.policy.document).hexdigest() == self.policy.digest,
+            "a policy's document is the file its digest was taken of",
+        )
         adopted = self.desk.record(
             je.PolicyAdopted(
                 recorded_at=self.desk.now_text,
@@ -362,6 +388,13 @@ class LedgerApplication:
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk
+
+
+def _adopted_digest(store: LedgerStore, seq: int) -> str:
+    """The digest the journal's `policy_adopted` at `seq` recorded."""
+    (entry,) = store.read_journal(seq - 1, 1)
+    adopted = je.decode_journal_record(entry.record)
+    return adopted.digest if isinstance(adopted, je.PolicyAdopted) else ""
 
 
 @contextmanager

@@ -187,6 +187,8 @@ class _LedgerTablesRecorder(Protocol):
 
     def last_input_seen_seq(self) -> int: ...
 
+    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]: ...
+
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]: ...
 
     def select_deposits(self, references: Sequence[str], until_seq: int) -> dict[str, int]: ...
@@ -344,6 +346,17 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             c.sqlite_cursor.row_factory = None
             c.execute(statement, (stream.hex, after, limit))
             return [state for (state,) in c.fetchall()]
+
+    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]:
+        """The versions of `stream`'s rows of `topic`, in order (the stream scanned)."""
+        statement = (
+            f"SELECT originator_version FROM {self.events_table_name} "  # noqa: S608
+            "WHERE originator_id = ? AND topic = ? ORDER BY originator_version"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.sqlite_cursor.row_factory = None
+            c.execute(statement, (stream.hex, topic))
+            return [int(version) for (version,) in c.fetchall()]
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         marks = ", ".join("?" * len(event_ids))
@@ -620,6 +633,19 @@ class LedgerStore:
         ):
             found.extend((seq, document) for seq, _, document in page)
         return found
+
+    def policy_adoptions(self) -> list[int]:
+        """The seq of every `policy_adopted` of the journal (a scan of the journal's rows,
+        their type alone: a writer's start on a store that keeps no document of its policy)."""
+        return self._tables.select_versions_of_topic(JOURNAL_STREAM_ID, _POLICY_ADOPTED)
+
+    def keep_policy_documents(self, documents: Sequence[PolicyDocument]) -> None:
+        """Keep the documents of policies the journal adopted before the store kept them (a
+        seq already keeping one is left as it is)."""
+        for seq, document in documents:
+            row = StoredEvent(POLICIES_STREAM_ID, seq, POLICY_TOPIC, document)
+            with contextlib.suppress(IntegrityError):  # another writer's start kept it
+                self._recorder.insert_events([row])
 
     def read_rejects(
         self, after: int = 0, limit: int = limits.journal_read_batch_events_max

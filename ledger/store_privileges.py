@@ -221,6 +221,19 @@ class JournalRecorder(PostgresProcessRecorder):
             curs.execute(self._select_states, (stream, after, limit), prepare=True)
             return [bytes(state) for (state,) in curs.fetchall()]
 
+    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]:
+        """The versions of `stream`'s rows of `topic`, in order (the stream scanned)."""
+        query = sql.SQL(
+            "SELECT originator_version FROM {0} WHERE originator_id = %s AND topic = %s "
+            "ORDER BY originator_version"
+        ).format(sql.Identifier(self.datastore.schema, self.events_table_name))
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(query, (stream, topic))
+            return [int(version) for (version,) in curs.fetchall()]
+
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
         rows = self._select(self._inputs, "event_id", "input_digest", event_ids, until_seq)
         return {row[0]: row[1] for row in rows}

@@ -8,10 +8,14 @@ import json
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from app.cli import main
 from ledger.adopted_policies import adopted_policies
+from ledger.application import LedgerApplication
+from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from projections import render, views
 from projections.tables import TABLES
@@ -63,3 +67,24 @@ def test_reads_as_the_reader_value_each_seq_with_its_policy(
     assert "policy 2026-11-25.1." in page
     assert main(["--store", reader_url, "report", "margin-clients", "--format", "csv"]) == 0
     assert "1.42608619" in capsys.readouterr().out
+
+
+def test_a_writer_upgraded_under_the_journals_policy_keeps_its_document(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """On a store of older code (no document kept) the writer role's start, under the
+    journal's policy, finds the seq that adopted it and keeps its document there."""
+    schema = f"policies_{uuid.uuid4().hex[:12]}"
+    owner = role_url(postgres_url, "ledger_owner", schema)
+    a, b = two_policies.two_policy_store(owner, tmp_path)
+    events = sql.Identifier(schema, "stored_events")
+    with psycopg.connect(postgres_url) as admin, admin.transaction():
+        # The journal table is append-only (a trigger): older code wrote no such rows.
+        admin.execute(sql.SQL("ALTER TABLE {0} DISABLE TRIGGER USER").format(events))
+        admin.execute(sql.SQL("DELETE FROM {0} WHERE topic = 'policy_document'").format(events))
+        admin.execute(sql.SQL("ALTER TABLE {0} ENABLE TRIGGER USER").format(events))
+    with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as store:
+        assert store.adopted_policies() == []
+        LedgerApplication(store, load_policy(b))
+        assert store.adopted_policies() == [(9, b.read_bytes())]
+    assert a.is_file()

@@ -33,6 +33,7 @@ from ledger.adopted_policies import (
     PolicyDocumentMissing,
     adopted_policies,
 )
+from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
 from projections import render, views
@@ -299,3 +300,23 @@ def test_a_policy_the_reader_lacks_is_refused_where_the_journal_adopts_it() -> N
         PolicyDocumentMissing, match=f"journal seq 9 adopted policy hk-2 \\(sha256 {'ab' * 32}\\)"
     ):
         policies.adopted(adopted)
+
+
+def test_a_writer_upgraded_under_the_journals_policy_keeps_its_document(
+    folder: Path, tmp_path: Path
+) -> None:
+    """A store of older code keeps no document, and a writer of this code started under the
+    journal's policy adopts nothing new: its start keeps that policy's document at the seq
+    that adopted it, so readers need only the earlier policies' files."""
+    older = _older_store(folder, tmp_path)
+    url = f"sqlite:///{older / 'ledger.db'}"
+    with LedgerStore.open(url) as store:
+        LedgerApplication(store, load_policy(folder / "a.toml"))  # not the journal's: B is
+        assert store.adopted_policies() == []
+        LedgerApplication(store, load_policy(folder / "b.toml"))
+        assert store.adopted_policies() == [(9, (folder / "b.toml").read_bytes())]
+        assert store.last_seq() == two_policies.LAST_SEQ  # nothing journalled
+    given = _ledger(older, "--policy", str(folder / "a.toml"), "report", "margin-clients")
+    kept = _ledger(folder, "report", "margin-clients")
+    assert given.returncode == kept.returncode == 0, given.stderr + kept.stderr
+    assert given.stdout == kept.stdout
