@@ -353,11 +353,17 @@ def _inbox_skip(args: argparse.Namespace) -> int:
 # -- query ----------------------------------------------------------------------
 
 
-def _query(args: argparse.Namespace) -> int:
-    if not args.account:  # no inbox record can open an account with an empty id
+def require_account_id(account_id: str) -> None:
+    """An account id a person typed: an empty one names no account (no inbox record can
+    open one), and saying it is not in the ledger read `account  is not in the ledger`."""
+    if not account_id:
         raise CommandError(
             "the account id is empty: name an account, such as C-1 or platform:house"
         )
+
+
+def _query(args: argparse.Namespace) -> int:
+    require_account_id(args.account)
     with open_store(args) as store:
         try:
             book = reporting.book_as_of(store, args.as_of)

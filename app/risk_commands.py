@@ -19,6 +19,7 @@ from app.commands import (
     open_store,
     policies_of,
     policy_scales,
+    require_account_id,
     require_file,
     require_output_file,
 )
@@ -35,6 +36,7 @@ check_refused_exit = 1
 
 
 def _check(args: argparse.Namespace) -> int:
+    require_account_id(args.account)
     path = Path(args.record)
     if args.record == "-":
         raw = sys.stdin.buffer.read()

@@ -401,10 +401,23 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
     assert "Kafka topic name" in done.stderr
 
 
-@pytest.mark.parametrize("what", ["margin", "balances"])
-def test_an_empty_account_id_is_named_as_such(what: str, ledger_store: Path) -> None:
-    """It said 'account  is not in the ledger', two spaces around nothing."""
-    done = _ledger("--store", "sqlite:///ledger.db", "query", what, "", cwd=ledger_store.parent)
+@pytest.mark.parametrize(
+    "command", [("query", "margin"), ("query", "balances"), ("check",)], ids=" ".join
+)
+def test_an_empty_account_id_is_named_as_such(
+    command: tuple[str, ...], ledger_store: Path, tmp_path: Path
+) -> None:
+    """It said 'account  is not in the ledger', two spaces around nothing; `check` said
+    'the record is for account C-1, not : check it under its own account'."""
+    record = tmp_path / "record.json"
+    record.write_text(
+        '{"type":"withdrawal_requested","event_id":"w-1","occurred_at":"2026-11-05T00:00:00Z",'
+        '"account_id":"C-1","asset":"USD","amount":"5.00"}'
+    )
+    after = [str(record)] if command == ("check",) else []
+    done = _ledger(
+        "--store", "sqlite:///ledger.db", *command, "", *after, cwd=ledger_store.parent
+    )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr == (
         "ledger: the account id is empty: name an account, such as C-1 or platform:house\n"
