@@ -24,8 +24,11 @@ from app import (
 from consumers.kafka_security import KafkaSecurityError
 from consumers.log_format import configure_logging
 from consumers.topics import TopicPrefixError
+from ledger import snapshots
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError, PersistenceError
+from ledger.store_privileges import STORE_LAYOUT
+from projections import resume
 
 DISTRIBUTION = "collateral-ledger"
 DESCRIPTION = """\
@@ -196,6 +199,22 @@ def registrars() -> list[Callable[[Any], None]]:
     ]
 
 
+def version_text() -> str:
+    """The release, and the three things an upgrade rebuilds when its code changed them
+    (docs/operations.md): compare an old and a new version's to know which steps work."""
+    return "\n".join(
+        [
+            f"%(prog)s {importlib.metadata.version(DISTRIBUTION)}",
+            STORE_LAYOUT,
+            f"book snapshots {snapshots.CODE_DIGEST[:_DIGEST_SHOWN_CHARS]}",
+            f"views state {resume.CODE_DIGEST[:_DIGEST_SHOWN_CHARS]}",
+        ]
+    )
+
+
+_DIGEST_SHOWN_CHARS = 12  # of a SHA-256: enough to tell two releases apart by eye
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ledger",
@@ -203,11 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"%(prog)s {importlib.metadata.version(DISTRIBUTION)}",
-    )
+    parser.add_argument("--version", action="version", version=version_text())
     _settings(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in registrars():
