@@ -399,17 +399,16 @@ class Book:
 
     def _note_principal(self, account: Account) -> None:
         """The principal at the end of the applied event's day, so far: its UTC date, or the
-        first day not closed yet when that date is closed already (a close never reopens)."""
+        first day not closed yet when that date is closed already (a close never reopens),
+        or the last day noted when that is later (the ledger clock never goes back; a what-if
+        on a reader's book, which has no clock, decides at the epoch)."""
         event = present(self._applying, "a loan moved outside Book.apply")
         day = event.recorded_at[:10]
         if self.business_date and day <= self.business_date:
             day = (date.fromisoformat(self.business_date) + timedelta(days=1)).isoformat()
         ends = account.principal_day_ends
-        require(
-            not ends or next(reversed(ends)) <= day,
-            "a loan moved on %s, before the last day noted",
-            day,
-        )
+        if ends:
+            day = max(day, next(reversed(ends)))
         ends[day] = account.loan_principal
 
     def repay_loan(self, account: Account, amount: Decimal) -> None:
