@@ -23,7 +23,7 @@ from app import (
 )
 from consumers.kafka_security import KafkaSecurityError
 from consumers.log_format import configure_logging
-from consumers.topics import TopicPrefixError
+from consumers.topics import BootstrapError, TopicPrefixError
 from ledger import snapshots
 from ledger.policy import PolicyError
 from ledger.store import InterfaceError, OperationalError, PersistenceError
@@ -274,7 +274,7 @@ def _handle(handler: Handler, args: argparse.Namespace) -> int:
     except commands.CommandError as error:
         print(f"ledger: {error}", file=sys.stderr)
         return error.status
-    except (PolicyError, KafkaSecurityError, TopicPrefixError) as error:
+    except (PolicyError, KafkaSecurityError, TopicPrefixError, BootstrapError) as error:
         print(f"ledger: {error}", file=sys.stderr)
         return commands.EXIT_USAGE
     except (InterfaceError, OperationalError) as error:

@@ -125,8 +125,9 @@ def _run(args: argparse.Namespace) -> int:
         run_service,
         shutdown_drain_timeout_s,
     )
-    from consumers.topics import TopicNames  # noqa: PLC0415
+    from consumers.topics import TopicNames, require_bootstrap  # noqa: PLC0415
 
+    require_bootstrap(args.bootstrap)  # before the store is opened or made
     health_port = _port(args.health_port)
     if args.inbox_partitions < 1 or args.replication_factor < 1:
         raise CommandError("--inbox-partitions and --replication-factor must be 1 or more")

@@ -107,9 +107,33 @@ class TopicNames:
         return f"{self.base}.checkpoint-relay"
 
 
+class BootstrapError(ValueError):
+    """A broker list the Kafka client cannot read: a sentence a person can act on."""
+
+
+_PORT_MAX = 65_535
+
+
+def require_bootstrap(bootstrap: str) -> None:
+    """`HOST:PORT[,HOST:PORT...]`, refused in one line when the Kafka client could not read
+    it: it raised a bare ValueError for a port that is not a number (a traceback), an
+    OverflowError for one over 65535, and took an empty list for a broker that never
+    answers. A host without a port is the client's (port 9092)."""
+    for address in bootstrap.split(","):
+        host, colon, port = address.strip().rpartition(":")
+        if not colon:
+            host, port = port, "9092"
+        if not host or not (port.isascii() and port.isdigit() and 0 < int(port) <= _PORT_MAX):
+            raise BootstrapError(
+                f"--bootstrap {bootstrap!r} ($LEDGER_KAFKA_BOOTSTRAP) is not a list of Kafka "
+                "brokers: write HOST:PORT, several separated by commas, each port 1 to 65535"
+            )
+
+
 def kafka_connection(bootstrap: str, client_id: str) -> dict[str, Any]:
     """The options every Kafka client of the ledger states alike: where, as whom (SASL/SCRAM
     over TLS when configured), named `client_id` in the broker's logs, and the bounds above."""
+    require_bootstrap(bootstrap)
     return {
         "bootstrap_servers": bootstrap,
         **kafka_security.client_options(),

@@ -425,6 +425,27 @@ def test_an_empty_account_id_is_named_as_such(
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--health-port", "0"),
+        ("publish", "inbox.jsonl"),
+        ("audit", "verify", "--from-kafka"),
+    ],
+)
+@pytest.mark.parametrize(
+    "bootstrap", ["kafka:ninety", "127.0.0.1:99999", "", "127.0.0.1:9092,", ":9092"]
+)
+def test_a_bootstrap_the_kafka_client_cannot_read_is_one_line_before_any_broker_is_asked(
+    args: tuple[str, ...], bootstrap: str, ledger_store: Path
+) -> None:
+    """`kafka:ninety` ended in the Kafka client's traceback (ValueError: invalid literal
+    for int()), a port over 65535 in an OverflowError's; an empty one was 'no broker
+    answered' at the broker ''."""
+    done = _ledger("--bootstrap", bootstrap, *args, cwd=ledger_store.parent)
+    _one_line(done, 2, f"--bootstrap {bootstrap!r} ($LEDGER_KAFKA_BOOTSTRAP) is not ")
+
+
+@pytest.mark.parametrize(
     ("as_of", "says"),
     [
         ("0", "is not in the ledger at seq 0, before its first record"),
