@@ -16,6 +16,9 @@ from pathlib import Path
 from ledger.application import InboxItem, LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from projections import render, views
+from projections.database import ViewDatabase
+from projections.tables import TABLES
 
 DEMONSTRATION = Path(__file__).resolve().parents[1] / "ledger" / "policies" / "demo.toml"
 BTC_HAIRCUTS_A = 'haircut = { initial = "0.70", maintenance = "0.60", liquidation = "0.50" }'
@@ -77,3 +80,11 @@ def two_policy_store(url: str, folder: Path) -> tuple[Path, Path]:
     ingest(url, a, DAY_ONE)
     ingest(url, b, DAY_TWO)
     return a, b
+
+
+def every_view_text(database: ViewDatabase) -> str:
+    """Every view as `ledger report VIEW --format csv` prints it, each under `## VIEW`."""
+    return "".join(
+        f"## {table.view}\n" + render.render_text(views.document(database, table), table, "csv")
+        for table in TABLES
+    )

@@ -17,8 +17,7 @@ from ledger.adopted_policies import adopted_policies
 from ledger.application import LedgerApplication
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
-from projections import render, views
-from projections.tables import TABLES
+from projections import views
 from tests import two_policies
 from tests.integration.test_store_privileges import role_url
 from tests.unit.test_two_policies import GOLDEN
@@ -43,11 +42,7 @@ def test_the_reader_reads_the_kept_documents_and_every_view(reader_url: str) -> 
         kept = store.adopted_policies()
         policies = adopted_policies(store)
         with views.views_at(store, policies, two_policies.LAST_SEQ) as database:
-            text = "".join(
-                f"## {table.view}\n"
-                + render.render_text(views.document(database, table), table, "csv")
-                for table in TABLES
-            )
+            text = two_policies.every_view_text(database)
     assert [seq for seq, _ in kept] == [1, 9]
     assert [policy.version for policy in policies.by_digest.values()] == ["2026-11-25.1", "hk-2"]
     assert text == GOLDEN.read_text(encoding="utf-8")
