@@ -78,9 +78,8 @@ SETTINGS = (
         "--policy",
         "LEDGER_POLICY",
         None,
-        "risk policy TOML file a writer decides under (none: the demonstration policy); "
-        "for a reader, a file or a folder of the policies the journal adopted, beyond those "
-        "the store keeps (docs/views.md)",
+        "risk policy TOML file; a reader's: a file or folder, beyond those the store keeps; "
+        "none: the demonstration policy",
         "FILE",
         Path,
     ),

@@ -169,16 +169,29 @@ def test_explain_exits_1_when_a_decision_used_a_mark_the_journal_did_not_apply(
     assert "recorded figures differ from the recomputed ones or the journal's (✗ above)" in out
 
 
-def test_explain_refuses_a_policy_of_another_version(
+def test_explain_of_an_older_store_refuses_a_policy_of_another_version(
     store_url: str, tmp_path: Path, entries: list[JournalEntry], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The store keeps the journal's policy now, and a decision is recomputed with it
+    whatever file is given; a store written before keeps none, and another file given is
+    refused, naming the policy the decision needs (docs/views.md "Policies")."""
     demo = resources.files("ledger").joinpath("policies", "demo.toml").read_text("utf-8")
     other = tmp_path / "other.toml"
     other.write_text(demo.replace('version = "2026-11-25.1"', 'version = "2027-01-01.1"'))
     call = next(e.seq for e in entries if e.type == "margin_call_issued")
     arguments = ["--store", store_url, "--policy", str(other), "audit", "explain", str(call)]
+    assert main(arguments) == 0
+    assert "policy 2026-11-25.1;" in capsys.readouterr().out
+    older = tmp_path / "older.db"
+    with (
+        sqlite3.connect(store_url.removeprefix("sqlite:///")) as source,
+        sqlite3.connect(older) as copy,
+    ):
+        source.backup(copy)
+        copy.execute("DELETE FROM stored_events WHERE topic = 'policy_document'")
+    arguments[1] = f"sqlite:///{older}"
     assert main(arguments) == 2
-    assert "pass that version's file with --policy" in capsys.readouterr().err
+    assert "is under policy 2026-11-25.1 (sha256 " in capsys.readouterr().err
 
 
 def test_report_formats_keep_decimals_as_strings(
