@@ -120,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     from consumers.exit_status import EXIT_BROKER_UNREACHABLE  # noqa: PLC0415
     from consumers.service import (  # noqa: PLC0415
         BrokerUnreachable,
+        HealthAddressRefused,
         ServiceSettings,
         broker_wait_default_s,
         run_service,
@@ -169,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(run_service(settings))
     except BrokerUnreachable as error:
         raise CommandError(str(error), EXIT_BROKER_UNREACHABLE) from error
+    except HealthAddressRefused as error:
+        raise CommandError(str(error)) from error
     except StoreUrlError as error:
         raise CommandError(f"{error}: check --store or LEDGER_STORE") from error
 

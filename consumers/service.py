@@ -93,6 +93,10 @@ class _Parts:
     feed: RelayFeed
 
 
+class HealthAddressRefused(Exception):
+    """The health endpoint cannot listen where it is told: one line naming the settings."""
+
+
 class BrokerUnreachable(Exception):
     """At start, the broker did not answer within the broker wait: one line naming it."""
 
@@ -398,12 +402,10 @@ async def _serve(
     settings: ServiceSettings, parts: _Parts, stopping: asyncio.Event, serving: asyncio.Event
 ) -> int:
     server = None
-    if settings.health_port:
-        server = await start_health_server(
-            settings.health_host, settings.health_port, _snapshot(parts), _metrics(parts)
-        )
     consumer = parts.ingest.consumer
     try:
+        if settings.health_port:
+            server = await _health_server(settings, parts)
         await consumer.start()
         await parts.ingest.assign_all()
         serving.set()
@@ -413,6 +415,19 @@ async def _serve(
         if server is not None:
             server.close()
             await server.wait_closed()
+
+
+async def _health_server(settings: ServiceSettings, parts: _Parts) -> asyncio.Server:
+    host, port = settings.health_host, settings.health_port
+    try:
+        return await start_health_server(host, port, _snapshot(parts), _metrics(parts))
+    except OSError as error:  # a port another program holds, a host that does not resolve
+        # asyncio's text is "error while attempting to bind on address (...): <reason>".
+        reason = (error.strerror or str(error)).rsplit(": ", 1)[-1]
+        raise HealthAddressRefused(
+            f"--health-host {host} --health-port {port} ($LEDGER_HEALTH_HOST, "
+            f"$LEDGER_HEALTH_PORT): cannot listen there: {reason}"
+        ) from error
 
 
 def _service_tasks(parts: _Parts, stopping: asyncio.Event) -> set[asyncio.Task[None]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -222,6 +223,34 @@ def test_health_says_degraded_while_the_broker_is_gone_and_ok_once_it_is_back(
         status, _ = _terminate(service, log)
     assert status == 0, log.read_text()[-3000:]
     assert log.read_text().count("broker_unreachable") == 1
+
+
+def test_a_health_address_it_cannot_listen_on_is_one_line_and_status_2(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    """A health port another program held ended in 'ledger: cannot use: error while
+    attempting to bind ...' with status 1, after an asyncio 'Unclosed AIOKafkaConsumer'."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    try:
+        done = subprocess.run(
+            ledger_command(
+                f"sqlite:///{tmp_path / 'ledger.db'}", kafka_bootstrap, kafka_topic_prefix,
+                "run", "--health-port", str(port),
+            ),
+            capture_output=True, text=True, cwd=REPOSITORY, check=False, timeout=120,
+            env={**os.environ, "LEDGER_HEALTH_HOST": "127.0.0.1"},
+        )  # fmt: skip
+    finally:
+        held.close()
+    assert done.returncode == 2, done.stderr
+    problems = [line for line in done.stderr.splitlines() if "level=INFO" not in line]
+    assert problems == [
+        f"ledger: --health-host 127.0.0.1 --health-port {port} ($LEDGER_HEALTH_HOST, "
+        f"$LEDGER_HEALTH_PORT): cannot listen there: address already in use"
+    ]
 
 
 def test_the_cli_refuses_a_drain_timeout_of_zero(tmp_path: Path) -> None:
