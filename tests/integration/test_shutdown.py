@@ -169,20 +169,28 @@ def private_broker(
             run_server_script("kafka", "stop", environment)
 
 
-def test_a_broker_gone_while_serving_does_not_hold_the_stop(
-    private_broker: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
-    bootstrap, environment = private_broker
+def _serving_a_decided_inbox(
+    bootstrap: str, prefix: str, tmp_path: Path, records: int
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`ledger run` serving, its inbox of `records` decided: the process, health port, log."""
     store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
-    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, 60))
-    run_ledger(store, bootstrap, "gone.", "publish", str(inbox))
-    service = _start(store, bootstrap, "gone.", log, port)
+    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, records))
+    run_ledger(store, bootstrap, prefix, "publish", str(inbox))
+    service = _start(store, bootstrap, prefix, log, port)
     _ready(service, port)
     wait_until(
         lambda: (h := health(port)) is not None and h["inbox_lag"] == 0,
         ready_timeout_s,
         "the inbox decided",
     )
+    return service, port, log
+
+
+def test_a_broker_gone_while_serving_does_not_hold_the_stop(
+    private_broker: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    bootstrap, environment = private_broker
+    service, _, log = _serving_a_decided_inbox(bootstrap, "gone.", tmp_path, 60)
     run_server_script("kafka", "stop", environment)
     wait_until(lambda: "Unable connect" in log.read_text(), ready_timeout_s, "the broker gone")
     status, _ = _terminate(service, log)
@@ -196,17 +204,8 @@ def test_health_says_degraded_while_the_broker_is_gone_and_ok_once_it_is_back(
     """With nothing to publish, /health said `ok` for as long as the broker was gone: only a
     relay's failed send made it `degraded`, 30 s or more into an outage."""
     bootstrap, environment = private_broker
-    store, port, log = f"sqlite:///{tmp_path / 'ledger.db'}", free_port(), tmp_path / "run.log"
-    inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 4, 20))
-    run_ledger(store, bootstrap, "probe.", "publish", str(inbox))
-    service = _start(store, bootstrap, "probe.", log, port)
+    service, port, log = _serving_a_decided_inbox(bootstrap, "probe.", tmp_path, 20)
     try:
-        _ready(service, port)
-        wait_until(
-            lambda: (h := health(port)) is not None and h["inbox_lag"] == 0,
-            ready_timeout_s,
-            "the inbox decided",
-        )
         run_server_script("kafka", "stop", environment)
         wait_until(
             lambda: (h := health(port)) is not None and h["status"] == "degraded",
