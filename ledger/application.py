@@ -21,7 +21,6 @@ written before the tables existed).
 from __future__ import annotations
 
 import base64
-import gc
 import hashlib
 import logging
 from collections import Counter
@@ -35,6 +34,7 @@ import msgspec
 from ledger import inbox, snapshots
 from ledger import journal_events as je
 from ledger.book import Book
+from ledger.collector import cyclic_collector_paused
 from ledger.decisions import Booked, Refused, Rejected, decide
 from ledger.desk import Desk
 from ledger.identifiers import printable
@@ -153,7 +153,7 @@ class LedgerApplication:
                 "the book could not be rebuilt from the store after a failed append: "
                 "open a new LedgerApplication once the store is back"
             )
-        with _cyclic_collector_paused():
+        with cyclic_collector_paused():
             outcome = self._decide(items, tracking)
             with self._rebuilt_on_store_fault():
                 trades, deposits = snapshots.originals_booked(self.book)
@@ -395,25 +395,6 @@ def _adopted_digest(store: LedgerStore, seq: int) -> str:
     (entry,) = store.read_journal(seq - 1, 1)
     adopted = je.decode_journal_record(entry.record)
     return adopted.digest if isinstance(adopted, je.PolicyAdopted) else ""
-
-
-@contextmanager
-def _cyclic_collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a batch is decided, on again after it.
-
-    Deciding allocates many small containers (figures, events, postings) that reference
-    counting frees; the collector finds no cycle among them, yet walked every young object
-    each 700 allocations and the whole book on its full passes, about a twentieth of
-    `ledger ingest`'s time (docs/performance.md). Paused, it runs once per batch instead:
-    what a batch leaves (at most `inbox_batch_records_max` records' worth) waits that long."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

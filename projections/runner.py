@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ledger import journal_events as je
 from ledger import snapshots
 from ledger.adopted_policies import AdoptedPolicies
+from ledger.collector import cyclic_collector_paused
 from ledger.invariants import require
 from ledger.store import LedgerStore
 from projections import rows, tables
@@ -102,6 +103,12 @@ class ProjectionRunner:
         return self.apply_events(map(je.journal_decoder.decode, records))
 
     def apply_events(self, events: Iterable[je.JournalEventType]) -> BatchResult:
+        """`apply_records`' events, decoded; the collector paused for the batch (bounded:
+        `projection_batch_events_max`), as the writer pauses it for its own."""
+        with cyclic_collector_paused():
+            return self._apply_batch(events)
+
+    def _apply_batch(self, events: Iterable[je.JournalEventType]) -> BatchResult:
         # Per event only what must be: the state, history and position are read once.
         state, history, written = self.state, self.history, self.position.last_seq
         applied, last = 0, state.last_seq
