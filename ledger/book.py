@@ -60,8 +60,12 @@ def is_reserved(account_id: str) -> bool:
     return account_id.startswith(RESERVED_PREFIXES)
 
 
-@dataclass
-class Position:
+class Position(msgspec.Struct, frozen=True, gc=False):
+    """A perpetual position, replaced whole when it changes: a frozen Struct, built in C (a
+    dataclass's `__init__` was about a twentieth of applying a perpetual trade), encoded in
+    a snapshot as the dataclass was (a map of its two fields), shared by a scratch copy as
+    every frozen record is; it holds only decimals, so the collector need not track it."""
+
     size: Decimal
     entry_price: Decimal
 

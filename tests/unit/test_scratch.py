@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,7 +51,10 @@ def test_changes_on_the_scratch_book_never_reach_the_original() -> None:
     scratch = scratch_book(book)
     account = scratch.accounts["C1"]
     account.balances["USD"] = Decimal(0)
-    account.positions["BTC-PERP"].size = Decimal(5)
+    position = account.positions["BTC-PERP"]
+    with pytest.raises(AttributeError):  # a position is frozen: replaced whole, never changed
+        position.size = Decimal(5)  # type: ignore[misc]  # what the test proves refused
+    account.positions["BTC-PERP"] = msgspec.structs.replace(position, size=Decimal(5))
     scratch.post("USD", Decimal(1), "platform:house", "platform:fees")
     scratch.marks["BTC-PERP"] = Decimal(1)
     scratch.related_groups["g1"].add("C2")
