@@ -65,7 +65,11 @@ def format_decimal(value: Decimal | None) -> str | None:
         return None
     if value.is_zero():
         value = abs(value)
-    return format(value, "f")
+    text = str(value)
+    # `str` writes fixed-point already unless the exponent is positive or the value is below
+    # 1E-6 (an "E" then): the same text as the "f" format at about a third of its cost (the
+    # view rows write ten to twenty figures each, docs/performance.md).
+    return text if "E" not in text else format(value, "f")
 
 
 def parse_decimal_text(text: str) -> Decimal:
