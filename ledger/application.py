@@ -38,7 +38,7 @@ from ledger.collector import cyclic_collector_paused
 from ledger.decisions import Booked, Refused, Rejected, decide
 from ledger.desk import Desk
 from ledger.identifiers import printable
-from ledger.inbox import InboxRecordType, decode_inbox, inbox_digest, readable_event_id
+from ledger.inbox import DigestedRecord, InboxRecordType, decode_digested, readable_event_id
 from ledger.inbox_lines import Truncation
 from ledger.invariants import present, require
 from ledger.journal import JournalEntry, canonical_json, format_timestamp
@@ -90,10 +90,14 @@ class _Read(msgspec.Struct, frozen=True):
     all its event ids at once: the record, or why it is refused (with its event id when
     one is readable), or the fault decoding it met (raised when its turn comes)."""
 
-    record: InboxRecordType | None = None
+    decoded: DigestedRecord | None = None
     refusal: Refusal | None = None
     event_id: str | None = None
     fault: Exception | None = None
+
+    @property
+    def record(self) -> InboxRecordType | None:
+        return None if self.decoded is None else self.decoded.record
 
 
 class StaleBook(RuntimeError):
@@ -265,7 +269,7 @@ class LedgerApplication:
             )
             return _Read(refusal=oversized)
         try:
-            return _Read(record=decode_inbox(item.value, self.policy))
+            return _Read(decoded=decode_digested(item.value, self.policy))
         except Refusal as refusal:
             return _Read(refusal=refusal, event_id=readable_event_id(item.value))
         except Exception as fault:  # a fault of the ledger's: raised in the record's turn
@@ -276,13 +280,12 @@ class LedgerApplication:
     ) -> None:
         if read.fault is not None:
             raise read.fault
-        record = read.record
-        if record is None:
+        if read.decoded is None:
             self._reject(
                 item, present(read.refusal, "a read without record"), read.event_id, outcome
             )
             return
-        digest = inbox_digest(record)
+        record, digest = read.decoded.record, read.decoded.digest
         new_inputs = present(self.book.new_inputs, "the writer's book keeps its new inputs")
         seen = new_inputs.get(record.event_id) or seen_before.get(record.event_id)
         if seen is not None:

@@ -343,8 +343,22 @@ _FIGURE_FIELDS = frozenset(name for plan in _PLANS.values() for name, _ in plan.
 _TIMESTAMP_FIELDS = frozenset(name for plan in _PLANS.values() for name in plan.timestamps)
 
 
+class DigestedRecord(msgspec.Struct, frozen=True):
+    """An inbox record as decoded, and its digest: the SHA-256 hex of its canonical JSON,
+    figures in their normal form (`"1.50"` and `"1.5"`, or `08:00+08:00` and `00:00Z`,
+    are the same figure and the same moment, so they give the same digest)."""
+
+    record: InboxRecordType
+    digest: str
+
+
 def decode_inbox(raw: bytes, policy: Policy) -> InboxRecordType:
     """Decode one inbox record value, or raise `Refusal` saying what is wrong with it."""
+    return decode_digested(raw, policy).record
+
+
+def decode_digested(raw: bytes, policy: Policy) -> DigestedRecord:
+    """`decode_inbox` and the record's digest, computed from the texts the decode reads."""
     if len(raw) > limits.inbox_record_bytes_max:
         _refuse(
             ReasonCode.RECORD_TOO_LARGE,
@@ -432,7 +446,7 @@ def _duplicate_key(raw: bytes) -> str | None:
     return repeated[0] if repeated else None
 
 
-def _build(wire: msgspec.Struct, plan: _Plan, policy: Policy) -> InboxRecordType:
+def _build(wire: msgspec.Struct, plan: _Plan, policy: Policy) -> DigestedRecord:
     values = msgspec.structs.asdict(wire)
     for name in plan.identifiers:
         text = values[name]
@@ -444,13 +458,36 @@ def _build(wire: msgspec.Struct, plan: _Plan, policy: Policy) -> InboxRecordType
             )
     for name, reference in plan.references:
         _check_reference(name, values[name], reference, policy)
+    normal: dict[str, object] = {"type": plan.record_type.__struct_config__.tag}
     for name, figure in plan.figures:
-        values[name] = _parse_figure(name, values[name], figure, values, policy)
+        text = values[name]
+        values[name] = _parse_figure(name, text, figure, values, policy)
+        normal[name] = _normal_text(text, values[name])
     for name in plan.timestamps:
         moment: datetime = values[name]
         if moment.tzinfo is not UTC:
             values[name] = moment.astimezone(UTC)
-    return plan.record_type(**values)
+    digest = hashlib.sha256(_DIGEST_ENCODER.encode({**values, **normal})).hexdigest()
+    return DigestedRecord(plan.record_type(**values), digest)
+
+
+_DIGEST_ENCODER = msgspec.json.Encoder(order="sorted")
+# A text of at most this many characters has at most this many digits, the precision of the
+# default context that `Decimal.normalize` rounds to: the digest's figures were written
+# `format_decimal(value.normalize())`, and a longer text keeps that path (a stored input's
+# digest must not change).
+_NORMAL_TEXT_CHARS_MAX = 28
+
+
+def _normal_text(text: str, value: Decimal) -> str:
+    """`format_decimal(value.normalize())` of a figure read from the plain decimal `text`:
+    the text without the zeros ending its fraction (nor a bare point), `0` for a negative
+    zero; in a third of the time."""
+    if len(text) > _NORMAL_TEXT_CHARS_MAX:
+        return format_decimal(value.normalize())
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _parse_figure(
@@ -631,31 +668,6 @@ def _field_refusal(field: str, problem: str) -> Refusal:
 
 def _refuse(reason_code: ReasonCode, detail: str) -> NoReturn:
     raise Refusal(reason_code, detail)
-
-
-_DIGEST_ENCODER = msgspec.json.Encoder(order="sorted")
-
-
-def inbox_digest(record: InboxRecordType) -> str:
-    """SHA-256 hex of the record's canonical JSON: equal content, equal digest.
-
-    Content is compared by value: `"1.50"` and `"1.5"`, or `08:00+08:00` and `00:00Z`,
-    are the same figure and the same moment, so they give the same digest."""
-    values = msgspec.structs.asdict(record)
-    figures, values["type"] = _DIGEST_FIGURES[type(record)]
-    for name in figures:
-        values[name] = format_decimal(values[name].normalize())
-    return hashlib.sha256(_DIGEST_ENCODER.encode(values)).hexdigest()
-
-
-# Per record type: its decimal fields (every one a `Figure`, never None) and its tag.
-_DIGEST_FIGURES: dict[type[InboxRecordType], tuple[tuple[str, ...], object]] = {
-    plan.record_type: (
-        tuple(name for name, _ in plan.figures),
-        plan.record_type.__struct_config__.tag,
-    )
-    for plan in _PLANS.values()
-}
 
 
 _REFERENCE_DESCRIPTIONS = {

@@ -65,7 +65,7 @@ from ledger import inbox, reporting, risk
 from ledger import journal_events as je
 from ledger.book import Book
 from ledger.decisions import Booked, Decision, decide
-from ledger.inbox import decode_inbox, inbox_digest
+from ledger.inbox import decode_digested
 from ledger.journal import JournalEntry
 from ledger.money import format_decimal
 from ledger.policy import Policy
@@ -219,13 +219,13 @@ def check(
     before = (figures_before or FiguresBefore()).of(book, policy, account_id)
     verdict = _Verdict(account_id, book.last_seq, before)
     try:
-        record = decode_inbox(raw, policy)
+        decoded = decode_digested(raw, policy)
     except Refusal as undecodable:
         return verdict.refused(None, undecodable)
-    record = _checkable(record, account_id)
+    record, digest = _checkable(decoded.record, account_id), decoded.digest
     seen = store.input_seen(record.event_id, book.last_seq)
     if seen is not None:
-        if seen == inbox_digest(record):
+        if seen == digest:
             return verdict.of(record, Outcome.DUPLICATE, None)
         conflict = Refusal(
             ReasonCode.EVENT_ID_CONFLICT,
@@ -233,9 +233,9 @@ def check(
             "give a new fact a new event_id",
         )
         return verdict.refused(record, conflict)
-    desk, decision = _decided(book, policy, record, leaves_house_out=True)
+    desk, decision = _decided(book, policy, record, digest, leaves_house_out=True)
     if desk.left_house_out and not HOUSE_BLIND.issuperset(e.type for e in desk.pending):
-        desk, decision = _decided(book, policy, record, leaves_house_out=False)
+        desk, decision = _decided(book, policy, record, digest, leaves_house_out=False)
     recorded = tuple(entry.type for entry in desk.pending)
     if not isinstance(decision, Booked):
         return verdict.refused(record, decision.refusal, recorded)
@@ -259,12 +259,12 @@ def check(
 
 
 def _decided(
-    book: Book, policy: Policy, record: CheckableRecord, *, leaves_house_out: bool
+    book: Book, policy: Policy, record: CheckableRecord, digest: str, *, leaves_house_out: bool
 ) -> tuple[ValuingDesk, Decision]:
-    """`record` decided on a scratch desk of `book` (the module docstring says when the
-    house's side of a trade may be left out), and the decision."""
+    """`record` (of input digest `digest`) decided on a scratch desk of `book` (the module
+    docstring says when the house's side of a trade may be left out), and the decision."""
     desk = valuing_desk(book, policy, record.account_id, leaves_house_out=leaves_house_out)
-    desk.begin(record.event_id, record.occurred_at, inbox_digest(record))
+    desk.begin(record.event_id, record.occurred_at, digest)
     return desk, decide(desk, record)
 
 

@@ -4,7 +4,7 @@
 
 Takes the journal `ledger ingest` decided from an inbox and times, on the same inbox and
 that journal, every step of the ingest but deciding: each inbox record decoded against the
-contract and digested (`decode_inbox`, `inbox_digest`), each journal event sealed onto the
+contract and digested (`decode_digested`), each journal event sealed onto the
 hash chain from its Struct (`seal_event`), and the sealed records appended to a fresh SQLite
 store in batches of 1,000 with their inputs seen (`LedgerStore.append`). Its rate, as a share
 of the raw SQLite recorder's in the same run, bounds what any decision code could bring
@@ -24,7 +24,7 @@ import msgspec
 from eventsourcing.persistence import Tracking
 
 from ledger import journal_events as je
-from ledger.inbox import decode_inbox, inbox_digest
+from ledger.inbox import decode_digested
 from ledger.journal import GENESIS_HASH, JournalEntry
 from ledger.limits import journal_read_batch_events_max
 from ledger.policy import load_policy
@@ -56,7 +56,7 @@ def decision_free_rate(inbox: Path, decided_store: str, workdir: Path) -> Floor:
         began = time.perf_counter()
         for line in lines:
             try:
-                inbox_digest(decode_inbox(line, policy))
+                decode_digested(line, policy)
             except Refusal:
                 continue
         decoded = time.perf_counter()

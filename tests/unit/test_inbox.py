@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import limits
+from ledger import inbox, limits
 from ledger.inbox import (
     AccountOpened,
     CreditLimitSet,
@@ -27,12 +27,14 @@ from ledger.inbox import (
     PerpTrade,
     SpotTrade,
     WithdrawalRequested,
+    decode_digested,
     decode_inbox,
-    inbox_digest,
     inbox_json_schema,
 )
+from ledger.money import format_decimal
 from ledger.policy import Policy, load_policy
 from ledger.rejections import ReasonCode, Refusal
+from tests.inbox_reference import inbox_digest
 
 GOLDEN_SCHEMA = Path(__file__).resolve().parents[1] / "golden" / "inbox.schema.json"
 POLICY = load_policy(None)
@@ -390,6 +392,40 @@ def test_equal_content_has_equal_digest() -> None:
     assert inbox_digest(first) == inbox_digest(same)
     assert inbox_digest(first) != inbox_digest(other)
     assert len(inbox_digest(first)) == 64
+
+
+plain_figures = st.builds(
+    lambda negative, whole, fraction: (
+        f"{'-' if negative else ''}{whole}" + (f".{fraction}" if fraction is not None else "")
+    ),
+    st.booleans(),
+    st.integers(min_value=0, max_value=10**18 - 1),
+    st.none() | st.text("0123456789", min_size=1, max_size=18),
+)
+
+
+@given(plain_figures)
+def test_a_figures_normal_text_is_that_of_its_normalized_value(text: str) -> None:
+    """Trailing zeros trimmed from the text are the normalized value's fixed-point text,
+    past the default context's 28 digits too (there `normalize` rounds)."""
+    value = Decimal(text)
+    assert inbox._normal_text(text, value) == format_decimal(value.normalize())
+
+
+@given(
+    price=plain_figures.filter(lambda text: not text.startswith("-") and Decimal(text) > 0),
+    rate=plain_figures,
+    moment=st.sampled_from(["2026-11-24T03:12:00Z", "2026-11-24T11:12:00.500+08:00"]),
+)
+def test_the_decodes_digest_is_the_digest_of_its_record(price: str, rate: str, moment: str) -> None:
+    for fields in (
+        record("mark_price", instrument="BTC", price=price, occurred_at=moment),
+        record("funding_rate", market="BTC-PERP", rate=rate, funding_time=moment),
+        {**DEPOSIT, "amount": price.partition(".")[0] + ".25000"},
+        record("account_opened", account_id="C1", investor_class="retail"),  # a default figure
+    ):
+        decoded = decode_digested(encode(fields), POLICY)
+        assert decoded.digest == inbox_digest(decoded.record), fields
 
 
 def test_the_digest_tells_types_apart() -> None:

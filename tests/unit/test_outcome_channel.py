@@ -12,10 +12,11 @@ import pytest
 
 from ledger.book import Book
 from ledger.decisions import Booked, Refused, Rejected, decide
-from ledger.inbox import decode_inbox, inbox_digest
+from ledger.inbox import decode_inbox
 from ledger.policy import load_policy
 from ledger.rejections import ReasonCode
 from ledger.scratch import scratch_desk
+from tests.inbox_reference import inbox_digest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 POLICY = load_policy(None)

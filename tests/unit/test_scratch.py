@@ -20,12 +20,13 @@ from ledger.application import InboxItem, LedgerApplication
 from ledger.book import Book, LiquidationLot
 from ledger.decisions import decide
 from ledger.desk import Desk
-from ledger.inbox import decode_inbox, inbox_digest
+from ledger.inbox import decode_inbox
 from ledger.invariants import InvariantViolation
 from ledger.policy import Policy, load_policy
 from ledger.rejections import Refusal
 from ledger.scratch import ValuingDesk, scratch_book, scratch_desk, valuing_desk
 from ledger.store import LedgerStore
+from tests.inbox_reference import inbox_digest
 from tests.ledger_scenario import Scenario
 
 

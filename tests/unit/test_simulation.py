@@ -28,10 +28,10 @@ from ledger.inbox import (
     SpotTrade,
     TradeBusted,
     decode_inbox,
-    inbox_digest,
 )
 from ledger.policy import load_policy
 from ledger.rejections import Refusal
+from tests.inbox_reference import inbox_digest
 
 POLICY = load_policy(None)
 
