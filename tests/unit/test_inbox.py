@@ -384,14 +384,14 @@ def test_zero_is_allowed_where_the_contract_allows_it() -> None:
 
 
 def test_equal_content_has_equal_digest() -> None:
-    first = decode_inbox(encode(DEPOSIT), POLICY)
-    same = decode_inbox(
+    first = decode_digested(encode(DEPOSIT), POLICY).digest
+    same = decode_digested(
         encode({**DEPOSIT, "amount": "0.250", "occurred_at": "2026-11-24T11:12:00+08:00"}), POLICY
-    )
-    other = decode_inbox(encode({**DEPOSIT, "amount": "0.26"}), POLICY)
-    assert inbox_digest(first) == inbox_digest(same)
-    assert inbox_digest(first) != inbox_digest(other)
-    assert len(inbox_digest(first)) == 64
+    ).digest
+    other = decode_digested(encode({**DEPOSIT, "amount": "0.26"}), POLICY).digest
+    assert first == same
+    assert first != other
+    assert len(first) == 64
 
 
 plain_figures = st.builds(
@@ -429,9 +429,11 @@ def test_the_decodes_digest_is_the_digest_of_its_record(price: str, rate: str, m
 
 
 def test_the_digest_tells_types_apart() -> None:
-    draw = decode_inbox(encode(record("loan_draw_requested", account_id="C1", amount="5")), POLICY)
-    repay = decode_inbox(encode(record("loan_repayment", account_id="C1", amount="5")), POLICY)
-    assert inbox_digest(draw) != inbox_digest(repay)
+    draw = decode_digested(
+        encode(record("loan_draw_requested", account_id="C1", amount="5")), POLICY
+    )
+    repay = decode_digested(encode(record("loan_repayment", account_id="C1", amount="5")), POLICY)
+    assert draw.digest != repay.digest
 
 
 @st.composite
