@@ -8,7 +8,7 @@ accounts, the external custody account included, sum to zero at all times.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, DefaultContext, Inexact
@@ -138,6 +138,18 @@ _encode_trade = msgspec.msgpack.Encoder().encode
 decode_trade = msgspec.msgpack.Decoder(BookedTrade).decode
 
 
+def principal_at_end_of(day_ends: Mapping[str, Decimal], day: str) -> Decimal:
+    """The loan principal at the end of the ISO date `day` (a day since the last close, or
+    the last close's own), from an account's `principal_day_ends`: the latest day-end at or
+    before it, else none lent."""
+    found = ZERO
+    for moved, principal in day_ends.items():  # in date order
+        if moved > day:
+            break
+        found = principal
+    return found
+
+
 @dataclass
 class Account:
     account_id: str
@@ -167,14 +179,7 @@ class Account:
         return self.balances.get(asset, ZERO)
 
     def principal_at_end_of(self, day: str) -> Decimal:
-        """The loan principal at the end of the ISO date `day`, a day since the last close
-        (or the last close's own): the latest day-end at or before it, else none lent."""
-        found = ZERO
-        for moved, principal in self.principal_day_ends.items():  # in date order
-            if moved > day:
-                break
-            found = principal
-        return found
+        return principal_at_end_of(self.principal_day_ends, day)
 
     def close_principal_days(self, business_date: str) -> None:
         """At the close of `business_date`: its day-end principal stands for every day

@@ -17,7 +17,14 @@ from decimal import Decimal
 from ledger import journal_events as je
 from ledger import risk
 from ledger.adopted_policies import AdoptedPolicies
-from ledger.book import EQUITY_CALL_TRIGGER, HOUSE, INSURANCE_FUND, LIQUIDATION, Book
+from ledger.book import (
+    EQUITY_CALL_TRIGGER,
+    HOUSE,
+    INSURANCE_FUND,
+    LIQUIDATION,
+    Book,
+    principal_at_end_of,
+)
 from ledger.desk import figures_record
 from ledger.fills import fill_result
 from ledger.groups import group_limit_checks
@@ -482,7 +489,14 @@ def _explain_loan(
     out.check("decision (first failing limit)", decided, failed)
 
 
-def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanation) -> None:
+def _explain_interest(
+    event: je.InterestAccrued,
+    policy: Policy,
+    out: Explanation,
+    day_ends: Mapping[str, Decimal] | None,
+) -> None:
+    """`day_ends`: the account's day-end principals before the close (from the journal),
+    to check each day's principal against."""
     out.check("annual rate (policy)", event.annual_rate, _n(policy.loan_annual_rate))
     first = event.first_date or event.business_date
     out.lines.append(f"calendar days {first} to {event.business_date}: {event.days}")
@@ -490,6 +504,13 @@ def _explain_interest(event: je.InterestAccrued, policy: Policy, out: Explanatio
         span = date.fromisoformat(event.business_date) - date.fromisoformat(event.first_date)
         out.check("days", event.days, span.days + 1)
     principals = event.daily_principals or {first: event.principal}
+    if day_ends is not None and event.first_date is not None:
+        start = date.fromisoformat(event.first_date)
+        for offset in range(event.days):
+            day = (start + timedelta(days=offset)).isoformat()
+            recorded = principals.get(day, event.principal)
+            journal = principal_at_end_of(day_ends, day)
+            out.check(f"{day}'s principal", _n(recorded), _n(journal), source="journal")
     if event.daily_principals is not None:
         out.check("a principal for each day", len(principals), event.days)
         out.check("the last day's is the principal", _n(principals[event.business_date]),
@@ -812,12 +833,14 @@ def explain_event(
     deleveraged_before: Set[str] = frozenset(),
     marks_applied: Mapping[str, je.MarkPriceApplied] | None = None,
     fill_before: je.LiquidationFilled | None = None,
+    day_ends_before_close: Mapping[str, Mapping[str, Decimal]] | None = None,
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed and a decision's recorded marks and holdings be
     compared with the journal's (`marks_applied`: each instrument's latest mark, when
     tracked); `trigger` is a completion's liquidation_triggered; `fill_before` the event
-    before a draw, when it is a fill of the same input."""
+    before a draw, when it is a fill of the same input; `day_ends_before_close` each
+    account's day-end loan principals right before the latest day_closed, for interest."""
     journal = None if book_before is None else _JournalBefore(book_before, marks_applied or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
@@ -831,7 +854,9 @@ def explain_event(
         case je.LoanDrawn() | je.LoanDrawRejected() | je.DebitFinanced():
             _explain_loan(event, policy, book_before, out)
         case je.InterestAccrued():
-            _explain_interest(event, policy, out)
+            day_ends = day_ends_before_close
+            account_ends = None if day_ends is None else day_ends.get(event.account_id or "", {})
+            _explain_interest(event, policy, out, account_ends)
         case je.MarginDecisionWaiting():
             _explain_waiting(event, policy, out)
         case je.TradeReversed() | je.DepositReversed():
@@ -909,6 +934,7 @@ def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> l
     marks_applied: dict[str, je.MarkPriceApplied] = {}  # each instrument's latest
     previous: je.JournalEventType | None = None
     book = Book()
+    day_ends: dict[str, dict[str, Decimal]] = {}  # each account's, before the latest close
     found: list[Explanation] = []
     for event in _events(store):
         if event.seq > max(wanted):
@@ -935,8 +961,12 @@ def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> l
                     deleveraged_before=frozenset(before),
                     marks_applied=marks_applied,
                     fill_before=_fill_of(previous, event),
+                    day_ends_before_close=day_ends,
                 )
             )
+        if isinstance(event, je.DayClosed):  # the close folds them: interest needs them before
+            accounts = book.accounts.values()
+            day_ends = {a.account_id: dict(a.principal_day_ends) for a in accounts}
         book.apply(event)
         if isinstance(event, je.MarkPriceApplied):
             marks_applied[event.instrument] = event

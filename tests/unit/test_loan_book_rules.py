@@ -200,8 +200,10 @@ def test_each_day_of_a_weekend_accrues_on_the_principal_outstanding_that_day() -
     assert s.app.book.accounts["C1"].loan == Decimal("24007.02")
     assert s.app.book.accounts["C2"].loan == Decimal("4.38")
     for event in (c1, c2):
-        explained = explain(s.store, str(event["seq"]), AdoptedPolicies.of(POLICY))
-        assert all(e.consistent for e in explained)
+        (explained,) = explain(s.store, str(event["seq"]), AdoptedPolicies.of(POLICY))
+        assert explained.consistent
+    # Each day's principal is read off the journal's loan movements, not taken on trust.
+    assert "  2026-11-30's principal: recorded 0.00 = journal ✓" in explained.lines
 
 
 def test_a_day_closed_twice_or_out_of_order_is_refused_and_accrues_nothing() -> None:
