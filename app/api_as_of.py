@@ -144,7 +144,8 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
         raise AsOfRefusal(_HTTP_NOT_FOUND, detail)
     build = reporting.margin_view if what == "margin" else reporting.balances_view
     try:
-        return build(book, policies.in_force(book), account_id)
+        # A book from the accounts' history keeps no policy: the journal says which.
+        return build(book, policies.at_seq(seq), account_id)
     except risk.MissingMark as missing:
         detail = f"account {account_id} cannot be valued yet: {missing}"
         raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing

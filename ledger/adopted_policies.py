@@ -18,6 +18,7 @@ A `policy_adopted` whose document is in neither is refused, naming its version a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ledger import journal_events as je
 from ledger.book import Book
+from ledger.invariants import InvariantViolation, require
 from ledger.policy import Policy, PolicyError, load_policy, parse_policy
 
 if TYPE_CHECKING:  # the valuing code (statements, views) loads no store adapter
@@ -57,6 +59,10 @@ class AdoptedPolicies:
         # policy in force at its seq (a writer adopts its policy before its first decision).
         self.current = current
         self._store = store
+        # The store's `policy_adopted` events up to `_adoptions_through`, in seq order: what
+        # `at_seq` looks up (read from the store once, then only what the journal gained).
+        self._adoptions: list[je.PolicyAdopted] = []
+        self._adoptions_through = 0
 
     @classmethod
     def of(cls, *policies: Policy) -> AdoptedPolicies:
@@ -74,6 +80,20 @@ class AdoptedPolicies:
         return self._document(
             book.policy_version, book.policy_digest, f"the journal at seq {book.last_seq} is under"
         )
+
+    def at_seq(self, seq: int) -> Policy:
+        """The policy in force right after journal position `seq`, read off the journal (for
+        a book rebuilt for one account from the history, which keeps no policy)."""
+        store = self._store
+        require(store is not None, "the policy at a seq is read off a store's journal")
+        if store is not None and seq > self._adoptions_through:
+            through = store.last_seq()  # first: a later policy_adopted is read next time
+            for adopted_seq in store.policy_adoptions(self._adoptions_through):
+                if adopted_seq <= through:
+                    self._adoptions.append(adopted_at(store, adopted_seq))
+            self._adoptions_through = through
+        at = bisect.bisect_right([a.seq for a in self._adoptions], seq)
+        return self.current if at == 0 else self.adopted(self._adoptions[at - 1])
 
     def _document(self, version: str, digest: str, where: str) -> Policy:
         found = self.by_digest.get(digest)
@@ -119,12 +139,20 @@ def _kept_policies(store: LedgerStore) -> list[Policy]:
     return [_kept_policy(store, seq, document) for seq, document in store.adopted_policies()]
 
 
-def _kept_policy(store: LedgerStore, seq: int, document: bytes) -> Policy:
-    """The policy document the store keeps at `seq`, checked against the journal there."""
+def adopted_at(store: LedgerStore, seq: int) -> je.PolicyAdopted:
+    """The journal's `policy_adopted` at `seq` (a seq `policy_adoptions` gave)."""
     (entry,) = store.read_journal(seq - 1, 1)
     adopted = je.decode_journal_record(entry.record)
+    if not isinstance(adopted, je.PolicyAdopted):
+        raise InvariantViolation(f"journal seq {seq} is not the policy_adopted its row says")
+    return adopted
+
+
+def _kept_policy(store: LedgerStore, seq: int, document: bytes) -> Policy:
+    """The policy document the store keeps at `seq`, checked against the journal there."""
+    adopted = adopted_at(store, seq)
     digest = hashlib.sha256(document).hexdigest()
-    if not (isinstance(adopted, je.PolicyAdopted) and adopted.digest == digest):
+    if adopted.digest != digest:
         raise PolicyDocumentAltered(
             f"the policy document the store keeps at seq {seq} (sha256 {digest}) is not the "
             f"one the journal adopted there: the store was altered outside the ledger"

@@ -33,6 +33,7 @@ import msgspec
 
 from ledger import inbox, snapshots
 from ledger import journal_events as je
+from ledger.adopted_policies import adopted_at
 from ledger.book import Book
 from ledger.collector import cyclic_collector_paused
 from ledger.decisions import Booked, Refused, Rejected, decide
@@ -326,7 +327,9 @@ class LedgerApplication:
             "a policy's document is the file its digest was taken of",
         )
         adoptions = [
-            seq for seq in store.policy_adoptions() if _adopted_digest(store, seq) == policy.digest
+            seq
+            for seq in store.policy_adoptions()
+            if adopted_at(store, seq).digest == policy.digest
         ]
         store.keep_policy_documents([(seq, policy.document) for seq in adoptions])
         log.info("kept policy document version=%s seqs=%s", policy.version, adoptions)
@@ -391,13 +394,6 @@ class LedgerApplication:
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk
-
-
-def _adopted_digest(store: LedgerStore, seq: int) -> str:
-    """The digest the journal's `policy_adopted` at `seq` recorded."""
-    (entry,) = store.read_journal(seq - 1, 1)
-    adopted = je.decode_journal_record(entry.record)
-    return adopted.digest if isinstance(adopted, je.PolicyAdopted) else ""
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

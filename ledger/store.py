@@ -187,7 +187,7 @@ class _LedgerTablesRecorder(Protocol):
 
     def last_input_seen_seq(self) -> int: ...
 
-    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]: ...
+    def select_versions_of_topic(self, stream: UUID, topic: str, after: int) -> list[int]: ...
 
     def select_trades(self, trade_ids: Sequence[str], until_seq: int) -> dict[str, bytes]: ...
 
@@ -347,15 +347,17 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             c.execute(statement, (stream.hex, after, limit))
             return [state for (state,) in c.fetchall()]
 
-    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]:
-        """The versions of `stream`'s rows of `topic`, in order (the stream scanned)."""
+    def select_versions_of_topic(self, stream: UUID, topic: str, after: int) -> list[int]:
+        """The versions after `after` of `stream`'s rows of `topic`, in order (the stream
+        scanned from `after`)."""
         statement = (
             f"SELECT originator_version FROM {self.events_table_name} "  # noqa: S608
-            "WHERE originator_id = ? AND topic = ? ORDER BY originator_version"
+            "WHERE originator_id = ? AND originator_version > ? AND topic = ? "
+            "ORDER BY originator_version"
         )
         with self.datastore.transaction(commit=False) as c:
             c.sqlite_cursor.row_factory = None
-            c.execute(statement, (stream.hex, topic))
+            c.execute(statement, (stream.hex, after, topic))
             return [int(version) for (version,) in c.fetchall()]
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:
@@ -634,10 +636,11 @@ class LedgerStore:
             found.extend((seq, document) for seq, _, document in page)
         return found
 
-    def policy_adoptions(self) -> list[int]:
-        """The seq of every `policy_adopted` of the journal (a scan of the journal's rows,
-        their type alone: a writer's start on a store that keeps no document of its policy)."""
-        return self._tables.select_versions_of_topic(JOURNAL_STREAM_ID, _POLICY_ADOPTED)
+    def policy_adoptions(self, after_seq: int = 0) -> list[int]:
+        """The seq of every `policy_adopted` of the journal after `after_seq` (a scan of the
+        journal's rows from there, their type alone: a writer's start on a store that keeps
+        no document of its policy; a read of one account at a past seq)."""
+        return self._tables.select_versions_of_topic(JOURNAL_STREAM_ID, _POLICY_ADOPTED, after_seq)
 
     def keep_policy_documents(self, documents: Sequence[PolicyDocument]) -> None:
         """Keep the documents of policies the journal adopted before the store kept them (a

@@ -221,17 +221,18 @@ class JournalRecorder(PostgresProcessRecorder):
             curs.execute(self._select_states, (stream, after, limit), prepare=True)
             return [bytes(state) for (state,) in curs.fetchall()]
 
-    def select_versions_of_topic(self, stream: UUID, topic: str) -> list[int]:
-        """The versions of `stream`'s rows of `topic`, in order (the stream scanned)."""
+    def select_versions_of_topic(self, stream: UUID, topic: str, after: int) -> list[int]:
+        """The versions after `after` of `stream`'s rows of `topic`, in order (the stream
+        scanned from `after`)."""
         query = sql.SQL(
-            "SELECT originator_version FROM {0} WHERE originator_id = %s AND topic = %s "
-            "ORDER BY originator_version"
+            "SELECT originator_version FROM {0} WHERE originator_id = %s "
+            "AND originator_version > %s AND topic = %s ORDER BY originator_version"
         ).format(sql.Identifier(self.datastore.schema, self.events_table_name))
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
-            curs.execute(query, (stream, topic))
+            curs.execute(query, (stream, after, topic))
             return [int(version) for (version,) in curs.fetchall()]
 
     def select_inputs_seen(self, event_ids: Sequence[str], until_seq: int) -> dict[str, str]:

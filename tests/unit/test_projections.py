@@ -18,7 +18,7 @@ from app import api_as_of
 from app.simulation import simulate
 from ledger import journal_events as je
 from ledger import reporting, risk, snapshots
-from ledger.adopted_policies import AdoptedPolicies, PolicyDocumentMissing
+from ledger.adopted_policies import AdoptedPolicies, PolicyDocumentMissing, adopted_policies
 from ledger.application import InboxItem, LedgerApplication
 from ledger.book import FEES, HOUSE, PLATFORM_ACCOUNTS, Book
 from ledger.journal import JournalEntry, canonical_json
@@ -579,7 +579,7 @@ def test_as_of_reads_past_the_stored_views_replay_nothing(
         house = _replayed_margin(store, policy, HOUSE, [third - 1, *seqs])
         _stored_views_until(store, store_url, policy, third)
         monkeypatch.setitem(
-            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+            api_as_of._worker, api_as_of._OPENED, (store, adopted_policies(store), store_url)
         )
         api_as_of._follow_tail(store, store_url)  # a worker's start
         tail = api_as_of._history_tails[store_url]
@@ -624,7 +624,7 @@ def test_as_of_reads_without_stored_views_come_from_the_tail(
         replayed = _replayed_margin(store, policy, client, seqs[1:])
         house = _replayed_margin(store, policy, HOUSE, seqs)
         monkeypatch.setitem(
-            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+            api_as_of._worker, api_as_of._OPENED, (store, adopted_policies(store), store_url)
         )
         api_as_of._follow_tail(store, store_url)  # no views: the tail holds the journal
         assert api_as_of._history_tails[store_url].start == 1
@@ -652,7 +652,7 @@ def test_replayed_reads_move_the_last_replayed_book_forward(
         monkeypatch.setattr(reporting, "book_as_of", counted)
         monkeypatch.setattr(api_as_of, "_from_history", lambda *_: None)  # no history reaches
         monkeypatch.setitem(
-            api_as_of._worker, api_as_of._OPENED, (store, AdoptedPolicies.of(policy), store_url)
+            api_as_of._worker, api_as_of._OPENED, (store, adopted_policies(store), store_url)
         )
         try:
             for seq in seqs:

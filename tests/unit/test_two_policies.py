@@ -26,6 +26,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.api import create_app
+from app.api_as_of import AsOfSource
 from ledger import journal_events as je
 from ledger.adopted_policies import (
     AdoptedPolicies,
@@ -156,17 +157,26 @@ def test_statements_value_each_day_with_its_policy(folder: Path) -> None:
         assert f"policy {version}." in page
 
 
-def test_the_api_answers_each_seq_under_its_policy(folder: Path) -> None:
-    with LedgerStore.open(f"sqlite:///{folder / 'ledger.db'}", read_only=True) as store:
-        app = create_app(store, adopted_policies(store), api_security())
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_the_api_answers_each_seq_under_its_policy(folder: Path, workers: str) -> None:
+    """as_of reads in worker processes answer from the accounts' history kept with the
+    views (or the worker's tail), a book that keeps no policy: they valued seq 8 with B
+    (1.42851929) where the journal had A in force."""
+    url = f"sqlite:///{folder / 'ledger.db'}"
+    assert _ledger(folder, "report", "balances").returncode == 0  # the views and history
+    source = AsOfSource(url, None) if workers == "processes" else None
+    with LedgerStore.open(url, read_only=True) as store:
+        app = create_app(store, adopted_policies(store), api_security(), source)
         with TestClient(app) as client:
             client.headers.update(AUDITOR)
             health = client.get("/health").json()
             now = client.get("/accounts/C1/margin").json()
             then = client.get("/accounts/C1/margin", params={"as_of": "8"}).json()
+            report = client.get("/reports/margin-clients", params={"as_of": "8"}).json()
     assert health["policy_version"] == "hk-2"
     assert now["margin_level"] == "1.42608619"
     assert then["margin_level"] == "1.66660583"
+    assert report["rows"][0]["margin_level"] == "1.66660583"
 
 
 def test_ledger_api_starts_on_a_journal_of_two_policies(folder: Path) -> None:
