@@ -371,8 +371,8 @@ def _require_append_rights(cursor: Cursor[DictRow], schema: str) -> None:
     if not _one(cursor)["ok"]:
         raise StoreNotWritable(
             f"this role may read the store but not write it: a writing command (ingest, run, "
-            f"inbox skip, store init) needs the URL of {WRITER_ROLE} or of the owner "
-            "(docs/security.md)"
+            f"inbox skip, store init, store snapshot) needs the URL of {WRITER_ROLE} or of the "
+            "owner (docs/security.md)"
         )
 
 
