@@ -487,45 +487,32 @@ class Book:
         self.last_hash = event.hash
 
     def _apply_body(self, event: je.JournalEventType) -> None:  # noqa: PLR0912, PLR0915  # one arm per type
-        # A class pattern is an isinstance test, tried in order: the most frequent first.
+        # A class pattern is an isinstance test, tried in order, and `isinstance` of a Struct
+        # that is not one costs ~150 ns (its metaclass): the most frequent first (in the
+        # simulated week), the three `_SHORTCUTS` take (they never come here) last.
         match event:
-            case je.PerpTradeBooked():
-                self._apply_perp_trade(event)
-            case je.SpotTradeBooked():
-                self._apply_spot_trade(event)
-            case je.MarkPriceApplied():
-                self._apply_mark(event)
-            case je.PolicyAdopted():
-                self.policy_version, self.policy_digest = event.version, event.digest
-            case je.AccountOpened():
-                self._open_account(event)
-            case je.CreditLimitSet():
-                self._account_of(event).credit_limit = event.credit_limit
             case je.DepositCredited():
                 self._apply_deposit(event)
-            case je.DepositReversed():
-                self._reverse_deposit(event)
-            case je.TradeReversed():
-                self._reverse_trade(event)
             case je.WithdrawalApproved():
                 self.post(event.asset, event.amount, self._id(event), CUSTODY)
-            case je.WithdrawalRejected() | je.LoanDrawRejected() | je.LiquidationTriggered():
-                pass
-            case je.LoanDrawn():
-                self._lend(self._account_of(event), event.amount)
-            case je.DebitFinanced():
-                self._finance_debit(event)
             case je.LoanRepaid():
                 self.repay_loan(self._account_of(event), event.amount)
+            case je.LoanDrawn():
+                self._lend(self._account_of(event), event.amount)
+            case je.LoanDrawRejected() | je.WithdrawalRejected() | je.LiquidationTriggered():
+                pass
             case je.InterestAccrued():
                 self._account_of(event).loan_interest += event.amount
+            case je.CreditLimitSet():
+                self._account_of(event).credit_limit = event.credit_limit
+            case je.AccountOpened():
+                self._open_account(event)
+            case je.MarginDecisionWaiting():
+                self._apply_waiting(event)
             case je.FundingSettled():
                 self._apply_funding(event)
-            case je.DayClosed():
-                self.business_date = event.business_date
-                for account in self.accounts.values():
-                    if account.principal_day_ends:
-                        account.close_principal_days(event.business_date)
+            case je.DebitFinanced():
+                self._finance_debit(event)
             case je.MarginCallIssued():
                 self._account_of(event).margin_call = OpenMarginCall(
                     event.call_id,
@@ -534,24 +521,39 @@ class Book:
                     event.amount,
                     event.trigger,
                 )
-            case je.MarginDecisionWaiting():
-                self._apply_waiting(event)
             case je.MarginCallCleared():
                 self._account_of(event).margin_call = None
             case je.LiquidationCompleted():
                 self._apply_liquidation(event)
-            case je.LiquidationFilled():
-                self._apply_fill(event)
+            case je.DayClosed():
+                self.business_date = event.business_date
+                for account in self.accounts.values():
+                    if account.principal_day_ends:
+                        account.close_principal_days(event.business_date)
+            case je.TradeReversed():
+                self._reverse_trade(event)
             case je.InsuranceFundDrawn():
                 self.post(REPORTING_ASSET, event.amount, INSURANCE_FUND, self._id(event))
+            case je.LiquidationFilled():
+                self._apply_fill(event)
             case je.AutoDeleveraged():
                 self._apply_auto_deleveraging(event)
-            case je.DailyStatementsSet():
-                self._account_of(event).daily_statements_waived = event.daily_statements == "waived"
-            case je.RelatedGroupSet():
-                self._apply_related_group(self._account_of(event), event.group_id)
             case je.BadDebtRecorded():
                 self._apply_bad_debt(event)
+            case je.DepositReversed():
+                self._reverse_deposit(event)
+            case je.RelatedGroupSet():
+                self._apply_related_group(self._account_of(event), event.group_id)
+            case je.DailyStatementsSet():
+                self._account_of(event).daily_statements_waived = event.daily_statements == "waived"
+            case je.PolicyAdopted():
+                self.policy_version, self.policy_digest = event.version, event.digest
+            case je.PerpTradeBooked():
+                self._apply_perp_trade(event)
+            case je.SpotTradeBooked():
+                self._apply_spot_trade(event)
+            case je.MarkPriceApplied():
+                self._apply_mark(event)
             case _:
                 assert_never(event)
 
