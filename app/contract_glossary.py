@@ -147,7 +147,8 @@ FIELD_MEANINGS: dict[str, str] = {
     "loan_after": "The loan the draw would reach, USD.",
     "lending_value": "What the collateral may borrow: eligible non-cash collateral after the "
     "initial haircut, USD.",
-    "firm_loans_after": "Every client's margin loans with this draw, USD.",
+    "firm_loans_after": "Every client's margin loan (principal plus accrued interest) with "
+    "this draw, USD.",
     "firm_loans_max": "The firm's limit: shareholders' funds times the policy's multiple, USD.",
     "client_loan_max": "One client's limit: the policy's share of shareholders' funds, USD.",
     "group_limit": "The related-client group's loan figures, for an account in a group.",

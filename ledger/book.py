@@ -400,9 +400,10 @@ class Book:
         self.overdrawn[account_id] = (str(tag), event.seq)
 
     def reduce_loan(self, account: Account, amount: Decimal) -> tuple[Decimal, Decimal]:
-        """`Account.reduce_loan`, with the firm's total of margin loans kept with it."""
+        """`Account.reduce_loan`, with the firm's total of margin loans kept with it (the
+        whole amount: interest settled leaves the total as principal repaid does)."""
         interest, principal = account.reduce_loan(amount)
-        self.total_loans -= principal
+        self.total_loans -= amount
         self._note_principal(account)
         return interest, principal
 
@@ -430,6 +431,28 @@ class Book:
         self.total_loans += amount
         self._note_principal(account)
         self.post(REPORTING_ASSET, amount, LENDING, account.account_id)
+
+    def _accrue_interest(self, account: Account, amount: Decimal) -> None:
+        """Interest is capitalised: it is part of the client's loan, so of the firm's total."""
+        account.loan_interest += amount
+        self.total_loans += amount
+
+    def _close_day(self, business_date: str) -> None:
+        """Close the principals' days; check the firm's total of margin loans, which each
+        loan movement keeps incrementally, against the sum of the clients' loans once a day
+        (a whole pass over the accounts, which the close makes anyway)."""
+        self.business_date = business_date
+        loans = ZERO
+        for account in self.accounts.values():
+            if account.principal_day_ends:
+                account.close_principal_days(business_date)
+            loans += account.loan
+        require(
+            loans == self.total_loans,
+            "the firm's total of margin loans %s differs from the sum of the loans %s",
+            self.total_loans,
+            loans,
+        )
 
     def _finance_debit(self, event: je.DebitFinanced) -> None:
         account = self._account_of(event)
@@ -502,7 +525,7 @@ class Book:
             case je.LoanDrawRejected() | je.WithdrawalRejected() | je.LiquidationTriggered():
                 pass
             case je.InterestAccrued():
-                self._account_of(event).loan_interest += event.amount
+                self._accrue_interest(self._account_of(event), event.amount)
             case je.CreditLimitSet():
                 self._account_of(event).credit_limit = event.credit_limit
             case je.AccountOpened():
@@ -526,10 +549,7 @@ class Book:
             case je.LiquidationCompleted():
                 self._apply_liquidation(event)
             case je.DayClosed():
-                self.business_date = event.business_date
-                for account in self.accounts.values():
-                    if account.principal_day_ends:
-                        account.close_principal_days(event.business_date)
+                self._close_day(event.business_date)
             case je.TradeReversed():
                 self._reverse_trade(event)
             case je.InsuranceFundDrawn():

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication
-from ledger.policy import load_policy
+from ledger.policy import Policy, load_policy
 from ledger.store import DEPOSITS_TABLE, TRADES_TABLE, LedgerStore
 
 START = datetime(2026, 11, 24, tzinfo=UTC)
@@ -19,9 +19,9 @@ START = datetime(2026, 11, 24, tzinfo=UTC)
 class Scenario:
     """Feeds records to a ledger on an in-memory store, one record per batch by default."""
 
-    def __init__(self, url: str = "sqlite:///:memory:") -> None:
+    def __init__(self, url: str = "sqlite:///:memory:", policy: Policy | None = None) -> None:
         self.store = LedgerStore.open(url)
-        self.app = LedgerApplication(self.store, load_policy(None))
+        self.app = LedgerApplication(self.store, policy or load_policy(None))
         self.minutes = 0
         self.counter = 0
         self.outcomes: list[BatchOutcome] = []

@@ -1,0 +1,107 @@
+"""The firm's total of margin loans is every client's loan as booked: principal plus the
+interest accrued on it (docs/risk-model.md "The firm's total of margin loans"), in the
+firm-wide limit check, in `firm_loans_after` and in the `lending-limits` view alike."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ledger import snapshots
+from ledger.adopted_policies import AdoptedPolicies
+from ledger.book import Book
+from ledger.policy import Policy, parse_policy
+from projections.explain import explain
+from projections.rows import lending_rows
+from tests.ledger_scenario import Scenario
+
+DEMO_POLICY = Path(__file__).parents[2] / "ledger" / "policies" / "demo.toml"
+
+
+@pytest.fixture
+def small_firm() -> Policy:
+    """The demonstration policy for a firm with 50,000 USD of shareholders' funds, total
+    loans at most 2 x 50,000 = 100,000 and one client's at most 1 x 50,000 = 50,000: two
+    clients can reach the firm's limit."""
+    text = DEMO_POLICY.read_text()
+    for key, demo, small in (
+        ("shareholders_funds", "50000000", "50000"),
+        ("max_total_loans_multiple", "5", "2"),
+        ("max_client_loan_share", "0.20", "1"),
+    ):
+        line = f'{key} = "{demo}"'
+        assert line in text
+        text = text.replace(line, f'{key} = "{small}"')
+    return parse_policy(text.encode(), "small firm")
+
+
+def _firm_total_row(book: Book, policy: Policy) -> tuple[object, ...]:
+    (row,) = [row for row in lending_rows(book, policy) if row[0] == "firm_total_loans"]
+    return row
+
+
+def _assert_total_is_the_clients_loans(s: Scenario, total: str) -> None:
+    book = s.app.book
+    assert book.total_loans == sum(a.loan for a in book.clients()) == Decimal(total)
+    # A reader's book, replayed from the journal, keeps the same total.
+    assert snapshots.book_at(s.store).total_loans == Decimal(total)
+
+
+def test_the_firm_limit_counts_the_interest_accrued_on_the_clients_loans(
+    small_firm: Policy,
+) -> None:
+    """C1 and C2 each hold 3 BTC at 60,000 (lending value 3 x 60,000 x 0.30 = 54,000).
+
+    C1 draws 50,000 on Tuesday 24 November; that day's close accrues
+    50,000 x 0.08 / 365 = 10.9589.. -> 10.96: C1's loan is 50,010.96, the firm's total too.
+    C2 then asks for 49,990: the firm's total after it would be 50,010.96 + 49,990
+    = 100,000.96, above 100,000: refused (counting principal only, 99,990, it passed).
+    49,989.04 brings the total to exactly 100,000.00: approved. C1 repays 1,010.96
+    (the 10.96 of interest first, then 1,000 of principal): the total is 98,989.04."""
+    s = Scenario(policy=small_firm)
+    s.mark("BTC", "60000")
+    for client in ("C1", "C2"):
+        s.open(client)
+        s.deposit(client, "BTC", "3")
+    s.send("loan_draw_requested", account_id="C1", amount="50000")
+    _assert_total_is_the_clients_loans(s, "50000")
+    s.at(24)
+    s.send("day_closed", business_date="2026-11-24")
+    (accrued,) = s.events("interest_accrued")
+    assert (accrued["account_id"], accrued["amount"]) == ("C1", "10.96")
+    _assert_total_is_the_clients_loans(s, "50010.96")
+    assert _firm_total_row(snapshots.book_at(s.store), small_firm)[2:4] == (
+        "50010.96",
+        "100000",
+    )
+
+    s.at(25)
+    s.mark("BTC", "60000")
+    s.send("loan_draw_requested", account_id="C2", amount="49990.00")
+    (refused,) = s.events("loan_draw_rejected")
+    assert refused["reason_code"] == "firm_lending_limit_exceeded"
+    assert (refused["limits"]["firm_loans_after"], refused["limits"]["firm_loans_max"]) == (
+        "100000.96",
+        "100000",
+    )
+    (explained,) = explain(s.store, str(refused["seq"]), AdoptedPolicies.of(small_firm))
+    assert explained.consistent
+    assert "firm's total margin lending limit: 100000.96 ≤ 100000: FAILS" in explained.lines
+
+    s.send("loan_draw_requested", account_id="C2", amount="49989.04")
+    drawn = s.events("loan_drawn")[-1]
+    assert (drawn["account_id"], drawn["limits"]["firm_loans_after"]) == ("C2", "100000.00")
+    _assert_total_is_the_clients_loans(s, "100000.00")
+    assert _firm_total_row(snapshots.book_at(s.store), small_firm)[2:] == (
+        "100000.00",
+        "100000",
+        "1.00000000",  # utilisation
+        "0.00",  # headroom
+        "within",
+    )
+
+    s.send("loan_repayment", account_id="C1", amount="1010.96")
+    assert s.app.book.accounts["C1"].loan == Decimal("49000.00")
+    _assert_total_is_the_clients_loans(s, "98989.04")
