@@ -307,12 +307,14 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> Handled:
     account = desk.client(record.account_id)
     if isinstance(account, Refusal):
         return Refused(account)
+    # The booked amount, `15000` as `15000.00`: the limits' figures are those booked.
+    amount = _amount(desk, record.amount)
     no_advance = _no_advance_during_call(desk, account)
     if no_advance is not None:
         desk.record(
             je.LoanDrawRejected(
                 **desk.common(record.account_id),
-                amount=_amount(desk, record.amount),
+                amount=amount,
                 reason_code=no_advance.reason_code,
                 detail=no_advance.detail,
                 policy_version=desk.policy.version,
@@ -324,15 +326,15 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> Handled:
         return Refused(lending_value)
     common = desk.common(record.account_id)
     policy = desk.policy
-    limits = loan_limits(desk, account, record.amount, lending_value)
-    group_limit = group_loan_limit(desk.book, policy, account, record.amount)
+    limits = loan_limits(desk, account, amount, lending_value)
+    group_limit = group_loan_limit(desk.book, policy, account, amount)
     refusal = _loan_limit_refusal(limits) or group_loan_refusal(group_limit)
     marks = desk.held_marks(account)
     if refusal is None:
         desk.record(
             je.LoanDrawn(
                 **common,
-                amount=_amount(desk, record.amount),
+                amount=amount,
                 limits=limits,
                 marks=marks,
                 policy_version=policy.version,
@@ -343,7 +345,7 @@ def _loan_draw(desk: Desk, record: inbox.LoanDrawRequested) -> Handled:
     desk.record(
         je.LoanDrawRejected(
             **common,
-            amount=_amount(desk, record.amount),
+            amount=amount,
             reason_code=refusal.reason_code,
             detail=refusal.detail,
             limits=limits,

@@ -105,3 +105,24 @@ def test_the_firm_limit_counts_the_interest_accrued_on_the_clients_loans(
     s.send("loan_repayment", account_id="C1", amount="1010.96")
     assert s.app.book.accounts["C1"].loan == Decimal("49000.00")
     _assert_total_is_the_clients_loans(s, "98989.04")
+
+
+def test_a_whole_number_draw_records_its_limits_at_the_cents_as_booked(
+    small_firm: Policy,
+) -> None:
+    """C1 (3 BTC, lending value 54,000) asks for 10000 on no loan: booked 10,000.00, and the
+    figures it was decided on are the booked ones, 0 + 10,000.00 = 10,000.00 (they read
+    `10000`, which `audit explain`, recomputing from the booked amount, found inconsistent)."""
+    s = Scenario(policy=small_firm)
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "3")
+    s.send("loan_draw_requested", account_id="C1", amount="10000")
+    (drawn,) = s.events("loan_drawn")
+    assert (drawn["amount"], drawn["limits"]["loan_before"]) == ("10000.00", "0")
+    assert (drawn["limits"]["loan_after"], drawn["limits"]["firm_loans_after"]) == (
+        "10000.00",
+        "10000.00",
+    )
+    (explained,) = explain(s.store, str(drawn["seq"]), AdoptedPolicies.of(small_firm))
+    assert explained.consistent, explained.differences
