@@ -105,6 +105,9 @@ def _open_in_process(source: AsOfSource, policy_digests: frozenset[str]) -> None
         policy_digests <= policies.by_digest.keys(),
         "the policy files changed since the API started",
     )
+    # The journal's policy_adopted seqs read now (a scan of the journal's types: about 4 s
+    # of CPU for 10M events, measured at 0.35 us an event), not by the first as_of read.
+    policies.at_seq(store.last_seq())
     _worker[_OPENED] = (store, policies, source.store_url)
     _follow_tail(store, source.store_url)
 
