@@ -107,7 +107,7 @@ def _open_in_process(source: AsOfSource, policy_digests: frozenset[str]) -> None
     )
     # The journal's policy_adopted seqs read now (a scan of the journal's types: about 4 s
     # of CPU for 10M events, measured at 0.35 us an event), not by the first as_of read.
-    policies.at_seq(store.last_seq())
+    policies.at_seq(store, store.last_seq())
     _worker[_OPENED] = (store, policies, source.store_url)
     _follow_tail(store, source.store_url)
 
@@ -148,7 +148,7 @@ def account_document(as_of: str, account_id: str, what: str) -> dict[str, Any]:
     build = reporting.margin_view if what == "margin" else reporting.balances_view
     try:
         # A book from the accounts' history keeps no policy: the journal says which.
-        return build(book, policies.at_seq(seq), account_id)
+        return build(book, policies.at_seq(store, seq), account_id)
     except risk.MissingMark as missing:
         detail = f"account {account_id} cannot be valued yet: {missing}"
         raise AsOfRefusal(_HTTP_CONFLICT, detail) from missing

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ledger import journal_events as je
 from ledger.book import Book
-from ledger.invariants import InvariantViolation, require
+from ledger.invariants import InvariantViolation
 from ledger.policy import Policy, PolicyError, load_policy, parse_policy
 
 if TYPE_CHECKING:  # the valuing code (statements, views) loads no store adapter
@@ -63,6 +64,7 @@ class AdoptedPolicies:
         # `at_seq` looks up (read from the store once, then only what the journal gained).
         self._adoptions: list[je.PolicyAdopted] = []
         self._adoptions_through = 0
+        self._adoptions_read = threading.Lock()  # the API's as_of threads share one
 
     @classmethod
     def of(cls, *policies: Policy) -> AdoptedPolicies:
@@ -81,19 +83,20 @@ class AdoptedPolicies:
             book.policy_version, book.policy_digest, f"the journal at seq {book.last_seq} is under"
         )
 
-    def at_seq(self, seq: int) -> Policy:
-        """The policy in force right after journal position `seq`, read off the journal (for
-        a book rebuilt for one account from the history, which keeps no policy)."""
-        store = self._store
-        require(store is not None, "the policy at a seq is read off a store's journal")
-        if store is not None and seq > self._adoptions_through:
-            through = store.last_seq()  # first: a later policy_adopted is read next time
-            for adopted_seq in store.policy_adoptions(self._adoptions_through):
-                if adopted_seq <= through:
-                    self._adoptions.append(adopted_at(store, adopted_seq))
-            self._adoptions_through = through
-        at = bisect.bisect_right([a.seq for a in self._adoptions], seq)
-        return self.current if at == 0 else self.adopted(self._adoptions[at - 1])
+    def at_seq(self, store: LedgerStore, seq: int) -> Policy:
+        """The policy in force right after journal position `seq`, read off `store`'s
+        journal (for a book rebuilt for one account from the history, which keeps no
+        policy); one store's journal per `AdoptedPolicies`."""
+        with self._adoptions_read:
+            if seq > self._adoptions_through:
+                through = store.last_seq()  # first: a later policy_adopted is read next time
+                for adopted_seq in store.policy_adoptions(self._adoptions_through):
+                    if adopted_seq <= through:
+                        self._adoptions.append(adopted_at(store, adopted_seq))
+                self._adoptions_through = through
+            adoptions = list(self._adoptions)
+        at = bisect.bisect_right([a.seq for a in adoptions], seq)
+        return self.current if at == 0 else self.adopted(adoptions[at - 1])
 
     def _document(self, version: str, digest: str, where: str) -> Policy:
         found = self.by_digest.get(digest)
