@@ -322,8 +322,16 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
         """Up to `limit` (version, topic, state) rows of `stream` after version `after`, in
         order: as `select_events` without building a `StoredEvent` and parsing its UUID per
         row, which was half of reading the journal (docs/performance.md)."""
+        return list(self._select_page("originator_version, topic, state", stream, after, limit))
+
+    def select_states(self, stream: UUID, after: int, limit: int) -> list[bytes]:
+        """The records (states) alone of `select_records`: the version and topic columns
+        were a third of reading the journal's rows (SQLite's instructions per row)."""
+        return [state for (state,) in self._select_page("state", stream, after, limit)]
+
+    def _select_page(self, columns: str, stream: UUID, after: int, limit: int) -> list[Any]:
         statement = (
-            f"SELECT originator_version, topic, state FROM {self.events_table_name} "  # noqa: S608
+            f"SELECT {columns} FROM {self.events_table_name} "  # noqa: S608  # constants
             "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version "
             "LIMIT ?"
         )
@@ -332,20 +340,8 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
             # replay from the store about 8% of its CPU.
             c.sqlite_cursor.row_factory = None
             c.execute(statement, (stream.hex, after, limit))
-            return list(c.fetchall())
-
-    def select_states(self, stream: UUID, after: int, limit: int) -> list[bytes]:
-        """The records (states) alone of `select_records`: the version and topic columns
-        were a third of reading the journal's rows (SQLite's instructions per row)."""
-        statement = (
-            f"SELECT state FROM {self.events_table_name} "  # noqa: S608
-            "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version "
-            "LIMIT ?"
-        )
-        with self.datastore.transaction(commit=False) as c:
-            c.sqlite_cursor.row_factory = None
-            c.execute(statement, (stream.hex, after, limit))
-            return [state for (state,) in c.fetchall()]
+            rows: list[Any] = c.fetchall()
+            return rows
 
     def select_versions_of_topic(self, stream: UUID, topic: str, after: int) -> list[int]:
         """The versions after `after` of `stream`'s rows of `topic`, in order (the stream

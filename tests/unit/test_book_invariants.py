@@ -34,11 +34,18 @@ def _book_with_one_btc() -> Book:
         credit_limit=Decimal("0.00"),
     )
     book.apply(_sealed(book, opened))
-    deposit = je.DepositCredited(
-        recorded_at=AT, causation_id="dep-1", account_id="ACC-1", asset="BTC", amount=Decimal(1)
-    )
-    book.apply(_sealed(book, deposit))
+    book.apply(_sealed(book, _deposit("1", "dep-1")))
     return book
+
+
+def _deposit(amount: str, causation_id: str) -> je.DepositCredited:
+    return je.DepositCredited(
+        recorded_at=AT,
+        causation_id=causation_id,
+        account_id="ACC-1",
+        asset="BTC",
+        amount=Decimal(amount),
+    )
 
 
 def _withdrawal(amount: str) -> je.WithdrawalApproved:
@@ -81,24 +88,16 @@ def test_a_client_never_holds_a_negative_asset_other_than_usd() -> None:
     assert book.accounts["ACC-1"].balance("BTC") == 0
 
 
-def _deposit(amount: str) -> je.DepositCredited:
-    return je.DepositCredited(
-        recorded_at=AT,
-        causation_id="dep-2",
-        account_id="ACC-1",
-        asset="BTC",
-        amount=Decimal(amount),
-    )
-
-
 def test_a_posting_that_would_round_a_digit_away_stops_the_book() -> None:
     book = _book_with_one_btc()  # 1 BTC: 1 + 1E-28 needs 29 digits, Python's default keeps 28
     with pytest.raises(InvariantViolation, match=r"posting 1E-28 BTC from external:custody to "):
-        book.apply(_sealed(book, _deposit("1E-28")))
+        book.apply(_sealed(book, _deposit("1E-28", "dep-2")))
     assert book.accounts["ACC-1"].balances["BTC"] == 1  # nothing moved
     assert book.accounts["external:custody"].balances["BTC"] == -1
     book = _book_with_one_btc()
-    book.apply(_sealed(book, _deposit("0.000000000000000000000000001")))  # 28 digits: exact
+    book.apply(
+        _sealed(book, _deposit("0.000000000000000000000000001", "dep-2"))
+    )  # 28 digits: exact
     assert str(book.accounts["ACC-1"].balances["BTC"]) == "1.000000000000000000000000001"
     assert str(book.accounts["external:custody"].balances["BTC"]) == (
         "-1.000000000000000000000000001"
