@@ -206,7 +206,7 @@ _SQLITE_INPUTS_SEEN = (
     f"ON {INPUTS_SEEN_TABLE} (event_id)",
 )
 # The index only the earlier layout had (keyed by event id, rows indexed by seq): a writer
-# opening a store that has it moves its rows to this layout (`_move_inputs_seen`).
+# opening a store that has it moves its rows to this layout (`_create_inputs_seen`).
 _SQLITE_EARLIER_INPUTS_SEEN_INDEX = f"{INPUTS_SEEN_TABLE}_seq"
 _SQLITE_EARLIER_INPUTS_SEEN_MOVE = (
     f"ALTER TABLE {INPUTS_SEEN_TABLE} RENAME TO {INPUTS_SEEN_TABLE}_earlier",
@@ -261,14 +261,13 @@ class SQLiteJournalRecorder(SQLiteProcessRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
-            *_SQLITE_INPUTS_SEEN,
             *_SQLITE_TRADES,
             *_SQLITE_DEPOSITS,
         ]
 
     def _create_table(self, c: SQLiteCursor) -> None:
-        _move_inputs_seen(c)
         super()._create_table(c)
+        _create_inputs_seen(c)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -374,16 +373,23 @@ def _hex(event: StoredEvent) -> str:
     return stream.hex if isinstance(stream, UUID) else stream
 
 
-def _move_inputs_seen(c: SQLiteCursor) -> None:
-    """A store written before the inputs seen were keyed by seq: its rows moved to this
-    layout, in the writer's opening transaction (a reader reads either layout)."""
+def _create_inputs_seen(c: SQLiteCursor) -> None:
+    """The inputs-seen table, in the writer's opening transaction: made when missing, and
+    on a store written before the inputs seen were keyed by seq its rows moved to this
+    layout (a reader reads either layout).
+
+    After the other tables' statements, never before them: its look at the schema is a
+    read, and a transaction that has read can no longer write once another writer has
+    committed (SQLite refuses it at once, "database is locked", without waiting), where a
+    first statement that writes (a new store's first table) waits for the lock. Looking
+    first made a writer's open fail beside another creating the same store."""
     c.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
         (_SQLITE_EARLIER_INPUTS_SEEN_INDEX,),
     )
-    if c.fetchone() is not None:
-        for statement in _SQLITE_EARLIER_INPUTS_SEEN_MOVE:
-            c.execute(statement)
+    statements = _SQLITE_EARLIER_INPUTS_SEEN_MOVE if c.fetchone() is not None else ()
+    for statement in (*statements, *_SQLITE_INPUTS_SEEN):
+        c.execute(statement)
 
 
 SQLITE_RECORDER_TOPIC = f"{__name__}:{SQLiteJournalRecorder.__qualname__}"
