@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaConnectionError, KafkaError, ProducerFenced
 
 from consumers.store_retry import backoff_retry
 from consumers.topics import (
@@ -138,6 +138,17 @@ def relay_producer(bootstrap: str, transactional_id: str) -> AIOKafkaProducer:
         max_request_size=relay_request_bytes_max,  # the broker's default message limit
         compression_type=None,  # small JSON, local network: CPU over bytes
     )
+
+
+async def _start(producer: AIOKafkaProducer) -> None:
+    """InitProducerId: fences, aborts an older instance's work. A broker lost while the
+    producer looks for its transaction coordinator is reported by aiokafka as an assertion
+    (its metadata answer named no broker): an outage like any other, retried as one; it
+    ended the relays and `ledger run` with status 1 and a traceback."""
+    try:
+        await producer.start()
+    except AssertionError as error:
+        raise KafkaConnectionError(f"no broker while the relay started ({error})") from error
 
 
 def tail_consumer(bootstrap: str) -> AIOKafkaConsumer:
@@ -322,7 +333,7 @@ class Relay:
     async def _cycle(self, stopping: asyncio.Event, last: Callable[[], int]) -> None:
         producer = relay_producer(self._bootstrap, self._transactional_id)
         try:
-            await producer.start()  # InitProducerId: fences, aborts an older instance's work
+            await _start(producer)
             tail = await read_tail(self._bootstrap, self._topic, self._header)
             if tail is not None:
                 check = self._check_tail
