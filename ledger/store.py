@@ -24,7 +24,8 @@ journal record's canonical JSON byte for byte. DESIGN.md "One sequencer, one jou
 - signed checkpoints of the journal's end (`ledger.checkpoints`) are a fifth stream,
   `CHECKPOINTS_STREAM_ID`, with version = the checkpoint's number (1, 2, ... without gaps);
 - the inputs seen (`INPUTS_SEEN_TABLE`: event id, input digest, the seq of its first journal
-  event) are a table of their own, keyed by event id, its rows taken from the journal
+  event) are a table of their own, found by event id (on SQLite its rows are kept in seq
+  order, on PostgreSQL keyed by event id), its rows taken from the journal
   records of each `append` and written in the same transaction: a writer asks it which of
   a batch's event ids were decided before (`inputs_seen`), and no book keeps them in
   memory. A store written before the table existed is filled from its journal when a writer
