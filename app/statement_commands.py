@@ -26,7 +26,7 @@ from app.commands import (
 )
 from app.output_files import folder_written_whole
 from ledger import journal_events as je
-from ledger import snapshots, statements
+from ledger import statements
 from ledger.store import LedgerStore
 from projections.parquet import ParquetError, write_parquet
 from projections.render import render_text
@@ -84,13 +84,11 @@ def _statements(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out}: the folder {out.parent} does not exist", EXIT_REFUSED)
     with open_store(args) as store:
         period = _period(store, args)
-        policies = policies_of(args, store)
-        # Each day valued with the policy in force at its close; the page names the period's.
-        policy = policies.in_force(snapshots.book_at(store, period.closing_seq))
-        batch = statements.statements(_events(store), policies, period)
+        # Each day valued with the policy in force at its close; the page names each.
+        batch = statements.statements(_events(store), policies_of(args, store), period)
     out.mkdir(exist_ok=True)
     with folder_written_whole(out) as partial:
-        _write_statements(partial, period, batch, policy.version)
+        _write_statements(partial, period, batch)
     print(
         f"statements: {len(batch)} {period.kind} statements for {period.label} (journal seq "
         f"{period.opening_seq} to {period.closing_seq}) in {out}",
@@ -103,11 +101,10 @@ def _write_statements(
     out: Path,
     period: statements.Period,
     batch: list[statements.ClientStatement],
-    policy_version: str,
 ) -> None:
     names = file_names(period, [statement.account_id for statement in batch])
     for statement in batch:
-        page = statement_output.statement_html(statement, policy_version)
+        page = statement_output.statement_html(statement)
         (out / names[statement.account_id]).write_text(page, encoding="utf-8")
     document = statement_output.batch_document(period, batch)
     table = statement_output.STATEMENT_LINES

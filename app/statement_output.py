@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.money import USD_SCALE, format_decimal, quantize
-from ledger.statements import ClientStatement, Period
+from ledger.statements import ClientStatement, Period, PolicyInForce
 from projections.tables import Column, ColumnKind, Table
 
 readable_places_max = 8  # more decimal places than this are shown to the cent in HTML
@@ -58,6 +58,15 @@ FIGURE_NAMES = (
     "margin_level",
     "ltv",
     "status",
+)
+DAILY_CLOSE_COLUMNS = (
+    "business_date",
+    "seq",
+    "equity",
+    "loan",
+    "maintenance_requirement",
+    "status",
+    "policy",
 )
 POSITION_NAMES = (
     "market",
@@ -121,6 +130,8 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
                 detail=f"deadline {call['deadline']}",
             )
         )
+    for policy in statement.policies:
+        lines.append(_policy_line(statement, policy))
     for close in statement.daily_closes:
         lines.append(
             _line(
@@ -134,6 +145,28 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
             )
         )
     return lines
+
+
+def _policy_line(statement: ClientStatement, policy: PolicyInForce) -> dict[str, Any]:
+    """A policy in force in the period: its version, the seq and time that adopted it, and
+    from which business date it valued the day closes."""
+    return _line(
+        statement,
+        "policy",
+        policy.version,
+        seq=policy.adopted_seq,
+        recorded_at=policy.adopted_at or None,
+        detail=_policy_sentence(policy),
+    )
+
+
+def _policy_sentence(policy: PolicyInForce) -> str:
+    valued = (
+        f"valued the day closes from {policy.from_date}"
+        if policy.from_date
+        else "replaced before any day close"
+    )
+    return f"sha256 {policy.digest}, {valued}"
 
 
 def _collateral(holding: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +240,7 @@ def _cell(value: Any, numeric: bool) -> str:
     return f"<td{klass}>{exact}</td>"
 
 
-def statement_html(statement: ClientStatement, policy_version: str) -> str:
+def statement_html(statement: ClientStatement) -> str:
     """One client's statement as a self-contained page (no script, no external resource)."""
     period = statement.period
     title = f"{period.kind.capitalize()} statement {period.label}: {statement.account_id}"
@@ -216,8 +249,9 @@ def statement_html(statement: ClientStatement, policy_version: str) -> str:
         f'<p class="sub">Account {html.escape(statement.account_id)} '
         f"({html.escape(statement.investor_class)} investor). Journal seq "
         f"{period.opening_seq} (opening) to {period.closing_seq} (closing, the figures "
-        f"<code>ledger query --as-of {period.closing_seq}</code> prints); policy "
-        f"{html.escape(policy_version)}. Figures in USD unless the line names an asset.</p>",
+        f"<code>ledger query --as-of {period.closing_seq}</code> prints); "
+        f"{html.escape(_policies_named(statement.policies))}. Figures in USD unless the line "
+        "names an asset.</p>",
         "<h2>Balances</h2>",
         _table(
             ("asset", "opening", "closing"),
@@ -243,6 +277,15 @@ def statement_html(statement: ClientStatement, policy_version: str) -> str:
             set(COLLATERAL_COLUMNS) - {"asset"},
         ),
         *_loan_and_margin(statement),
+        "<h2>Risk policies in force</h2>",
+        _table(
+            ("version", "adopted_seq", "adopted_at", "valued_closes_from", "sha256"),
+            [
+                (p.version, p.adopted_seq, p.adopted_at, p.from_date, p.digest)
+                for p in statement.policies
+            ],
+            {"adopted_seq"},
+        ),
     ]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -250,6 +293,15 @@ def statement_html(statement: ClientStatement, policy_version: str) -> str:
         + "".join(sections)
         + "</body></html>\n"
     )
+
+
+def _policies_named(policies: tuple[PolicyInForce, ...]) -> str:
+    """The policies of the page's opening sentence: each with the day it valued from when
+    the period spans a change."""
+    if len(policies) == 1:
+        return f"policy {policies[0].version}"
+    named = ", ".join(f"{p.version} from {p.from_date or f'seq {p.adopted_seq}'}" for p in policies)
+    return f"policies {named} (each day closed under the policy in force at its close)"
 
 
 def _loan_and_margin(statement: ClientStatement) -> list[str]:
@@ -286,12 +338,20 @@ def _loan_and_margin(statement: ClientStatement) -> list[str]:
         parts += [
             "<h2>Daily closing figures</h2>",
             _table(
-                ("business_date", "seq", "equity", "loan", "status"),
+                DAILY_CLOSE_COLUMNS,
                 [
-                    (c.business_date, c.seq, c.equity, c.loan, c.status)
+                    (
+                        c.business_date,
+                        c.seq,
+                        c.equity,
+                        c.loan,
+                        c.maintenance_requirement,
+                        c.status,
+                        c.policy_version,
+                    )
                     for c in statement.daily_closes
                 ],
-                {"seq", "equity", "loan"},
+                {"seq", "equity", "loan", "maintenance_requirement"},
             ),
         ]
     return parts

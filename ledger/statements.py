@@ -101,6 +101,23 @@ class DailyClose:
     equity: Decimal | None  # None while an asset held has no mark
     loan: Decimal
     status: str
+    maintenance_requirement: Decimal | None  # under `policy_version`; None unvalued
+    policy_version: str  # the policy in force at the close, which valued it
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    """A policy in force during part of the period: from its `policy_adopted` (seq 0: the
+    journal adopted none, the reader's policy) or the period's opening, whichever is later,
+    to the next one's or the closing."""
+
+    version: str
+    digest: str
+    adopted_seq: int
+    adopted_at: str  # the recorded_at of its policy_adopted ("" for seq 0)
+    # The business date of the first day close it valued: the period's first for the one in
+    # force at the opening; "" for one replaced before any close (it decided events only).
+    from_date: str
 
 
 @dataclass
@@ -118,6 +135,8 @@ class ClientStatement:
     loan_principal: Decimal = ZERO
     loan_interest: Decimal = ZERO
     margin_call: dict[str, str] | None = None
+    # Every policy in force in the period, in the order adopted (the same for every client).
+    policies: tuple[PolicyInForce, ...] = ()
 
 
 def find_closes(events: Iterable[je.JournalEventType]) -> list[Close]:
@@ -159,15 +178,20 @@ def statements(
 ) -> list[ClientStatement]:
     """The period's statements, in account order, from the journal's events in seq order:
     each day's close valued with the policy in force at it, the period's with the one in
-    force at its end."""
+    force at its end; each names every policy in force in the period."""
     book = Book()
     stream = iter(events)
+    at_opening: je.PolicyAdopted | None = None
     for event in _until(stream, period.opening_seq):
         book.apply(event)
+        if isinstance(event, je.PolicyAdopted):
+            at_opening = event
+    in_force = _PoliciesInForce(at_opening)
     found = {a.account_id: _opened(a, period) for a in book.clients()}
     active: set[str] = set()
     closes = {c.seq: c for c in period.closes}
     for event in _until(stream, period.closing_seq):
+        in_force.met(event)
         named = _named_clients(event, book)
         before = {a: _state(book.accounts[a]) for a in named}
         book.apply(event)
@@ -176,6 +200,7 @@ def statements(
             _record_movements(statement, event, before.get(account_id), book)
             active.add(account_id)
         if event.seq in closes:
+            in_force.closed(closes[event.seq])
             _record_daily_closes(found, book, policies.in_force(book), closes[event.seq])
     chosen = [
         statement
@@ -183,9 +208,43 @@ def statements(
         if _due(book.accounts[account_id], account_id in active, period)
     ]
     policy = policies.in_force(book)
+    named_policies = in_force.policies(policy, period)
     for statement in chosen:
         _close(statement, book, policy)
+        statement.policies = named_policies
     return chosen
+
+
+class _PoliciesInForce:
+    """The policies in force over a period, followed event by event: the one in force at
+    the opening (unless the period's first event adopts another), then each adopted."""
+
+    def __init__(self, at_opening: je.PolicyAdopted | None) -> None:
+        self._adopted = [] if at_opening is None else [at_opening]
+        self._from_dates = [""] * len(self._adopted)
+        self._met = False  # an event of the period was met under the last one
+
+    def met(self, event: je.JournalEventType) -> None:
+        if isinstance(event, je.PolicyAdopted):
+            if self._adopted and not self._met:  # in force at no seq of the period
+                self._adopted.pop()
+                self._from_dates.pop()
+            self._adopted.append(event)
+            self._from_dates.append("")
+        self._met = True
+
+    def closed(self, close: Close) -> None:
+        """`close` valued with the last one: the first close of those that had none."""
+        self._from_dates = [d or close.business_date for d in self._from_dates]
+
+    def policies(self, current: Policy, period: Period) -> tuple[PolicyInForce, ...]:
+        if not self._adopted:  # a journal that adopted none: the reader's policy throughout
+            first = period.closes[0].business_date
+            return (PolicyInForce(current.version, current.digest, 0, "", first),)
+        return tuple(
+            PolicyInForce(a.version, a.digest, a.seq, a.recorded_at, from_date)
+            for a, from_date in zip(self._adopted, self._from_dates, strict=True)
+        )
 
 
 def _until(stream: Iterator[je.JournalEventType], seq: int) -> Iterator[je.JournalEventType]:
@@ -292,10 +351,19 @@ def _record_daily_closes(
                 account.holdings(), book.marks, policy, with_liquidation_prices=False
             )
             equity, status = figures.equity, str(figures.status)
+            maintenance: Decimal | None = figures.maintenance_requirement
         except risk.MissingMark:
-            equity, status = None, "unvalued"
+            equity, status, maintenance = None, "unvalued", None
         statement.daily_closes.append(
-            DailyClose(close.business_date, close.seq, equity, account.loan, status)
+            DailyClose(
+                close.business_date,
+                close.seq,
+                equity,
+                account.loan,
+                status,
+                maintenance,
+                policy.version,
+            )
         )
 
 

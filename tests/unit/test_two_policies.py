@@ -157,6 +157,49 @@ def test_statements_value_each_day_with_its_policy(folder: Path) -> None:
         assert f"policy {version}." in page
 
 
+def test_a_monthly_statement_names_each_policy_in_force_and_from_which_day(
+    folder: Path,
+) -> None:
+    """November spans the change: A valued the close of 2026-11-02 (maintenance
+    requirement 60,000 * 0.60 = 36,000), B, adopted at seq 9, that of 2026-11-03
+    (60,000 * 0.70 = 42,000); equity 59,997.81 then 59,895.62 (module docstring)."""
+    a_digest, b_digest = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    with LedgerStore.open(f"sqlite:///{folder / 'ledger.db'}", read_only=True) as store:
+        adopted_at = {
+            e.seq: json.loads(e.record)["recorded_at"]
+            for e in store.iter_journal()
+            if e.type == "policy_adopted"
+        }
+    done = _ledger(folder, "statements", "monthly", "--month", "2026-11", "--out", "monthly")
+    assert done.returncode == 0, done.stderr
+    lines = (folder / "monthly" / "statements-2026-11.csv").read_text(encoding="utf-8")
+    policy_lines = [line for line in lines.splitlines() if line.startswith("2026-11,C1,policy,")]
+    assert policy_lines == [
+        f"2026-11,C1,policy,2026-11-25.1,1,{adopted_at[1]},,"
+        f'"sha256 {a_digest}, valued the day closes from 2026-11-02",,,,,,,,',
+        f"2026-11,C1,policy,hk-2,9,{adopted_at[9]},,"
+        f'"sha256 {b_digest}, valued the day closes from 2026-11-03",,,,,,,,',
+    ]
+    page = (folder / "monthly" / "statement-2026-11-C1.html").read_text(encoding="utf-8")
+    assert "policies 2026-11-25.1 from 2026-11-02, hk-2 from 2026-11-03 (each day closed " in page
+    daily = (
+        '<tr><td>2026-11-02</td><td class="n">8</td><td class="n">59997.81000000</td>'
+        '<td class="n">10002.19</td><td class="n" title="36000.0000000000">36000.00</td>'
+        "<td>healthy</td>"
+        "<td>2026-11-25.1</td></tr>"
+        '<tr><td>2026-11-03</td><td class="n">13</td><td class="n">59895.62000000</td>'
+        '<td class="n">10004.38</td><td class="n" title="42000.0000000000">42000.00</td>'
+        "<td>healthy</td>"
+        "<td>hk-2</td></tr>"
+    )
+    assert daily in page
+    # A day whose first event adopts B names B alone: A valued none of its seqs.
+    done = _ledger(folder, "statements", "daily", "--date", "2026-11-03", "--out", "day-two")
+    assert done.returncode == 0, done.stderr
+    lines = (folder / "day-two" / "statements-2026-11-03.csv").read_text(encoding="utf-8")
+    assert [line.split(",")[3] for line in lines.splitlines() if ",policy," in line] == ["hk-2"]
+
+
 @pytest.mark.parametrize("workers", ["threads", "processes"])
 def test_the_api_answers_each_seq_under_its_policy(folder: Path, workers: str) -> None:
     """as_of reads in worker processes answer from the accounts' history kept with the
