@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -236,9 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, stopped_while_loading: signal.Signals | None = None
+) -> int:
+    """Run the command line; `stopped_while_loading` is a stop `app.entry` held while the
+    modules loaded, acted on once the command is known."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if stopped_while_loading is not None:
+        return _stopped(args.command, stopped_while_loading)
     level = (args.log_level or _default_log_level(args.command)).upper()
     if level not in _LOG_LEVELS:
         print(
@@ -263,7 +270,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
-        return 130
+        return _stopped(args.command, signal.SIGINT)
+
+
+def _stopped(command: str, signum: signal.Signals) -> int:
+    """A stop before the command took its own signal handlers. `ledger run` has decided
+    nothing yet: status 0, as for a stop while it starts (docs/pipeline.md). Any other
+    command: 130 for a Ctrl-C, and SIGTERM ends it as it always did."""
+    if command == "run":
+        print("ledger: stopped while starting: nothing was decided yet", file=sys.stderr)
+        return commands.EXIT_OK
+    if signum == signal.SIGTERM:
+        signal.raise_signal(signal.SIGTERM)  # the default action again: the process ends
+    return commands.EXIT_INTERRUPTED
 
 
 def _handle(handler: Handler, args: argparse.Namespace) -> int:

@@ -56,6 +56,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1  # ingest: some records were refused; any command: the environment failed
 EXIT_USAGE = 2  # the command cannot be done as asked: a person's mistake
 EXIT_UNDECIDABLE = 4  # a record could not be decided: a fault in the ledger, nothing booked
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT (docs/cli.md)
 
 
 class CommandError(Exception):

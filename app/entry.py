@@ -1,17 +1,31 @@
 """The `ledger` console script and `python -m app`: the command line of `app.cli`, with a
-Ctrl-C while its modules load ending as a Ctrl-C during the command does (exit status 130,
-no traceback). Loading them takes about half a second, longer on a busy machine, and an
-interrupt then was Python's traceback of whatever module was loading."""
+stop while its modules load ending as a stop during the command does. Loading them takes
+about half a second, longer on a busy machine: a Ctrl-C then was Python's traceback of
+whatever module was loading, and later 130 even for `ledger run`, whose stop before it
+serves is status 0 (docs/pipeline.md).
+
+SIGINT and SIGTERM are held while the modules load, then acted on once the command line
+is read (`app.cli.main`): `ledger run` stops with status 0, any other command ends as
+before (130 for a Ctrl-C, killed by SIGTERM)."""
 
 from __future__ import annotations
 
-EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT (docs/cli.md)
+import signal
+from types import FrameType
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def main() -> int:
-    try:
-        from app import cli  # noqa: PLC0415 (loaded here, so that Ctrl-C meanwhile is caught)
+    held: list[signal.Signals] = []
 
-        return cli.main()
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signal.Signals(signum))
+
+    previous = {signum: signal.signal(signum, hold) for signum in _HELD_SIGNALS}
+    try:
+        from app import cli  # noqa: PLC0415 (loaded here, so that a stop meanwhile is held)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return cli.main(stopped_while_loading=held[0] if held else None)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +118,9 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Until the service takes SIGTERM (run_service), it stops a start as Ctrl-C does
+    # (status 0, app.cli), instead of killing the process mid-start.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from consumers.exit_status import EXIT_BROKER_UNREACHABLE  # noqa: PLC0415
     from consumers.service import (  # noqa: PLC0415
         BrokerUnreachable,
