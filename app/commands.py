@@ -21,7 +21,13 @@ from app.progress import Progress
 from ledger import checkpoints, reporting
 from ledger.adopted_policies import AdoptedPolicies, adopted_policies, policy_files
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
-from ledger.identifiers import identifier_problem, is_ascii_number, printable, spreadsheet_cell
+from ledger.identifiers import (
+    account_id_problem,
+    identifier_problem,
+    is_ascii_number,
+    printable,
+    spreadsheet_cell,
+)
 from ledger.inbox_lines import read_inbox_lines
 from ledger.limits import (
     inbox_batch_records_max,
@@ -355,12 +361,12 @@ def _inbox_skip(args: argparse.Namespace) -> int:
 
 
 def require_account_id(account_id: str) -> None:
-    """An account id a person typed: an empty one names no account (no inbox record can
-    open one), and saying it is not in the ledger read `account  is not in the ledger`."""
-    if not account_id:
-        raise CommandError(
-            "the account id is empty: name an account, such as C-1 or platform:house"
-        )
+    """An account id a person typed: an empty or blank one names no account (no inbox
+    record can open one), and saying it is not in the ledger read
+    `account   is not in the ledger`."""
+    problem = account_id_problem(account_id)
+    if problem is not None:
+        raise CommandError(problem)
 
 
 def _query(args: argparse.Namespace) -> int:

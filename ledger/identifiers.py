@@ -4,8 +4,9 @@ An identifier (`event_id`, `account_id`, `trade_id`, `liquidation_id`, `source`,
 `reference`) is compared byte for byte and printed in reports, CSV files and terminals.
 So it must be text a person can read and re-type: printable characters only (no control,
 format, bidi, separator other than the space, private-use or unassigned code point:
-Python's `str.isprintable`), in Unicode NFC, and within its field's length. Anything else
-is refused `invalid_identifier` (docs/upstream.md "Identifiers").
+Python's `str.isprintable`), not blank (spaces only), in Unicode NFC, and within its
+field's length. Anything else is refused `invalid_identifier` (docs/upstream.md
+"Identifiers").
 
 Look-alike letters from other scripts (a Cyrillic A, U+0410, for a Latin A) are printable
 NFC text and are accepted: they name a different account, and a report shows them as
@@ -34,6 +35,9 @@ def is_ascii_number(text: str) -> bool:
 
 def identifier_problem(text: str) -> str | None:
     """Why `text` is not a valid identifier, as a phrase; None when it is one."""
+    if text.isspace():
+        # Printable, yet it reads as nothing: `account   is not in the ledger`.
+        return "is blank: spaces only"
     if text.isascii() and text.isprintable():
         return None  # the common case: printable ASCII is always NFC
     for position, character in enumerate(text):
@@ -45,6 +49,16 @@ def identifier_problem(text: str) -> str | None:
     if not unicodedata.is_normalized("NFC", text):
         return "is not in Unicode NFC (normalise it before sending)"
     return None
+
+
+def account_id_problem(account_id: str) -> str | None:
+    """Why an account id a person gave (a command's argument, an API path) names no account,
+    as a sentence; None when it may name one. An empty or blank id is said to be so, never
+    looked up: no inbox record can open such an account."""
+    if account_id and not account_id.isspace():
+        return None
+    what = "blank (spaces only)" if account_id else "empty"
+    return f"the account id is {what}: name an account, such as C-1 or platform:house"
 
 
 def printable(text: str) -> str:

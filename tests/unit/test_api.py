@@ -136,6 +136,28 @@ def test_an_unknown_account_is_a_404(client: TestClient[Litestar], account_id: s
         assert "is not in the ledger" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("as_of", [None, "1"])
+def test_a_blank_account_id_is_a_400_that_says_so_as_the_cli_does(
+    client: TestClient[Litestar], client_id: str, as_of: str | None
+) -> None:
+    """`/accounts/%20/margin` was a 404 'account   is not in the ledger'; a check under a
+    blank id was decided as for an account named ' '."""
+    params = {} if as_of is None else {"as_of": as_of}
+    said = "the account id is blank (spaces only): name an account, such as C-1 or platform:house"
+    for what in ("margin", "balances"):
+        response = client.get(f"/accounts/%20/{what}", params=params)
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"] == said
+    record = (
+        '{"type":"withdrawal_requested","event_id":"w-1","occurred_at":"2026-11-05T00:00:00Z",'
+        f'"account_id":"{client_id}","asset":"USD","amount":"5.00"}}'
+    )
+    if as_of is None:  # a check takes no as_of
+        response = client.post("/accounts/%20%20/checks", content=record)
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"] == said
+
+
 @pytest.mark.parametrize(
     ("as_of", "says"),
     [

@@ -404,11 +404,13 @@ def test_a_topic_prefix_kafka_would_refuse_is_one_line_before_any_broker_is_aske
 @pytest.mark.parametrize(
     "command", [("query", "margin"), ("query", "balances"), ("check",)], ids=" ".join
 )
-def test_an_empty_account_id_is_named_as_such(
-    command: tuple[str, ...], ledger_store: Path, tmp_path: Path
+@pytest.mark.parametrize(("account", "what"), [("", "empty"), (" ", "blank (spaces only)")])
+def test_an_empty_or_blank_account_id_is_named_as_such(
+    command: tuple[str, ...], account: str, what: str, ledger_store: Path, tmp_path: Path
 ) -> None:
-    """It said 'account  is not in the ledger', two spaces around nothing; `check` said
-    'the record is for account C-1, not : check it under its own account'."""
+    """It said 'account  is not in the ledger', two spaces around nothing, and for a
+    blank id three; `check` said 'the record is for account C-1, not : check it under its
+    own account'."""
     record = tmp_path / "record.json"
     record.write_text(
         '{"type":"withdrawal_requested","event_id":"w-1","occurred_at":"2026-11-05T00:00:00Z",'
@@ -416,11 +418,11 @@ def test_an_empty_account_id_is_named_as_such(
     )
     after = [str(record)] if command == ("check",) else []
     done = _ledger(
-        "--store", "sqlite:///ledger.db", *command, "", *after, cwd=ledger_store.parent
+        "--store", "sqlite:///ledger.db", *command, account, *after, cwd=ledger_store.parent
     )  # fmt: skip
     assert done.returncode == 2
     assert done.stderr == (
-        "ledger: the account id is empty: name an account, such as C-1 or platform:house\n"
+        f"ledger: the account id is {what}: name an account, such as C-1 or platform:house\n"
     )
 
 

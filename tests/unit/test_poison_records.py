@@ -86,6 +86,8 @@ def _refusal(raw: bytes) -> str:
         (_deposit("e1", account="C\u2028"), "invalid_identifier"),  # line separator
         (_deposit("e1", account="Cafe\u0301"), "invalid_identifier"),  # NFD, not NFC
         (_deposit("e\u00a01"), "invalid_identifier"),  # no-break space
+        (_deposit("e1", account=" "), "invalid_identifier"),  # blank: it opened account ' '
+        (_deposit("   "), "invalid_identifier"),  # a blank event id
     ],
 )
 def test_a_hostile_record_is_refused_with_its_reason(raw: bytes, code: str) -> None:
