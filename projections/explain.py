@@ -473,6 +473,7 @@ def _explain_loan(
             f"from the journal before seq {event.seq}, recorded marks = {_n(lending)}"
         )
         out.check("lending value", limits.lending_value, _n(lending))
+        _firm_loans_lines(event, limits, book, out)
     failed = None
     checks = loan_limit_checks(limits) + group_limit_checks(event.group_limit)
     for reason, figure, bound, what in checks:
@@ -487,6 +488,27 @@ def _explain_loan(
         return
     decided = event.reason_code if isinstance(event, je.LoanDrawRejected) else None
     out.check("decision (first failing limit)", decided, failed)
+
+
+def _firm_loans_lines(
+    event: je.LoanDrawn | je.LoanDrawRejected | je.DebitFinanced,
+    limits: je.LoanLimits,
+    book: Book,
+    out: Explanation,
+) -> None:
+    """The firm's total after the draw, recomputed from the journal: every client's loan
+    (principal and accrued interest) as the journal left it before the event, summed
+    afresh rather than taken from the book's running total, plus the amount."""
+    borrowers = [a.loan for a in book.clients() if not a.loan.is_zero()]
+    before = sum(borrowers, ZERO)
+    after = before + event.amount
+    plural = "" if len(borrowers) == 1 else "s"
+    out.lines += [
+        f"firm loans before = Σ the clients' loans in the journal before seq {event.seq} "
+        f"= {_n(before)} ({len(borrowers)} borrower{plural})",
+        f"firm loans after = {_n(before)} + {_n(event.amount)} = {_n(after)}",
+    ]
+    out.check("firm loans after", limits.firm_loans_after, _n(after), source="journal")
 
 
 def _explain_interest(

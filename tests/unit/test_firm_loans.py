@@ -4,11 +4,14 @@ firm-wide limit check, in `firm_loans_after` and in the `lending-limits` view al
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
+from app.cli import main
 from ledger import snapshots
 from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
@@ -126,3 +129,89 @@ def test_a_whole_number_draw_records_its_limits_at_the_cents_as_booked(
     )
     (explained,) = explain(s.store, str(drawn["seq"]), AdoptedPolicies.of(small_firm))
     assert explained.consistent, explained.differences
+
+
+def _drawn_to_the_firm_limit(path: Path, small_firm: Policy) -> tuple[int, int]:
+    """C1 draws 50,000 and the close accrues 10.96 on it; C2 draws 49,989.04: the firm's
+    total after C2's draw is 50,000 + 10.96 + 49,989.04 = 100,000.00. The store closed;
+    returns the seqs of C1's `interest_accrued` and C2's `loan_drawn`."""
+    s = Scenario(f"sqlite:///{path}", policy=small_firm)
+    s.mark("BTC", "60000")
+    for client in ("C1", "C2"):
+        s.open(client)
+        s.deposit(client, "BTC", "3")
+    s.send("loan_draw_requested", account_id="C1", amount="50000")
+    s.at(24)
+    s.send("day_closed", business_date="2026-11-24")
+    s.at(25)
+    s.mark("BTC", "60000")
+    s.send("loan_draw_requested", account_id="C2", amount="49989.04")
+    drawn = s.events("loan_drawn")[-1]
+    assert drawn["limits"]["firm_loans_after"] == "100000.00"
+    (accrued,) = s.events("interest_accrued")
+    s.store.close()
+    return int(accrued["seq"]), int(drawn["seq"])
+
+
+def _tamper(path: Path, seq: int, old: str, new: str) -> None:
+    """Replace `old` by `new` in the journal record at `seq`, as someone with the file might."""
+    with sqlite3.connect(path) as connection:
+        changed = connection.execute(
+            "UPDATE stored_events SET state = replace(state, ?, ?) WHERE originator_version = ?",
+            (old.encode(), new.encode(), seq),
+        ).rowcount
+    assert changed == 1
+
+
+def test_explain_recomputes_a_draws_firm_total_from_the_journal(
+    tmp_path: Path, small_firm: Policy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The firm's total before C2's draw is the sum of the clients' loans in the journal:
+    C1's 50,000.00 + 10.96 = 50,010.96 (C2 owes nothing yet); after it
+    50,010.96 + 49,989.04 = 100,000.00, as recorded: consistent."""
+    path = tmp_path / "store.db"
+    _, seq = _drawn_to_the_firm_limit(path, small_firm)
+    assert main(["--store", f"sqlite:///{path}", "audit", "explain", str(seq)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"firm loans before = Σ the clients' loans in the journal before seq {seq} "
+        "= 50010.96 (1 borrower)"
+    ) in out
+    assert "firm loans after = 50010.96 + 49989.04 = 100000.00" in out
+    assert "  firm loans after: recorded 100000.00 = journal ✓" in out
+
+
+class _Tampering(NamedTuple):
+    record: str  # "draw": C2's loan_drawn; "interest": C1's interest_accrued
+    old: str
+    new: str
+    recorded: str  # the draw's firm_loans_after, as the journal says
+    journal: str  # the clients' loans in the journal before it, plus the draw
+
+
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        # The draw's own figure forged to the principal-only total, 50,000 + 49,989.04.
+        _Tampering("draw", '"firm_loans_after":"100000.00"', '"firm_loans_after":"99989.04"',
+                   "99989.04", "100000.00"),
+        # The journal's history altered: C1's interest of 10.96 made 0.96, so the clients'
+        # loans before the draw are 50,000.96 and after it 50,000.96 + 49,989.04 = 99,990.00.
+        _Tampering("interest", '"amount":"10.96"', '"amount":"0.96"', "100000.00", "99990.00"),
+    ],
+)  # fmt: skip
+def test_explain_of_a_draw_says_inconsistent_when_its_firm_total_is_not_the_journals(
+    tmp_path: Path,
+    small_firm: Policy,
+    capsys: pytest.CaptureFixture[str],
+    tampering: _Tampering,
+) -> None:
+    path = tmp_path / "store.db"
+    interest_seq, seq = _drawn_to_the_firm_limit(path, small_firm)
+    _tamper(path, seq if tampering.record == "draw" else interest_seq, tampering.old, tampering.new)
+    assert main(["--store", f"sqlite:///{path}", "audit", "explain", str(seq)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"  firm loans after: recorded {tampering.recorded} ≠ journal {tampering.journal} ✗"
+    ) in out
+    assert f"=> seq {seq}: 1 of " in out
