@@ -467,7 +467,8 @@ def _rejects(args: argparse.Namespace) -> int:
     match args.format:
         case "json":
             # The records as stored and as the rejects topic carries them: the fields of a
-            # cut value (`value_bytes`, `value_sha256`) only on a reject whose value was cut.
+            # cut value (`value_bytes`, `value_sha256`) only on a reject whose value was cut,
+            # `key_encoding` only on one whose key was not UTF-8.
             listed = [json.loads(r) for r in stored]
             write_stdout(json.dumps(listed, indent=2, sort_keys=True) + "\n")
         case "csv":

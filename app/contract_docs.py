@@ -129,9 +129,9 @@ def journal_json_schema() -> dict[str, Any]:
     }
 
 
-# Written only for a record over the reject value bound (ledger/application.py); every
-# other field is always written, null when it has no value.
-REJECT_TRUNCATION_FIELDS = frozenset({"value_bytes", "value_sha256"})
+# Written only for a record over the reject value bound, and for a key that is not UTF-8
+# (ledger/application.py); every other field is always written, null when it has no value.
+REJECT_OCCASIONAL_FIELDS = frozenset({"value_bytes", "value_sha256", "key_encoding"})
 
 
 def reject_json_schema() -> dict[str, Any]:
@@ -151,7 +151,7 @@ def reject_json_schema() -> dict[str, Any]:
         "balance.",
         "type": "object",
         "properties": properties,
-        "required": [f for f in properties if f not in REJECT_TRUNCATION_FIELDS],
+        "required": [f for f in properties if f not in REJECT_OCCASIONAL_FIELDS],
         "additionalProperties": True,
     }
 
@@ -166,12 +166,15 @@ REJECT_FIELD_MEANINGS = {
     "topic": "Where the record came from: the inbox topic, or `file:NAME` for `ledger ingest`.",
     "partition": "Its partition; null when it did not come from Kafka.",
     "offset": "Its offset (for a file, its line number); null when unknown.",
-    "key": "Its Kafka key as UTF-8 text; null when it had none.",
+    "key": "Its Kafka key as it arrived: UTF-8 text, or base64 when `key_encoding` is "
+    "`base64`; null when it had none.",
     "value": "The record as it arrived; base64 when `value_encoding` is `base64`. A record "
     "over 16 KiB: its first 16 KiB only. Empty for `skipped_by_operator`.",
     "value_encoding": "`utf-8`, or `base64` when the value was not valid UTF-8.",
     "value_bytes": "Present only when `value` is cut: the whole record's length in bytes.",
     "value_sha256": "Present only when `value` is cut: the whole record's SHA-256, hex.",
+    "key_encoding": "Present only when the key was not valid UTF-8: `base64` (absent: "
+    "`utf-8`). The rejects topic's record is keyed with the key's own bytes.",
 }
 
 

@@ -107,8 +107,7 @@ def read_rejects_batch(store: LedgerStore, after: int) -> list[Outgoing]:
             ("number", str(fields.number).encode("ascii")),
             ("reason_code", fields.reason_code.encode("utf-8")),
         ]
-        key = None if fields.key is None else fields.key.encode("utf-8")
-        batch.append(Outgoing(fields.number, key, record, headers))
+        batch.append(Outgoing(fields.number, fields.key_bytes(), record, headers))
     return batch
 
 

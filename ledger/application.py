@@ -358,7 +358,6 @@ class LedgerApplication:
     ) -> None:
         self.reject_count += 1
         clock = self.book.clock
-        key = None if item.key is None else item.key.decode("utf-8", errors="replace")
         reject = {
             "number": self.reject_count,
             "recorded_at": None if clock is None else format_timestamp(clock),
@@ -368,7 +367,7 @@ class LedgerApplication:
             "topic": item.topic,
             "partition": item.partition,
             "offset": item.offset,
-            "key": key,
+            **_kept_key(item.key),
             **_kept_value(item),
         }
         outcome.rejects.append(canonical_json(reject))
@@ -394,6 +393,17 @@ class LedgerApplication:
         desk = Desk(book=book, policy=self.policy, watchlist=Watchlist(self.policy))
         watch_all(desk)
         return desk
+
+
+def _kept_key(key: bytes | None) -> dict[str, object]:
+    """The refused record's Kafka key as a reject keeps it: its text, or, when it is not
+    UTF-8, base64 with `key_encoding: "base64"` (written only then, so a reject of a text
+    key reads as before). Read with replacement characters, its bytes were lost: upstream
+    could not match the reject to its record, and the rejects topic was keyed otherwise."""
+    if key is None:
+        return {"key": None}
+    text, encoding = _as_text(key, whole=True)
+    return {"key": text} if encoding == "utf-8" else {"key": text, "key_encoding": encoding}
 
 
 def _kept_value(item: InboxItem) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from enum import StrEnum
 from typing import Literal
 
@@ -74,7 +75,7 @@ class Refusal(Exception):
         self.detail = detail
 
 
-# How a reject keeps the refused record: its text, or base64 when it was not UTF-8.
+# How a reject keeps the refused record and its key: text, or base64 when not UTF-8.
 ValueEncoding = Literal["utf-8", "base64"]
 
 
@@ -100,6 +101,15 @@ class RejectRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Only for a record over `reject_value_bytes_max`: `value` keeps its first bytes.
     value_bytes: int | None = None  # the whole record's length
     value_sha256: str | None = None  # the whole record's SHA-256, hex
+    key_encoding: ValueEncoding = "utf-8"  # written only when `key` is base64
+
+    def key_bytes(self) -> bytes | None:
+        """The refused record's Kafka key, its bytes as they arrived."""
+        if self.key is None:
+            return None
+        if self.key_encoding == "base64":
+            return base64.b64decode(self.key, validate=True)
+        return self.key.encode("utf-8")
 
 
 _reject_decoder = msgspec.json.Decoder(RejectRecord)
