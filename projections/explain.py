@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import assert_never
 
 from ledger import journal_events as je
 from ledger import risk
@@ -35,6 +36,7 @@ from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
 from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
 from ledger.policy import Policy
+from ledger.rejections import ReasonCode
 from ledger.store import LedgerStore
 
 _FIGURE_NAMES = tuple(je.Figures.__struct_fields__)
@@ -444,8 +446,10 @@ def _explain_loan(
     _require_policy(event.policy_version, policy, event.seq)
     limits = event.limits
     if limits is None:
-        reason = event.reason_code if isinstance(event, je.LoanDrawRejected) else "none"
-        out.lines.append(f"refused before any limit was computed: {reason}")
+        if isinstance(event, je.LoanDrawRejected):
+            _explain_refusal(event, policy, book, out)
+        else:
+            out.lines.append("recorded no limits")
         return
     loan_after = limits.loan_before + event.amount
     out.lines.append(
@@ -509,6 +513,81 @@ def _firm_loans_lines(
         f"firm loans after = {_n(before)} + {_n(event.amount)} = {_n(after)}",
     ]
     out.check("firm loans after", limits.firm_loans_after, _n(after), source="journal")
+
+
+def _explain_without_figures(
+    event: je.FundingSettled | je.WithdrawalRejected | je.LoanRepaid,
+    policy: Policy,
+    book: Book | None,
+    out: Explanation,
+) -> None:
+    """Decisions that record no risk figures, recomputed from what they record and checked
+    against the book the journal built before them."""
+    match event:
+        case je.FundingSettled():
+            _explain_funding(event, policy, book, out)
+        case je.WithdrawalRejected():  # refused before any figure was computed
+            _explain_refusal(event, policy, book, out)
+        case je.LoanRepaid():
+            _explain_repayment(event, book, out)
+        case _:
+            assert_never(event)
+
+
+def _explain_refusal(
+    event: je.WithdrawalRejected | je.LoanDrawRejected,
+    policy: Policy,
+    book: Book | None,
+    out: Explanation,
+) -> None:
+    """A request refused before any figure was computed, checked against the account as the
+    journal booked it: the call it had open, or the balance it held."""
+    out.lines.append(f"refused before any figure was computed: {event.reason_code}: {event.detail}")
+    if book is None or event.account_id not in book.accounts:
+        return
+    account = book.accounts[event.account_id]
+    if event.reason_code == ReasonCode.MARGIN_CALL_OPEN:
+        call = account.margin_call
+        out.lines.append(
+            "rule: no advance (withdrawal, loan draw) while a margin call is open, unless the"
+            " policy's advances_during_call allows it"
+        )
+        out.check("advances during a call (policy)", False, policy.advances_during_call)
+        if call is not None:
+            out.lines.append(
+                f"  the journal has call {call.call_id} open, issued {call.issued_at} for "
+                f"{_n(call.amount)} USD, deadline {format_timestamp(call.deadline)}"
+            )
+        out.check("a margin call open", True, call is not None, "journal")
+    elif event.reason_code == ReasonCode.INSUFFICIENT_BALANCE and isinstance(
+        event, je.WithdrawalRejected
+    ):
+        held = account.balance(event.asset)
+        out.lines.append(
+            f"rule: a withdrawal needs the balance: {event.account_id} holds {_n(held)} "
+            f"{event.asset} in the journal before seq {event.seq}, and asked for {_n(event.amount)}"
+        )
+        out.check("the balance below the amount asked", True, held < event.amount, "journal")
+
+
+def _explain_repayment(event: je.LoanRepaid, book: Book | None, out: Explanation) -> None:
+    """A repayment settles the accrued interest first, then the principal (docs/risk-model.md)."""
+    out.lines.append("rule: a repayment settles accrued interest first, then principal")
+    if book is None or event.account_id not in book.accounts:
+        return
+    account = book.accounts[event.account_id]
+    interest, principal = account.interest_first(event.amount)
+    out.lines.append(
+        f"loan before (journal): principal {_n(account.loan_principal)}, accrued interest "
+        f"{_n(account.loan_interest)}; repaid {_n(event.amount)}"
+    )
+    out.check("repaid at most the loan", True, event.amount <= account.loan, "journal")
+    out.lines.append(
+        f"interest paid = min({_n(event.amount)}, {_n(account.loan_interest)}) = "
+        f"{_n(interest)}; principal paid = {_n(event.amount)} - {_n(interest)} = {_n(principal)}"
+    )
+    out.check("interest paid", _n(event.interest_paid), _n(interest))
+    out.check("principal paid", _n(event.principal_paid), _n(principal))
 
 
 def _explain_interest(
@@ -603,8 +682,13 @@ def _explain_reversal(
         out.check("position restored", event.size_after, _n(trade.size_before))
 
 
-def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
+def _explain_funding(
+    event: je.FundingSettled, policy: Policy, book: Book | None, out: Explanation
+) -> None:
     mark, rate = event.mark_price, event.rate
+    bound = policy.market(event.market).max_funding_rate
+    out.lines.append(f"rule: |f| ≤ the policy's bound {_n(bound)}; each position pays s * M * f")
+    out.check("rate within the bound", True, abs(rate) <= bound)
     total = ZERO
     for payment in event.payments:
         amount = quantize(DECIMAL_CONTEXT.multiply(payment.size * mark, rate), USD_SCALE)
@@ -616,6 +700,34 @@ def _explain_funding(event: je.FundingSettled, out: Explanation) -> None:
         total += payment.amount
     out.lines.append(f"payments sum to {_n(total)}; residue to the house {_n(event.residue)}")
     out.check("payments sum to the residue", event.residue, _n(total))
+    if book is not None:
+        _funding_against_journal(event, book, out)
+
+
+def _funding_against_journal(event: je.FundingSettled, book: Book, out: Explanation) -> None:
+    """The payments recompute from their recorded sizes and mark; these are the journal's:
+    the market's mark, and every position open in it (each paid once, at its size)."""
+    market = event.market
+    observed = book.mark_times.get(market)
+    out.lines.append(
+        f"recorded inputs against the journal before seq {event.seq}:\n"
+        f"  mark {market} {_n(book.marks.get(market))}: "
+        + ("never marked" if observed is None else f"observed {format_timestamp(observed)}")
+    )
+    out.check(f"mark {market}", event.mark_price, book.marks.get(market), "journal")
+    open_sizes = {
+        account.account_id: account.positions[market].size
+        for account in book.accounts.values()
+        if market in account.positions
+    }
+    paid = {payment.account_id: payment.size for payment in event.payments}
+    for account_id in sorted(paid.keys() | open_sizes.keys()):
+        out.check(
+            f"{account_id}'s {market} position paid on",
+            _n(paid.get(account_id)),
+            _n(open_sizes.get(account_id)),
+            "journal",
+        )
 
 
 def _step_line(step: je.LiquidationStep, number: int) -> str:
@@ -883,8 +995,8 @@ def explain_event(
             _explain_waiting(event, policy, out)
         case je.TradeReversed() | je.DepositReversed():
             _explain_reversal(event, book_before, out)
-        case je.FundingSettled():
-            _explain_funding(event, out)
+        case je.FundingSettled() | je.WithdrawalRejected() | je.LoanRepaid():
+            _explain_without_figures(event, policy, book_before, out)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
         case je.PerpTradeBooked() | je.SpotTradeBooked():
@@ -909,6 +1021,7 @@ DECISION_TYPES = (
     je.LiquidationCompleted,
     je.LoanDrawn,
     je.LoanDrawRejected,
+    je.LoanRepaid,
     je.DebitFinanced,
     je.InterestAccrued,
     je.MarginDecisionWaiting,

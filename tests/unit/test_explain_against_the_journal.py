@@ -1,0 +1,190 @@
+"""`ledger audit explain` of the decisions that record no risk figures (a funding, a
+repayment, a request refused before any figure was computed): each is checked against the
+account as the journal booked it, so a journal altered under them says inconsistent.
+Figures worked out by hand."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from ledger import journal_events as je
+from ledger.adopted_policies import AdoptedPolicies
+from ledger.book import Book, Position
+from ledger.policy import load_policy
+from projections.explain import Explanation, explain, explain_event
+from tests.ledger_scenario import Scenario
+
+POLICY = load_policy(None)
+
+
+def _explained(scenario: Scenario, seq: int) -> Explanation:
+    (found,) = explain(scenario.store, str(seq), AdoptedPolicies.of(POLICY))
+    return found
+
+
+def _alter_journal(path: Path, seq: int, old: str, new: str) -> None:
+    """The store's record at `seq` rewritten outside the ledger: `old` replaced by `new`."""
+    with sqlite3.connect(path) as connection:
+        changed = connection.execute(
+            "UPDATE stored_events SET state = replace(state, ?, ?) "
+            "WHERE originator_version = ? AND topic != 'policy_document'",
+            (old.encode(), new.encode(), seq),
+        ).rowcount
+    assert changed == 1
+
+
+def _seq_of(scenario: Scenario, type_: str) -> int:
+    (event,) = scenario.events(type_)
+    seq = event["seq"]
+    assert isinstance(seq, int)
+    return seq
+
+
+def _funding(url: str = "sqlite:///:memory:") -> Scenario:
+    """C1 long 0.1 BTC-PERP at 60,000 (the house short 0.1 against it); funding at 0.0001 on
+    the mark of 60,000: C1 pays 0.1 x 60,000 x 0.0001 = 0.60, the house receives 0.60."""
+    s = Scenario(url)
+    s.perp_long()
+    s.at(8)
+    s.mark("BTC-PERP", "60000")
+    s.send("funding_rate", market="BTC-PERP", rate="0.0001", funding_time="2026-11-24T08:00:00Z")
+    return s
+
+
+def test_a_funding_is_checked_against_every_position_the_journal_holds_in_its_market() -> None:
+    s = _funding()
+    seq = _seq_of(s, "funding_settled")
+    explanation = _explained(s, seq)
+    assert explanation.consistent, explanation.differences
+    assert "  C1 pays: recorded 0.60 = recomputed ✓" in explanation.lines
+    assert "  platform:house pays: recorded -0.60 = recomputed ✓" in explanation.lines
+    assert "  mark BTC-PERP: recorded 60000 = journal ✓" in explanation.lines
+    assert "  C1's BTC-PERP position paid on: recorded 0.1 = journal ✓" in explanation.lines
+    assert "  rate within the bound: recorded True = recomputed ✓" in explanation.lines
+
+    # A book where C1 held 0.2 and the market's mark was another.
+    book = Book()
+    for entry in s.store.iter_journal():
+        event = je.decode_journal_record(entry.record)
+        if event.seq == seq:
+            funding = event
+            break
+        book.apply(event)
+    position = book.accounts["C1"].positions["BTC-PERP"]
+    book.accounts["C1"].positions["BTC-PERP"] = Position(
+        size=Decimal("0.2"), entry_price=position.entry_price
+    )
+    book.marks["BTC-PERP"] += 1
+    assert isinstance(funding, je.FundingSettled)
+    differences = explain_event(funding, POLICY, book_before=book).differences
+    assert differences == [
+        "mark BTC-PERP: recorded 60000, journal 60001",
+        "C1's BTC-PERP position paid on: recorded 0.1, journal 0.2",
+    ]
+
+
+def test_a_funding_that_left_an_open_position_unpaid_is_inconsistent(tmp_path: Path) -> None:
+    """The house's short removed from the funding record in the store: the payments still
+    recompute from what is recorded, but the journal holds a position nobody paid on."""
+    path = tmp_path / "ledger.db"
+    s = _funding(f"sqlite:///{path}")
+    seq = _seq_of(s, "funding_settled")
+    house = ',{"account_id":"platform:house","amount":"-0.60","size":"-0.1"}'
+    _alter_journal(path, seq, house, "")
+    _alter_journal(path, seq, '"residue":"0.00"', '"residue":"0.60"')
+    assert main(["--store", f"sqlite:///{path}", "audit", "explain", str(seq)]) == 1
+    explanation = _explained(s, seq)
+    assert explanation.differences == [
+        "platform:house's BTC-PERP position paid on: recorded null, journal -0.1"
+    ]
+
+
+def test_a_withdrawal_refused_for_the_balance_is_checked_against_the_balance_booked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """C1 deposited 100 USD and asked for 150: refused, 100 < 150. The deposit altered to
+    200 in the store: the refusal is no longer what the journal says."""
+    path = tmp_path / "ledger.db"
+    s = Scenario(f"sqlite:///{path}")
+    s.open("C1")
+    s.deposit("C1", "USD", "100")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="150")
+    seq = _seq_of(s, "withdrawal_rejected")
+    explanation = _explained(s, seq)
+    assert (explanation.consistent, explanation.checks) == (True, 1)
+    assert (
+        "rule: a withdrawal needs the balance: C1 holds 100.00 USD in the journal before "
+        f"seq {seq}, and asked for 150.00"
+    ) in explanation.lines
+    _alter_journal(path, _seq_of(s, "deposit_credited"), '"100.00"', '"200.00"')
+    assert main(["--store", f"sqlite:///{path}", "audit", "explain", str(seq)]) == 1
+    out = capsys.readouterr().out
+    assert "  the balance below the amount asked: recorded True ≠ journal False ✗" in out
+
+
+def test_requests_refused_for_an_open_call_are_checked_against_the_call_the_journal_had() -> None:
+    """C1 holds 1 BTC at 60,000 and 10,000 USD with a credit limit of 15,000, and buys 0.5
+    BTC at 60,000 (fee 30): 20,030 drawn on the loan, 5,030 past the limit, a call. A
+    withdrawal and a loan draw asked while it is open are refused."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1", credit="15000")
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    (call,) = s.events("margin_call_issued")
+    s.send("withdrawal_requested", account_id="C1", asset="BTC", amount="0.1")
+    s.send("loan_draw_requested", account_id="C1", amount="1")
+    refusals = s.events("withdrawal_rejected") + s.events("loan_draw_rejected")
+    assert [r["reason_code"] for r in refusals] == ["margin_call_open"] * 2
+    book = Book()
+    events = [je.decode_journal_record(entry.record) for entry in s.store.iter_journal()]
+    for event in events:
+        if event.seq in {r["seq"] for r in refusals}:
+            explanation = explain_event(event, POLICY, book_before=book)
+            assert (explanation.consistent, explanation.checks) == (True, 2)
+            assert (
+                f"  the journal has call {call['call_id']} open, issued {call['recorded_at']} "
+                f"for 5030.00 USD, deadline {call['deadline']}"
+            ) in explanation.lines
+            book.accounts["C1"].margin_call, kept = None, book.accounts["C1"].margin_call
+            assert explain_event(event, POLICY, book_before=book).differences == [
+                "a margin call open: recorded True, journal False"
+            ]
+            book.accounts["C1"].margin_call = kept
+        book.apply(event)
+
+
+def test_a_repayment_settles_the_interest_the_journal_accrued_first(tmp_path: Path) -> None:
+    """C1 borrows 10,000 against 1 BTC at 60,000; the day closes: 10,000 x 0.08 / 365 =
+    2.19 of interest. A repayment of 100 pays 2.19 of interest and 97.81 of principal. The
+    accrual altered to 3.19 in the store: the split is not the journal's any more."""
+    path = tmp_path / "ledger.db"
+    s = Scenario(f"sqlite:///{path}")
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="10000")
+    s.at(24)
+    s.send("day_closed", business_date="2026-11-24")
+    s.send("loan_repayment", account_id="C1", amount="100")
+    (repaid,) = s.events("loan_repaid")
+    assert (repaid["interest_paid"], repaid["principal_paid"]) == ("2.19", "97.81")
+    explanation = _explained(s, repaid["seq"])
+    assert (explanation.consistent, explanation.checks) == (True, 3)
+    assert (
+        "loan before (journal): principal 10000.00, accrued interest 2.19; repaid 100.00"
+    ) in explanation.lines
+    _alter_journal(path, _seq_of(s, "interest_accrued"), '"amount":"2.19"', '"amount":"3.19"')
+    assert _explained(s, repaid["seq"]).differences == [
+        "interest paid: recorded 2.19, recomputed 3.19",
+        "principal paid: recorded 97.81, recomputed 96.81",
+    ]
