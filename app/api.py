@@ -67,6 +67,7 @@ from app.api_documents import (
     checked,
     error_responses,
 )
+from ledger import journal_events as je
 from ledger import pretrade, reporting, risk
 from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
@@ -83,6 +84,9 @@ from projections.views import document, stored_copy
 log = logging.getLogger(__name__)
 # A database restart takes seconds: when the API's store cannot be reached, callers retry.
 store_retry_after_s = 5
+# The Retry-After of a 503 for a policy the journal adopted whose document the API lacks:
+# an operator's step (a writer started, a file copied) ends it, not a moment's wait.
+policy_retry_after_s = 30
 # Seconds after a failed read during which the store is not tried: requests are answered
 # 503 at once; then one read, off the event loop, tells whether it answers again.
 store_unreachable_hold_s = 2.0
@@ -119,6 +123,10 @@ api_start_refused_status = 2  # the store cannot be served as asked (docs/cli.md
 api_gc_young_objects_max = 20_000
 
 
+class PolicyUnreadable(PolicyError):
+    """The views stand before a `policy_adopted` whose document the API cannot find."""
+
+
 @dataclass
 class LiveViews:
     """The store's journal projected into in-memory views, brought up to date on demand,
@@ -143,6 +151,8 @@ class LiveViews:
     # The store's commit marker at the last follow and the last count (None: read again).
     followed_marker: int | None = None
     counted_marker: int | None = None
+    # Why the views stopped before a policy the journal adopted (None: they did not).
+    unreadable: PolicyError | None = None
 
     def __post_init__(self) -> None:
         self.database = stored_copy(self.stored_url)
@@ -156,10 +166,18 @@ class LiveViews:
     def follow_journal(self) -> None:
         """Project what the journal gained since the last read, without counting for
         /metrics: what a pre-trade check needs, and no more. Nothing is read when the
-        store says nothing was committed since (`LedgerStore.commit_marker`)."""
+        store says nothing was committed since (`LedgerStore.commit_marker`).
+
+        A policy the journal adopted whose document is nowhere (a writer of an older
+        version keeps none) stops the views before it, and raises: each read past it is
+        answered 503 (`_policy_unreadable`) until the document is found (looked for again
+        at each read)."""
         marker = self.store.commit_marker()  # before the read: a later commit moves it
-        if marker is None or marker != self.followed_marker:
-            self.runner.follow(self.store)
+        if marker is None or marker != self.followed_marker or self.unreadable is not None:
+            self.unreadable = None
+            self.runner.follow(self.store, valued=self._valued)
+            if self.unreadable is not None:
+                raise PolicyUnreadable(str(self.unreadable)) from None
             self.followed_marker = marker
         if not self.caught_up:
             # The book and views of the first catch-up live as long as the process: frozen,
@@ -186,6 +204,18 @@ class LiveViews:
                 self.rejects_by_reason[head.reason_code] += 1
                 self.counted_rejects = head.number
         self.counted_marker = marker
+
+    def _valued(self, event: je.JournalEventType) -> bool:
+        """Whether the views can value `event`: not a `policy_adopted` whose document is
+        neither kept in the store nor given (why kept in `unreadable`)."""
+        if type(event) is not je.PolicyAdopted:
+            return True
+        try:
+            self.policies.adopted(event)
+        except PolicyError as error:
+            self.unreadable = error
+            return False
+        return True
 
     @property
     def book(self) -> Book:
@@ -464,6 +494,30 @@ def _store_unreachable(
     )
 
 
+def _policy_unreadable(
+    request: Request[Any, Any, Any], error: PolicyError
+) -> Response[ErrorDocument]:
+    """The journal adopted a policy whose document the API cannot find (a writer of an
+    older version keeps none in the store) or read: what lies past it cannot be valued.
+    Not a fault of the request nor of the ledger: one log line and a 503 naming the policy,
+    which is looked for again at each request (docs/api.md)."""
+    log.warning(
+        "api_policy_unreadable method=%s path=%s error=%s", request.method, request.url.path, error
+    )
+    detail = (
+        f"{error}. The API values the journal past it once the document is kept in the store "
+        "(a writer of this version started under that policy keeps it) or its file is in the "
+        "API's --policy folder: retry then"
+    )
+    return error_response(
+        HTTPException(
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            detail=detail,
+            headers={"Retry-After": str(policy_retry_after_s)},
+        )
+    )
+
+
 def _fault(request: Request[Any, Any, Any], fault: Exception) -> Response[ErrorDocument]:
     """A fault of the ledger, not of the request: logged with its traceback for the operator
     (Litestar logs none outside debug), answered 500 without a word of it for the caller."""
@@ -513,6 +567,7 @@ def create_app(
             OperationalError: _store_unreachable,
             InterfaceError: _store_unreachable,
             StoreHeld: _store_unreachable,
+            PolicyError: _policy_unreadable,
             Exception: _fault,
         },
         before_send=[security.before_send],

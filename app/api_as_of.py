@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import reporting, risk, snapshots
-from ledger.adopted_policies import AdoptedPolicies, adopted_policies, policy_files
+from ledger.adopted_policies import AdoptedPolicies, adopted_policies
 from ledger.book import Book
 from ledger.invariants import InvariantViolation, require
 from ledger.limits import snapshot_interval_events
@@ -100,7 +100,7 @@ def _open_in_process(source: AsOfSource, policy_digests: frozenset[str]) -> None
     store = LedgerStore.open(
         source.store_url, read_only=True, reach_timeout_s=store_reach_timeout_s
     )
-    policies = adopted_policies(store, policy_files(source.policy_path))
+    policies = adopted_policies(store, files=source.policy_path)
     require(
         policy_digests <= policies.by_digest.keys(),
         "the policy files changed since the API started",

@@ -160,8 +160,9 @@ ERROR_MEANINGS: Mapping[int, str] = {
     404: "no such account or view",
     409: "the account cannot be valued yet: an asset it holds has no mark",
     500: "a fault in the ledger, not in the request",
-    503: "the store cannot be reached (a database restart), or too many as_of reads are in "
-    "flight: retry after the Retry-After header's seconds",
+    503: "the store cannot be reached (a database restart), too many as_of reads are in "
+    "flight, or the journal adopted a policy whose document the API lacks (the detail names "
+    "it): retry after the Retry-After header's seconds",
 }
 
 

@@ -19,7 +19,7 @@ from typing import IO, Any
 from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting
-from ledger.adopted_policies import AdoptedPolicies, adopted_policies, policy_files
+from ledger.adopted_policies import AdoptedPolicies, adopted_policies
 from ledger.application import BatchOutcome, InboxItem, LedgerApplication, UndecidableRecord
 from ledger.identifiers import (
     account_id_problem,
@@ -121,7 +121,7 @@ def policies_of(args: argparse.Namespace, store: LedgerStore) -> AdoptedPolicies
     path: Path | None = args.policy
     if path is not None and not path.is_dir():
         require_file(path, "policy")
-    return adopted_policies(store, policy_files(path))
+    return adopted_policies(store, files=path)
 
 
 def snapshot_events_setting() -> int:

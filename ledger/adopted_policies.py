@@ -13,7 +13,10 @@ them so. Where a reader gets the documents:
   (`--policy`, once per policy), each known by the SHA-256 of its bytes.
 
 A `policy_adopted` whose document is in neither is refused, naming its version and digest
-(`PolicyDocumentMissing`): the figures of that part of the journal cannot be computed.
+(`PolicyDocumentMissing`): the figures of that part of the journal cannot be computed. A
+reader that runs on (the API) looks again, in the store and the `--policy` file or folder,
+each time it meets one: a writer of an older version adopting a policy keeps no document,
+and the operator puts it in either place.
 """
 
 from __future__ import annotations
@@ -48,10 +51,16 @@ class AdoptedPolicies:
 
     Read from a store (`adopted_policies`), a policy the journal adopts after this was made
     (a writer restarted with a new file while the API runs) is looked up there when first
-    met: the store keeps its document from the transaction that journals it."""
+    met: the store keeps its document from the transaction that journals it; and in the
+    `files` given (a file or folder, read again), where a writer of an older version, which
+    keeps none, leaves the operator to put it."""
 
     def __init__(
-        self, by_digest: Mapping[str, Policy], current: Policy, store: LedgerStore | None = None
+        self,
+        by_digest: Mapping[str, Policy],
+        current: Policy,
+        store: LedgerStore | None = None,
+        files: Path | None = None,
     ) -> None:
         self.by_digest = dict(by_digest)
         # The journal's latest policy as far as the reader knows: the store's latest
@@ -60,6 +69,7 @@ class AdoptedPolicies:
         # policy in force at its seq (a writer adopts its policy before its first decision).
         self.current = current
         self._store = store
+        self._files = files
         # The store's `policy_adopted` events up to `_adoptions_through`, in seq order: what
         # `at_seq` looks up (read from the store once, then only what the journal gained).
         self._adoptions: list[je.PolicyAdopted] = []
@@ -100,8 +110,8 @@ class AdoptedPolicies:
 
     def _document(self, version: str, digest: str, where: str) -> Policy:
         found = self.by_digest.get(digest)
-        if found is None and self._store is not None:
-            self.by_digest.update((p.digest, p) for p in _kept_policies(self._store))
+        if found is None:
+            self._look_again()
             found = self.by_digest.get(digest)
         if found is None:
             raise PolicyDocumentMissing(
@@ -111,17 +121,28 @@ class AdoptedPolicies:
             )
         return found
 
+    def _look_again(self) -> None:
+        """The documents kept in the store and the files given, read again: a policy
+        adopted since may be in either now."""
+        if self._store is not None:
+            self.by_digest.update((p.digest, p) for p in _kept_policies(self._store))
+        if self._files is not None:
+            self.by_digest.update((p.digest, p) for p in policy_files(self._files))
 
-def adopted_policies(store: LedgerStore, given: Iterable[Policy] = ()) -> AdoptedPolicies:
-    """The policies the store keeps (each checked against its `policy_adopted`) and the
-    `given` ones (files, each known by its SHA-256)."""
-    files = list(given)
-    by_digest = {policy.digest: policy for policy in files}
+
+def adopted_policies(
+    store: LedgerStore, given: Iterable[Policy] = (), files: Path | None = None
+) -> AdoptedPolicies:
+    """The policies the store keeps (each checked against its `policy_adopted`), the
+    `given` ones, and those of `files` (a file or folder: `--policy`), each known by its
+    SHA-256; the store and `files` are looked in again for a policy met later."""
+    given_policies = [*given, *policy_files(files)]
+    by_digest = {policy.digest: policy for policy in given_policies}
     kept = _kept_policies(store)
     by_digest.update((policy.digest, policy) for policy in kept)
-    current = kept[-1] if kept else (files[0] if files else load_policy(None))
+    current = kept[-1] if kept else (given_policies[0] if given_policies else load_policy(None))
     by_digest.setdefault(current.digest, current)
-    return AdoptedPolicies(by_digest, current, store)
+    return AdoptedPolicies(by_digest, current, store, files)
 
 
 def policy_files(path: Path | None) -> list[Policy]:

@@ -15,6 +15,7 @@ rewritten at its end.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -165,10 +166,12 @@ class ProjectionRunner:
         until_seq: int | None = None,
         batch_events: int = projection_batch_events_max,
         progress: Advance | None = None,
+        valued: Callable[[je.JournalEventType], bool] | None = None,
     ) -> int:
         """Project the store's journal up to `until_seq` (default: its end), a batch of at
         most `batch_events` at a time (read a page at a time); returns how many events were
-        written."""
+        written. With `valued`, only up to the first event it says the views cannot value
+        (a policy whose document the reader lacks, which would stop the state inside it)."""
         require(0 < batch_events <= projection_batch_events_max, "batch size out of bounds")
         written = 0
         while until_seq is None or self.state.last_seq < until_seq:
@@ -177,6 +180,8 @@ class ProjectionRunner:
                 start + batch_events if until_seq is None else min(start + batch_events, until_seq)
             )
             events = snapshots.events_after(store, self.state.book, start, end, progress)
+            if valued is not None:
+                events = itertools.takewhile(valued, events)
             written += self.apply_events(events).applied
             if self.state.last_seq == start:
                 break  # the journal's end

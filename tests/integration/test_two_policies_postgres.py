@@ -20,6 +20,7 @@ from ledger.store import LedgerStore
 from projections import views
 from tests import two_policies
 from tests.integration.test_store_privileges import role_url
+from tests.unit.test_api_policy_adopted import UNDER_B, serve_through_an_older_writers_adoption
 from tests.unit.test_two_policies import GOLDEN
 
 pytestmark = pytest.mark.integration
@@ -83,3 +84,31 @@ def test_a_writer_upgraded_under_the_journals_policy_keeps_its_document(
         LedgerApplication(store, load_policy(b))
         assert store.adopted_policies() == [(9, b.read_bytes())]
     assert a.is_file()
+
+
+def test_the_api_serving_while_an_older_writer_adopts_a_policy(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The API as `ledger_reader` answers 503 past a policy adopted by a writer that keeps
+    no document (tests/unit/test_api_policy_adopted.py), and values the journal with it
+    once `ledger_writer`'s start of this version keeps it."""
+    schema = f"policies_{uuid.uuid4().hex[:12]}"
+    owner = role_url(postgres_url, "ledger_owner", schema)
+    events = sql.Identifier(schema, "stored_events")
+
+    def drop_kept_document() -> None:
+        with psycopg.connect(postgres_url) as admin, admin.transaction():
+            admin.execute(sql.SQL("ALTER TABLE {0} DISABLE TRIGGER USER").format(events))
+            admin.execute(sql.SQL("DELETE FROM {0} WHERE topic = 'policy_document'").format(events))
+            admin.execute(sql.SQL("ALTER TABLE {0} ENABLE TRIGGER USER").format(events))
+
+    reader = role_url(postgres_url, "ledger_reader", schema)
+    with serve_through_an_older_writers_adoption(
+        owner, tmp_path, drop_kept_document, processes=True, reader_url=reader
+    ) as client:
+        with LedgerStore.open(role_url(postgres_url, "ledger_writer", schema)) as writer:
+            LedgerApplication(writer, load_policy(tmp_path / "b.toml"))
+        assert client.get("/accounts/C1/margin").json()["margin_level"] == UNDER_B
+        answer = client.get("/accounts/C1/margin", params={"as_of": "13"})
+        assert answer.json()["margin_level"] == UNDER_B
+        assert client.get("/health").json()["policy_version"] == "hk-2"
