@@ -93,7 +93,8 @@ class IngestState:
     records: int = 0
     positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offsets
     lag: dict[tuple[str, int], int] = field(default_factory=dict)
-    store_healthy: bool = True
+    store_healthy: bool = True  # the last batch (or its recovery) reached the store
+    store_answered: bool = True  # the service's last probe of the store was answered
     broker_healthy: bool = True  # the service's last probe of the broker was answered
     recorded: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the relays
     first_poll_done: asyncio.Event = field(default_factory=asyncio.Event)  # starts the relays

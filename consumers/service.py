@@ -33,6 +33,7 @@ from consumers.exit_status import (
 from consumers.health import start_health_server
 from consumers.inbox import InboxIngest, IngestState, inbox_consumer
 from consumers.metrics import ServiceReading, metrics_text
+from consumers.probes import probe_broker, probe_store
 from consumers.relay_process import RelayConfig, RelayFeed, RelayProcess, RelayProcessFailed
 from consumers.store_retry import backoff_retry
 from consumers.topics import TopicNames, ensure_topics
@@ -59,11 +60,6 @@ shutdown_drain_timeout_s = 30.0  # SIGTERM to exit: finish the batch, publish wh
 shutdown_close_timeout_s = 5.0  # then closing the Kafka clients, past the drain, at most
 broker_wait_default_s = 60.0  # at start, wait this long for the broker (--broker-wait)
 broker_wait_backoff_s = 1.0  # between attempts to reach it meanwhile
-# While serving, ask the broker this often whether it answers (for /health and /metrics):
-# the Kafka clients retry by themselves and say nothing of an outage for 30 s or more, or
-# ever while nothing is to be published.
-broker_probe_interval_s = 5.0
-broker_probe_timeout_s = 5.0  # no answer within this: the broker counts as unreachable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +176,7 @@ def _build(settings: ServiceSettings, store: LedgerStore, app: LedgerApplication
 def _snapshot(parts: _Parts) -> Callable[[], dict[str, Any]]:
     def document() -> dict[str, Any]:
         progress = parts.relays.progress
-        healthy = parts.state.store_healthy and _broker_up(parts)
+        healthy = _store_up(parts) and _broker_up(parts)
         return {
             "status": "ok" if healthy else "degraded",
             "journal_seq": parts.state.journal_seq,
@@ -210,7 +206,7 @@ def _metrics(parts: _Parts) -> Callable[[], str]:
                         parts.checkpoint_writer.count - progress["checkpoints"].published, 0
                     ),
                 },
-                store_up=state.store_healthy,
+                store_up=_store_up(parts),
                 broker_up=_broker_up(parts),
             )
         )
@@ -218,29 +214,15 @@ def _metrics(parts: _Parts) -> Callable[[], str]:
     return text
 
 
+def _store_up(parts: _Parts) -> bool:
+    """The last batch reached the store, and so did the last probe."""
+    return parts.state.store_healthy and parts.state.store_answered
+
+
 def _broker_up(parts: _Parts) -> bool:
     """The broker answered the last probe and every relay reaches it."""
     relays = parts.relays.progress.values()
     return parts.state.broker_healthy and all(p.healthy for p in relays)
-
-
-async def _probe_broker(parts: _Parts) -> None:
-    """Ask the broker for its topics every `broker_probe_interval_s`; an outage and its end
-    are each one log line."""
-    state = parts.state
-    while True:
-        await asyncio.sleep(broker_probe_interval_s)
-        try:
-            async with asyncio.timeout(broker_probe_timeout_s):
-                await parts.ingest.consumer.topics()
-        except (KafkaError, TimeoutError) as error:
-            if state.broker_healthy:
-                log.warning("broker_unreachable error=%s", type(error).__name__)
-            state.broker_healthy = False
-            continue
-        if not state.broker_healthy:
-            log.info("broker_answered")
-        state.broker_healthy = True
 
 
 def _moved(parts: _Parts) -> tuple[int, ...]:
@@ -479,7 +461,10 @@ async def _supervise(
     stopped, all within `drain_timeout_s` of the stop."""
     tasks = _service_tasks(parts, stopping)
     progress = asyncio.create_task(_log_progress(parts), name="progress")
-    probe = asyncio.create_task(_probe_broker(parts), name="broker_probe")
+    probes = [
+        asyncio.create_task(probe_broker(parts.ingest.consumer, parts.state), name="broker_probe"),
+        asyncio.create_task(probe_store(parts.store, parts.state), name="store_probe"),
+    ]
     status = EXIT_OK
     loop = asyncio.get_running_loop()
     stop_asked = asyncio.create_task(_until(stopping), name="stop_asked")
@@ -506,9 +491,9 @@ async def _supervise(
                 break
     finally:
         stopping.set()
-        for task in [*tasks, progress, probe, stop_asked]:
+        for task in [*tasks, progress, *probes, stop_asked]:
             task.cancel()
-        await asyncio.gather(*tasks, progress, probe, stop_asked, return_exceptions=True)
+        await asyncio.gather(*tasks, progress, *probes, stop_asked, return_exceptions=True)
     log.info(
         "stopped status=%d journal_seq=%d published_seq=%d",
         status, parts.state.journal_seq, parts.relays.progress["journal"].published,

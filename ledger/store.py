@@ -756,6 +756,34 @@ class LedgerStore:
         rows = reader.execute(f"{_SQLITE_SELECT_INPUTS}(?)", (until_seq, event_id)).fetchall()
         return str(rows[0][1]) if rows else None
 
+    def answers(self) -> bool:
+        """Whether the store answers a trivial query now, asked on a connection of its own
+        made for the question, within `store_probe_timeout_s`: for `ledger run`'s /health,
+        which would otherwise learn of a PostgreSQL outage only when a batch waits out the
+        pool (10 s, and never while the inbox is idle). Never the pool's connections: a
+        probe must not wait behind the writer nor hold a connection it needs. A SQLite
+        file is on the writer's own disk: always True."""
+        if not isinstance(self._factory, PostgresFactory):
+            return True
+        # The pool's own connection arguments (its kwargs are a dict: `_postgres_factory`).
+        arguments = cast(dict[str, Any], self._factory.datastore.pool.kwargs)
+        try:
+            with psycopg.connect(
+                host=arguments["host"],
+                port=arguments["port"],
+                dbname=arguments["dbname"],
+                user=arguments["user"],
+                password=arguments["password"],
+                connect_timeout=store_probe_timeout_s,
+                # The server ends the query, should it take longer: the probe never waits.
+                options=f"-c statement_timeout={store_probe_timeout_s * 1_000}",
+                autocommit=True,
+            ) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
     def _read_connection(self) -> sqlite3.Connection | None:
         """A connection of its own to a SQLite file, that never writes (opened on first
         use); None for PostgreSQL and a SQLite store in memory."""
@@ -1099,6 +1127,9 @@ def _postgres_factory(url: str, *, reach_timeout_s: int | None) -> tuple[Postgre
 
 
 postgres_connect_timeout_s = 10  # one connection attempt, before the pool and in it
+# `LedgerStore.answers`: seconds to connect, then for its query (libpq counts whole
+# seconds, and 2 at least).
+store_probe_timeout_s = 2
 
 
 def _first_attempt(read: str) -> Any:
