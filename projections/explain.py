@@ -385,11 +385,43 @@ def _explain_inputs(
                     figures.equity < figures.liquidation_requirement,
                 )
             else:
-                out.check("still not healthy at the call's deadline", True, figures.excess < 0)
+                _deadline_rule(event, figures, policy, journal, out)
         case _:
             pass
     if journal is not None:
         _inputs_against_journal(event, inputs, policy, journal, out)
+
+
+def _deadline_rule(
+    event: je.LiquidationTriggered,
+    figures: risk.MarginFigures,
+    policy: Policy,
+    journal: _JournalBefore | None,
+    out: Explanation,
+) -> None:
+    """A call not met by its deadline liquidates: an equity call is met by a healthy account,
+    a limit call (the journal's open call says which) by a healthy account whose loan is
+    within the smaller of its credit limit and its lending value (docs/risk-model.md)."""
+    account = None if journal is None else journal.book.accounts.get(event.account_id or "")
+    call = None if account is None else account.margin_call
+    if account is None or call is None or call.trigger == EQUITY_CALL_TRIGGER:
+        out.check("still not healthy at the call's deadline", True, figures.excess < 0)
+        return
+    marks = dict(event.inputs.marks)
+    priced = {a: b for a, b in event.inputs.holdings.balances.items() if a in marks}
+    lending = risk.lending_value(priced, marks, policy)
+    limit = min(account.credit_limit, lending)
+    out.lines.append(
+        f"rule: a limit call ({call.trigger}) is met by a healthy account whose loan is within "
+        f"the smaller of its credit limit {_n(account.credit_limit)} (journal) and its lending "
+        f"value {_n(lending)} (recorded holdings and marks): {_n(limit)}"
+    )
+    out.lines.append(
+        f"  healthy: {'yes' if figures.excess >= 0 else 'no'}; loan {_n(figures.loan)} "
+        f"{'>' if figures.loan > limit else '≤'} {_n(limit)}"
+    )
+    not_met = figures.excess < 0 or figures.loan > limit
+    out.check("the call not met at its deadline", True, not_met)
 
 
 def _explain_call(

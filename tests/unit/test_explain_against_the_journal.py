@@ -188,3 +188,46 @@ def test_a_repayment_settles_the_interest_the_journal_accrued_first(tmp_path: Pa
         "interest paid: recorded 2.19, recomputed 3.19",
         "principal paid: recorded 97.81, recomputed 96.81",
     ]
+
+
+def test_a_liquidation_at_a_limit_calls_deadline_is_explained_by_the_loan_above_its_limit() -> None:
+    """C1 (credit limit 15,000) holds 1 BTC at 60,000 and 10,000 USD, and buys 0.5 BTC at
+    60,000 with a 30 fee: 20,030 drawn on the loan, a credit-limit call. A day later the
+    account is healthy on its equity (1.5 x 60,000 - 20,030 = 69,970 against a maintenance
+    requirement of 0.60 x 90,000 = 54,000) but its loan is still above the smaller of its
+    credit limit (15,000) and its lending value (1.5 x 60,000 x 0.30 = 27,000): not met,
+    liquidated at the deadline. The explanation said the liquidation was inconsistent
+    (it held every call to the equity's rule)."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1", credit="15000")
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    s.at(25)
+    s.mark("BTC", "60000")
+    (trigger,) = s.events("liquidation_triggered")
+    assert trigger["trigger"] == "margin_call_deadline"
+    assert trigger["inputs"]["figures"]["status"] == "healthy"
+    explanation = _explained(s, trigger["seq"])
+    assert explanation.consistent, explanation.differences
+    assert (
+        "rule: a limit call (credit_limit_exceeded) is met by a healthy account whose loan is "
+        "within the smaller of its credit limit 15000.00 (journal) and its lending value "
+        "27000.0000000000 (recorded holdings and marks): 15000.00"
+    ) in explanation.lines
+    assert "  healthy: yes; loan 20030.00 > 15000.00" in explanation.lines
+
+    # A journal whose credit limit was 25,000 there: the call was met, not to be liquidated.
+    book = Book()
+    events = [je.decode_journal_record(entry.record) for entry in s.store.iter_journal()]
+    for event in events[: trigger["seq"] - 1]:
+        book.apply(event)
+    book.accounts["C1"].credit_limit = Decimal(25000)
+    liquidation = events[trigger["seq"] - 1]
+    assert explain_event(liquidation, POLICY, book_before=book).differences == [
+        "the call not met at its deadline: recorded True, recomputed False"
+    ]
