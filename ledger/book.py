@@ -227,7 +227,10 @@ class Book:
     last_hash: str = "0" * 64
     policy_version: str = ""
     policy_digest: str = ""
+    # The firm's total of margin loans (every client's principal and accrued interest) and
+    # the interest part of it, each kept as the loans move (`_check_total_loans`).
     total_loans: Decimal = ZERO
+    total_loan_interest: Decimal = ZERO
     business_date: str = ""
     # liquidation_id -> instrument -> what is left to execute, executed lots included.
     liquidation_lots: dict[str, dict[str, LiquidationLot]] = field(default_factory=dict)
@@ -401,11 +404,33 @@ class Book:
 
     def reduce_loan(self, account: Account, amount: Decimal) -> tuple[Decimal, Decimal]:
         """`Account.reduce_loan`, with the firm's total of margin loans kept with it (the
-        whole amount: interest settled leaves the total as principal repaid does)."""
+        whole amount: interest settled leaves the total as principal repaid does); the
+        caller posts the principal and checks the total (`_check_total_loans`)."""
         interest, principal = account.reduce_loan(amount)
         self.total_loans -= amount
+        self.total_loan_interest -= interest
         self._note_principal(account)
         return interest, principal
+
+    def _check_total_loans(self) -> None:
+        """The firm's total of margin loans, checked where a loan moves (docs/risk-model.md
+        "The firm's total of margin loans") without summing every account: it must be the
+        principal lent out, which the lending account's USD witnesses (every principal lent
+        is posted from it, every principal repaid or written off back to it), plus the
+        interest outstanding. A movement that moves the total by other than the loan it
+        moves breaks this at once; a loan changed outside these methods is found by the
+        close's whole sum (`_close_day`)."""
+        principal = -self.accounts[LENDING].balance(REPORTING_ASSET)
+        if self.total_loans != principal + self.total_loan_interest:
+            # `require` called only on a break: its call and arguments cost every movement.
+            require(
+                False,
+                "the firm's total of margin loans %s differs from the principal lent %s plus "
+                "the interest outstanding %s",
+                self.total_loans,
+                principal,
+                self.total_loan_interest,
+            )
 
     def _note_principal(self, account: Account) -> None:
         """The principal at the end of the applied event's day, so far: its UTC date, or the
@@ -425,33 +450,42 @@ class Book:
         interest, principal = self.reduce_loan(account, amount)
         self.post(REPORTING_ASSET, interest, account.account_id, INTEREST_INCOME)
         self.post(REPORTING_ASSET, principal, account.account_id, LENDING)
+        self._check_total_loans()
 
     def _lend(self, account: Account, amount: Decimal) -> None:
         account.loan_principal += amount
         self.total_loans += amount
         self._note_principal(account)
         self.post(REPORTING_ASSET, amount, LENDING, account.account_id)
+        self._check_total_loans()
 
     def _accrue_interest(self, account: Account, amount: Decimal) -> None:
         """Interest is capitalised: it is part of the client's loan, so of the firm's total."""
         account.loan_interest += amount
         self.total_loans += amount
+        self.total_loan_interest += amount
+        self._check_total_loans()
 
     def _close_day(self, business_date: str) -> None:
-        """Close the principals' days; check the firm's total of margin loans, which each
-        loan movement keeps incrementally, against the sum of the clients' loans once a day
-        (a whole pass over the accounts, which the close makes anyway)."""
+        """Close the principals' days; check the firm's total of margin loans and its
+        interest, which each loan movement keeps incrementally (and checks against each
+        other), against the sums over the clients' loans once a day (a whole pass over the
+        accounts, which the close makes anyway)."""
         self.business_date = business_date
-        loans = ZERO
+        loans = interest = ZERO
         for account in self.accounts.values():
             if account.principal_day_ends:
                 account.close_principal_days(business_date)
             loans += account.loan
+            interest += account.loan_interest
         require(
-            loans == self.total_loans,
-            "the firm's total of margin loans %s differs from the sum of the loans %s",
+            loans == self.total_loans and interest == self.total_loan_interest,
+            "the firm's total of margin loans %s (interest %s) differs from the sum of the "
+            "loans %s (interest %s)",
             self.total_loans,
+            self.total_loan_interest,
             loans,
+            interest,
         )
 
     def _finance_debit(self, event: je.DebitFinanced) -> None:
@@ -580,6 +614,7 @@ class Book:
     def _apply_bad_debt(self, event: je.BadDebtRecorded) -> None:
         _, principal = self.reduce_loan(self._account_of(event), event.loan_written_off)
         self.post(REPORTING_ASSET, principal, BAD_DEBT, LENDING)
+        self._check_total_loans()
         self.post(REPORTING_ASSET, event.cash_written_off, BAD_DEBT, self._id(event))
 
     def _apply_related_group(self, account: Account, group_id: str | None) -> None:

@@ -14,7 +14,9 @@ import pytest
 from app.cli import main
 from ledger import snapshots
 from ledger.adopted_policies import AdoptedPolicies
+from ledger.application import UndecidableRecord
 from ledger.book import Book
+from ledger.invariants import InvariantViolation
 from ledger.policy import Policy, parse_policy
 from projections.explain import explain
 from projections.rows import lending_rows
@@ -215,3 +217,88 @@ def test_explain_of_a_draw_says_inconsistent_when_its_firm_total_is_not_the_jour
         f"  firm loans after: recorded {tampering.recorded} ≠ journal {tampering.journal} ✗"
     ) in out
     assert f"=> seq {seq}: 1 of " in out
+
+
+class _Movement(NamedTuple):
+    record: dict[str, str]  # the inbox record that moves a loan, after C1's 10,000 draw
+    total: str  # the firm's running total after it, one cent off
+    principal: str  # the principal lent out after it, as the lending account holds it
+
+
+@pytest.mark.parametrize(
+    "movement",
+    [
+        # C2 draws 1,000: 10,000 + 1,000 = 11,000.00 lent; the total 11,000.01.
+        _Movement({"type": "loan_draw_requested", "account_id": "C2", "amount": "1000"},
+                  "11000.01", "11000.00"),
+        # C1 repays 1,000 of its 10,000.00 (no interest yet): 9,000.00; the total 9,000.01.
+        _Movement({"type": "loan_repayment", "account_id": "C1", "amount": "1000"},
+                  "9000.01", "9000.00"),
+        # C1 buys 0.2 BTC at 60,000 = 12,000 with the 10,000 USD it drew: the 2,000 short
+        # is financed on its loan, 12,000.00 lent; the total 12,000.01.
+        _Movement({"type": "spot_trade", "account_id": "C1", "trade_id": "s1",
+                   "symbol": "BTC/USD", "side": "buy", "quantity": "0.2", "price": "60000",
+                   "fee": "0"},
+                  "12000.01", "12000.00"),
+    ],
+)  # fmt: skip
+def test_a_wrong_increment_of_the_firm_total_stops_the_writer_at_the_next_loan_movement(
+    small_firm: Policy, movement: _Movement
+) -> None:
+    """C1 and C2 each hold 3 BTC at 60,000; C1 draws 10,000: 10,000.00 lent, the firm's
+    total 10,000.00. A wrong increment then leaves the running total a cent high,
+    10,000.01 (as one forgetting or doubling a movement would). The next loan movement
+    finds it, in the same input, not at the day's close: the writer stops (an invariant,
+    not a refusal) and nothing of the input is stored."""
+    s = Scenario(policy=small_firm)
+    s.mark("BTC", "60000")
+    for client in ("C1", "C2"):
+        s.open(client)
+        s.deposit(client, "BTC", "3")
+    s.send("loan_draw_requested", account_id="C1", amount="10000")
+    book = s.app.book
+    assert (book.total_loans, book.total_loan_interest) == (Decimal("10000.00"), Decimal(0))
+    journal_before = s.journal()
+    book.total_loans += Decimal("0.01")
+    fields = dict(movement.record)
+    with pytest.raises(UndecidableRecord) as stopped:
+        s.send(fields.pop("type"), **fields)
+    assert isinstance(stopped.value.__cause__, InvariantViolation)
+    assert str(stopped.value.__cause__) == (
+        f"the firm's total of margin loans {movement.total} differs from the principal lent "
+        f"{movement.principal} plus the interest outstanding 0"
+    )
+    assert s.journal() == journal_before
+    assert s.app.book.total_loans == Decimal("10000.00")  # rebuilt from the journal
+
+
+def test_the_interest_outstanding_is_kept_with_the_total_and_checked_at_the_close(
+    small_firm: Policy,
+) -> None:
+    """C1 draws 50,000; the close of the 24th accrues 10.96 (50,000 x 0.08 / 365): the
+    interest outstanding is 10.96 and the total 50,010.96. C1 repays 1,010.96, interest
+    first: 0 of interest, 49,000.00 of principal, the total 49,000.00. A total of interest
+    a cent off is found by the next close's whole sum."""
+    s = Scenario(policy=small_firm)
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "3")
+    s.send("loan_draw_requested", account_id="C1", amount="50000")
+    s.at(24)
+    s.send("day_closed", business_date="2026-11-24")
+    book = s.app.book
+    assert (book.total_loans, book.total_loan_interest) == (
+        Decimal("50010.96"),
+        Decimal("10.96"),
+    )
+    s.send("loan_repayment", account_id="C1", amount="1010.96")
+    assert (book.total_loans, book.total_loan_interest) == (Decimal("49000.00"), Decimal("0.00"))
+    assert snapshots.book_at(s.store).total_loan_interest == 0
+    book.total_loan_interest += Decimal("0.01")
+    book.total_loans += Decimal("0.01")  # the two kept together: only the close finds them
+    s.at(48)
+    with pytest.raises(UndecidableRecord) as stopped:
+        s.send("day_closed", business_date="2026-11-25")
+    assert "(interest 0.01) differs from the sum of the loans 49000.00 (interest 0.00)" in str(
+        stopped.value.__cause__
+    )
