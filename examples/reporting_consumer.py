@@ -5,8 +5,9 @@ journal topic `<prefix>.events`.
         --database postgresql://user@host:5432/db[?schema=name]
 
 What a downstream team copies: read the journal with its own consumer group
-(`read_committed`, from the earliest record, auto commit off), apply each record to a
-`ledger.book.Book` (which checks `seq` continuity and the hash chain), value each client with
+(`read_committed`, from the earliest record, auto commit off), verify each record (its `seq`
+follows, its `prev_hash` links, its `hash` recomputes: `ledger.journal.verify_journal`) and
+apply it to a `ledger.book.Book`, value each client with
 `ledger.risk`, and write one row per client (equity, loan, ltv, maintenance requirement,
 margin level, status) together with the last applied `seq` and hash, in ONE database
 transaction per batch. Rows whose figures did not change are not rewritten.
@@ -23,6 +24,13 @@ consumer reads the topic from its beginning and rebuilds the book, writing nothi
 passes the stored `seq`. At this size (tens of thousands of journal events, a few seconds)
 that replay is the simplest correct design; a larger deployment would store a snapshot of
 the book with the position and start from there.
+
+A record that does not verify (a gap, a broken link, a hash that does not recompute: the
+topic was written by something other than the ledger), or a journal that is not the one the
+table was written from (another hash at the stored seq: a table pointed at another ledger's
+topic), stops the consumer with one line naming the seq, exit status 1, as `ledger audit
+verify` exits; nothing of that batch is written. Verifying costs about 25 us a record.
+`--until-seq N` stops with the table at seq N exactly.
 
 The risk policies (`--policy`: the ledger's policy file, or a folder of the files of every
 policy the journal adopted; the demonstration policy when left out): each figure is valued
@@ -64,6 +72,7 @@ from ledger import risk
 from ledger.adopted_policies import AdoptedPolicies, policy_files
 from ledger.book import Account, Book
 from ledger.invariants import require
+from ledger.journal import verify_journal
 from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.policy import Policy, PolicyError, load_policy
 from projections.database import (
@@ -156,9 +165,26 @@ def journal_consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+class JournalNotVerified(ValueError):
+    """The topic's record at a seq is not the journal's: it does not follow the record before
+    (a gap, a broken link), its hash does not recompute (altered), or it is not the record
+    the table was written from (a table kept from another journal)."""
+
+
 class UnreadableRecord(ValueError):
     """A journal record this consumer's code cannot read: a type or field a newer ledger
     added. Its book is built from every event, so it stops rather than skip it."""
+
+
+def _verified(value: bytes, book: Book) -> None:
+    """`value` is the journal's record after the book's last: linked to its hash, and its own
+    hash recomputes (docs/downstream.md "Verify the chain"). The Book checks the link only."""
+    report = verify_journal([value], start_seq=book.last_seq + 1, start_prev_hash=book.last_hash)
+    if not report.ok:
+        raise JournalNotVerified(
+            f"journal seq {report.first_bad_seq} does not verify ({report.reason}): the topic "
+            f"does not hold the ledger's journal; the table stays at seq {book.last_seq} or before"
+        )
 
 
 def _decoded(value: bytes) -> je.JournalEventType:
@@ -184,23 +210,29 @@ class Follower:
     stored: Position
     book: Book
     written: dict[str, Row]
+    until_seq: int | None = None  # apply no record past it (--until-seq)
 
     def apply(self, values: Sequence[bytes]) -> None:
-        """Apply one batch of journal records; write the changed rows past the position."""
+        """Apply one batch of journal records (none past `until_seq`); write the changed rows
+        past the position."""
         recorded_at = self.stored.recorded_at
         for value in values:
             event = _decoded(value)
             if event.seq <= self.book.last_seq:
-                continue  # a redelivered record (the Book checks the hash chain on the rest)
+                continue  # a redelivered record
+            if self.until_seq is not None and event.seq > self.until_seq:
+                break
+            _verified(value, self.book)
+            if event.seq == self.stored.last_seq and event.hash != self.stored.last_hash:
+                raise JournalNotVerified(
+                    f"journal seq {event.seq} is not the one the table was written from (hash "
+                    f"{event.hash}, the table's {self.stored.last_hash}): a table kept from "
+                    "another journal; give its own --topic-prefix, or a new --database"
+                )
             if isinstance(event, je.PolicyAdopted):
                 self.policies.adopted(event)  # PolicyDocumentMissing without its file
             self.book.apply(event)
             recorded_at = event.recorded_at
-            if event.seq == self.stored.last_seq:
-                require(
-                    event.hash == self.stored.last_hash,
-                    f"the journal's hash at seq {event.seq} is not the one written to the table",
-                )
         if self.book.last_seq <= self.stored.last_seq:
             return  # still replaying what the table already has
         rows = client_rows(self.book, self.policies.in_force(self.book))
@@ -238,7 +270,7 @@ async def _follow(
 ) -> int:
     loop = asyncio.get_running_loop()
     stored = await loop.run_in_executor(database_thread, database.position, CONSUMER_NAME)
-    follower = Follower(database, settings.policies, stored, Book(), {})
+    follower = Follower(database, settings.policies, stored, Book(), {}, settings.until_seq)
     consumer = journal_consumer(settings)
     try:
         await consumer.start()  # inside: a start that finds no broker is stopped too
@@ -327,6 +359,9 @@ async def _main(settings: Settings) -> int:
         loop.add_signal_handler(signal_number, stopping.set)
     try:
         seq = await follow(settings, stopping)
+    except JournalNotVerified as error:  # an alarm, as `ledger audit verify` exits 1
+        print(f"reporting: {error}", file=sys.stderr)
+        return 1
     except (psycopg.OperationalError, ValueError, ViewsReadOnly, ProjectionConflict) as error:
         print(f"reporting: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -190,3 +192,33 @@ def test_the_consumer_keeps_its_table_in_sqlite_too(
         last.seq,
         je.decode_journal_record(last.record).hash,
     )
+
+
+@pytest.mark.integration
+def test_a_forged_record_on_the_topic_stops_the_consumer_with_one_sentence(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """docs/downstream.md: a record whose hash does not recompute is an alarm, one line naming
+    its seq and exit status 1, nothing of it written (it was booked: the Book checks links)."""
+    _, entries = build_journal(tmp_path)
+    at = next(i for i, e in enumerate(entries) if b'"type":"deposit_credited"' in e.record)
+    amount = json.loads(entries[at].record)["amount"]
+    forged = entries[at].record.replace(
+        f'"amount":"{amount}"'.encode(), f'"amount":"{amount}0"'.encode()
+    )
+    entries[at] = msgspec.structs.replace(entries[at], record=forged)
+    names = TopicNames(kafka_topic_prefix)
+    asyncio.run(ensure_topics(kafka_bootstrap, names))
+    asyncio.run(produce(kafka_bootstrap, names.events, entries))
+    database = f"sqlite:///{tmp_path / 'reporting.db'}"
+    consumer = start_consumer(
+        kafka_bootstrap, kafka_topic_prefix, database, "--until-seq", str(len(entries))
+    )
+    _, errors = consumer.communicate(timeout=finish_timeout_s)
+    assert consumer.returncode == 1, errors.decode()
+    said = errors.decode()  # aiokafka may log a coordinator not ready yet on a new broker
+    assert "Traceback" not in said, said
+    line = said.splitlines()[-1]
+    assert line.startswith(f"reporting: journal seq {at + 1} does not verify (hash does not ")
+    with MarginClientsDatabase.open(database) as table:
+        assert table.position(CONSUMER_NAME).last_seq < at + 1

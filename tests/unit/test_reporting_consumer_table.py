@@ -18,6 +18,7 @@ from examples.reporting_consumer import (
     CONSUMER_NAME,
     MARGIN_CLIENTS,
     Follower,
+    JournalNotVerified,
     MarginClientsDatabase,
     UnreadableRecord,
     main,
@@ -168,3 +169,70 @@ def test_a_journal_of_two_policies_is_valued_with_each_given_file(tmp_path: Path
             follower.apply(records[two_policies.LAST_SEQ_UNDER_A :])
         assert database.position(CONSUMER_NAME).last_seq == two_policies.LAST_SEQ_UNDER_A
     assert load_policy(b).version == "hk-2"
+
+
+def test_a_record_altered_in_the_topic_stops_the_consumer_before_its_batch_is_written(
+    tmp_path: Path,
+) -> None:
+    """The Book checks each record's seq and prev_hash, not that its hash recomputes: a
+    deposit's amount altered on the topic (its hash left as it was) was booked, and the
+    client's row written with the forged figure."""
+    records, _ = _journal(tmp_path)
+    # A deposit after the first batch, so that one batch is written before it.
+    at = next(
+        i
+        for i in range(batch_records, len(records))
+        if json.loads(records[i])["type"] == "deposit_credited"
+    )
+    record = json.loads(records[at])
+    forged = records[at].replace(
+        f'"amount":"{record["amount"]}"'.encode(), f'"amount":"{record["amount"]}0"'.encode()
+    )
+    assert forged != records[at]
+    tampered = [*records[:at], forged, *records[at + 1 :]]
+    before = at - at % batch_records  # the last batch end before the altered record
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        with pytest.raises(
+            JournalNotVerified,
+            match=rf"^journal seq {at + 1} does not verify \(hash does not recompute\)",
+        ):
+            _follow(database, tampered)
+        assert database.position(CONSUMER_NAME).last_seq == before
+
+
+def test_a_table_written_from_another_journal_is_refused_in_a_sentence(tmp_path: Path) -> None:
+    """A table kept from one journal, then pointed at another (a --topic-prefix of another
+    ledger): the stored hash differs at the stored seq. It was an InvariantViolation's
+    traceback."""
+    records, _ = _journal(tmp_path)
+    inbox = b"\n".join(simulate(8, 6, 1))  # another ledger's journal
+    with LedgerStore.open(f"sqlite:///{tmp_path / 'other.db'}") as store:
+        ingest_stream(LedgerApplication(store, POLICY), io.BytesIO(inbox), "test")
+        other = [entry.record for entry in store.iter_journal()]
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        _follow(database, records[: 2 * batch_records])
+        with pytest.raises(
+            JournalNotVerified,
+            match=rf"^journal seq {2 * batch_records} is not the one the table was written from",
+        ):
+            _follow(database, other)
+        assert database.position(CONSUMER_NAME).last_seq == 2 * batch_records
+
+
+def test_until_seq_stops_the_table_at_that_seq_inside_a_batch(tmp_path: Path) -> None:
+    """--until-seq N with batches of 40 records left the table at the end of N's batch."""
+    records, _ = _journal(tmp_path)
+    opened = next(i for i, r in enumerate(records) if b'"type":"account_opened"' in r)
+    until = opened + 2  # the seq after the first client's opening: a row, mid-batch
+    assert until % batch_records != 0
+    with MarginClientsDatabase.open(f"sqlite:///{tmp_path / 'reporting.db'}") as database:
+        follower = Follower(
+            database, POLICIES, database.position(CONSUMER_NAME), Book(), {}, until_seq=until
+        )
+        for start in range(0, until + batch_records, batch_records):
+            follower.apply(records[start : start + batch_records])
+        position = database.position(CONSUMER_NAME)
+        rows = database.rows(MARGIN_CLIENTS)
+    until_hash = json.loads(records[until - 1])["hash"]
+    assert (position.last_seq, position.last_hash) == (until, until_hash)
+    assert [row[-1] for row in rows] == [until]
