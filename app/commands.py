@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 import urllib.parse
 from collections import Counter
@@ -159,12 +160,19 @@ def open_store(
 
 
 def without_password(url: str) -> str:
-    """`url` as a message may show it: a password in it written `***`."""
-    parts = urllib.parse.urlsplit(url)
+    """`url` as a message may show it: a password in it written `***`. A text that is not
+    a URL has everything between `scheme://` and its last `@` written so."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # `[::1/ledger`: an IPv6 host without its closing bracket
+        return _USER_INFO.sub(r"\1***@", url)
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@")
 
 
 def make_default_store_folder(url: str) -> None:

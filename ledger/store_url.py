@@ -67,7 +67,10 @@ def _password_from_file() -> str:
 
 def parse_postgres_url(url: str) -> PostgresLocation:
     """The location a PostgreSQL URL names; StoreUrlError says what is wrong with it."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as error:  # `[::1/ledger`: an IPv6 host without its closing bracket
+        raise StoreUrlError(f"not a URL: {error}") from None
     if parts.scheme not in ("postgresql", "postgres"):
         raise StoreUrlError(f"a PostgreSQL URL starts with postgresql://, got {parts.scheme!r}")
     try:

@@ -580,3 +580,19 @@ def test_more_mistakes_are_one_line(args: tuple[str, ...], says: str, ledger_sto
         capture_output=True, text=True, cwd=ledger_store.parent, check=False, timeout=60,
     )  # fmt: skip
     _one_line(done, 2, says)
+
+
+@pytest.mark.parametrize(
+    "command", [("report", "balances"), ("run", "--health-port", "0"), ("ingest", "x.jsonl")]
+)
+def test_a_store_url_that_is_not_a_url_is_one_line_without_its_password(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """An IPv6 host without its closing bracket was a ValueError traceback (twice: the
+    message's own masking of the password failed on it too)."""
+    done = _ledger("--store", "postgresql://u:S3cret@[::1/db", *command, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "S3cret" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("ledger: ")
+    assert "not a URL: Invalid IPv6 URL" in done.stderr
