@@ -36,6 +36,7 @@ from ledger.rejections import ReasonCode, RejectRecord
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Fields a sealed journal record always has, although the Struct defaults them before sealing.
 SEALED_FIELDS = ("seq", "prev_hash", "hash")
+SHA256_HEX_PATTERN = "^[0-9a-f]{64}$"  # a hash of the chain: 64 lowercase hex digits
 INBOX_PREFIX = "Inbox."
 JOURNAL_PREFIX = "Journal."
 REJECT_SCHEMA_NAME = "Reject"
@@ -116,7 +117,7 @@ def journal_json_schema() -> dict[str, Any]:
             properties[field].pop("default", None)
         properties["seq"]["minimum"] = 1
         for field in ("prev_hash", "hash"):
-            properties[field]["pattern"] = "^[0-9a-f]{64}$"
+            properties[field]["pattern"] = SHA256_HEX_PATTERN
         definition["required"] = [*definition["required"], *SEALED_FIELDS]
         # A newer ledger may add optional fields: readers ignore the ones they do not know.
         definition["additionalProperties"] = True
@@ -371,6 +372,8 @@ def _type_text(node: dict[str, Any]) -> str:
         return f"list of {_type_text(node['items'])}"
     if kind == "object" and "additionalProperties" in node:
         return f"map of string to {_type_text(node['additionalProperties'])}"
+    if kind == "string" and node.get("pattern") == SHA256_HEX_PATTERN:
+        return "hex string (SHA-256)"
     if kind == "string" and ("pattern" in node or node.get("format") == "decimal"):
         return "decimal string" if node.get("format") != "date-time" else "timestamp"
     if kind == "string" and "format" in node:

@@ -21,9 +21,9 @@ FIELD_MEANINGS: dict[str, str] = {
     "seq": "Position in the journal: 1, 2, 3, ... with no gaps and no repeats.",
     "recorded_at": "The ledger clock when it was recorded (the largest `occurred_at` seen), UTC.",
     "causation_id": "The inbox `event_id` that caused the event.",
-    "input_digest": "SHA-256 of the causing inbox record's content, on the first event it "
-    "caused: a redelivery with the same `event_id` and content is a no-op, different "
-    "content is `event_id_conflict`.",
+    "input_digest": "SHA-256 of the causing inbox record's content in its normal form "
+    '(docs/events.md "The digests"), on the first event it caused: a redelivery with the same '
+    "`event_id` and content is a no-op, different content is `event_id_conflict`.",
     "prev_hash": "The `hash` of the record with `seq - 1`; 64 zeros for `seq` 1.",
     "hash": "Lowercase hex SHA-256 of `prev_hash` (ASCII) followed by the canonical JSON of "
     "the record without `hash`.",
@@ -47,7 +47,7 @@ FIELD_MEANINGS: dict[str, str] = {
     "credit_limit": "The credit team's approved margin-loan limit, USD.",
     "previous_credit_limit": "The limit before this change, USD.",
     "version": "The risk policy's version.",
-    "digest": "SHA-256 of the risk policy's canonical content.",
+    "digest": "SHA-256 of the risk policy file's bytes.",
     "policy_version": "The version of the risk policy the decision was taken under.",
     # -- what is booked -------------------------------------------------------------------
     "asset": "An asset code (USD, HKD, USDT, BTC, ETH, or a security VENUE:CODE).",
