@@ -34,7 +34,6 @@ from typing import Annotated, Any, NoReturn
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import (
-    ClientException,
     HTTPException,
     InternalServerException,
     MethodNotAllowedException,
@@ -71,7 +70,6 @@ from ledger import journal_events as je
 from ledger import pretrade, reporting, risk
 from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book
-from ledger.identifiers import account_id_problem
 from ledger.limits import inbox_record_bytes_max
 from ledger.policy import Policy, PolicyError
 from ledger.rejections import decode_reject_record
@@ -294,9 +292,6 @@ async def _as_of(
 async def _account_document(
     request: Request[Any, Any, Any], account_id: str, as_of: str | None, what: str
 ) -> dict[str, Any]:
-    problem = account_id_problem(account_id)
-    if problem is not None:
-        raise ClientException(detail=problem)  # as `ledger query` says it, never a lookup
     if as_of is not None:
         return await _as_of(request, account_document, as_of, account_id, what)
     live = await _refreshed(request)

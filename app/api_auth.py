@@ -49,6 +49,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 
+from ledger.identifiers import account_id_problem
+
 READ_QUERY_PARAMETERS = frozenset({"as_of"})  # an account's or report's reads (docs/api.md)
 api_token_chars_max = 8_192  # a JWT with a few claims is well under 2 KB
 api_token_bytes_entropy = 32  # 256 bits from the OS's generator
@@ -399,6 +401,11 @@ class ApiSecurity:
             principal = self.principal(_bearer(authorization))
         exchange = _exchange(scope)
         exchange.principal = principal.name
+        problem = None if account_id is None else account_id_problem(account_id)
+        if problem is not None:
+            # Said as `ledger query` says it, to every role alike: a client's 403 read
+            # `account   is not open to ...`, and no route looks such an id up.
+            raise ClientException(detail=problem)
         match authorise(principal, kind, account_id, as_of):
             case Grant(role=role):
                 exchange.role = role

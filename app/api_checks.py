@@ -44,7 +44,6 @@ from litestar.types import (
 from app.api_auth import ApiSecurity
 from app.api_documents import CheckDocument, checked, error_responses
 from ledger import pretrade
-from ledger.identifiers import account_id_problem
 from ledger.limits import account_id_chars_max
 from ledger.store import InterfaceError, OperationalError
 
@@ -65,9 +64,6 @@ _AS_OF_REFUSED = (
 def _answer(live: Any, account_id: str, raw: bytes) -> CheckDocument:
     """The check of `raw` on the live book (`app.api.LiveViews`, which imports this module),
     caught up first; a request the check cannot answer is the framework's 400."""
-    problem = account_id_problem(account_id)
-    if problem is not None:
-        raise ClientException(detail=problem)
     live.follow_journal()
     try:
         result = pretrade.check(

@@ -123,6 +123,19 @@ def test_a_refusal_is_a_403_with_a_json_body_naming_the_principal(
     assert past.json()["detail"] == "reading the past (as_of) is for the auditor role"
 
 
+def test_a_blank_account_id_is_a_400_for_every_role_once_the_token_is_valid(
+    client: TestClient[Litestar], accounts: tuple[str, str]
+) -> None:
+    """A client's token read `account   is not open to C...`, where the risk role's read
+    the 400 that says the id is blank; without a token it stays a 401."""
+    said = "the account id is blank (spaces only): name an account, such as C-1 or platform:house"
+    for token in (client_token(accounts[0]), TOKENS_BY_ROLE["risk"], TOKENS_BY_ROLE["trading"]):
+        for method, path in (("GET", "/accounts/%20/margin"), ("POST", "/accounts/%20/checks")):
+            response = client.request(method, path, headers=bearer(token), content=b"{}")
+            assert (response.status_code, response.json()["detail"]) == (400, said), token
+    assert client.get("/accounts/%20/margin").status_code == 401
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer lgr_not_a_token"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
