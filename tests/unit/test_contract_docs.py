@@ -38,6 +38,15 @@ def test_every_reason_code_is_in_the_events_document() -> None:
     assert [code for code in ReasonCode if f"| `{code}` |" not in text] == []
 
 
+def test_the_hashes_are_hex_strings_in_the_events_document_not_decimal_figures() -> None:
+    """docs/events.md said `hash` and `prev_hash` were decimal strings (any string with a
+    pattern was): a reader told to parse decimal strings as decimals cannot parse a hash."""
+    text = (DOCS / "events.md").read_text(encoding="utf-8")
+    for field in ("hash", "prev_hash"):
+        assert f"| `{field}` | hex string (SHA-256) | yes |" in text
+        assert f"| `{field}` | decimal string |" not in text
+
+
 def test_a_changed_record_makes_the_documents_stale(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     for path in contract_docs.generated_documents(DOCS, build_parser()):
