@@ -49,7 +49,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Message, Scope
 
-from ledger.identifiers import account_id_problem
+from ledger.identifiers import account_id_problem, identifier_problem
 
 READ_QUERY_PARAMETERS = frozenset({"as_of"})  # an account's or report's reads (docs/api.md)
 api_token_chars_max = 8_192  # a JWT with a few claims is well under 2 KB
@@ -95,10 +95,13 @@ class RoleError(ValueError):
 
 
 def parse_role(text: str) -> str:
-    """The role as given, once it is one of ROLE_NAMES or `client:<account_id>`."""
+    """The role as given, once it is one of ROLE_NAMES or `client:<account_id>` with an
+    account id the inbox could open (not empty nor blank, printable NFC text): a role
+    naming no possible account (`client: `) is a mistake to say, not a role to keep."""
     if text in ROLE_NAMES:
         return text
-    if text.startswith(CLIENT_ROLE_PREFIX) and len(text) > len(CLIENT_ROLE_PREFIX):
+    account_id = text.removeprefix(CLIENT_ROLE_PREFIX)
+    if text.startswith(CLIENT_ROLE_PREFIX) and account_id and not identifier_problem(account_id):
         return text
     known = ", ".join((*ROLE_NAMES, "client:<account_id>"))
     raise RoleError(f"{text!r} is not a role: the roles are {known}")

@@ -20,7 +20,14 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from app.api import create_app
-from app.api_auth import ApiSecurity, JwtKeys, JwtVerifier, load_token_file
+from app.api_auth import (
+    ApiSecurity,
+    JwtKeys,
+    JwtVerifier,
+    RoleError,
+    load_token_file,
+    parse_role,
+)
 from app.cli import main
 from app.commands import ingest_stream
 from app.simulation import simulate
@@ -460,3 +467,12 @@ def test_a_principal_the_access_log_could_not_show_is_refused(
     assert main([*command, "--role", "risk"]) == 2
     assert says in capsys.readouterr().err
     assert not tokens_file.exists()
+
+
+@pytest.mark.parametrize("role", ["client:", "client: ", "client:   ", "client:C\x1b[2J", "god"])
+def test_a_role_naming_no_possible_account_is_refused(role: str) -> None:
+    """`ledger api-token --role 'client: '` added a token for account ' ', which the inbox
+    never opens."""
+    with pytest.raises(RoleError, match="is not a role"):
+        parse_role(role)
+    assert parse_role("client:C-1") == "client:C-1"
