@@ -34,7 +34,15 @@ from ledger.invariants import present
 from ledger.journal import format_timestamp
 from ledger.lending import broken_limits, limit_call_amount, loan_limit_checks
 from ledger.liquidation import deleveraging_queue, ranking_record
-from ledger.money import DECIMAL_CONTEXT, REPORTING_ASSET, USD_SCALE, ZERO, format_decimal, quantize
+from ledger.money import (
+    DECIMAL_CONTEXT,
+    DERIVED_FIGURE_SCALE,
+    REPORTING_ASSET,
+    USD_SCALE,
+    ZERO,
+    format_decimal,
+    quantize,
+)
 from ledger.policy import Policy
 from ledger.rejections import ReasonCode
 from ledger.store import LedgerStore
@@ -988,6 +996,53 @@ def _explain_deleveraging(
     ]
     for name in je.DeleveragingRank.__struct_fields__:
         out.check(name, getattr(recorded, name), getattr(expected, name))
+    _deleveraging_amounts(event, book, queue[0].size, not deleveraged_before, out)
+
+
+def _deleveraging_amounts(
+    event: je.AutoDeleveraged, book: Book, winner_size: Decimal, first: bool, out: Explanation
+) -> None:
+    """A client's deficit deleveraged (docs/risk-model.md "Auto-deleveraging"): what is left
+    of it is the bankrupt's USD below zero, the units left the liquidation's lot in the
+    market, both as the journal booked them before this reduction; the bankruptcy price
+    `B = M + deficit / s` (from the first reduction's); each winner gives up `u * |B - M|`,
+    the last one what is left."""
+    bankrupt = book.accounts.get(event.bankrupt_account_id)
+    lot = book.lot(event.liquidation_id, event.market)
+    if bankrupt is None or not bankrupt.is_client or lot is None or lot.remaining.is_zero():
+        out.lines.append("(a venue fill's loss deleveraged: its amounts are not recomputed)")
+        return
+    deficit = max(ZERO, -bankrupt.balance(REPORTING_ASSET))
+    mark, price = event.mark_price, event.bankruptcy_price
+    out.lines.append(
+        f"deficit left = {event.bankrupt_account_id}'s USD below zero (journal) = {_n(deficit)};"
+        f" units left = the lot of {event.market} (journal) = {_n(lot.remaining)}"
+    )
+    out.check(f"mark {event.market}", mark, book.marks.get(event.market), "journal")
+    if first:
+        bankruptcy = quantize(
+            DECIMAL_CONTEXT.add(mark, DECIMAL_CONTEXT.divide(deficit, lot.remaining)),
+            DERIVED_FIGURE_SCALE,
+        )
+        out.lines.append(
+            f"bankruptcy price B = M + deficit / s = {_n(mark)} + {_n(deficit)} / "
+            f"{_n(lot.remaining)} = {_n(bankruptcy)}"
+        )
+        out.check("bankruptcy price", price, _n(bankruptcy))
+    units = min(abs(winner_size), abs(lot.remaining))
+    out.lines.append(
+        f"units = min(|winner's size| {_n(abs(winner_size))}, units left) = {_n(units)}"
+    )
+    out.check("units reduced", _n(abs(event.size_reduced)), _n(units))
+    give_up = quantize(units * abs(price - mark), USD_SCALE)
+    last = units == abs(lot.remaining)
+    absorbed = deficit if last else min(deficit, give_up)
+    rule = "the deficit left (the last units)" if last else "min(deficit left, u * |B - M|)"
+    out.lines.append(
+        f"absorbed = {rule} = {_n(absorbed)} "
+        f"(u * |B - M| = {_n(units)} * |{_n(price)} - {_n(mark)}| = {_n(give_up)})"
+    )
+    out.check("absorbed", event.absorbed, _n(absorbed))
 
 
 def explain_event(

@@ -18,6 +18,7 @@ from ledger.book import Book, Position
 from ledger.policy import load_policy
 from projections.explain import Explanation, explain, explain_event
 from tests.ledger_scenario import Scenario
+from tests.unit.test_auto_deleveraging import _crash
 
 POLICY = load_policy(None)
 
@@ -231,3 +232,41 @@ def test_a_liquidation_at_a_limit_calls_deadline_is_explained_by_the_loan_above_
     assert explain_event(liquidation, POLICY, book_before=book).differences == [
         "the call not met at its deadline: recorded True, recomputed False"
     ]
+
+
+def test_an_auto_deleveragings_price_units_and_amount_recompute_from_the_journal() -> None:
+    """The crash of test_auto_deleveraging: C2's long of 1 BTC-PERP closed at 45,000 leaves
+    5,000 USD below zero and an empty fund, so B = 45,000 + 5,000 / 1 = 50,000. W3 gives up
+    its 0.2 x 5,000 = 1,000, W2 its 0.5 x 5,000 = 2,500, and W1 the 0.3 left: the 1,500
+    left. The explanation checked the ranking only, never the price nor the amounts."""
+    s = _crash()
+    (completed,) = s.events("liquidation_completed")
+    explanations = explain(s.store, completed["liquidation_id"], AdoptedPolicies.of(POLICY))
+    reductions = [e for e in explanations if e.type == "auto_deleveraged"]
+    assert all(e.consistent for e in reductions), [e.differences for e in reductions]
+    first, second, last = (e.lines for e in reductions)
+    assert (
+        "deficit left = C2's USD below zero (journal) = 5000.00; units left = the lot of "
+        "BTC-PERP (journal) = 1"
+    ) in first
+    assert "bankruptcy price B = M + deficit / s = 45000 + 5000.00 / 1 = 50000.00000000" in first
+    assert "units = min(|winner's size| 0.2, units left) = 0.2" in first
+    assert "  absorbed: recorded 1000.00 = recomputed ✓" in first
+    assert "  absorbed: recorded 2500.00 = recomputed ✓" in second
+    assert "units = min(|winner's size| 1, units left) = 0.3" in last
+    assert (
+        "absorbed = the deficit left (the last units) = 1500.00 (u * |B - M| = 0.3 * "
+        "|50000.00000000 - 45000| = 1500.00)"
+    ) in last
+
+    # A journal that left C2 6,000 below zero: its bankruptcy price would be 51,000.
+    events = [je.decode_journal_record(entry.record) for entry in s.store.iter_journal()]
+    book = Book()
+    for event in events:
+        if isinstance(event, je.AutoDeleveraged):
+            book.accounts["C2"].balances["USD"] -= 1000
+            assert explain_event(event, POLICY, book_before=book).differences == [
+                "bankruptcy price: recorded 50000.00000000, recomputed 51000.00000000"
+            ]
+            break
+        book.apply(event)
