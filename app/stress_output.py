@@ -9,6 +9,7 @@ from typing import Any
 from ledger.money import (
     DECIMAL_CONTEXT,
     DERIVED_FIGURE_SCALE,
+    USD_SCALE,
     format_decimal,
     quantize,
 )
@@ -310,11 +311,33 @@ def _ladder_svg(rungs: list[dict[str, Any]]) -> str:
     )
     fund = " ".join(point(i, v) for i, v in enumerate(funds))
     gap = " ".join(point(i, v) for i, v in enumerate(gaps))
+    # The scale as every other figure of the page reads: at the cent, thousands separated.
+    scale = (
+        f'<text {_TICK_ATTRIBUTES} class="scale" x="4" y="{chart_margin_px}">'
+        f"{quantize(top, USD_SCALE):,f} USD</text>"
+        f'<text {_TICK_ATTRIBUTES} class="scale" x="4" y="{chart_margin_px + plot_height}">'
+        "0 USD</text>"
+    )
     return (
         f'<svg data-chart="stress-ladder" viewBox="0 0 {chart_width_px} {chart_height_px}" '
-        f'width="{chart_width_px}" height="{chart_height_px}" role="img">'
-        f'<text {_TICK_ATTRIBUTES} x="4" y="{chart_margin_px}">{format_decimal(top)} USD</text>'
-        f'<polyline class="fund" {_LINE_ATTRIBUTES} stroke="#1f4e79" points="{fund}"/>'
-        f'<polyline class="gap" {_LINE_ATTRIBUTES} stroke="#c0392b" points="{gap}"/>'
-        f"{labels}</svg>"
+        f'width="{chart_width_px}" height="{chart_height_px}" role="img">{scale}'
+        f'<polyline class="fund" {_LINE_ATTRIBUTES} stroke="{_FUND_COLOUR}" points="{fund}"/>'
+        f'<polyline class="gap" {_LINE_ATTRIBUTES} stroke="{_GAP_COLOUR}" points="{gap}"/>'
+        f"{labels}{_ladder_key()}</svg>"
+    )
+
+
+_FUND_COLOUR = "#1f4e79"
+_GAP_COLOUR = "#c0392b"
+
+
+def _ladder_key() -> str:
+    """Which line is which, above the plot."""
+    return "".join(
+        f'<rect x="{x}" y="16" width="12" height="4" fill="{colour}"/>'
+        f'<text {_TICK_ATTRIBUTES} x="{x + 18}" y="22">{name}</text>'
+        for x, colour, name in (
+            (chart_margin_px, _FUND_COLOUR, "insurance fund left"),
+            (chart_margin_px + 180, _GAP_COLOUR, "deficit it does not cover"),
+        )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -283,6 +284,30 @@ def test_ledger_stress_writes_the_ladder_chart(tmp_path: Path) -> None:
     assert 'data-chart="stress-ladder"' in text
     assert "Insurance fund exhausted at BTC=-20%" in text
     assert text.count("<polyline") == 2
+
+
+def test_the_ladder_chart_reads_its_scale_in_money_and_names_its_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The chart's one axis label was the raw top figure ('41576029.70 USD' in the demo's
+    report, where every other figure has separators) with no zero and no key to its lines."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    s = Scenario(url)
+    _perp_trader(s, fund="1000")
+    s.store.close()
+    ladder = ["stress", "--ladder", "BTC=-5%..-25%"]
+    assert main(["--store", url, *ladder, "--format", "json"]) == 0
+    (only,) = json.loads(capsys.readouterr().out)["ladders"]
+    rungs = only["rungs"]
+    lines = ("insurance_fund_after", "uncovered_perps_deficit")
+    top = max(Decimal(r[name]) for r in rungs for name in lines)
+    page = tmp_path / "ladder.html"
+    assert main(["--store", url, *ladder, "--html", str(page)]) == 0
+    chart = page.read_text(encoding="utf-8").split('data-chart="stress-ladder"')[1]
+    ticks = re.findall(r'<text [^>]*class="scale"[^>]*>([^<]*)</text>', chart)
+    assert ticks == [f"{top.quantize(Decimal('0.01')):,f} USD", "0 USD"]
+    assert ">insurance fund left</text>" in chart
+    assert ">deficit it does not cover</text>" in chart
 
 
 def test_ledger_stress_tables_show_figures_as_ledger_query_does(
