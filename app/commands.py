@@ -119,10 +119,15 @@ def policies_of(args: argparse.Namespace, store: LedgerStore) -> AdoptedPolicies
     """The policies a reader values the journal with, each seq with the one in force there:
     those the store keeps, and `--policy`'s for a store written before it kept them. No
     `--policy` and none kept: the demonstration policy (docs/views.md "Policies")."""
+    return adopted_policies(store, files=policy_path(args))
+
+
+def policy_path(args: argparse.Namespace) -> Path | None:
+    """A reader's `--policy`: a policy file (that must exist) or a folder of them."""
     path: Path | None = args.policy
     if path is not None and not path.is_dir():
         require_file(path, "policy")
-    return adopted_policies(store, files=path)
+    return path
 
 
 def snapshot_events_setting() -> int:

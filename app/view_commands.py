@@ -17,6 +17,7 @@ from app.commands import (
     CommandError,
     open_store,
     policies_of,
+    policy_path,
     policy_scales,
     require_file,
     require_output_file,
@@ -24,10 +25,11 @@ from app.commands import (
 from app.output_files import write_stdout, written_whole
 from app.progress import Progress
 from ledger import checkpoints, reporting, snapshots
+from ledger.adopted_policies import policy_files
 from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
-from ledger.store import LedgerStore
-from projections import audit, explain, parquet, render, views
+from ledger.store import LedgerStore, PolicyDocument
+from projections import audit, explain, parquet, policy_audit, render, views
 from projections.database import ProjectionConflict, ViewDatabase, ViewsReadOnly, ViewsUrlError
 from projections.runner import Advance, ProjectionGap, projection_batch_events_max
 from projections.tables import TABLES, TABLES_BY_VIEW
@@ -184,6 +186,7 @@ def _stored_checkpoints(store: LedgerStore) -> list[bytes]:
 
 def _verify(args: argparse.Namespace) -> int:
     anchors = _anchors(args)
+    kept: list[PolicyDocument] | None = None  # an export's or the topic's: no store
     if args.from_kafka:
         # Only this option needs Kafka: consumers/ stays out of every other audit.
         from app.kafka_commands import broker_faults  # noqa: PLC0415
@@ -204,10 +207,15 @@ def _verify(args: argparse.Namespace) -> int:
         with _verifying() as progress:
             outcome = audit.verify_records(audit.file_records(path), progress, anchors)
     else:
-        with open_store(args) as store, _verifying() as progress:
-            outcome = audit.verify_store(store, progress, anchors)
+        with open_store(args) as store:
+            with _verifying() as progress:
+                outcome = audit.verify_store(store, progress, anchors)
+            kept = store.adopted_policies()
+    given = policy_files(policy_path(args))
+    documents = policy_audit.check_policy_documents(outcome.adoptions, kept, given)
     print(outcome.describe())
-    return 0 if outcome.ok else 1
+    print(documents.describe())
+    return 0 if outcome.ok and documents.ok else 1
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -366,7 +374,9 @@ def register(sub: Any) -> None:
 
     audit_parser = sub.add_parser("audit", help="verify, replay and explain the journal")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="seq continuity and the hash chain")
+    verify = audit_sub.add_parser(
+        "verify", help="seq continuity, the hash chain and the policy documents"
+    )
     verify.add_argument("--file", default=None, help="an exported journal (JSON lines)")
     verify.add_argument("--from-kafka", action="store_true", help="read the journal topic")
     verify.add_argument(

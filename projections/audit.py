@@ -9,10 +9,12 @@ from pathlib import Path
 
 import msgspec
 
+from ledger import journal_events as je
 from ledger.checkpoints import Anchor
 from ledger.invariants import InvariantViolation
 from ledger.journal import VerifyReport, verify_journal
 from ledger.store import LedgerStore
+from projections.policy_audit import adoptions_seen
 from projections.runner import Advance
 
 
@@ -22,6 +24,8 @@ class VerifyOutcome:
     first_seq: int
     anchor_failures: tuple[str, ...] = ()  # anchors (--expect, --checkpoint) that do not hold
     anchors_held: int = 0
+    # The journal's policy_adopted events, for the check of their documents (policy_audit).
+    adoptions: tuple[je.PolicyAdopted, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -111,11 +115,14 @@ def verify_records(
     then each anchor: the journal reaches its seq and holds its hash there."""
     counted = records if progress is None else _counted(records, progress)
     found: dict[int, str] = {}
-    report = verify_journal(_watched(counted, frozenset(a.seq for a in anchors), found))
+    adoptions: list[je.PolicyAdopted] = []
+    watched = _watched(counted, frozenset(a.seq for a in anchors), found)
+    report = verify_journal(adoptions_seen(watched, adoptions))
     failures = tuple(
         failure for anchor in anchors if (failure := _anchor_failure(anchor, report, found))
     )
-    return VerifyOutcome(report, 1, failures, len(anchors) - len(failures))
+    held = len(anchors) - len(failures)
+    return VerifyOutcome(report, 1, failures, held, tuple(adoptions))
 
 
 def _anchor_failure(anchor: Anchor, report: VerifyReport, found: dict[int, str]) -> str:

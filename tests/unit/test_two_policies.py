@@ -319,6 +319,92 @@ def test_a_document_altered_in_the_store_is_refused(folder: Path, tmp_path: Path
     assert len(done.stderr.splitlines()) == 1
 
 
+def test_audit_verify_checks_each_adopted_policys_document(folder: Path) -> None:
+    """Both documents kept, each hashing to the digest its `policy_adopted` recorded."""
+    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    done = _ledger(folder, "audit", "verify")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "policy documents verified: 2 policies adopted, each document hashes to the digest "
+        "its policy_adopted recorded:",
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}: kept in the store",
+        f"  seq 9 policy hk-2 sha256 {b}: kept in the store",
+    ]
+
+
+def test_audit_verify_fails_on_a_policy_document_altered_in_the_store(
+    folder: Path, tmp_path: Path
+) -> None:
+    """seq 9's kept document replaced by A's file: the chain holds, the document does not."""
+    with (
+        sqlite3.connect(folder / "ledger.db") as source,
+        sqlite3.connect(tmp_path / "ledger.db") as copy,
+    ):
+        source.backup(copy)
+        copy.execute(
+            "UPDATE stored_events SET state = ? WHERE topic = 'policy_document' "
+            "AND originator_version = 9",
+            ((folder / "a.toml").read_bytes(),),
+        )
+    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    done = _ledger(tmp_path, "audit", "verify")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0].startswith("journal verified: 13 records, seq 1..13")
+    assert done.stdout.splitlines()[1:] == [
+        "policy documents NOT verified: 1 of 2 policies adopted fails:",
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}: kept in the store",
+        f"  seq 9 policy hk-2 sha256 {b}: policy_document_altered: the store keeps a document "
+        f"whose sha256 is {a}: it was altered outside the ledger",
+    ]
+
+
+def test_audit_verify_of_an_older_store_needs_the_files_given(folder: Path, tmp_path: Path) -> None:
+    """No document kept: each missing one fails, until `--policy` gives the files."""
+    older = _older_store(folder, tmp_path)
+    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    done = _ledger(older, "audit", "verify")
+    assert done.returncode == 1, done.stdout + done.stderr
+    missing = ": policy_document_missing: neither kept in the store nor given with --policy"
+    assert done.stdout.splitlines()[1:] == [
+        "policy documents NOT verified: 2 of 2 policies adopted fail:",
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}{missing}",
+        f"  seq 9 policy hk-2 sha256 {b}{missing}",
+    ]
+    (older / "policies").mkdir()
+    for name in ("a.toml", "b.toml"):
+        (older / "policies" / name).write_bytes((folder / name).read_bytes())
+    done = _ledger(older, "--policy", "policies", "audit", "verify")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[2:] == [
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}: given with --policy",
+        f"  seq 9 policy hk-2 sha256 {b}: given with --policy",
+    ]
+
+
+def test_audit_verify_of_an_export_names_the_policies_it_could_not_check(
+    folder: Path,
+) -> None:
+    """An exported journal carries no document: checked only against files given."""
+    exported = _ledger(folder, "journal", "export", "--out", "journal.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    done = _ledger(folder, "audit", "verify", "--file", "journal.jsonl")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "policy documents not checked: an exported journal carries none (give the files with "
+        "--policy to check them): 2 policies adopted:",
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}",
+        f"  seq 9 policy hk-2 sha256 {b}",
+    ]
+    done = _ledger(folder, "--policy", "a.toml", "audit", "verify", "--file", "journal.jsonl")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "policy documents NOT verified: 1 of 2 policies adopted fails:",
+        f"  seq 1 policy 2026-11-25.1 sha256 {a}: given with --policy",
+        f"  seq 9 policy hk-2 sha256 {b}: policy_document_missing: not given with --policy",
+    ]
+
+
 def test_a_policy_adopted_after_the_reader_started_is_read_from_the_store(
     tmp_path: Path,
 ) -> None:
