@@ -192,6 +192,8 @@ class ViewDatabase:
         self.keeps_history = keeps_history and self.records_history
         if create:
             self._create()
+        else:
+            self._require_this_codes_tables()
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> ViewDatabase:
@@ -311,8 +313,43 @@ class ViewDatabase:
             with self._connection.transaction(), self._connection.cursor() as cursor:
                 yield cursor
 
+    def _has_table(self, cursor: _Cursor, sql_name: str) -> bool:
+        if self._placeholder == "?":
+            cursor.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (sql_name,)
+            )
+        else:  # the schema's, which is first on the search path
+            cursor.execute("SELECT 1 WHERE to_regclass(%s) IS NOT NULL", (sql_name,))
+        return bool(cursor.fetchall())
+
+    def _older_code_tables(self, cursor: _Cursor) -> list[Table]:
+        """The views (not the history) rewritten by scope whose rows older code wrote: a
+        table of this code these views lack (a later release added it, or renamed it when
+        its columns changed), or one whose older table holds rows (older code, or a
+        process of it still running after this code rebuilt the views, wrote there instead).
+        A table rewritten whole needs none of this: the next batch fills it."""
+        return [
+            table
+            for table in self.tables
+            if table.scope is not None
+            and (
+                not self._has_table(cursor, table.sql_name)
+                or (table.replaces is not None and self._holds_rows(cursor, table.replaces))
+            )
+        ]
+
+    def _holds_rows(self, cursor: _Cursor, sql_name: str) -> bool:
+        if not self._has_table(cursor, sql_name):
+            return False
+        cursor.execute(f"SELECT 1 FROM {sql_name} LIMIT 1")  # noqa: S608
+        return bool(cursor.fetchall())
+
     def _create(self) -> None:
         with self.transaction() as cursor:
+            # Views that already stand at a position and whose rows older code wrote are
+            # rebuilt from seq 1 (docs/operations.md "Upgrading").
+            older = self._older_code_tables(cursor)
+            rebuild = bool(older) and self._has_table(cursor, POSITION_TABLE)
             for table in self.kept_tables:
                 cursor.execute(
                     f"CREATE TABLE IF NOT EXISTS {table.sql_name} ({_column_sql(table)})"
@@ -331,6 +368,26 @@ class ViewDatabase:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (projection TEXT PRIMARY KEY, "
                 f"last_seq BIGINT NOT NULL, state {binary} NOT NULL)"
+            )
+            if rebuild:
+                self._reset(cursor, DEFAULT_PROJECTION)
+            for table in older:
+                # The older table goes: a process of older code still running fails to
+                # write a batch there (rolled back, nothing half written) rather than
+                # writing rows this code's table would not have.
+                if table.replaces is not None and self._has_table(cursor, table.replaces):
+                    cursor.execute(f"DROP TABLE {table.replaces}")
+
+    def _require_this_codes_tables(self) -> None:
+        """Views opened to read as they stand (`create=False`) have every table of this
+        code, or `ViewsReadOnly` says who rebuilds them."""
+        with self.transaction(write=False) as cursor:
+            older = [table.view for table in self._older_code_tables(cursor)]
+        if older:
+            raise ViewsReadOnly(
+                f"the views in {self.description} were written by an older version of the "
+                f"ledger (its {', '.join(older)} view): the owner role's `ledger report VIEW` "
+                "rebuilds them from the journal"
             )
 
     def position(self, projection: str = DEFAULT_PROJECTION) -> Position:
@@ -408,12 +465,15 @@ class ViewDatabase:
     def reset(self, projection: str = DEFAULT_PROJECTION) -> None:
         """Empty every view and forget the position: the next batch starts at seq 1."""
         with self.transaction() as cursor:
-            for table in self.kept_tables:
-                cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
-            for kept in (POSITION_TABLE, STATE_TABLE):
-                forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608
-                cursor.execute(self._sql(forget), (projection,))
-            cursor.execute(self._sql(_FORGET_SNAPSHOTS), _snapshot_keys(projection))
+            self._reset(cursor, projection)
+
+    def _reset(self, cursor: _Cursor, projection: str) -> None:
+        for table in self.kept_tables:
+            cursor.execute(f"DELETE FROM {table.sql_name}")  # noqa: S608
+        for kept in (POSITION_TABLE, STATE_TABLE):
+            forget = f"DELETE FROM {kept} WHERE projection = ?"  # noqa: S608
+            cursor.execute(self._sql(forget), (projection,))
+        cursor.execute(self._sql(_FORGET_SNAPSHOTS), _snapshot_keys(projection))
 
     def save_state(self, last_seq: int, state: bytes, projection: str = DEFAULT_PROJECTION) -> None:
         """Keep the projection's encoded state at `last_seq`, replacing the previous one."""
@@ -456,15 +516,7 @@ class ViewDatabase:
         """The seq from which the accounts' history is complete; None when none is kept
         (scratch views, or views built before the history was)."""
         with self.transaction(write=False) as cursor:
-            if self._placeholder == "?":
-                cursor.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                    (HISTORY_START.sql_name,),
-                )
-            else:
-                exists = "SELECT 1 WHERE to_regclass(%s) IS NOT NULL"
-                cursor.execute(exists, (HISTORY_START.sql_name,))
-            if not cursor.fetchall():
+            if not self._has_table(cursor, HISTORY_START.sql_name):
                 return None
             cursor.execute(
                 self._sql(f"SELECT first_seq FROM {HISTORY_START.sql_name} WHERE projection = ?"),  # noqa: S608

@@ -18,6 +18,8 @@ class CallRecord:
     amount: Decimal
     deadline: str
     figures: je.Figures
+    trigger: je.MarginCallTrigger
+    limit: Decimal | None  # the lending limit a limit call's loan exceeded; None: equity's
     outcome: str = "open"
     closed_seq: int | None = None
     closed_at: str | None = None

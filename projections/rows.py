@@ -200,6 +200,9 @@ def call_row(record: CallRecord) -> Row:
         record.closed_seq,
         record.closed_at,
         record.liquidation_id,
+        record.trigger,
+        format_decimal(figures.loan),
+        None if record.limit is None else format_decimal(record.limit),
     )
 
 

@@ -190,6 +190,8 @@ class ProjectionState:
             amount=event.amount,
             deadline=event.deadline,
             figures=event.inputs.figures,
+            trigger=event.trigger,
+            limit=event.limit,
         )
         self.touched.calls.add(event.call_id)
 

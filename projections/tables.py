@@ -28,6 +28,9 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     scope: str | None  # the column a batch rewrites by; None: rewritten whole
+    # The table of older code this one replaced (its columns changed): views where it holds
+    # rows were written by that code, and are rebuilt (`ViewDatabase._create`).
+    replaces: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -92,14 +95,15 @@ COLLATERAL_CONCENTRATION = Table(
 )
 MARGIN_CALLS = Table(
     "margin-calls",
-    "view_margin_calls",
+    "view_margin_calls_triggers",
     _columns(
         "$call_id $account_id #issued_seq $issued_at amount $deadline equity_at_issue "
         "maintenance_requirement_at_issue liquidation_requirement_at_issue $outcome "
-        "#closed_seq $closed_at $liquidation_id"
+        "#closed_seq $closed_at $liquidation_id $trigger loan_at_issue limit_amount"
     ),
     ("call_id",),
     "call_id",
+    replaces="view_margin_calls",  # before the trigger columns
 )
 LIQUIDATIONS = Table(
     "liquidations",

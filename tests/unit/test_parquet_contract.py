@@ -36,6 +36,9 @@ def _call(call_id: str, amount: str, equity: str) -> dict[str, Any]:
         "closed_seq": None,
         "closed_at": None,
         "liquidation_id": None,
+        "trigger": "below_maintenance_requirement",
+        "loan_at_issue": "0",
+        "limit_amount": None,
     }
 
 
