@@ -302,3 +302,30 @@ def test_the_interest_outstanding_is_kept_with_the_total_and_checked_at_the_clos
     assert "(interest 0.01) differs from the sum of the loans 49000.00 (interest 0.00)" in str(
         stopped.value.__cause__
     )
+
+
+def test_a_wrong_increment_of_the_firm_total_stops_a_liquidations_repayment() -> None:
+    """C1 (credit limit 15,000) holds 1 BTC at 60,000 and 10,000 USD and buys 0.5 BTC for
+    30,030: 20,030.00 is financed, the loan 5,030 above the limit, a call due in 24 hours.
+    With the running total a cent high (20,030.01), the mark at the deadline liquidates:
+    0.08383342 BTC sold for 5,030.01 repays the loan to 14,999.99, and that repayment stops
+    the writer: the total 20,030.01 - 5,030.01 = 15,000.00 against 14,999.99 lent."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1", credit="15000")
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    assert s.app.book.total_loans == Decimal("20030.00")
+    s.app.book.total_loans += Decimal("0.01")
+    s.at(24)
+    with pytest.raises(UndecidableRecord) as stopped:
+        s.mark("BTC", "60000")
+    assert str(stopped.value.__cause__) == (
+        "the firm's total of margin loans 15000.00 differs from the principal lent 14999.99 "
+        "plus the interest outstanding 0"
+    )
+    assert s.events("liquidation_completed") == []
