@@ -556,7 +556,7 @@ def _firm_loans_lines(
 
 
 def _explain_without_figures(
-    event: je.FundingSettled | je.WithdrawalRejected | je.LoanRepaid,
+    event: je.FundingSettled | je.WithdrawalRejected | je.LoanRepaid | je.BadDebtRecorded,
     policy: Policy,
     book: Book | None,
     out: Explanation,
@@ -570,8 +570,37 @@ def _explain_without_figures(
             _explain_refusal(event, policy, book, out)
         case je.LoanRepaid():
             _explain_repayment(event, book, out)
+        case je.BadDebtRecorded():
+            _explain_bad_debt(event, book, out)
         case _:
             assert_never(event)
+
+
+def _explain_bad_debt(event: je.BadDebtRecorded, book: Book | None, out: Explanation) -> None:
+    """What a client's liquidation could not cover, as the journal left the account once its
+    steps, the fund's draw and the reductions were booked: the USD still below zero (cash),
+    and the loan when no USD is left to repay it (docs/risk-model.md "Liquidation")."""
+    account = None if book is None else book.accounts.get(event.account_id or "")
+    if account is None or not account.is_client:
+        out.lines.append("(a venue fill's loss beyond the fund and the lot: not recomputed)")
+        return
+    usd = account.balance(REPORTING_ASSET)
+    out.lines.append(
+        f"after the liquidation (journal): {event.account_id} holds {_n(usd)} USD and owes "
+        f"{_n(account.loan)} USD"
+    )
+    cash = max(ZERO, -usd)
+    loan = account.loan if usd <= ZERO else ZERO
+    # Compared in value: a zero is written 0 or 0.00 by the paths that reach it.
+    out.lines.append(f"cash written off = the USD below zero = {_n(cash)}")
+    out.check("cash written off", event.cash_written_off, _in_value(cash, event.cash_written_off))
+    out.lines.append(f"loan written off = the loan, no USD left to repay it = {_n(loan)}")
+    out.check("loan written off", event.loan_written_off, _in_value(loan, event.loan_written_off))
+
+
+def _in_value(computed: Decimal, recorded: Decimal) -> Decimal:
+    """`computed`, written as `recorded` when the two are the same number."""
+    return recorded if computed == recorded else computed
 
 
 def _explain_refusal(
@@ -1082,7 +1111,7 @@ def explain_event(
             _explain_waiting(event, policy, out)
         case je.TradeReversed() | je.DepositReversed():
             _explain_reversal(event, book_before, out)
-        case je.FundingSettled() | je.WithdrawalRejected() | je.LoanRepaid():
+        case je.FundingSettled() | je.WithdrawalRejected() | je.LoanRepaid() | je.BadDebtRecorded():
             _explain_without_figures(event, policy, book_before, out)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
@@ -1120,6 +1149,7 @@ DECISION_TYPES = (
     je.LiquidationFilled,
     je.InsuranceFundDrawn,
     je.AutoDeleveraged,
+    je.BadDebtRecorded,
 )
 
 

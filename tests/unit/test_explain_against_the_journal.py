@@ -270,3 +270,37 @@ def test_an_auto_deleveragings_price_units_and_amount_recompute_from_the_journal
             ]
             break
         book.apply(event)
+
+
+def test_bad_debt_is_what_the_journal_left_the_liquidated_account_owing() -> None:
+    """C1 borrows 15,000 against 1 BTC at 60,000 and withdraws the 15,000. BTC falls to
+    10,000: the liquidation sells the bitcoin for 10,000, which repays 10,000 of the loan;
+    the 5,000 left, with no USD to repay it, is the broker's bad debt. The explanation
+    checked nothing ('records no figures')."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1")
+    s.deposit("C1", "BTC", "1")
+    s.send("loan_draw_requested", account_id="C1", amount="15000")
+    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.mark("BTC", "10000")
+    (debt,) = s.events("bad_debt_recorded")
+    assert (debt["loan_written_off"], debt["cash_written_off"]) == ("5000.00", "0")
+    explanation = _explained(s, debt["seq"])
+    assert (explanation.consistent, explanation.checks) == (True, 2)
+    assert (
+        "after the liquidation (journal): C1 holds 0.00 USD and owes 5000.00 USD"
+        in explanation.lines
+    )
+    assert "  loan written off: recorded 5000.00 = recomputed ✓" in explanation.lines
+
+    # A journal that left C1 100 USD below zero: that cash is written off too.
+    book = Book()
+    for entry in s.store.iter_journal():
+        event = je.decode_journal_record(entry.record)
+        if isinstance(event, je.BadDebtRecorded):
+            book.accounts["C1"].balances["USD"] = Decimal(-100)
+            assert explain_event(event, POLICY, book_before=book).differences == [
+                "cash written off: recorded 0, recomputed 100"
+            ]
+        book.apply(event)
