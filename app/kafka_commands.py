@@ -69,9 +69,20 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
     client's own connection errors out of stderr unless `client_logs`: that one line
     says it all."""
     from aiokafka.errors import (  # noqa: PLC0415 - only Kafka commands load it
+        ClusterAuthorizationFailedError,
+        GroupAuthorizationFailedError,
         KafkaConnectionError,
         KafkaError,
+        TopicAuthorizationFailedError,
+        TransactionalIdAuthorizationFailed,
         UnknownTopicOrPartitionError,
+    )
+
+    not_allowed = (
+        ClusterAuthorizationFailedError,
+        GroupAuthorizationFailedError,
+        TopicAuthorizationFailedError,
+        TransactionalIdAuthorizationFailed,
     )
 
     client_log = logging.getLogger("aiokafka")
@@ -106,6 +117,15 @@ def broker_faults(bootstrap: str, *, client_logs: bool = False) -> Iterator[None
             "administrator makes them (docs/security.md)",
             EXIT_REFUSED,
         ) from error
+    except not_allowed as error:
+        # The reader's credentials given to `ledger publish` said only
+        # '[Error 31] ClusterAuthorizationFailedError'.
+        raise CommandError(
+            f"the Kafka broker at {bootstrap} does not allow this principal to do that "
+            f"({type(error).__name__}): its ACLs are for another use (check "
+            "LEDGER_KAFKA_USERNAME: docs/security.md lists each principal's rights)",
+            EXIT_REFUSED,
+        ) from error
     except KafkaError as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CommandError(
@@ -130,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         run_service,
         shutdown_drain_timeout_s,
     )
-    from consumers.topics import TopicNames, require_bootstrap  # noqa: PLC0415
+    from consumers.topics import TopicNames, TopicsNotOurs, require_bootstrap  # noqa: PLC0415
 
     require_bootstrap(args.bootstrap)  # before the store is opened or made
     health_port = _port(args.health_port)
@@ -174,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(run_service(settings))
     except BrokerUnreachable as error:
         raise CommandError(str(error), EXIT_BROKER_UNREACHABLE) from error
-    except HealthAddressRefused as error:
+    except (HealthAddressRefused, TopicsNotOurs) as error:
         raise CommandError(str(error)) from error
     except StoreUrlError as error:
         raise CommandError(f"{error}: check --store or LEDGER_STORE") from error

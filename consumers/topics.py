@@ -184,7 +184,9 @@ async def ensure_topics(
     replication_factor: int = replication_factor_default,
 ) -> list[str]:
     """Create whichever of the four topics is missing; returns the names created. A topic
-    this principal may neither see nor create is logged as not its own and left alone."""
+    this principal may neither see nor create is `TopicsNotOurs`: the ledger needs all
+    four, and going on ended later in 'topic ... does not exist', which read as a topic to
+    create rather than a principal without the ledger's rights."""
     from aiokafka.admin import NewTopic  # noqa: PLC0415
 
     wanted = [
@@ -196,11 +198,23 @@ async def ensure_topics(
         ),
     ]
     created, not_ours = await _create_missing(bootstrap, wanted)
-    for name in not_ours:
+    if not_ours:
         # On a broker with ACLs a principal sees only its own topics (`upstream` sees
-        # the inbox alone): a topic it may neither see nor create is not its to make.
-        log.warning("topic_not_ours topic=%s (no Describe or Create right)", name)
+        # the inbox alone): this one is not the ledger's principal.
+        raise TopicsNotOurs(not_ours)
     return created
+
+
+class TopicsNotOurs(Exception):
+    """The Kafka principal may neither see nor create some of the ledger's topics."""
+
+    def __init__(self, topics: list[str]) -> None:
+        super().__init__(
+            f"this Kafka principal may neither see nor create {', '.join(sorted(topics))}: "
+            "`ledger run` needs Describe, Read and Write on its four topics (the `ledger` "
+            "principal's ACLs, docs/security.md); check LEDGER_KAFKA_USERNAME"
+        )
+        self.topics = topics
 
 
 async def ensure_inbox_topic(

@@ -214,6 +214,50 @@ def test_upstreams_publish_says_its_one_line_and_nothing_of_the_ledgers_topics(
     assert done.stdout == f"published 1 record to {topics.inbox}\n"
 
 
+# Each sees only what it may use: upstream the inbox, the reader the three it reads.
+@pytest.mark.parametrize(("principal", "unseen"), [("upstream", "events"), ("reader", "inbox")])
+def test_ledger_run_as_another_principal_stops_at_start_naming_the_topics(
+    secure_kafka: SecureKafka, topics: TopicNames, principal: str, unseen: str, tmp_path: Path
+) -> None:
+    """It logged `topic_not_ours` for the topics it could not see, then ended in 'topic
+    ....inbox does not exist' (exit 1), which read as a topic to create."""
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--store", f"sqlite:///{tmp_path / 'ledger.db'}",
+         "run", "--health-port", "0", "--broker-wait", "30"],
+        capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path,
+        env={**os.environ, **secure_kafka.environment(principal),
+             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
+             "LEDGER_TOPIC_PREFIX": topics.prefix},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("ledger: this Kafka principal may neither see nor create "), last
+    assert getattr(topics, unseen) in last
+    assert "check LEDGER_KAFKA_USERNAME" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_the_readers_publish_says_its_principal_may_not(
+    secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
+) -> None:
+    """It said only '... cannot be used: [Error 31] ClusterAuthorizationFailedError'."""
+    inbox = tmp_path / "inbox.jsonl"
+    inbox.write_text('{"type":"mark_price"}\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "publish", str(inbox)],
+        capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, **secure_kafka.environment("reader"),
+             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
+             "LEDGER_TOPIC_PREFIX": topics.prefix},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        f"ledger: the Kafka broker at {secure_kafka.bootstrap} does not allow this principal"
+    ), done.stderr
+    assert "check LEDGER_KAFKA_USERNAME" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_upstream_cannot_write_read_or_delete_the_journal(
     secure_kafka: SecureKafka, topics: TopicNames
 ) -> None:
