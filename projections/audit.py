@@ -40,7 +40,9 @@ class VerifyOutcome:
                 return "journal verified: it is empty"
             last = self.first_seq + report.count - 1
             held = self.anchors_held
-            anchored = f", {held} anchor{'s hold' if held > 1 else ' holds'}" if held else ""
+            anchored = (
+                f", {held} anchor{'s hold' if held > 1 else ' holds'}" if held else _UNANCHORED
+            )
             return (
                 f"journal verified: {report.count} records, seq {self.first_seq}..{last}, "
                 f"last hash {report.last_hash}{anchored}"
@@ -49,6 +51,15 @@ class VerifyOutcome:
             f"journal broken at seq {report.first_bad_seq}: {report.reason} "
             f"({report.count} records before it verify)"
         )
+
+
+# Said when no anchor was given: the chain alone cannot show that the journal's end is where
+# it was, and an auditor reading "verified" must not take it for that.
+_UNANCHORED = (
+    "; its end is not anchored (a journal cut short, or rewritten from some seq on with new "
+    "hashes, verifies too): give --expect SEQ:HASH or --checkpoint FILE "
+    '(docs/downstream.md "Anchoring the journal\'s end")'
+)
 
 
 def file_records(path: Path) -> Iterator[bytes]:
@@ -129,7 +140,8 @@ def _anchor_failure(anchor: Anchor, report: VerifyReport, found: dict[int, str])
     if anchor.seq > report.count and report.ok:
         return (
             f"{anchor.source} vouches for seq {anchor.seq}, but the journal ends at seq "
-            f"{report.count}: records were dropped from its end"
+            f"{report.count}: records were dropped (from its end, or from within and the "
+            "journal renumbered and rehashed after them)"
         )
     if anchor.seq in found and found[anchor.seq] != anchor.hash:
         return (
