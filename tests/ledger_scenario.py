@@ -68,6 +68,22 @@ class Scenario:
         self.deposit("C1", "USD", "10000")
         self.perp_buy("C1", "p1", "0.1", "60000", fee="3")
 
+    def spot_buy_beyond_cash(self, credit: str) -> None:
+        """C1 (credit limit `credit`) holds 1 BTC at the mark of 60,000 and 10,000 USD, then
+        buys 0.5 BTC at 60,000 with a 30 fee as trade t1: 30,030 USD, 20,030 beyond its
+        cash, financed on its margin loan. Lending value after: 1.5 x 60,000 x (1 - 0.70) =
+        27,000; equity 1.5 x 60,000 - 20,030 = 69,970 against a maintenance requirement of
+        0.60 x 90,000 = 54,000 (liquidation 0.50 x 90,000 = 45,000): healthy, and called
+        on its loan when `credit` is below 20,030."""
+        self.mark("BTC", "60000")
+        self.open("C1", credit=credit)
+        self.deposit("C1", "BTC", "1")
+        self.deposit("C1", "USD", "10000")
+        self.send(
+            "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+            quantity="0.5", price="60000", fee="30",
+        )  # fmt: skip
+
     def perp_buy(
         self, account: str, trade_id: str, quantity: str, price: str, *, fee: str = "0"
     ) -> None:

@@ -47,6 +47,16 @@ def _firm_total_row(book: Book, policy: Policy) -> tuple[object, ...]:
     return row
 
 
+def _two_clients_with_bitcoin(policy: Policy, url: str = "sqlite:///:memory:") -> Scenario:
+    """C1 and C2 each hold 3 BTC at 60,000 (lending value 3 x 60,000 x 0.30 = 54,000)."""
+    s = Scenario(url, policy=policy)
+    s.mark("BTC", "60000")
+    for client in ("C1", "C2"):
+        s.open(client)
+        s.deposit(client, "BTC", "3")
+    return s
+
+
 def _assert_total_is_the_clients_loans(s: Scenario, total: str) -> None:
     book = s.app.book
     assert book.total_loans == sum(a.loan for a in book.clients()) == Decimal(total)
@@ -65,11 +75,7 @@ def test_the_firm_limit_counts_the_interest_accrued_on_the_clients_loans(
     = 100,000.96, above 100,000: refused (counting principal only, 99,990, it passed).
     49,989.04 brings the total to exactly 100,000.00: approved. C1 repays 1,010.96
     (the 10.96 of interest first, then 1,000 of principal): the total is 98,989.04."""
-    s = Scenario(policy=small_firm)
-    s.mark("BTC", "60000")
-    for client in ("C1", "C2"):
-        s.open(client)
-        s.deposit(client, "BTC", "3")
+    s = _two_clients_with_bitcoin(small_firm)
     s.send("loan_draw_requested", account_id="C1", amount="50000")
     _assert_total_is_the_clients_loans(s, "50000")
     s.at(24)
@@ -118,10 +124,7 @@ def test_a_whole_number_draw_records_its_limits_at_the_cents_as_booked(
     """C1 (3 BTC, lending value 54,000) asks for 10000 on no loan: booked 10,000.00, and the
     figures it was decided on are the booked ones, 0 + 10,000.00 = 10,000.00 (they read
     `10000`, which `audit explain`, recomputing from the booked amount, found inconsistent)."""
-    s = Scenario(policy=small_firm)
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "3")
+    s = _two_clients_with_bitcoin(small_firm)
     s.send("loan_draw_requested", account_id="C1", amount="10000")
     (drawn,) = s.events("loan_drawn")
     assert (drawn["amount"], drawn["limits"]["loan_before"]) == ("10000.00", "0")
@@ -137,11 +140,7 @@ def _drawn_to_the_firm_limit(path: Path, small_firm: Policy) -> tuple[int, int]:
     """C1 draws 50,000 and the close accrues 10.96 on it; C2 draws 49,989.04: the firm's
     total after C2's draw is 50,000 + 10.96 + 49,989.04 = 100,000.00. The store closed;
     returns the seqs of C1's `interest_accrued` and C2's `loan_drawn`."""
-    s = Scenario(f"sqlite:///{path}", policy=small_firm)
-    s.mark("BTC", "60000")
-    for client in ("C1", "C2"):
-        s.open(client)
-        s.deposit(client, "BTC", "3")
+    s = _two_clients_with_bitcoin(small_firm, f"sqlite:///{path}")
     s.send("loan_draw_requested", account_id="C1", amount="50000")
     s.at(24)
     s.send("day_closed", business_date="2026-11-24")
@@ -250,11 +249,7 @@ def test_a_wrong_increment_of_the_firm_total_stops_the_writer_at_the_next_loan_m
     10,000.01 (as one forgetting or doubling a movement would). The next loan movement
     finds it, in the same input, not at the day's close: the writer stops (an invariant,
     not a refusal) and nothing of the input is stored."""
-    s = Scenario(policy=small_firm)
-    s.mark("BTC", "60000")
-    for client in ("C1", "C2"):
-        s.open(client)
-        s.deposit(client, "BTC", "3")
+    s = _two_clients_with_bitcoin(small_firm)
     s.send("loan_draw_requested", account_id="C1", amount="10000")
     book = s.app.book
     assert (book.total_loans, book.total_loan_interest) == (Decimal("10000.00"), Decimal(0))
@@ -279,10 +274,7 @@ def test_the_interest_outstanding_is_kept_with_the_total_and_checked_at_the_clos
     interest outstanding is 10.96 and the total 50,010.96. C1 repays 1,010.96, interest
     first: 0 of interest, 49,000.00 of principal, the total 49,000.00. A total of interest
     a cent off is found by the next close's whole sum."""
-    s = Scenario(policy=small_firm)
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "3")
+    s = _two_clients_with_bitcoin(small_firm)
     s.send("loan_draw_requested", account_id="C1", amount="50000")
     s.at(24)
     s.send("day_closed", business_date="2026-11-24")
@@ -311,14 +303,7 @@ def test_a_wrong_increment_of_the_firm_total_stops_a_liquidations_repayment() ->
     0.08383342 BTC sold for 5,030.01 repays the loan to 14,999.99, and that repayment stops
     the writer: the total 20,030.01 - 5,030.01 = 15,000.00 against 14,999.99 lent."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1", credit="15000")
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash(credit="15000")
     assert s.app.book.total_loans == Decimal("20030.00")
     s.app.book.total_loans += Decimal("0.01")
     s.at(24)

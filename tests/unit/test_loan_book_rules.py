@@ -22,14 +22,7 @@ def _buy_half_a_bitcoin_beyond_cash(credit: str) -> Scenario:
     = 27,000; equity 1.5 x 60,000 - 20,030 = 69,970 against a maintenance requirement of
     0.60 x 90,000 = 54,000: healthy."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1", credit=credit)
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash(credit)
     return s
 
 

@@ -37,14 +37,7 @@ def two_calls(url: str) -> None:
     above the liquidation one, 18,000: a call for 21,600 - 21,000 = 600.00 on the equity.
     (C1 at 36,000: equity 54,000 - 20,030 = 33,970, maintenance 32,400: its limit call stays.)"""
     s = Scenario(url)
-    s.mark("BTC", "60000")
-    s.open("C1", credit="15000")
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash(credit="15000")
     s.open("C2")
     s.deposit("C2", "BTC", "1")
     s.send("loan_draw_requested", account_id="C2", amount="15000")
