@@ -73,6 +73,10 @@ class StoreNotWritable(StoreNotCreated):
     """The URL's role may read the store but a writing open needs it to append."""
 
 
+class StoreNotReadable(StoreNotCreated):
+    """The URL's role may not read the ledger's tables (no `ledger_reader` rights)."""
+
+
 # The columns of the ledger's tables, with their PostgreSQL types (COPY's binary format).
 _INPUT_SEEN_COLUMNS = (("event_id", "text"), ("input_digest", "text"), ("seq", "int8"))
 _TRADE_COLUMNS = (("trade_id", "text"), ("seq", "int8"), ("trade", "bytea"))
@@ -379,9 +383,29 @@ def _require_append_rights(cursor: Cursor[DictRow], schema: str) -> None:
 def require_this_layout(factory: PostgresFactory) -> None:
     """A store opened for reading only, by any role, is refused the same way as a writer
     when its owner prepared it for other code: a reader would otherwise fail at its first
-    read of a table that layout lacks."""
+    read of a table that layout lacks. So is a role that may not read the ledger's tables."""
     with factory.datastore.transaction(commit=False) as cursor:
         _require_this_layout(cursor, factory.datastore.schema)
+        _require_read_rights(cursor, factory.datastore.schema)
+
+
+_READ_TABLES = (JOURNAL_TABLE, TRACKING_TABLE, INPUTS_SEEN_TABLE, TRADES_TABLE, DEPOSITS_TABLE)
+
+
+def _require_read_rights(cursor: Cursor[DictRow], schema: str) -> None:
+    # A login role nobody granted `ledger_reader` (PostgreSQL lets any role see the
+    # tables' names) read `cannot be used: permission denied for table stored_events`,
+    # exit status 1, as if the store were broken: a setting to fix, refused at the open.
+    cursor.execute(
+        "SELECT bool_and(has_table_privilege(name, 'SELECT')) AS ok FROM unnest(%s::text[]) name",
+        ([f"{_quoted(schema)}.{_quoted(table)}" for table in _READ_TABLES],),
+    )
+    if not _one(cursor)["ok"]:
+        raise StoreNotReadable(
+            f"this role may not read the store: give it {READER_ROLE}'s rights "
+            f"(GRANT {READER_ROLE} TO the login role) or use {READER_ROLE}'s URL "
+            "(docs/security.md)"
+        )
 
 
 def _require_this_layout(cursor: Cursor[DictRow], schema: str) -> None:

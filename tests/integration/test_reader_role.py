@@ -7,8 +7,10 @@ import json
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from litestar.testing import TestClient
+from psycopg import sql
 
 from app.api import create_app
 from app.api_as_of import AsOfSource
@@ -158,3 +160,26 @@ def test_the_api_serves_as_the_reader(reader_url: str, capsys: pytest.CaptureFix
             )
             assert past.status_code == 200, past.text
             assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("command", [["report", "balances"], ["query", "margin", "C000001"]])
+def test_a_login_role_without_the_readers_rights_is_refused_in_one_line(
+    postgres_url: str, reader_url: str, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A role that may use the schema (the `public` schema lets every role) but was granted
+    nothing read 'the store ... cannot be used: permission denied for table stored_events',
+    exit status 1, as if the store were broken: a setting to fix, status 2 at the open."""
+    stranger = f"stranger_{uuid.uuid4().hex[:8]}"
+    schema = reader_url.rsplit("schema=", 1)[1]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(stranger)))
+        admin.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+                sql.Identifier(schema), sql.Identifier(stranger)
+            )
+        )
+    status = main(["--store", role_url(postgres_url, stranger, schema), *command])
+    error = capsys.readouterr().err
+    assert status == 2, error
+    assert error.count("\n") == 1
+    assert "this role may not read the store: give it ledger_reader's rights" in error
