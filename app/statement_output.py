@@ -4,7 +4,8 @@ and one CSV and one Parquet of every statement line of the batch."""
 from __future__ import annotations
 
 import html
-from decimal import Decimal
+from contextlib import suppress
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledger.money import USD_SCALE, format_decimal, quantize
@@ -204,8 +205,9 @@ h1{font-size:20px;margin:0 0 2px}h2{font-size:14px;margin:18px 0 4px;border-bott
 .sub{color:#555;margin:0 0 10px}
 table{border-collapse:collapse;width:100%;margin:0 0 6px}
 th,td{border-bottom:1px solid #e4e4e4;padding:2px 6px;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
-th{background:#f4f4f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
+overflow-wrap:break-word}
+th{background:#f4f4f4;font-weight:600}th.n{text-align:right}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.long{overflow-wrap:anywhere}
 .alert{color:#b03a2e;font-weight:600}.empty{color:#777}
 @page{size:A4;margin:14mm 12mm}
 @media print{body{margin:0;font-size:9pt}h2{break-after:avoid}tr{break-inside:avoid}
@@ -214,30 +216,45 @@ thead{display:table-header-group}a{color:inherit;text-decoration:none}}
 
 
 def _table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], numeric: set[str]) -> str:
+    """A table whose figures never break across lines: text cells wrap at spaces and after
+    an underscore, a detail or a hash anywhere (an upstream id may be 128 characters); the
+    headings are the column names with spaces, so they wrap too."""
     if not rows:
         return '<p class="empty">None.</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(
+        ('<th class="n">' if c in numeric else "<th>") + f"{html.escape(c.replace('_', ' '))}</th>"
+        for c in columns
+    )
     body = []
     for row in rows:
         cells = []
         for column, value in zip(columns, row, strict=True):
-            cells.append(_cell(value, column in numeric))
+            cells.append(_cell(value, column in numeric, long_text=column in LONG_TEXT_COLUMNS))
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _cell(value: Any, numeric: bool) -> str:
+LONG_TEXT_COLUMNS = frozenset({"detail", "sha256"})  # text that may break anywhere
+
+
+def _cell(value: Any, numeric: bool, *, long_text: bool = False) -> str:
     """A cell; a figure with more than 8 places (a USD product of a price and a quantity)
-    is shown to the cent, its exact value in the tooltip and in the CSV and Parquet."""
+    is shown to the cent, its exact value in the tooltip and in the CSV and Parquet. A
+    figure given as text (the margin figures, the positions) is read as the decimal it is."""
     if value is None:
         return "<td></td>"
+    if numeric and isinstance(value, str):
+        with suppress(InvalidOperation):  # a word among figures (the status) stays a word
+            value = Decimal(value)
     exact = html.escape(_text(value) or "")
-    klass = ' class="n"' if numeric else ""
+    if not numeric:
+        klass = ' class="long"' if long_text else ""
+        return f"<td{klass}>{exact.replace('_', '_<wbr>')}</td>"
     exponent = value.as_tuple().exponent if isinstance(value, Decimal) else 0
     if isinstance(exponent, int) and exponent < -readable_places_max:
         shown = format_decimal(quantize(value, USD_SCALE))
-        return f'<td{klass} title="{exact}">{shown}</td>'
-    return f"<td{klass}>{exact}</td>"
+        return f'<td class="n" title="{exact}">{shown}</td>'
+    return f'<td class="n">{exact}</td>'
 
 
 def statement_html(statement: ClientStatement) -> str:
@@ -322,7 +339,12 @@ def _loan_and_margin(statement: ClientStatement) -> list[str]:
             {"principal", "accrued_interest", "interest_this_period"},
         ),
         "<h2>Margin figures</h2>",
-        _table(FIGURE_NAMES, [tuple(figures.get(n) for n in FIGURE_NAMES)], set(FIGURE_NAMES))
+        # One figure a line: twelve columns of figures do not fit an A4 page's width.
+        _table(
+            ("figure", "value"),
+            [(n.replace("_", " "), figures.get(n)) for n in FIGURE_NAMES],
+            {"value"},
+        )
         if figures
         else '<p class="empty">Not valued: an asset held has no mark yet.</p>',
         "<h2>Open margin calls</h2>",
