@@ -28,6 +28,7 @@ import dataclasses
 import datetime
 import hashlib
 import secrets
+import stat
 import sys
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -206,7 +207,24 @@ class TokenFileError(ValueError):
 
 def load_token_file(path: Path) -> dict[str, Principal]:
     """The tokens file as {sha256: principal}; a bad line names its number."""
-    return token_records(path.read_bytes(), path)
+    return token_records(trusted_bytes(path), path)
+
+
+_WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+
+
+def trusted_bytes(path: Path) -> bytes:
+    """A file that says who may read what (the tokens file, the identity provider's keys),
+    refused when users other than its owner may write it: whoever can add a line or swap
+    the key gives themselves any role (as ssh refuses such an authorized_keys file)."""
+    mode = path.stat().st_mode
+    if mode & _WRITABLE_BY_OTHERS:
+        raise TokenFileError(
+            f"{path} may be written by users other than its owner (mode "
+            f"{stat.S_IMODE(mode):04o}): whoever can write it can give themselves any role; "
+            f"`chmod go-w {path}`"
+        )
+    return path.read_bytes()
 
 
 def token_records(content: bytes, path: Path) -> dict[str, Principal]:
@@ -233,7 +251,7 @@ class JwtKeys:
 
     @classmethod
     def from_pem(cls, path: Path) -> JwtKeys:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(trusted_bytes(path))
         public_types = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
         if not isinstance(key, public_types):
             raise TokenFileError(f"{path}: an RSA, EC or Ed25519 public key is needed")
@@ -242,7 +260,7 @@ class JwtKeys:
     @classmethod
     def from_jwks(cls, path: Path) -> JwtKeys:
         try:
-            key_set = jwt.PyJWKSet.from_json(path.read_text(encoding="utf-8"))
+            key_set = jwt.PyJWKSet.from_json(trusted_bytes(path).decode("utf-8"))
         except jwt.PyJWTError as error:
             raise TokenFileError(f"{path}: not a JWKS document: {error}") from error
         return cls(None, {k.key_id: k.key for k in key_set.keys if k.key_id})

@@ -99,3 +99,33 @@ def test_a_setting_it_cannot_serve_with_is_one_line(
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "name"), [("--tokens-file", "tokens.jsonl"), ("--jwt-public-key", "jwt.pub")]
+)
+def test_a_file_of_roles_others_may_write_is_refused_in_one_line(
+    store_folder: Path, tmp_path: Path, flag: str, name: str
+) -> None:
+    """A tokens file (or the identity provider's key) mode 0666 was served: any local
+    user could add a line and give themselves the auditor's role."""
+    shared = tmp_path / name
+    if name == "tokens.jsonl":
+        shared.write_text("", encoding="utf-8")
+    else:
+        key = serialization.load_pem_private_key(
+            (store_folder / "api.key").read_bytes(), password=None
+        )
+        shared.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    shared.chmod(0o666)
+    jwt = ("--jwt-issuer", "idp", "--jwt-audience", "ledger") if flag != "--tokens-file" else ()
+    done = _ledger("api", "--port", str(free_port()), flag, str(shared), *jwt, cwd=store_folder)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"ledger: {shared} may be written by users other than its owner (mode 0666): "
+        f"whoever can write it can give themselves any role; `chmod go-w {shared}`\n"
+    )
