@@ -71,7 +71,6 @@ from ledger import journal_events as je
 from ledger import risk
 from ledger.adopted_policies import AdoptedPolicies, policy_files
 from ledger.book import Account, Book
-from ledger.invariants import require
 from ledger.journal import verify_journal
 from ledger.money import USD_SCALE, format_decimal, quantize
 from ledger.policy import Policy, PolicyError, load_policy
@@ -278,7 +277,11 @@ async def _follow(
         partitions = [
             TopicPartition(topic, p) for p in await topic_partitions(settings.bootstrap, topic)
         ]
-        require(len(partitions) == 1, f"{topic} must have one partition (the journal's order)")
+        if len(partitions) != 1:  # another topic than the ledger's journal: a setting's mistake
+            raise ValueError(
+                f"{topic} has {len(partitions)} partitions: the ledger's journal has one (its "
+                "seq order); is --topic-prefix the ledger's?"
+            )
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)  # rebuild the book: see the docstring
         log.info("start topic=%s stored_seq=%d", topic, stored.last_seq)

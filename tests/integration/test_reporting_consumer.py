@@ -24,6 +24,7 @@ import msgspec
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 
 from app.commands import ingest_stream
@@ -222,3 +223,32 @@ def test_a_forged_record_on_the_topic_stops_the_consumer_with_one_sentence(
     assert line.startswith(f"reporting: journal seq {at + 1} does not verify (hash does not ")
     with MarginClientsDatabase.open(database) as table:
         assert table.position(CONSUMER_NAME).last_seq < at + 1
+
+
+@pytest.mark.integration
+def test_a_journal_topic_of_several_partitions_is_refused_in_one_line(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """A --topic-prefix whose events topic has three partitions (not the ledger's journal,
+    which has one: the seq order) was an InvariantViolation's traceback, exit status 1."""
+    names = TopicNames(kafka_topic_prefix)
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(names.events, 3, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    database = f"sqlite:///{tmp_path / 'reporting.db'}"
+    consumer = start_consumer(kafka_bootstrap, kafka_topic_prefix, database)
+    _, errors = consumer.communicate(timeout=finish_timeout_s)
+    said = errors.decode()
+    assert consumer.returncode == 2, said
+    assert "Traceback" not in said, said
+    assert said.splitlines()[-1] == (
+        f"reporting: {names.events} has 3 partitions: the ledger's journal has one (its seq "
+        "order); is --topic-prefix the ledger's?"
+    )
