@@ -140,8 +140,8 @@ def _anchor_failure(anchor: Anchor, report: VerifyReport, found: dict[int, str])
     if anchor.seq > report.count and report.ok:
         return (
             f"{anchor.source} vouches for seq {anchor.seq}, but the journal ends at seq "
-            f"{report.count}: records were dropped (from its end, or from within and the "
-            "journal renumbered and rehashed after them)"
+            f"{report.count}: records were dropped from its end, or from within with the "
+            "records after them renumbered and rehashed"
         )
     if anchor.seq in found and found[anchor.seq] != anchor.hash:
         return (

@@ -63,8 +63,8 @@ def test_a_record_dropped_from_within_and_the_rest_rechained_is_named_for_what_i
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The deposit dropped, the records after it renumbered and rehashed: the chain
-    verifies; the auditor's anchor of the last record catches it, and the sentence does
-    not claim the records were dropped from the end."""
+    verifies; the auditor's anchor of the last record catches it, and the sentence names
+    both ways the records may have been dropped."""
     export, lines = _export(tmp_path)
     last = json.loads(lines[-1])
     records = [json.loads(line) for line in lines]
@@ -77,6 +77,6 @@ def test_a_record_dropped_from_within_and_the_rest_rechained_is_named_for_what_i
     assert main(["audit", "verify", "--file", export, "--expect", anchor]) == 1
     assert (
         f"journal NOT anchored: --expect {last['seq']} vouches for seq {last['seq']}, but the "
-        f"journal ends at seq {last['seq'] - 1}: records were dropped (from its end, or from "
-        "within and the journal renumbered and rehashed after them)"
+        f"journal ends at seq {last['seq'] - 1}: records were dropped from its end, or from "
+        "within with the records after them renumbered and rehashed"
     ) in capsys.readouterr().out
