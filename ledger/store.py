@@ -949,6 +949,9 @@ def _require_folder(folder: Path) -> None:
         raise StoreUrlError(f"the folder {folder} does not exist: make it, or correct the path")
 
 
+sqlite_file_mode = 0o600
+
+
 def _create_sqlite_file(path: Path) -> None:
     """A new store file appears whole or not at all: made under a temporary name with its
     SQLite header written (WAL mode), synced, then renamed into place. So a process killed
@@ -956,6 +959,9 @@ def _create_sqlite_file(path: Path) -> None:
     as a damaged store (a `kill -9` between SQLite creating the file and writing to it)."""
     creating = path.with_name(f".{path.name}.{uuid4().hex}.creating")
     try:
+        # Every client's figures: readable by the owner alone, whatever the umask (0644
+        # before). SQLite gives its -wal and -shm files the database file's mode.
+        os.close(os.open(creating, os.O_CREAT | os.O_EXCL | os.O_WRONLY, sqlite_file_mode))
         connection = sqlite3.connect(creating)
         try:
             connection.execute("PRAGMA journal_mode=WAL")  # writes the header: never empty

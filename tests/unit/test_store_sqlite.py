@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import Tracking
 
+from app.commands import ingest_stream
+from app.simulation import simulate
+from ledger.application import LedgerApplication
 from ledger.invariants import InvariantViolation
 from ledger.journal import GENESIS_HASH
+from ledger.policy import load_policy
 from ledger.store import (
     INPUTS_SEEN_TABLE,
     JOURNAL_STREAM_ID,
@@ -187,3 +194,20 @@ def test_a_postgres_url_asking_for_tls_says_where_tls_is_set() -> None:
     """`?sslmode=verify-full` was refused without a word on how to reach the server over TLS."""
     with pytest.raises(StoreUrlError, match=r"libpq's environment \(PGSSLMODE, PGSSLROOTCERT"):
         parse_postgres_url("postgresql://ledger_reader@db.example/ledger?sslmode=verify-full")
+
+
+def test_a_new_store_file_is_the_owners_alone(tmp_path: Path) -> None:
+    """Every client's figures were readable by every local user: the store file, its WAL
+    and its shared memory file were made 0644 under the usual umask."""
+    path = tmp_path / "ledger.db"
+    previous = os.umask(0o022)
+    try:
+        with LedgerStore.open(f"sqlite:///{path}") as store:
+            app = LedgerApplication(store, load_policy(None))
+            ingest_stream(app, io.BytesIO(b"\n".join(simulate(3, 2, 1))), "test")
+            kept = [path, path.with_name("ledger.db-wal"), path.with_name("ledger.db-shm")]
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in kept if p.exists()}
+    finally:
+        os.umask(previous)
+    assert modes["ledger.db"] == 0o600
+    assert set(modes.values()) == {0o600}, modes
