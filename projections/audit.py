@@ -89,8 +89,14 @@ class _StoreRecords:
             if not entries:
                 return
             for entry in entries:
-                yield entry.record
+                yield _as_stored(entry.record)
             after = entries[-1].seq
+
+
+def _as_stored(record: object) -> bytes:
+    """A record's bytes. A SQLite row rewritten outside the ledger with the database's text
+    functions (`replace`, `||`) comes back as text: its UTF-8 bytes are what was stored."""
+    return record if isinstance(record, bytes) else str(record).encode("utf-8")
 
 
 def _counted(records: Iterable[bytes], progress: Advance) -> Iterator[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,25 @@ def test_a_record_dropped_from_within_and_the_rest_rechained_is_named_for_what_i
         f"journal ends at seq {last['seq'] - 1}: records were dropped from its end, or from "
         "within with the records after them renumbered and rehashed"
     ) in capsys.readouterr().out
+
+
+def test_verify_names_a_record_rewritten_in_the_store_with_sqls_own_functions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deposit's amount changed in the SQLite store with SQL's `replace` (which leaves the
+    row as text, not bytes): `audit verify` ended in a TypeError traceback."""
+    path = tmp_path / "ledger.db"
+    _, lines = _export(tmp_path)
+    (deposit,) = [json.loads(line) for line in lines if b'"deposit_credited"' in line]
+    with sqlite3.connect(path) as connection:
+        changed = connection.execute(
+            "UPDATE stored_events SET state = replace(state, ?, ?) "
+            "WHERE originator_version = ? AND topic != 'policy_document'",
+            (b'"amount":"1.00000000"', b'"amount":"2.00000000"', deposit["seq"]),
+        ).rowcount
+    assert changed == 1
+    assert main(["--store", f"sqlite:///{path}", "audit", "verify"]) == 1
+    assert capsys.readouterr().out.startswith(
+        f"journal broken at seq {deposit['seq']}: hash does not recompute "
+        f"({deposit['seq'] - 1} records before it verify)"
+    )
