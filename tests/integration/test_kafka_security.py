@@ -196,6 +196,18 @@ def test_a_command_refused_by_the_broker_says_so_not_that_it_is_down(
         assert len(done.stderr.splitlines()) == 1
 
 
+def _ledger_as(
+    kafka: SecureKafka, principal: str, prefix: str, folder: Path, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    """`ledger ARGUMENTS` in `folder` as `principal`, on the secure broker's `prefix`."""
+    return subprocess.run(
+        [sys.executable, "-m", "app", *arguments],
+        capture_output=True, text=True, check=False, timeout=120, cwd=folder,
+        env={**os.environ, **kafka.environment(principal),
+             "LEDGER_KAFKA_BOOTSTRAP": kafka.bootstrap, "LEDGER_TOPIC_PREFIX": prefix},
+    )  # fmt: skip
+
+
 def test_upstreams_publish_says_its_one_line_and_nothing_of_the_ledgers_topics(
     secure_kafka: SecureKafka, topics: TopicNames, tmp_path: Path
 ) -> None:
@@ -203,13 +215,7 @@ def test_upstreams_publish_says_its_one_line_and_nothing_of_the_ledgers_topics(
     journal, rejects and checkpoints topics, which upstream may not even see."""
     inbox = tmp_path / "inbox.jsonl"
     inbox.write_text('{"type":"mark_price"}\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "publish", str(inbox)],
-        capture_output=True, text=True, check=False, timeout=120,
-        env={**os.environ, **secure_kafka.environment("upstream"),
-             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
-             "LEDGER_TOPIC_PREFIX": topics.prefix},
-    )  # fmt: skip
+    done = _ledger_as(secure_kafka, "upstream", topics.prefix, tmp_path, "publish", str(inbox))
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == f"published 1 record to {topics.inbox}\n"
 
@@ -221,13 +227,9 @@ def test_ledger_run_as_another_principal_stops_at_start_naming_the_topics(
 ) -> None:
     """It logged `topic_not_ours` for the topics it could not see, then ended in 'topic
     ....inbox does not exist' (exit 1), which read as a topic to create."""
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "--store", f"sqlite:///{tmp_path / 'ledger.db'}",
-         "run", "--health-port", "0", "--broker-wait", "30"],
-        capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path,
-        env={**os.environ, **secure_kafka.environment(principal),
-             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
-             "LEDGER_TOPIC_PREFIX": topics.prefix},
+    done = _ledger_as(
+        secure_kafka, principal, topics.prefix, tmp_path,
+        "--store", "sqlite:///ledger.db", "run", "--health-port", "0", "--broker-wait", "30",
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     last = done.stderr.splitlines()[-1]
@@ -243,13 +245,7 @@ def test_the_readers_publish_says_its_principal_may_not(
     """It said only '... cannot be used: [Error 31] ClusterAuthorizationFailedError'."""
     inbox = tmp_path / "inbox.jsonl"
     inbox.write_text('{"type":"mark_price"}\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "app", "publish", str(inbox)],
-        capture_output=True, text=True, check=False, timeout=120,
-        env={**os.environ, **secure_kafka.environment("reader"),
-             "LEDGER_KAFKA_BOOTSTRAP": secure_kafka.bootstrap,
-             "LEDGER_TOPIC_PREFIX": topics.prefix},
-    )  # fmt: skip
+    done = _ledger_as(secure_kafka, "reader", topics.prefix, tmp_path, "publish", str(inbox))
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(
         f"ledger: the Kafka broker at {secure_kafka.bootstrap} does not allow this principal"
