@@ -768,7 +768,7 @@ svg{display:block;max-width:100%;height:auto;background:#fcfcfc;border:1px solid
 .legend i{display:inline-block;width:11px;height:11px;margin:0 4px 0 12px;vertical-align:-1px}
 table{border-collapse:collapse;font-size:12px;margin-top:4px}
 th,td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;white-space:nowrap}
-th{white-space:normal;overflow-wrap:anywhere;vertical-align:bottom}
+th{white-space:normal;vertical-align:bottom}
 td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f4f4f4}
 .note{color:#777;font-size:12px}.scroll{overflow-x:auto;max-width:100%}
 .breaches{color:#c0392b;margin:8px 0}
@@ -929,13 +929,14 @@ def _html_cell(kind: str, column: str, row: Row, scale_of: ScaleOf) -> str:
 def view_table(
     name: str, rows: Sequence[Row], scale_of: ScaleOf, rows_max: int = TABLE_ROWS_MAX
 ) -> str:
-    """A view as a table a person reads: figures at their scale, right-aligned; the header
-    may wrap so that every column fits the page."""
+    """A view as a table a person reads: figures at their scale, right-aligned; a heading
+    may wrap after an underscore of its name (never inside a word), so that every column
+    fits the page."""
     if not rows:
         return f'<p class="note" data-view="{name}" data-rows="0">No rows.</p>'
     columns = list(rows[0])
     kinds = _kinds(name)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in columns)
     body = []
     for row in rows[:rows_max]:
         cells = [_html_cell(kinds.get(c, "text"), c, row, scale_of) for c in columns]

@@ -97,7 +97,7 @@ class DomReader(HTMLParser):
         )
         element = Element(tag, attributes, names)
         self.elements.append(element)
-        if tag not in {"meta", "br", "img", "input", "link", "polyline", "line"}:
+        if tag not in {"meta", "br", "wbr", "img", "input", "link", "polyline", "line"}:
             self._open.append(element)
 
     def handle_endtag(self, tag: str) -> None:
