@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,18 +24,16 @@ from consumers.topics import kafka_connection
 from ledger.store import store_probe_timeout_s
 from tests.conftest import ServerStartError, free_port, run_server_script
 from tests.integration.test_pipeline_support import (
-    REPOSITORY,
     hand_written_stream,
     health,
-    ledger_command,
     run_ledger,
     wait_until,
     write_lines,
 )
+from tests.integration.test_shutdown import _start as start_with_health
+from tests.integration.test_shutdown import ready_timeout_s
 
 pytestmark = pytest.mark.integration
-
-ready_timeout_s = 120.0
 # A probe every 2 s, bounded by twice its 2 s timeout, and a margin for a loaded machine.
 # Before the fix an idle service said `ok` for the whole outage.
 store_outage_noticed_within_s = store_probe_interval_s + 2 * store_probe_timeout_s + 6.0
@@ -66,13 +62,7 @@ def test_health_says_degraded_within_seconds_of_a_postgres_outage_and_ok_after_i
     port, log = free_port(), tmp_path / "run.log"
     inbox = write_lines(tmp_path / "in.jsonl", hand_written_stream(3, 3, 30))
     run_ledger(store, kafka_bootstrap, kafka_topic_prefix, "publish", str(inbox))
-    with log.open("ab") as sink:
-        service = subprocess.Popen(
-            ledger_command(store, kafka_bootstrap, kafka_topic_prefix, "run",
-                           "--health-port", str(port), "--drain-timeout", "5"),
-            stdout=sink, stderr=sink, cwd=REPOSITORY,
-            env={**os.environ, "LEDGER_HEALTH_HOST": "127.0.0.1"},
-        )  # fmt: skip
+    service = start_with_health(store, kafka_bootstrap, kafka_topic_prefix, log, port)
     try:
         wait_until(
             lambda: (h := health(port)) is not None and h["inbox_lag"] == 0
