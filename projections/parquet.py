@@ -10,7 +10,9 @@
 - the daily statement's `balances` (`map<string, decimal128>`, asset to balance) and
   `positions` (`list<struct<market: string, size: decimal128, entry_price: decimal128>>`)
   as nested values, each figure a `decimal128(38, 18)` as above;
-- other text: `string`.
+- other text: `string`;
+- the file's metadata: `view`, `as_of_seq` and `as_of_recorded_at`, the journal position its
+  rows stand at (docs/downstream.md "Appending a view's files").
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ def write_parquet(document: dict[str, Any], table: Table, out: Path | IO[bytes])
         kind, values = _column(pa, column, [row[column.name] for row in document["rows"]])
         fields.append(pa.field(column.name, kind))
         columns[column.name] = values
+    # The rows are the view as of one journal position, which no column says: the file does.
     metadata = {"view": table.view, "as_of_seq": str(document["as_of_seq"])}
+    if document.get("as_of_recorded_at"):
+        metadata["as_of_recorded_at"] = document["as_of_recorded_at"]
     schema = pa.schema(fields, metadata=metadata)
     pq.write_table(pa.table(columns, schema=schema), out)

@@ -133,3 +133,41 @@ def test_a_figure_of_21_integer_digits_is_refused_in_one_sentence(tmp_path: Path
     largest = "99999999999999999999.999999999999999999"  # 20 digits and 18 places fit
     read = _write(tmp_path / "y.parquet", "margin-calls", [_call("a", largest, "1")])
     assert read.column("amount").to_pylist() == [Decimal(largest)]
+
+
+def _snippet(heading: str) -> str:
+    """The Python block under `heading` in docs/downstream.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "downstream.md").read_text("utf-8")
+    after = text.split(heading, 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_a_snapshot_file_names_its_seq_and_time_and_appended_days_stay_apart(
+    tmp_path: Path,
+) -> None:
+    """A view's file is the view as of one journal position, but its rows do not say which:
+    two days of margin-clients appended read as one client twice, and the file's metadata
+    held the seq alone. It names the time too, and docs/downstream.md's recipe (run here)
+    stamps each file's rows with both before appending."""
+    table = TABLES_BY_VIEW["lending-limits"]
+    row = dict.fromkeys(table.column_names)
+    row.update(item="firm_total_loans", amount="11899082.69", limit_amount="250000000")
+    days = [(20607, "2026-11-03T00:00:00Z"), (44126, "2026-11-04T00:00:00Z")]
+    paths = []
+    for seq, recorded_at in days:
+        path = tmp_path / f"lending-limits-{seq}.parquet"
+        document = {"as_of_seq": seq, "as_of_recorded_at": recorded_at, "rows": [row]}
+        write_parquet(document, table, path)
+        paths.append(path)
+    metadata = pq.read_schema(paths[1]).metadata
+    assert metadata[b"as_of_seq"] == b"44126"
+    assert metadata[b"as_of_recorded_at"] == b"2026-11-04T00:00:00Z"
+    scope: dict[str, Any] = {}
+    exec(_snippet("### Appending a view's files"), scope)  # noqa: S102  # the docs' own lines
+    both = pa.concat_tables([scope["stamped"](path) for path in paths])
+    assert both.column("as_of_seq").to_pylist() == [20607, 44126]
+    assert [t.isoformat() for t in both.column("as_of_recorded_at").to_pylist()] == [
+        "2026-11-03T00:00:00+00:00",
+        "2026-11-04T00:00:00+00:00",
+    ]
+    assert both.column("amount").to_pylist() == [Decimal("11899082.69")] * 2
