@@ -28,7 +28,7 @@ from ledger.book import (
 )
 from ledger.desk import figures_record
 from ledger.fills import fill_result
-from ledger.groups import group_limit_checks
+from ledger.groups import group_limit_checks, group_loan_max
 from ledger.identifiers import is_ascii_number
 from ledger.invariants import present
 from ledger.journal import format_timestamp
@@ -518,6 +518,7 @@ def _explain_loan(
         )
         out.check("lending value", limits.lending_value, _n(lending))
         _firm_loans_lines(event, limits, book, out)
+        _group_lines(event, policy, book, out)
     failed = None
     checks = loan_limit_checks(limits) + group_limit_checks(event.group_limit)
     for reason, figure, bound, what in checks:
@@ -532,6 +533,36 @@ def _explain_loan(
         return
     decided = event.reason_code if isinstance(event, je.LoanDrawRejected) else None
     out.check("decision (first failing limit)", decided, failed)
+
+
+def _group_lines(
+    event: je.LoanDrawn | je.LoanDrawRejected | je.DebitFinanced,
+    policy: Policy,
+    book: Book,
+    out: Explanation,
+) -> None:
+    """The related-client group's figures from the journal (docs/risk-tools.md): the group the
+    account was in, its members, and every member's loan (interest included) before the
+    event plus the amount; nothing for an account outside any group."""
+    group_id = book.accounts[present(event.account_id, "a loan names its account")].related_group
+    recorded = event.group_limit
+    if recorded is None and group_id is None:
+        return
+    out.check("related group", None if recorded is None else recorded.group_id, group_id, "journal")
+    if recorded is None or group_id is None:
+        return
+    members = sorted(book.related_groups[group_id])
+    out.check("group members", ", ".join(recorded.members), ", ".join(members), "journal")
+    before = book.group_loans(group_id)
+    out.lines.append(
+        f"group loans after = Σ the members' loans in the journal before seq {event.seq} + the "
+        f"amount = {_n(before)} + {_n(event.amount)} = {_n(before + event.amount)}"
+    )
+    out.check("group loans after", recorded.group_loans_after, _n(before + event.amount), "journal")
+    out.lines.append(
+        f"group max = {_n(policy.shareholders_funds)} * {_n(policy.max_client_loan_share)}"
+    )
+    out.check("group loan max", recorded.group_loan_max, _n(group_loan_max(policy)))
 
 
 def _firm_loans_lines(

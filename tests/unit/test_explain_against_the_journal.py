@@ -304,3 +304,39 @@ def test_bad_debt_is_what_the_journal_left_the_liquidated_account_owing() -> Non
                 "cash written off: recorded 0, recomputed 100"
             ]
         book.apply(event)
+
+
+def test_a_related_groups_loans_are_recomputed_from_the_members_loans_in_the_journal() -> None:
+    """C1 and C2, related (group G1), hold 400 BTC each at 60,000 (lending 7,200,000 each).
+    C1 borrows 6,000,000; C2 asks for 5,000,000: the group would owe 11,000,000, above one
+    client's share of the shareholders' funds (0.20 x 50,000,000 = 10,000,000): refused.
+    The explanation compared the recorded group total with the maximum, never with the
+    members' loans the journal booked."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    for account in ("C1", "C2"):
+        s.open(account, credit="10000000")
+        s.deposit(account, "BTC", "400")
+        s.send("related_group_set", account_id=account, group_id="G1")
+    s.send("loan_draw_requested", account_id="C1", amount="6000000")
+    s.send("loan_draw_requested", account_id="C2", amount="5000000")
+    seq = _seq_of(s, "loan_draw_rejected")
+    explanation = _explained(s, seq)
+    assert explanation.consistent, explanation.differences
+    assert (
+        f"group loans after = Σ the members' loans in the journal before seq {seq} + the amount"
+        " = 6000000.00 + 5000000.00 = 11000000.00"
+    ) in explanation.lines
+    assert "  group members: recorded C1, C2 = journal ✓" in explanation.lines
+    assert "  group loan max: recorded 10000000.00 = recomputed ✓" in explanation.lines
+
+    # A journal where C1 owed 3,000,000: the group would have owed 8,000,000, within.
+    events = [je.decode_journal_record(entry.record) for entry in s.store.iter_journal()]
+    book = Book()
+    for event in events[: seq - 1]:
+        book.apply(event)
+    book.accounts["C1"].loan_principal = Decimal("3000000.00")
+    assert explain_event(events[seq - 1], POLICY, book_before=book).differences == [
+        "firm loans after: recorded 11000000.00, journal 8000000.00",
+        "group loans after: recorded 11000000.00, journal 8000000.00",
+    ]
