@@ -381,10 +381,7 @@ def _explain_inputs(
         case je.MarginCallIssued():
             _explain_call(event, figures, policy, out)
         case je.MarginCallCleared():
-            if event.outcome == "met":
-                out.check("healthy again (E ≥ maintenance requirement)", True, figures.excess >= 0)
-            else:
-                out.lines.append(f"cleared: {event.outcome} (closed by the liquidation)")
+            _cleared_rule(event, figures, policy, journal, out)
         case je.LiquidationTriggered():
             if event.trigger == "below_liquidation_requirement":
                 out.check(
@@ -407,14 +404,46 @@ def _deadline_rule(
     journal: _JournalBefore | None,
     out: Explanation,
 ) -> None:
-    """A call not met by its deadline liquidates: an equity call is met by a healthy account,
-    a limit call (the journal's open call says which) by a healthy account whose loan is
-    within the smaller of its credit limit and its lending value (docs/risk-model.md)."""
+    """A call not met by its deadline liquidates (docs/risk-model.md)."""
+    met = _limit_call_met(event, figures, policy, journal, out)
+    if met is None:
+        out.check("still not healthy at the call's deadline", True, figures.excess < 0)
+    else:
+        out.check("the call not met at its deadline", True, not met)
+
+
+def _cleared_rule(
+    event: je.MarginCallCleared,
+    figures: risk.MarginFigures,
+    policy: Policy,
+    journal: _JournalBefore | None,
+    out: Explanation,
+) -> None:
+    """A call is cleared as met when the account meets it (docs/risk-model.md)."""
+    if event.outcome != "met":
+        out.lines.append(f"cleared: {event.outcome} (closed by the liquidation)")
+        return
+    met = _limit_call_met(event, figures, policy, journal, out)
+    if met is None:
+        out.check("healthy again (E ≥ maintenance requirement)", True, figures.excess >= 0)
+    else:
+        out.check("the limit call met", True, met)
+
+
+def _limit_call_met(
+    event: je.LiquidationTriggered | je.MarginCallCleared,
+    figures: risk.MarginFigures,
+    policy: Policy,
+    journal: _JournalBefore | None,
+    out: Explanation,
+) -> bool | None:
+    """Whether the limit call the journal has open is met: by a healthy account whose loan is
+    within the smaller of its credit limit and its lending value. None for an equity call
+    (met by a healthy account), or with no journal to say which call is open."""
     account = None if journal is None else journal.book.accounts.get(event.account_id or "")
     call = None if account is None else account.margin_call
     if account is None or call is None or call.trigger == EQUITY_CALL_TRIGGER:
-        out.check("still not healthy at the call's deadline", True, figures.excess < 0)
-        return
+        return None
     marks = dict(event.inputs.marks)
     priced = {a: b for a, b in event.inputs.holdings.balances.items() if a in marks}
     lending = risk.lending_value(priced, marks, policy)
@@ -428,8 +457,7 @@ def _deadline_rule(
         f"  healthy: {'yes' if figures.excess >= 0 else 'no'}; loan {_n(figures.loan)} "
         f"{'>' if figures.loan > limit else '≤'} {_n(limit)}"
     )
-    not_met = figures.excess < 0 or figures.loan > limit
-    out.check("the call not met at its deadline", True, not_met)
+    return figures.excess >= 0 and figures.loan <= limit
 
 
 def _explain_call(

@@ -340,3 +340,37 @@ def test_a_related_groups_loans_are_recomputed_from_the_members_loans_in_the_jou
         "firm loans after: recorded 11000000.00, journal 8000000.00",
         "group loans after: recorded 11000000.00, journal 8000000.00",
     ]
+
+
+def test_a_limit_call_cleared_as_met_needs_the_loan_back_within_its_limit() -> None:
+    """The credit-limit call of 5,030 (a 20,030 loan against a limit of 15,000): C1 deposits
+    5,030 USD and repays 5,030, the loan is 15,000, within the smaller of the credit limit
+    (15,000) and the lending value (1.5 x 60,000 x 0.30 = 27,000): met. The explanation
+    held it to the equity's rule (healthy) alone."""
+    s = Scenario()
+    s.mark("BTC", "60000")
+    s.open("C1", credit="15000")
+    s.deposit("C1", "BTC", "1")
+    s.deposit("C1", "USD", "10000")
+    s.send(
+        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
+        quantity="0.5", price="60000", fee="30",
+    )  # fmt: skip
+    s.deposit("C1", "USD", "5030")
+    s.send("loan_repayment", account_id="C1", amount="5030")
+    (cleared,) = s.events("margin_call_cleared")
+    assert cleared["outcome"] == "met"
+    explanation = _explained(s, cleared["seq"])
+    assert explanation.consistent, explanation.differences
+    assert "  healthy: yes; loan 15000.00 ≤ 15000.00" in explanation.lines
+    assert "  the limit call met: recorded True = recomputed ✓" in explanation.lines
+
+    # A journal whose credit limit was 14,000: the loan of 15,000 would not meet the call.
+    events = [je.decode_journal_record(entry.record) for entry in s.store.iter_journal()]
+    book = Book()
+    for event in events[: cleared["seq"] - 1]:
+        book.apply(event)
+    book.accounts["C1"].credit_limit = Decimal(14000)
+    assert explain_event(events[cleared["seq"] - 1], POLICY, book_before=book).differences == [
+        "the limit call met: recorded True, recomputed False"
+    ]
