@@ -25,6 +25,7 @@ from app.commands import (
     policies_of,
     port_max,
     require_output_file,
+    without_password,
 )
 from ledger import snapshots
 from ledger.identifiers import identifier_problem, printable
@@ -162,8 +163,17 @@ def _api(args: argparse.Namespace) -> int:
     # refused it in the framework's startup, a traceback, after the server had said so).
     with open_store(args) as store:
         policies_of(args, store).in_force(snapshots.book_at(store))
+        may_write = store.role_may_append()
     scheme = "https" if args.tls_cert else "http"
     print(f"ledger api: {scheme}://{args.host}:{args.port}/openapi.json", file=sys.stderr)
+    if may_write:
+        # Served all the same (a local look as the owner is common), but said: whoever
+        # took over the API's process could then write the store (docs/security.md).
+        print(
+            f"ledger api: warning: the store's role ({without_password(args.store)}) may "
+            "write the journal; serve with ledger_reader's URL",
+            file=sys.stderr,
+        )
     if args.insecure_no_auth:
         print("ledger api: NO AUTHENTICATION (--insecure-no-auth)", file=sys.stderr)
     if args.workers == 1:

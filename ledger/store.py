@@ -756,6 +756,14 @@ class LedgerStore:
         rows = reader.execute(f"{_SQLITE_SELECT_INPUTS}(?)", (until_seq, event_id)).fetchall()
         return str(rows[0][1]) if rows else None
 
+    def role_may_append(self) -> bool:
+        """Whether the PostgreSQL role of the store's URL may append to the journal (the
+        writer's and the owner's may); False on SQLite, which has no roles (the file's
+        permissions are its only rights)."""
+        if not isinstance(self._factory, PostgresFactory):
+            return False
+        return store_privileges.may_append(self._factory)
+
     def answers(self) -> bool:
         """Whether the store answers a trivial query now, asked on a connection of its own
         made for the question, within `store_probe_timeout_s`: for `ledger run`'s /health,

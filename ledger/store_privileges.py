@@ -365,14 +365,25 @@ def prepare_tables(
         _require_append_rights(cursor, schema)
 
 
-def _require_append_rights(cursor: Cursor[DictRow], schema: str) -> None:
-    # The reader's credentials given to a writer (`ledger ingest`, `ledger run`) are a
-    # setting to fix: refused here, before a record is decided, not at the first append.
+def may_append(factory: PostgresFactory) -> bool:
+    """Whether the URL's role may append to the journal (the writer's and the owner's may):
+    a reader (`ledger api`) that may is served with more rights than it needs."""
+    with factory.datastore.transaction(commit=False) as cursor:
+        return _may_append(cursor, factory.datastore.schema)
+
+
+def _may_append(cursor: Cursor[DictRow], schema: str) -> bool:
     cursor.execute(
         "SELECT has_table_privilege(%s, 'INSERT') AND has_function_privilege(%s, 'EXECUTE') AS ok",
         (f"{_quoted(schema)}.{_quoted(JOURNAL_TABLE)}", f"{_quoted(schema)}.{LOCK_FUNCTION}()"),
     )
-    if not _one(cursor)["ok"]:
+    return bool(_one(cursor)["ok"])
+
+
+def _require_append_rights(cursor: Cursor[DictRow], schema: str) -> None:
+    # The reader's credentials given to a writer (`ledger ingest`, `ledger run`) are a
+    # setting to fix: refused here, before a record is decided, not at the first append.
+    if not _may_append(cursor, schema):
         raise StoreNotWritable(
             f"this role may read the store but not write it: a writing command (ingest, run, "
             f"inbox skip, store init, store snapshot) needs the URL of {WRITER_ROLE} or of the "

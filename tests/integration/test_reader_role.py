@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from litestar.testing import TestClient
@@ -19,6 +20,7 @@ from app.simulation import simulate
 from ledger.adopted_policies import AdoptedPolicies
 from ledger.policy import load_policy
 from ledger.store import LedgerStore
+from tests.api_process import running_api
 from tests.api_security import AUDITOR, api_security
 from tests.integration.test_store_privileges import role_url
 
@@ -183,3 +185,18 @@ def test_a_login_role_without_the_readers_rights_is_refused_in_one_line(
     assert status == 2, error
     assert error.count("\n") == 1
     assert "this role may not read the store: give it ledger_reader's rights" in error
+
+
+@pytest.mark.parametrize(("role", "warned"), [("ledger_owner", True), ("ledger_reader", False)])
+def test_ledger_api_says_when_its_role_may_write_the_journal(
+    postgres_url: str, reader_url: str, tmp_path: Path, role: str, warned: bool
+) -> None:
+    """Served as the owner, the API said nothing: whoever took over its process could
+    write the store. It serves all the same, with one warning line."""
+    schema = reader_url.rsplit("schema=", 1)[1]
+    url = role_url(postgres_url, role, schema)
+    with running_api(url, tmp_path / "api.log") as api:
+        assert httpx.get(f"{api.base}/health", timeout=10).status_code == 200
+    said = (tmp_path / "api.log").read_text()
+    warning = f"ledger api: warning: the store's role ({url}) may write the journal"
+    assert (warning in said) is warned, said
