@@ -82,6 +82,16 @@ class Explanation:
             self.differences.append(f"{what}: recorded {recorded}, {source} {recomputed}")
 
 
+@dataclass(frozen=True)
+class FillDeficit:
+    """A venue fill's loss beyond what the insurance fund drew for it: what is left of it
+    before an event decided from the same fill (a reduction, a bad debt), and whether a
+    reduction of it came before (the first one sets the bankruptcy price)."""
+
+    left: Decimal
+    reduced_before: bool
+
+
 def _tag(event: je.JournalEventType) -> str:
     tag = type(event).__struct_config__.tag
     assert isinstance(tag, str)
@@ -619,6 +629,8 @@ def _explain_without_figures(
     policy: Policy,
     book: Book | None,
     out: Explanation,
+    *,
+    fill: FillDeficit | None = None,
 ) -> None:
     """Decisions that record no risk figures, recomputed from what they record and checked
     against the book the journal built before them."""
@@ -630,18 +642,32 @@ def _explain_without_figures(
         case je.LoanRepaid():
             _explain_repayment(event, book, out)
         case je.BadDebtRecorded():
-            _explain_bad_debt(event, book, out)
+            _explain_bad_debt(event, book, out, fill)
         case _:
             assert_never(event)
 
 
-def _explain_bad_debt(event: je.BadDebtRecorded, book: Book | None, out: Explanation) -> None:
+def _explain_bad_debt(
+    event: je.BadDebtRecorded, book: Book | None, out: Explanation, fill: FillDeficit | None
+) -> None:
     """What a client's liquidation could not cover, as the journal left the account once its
     steps, the fund's draw and the reductions were booked: the USD still below zero (cash),
     and the loan when no USD is left to repay it (docs/risk-model.md "Liquidation")."""
     account = None if book is None else book.accounts.get(event.account_id or "")
+    if account is not None and not account.is_client and fill is not None:
+        out.lines.append(
+            "cash written off = the venue fill's loss less the fund's draw and what was "
+            f"deleveraged = {_n(fill.left)}"
+        )
+        out.check(
+            "cash written off", event.cash_written_off, _in_value(fill.left, event.cash_written_off)
+        )
+        out.check(
+            "loan written off", event.loan_written_off, _in_value(ZERO, event.loan_written_off)
+        )
+        return
     if account is None or not account.is_client:
-        out.lines.append("(a venue fill's loss beyond the fund and the lot: not recomputed)")
+        out.lines.append("(the fill this bad debt covers was not read: not recomputed)")
         return
     usd = account.balance(REPORTING_ASSET)
     out.lines.append(
@@ -1050,6 +1076,8 @@ def _explain_deleveraging(
     book: Book | None,
     deleveraged_before: Set[str],
     out: Explanation,
+    *,
+    fill: FillDeficit | None,
 ) -> None:
     recorded = event.ranking
     if recorded is None or book is None:
@@ -1084,36 +1112,53 @@ def _explain_deleveraging(
     ]
     for name in je.DeleveragingRank.__struct_fields__:
         out.check(name, getattr(recorded, name), getattr(expected, name))
-    _deleveraging_amounts(event, book, queue[0].size, not deleveraged_before, out)
+    _deleveraging_amounts(event, book, queue[0].size, not deleveraged_before, out, fill=fill)
 
 
 def _deleveraging_amounts(
-    event: je.AutoDeleveraged, book: Book, winner_size: Decimal, first: bool, out: Explanation
+    event: je.AutoDeleveraged,
+    book: Book,
+    winner_size: Decimal,
+    first: bool,
+    out: Explanation,
+    *,
+    fill: FillDeficit | None,
 ) -> None:
-    """A client's deficit deleveraged (docs/risk-model.md "Auto-deleveraging"): what is left
-    of it is the bankrupt's USD below zero, the units left the liquidation's lot in the
-    market, both as the journal booked them before this reduction; the bankruptcy price
-    `B = M + deficit / s` (from the first reduction's); each winner gives up `u * |B - M|`,
-    the last one what is left."""
+    """A deficit deleveraged (docs/risk-model.md "Auto-deleveraging", "Venue fills"): a
+    client's is its USD below zero, priced from the mark `M`; a venue fill's is its loss
+    less the fund's draw and what was absorbed before, priced from the lot's takeover price
+    `P_t`. The units left are the liquidation's lot in the market, as the journal booked it
+    before this reduction; the bankruptcy price `B = base + deficit / units left` (the first
+    reduction's); each winner gives up `u * |B - base|`, the last one what is left."""
     bankrupt = book.accounts.get(event.bankrupt_account_id)
     lot = book.lot(event.liquidation_id, event.market)
-    if bankrupt is None or not bankrupt.is_client or lot is None or lot.remaining.is_zero():
-        out.lines.append("(a venue fill's loss deleveraged: its amounts are not recomputed)")
+    if bankrupt is None or lot is None or lot.remaining.is_zero():
+        out.lines.append("(no lot left in the journal to deleverage: amounts not recomputed)")
         return
-    deficit = max(ZERO, -bankrupt.balance(REPORTING_ASSET))
     mark, price = event.mark_price, event.bankruptcy_price
+    if bankrupt.is_client:
+        deficit = max(ZERO, -bankrupt.balance(REPORTING_ASSET))
+        base, base_name = mark, "M"
+        source = f"{event.bankrupt_account_id}'s USD below zero (journal)"
+    elif fill is not None:
+        deficit, first = fill.left, not fill.reduced_before
+        base, base_name = lot.takeover_price, "P_t"
+        source = "the fill's loss less the fund's draw and what was absorbed before"
+    else:
+        out.lines.append("(the fill this reduction covers was not read: amounts not recomputed)")
+        return
     out.lines.append(
-        f"deficit left = {event.bankrupt_account_id}'s USD below zero (journal) = {_n(deficit)};"
-        f" units left = the lot of {event.market} (journal) = {_n(lot.remaining)}"
+        f"deficit left = {source} = {_n(deficit)}; units left = the lot of {event.market} "
+        f"(journal) = {_n(lot.remaining)}"
     )
     out.check(f"mark {event.market}", mark, book.marks.get(event.market), "journal")
     if first:
         bankruptcy = quantize(
-            DECIMAL_CONTEXT.add(mark, DECIMAL_CONTEXT.divide(deficit, lot.remaining)),
+            DECIMAL_CONTEXT.add(base, DECIMAL_CONTEXT.divide(deficit, lot.remaining)),
             DERIVED_FIGURE_SCALE,
         )
         out.lines.append(
-            f"bankruptcy price B = M + deficit / s = {_n(mark)} + {_n(deficit)} / "
+            f"bankruptcy price B = {base_name} + deficit / s = {_n(base)} + {_n(deficit)} / "
             f"{_n(lot.remaining)} = {_n(bankruptcy)}"
         )
         out.check("bankruptcy price", price, _n(bankruptcy))
@@ -1122,13 +1167,14 @@ def _deleveraging_amounts(
         f"units = min(|winner's size| {_n(abs(winner_size))}, units left) = {_n(units)}"
     )
     out.check("units reduced", _n(abs(event.size_reduced)), _n(units))
-    give_up = quantize(units * abs(price - mark), USD_SCALE)
+    give_up = quantize(units * abs(price - base), USD_SCALE)
     last = units == abs(lot.remaining)
     absorbed = deficit if last else min(deficit, give_up)
-    rule = "the deficit left (the last units)" if last else "min(deficit left, u * |B - M|)"
+    each = f"u * |B - {base_name}|"
+    rule = "the deficit left (the last units)" if last else f"min(deficit left, {each})"
     out.lines.append(
         f"absorbed = {rule} = {_n(absorbed)} "
-        f"(u * |B - M| = {_n(units)} * |{_n(price)} - {_n(mark)}| = {_n(give_up)})"
+        f"({each} = {_n(units)} * |{_n(price)} - {_n(base)}| = {_n(give_up)})"
     )
     out.check("absorbed", event.absorbed, _n(absorbed))
 
@@ -1143,13 +1189,15 @@ def explain_event(
     marks_applied: Mapping[str, je.MarkPriceApplied] | None = None,
     fill_before: je.LiquidationFilled | None = None,
     day_ends_before_close: Mapping[str, Mapping[str, Decimal]] | None = None,
+    fill_deficit: FillDeficit | None = None,
 ) -> Explanation:
     """Recompute one decision: `book_before` (the book right before the event) lets a loan
     draw's lending value be recomputed and a decision's recorded marks and holdings be
     compared with the journal's (`marks_applied`: each instrument's latest mark, when
     tracked); `trigger` is a completion's liquidation_triggered; `fill_before` the event
     before a draw, when it is a fill of the same input; `day_ends_before_close` each
-    account's day-end loan principals right before the latest day_closed, for interest."""
+    account's day-end loan principals right before the latest day_closed, for interest;
+    `fill_deficit` the loss of the venue fill the event was decided from, still uncovered."""
     journal = None if book_before is None else _JournalBefore(book_before, marks_applied or {})
     out = Explanation(event.seq, _tag(event))
     out.lines.append(
@@ -1171,7 +1219,7 @@ def explain_event(
         case je.TradeReversed() | je.DepositReversed():
             _explain_reversal(event, book_before, out)
         case je.FundingSettled() | je.WithdrawalRejected() | je.LoanRepaid() | je.BadDebtRecorded():
-            _explain_without_figures(event, policy, book_before, out)
+            _explain_without_figures(event, policy, book_before, out, fill=fill_deficit)
         case je.LiquidationCompleted():
             _explain_completed(event, trigger, policy, out)
         case je.PerpTradeBooked() | je.SpotTradeBooked():
@@ -1181,7 +1229,9 @@ def explain_event(
         case je.InsuranceFundDrawn():
             _explain_draw(event, book_before, fill_before, out)
         case je.AutoDeleveraged():
-            _explain_deleveraging(event, policy, book_before, deleveraged_before, out)
+            _explain_deleveraging(
+                event, policy, book_before, deleveraged_before, out, fill=fill_deficit
+            )
         case _:
             out.lines.append("not a decision taken on figures: nothing to recompute")
     return out
@@ -1235,6 +1285,35 @@ def _fill_of(
     return None
 
 
+def _same_cause(
+    uncovered: tuple[str, FillDeficit] | None, event: je.JournalEventType
+) -> FillDeficit | None:
+    return uncovered[1] if uncovered and uncovered[0] == event.causation_id else None
+
+
+def _uncovered_after(
+    uncovered: tuple[str, FillDeficit] | None, event: je.JournalEventType
+) -> tuple[str, FillDeficit] | None:
+    """A venue fill's loss still uncovered after `event`: set by a losing fill, less each
+    draw of the fund and each reduction decided from the same fill (docs/risk-model.md)."""
+    match event:
+        case je.LiquidationFilled() if event.result < ZERO:
+            return event.causation_id, FillDeficit(-event.result, reduced_before=False)
+        case je.InsuranceFundDrawn() if event.account_id == LIQUIDATION:
+            left = _same_cause(uncovered, event)
+            if left is not None:
+                return event.causation_id, FillDeficit(
+                    left.left - event.amount, left.reduced_before
+                )
+        case je.AutoDeleveraged() if event.bankrupt_account_id == LIQUIDATION:
+            left = _same_cause(uncovered, event)
+            if left is not None:
+                return event.causation_id, FillDeficit(left.left - event.absorbed, True)
+        case _:
+            pass
+    return uncovered
+
+
 def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> list[Explanation]:
     """Explain every event `identifier` names, replaying the journal once for the context
     (the book before each decision, the trigger of each liquidation, where each mark was
@@ -1246,6 +1325,7 @@ def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> l
     previous: je.JournalEventType | None = None
     book = Book()
     day_ends: dict[str, dict[str, Decimal]] = {}  # each account's, before the latest close
+    uncovered: tuple[str, FillDeficit] | None = None  # a fill's loss: its cause, what is left
     found: list[Explanation] = []
     for event in _events(store):
         if event.seq > max(wanted):
@@ -1273,6 +1353,7 @@ def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> l
                     marks_applied=marks_applied,
                     fill_before=_fill_of(previous, event),
                     day_ends_before_close=day_ends,
+                    fill_deficit=_same_cause(uncovered, event),
                 )
             )
         if isinstance(event, je.DayClosed):  # the close folds them: interest needs them before
@@ -1282,6 +1363,7 @@ def explain(store: LedgerStore, identifier: str, policies: AdoptedPolicies) -> l
         if isinstance(event, je.MarkPriceApplied):
             marks_applied[event.instrument] = event
         previous = event
+        uncovered = _uncovered_after(uncovered, event)
         if isinstance(event, je.AutoDeleveraged) and event.account_id is not None:
             before.add(event.account_id)
     return found

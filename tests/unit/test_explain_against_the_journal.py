@@ -16,9 +16,10 @@ from ledger import journal_events as je
 from ledger.adopted_policies import AdoptedPolicies
 from ledger.book import Book, Position
 from ledger.policy import load_policy
-from projections.explain import Explanation, explain, explain_event
+from projections.explain import Explanation, FillDeficit, explain, explain_event
 from tests.ledger_scenario import Scenario
 from tests.unit.test_auto_deleveraging import _crash
+from tests.unit.test_liquidation_fills import _liquidated_long, _perp
 
 POLICY = load_policy(None)
 
@@ -373,4 +374,56 @@ def test_a_limit_call_cleared_as_met_needs_the_loan_back_within_its_limit() -> N
     book.accounts["C1"].credit_limit = Decimal(14000)
     assert explain_event(events[cleared["seq"] - 1], POLICY, book_before=book).differences == [
         "the limit call met: recorded True, recomputed False"
+    ]
+
+
+def _events_until(s: Scenario, type_: str) -> tuple[Book, je.JournalEventType]:
+    """The book right before the first event of `type_`, and that event."""
+    book = Book()
+    for entry in s.store.iter_journal():
+        event = je.decode_journal_record(entry.record)
+        if entry.type == type_:
+            return book, event
+        book.apply(event)
+    raise AssertionError(type_)
+
+
+def test_a_venue_fills_loss_deleveraged_or_written_off_recomputes_from_the_fill() -> None:
+    """test_liquidation_fills' figures: C2's long of 1 taken over at 45,000, the fund holding
+    only the 225 fee. (a) 0.5 executed at 40,000: a loss of 2,500, 225 drawn, 2,275 left,
+    deleveraged against the 0.5 still to execute at B = 45,000 + 2,275 / 0.5 = 49,550.
+    (b) all of it executed at 40,000 with a 10 fee: 5,010 lost, 225 drawn, 4,785 written
+    off. Neither reduction's nor write-off's amounts were recomputed."""
+    s = Scenario()
+    s.mark("BTC-PERP", "60000")
+    s.open("W1")
+    s.deposit("W1", "USD", "100000")
+    _perp(s, "W1", "w1", "sell 1 60000")
+    liquidation = _liquidated_long(s, fund=None)
+    _perp(s, "C2", "v1", "sell 0.5 40000", liquidation_id=liquidation)
+    explained = {e.type: e for e in explain(s.store, liquidation, AdoptedPolicies.of(POLICY))}
+    lines = explained["auto_deleveraged"].lines
+    assert explained["auto_deleveraged"].consistent
+    assert (
+        "bankruptcy price B = P_t + deficit / s = 45000 + 2275.00 / 0.5 = 49550.00000000" in lines
+    )
+    assert "  absorbed: recorded 2275.00 = recomputed ✓" in lines
+    book, reduction = _events_until(s, "auto_deleveraged")
+    fill = FillDeficit(Decimal("2000.00"), reduced_before=False)
+    assert explain_event(reduction, POLICY, book_before=book, fill_deficit=fill).differences == [
+        "bankruptcy price: recorded 49550.00000000, recomputed 49000.00000000",
+        "absorbed: recorded 2275.00, recomputed 2000.00",
+    ]
+
+    s = Scenario()
+    liquidation = _liquidated_long(s, fund=None)
+    _perp(s, "C2", "v1", "sell 1 40000", fee="10", liquidation_id=liquidation)
+    explained = {e.type: e for e in explain(s.store, liquidation, AdoptedPolicies.of(POLICY))}
+    debt = explained["bad_debt_recorded"]
+    assert (debt.consistent, debt.checks) == (True, 2)
+    assert "  cash written off: recorded 4785.00 = recomputed ✓" in debt.lines
+    book, written_off = _events_until(s, "bad_debt_recorded")
+    fill = FillDeficit(Decimal("4000.00"), reduced_before=False)
+    assert explain_event(written_off, POLICY, book_before=book, fill_deficit=fill).differences == [
+        "cash written off: recorded 4785.00, recomputed 4000.00"
     ]
