@@ -134,14 +134,7 @@ def test_requests_refused_for_an_open_call_are_checked_against_the_call_the_jour
     BTC at 60,000 (fee 30): 20,030 drawn on the loan, 5,030 past the limit, a call. A
     withdrawal and a loan draw asked while it is open are refused."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1", credit="15000")
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash("15000")
     (call,) = s.events("margin_call_issued")
     s.send("withdrawal_requested", account_id="C1", asset="BTC", amount="0.1")
     s.send("loan_draw_requested", account_id="C1", amount="1")
@@ -201,14 +194,7 @@ def test_a_liquidation_at_a_limit_calls_deadline_is_explained_by_the_loan_above_
     liquidated at the deadline. The explanation said the liquidation was inconsistent
     (it held every call to the equity's rule)."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1", credit="15000")
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash("15000")
     s.at(25)
     s.mark("BTC", "60000")
     (trigger,) = s.events("liquidation_triggered")
@@ -349,14 +335,7 @@ def test_a_limit_call_cleared_as_met_needs_the_loan_back_within_its_limit() -> N
     (15,000) and the lending value (1.5 x 60,000 x 0.30 = 27,000): met. The explanation
     held it to the equity's rule (healthy) alone."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1", credit="15000")
-    s.deposit("C1", "BTC", "1")
-    s.deposit("C1", "USD", "10000")
-    s.send(
-        "spot_trade", account_id="C1", trade_id="t1", symbol="BTC/USD", side="buy",
-        quantity="0.5", price="60000", fee="30",
-    )  # fmt: skip
+    s.spot_buy_beyond_cash("15000")
     s.deposit("C1", "USD", "5030")
     s.send("loan_repayment", account_id="C1", amount="5030")
     (cleared,) = s.events("margin_call_cleared")
