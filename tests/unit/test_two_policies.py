@@ -71,6 +71,12 @@ def _margin(document: dict[str, object]) -> dict[str, str]:
     return row  # type: ignore[no-any-return]
 
 
+def _digests(folder: Path) -> tuple[str, str]:
+    """The SHA-256 of policy A's file and of B's."""
+    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    return a, b
+
+
 def _level(equity: str, maintenance: str) -> str:
     return str((Decimal(equity) / Decimal(maintenance)).quantize(EIGHT_PLACES))
 
@@ -163,7 +169,7 @@ def test_a_monthly_statement_names_each_policy_in_force_and_from_which_day(
     """November spans the change: A valued the close of 2026-11-02 (maintenance
     requirement 60,000 * 0.60 = 36,000), B, adopted at seq 9, that of 2026-11-03
     (60,000 * 0.70 = 42,000); equity 59,997.81 then 59,895.62 (module docstring)."""
-    a_digest, b_digest = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    a_digest, b_digest = _digests(folder)
     with LedgerStore.open(f"sqlite:///{folder / 'ledger.db'}", read_only=True) as store:
         adopted_at = {
             e.seq: json.loads(e.record)["recorded_at"]
@@ -296,8 +302,8 @@ def test_a_missing_document_is_refused_naming_its_version_and_digest(
         )
 
 
-def test_a_document_altered_in_the_store_is_refused(folder: Path, tmp_path: Path) -> None:
-    """A kept document whose SHA-256 is not the one its `policy_adopted` recorded."""
+def _altered_store(folder: Path, tmp_path: Path) -> Path:
+    """A copy of the two-policy store whose document kept at seq 9 is A's file, not B's."""
     with (
         sqlite3.connect(folder / "ledger.db") as source,
         sqlite3.connect(tmp_path / "ledger.db") as copy,
@@ -308,6 +314,12 @@ def test_a_document_altered_in_the_store_is_refused(folder: Path, tmp_path: Path
             "AND originator_version = 9",
             ((folder / "a.toml").read_bytes(),),
         )
+    return tmp_path
+
+
+def test_a_document_altered_in_the_store_is_refused(folder: Path, tmp_path: Path) -> None:
+    """A kept document whose SHA-256 is not the one its `policy_adopted` recorded."""
+    _altered_store(folder, tmp_path)
     with (
         LedgerStore.open(f"sqlite:///{tmp_path / 'ledger.db'}", read_only=True) as store,
         pytest.raises(PolicyDocumentAltered, match="the store keeps at seq 9"),
@@ -321,7 +333,7 @@ def test_a_document_altered_in_the_store_is_refused(folder: Path, tmp_path: Path
 
 def test_audit_verify_checks_each_adopted_policys_document(folder: Path) -> None:
     """Both documents kept, each hashing to the digest its `policy_adopted` recorded."""
-    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    a, b = _digests(folder)
     done = _ledger(folder, "audit", "verify")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[1:] == [
@@ -336,17 +348,8 @@ def test_audit_verify_fails_on_a_policy_document_altered_in_the_store(
     folder: Path, tmp_path: Path
 ) -> None:
     """seq 9's kept document replaced by A's file: the chain holds, the document does not."""
-    with (
-        sqlite3.connect(folder / "ledger.db") as source,
-        sqlite3.connect(tmp_path / "ledger.db") as copy,
-    ):
-        source.backup(copy)
-        copy.execute(
-            "UPDATE stored_events SET state = ? WHERE topic = 'policy_document' "
-            "AND originator_version = 9",
-            ((folder / "a.toml").read_bytes(),),
-        )
-    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    _altered_store(folder, tmp_path)
+    a, b = _digests(folder)
     done = _ledger(tmp_path, "audit", "verify")
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines()[0].startswith("journal verified: 13 records, seq 1..13")
@@ -361,7 +364,7 @@ def test_audit_verify_fails_on_a_policy_document_altered_in_the_store(
 def test_audit_verify_of_an_older_store_needs_the_files_given(folder: Path, tmp_path: Path) -> None:
     """No document kept: each missing one fails, until `--policy` gives the files."""
     older = _older_store(folder, tmp_path)
-    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    a, b = _digests(folder)
     done = _ledger(older, "audit", "verify")
     assert done.returncode == 1, done.stdout + done.stderr
     missing = ": policy_document_missing: neither kept in the store nor given with --policy"
@@ -387,7 +390,7 @@ def test_audit_verify_of_an_export_names_the_policies_it_could_not_check(
     """An exported journal carries no document: checked only against files given."""
     exported = _ledger(folder, "journal", "export", "--out", "journal.jsonl")
     assert exported.returncode == 0, exported.stderr
-    a, b = (load_policy(folder / name).digest for name in ("a.toml", "b.toml"))
+    a, b = _digests(folder)
     done = _ledger(folder, "audit", "verify", "--file", "journal.jsonl")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[1:] == [
