@@ -119,6 +119,20 @@ class DomReader(HTMLParser):
         return found[0].text.strip()
 
 
+def laid_out_dom(page: Path, width_px: int, height_px: int) -> str:
+    """The DOM of `page` once Chromium has laid it out (and run its script) in a window of
+    that size: a test's script there writes what it measured into the DOM."""
+    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
+    result = subprocess.run(
+        [chromium(), *flags, f"--window-size={width_px},{height_px}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=chromium_run_timeout_s,
+        check=True,
+    )
+    return result.stdout
+
+
 def run_chromium(browser: str, profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *arguments],

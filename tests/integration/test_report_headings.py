@@ -8,16 +8,14 @@ read 'aut' 'o_de' 'lev' 'er' 'age' 'd' for `auto_deleveraged` and 'bad' '_de' 'b
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from app.html_report import STYLE, Row, view_table
 from projections.tables import TABLES_BY_VIEW
-from tests.integration.test_report_browser import CHROMIUM_FLAGS, chromium
+from tests.integration.test_report_browser import laid_out_dom
 
-chromium_timeout_s = 120
 report_width_px = 1400  # the window the report's browser test lays the report out in
 
 # Each heading's characters after which the line changed, but for an underscore.
@@ -67,16 +65,8 @@ def test_a_view_tables_headings_break_only_between_words(tmp_path: Path) -> None
         f"<body>{table}{_BROKEN_HEADINGS_SCRIPT}</body></html>",
         encoding="utf-8",
     )
-    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
-    flags.append(f"--window-size={report_width_px},1000")
-    result = subprocess.run(
-        [chromium(), *flags, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=chromium_timeout_s,
-        check=True,
-    )
-    body = re.search(r'<body data-broken="([^"]*)" data-headings="(\d+)"', result.stdout)
-    assert body is not None, result.stdout[-2000:]
+    dom = laid_out_dom(page, report_width_px, 1000)
+    body = re.search(r'<body data-broken="([^"]*)" data-headings="(\d+)"', dom)
+    assert body is not None, dom[-2000:]
     assert int(body.group(2)) == len(TABLES_BY_VIEW["liquidations"].columns)
     assert body.group(1) == ""

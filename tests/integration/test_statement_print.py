@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.integration.test_report_browser import ARTEFACTS, CHROMIUM_FLAGS, chromium
+from tests.integration.test_report_browser import ARTEFACTS, CHROMIUM_FLAGS, chromium, laid_out_dom
 from tests.ledger_scenario import Scenario
 
 A4_POINTS = (595.28, 841.89)  # float-ok: PDF page sizes in points, not money
@@ -108,20 +108,12 @@ def test_no_figure_of_a_statement_breaks_across_lines_at_a4_width(tmp_path: Path
     probe.write_text(
         page.read_text(encoding="utf-8").replace("</body>", _WRAPPED_FIGURES_SCRIPT + "</body>")
     )
-    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
-    flags.append(f"--window-size={a4_printable_width_px},2000")
-    result = subprocess.run(
-        [chromium(), *flags, "--dump-dom", probe.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=chromium_print_timeout_s,
-        check=True,
-    )
+    dom = laid_out_dom(probe, a4_printable_width_px, 2000)
     body = re.search(
         r'<body data-wrapped="([^"]*)" data-figures="(\d+)" data-overflow="(-?\d+)"',
-        result.stdout,
+        dom,
     )
-    assert body is not None, result.stdout[-2000:]
+    assert body is not None, dom[-2000:]
     assert int(body.group(2)) > 20  # the movements, collateral and figures were measured
     assert body.group(1) == ""
     assert int(body.group(3)) <= 0
