@@ -310,7 +310,8 @@ def embedded_rows(
             f"{replay.replay_events_per_s:,.0f} events/s read from the store "
             f"({replay.replay_to_decode_ratio:.1%} of msgspec decode; exported records, no "
             f"store: {replay.records_replay_to_decode_ratio:.1%}), "
-            f"peak RSS {replay.peak_rss_mib:,.0f} MiB",
+            f"peak RSS {replay.peak_rss_mib:,.0f} MiB, load average {replay.load_before:.1f} "
+            f"before, {replay.load_after:.1f} after",
         ),
     ], target_rows
 

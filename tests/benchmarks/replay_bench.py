@@ -18,6 +18,7 @@ Run `python -m tests.benchmarks.replay_bench [EVENTS [ACCOUNTS]]`.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import tempfile
@@ -52,6 +53,10 @@ class ReplayFigures:
     replay_to_decode_ratio: float  # float-ok: a benchmark ratio
     records_replay_to_decode_ratio: float  # float-ok: a benchmark ratio, no store behind
     peak_rss_mib: float  # float-ok: memory, not money
+    # The machine's other work moves the ratio by a fifth either way at a load of 4 to 9
+    # on 2 cores (docs/performance.md): say how busy it was, before and after.
+    load_before: float  # float-ok: the 1-minute load average
+    load_after: float  # float-ok: the 1-minute load average
 
     def describe(self) -> str:
         return (
@@ -60,7 +65,8 @@ class ReplayFigures:
             f"replay from the store into every view {self.replay_events_per_s:,.0f} events/s "
             f"({self.replay_to_decode_ratio:.3f} of decode); exported records, no store: "
             f"{self.records_replay_to_decode_ratio:.3f} of decode; "
-            f"peak RSS {self.peak_rss_mib:,.0f} MiB"
+            f"peak RSS {self.peak_rss_mib:,.0f} MiB; load average {self.load_before:.1f} "
+            f"before, {self.load_after:.1f} after, {os.cpu_count()} cores"
         )
 
 
@@ -101,6 +107,7 @@ def replay_benchmark(
 ) -> ReplayFigures:
     """Measure and return the figures (and print them)."""
     policy = load_policy(None)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as folder:
         store = _journal(events, accounts, Path(folder))
         try:
@@ -130,6 +137,8 @@ def replay_benchmark(
         replay_to_decode_ratio=decode_s / replay_s,
         records_replay_to_decode_ratio=decode_s / records_replay_s,
         peak_rss_mib=peak_kib / 1024,
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
     )
     print(figures.describe())
     return figures
