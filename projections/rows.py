@@ -138,7 +138,7 @@ def margin_client_row(
 ) -> Row:
     call = account.margin_call
     call_cells: Row = (
-        (None, None, None, None, None)
+        (None, None, None, None, None, None)
         if call is None
         else (
             call.call_id,
@@ -146,6 +146,7 @@ def margin_client_row(
             call.issued_at,
             format_timestamp(call.deadline),
             hours_between(call.issued_at, clock),
+            call.trigger,
         )
     )
     head: Row = (account.account_id, account.investor_class, format_decimal(account.credit_limit))

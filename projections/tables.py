@@ -69,16 +69,17 @@ POSITIONS = Table(
 )
 MARGIN_CLIENTS = Table(
     "margin-clients",
-    "view_margin_clients",
+    "view_margin_clients_triggers",
     _columns(
         "$account_id $investor_class credit_limit market_value eligible_collateral_value "
         "haircut_value lending_value unrealized_pnl loan loan_principal loan_interest ltv "
         "equity initial_requirement maintenance_requirement liquidation_requirement excess "
         "available margin_level $status $call_id call_amount $call_issued_at $call_deadline "
-        "call_age_hours"
+        "call_age_hours $call_trigger"
     ),
     ("account_id",),
     "account_id",
+    replaces="view_margin_clients",  # before the call_trigger column
 )
 COLLATERAL_CONCENTRATION = Table(
     "collateral-concentration",
