@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.commands import (
     EXIT_REFUSED,
+    EXIT_USAGE,
     CommandError,
     open_store,
     policies_of,
@@ -30,7 +31,13 @@ from ledger.invariants import InvariantViolation
 from ledger.reporting import AsOfError
 from ledger.store import LedgerStore, PolicyDocument
 from projections import audit, explain, parquet, policy_audit, render, views
-from projections.database import ProjectionConflict, ViewDatabase, ViewsReadOnly, ViewsUrlError
+from projections.database import (
+    ProjectionConflict,
+    ViewDatabase,
+    ViewsOfOlderCode,
+    ViewsReadOnly,
+    ViewsUrlError,
+)
 from projections.runner import Advance, ProjectionGap, projection_batch_events_max
 from projections.tables import TABLES, TABLES_BY_VIEW
 
@@ -231,12 +238,7 @@ def _replay(args: argparse.Namespace) -> int:
         file_end = outcome.first_seq + outcome.report.count - 1
     with _user_errors(), open_store(args) as store:
         policies = policies_of(args, store)
-        try:
-            live = ViewDatabase.open(args.store)
-        except ViewsReadOnly:
-            # A reader role compares the views the owner maintains, as they stand.
-            live = ViewDatabase.open(args.store, create=False)
-        with live:
+        with _live_views(args.store) as live:
             seq = live.position().last_seq
             if seq == 0:
                 journal_seq = store.last_seq()
@@ -281,6 +283,23 @@ def _replay(args: argparse.Namespace) -> int:
     )
     snapshots_differ = args.file is None and _check_snapshots(args)
     return 1 if found or snapshots_differ else 0
+
+
+def _live_views(url: str) -> ViewDatabase:
+    """The live views to compare, as they stand. Views an older version wrote are not opened
+    to write: that open empties them for a rebuild from seq 1, and the replay then found
+    nothing to compare where the owner's views had stood."""
+    try:
+        ViewDatabase.open(url, create=False).close()
+    except ViewsOfOlderCode as error:
+        raise CommandError(f"nothing to compare: {error}, then replay again", EXIT_USAGE) from None
+    except ViewsReadOnly:
+        pass  # never built: the open below makes them (empty), or says who may
+    try:
+        return ViewDatabase.open(url)
+    except ViewsReadOnly:
+        # A reader role compares the views the owner maintains, as they stand.
+        return ViewDatabase.open(url, create=False)
 
 
 def _check_snapshots(args: argparse.Namespace) -> bool:

@@ -65,6 +65,11 @@ class ViewsReadOnly(RuntimeError):
     another user), or may not read the views the owner built."""
 
 
+class ViewsOfOlderCode(ViewsReadOnly):
+    """Views opened to read as they stand were written by an older version of the ledger:
+    only a writer's open (`create=True`) rebuilds them, from seq 1."""
+
+
 # SQLite's primary result codes (the low byte of an extended code) that say the file, its
 # folder or its WAL index cannot be written by this process.
 _SQLITE_PRIMARY_CODE = 0xFF
@@ -384,7 +389,7 @@ class ViewDatabase:
         with self.transaction(write=False) as cursor:
             older = [table.view for table in self._older_code_tables(cursor)]
         if older:
-            raise ViewsReadOnly(
+            raise ViewsOfOlderCode(
                 f"the views in {self.description} were written by an older version of the "
                 f"ledger (its {', '.join(older)} view): the owner role's `ledger report VIEW` "
                 "rebuilds them from the journal"
