@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.unit.test_margin_call_triggers import _make_older, calls_by_account, two_calls
+from projections.tables import MARGIN_CALLS
+from tests.ledger_scenario import Scenario
 
 
 def _position(path: Path) -> list[tuple[str, int]]:
@@ -25,16 +26,14 @@ def test_replay_of_views_an_older_version_wrote_says_so_and_leaves_them(
     'the views were never built': the owner's views were gone, and the auditor misled."""
     path = tmp_path / "ledger.db"
     url = f"sqlite:///{path}"
-    two_calls(url)
-    calls_by_account(url, capsys)  # the owner's report built the views
+    Scenario(url).spot_buy_beyond_cash("15000")  # a credit-limit call among the views' rows
+    assert main(["--store", url, "report", "margin-calls"]) == 0  # the owner's report
+    # As a version older than this table of calls left the views: without it.
     with sqlite3.connect(path) as connection:
-        (stood,) = connection.execute("SELECT * FROM projection_position").fetchall()
-    _make_older(url)  # as code older than the trigger columns left them, at that position
-    with sqlite3.connect(path) as connection:
-        connection.execute("DELETE FROM projection_position")
-        connection.execute("INSERT INTO projection_position VALUES (?, ?, ?, ?)", stood)
+        connection.execute(f"DROP TABLE {MARGIN_CALLS.sql_name}")
     built = _position(path)
     assert built[0][1] > 0
+    capsys.readouterr()
     assert main(["--store", url, "audit", "replay"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1
@@ -45,6 +44,6 @@ def test_replay_of_views_an_older_version_wrote_says_so_and_leaves_them(
     ) in error
     assert _position(path) == built  # left as they stood
 
-    calls_by_account(url, capsys)  # the owner's report rebuilds them
+    assert main(["--store", url, "report", "margin-calls"]) == 0  # the owner rebuilds them
     assert main(["--store", url, "audit", "replay"]) == 0
     assert "every view is identical" in capsys.readouterr().out
