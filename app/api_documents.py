@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
 
+from ledger.journal_events import MarginCallTrigger
+
 Shape = TypeVar("Shape", bound=msgspec.Struct)
 
 Figure = str  # an exact decimal, as a string
@@ -33,6 +35,14 @@ class MarginCallDocument(msgspec.Struct, frozen=True, kw_only=True):
     call_id: str
     issued_at: str
     amount: Figure
+    trigger: Annotated[
+        MarginCallTrigger,
+        msgspec.Meta(
+            description="why the call was issued: the equity below the maintenance "
+            "requirement, or the loan past its credit limit or lending value (the status may "
+            "then read healthy)"
+        ),
+    ]
 
 
 class FiguresDocument(msgspec.Struct, frozen=True, kw_only=True):

@@ -142,6 +142,7 @@ def margin_view(
             "call_id": account.margin_call.call_id,
             "issued_at": account.margin_call.issued_at,
             "amount": format_decimal(account.margin_call.amount),
+            "trigger": account.margin_call.trigger,
         },
         "positions": positions,
     }
