@@ -423,12 +423,14 @@ REPORT_COLUMNS: dict[str, tuple[str, ...]] = {
         "margin_level",
         "status",
         "call_amount",
+        "call_trigger",  # why: a limit call stands beside a healthy status
         "call_age_hours",
     ),
     "margin-calls": (
         "account_id",
         "issued_at",
         "amount",
+        "trigger",
         "deadline",
         "equity_at_issue",
         "maintenance_requirement_at_issue",
