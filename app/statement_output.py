@@ -69,6 +69,13 @@ DAILY_CLOSE_COLUMNS = (
     "status",
     "policy",
 )
+# Why an open margin call was issued, by its trigger (docs/risk-model.md "Margin calls"):
+# the sentence a client reads beside the call's amount.
+CALL_REASONS: dict[str, str] = {
+    "below_maintenance_requirement": "the equity fell below the maintenance requirement",
+    "credit_limit_exceeded": "the margin loan exceeded the credit limit",
+    "lending_value_exceeded": "the margin loan exceeded the lending value of the collateral",
+}
 POSITION_NAMES = (
     "market",
     "size",
@@ -128,7 +135,7 @@ def statement_lines(statement: ClientStatement) -> list[dict[str, Any]]:
                 call["call_id"],
                 amount=call["amount"],
                 recorded_at=call["issued_at"],
-                detail=f"deadline {call['deadline']}",
+                detail=f"deadline {call['deadline']}, trigger {call['trigger']}",
             )
         )
     for policy in statement.policies:
@@ -329,7 +336,8 @@ def _loan_and_margin(statement: ClientStatement) -> list[str]:
         if call is None
         else f'<p class="alert">Margin call {html.escape(call["call_id"])}: '
         f"{html.escape(call['amount'])} USD, issued {html.escape(call['issued_at'])}, "
-        f"deadline {html.escape(call['deadline'])}.</p>"
+        f"deadline {html.escape(call['deadline'])}, because "
+        f"{CALL_REASONS[call['trigger']]} ({html.escape(call['trigger'])}).</p>"
     )
     parts = [
         "<h2>Margin loan</h2>",

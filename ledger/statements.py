@@ -389,6 +389,7 @@ def _close(statement: ClientStatement, book: Book, policy: Policy) -> None:
             "issued_at": call.issued_at,
             "amount": format_decimal(call.amount),
             "deadline": format_timestamp(call.deadline),
+            "trigger": call.trigger,
         }
 
 
