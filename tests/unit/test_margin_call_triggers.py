@@ -116,20 +116,15 @@ def rows_by_account(
     return found
 
 
-def test_a_limit_call_names_its_trigger_loan_and_limit_where_an_equity_call_names_none(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("view", [MARGIN_CALLS.view, MARGIN_CLIENTS.view])
+def test_each_call_names_its_trigger_and_a_limit_call_its_loan_and_limit(
+    tmp_path: Path, view: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """margin-calls: C1's limit call names its loan and limit, C2's equity call none;
+    margin-clients: C1 healthy with its limit call open, its trigger saying why."""
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     two_calls(url)
-    assert rows_by_account(url, MARGIN_CALLS.view, capsys) == EXPECTED_CALLS
-
-
-def test_a_clients_open_limit_call_names_its_trigger_where_its_status_is_healthy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    two_calls(url)
-    assert rows_by_account(url, MARGIN_CLIENTS.view, capsys) == EXPECTED_CLIENTS
+    assert rows_by_account(url, view, capsys) == EXPECTED[view]
 
 
 @dataclass(frozen=True)

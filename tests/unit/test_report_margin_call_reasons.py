@@ -14,13 +14,15 @@ from ledger.store import LedgerStore
 from tests.unit.test_margin_call_triggers import two_calls
 
 
-def _cells(table: str, account_id: str) -> list[str]:
-    """The cells of the account's row in one view table's HTML."""
+def _shown(table: str, view: str, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The cells `names` of C1's and C2's rows in the HTML of the view's table."""
+    shown = {}
     for row in re.findall(r"<tr>(.*?)</tr>", table):
         cells = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
-        if cells and cells[0] == account_id:
-            return cells
-    raise AssertionError(f"no row of {account_id}")
+        if cells and cells[0] in ("C1", "C2"):
+            by_column = dict(zip(html_report.REPORT_COLUMNS[view], cells, strict=True))
+            shown[cells[0]] = tuple(by_column[name] for name in names)
+    return shown
 
 
 def test_the_reports_margin_tables_name_each_calls_trigger_beside_its_amount(
@@ -35,32 +37,16 @@ def test_the_reports_margin_tables_name_each_calls_trigger_beside_its_amount(
     with LedgerStore.open(url, read_only=True) as store:
         views = html_report.projection_views(store, policy, store.last_seq())
 
-    def scale_of(code: str) -> int:
-        return policy.asset(code).scale
+    def table(view: str) -> str:
+        return html_report.view_table(view, views[view], lambda code: policy.asset(code).scale)
 
-    clients = html_report.view_table("margin-clients", views["margin-clients"], scale_of)
-    columns = html_report.REPORT_COLUMNS["margin-clients"]
-    c1 = dict(zip(columns, _cells(clients, "C1"), strict=True))
-    assert (c1["status"], c1["equity"], c1["maintenance_requirement"]) == (
-        "healthy",
-        "33,970.00",
-        "32,400.00",
-    )
-    assert (c1["call_amount"], c1["call_trigger"]) == ("5,030.00", "credit_limit_exceeded")
-    c2 = dict(zip(columns, _cells(clients, "C2"), strict=True))
-    assert (c2["status"], c2["call_amount"], c2["call_trigger"]) == (
-        "margin_call",
-        "600.00",
-        "below_maintenance_requirement",
-    )
-
-    calls = html_report.view_table("margin-calls", views["margin-calls"], scale_of)
-    columns = html_report.REPORT_COLUMNS["margin-calls"]
-    c1 = dict(zip(columns, _cells(calls, "C1"), strict=True))
-    assert (c1["amount"], c1["trigger"], c1["equity_at_issue"]) == (
-        "5,030.00",
-        "credit_limit_exceeded",
-        "69,970.00",
-    )
-    c2 = dict(zip(columns, _cells(calls, "C2"), strict=True))
-    assert (c2["amount"], c2["trigger"]) == ("600.00", "below_maintenance_requirement")
+    clients = ("status", "equity", "maintenance_requirement", "call_amount", "call_trigger")
+    assert _shown(table("margin-clients"), "margin-clients", clients) == {
+        "C1": ("healthy", "33,970.00", "32,400.00", "5,030.00", "credit_limit_exceeded"),
+        "C2": ("margin_call", "21,000.00", "21,600.00", "600.00", "below_maintenance_requirement"),
+    }
+    calls = ("amount", "trigger", "equity_at_issue")
+    assert _shown(table("margin-calls"), "margin-calls", calls) == {
+        "C1": ("5,030.00", "credit_limit_exceeded", "69,970.00"),
+        "C2": ("600.00", "below_maintenance_requirement", "21,000.00"),
+    }
