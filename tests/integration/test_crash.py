@@ -56,11 +56,16 @@ class Feeder(threading.Thread):
         self._names = TopicNames(prefix)
         self._records = records
         self.error: BaseException | None = None
+        # Chunks are published only while it is set: a test pauses the inbox while no
+        # ledger runs, so that the records arrive while one is at work.
+        self.publishing = threading.Event()
+        self.publishing.set()
 
     def run(self) -> None:
         try:
             asyncio.run(ensure_topics(self._kafka, self._names))
             for start in range(0, len(self._records), publish_chunk_records):
+                self.publishing.wait()
                 chunk = self._records[start : start + publish_chunk_records]
                 self._publish(chunk)
                 time.sleep(publish_pause_s)
@@ -95,6 +100,7 @@ def _finish_and_check(
     service: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Let `service` (or a new `ledger run`) finish the inbox; then check everything."""
+    feeder.publishing.set()
     feeder.join(timeout=finish_timeout_s)
     assert feeder.error is None, feeder.error
     expected = reference_journal(inbox, tmp_path)
@@ -136,13 +142,22 @@ def test_kill_nine_at_random_instants_loses_and_duplicates_nothing(
     store = f"sqlite:///{tmp_path / 'run.db'}"
     records, inbox = _records(tmp_path)
     feeder = Feeder(kafka_bootstrap, kafka_topic_prefix, records)
+    feeder.publishing.clear()
     feeder.start()
     log = tmp_path / "run.log"
     killed_at: list[int] = []  # the journal's last seq after each kill
-    for _kill in range(kills):
-        service = start_service(store, kafka_bootstrap, kafka_topic_prefix, log)
+    for kill in range(kills):
+        # Every other kill counts its instant from the service's readiness: on a loaded
+        # machine the start alone can outlast kill_after_max_s, and every kill then fell
+        # before the first decision. The others may land in the start (replay, clients).
+        ready = kill % 2 == 1
+        service = start_service(
+            store, kafka_bootstrap, kafka_topic_prefix, log, free_port() if ready else 0
+        )
+        feeder.publishing.set()
         time.sleep(rng.uniform(kill_after_min_s, kill_after_max_s))  # the random instant
         service.send_signal(signal.SIGKILL)
+        feeder.publishing.clear()
         service.wait(timeout=30)
         killed_at.append(len(store_journal(store)))
     _finish_and_check(
