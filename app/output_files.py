@@ -9,6 +9,7 @@ removed when the writing fails, and the failure names the file the person named 
 command line's one line for a file that cannot be written, exit status 1). A folder of
 statements is written the same way, its files moved into the folder once every one of them
 is complete. Output to stdout is written in pieces for the same reason (`write_stdout`).
+A device or a pipe named as the output (`--out /dev/null`) is written into directly.
 """
 
 from __future__ import annotations
@@ -54,10 +55,20 @@ def _named(error: OSError, partial: Path, path: Path) -> OSError | None:
     return OSError(error.errno, error.strerror or str(error), str(path))
 
 
+def _is_stream(path: Path) -> bool:
+    """A device or a pipe (`--out /dev/null`, a FIFO): nothing to write whole, and a file
+    renamed over it would replace it (run as root, the machine's /dev/null itself)."""
+    return path.is_char_device() or path.is_block_device() or path.is_fifo()
+
+
 @contextmanager
 def written_whole(path: Path) -> Iterator[Path]:
     """The path to write `path`'s content into; renamed onto `path` when the block ends
-    without an exception, removed when it does not."""
+    without an exception, removed when it does not. A device or a pipe is written into
+    directly."""
+    if _is_stream(path):
+        yield path
+        return
     partial = _partial(path)
     try:
         yield partial

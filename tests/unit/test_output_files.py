@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,23 @@ def test_an_access_log_that_cannot_be_written_is_one_sentence(store_folder: Path
     done = _ledger("api", "--insecure-no-auth", "--access-log", "logs", cwd=store_folder)
     assert done.returncode == 1, done.stderr
     assert done.stderr == "ledger: --access-log logs cannot be written: Is a directory\n"
+
+
+def test_an_output_to_a_pipe_is_written_into_it_never_renamed_over_it(
+    store_folder: Path, tmp_path: Path
+) -> None:
+    """`--out` naming a device or a pipe writes into it: a file renamed over it replaced it
+    (run as root, `ledger report VIEW --out /dev/null`, docs/operations.md's upgrade step,
+    made the machine's /dev/null a regular file). A FIFO stands for the device here."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # the view fits the pipe's buffer
+    try:
+        done = _ledger(
+            "report", "margin-calls", "--format", "csv", "--out", str(pipe), cwd=store_folder
+        )
+        assert done.returncode == 0, done.stderr
+        assert stat.S_ISFIFO(pipe.stat().st_mode)
+        assert os.read(reader, 65536).decode().startswith("call_id,account_id,issued_seq,")
+    finally:
+        os.close(reader)
