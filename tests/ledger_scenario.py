@@ -68,6 +68,16 @@ class Scenario:
         self.deposit("C1", "USD", "10000")
         self.perp_buy("C1", "p1", "0.1", "60000", fee="3")
 
+    def btc_loan_withdrawn(self) -> None:
+        """C1 holds 1 BTC at the mark of 60,000, draws a 15,000 margin loan and withdraws
+        it: E = m - 15,000 at a BTC mark m, IR 0.7 m, MR 0.6 m, LR 0.5 m (45,000 / 42,000
+        / 36,000 / 30,000 at 60,000)."""
+        self.mark("BTC", "60000")
+        self.open("C1")
+        self.deposit("C1", "BTC", "1")
+        self.send("loan_draw_requested", account_id="C1", amount="15000")
+        self.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+
     def spot_buy_beyond_cash(self, credit: str) -> None:
         """C1 (credit limit `credit`) holds 1 BTC at the mark of 60,000 and 10,000 USD, then
         buys 0.5 BTC at 60,000 with a 30 fee as trade t1: 30,030 USD, 20,030 beyond its

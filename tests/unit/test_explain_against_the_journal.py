@@ -265,11 +265,7 @@ def test_bad_debt_is_what_the_journal_left_the_liquidated_account_owing() -> Non
     the 5,000 left, with no USD to repay it, is the broker's bad debt. The explanation
     checked nothing ('records no figures')."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
-    s.send("loan_draw_requested", account_id="C1", amount="15000")
-    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.btc_loan_withdrawn()
     s.mark("BTC", "10000")
     (debt,) = s.events("bad_debt_recorded")
     assert (debt["loan_written_off"], debt["cash_written_off"]) == ("5000.00", "0")

@@ -215,11 +215,7 @@ def test_a_liquidation_waits_for_a_fresh_mark_and_happens_on_it() -> None:
     """1 BTC at 60,000 and a 15,000 loan withdrawn: E = m - 15,000, LR = 0.5 m, so below
     m = 30,000 the account is liquidated. The BTC mark is 29,000 but 16 minutes old."""
     s = Scenario()
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
-    s.send("loan_draw_requested", account_id="C1", amount="15000")
-    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.btc_loan_withdrawn()
     s.at(1)
     s.mark("BTC", "36000")  # E = 21,000 < MR 21,600: a call, on a fresh mark
     s.at(2)

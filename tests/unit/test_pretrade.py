@@ -56,11 +56,7 @@ def _figure(result: PreTradeCheck, when: str, name: str) -> Decimal:
 
 def _one_btc_with_loan(s: Scenario) -> None:
     """1 BTC at 60,000 and a 15,000 loan withdrawn: E = 45,000, IR = 42,000."""
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
-    s.send("loan_draw_requested", account_id="C1", amount="15000")
-    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.btc_loan_withdrawn()
 
 
 def _usd_trader(s: Scenario, investor_class: str = "professional") -> None:

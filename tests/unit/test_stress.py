@@ -42,11 +42,7 @@ def _stress(s: Scenario, shock: str) -> StressResult:
 
 def _borrower(s: Scenario) -> None:
     """1 BTC at 60,000, a 15,000 loan withdrawn: E = m - 15,000; IR 0.7m, MR 0.6m, LR 0.5m."""
-    s.mark("BTC", "60000")
-    s.open("C1")
-    s.deposit("C1", "BTC", "1")
-    s.send("loan_draw_requested", account_id="C1", amount="15000")
-    s.send("withdrawal_requested", account_id="C1", asset="USD", amount="15000")
+    s.btc_loan_withdrawn()
 
 
 def _perp_trader(s: Scenario, fund: str) -> None:
